@@ -1,0 +1,12 @@
+"""hybridrank: learning to rank from user clicks and LLM relevance labels.
+
+Subpackages, lowest layer first: ``data`` and ``evaluate``; ``labels`` and
+``features``; ``gbdt`` and ``neural``; ``ensemble``; ``tuning``; ``cli``.
+Lower layers never import higher ones.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

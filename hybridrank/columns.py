@@ -1,0 +1,71 @@
+"""Column names of every table hybridrank reads or writes: the one schema module.
+
+Tables (pandas DataFrames, stored as parquet):
+
+* Collection: ``docs(docid, text[, title])``, ``queries(qid, text)``,
+  ``qrels(qid, docid, grade)``.
+* Impression log, one row per shown result:
+  ``session_id, ts, qid, docid, position (1-based), click (0/1), dwell_s``.
+* Candidate table, one row per (qid, docid) to rank, rows of a query
+  contiguous and sorted by qid: feature columns, the labels ``y_click``,
+  ``y_llm``, ``y_expert`` (qrels, evaluation only), ``freq``, ``bucket`` and a
+  score column per model.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+QID: Final = "qid"
+DOCID: Final = "docid"
+TEXT: Final = "text"
+TITLE: Final = "title"
+GRADE: Final = "grade"
+
+SESSION_ID: Final = "session_id"
+TS: Final = "ts"
+POSITION: Final = "position"
+CLICK: Final = "click"
+DWELL_S: Final = "dwell_s"
+
+Y_CLICK: Final = "y_click"
+Y_LLM: Final = "y_llm"
+Y_EXPERT: Final = "y_expert"
+FREQ: Final = "freq"
+BUCKET: Final = "bucket"
+FOLD: Final = "fold"
+
+BM25: Final = "bm25"
+BM25_RANK: Final = "bm25_rank"
+
+DOC_COLUMNS: Final = (DOCID, TEXT)
+QUERY_COLUMNS: Final = (QID, TEXT)
+QREL_COLUMNS: Final = (QID, DOCID, GRADE)
+IMPRESSION_COLUMNS: Final = (SESSION_ID, TS, QID, DOCID, POSITION, CLICK, DWELL_S)
+LABEL_COLUMNS: Final = (Y_CLICK, Y_LLM, Y_EXPERT)
+
+__all__ = [
+    "BM25",
+    "BM25_RANK",
+    "BUCKET",
+    "CLICK",
+    "DOCID",
+    "DOC_COLUMNS",
+    "DWELL_S",
+    "FOLD",
+    "FREQ",
+    "GRADE",
+    "IMPRESSION_COLUMNS",
+    "LABEL_COLUMNS",
+    "POSITION",
+    "QID",
+    "QREL_COLUMNS",
+    "QUERY_COLUMNS",
+    "SESSION_ID",
+    "TEXT",
+    "TITLE",
+    "TS",
+    "Y_CLICK",
+    "Y_EXPERT",
+    "Y_LLM",
+]

@@ -1,0 +1,57 @@
+"""Collections, click logs, the BM25 first stage, the click-world simulator and query splits."""
+
+from __future__ import annotations
+
+from hybridrank.data._bm25 import FirstStageConfig, bm25_candidates
+from hybridrank.data._clicklogs import (
+    ctr_by_rank,
+    examination_from_ctr,
+    read_clara2,
+    read_yandex_sample,
+)
+from hybridrank.data._clickworld import (
+    CLICK_SIMULATORS,
+    DEFAULT_EXAMINATION,
+    CascadeSimulator,
+    ClickSimulator,
+    PositionBasedSimulator,
+    SimulationConfig,
+    simulate_click_log,
+    zipf_popularity,
+)
+from hybridrank.data._collection import Collection
+from hybridrank.data._loaders import load_nfcorpus, load_trec, read_stopwords
+from hybridrank.data._sources import (
+    NFCORPUS_SHA256,
+    NFCORPUS_URL,
+    fetch_nfcorpus,
+    resolve_nfcorpus_dir,
+)
+from hybridrank.data._splits import fold_of_rows, query_folds
+
+__all__ = [
+    "CLICK_SIMULATORS",
+    "DEFAULT_EXAMINATION",
+    "NFCORPUS_SHA256",
+    "NFCORPUS_URL",
+    "CascadeSimulator",
+    "ClickSimulator",
+    "Collection",
+    "FirstStageConfig",
+    "PositionBasedSimulator",
+    "SimulationConfig",
+    "bm25_candidates",
+    "ctr_by_rank",
+    "examination_from_ctr",
+    "fetch_nfcorpus",
+    "fold_of_rows",
+    "load_nfcorpus",
+    "load_trec",
+    "query_folds",
+    "read_clara2",
+    "read_stopwords",
+    "read_yandex_sample",
+    "resolve_nfcorpus_dir",
+    "simulate_click_log",
+    "zipf_popularity",
+]

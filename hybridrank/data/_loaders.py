@@ -1,0 +1,165 @@
+"""Loaders for the NFCorpus release layout and a generic TREC-style layout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.data._collection import Collection, UnknownIds, drop_unknown_qrels
+from hybridrank.data._formats import LINE, read_docs_jsonl, read_id_text_tsv, read_trec_qrels
+from hybridrank.errors import DataFormatError
+
+logger = logging.getLogger(__name__)
+
+NFCORPUS_QUERY_TYPES = ("titles", "all", "vid-titles", "vid-desc", "nontopic-titles")
+NFCORPUS_SPLITS = ("train", "dev", "test")
+
+
+def load_nfcorpus(
+    root: str | Path,
+    *,
+    query_type: str = "titles",
+    splits: Sequence[str] = ("dev", "test"),
+    unknown_ids: UnknownIds = "drop",
+) -> Collection:
+    """Load NFCorpus from its original release layout.
+
+    Reads ``{split}.docs``, ``{split}.{query_type}.queries`` and
+    ``{split}.3-2-1.qrel`` for each split and merges them. A document listed in
+    several splits must have the same text in each. Queries without any judged
+    document are kept (they are counted, not hidden, by every report).
+
+    Args:
+        root: Directory holding the release files (``../shared/datasets/nfcorpus``).
+        query_type: One of ``titles`` (default), ``all``, ``vid-titles``,
+            ``vid-desc``, ``nontopic-titles``.
+        splits: Which splits to merge; default dev+test (the complete ones).
+        unknown_ids: What to do with judged pairs naming documents outside the
+            loaded splits: ``"drop"`` (default; the release has a few, counted and
+            logged) or ``"error"``.
+    """
+    root = Path(root)
+    if query_type not in NFCORPUS_QUERY_TYPES:
+        raise DataFormatError(
+            f"unknown NFCorpus query type {query_type!r}; choose from {NFCORPUS_QUERY_TYPES}",
+            path=root,
+        )
+    if not splits:
+        raise DataFormatError("no split chosen; choose from train, dev, test", path=root)
+    for split in splits:
+        if split not in NFCORPUS_SPLITS:
+            raise DataFormatError(
+                f"unknown NFCorpus split {split!r}; choose from {NFCORPUS_SPLITS}", path=root
+            )
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: NFCorpus directory not found")
+
+    docs_parts, query_parts, qrel_parts = [], [], []
+    for split in splits:
+        docs = read_id_text_tsv(root / f"{split}.docs", id_column=C.DOCID)
+        docs["_source"] = f"{split}.docs"
+        docs_parts.append(docs)
+        queries = read_id_text_tsv(root / f"{split}.{query_type}.queries", id_column=C.QID)
+        queries["_source"] = f"{split}.{query_type}.queries"
+        query_parts.append(queries)
+        qrels = read_trec_qrels(root / f"{split}.3-2-1.qrel")
+        qrels["_source"] = f"{split}.3-2-1.qrel"
+        qrel_parts.append(qrels)
+
+    docs = _merge_splits(pd.concat(docs_parts, ignore_index=True), C.DOCID, root)
+    queries = _merge_splits(pd.concat(query_parts, ignore_index=True), C.QID, root)
+    qrels = pd.concat(qrel_parts, ignore_index=True)
+    qrels = qrels.drop_duplicates([C.QID, C.DOCID, C.GRADE], ignore_index=True)
+    clash = qrels.duplicated([C.QID, C.DOCID], keep=False)
+    if clash.any():
+        bad = qrels.loc[clash].iloc[-1]
+        raise DataFormatError(
+            f"pair ({bad[C.QID]!r}, {bad[C.DOCID]!r}) has different grades in two splits",
+            path=root / str(bad["_source"]),
+            line=int(bad[LINE]),
+            column=C.GRADE,
+        )
+    qrels = drop_unknown_qrels(
+        qrels, docs[C.DOCID], queries[C.QID], source=str(root), policy=unknown_ids
+    )
+    # Only queries of the chosen type are kept; qrels of other query types are not.
+    qrels = qrels.loc[qrels[C.QID].isin(queries[C.QID])]
+    return Collection(
+        name=f"nfcorpus-{query_type}",
+        docs=docs.drop(columns=[LINE, "_source"]).reset_index(drop=True),
+        queries=queries.drop(columns=[LINE, "_source"]).reset_index(drop=True),
+        qrels=qrels[list(C.QREL_COLUMNS)].reset_index(drop=True),
+    )
+
+
+def _merge_splits(frame: pd.DataFrame, key: str, root: Path) -> pd.DataFrame:
+    """Keep one row per id; the same id must carry the same text in every split."""
+    first = frame.drop_duplicates(key, keep="first")
+    repeated = frame.loc[frame.duplicated(key, keep="first")]
+    if not repeated.empty:
+        merged = repeated.merge(first[[key, C.TEXT]], on=key, suffixes=("", "_first"))
+        differ = merged[C.TEXT] != merged[f"{C.TEXT}_first"]
+        if differ.any():
+            bad = merged.loc[differ].iloc[0]
+            raise DataFormatError(
+                f"id {bad[key]!r} appears in two splits with different text",
+                path=root / str(bad["_source"]),
+                line=int(bad[LINE]),
+                column=C.TEXT,
+            )
+    return first
+
+
+def load_trec(
+    root: str | Path,
+    *,
+    name: str | None = None,
+    unknown_ids: UnknownIds = "error",
+) -> Collection:
+    """Load a TREC-style directory.
+
+    Layout:
+        * ``docs.tsv`` (``DOCID<TAB>TEXT`` or ``DOCID<TAB>TITLE<TAB>TEXT``, no
+          header) or ``docs.jsonl`` (``{"docid", "text"[, "title"]}``);
+        * ``queries.tsv`` (``QID<TAB>TEXT``);
+        * ``qrels`` or ``qrels.txt`` (TREC: ``QID 0 DOCID GRADE``).
+
+    Args:
+        root: The directory.
+        name: Name in reports; default the directory name.
+        unknown_ids: Judged pairs naming unknown ids raise (default) or are
+            dropped and counted with ``"drop"``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: collection directory not found")
+    if (root / "docs.tsv").exists():
+        docs = read_id_text_tsv(root / "docs.tsv", id_column=C.DOCID, allow_title=True)
+    elif (root / "docs.jsonl").exists():
+        docs = read_docs_jsonl(root / "docs.jsonl")
+    else:
+        raise FileNotFoundError(f"{root}: neither docs.tsv nor docs.jsonl found")
+    queries = read_id_text_tsv(root / "queries.tsv", id_column=C.QID)
+    qrels_path = next((root / n for n in ("qrels", "qrels.txt") if (root / n).exists()), None)
+    if qrels_path is None:
+        raise FileNotFoundError(f"{root}: neither qrels nor qrels.txt found")
+    qrels = read_trec_qrels(qrels_path)
+    qrels = drop_unknown_qrels(
+        qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids
+    )
+    return Collection(
+        name=name or root.name,
+        docs=docs.drop(columns=[LINE]),
+        queries=queries.drop(columns=[LINE]),
+        qrels=qrels[list(C.QREL_COLUMNS)].reset_index(drop=True),
+    )
+
+
+def read_stopwords(path: str | Path) -> frozenset[str]:
+    """One stop word per line (NFCorpus ``stopwords.large``)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        return frozenset(w.strip().lower() for w in fh if w.strip())

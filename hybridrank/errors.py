@@ -1,0 +1,58 @@
+"""Exceptions raised on bad input from outside (files, configs, CLI flags)."""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class HybridRankError(Exception):
+    """Base class of every error hybridrank raises on purpose."""
+
+
+class DataFormatError(HybridRankError, ValueError):
+    """A file or table does not follow its documented format.
+
+    The message names the file, the 1-based line (or table row) and the
+    column, so the user can open the file at the right place.
+
+    Example:
+        >>> str(DataFormatError("bad grade 'x'", path="qrels", line=3, column="grade"))
+        "qrels, line 3, column 'grade': bad grade 'x'"
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | PathLike[str] | None = None,
+        line: int | None = None,
+        column: str | None = None,
+        row: int | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.row = row
+        self.column = column
+        self.reason = message
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if line is not None:
+            where.append(f"line {line}")
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ConfigError(HybridRankError, ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+class ChecksumError(HybridRankError):
+    """A downloaded or cached file does not match its pinned checksum."""
+
+
+__all__ = ["ChecksumError", "ConfigError", "DataFormatError", "HybridRankError"]

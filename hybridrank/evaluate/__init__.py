@@ -1,0 +1,42 @@
+"""Ranking metrics over grouped arrays, significance tests and per-bucket reports."""
+
+from __future__ import annotations
+
+from hybridrank._grouping import offsets_from_qid
+from hybridrank.evaluate._metrics import (
+    METRICS,
+    Metric,
+    dcg_at_k,
+    err_at_k,
+    mrr,
+    ndcg_at_k,
+    parse_metric,
+    precision_at_k,
+    rank_labels,
+)
+from hybridrank.evaluate._report import Report, evaluate_table
+from hybridrank.evaluate._significance import (
+    PairedTest,
+    bootstrap_ci,
+    paired_t_test,
+    randomization_test,
+)
+
+__all__ = [
+    "METRICS",
+    "Metric",
+    "PairedTest",
+    "Report",
+    "bootstrap_ci",
+    "dcg_at_k",
+    "err_at_k",
+    "evaluate_table",
+    "mrr",
+    "ndcg_at_k",
+    "offsets_from_qid",
+    "paired_t_test",
+    "parse_metric",
+    "precision_at_k",
+    "randomization_test",
+    "rank_labels",
+]

@@ -1,0 +1,102 @@
+"""Shared fixtures: a seeded rng, tiny synthetic collections and worlds, and marker handling."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.data import Collection
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets").resolve()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    no_shared = pytest.mark.skip(reason=f"{SHARED} not present")
+    no_cuda = pytest.mark.skip(reason="CUDA not available")
+    cuda = _cuda_available()
+    for item in items:
+        if "shared_data" in item.keywords and not SHARED.is_dir():
+            item.add_marker(no_shared)
+        if "gpu" in item.keywords and not cuda:
+            item.add_marker(no_cuda)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    return SHARED
+
+
+def make_collection(
+    n_queries: int = 40, n_docs: int = 300, *, seed: int = 0, vocab_size: int = 400
+) -> Collection:
+    """A small topical collection: each query has 3 topic words; documents that
+    use more of a query's words get higher grades, so BM25 works but is imperfect."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i}" for i in range(vocab_size)])
+    topics = (
+        rng.choice(vocab_size, size=(n_queries, 3), replace=False)
+        if vocab_size >= n_queries * 3
+        else (rng.integers(0, vocab_size, size=(n_queries, 3)))
+    )
+    doc_topic = rng.integers(0, n_queries, size=n_docs)
+    docs, qrels = [], []
+    for d in range(n_docs):
+        t = doc_topic[d]
+        n_topic = int(rng.integers(0, 4))
+        words = list(vocab[rng.integers(0, vocab_size, size=int(rng.integers(8, 30)))])
+        words += list(vocab[topics[t][:n_topic]]) * int(rng.integers(1, 3))
+        rng.shuffle(words)
+        docs.append((f"D{d}", " ".join(words)))
+        if n_topic > 0:
+            qrels.append((f"Q{t}", f"D{d}", n_topic))
+    queries = [(f"Q{q}", " ".join(vocab[topics[q]])) for q in range(n_queries)]
+    return Collection(
+        name="tiny",
+        docs=pd.DataFrame(docs, columns=[C.DOCID, C.TEXT]),
+        queries=pd.DataFrame(queries, columns=[C.QID, C.TEXT]),
+        qrels=pd.DataFrame(qrels, columns=[C.QID, C.DOCID, C.GRADE]).astype({C.GRADE: "int64"}),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_collection() -> Collection:
+    return make_collection()
+
+
+def write_trec_dir(collection: Collection, root: Path) -> Path:
+    """Write a collection in the generic TREC layout (docs.tsv, queries.tsv, qrels)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "docs.tsv").write_text(
+        "".join(
+            f"{d}\t{t}\n" for d, t in collection.docs[[C.DOCID, C.TEXT]].itertuples(index=False)
+        )
+    )
+    (root / "queries.tsv").write_text(
+        "".join(
+            f"{q}\t{t}\n" for q, t in collection.queries[[C.QID, C.TEXT]].itertuples(index=False)
+        )
+    )
+    (root / "qrels").write_text(
+        "".join(f"{q} 0 {d} {g}\n" for q, d, g in collection.qrels.itertuples(index=False))
+    )
+    return root

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.data import ctr_by_rank, examination_from_ctr, read_clara2, read_yandex_sample
+from hybridrank.errors import DataFormatError
+
+
+def test_yandex_reader(tmp_path: Path) -> None:
+    path = tmp_path / "trainSample"
+    path.write_text(
+        "7_1\tu1,u2,u3 : u2 , u2; 7_1\tu1,u2,u3 :; 8_1\tu3,u1,u2 : u3\n9_1\tu5,u6,u7 : u9;\n"
+    )
+    log = read_yandex_sample(path)
+    assert list(log.columns) == list(C.IMPRESSION_COLUMNS)
+    assert log[C.SESSION_ID].nunique() == 4
+    first = log[log[C.SESSION_ID] == 0]
+    assert first[C.CLICK].tolist() == [0, 1, 0]  # a repeated click counts once
+    assert log[log[C.SESSION_ID] == 3][C.CLICK].sum() == 0  # clicked URL not shown
+    np.testing.assert_allclose(ctr_by_rank(log, max_rank=3), [0.25, 0.25, 0.0])
+
+
+def test_yandex_bad_record(tmp_path: Path) -> None:
+    path = tmp_path / "bad"
+    path.write_text("7_1\tu1,u2 : u1\n7_1 u1 u2\n")
+    with pytest.raises(DataFormatError, match="line 2"):
+        read_yandex_sample(path)
+
+
+def test_clara2_reader(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    rows = [
+        "# header",
+        "0\t0\tQ\t11\t0.0\ta\tb\tc",
+        "0\t10\tC\tb",
+        "0\t40\tC\ta",
+        "1\t5\tQ\t12\t0.0\tc\td\te",
+        "1\t7\tC\tz",  # matches no impression: skipped and counted
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    log = read_clara2(path)
+    assert len(log) == 6
+    s0 = log[log[C.SESSION_ID] == 0]
+    assert s0[C.CLICK].tolist() == [1, 1, 0]
+    assert s0[C.DWELL_S].iloc[1] == 30.0  # time to the next event
+    assert np.isnan(s0[C.DWELL_S].iloc[0])  # last event of the session
+    assert log[C.QID].iloc[3] == "12"
+
+
+def test_clara2_bad_row(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    path.write_text("0\t0\tQ\t11\t0.0\ta\n0\tx\tC\ta\n")
+    with pytest.raises(DataFormatError, match="line 2"):
+        read_clara2(path)
+    path.write_text("0\t0\tX\t11\n")
+    with pytest.raises(DataFormatError, match="unknown row type"):
+        read_clara2(path)
+
+
+def test_examination_from_ctr() -> None:
+    np.testing.assert_allclose(examination_from_ctr([0.4, 0.2, 0.1]), [1.0, 0.5, 0.25])
+    with pytest.raises(ValueError):
+        examination_from_ctr([0.0, 0.1])
+    assert np.isnan(ctr_by_rank(pd.DataFrame({C.POSITION: [1], C.CLICK: [1]}), max_rank=2)[1])

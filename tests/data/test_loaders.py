@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.data import fetch_nfcorpus, load_nfcorpus, load_trec, resolve_nfcorpus_dir
+from hybridrank.data._sources import DATA_ENV
+from hybridrank.errors import ChecksumError, DataFormatError
+
+from ..conftest import write_trec_dir
+
+
+def _write_nfcorpus(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dev.docs").write_text(
+        "MED-1\tvitamin d bone health\nMED-2\tcoffee liver cancer risk\n"
+    )
+    (root / "test.docs").write_text("MED-2\tcoffee liver cancer risk\nMED-3\tgreen tea heart\n")
+    (root / "dev.titles.queries").write_text("PLAIN-1\tvitamin d\n")
+    (root / "test.titles.queries").write_text("PLAIN-2\tcoffee and cancer\n")
+    (root / "dev.3-2-1.qrel").write_text("PLAIN-1\t0\tMED-1\t3\nPLAIN-1\t0\tMED-9\t1\n")
+    (root / "test.3-2-1.qrel").write_text("PLAIN-2\t0\tMED-2\t2\n")
+    (root / "stopwords.large").write_text("and\nthe\n")
+    return root
+
+
+def test_load_nfcorpus_layout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    root = _write_nfcorpus(tmp_path / "nf")
+    col = load_nfcorpus(root)
+    assert col.n_docs == 3  # MED-2 is in both splits with the same text
+    assert col.n_queries == 2
+    # MED-9 is not among the documents: dropped, counted and logged.
+    assert len(col.qrels) == 2
+    assert "dropped 1 judged pairs" in caplog.text
+    with pytest.raises(DataFormatError, match="unknown docid"):
+        load_nfcorpus(root, unknown_ids="error")
+    only_dev = load_nfcorpus(root, splits=["dev"])
+    assert only_dev.queries[C.QID].tolist() == ["PLAIN-1"]
+
+
+def test_nfcorpus_bad_arguments(tmp_path: Path) -> None:
+    root = _write_nfcorpus(tmp_path / "nf")
+    with pytest.raises(DataFormatError, match="query type"):
+        load_nfcorpus(root, query_type="bogus")
+    with pytest.raises(DataFormatError, match="split"):
+        load_nfcorpus(root, splits=["valid"])
+    with pytest.raises(FileNotFoundError, match="vid-titles"):
+        load_nfcorpus(root, query_type="vid-titles")
+
+
+def test_nfcorpus_conflicting_duplicate(tmp_path: Path) -> None:
+    root = _write_nfcorpus(tmp_path / "nf")
+    (root / "test.docs").write_text("MED-2\tsomething else entirely\n")
+    with pytest.raises(DataFormatError, match="different text") as err:
+        load_nfcorpus(root)
+    assert "test.docs" in str(err.value) and "line 1" in str(err.value)
+
+
+def test_load_trec_tsv_and_jsonl(tmp_path: Path, tiny_collection) -> None:
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    col = load_trec(root)
+    assert col.n_docs == tiny_collection.n_docs
+    assert col.qrels[C.GRADE].dtype == "int64"
+    j = tmp_path / "j"
+    j.mkdir()
+    (j / "docs.jsonl").write_text(
+        '{"_id": "a", "title": "T", "text": "alpha"}\n{"docid": "b", "text": "beta"}\n'
+    )
+    (j / "queries.tsv").write_text("q1\talpha\n")
+    (j / "qrels.txt").write_text("q1 0 a 1\n")
+    col = load_trec(j)
+    assert col.docs[C.DOCID].tolist() == ["a", "b"]
+    assert C.TITLE in col.docs.columns
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "message", "line"),
+    [
+        (
+            "docs.tsv",
+            "d1\ttext one\nd2\ttext\textra\tfield\n",
+            "expected 2 tab-separated fields",
+            2,
+        ),
+        ("docs.tsv", "d1\ttext one\nd1\ttext two\n", "duplicate id 'd1'", 2),
+        ("docs.tsv", "d1\ttext one\nd2\t   \n", "empty text", 2),
+        ("queries.tsv", "q1\tfine\nq2\n", "expected 2", 2),
+        ("qrels", "q1 0 d1 1\nq1 0 d1\n", "expected 4 fields", 2),
+        ("qrels", "q1 0 d1 x\n", "not an integer", 1),
+        ("qrels", "q1 0 d1 1\nq1 0 d1 2\n", "judged twice", 2),
+        ("qrels", "q1 0 d1 1\nq1 0 zz 1\n", "unknown docid", 2),
+        ("qrels", "q9 0 d1 1\n", "unknown qid", 1),
+    ],
+)
+def test_trec_bad_files_name_file_and_line(
+    tmp_path: Path, filename: str, content: str, message: str, line: int
+) -> None:
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "docs.tsv").write_text("d1\ttext one\nd2\ttext two\n")
+    (root / "queries.tsv").write_text("q1\tquery one\n")
+    (root / "qrels").write_text("q1 0 d1 1\n")
+    (root / filename).write_text(content)
+    with pytest.raises(DataFormatError, match=message) as err:
+        load_trec(root)
+    assert filename in str(err.value)
+    assert f"line {line}" in str(err.value)
+
+
+def test_bad_json_line(tmp_path: Path) -> None:
+    root = tmp_path / "j"
+    root.mkdir()
+    (root / "docs.jsonl").write_text('{"docid": "a", "text": "x"}\n{not json}\n')
+    (root / "queries.tsv").write_text("q\tx\n")
+    (root / "qrels").write_text("")
+    with pytest.raises(DataFormatError, match=r"line 2.*invalid JSON"):
+        load_trec(root)
+
+
+@pytest.fixture
+def archive_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A loopback HTTP server serving a small NFCorpus-like tar.gz."""
+    src = _write_nfcorpus(tmp_path / "src" / "nfcorpus")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(src, arcname="nfcorpus")
+    payload = buf.getvalue()
+    sums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.iterdir()}
+    hits = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/nfcorpus.tar.gz", sums, hits
+    finally:
+        server.shutdown()
+
+
+def test_download_once_with_checksums(tmp_path: Path, archive_server) -> None:
+    url, sums, hits = archive_server
+    cache = tmp_path / "cache"
+    root = fetch_nfcorpus(cache, url=url, checksums=sums)
+    assert (root / "dev.docs").exists()
+    assert load_nfcorpus(root).n_docs == 3
+    again = fetch_nfcorpus(cache, url=url, checksums=sums)
+    assert again == root
+    assert len(hits) == 1  # the second call downloads nothing
+
+
+def test_download_checksum_mismatch_keeps_nothing(tmp_path: Path, archive_server) -> None:
+    url, sums, _ = archive_server
+    bad = dict(sums, **{"dev.docs": "0" * 64})
+    cache = tmp_path / "cache"
+    with pytest.raises(ChecksumError, match=r"dev\.docs"):
+        fetch_nfcorpus(cache, url=url, checksums=bad)
+    assert not (cache / "nfcorpus").exists()
+
+
+def test_resolve_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _write_nfcorpus(tmp_path / "datasets" / "nfcorpus")
+    assert resolve_nfcorpus_dir(root) == root
+    assert resolve_nfcorpus_dir(tmp_path / "datasets") == root
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "datasets"))
+    assert resolve_nfcorpus_dir(None) == root
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="HYBRIDRANK_DATA"):
+        resolve_nfcorpus_dir(None)

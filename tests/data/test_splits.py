@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybridrank.data import fold_of_rows, query_folds
+
+
+def test_folds_balanced_and_seeded() -> None:
+    f = query_folds(103, n_folds=5, seed=1)
+    assert np.bincount(f).min() >= 20
+    np.testing.assert_array_equal(f, query_folds(103, n_folds=5, seed=1))
+    assert not np.array_equal(f, query_folds(103, n_folds=5, seed=2))
+
+
+def test_stratified_folds_spread_each_stratum() -> None:
+    strata = np.array(["high"] * 10 + ["low"] * 90)
+    f = query_folds(100, n_folds=5, seed=0, strata=strata)
+    assert np.bincount(f[strata == "high"], minlength=5).tolist() == [2, 2, 2, 2, 2]
+
+
+def test_fold_errors_and_rows() -> None:
+    with pytest.raises(ValueError):
+        query_folds(3, n_folds=5)
+    with pytest.raises(ValueError):
+        query_folds(10, n_folds=1)
+    rows = fold_of_rows(["a", "a", "b"], ["a", "b"], [3, 1])
+    assert rows.tolist() == [3, 3, 1]
+    with pytest.raises(KeyError, match="'c'"):
+        fold_of_rows(["c"], ["a"], [0])

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hybridrank.cli import main
+
+from .conftest import write_trec_dir
+
+
+@pytest.fixture
+def trec_config(tmp_path: Path, tiny_collection) -> Path:
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    cfg = tmp_path / "world.yaml"
+    cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
+    return cfg
+
+
+def test_world_build_and_evaluate(
+    tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "world"
+    assert (
+        main(
+            ["world", "build", "--config", str(trec_config), "--sessions", "600", "--out", str(out)]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "600 sessions" in printed and "CTR by rank" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["sessions"] == 600
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["world"]["simulation"]["n_sessions"] == 600
+
+    cand = pd.read_parquet(out / "candidates.parquet")
+    cand["noise"] = range(len(cand))
+    cand.to_parquet(out / "scored.parquet")
+    rep = tmp_path / "report"
+    code = main(
+        [
+            "evaluate",
+            "--candidates",
+            str(out / "scored.parquet"),
+            "--systems",
+            "bm25",
+            "noise",
+            "--baseline",
+            "noise",
+            "--out",
+            str(rep),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ndcg@10" in printed and "low" in printed
+    assert (rep / "report_ndcg_at_10.png").exists()
+    assert (rep / "report.csv").exists()
+
+
+def test_demo_on_small_world(
+    tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert (
+        main(
+            [
+                "demo",
+                "--config",
+                str(trec_config),
+                "--sessions",
+                "400",
+                "--out",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "BM25 baseline" in printed and "| bm25" in printed
+    assert (tmp_path / "d" / "report" / "report_ndcg_at_10.png").exists()
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["evaluate", "--candidates", str(tmp_path / "missing.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.parquet" in err and "Traceback" not in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("world:\n  simulation: {click_model: ubm}\n")
+    assert main(["world", "build", "--config", str(bad), "--out", str(tmp_path / "w")]) == 2
+    assert "click_model" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 not really")
+    assert main(["evaluate", "--candidates", str(corrupt)]) == 2
+    assert "corrupt.parquet" in capsys.readouterr().err
+
+
+def test_negative_sessions_rejected(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["world", "build", "--sessions", "-3"])
+    assert "expected a number >= 0" in capsys.readouterr().err
