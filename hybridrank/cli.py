@@ -205,6 +205,89 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_gbdt(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from hybridrank.gbdt import GBDTTrainConfig, train_gbdt
+
+    config = GBDTTrainConfig.from_yaml(args.config) if args.config else GBDTTrainConfig()
+    if args.world:
+        config = replace(config, world_dir=str(args.world))
+    start = time.perf_counter()
+    run = train_gbdt(config, args.out, data=args.data)
+    print(run.report.to_text())
+    print(
+        f"\nmodel trained on {len(run.features)} features, best round {run.ranker.best_iteration_}, "
+        f"in {time.perf_counter() - start:.1f}s"
+    )
+    print(
+        f"bundle: {run.path}  (model/, schema.json, config.yaml, metrics.json, report/, curves.png)"
+    )
+    return 0
+
+
+def cmd_importance(args: argparse.Namespace) -> int:
+    from hybridrank.gbdt import GBDTBundle, feature_importance
+
+    bundle = GBDTBundle.load(args.run_dir)
+    table_path = args.data or (bundle.path / "train_table.parquet")
+    try:
+        table = pd.read_parquet(table_path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{table_path}: no table to explain the model on") from None
+    bundle.schema.check(table, source=str(table_path))
+    imp = feature_importance(
+        bundle.ranker, table, list(bundle.schema.names), n_repeats=args.repeats, seed=args.seed
+    )
+    print(imp.to_text(args.top))
+    paths = imp.write(args.out or (bundle.path / "importance"), n=args.top)
+    print()
+    for kind, path in paths.items():
+        print(f"  {kind:>12}: {path}")
+    return 0
+
+
+def cmd_clickmodel_fit(args: argparse.Namespace) -> int:
+    from hybridrank.data import DEFAULT_EXAMINATION, read_clara2, read_yandex_sample
+    from hybridrank.labels import evaluate_click_model, make_click_model, split_sessions
+
+    root = args.clicklogs
+    logs = {
+        "yandex": read_yandex_sample(root / "yandex-wscd-sample" / "trainSample"),
+        "clara2": read_clara2(root / "clara2" / "CLARA2SearchLog_beta"),
+    }
+    rows, curves = [], {}
+    for log_name, log in logs.items():
+        train, test = split_sessions(log, test_size=args.holdout, seed=args.seed)
+        for model_name in args.models:
+            model = make_click_model(model_name).fit(train)
+            quality = evaluate_click_model(model, test)
+            rows.append(
+                {
+                    "log": log_name,
+                    "model": model_name,
+                    "sessions (train/test)": f"{train['session_id'].nunique()}/{test['session_id'].nunique()}",
+                    "log-likelihood": quality["log_likelihood"],
+                    "perplexity": quality["perplexity"],
+                }
+            )
+            curves[(log_name, model_name)] = np.asarray(model.examination_)
+    print("Fit quality on held-out sessions (higher log-likelihood, lower perplexity is better)")
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+    if ("clara2", "pbm") in curves:
+        fitted = curves[("clara2", "pbm")][:10]
+        table = pd.DataFrame(
+            {
+                "rank": np.arange(1, fitted.size + 1),
+                "pbm on clara2": fitted,
+                "simulator default": np.asarray(DEFAULT_EXAMINATION[: fitted.size]),
+            }
+        )
+        print("\nPBM examination fitted on CLARA2 against the simulator's default curve")
+        print(table.to_markdown(index=False, floatfmt=("d", ".3f", ".3f")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridrank",
@@ -247,6 +330,46 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--baseline", help="system to test the others against (paired randomisation)")
     ev.add_argument("--out", type=Path, default=Path("runs/report"))
     ev.set_defaults(func=cmd_evaluate)
+
+    train = sub.add_parser("train", help="train production models")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+    tg = tsub.add_parser("gbdt", help="LambdaMART on click labels -> a run directory (bundle)")
+    tg.add_argument(
+        "--config", type=Path, help="train YAML (default: studies/gbdt.yaml's defaults)"
+    )
+    tg.add_argument("--world", type=Path, help="a world directory from `hybridrank world build`")
+    tg.add_argument("--data", type=Path, help="collection directory for building the world")
+    tg.add_argument("--out", type=Path, default=Path("runs/gbdt"))
+    tg.set_defaults(func=cmd_train_gbdt)
+
+    imp = sub.add_parser(
+        "importance", help="feature importance of a trained bundle, overall and per bucket"
+    )
+    imp.add_argument("run_dir", type=Path, help="run directory written by `hybridrank train gbdt`")
+    imp.add_argument(
+        "--data", type=Path, help="table to explain on (default: the run's train_table.parquet)"
+    )
+    imp.add_argument("--top", type=int, default=15, help="features shown")
+    imp.add_argument(
+        "--repeats", type=int, default=3, help="shuffles per feature for permutation importance"
+    )
+    imp.add_argument("--seed", type=int, default=0)
+    imp.add_argument("--out", type=Path, help="output directory (default: RUN_DIR/importance)")
+    imp.set_defaults(func=cmd_importance)
+
+    cm = sub.add_parser("clickmodel", help="click models on real logs")
+    cmsub = cm.add_subparsers(dest="clickmodel_command", required=True)
+    cmf = cmsub.add_parser("fit", help="fit PBM, DBN and cascade on the Yandex and CLARA2 logs")
+    cmf.add_argument(
+        "--clicklogs",
+        type=Path,
+        default=Path("../shared/datasets/clicklogs"),
+        help="directory holding yandex-wscd-sample/ and clara2/",
+    )
+    cmf.add_argument("--models", nargs="+", default=["pbm", "cascade", "dbn"])
+    cmf.add_argument("--holdout", type=float, default=0.2, help="share of sessions held out")
+    cmf.add_argument("--seed", type=int, default=0)
+    cmf.set_defaults(func=cmd_clickmodel_fit)
 
     demo = sub.add_parser("demo", help="the end-to-end demo on the embedded default world")
     _add_world_options(demo)

@@ -36,7 +36,12 @@ from hybridrank.data import (
     simulate_click_log,
 )
 from hybridrank.errors import ConfigError
-from hybridrank.features import BucketConfig, FrequencyBuckets, query_frequency
+from hybridrank.features import (
+    BucketConfig,
+    FrequencyBuckets,
+    compute_text_features,
+    query_frequency,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,8 +189,8 @@ class ClickWorld:
 
     Attributes:
         config: The config it was built from.
-        candidates: Candidate table (``qid, docid, bm25, bm25_rank, y_expert,
-            freq, bucket, fold``), rows of a query contiguous.
+        candidates: Candidate table (``qid, docid, bm25, bm25_rank, y_expert``,
+            the text features, ``freq, bucket, fold``), rows of a query contiguous.
         log: The simulated impression log.
         queries: One row per query of the collection: ``qid, text, freq,
             bucket, fold, n_candidates, has_relevant``.
@@ -281,6 +286,10 @@ def build_world(
         collection, stopwords = load_collection(config.data, data)
     logger.info("collection %s", collection.summary())
     candidates = bm25_candidates(collection, config.first_stage, stopwords=stopwords)
+    text = compute_text_features(
+        candidates, collection.queries, collection.docs, stopwords=stopwords
+    )
+    candidates = pd.concat([candidates, text], axis=1)
     log = simulate_click_log(candidates, config.simulation)
 
     queries = collection.queries[[C.QID, C.TEXT]].copy()

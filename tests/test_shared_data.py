@@ -57,3 +57,11 @@ def test_default_world_bm25_baseline(shared_datasets: Path) -> None:
     v = ndcg_at_k(cand[C.BM25], cand[C.Y_EXPERT], qid=cand[C.QID], k=10)
     assert 0.55 < np.nanmean(v) < 0.65
     assert int(np.isnan(v).sum()) == int((~q["has_relevant"] & (q["n_candidates"] > 0)).sum())
+
+
+def test_click_models_on_real_logs(shared_datasets: Path, capsys: pytest.CaptureFixture) -> None:
+    from hybridrank.cli import main
+
+    assert main(["clickmodel", "fit", "--clicklogs", str(shared_datasets / "clicklogs")]) == 0
+    out = capsys.readouterr().out
+    assert "pbm on clara2" in out and "| yandex | dbn" in out

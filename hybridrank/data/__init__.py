@@ -20,7 +20,16 @@ from hybridrank.data._clickworld import (
     zipf_popularity,
 )
 from hybridrank.data._collection import Collection
+from hybridrank.data._letor import LetorData, read_svmlight
 from hybridrank.data._loaders import load_nfcorpus, load_trec, read_stopwords
+from hybridrank.data._logreaders import (
+    LOG_READERS,
+    ReadReport,
+    read_baidu_ultr,
+    read_click_log,
+    read_impression_log,
+    read_tiangong_st,
+)
 from hybridrank.data._sources import (
     NFCORPUS_SHA256,
     NFCORPUS_URL,
@@ -32,13 +41,16 @@ from hybridrank.data._splits import fold_of_rows, query_folds
 __all__ = [
     "CLICK_SIMULATORS",
     "DEFAULT_EXAMINATION",
+    "LOG_READERS",
     "NFCORPUS_SHA256",
     "NFCORPUS_URL",
     "CascadeSimulator",
     "ClickSimulator",
     "Collection",
     "FirstStageConfig",
+    "LetorData",
     "PositionBasedSimulator",
+    "ReadReport",
     "SimulationConfig",
     "bm25_candidates",
     "ctr_by_rank",
@@ -48,8 +60,13 @@ __all__ = [
     "load_nfcorpus",
     "load_trec",
     "query_folds",
+    "read_baidu_ultr",
     "read_clara2",
+    "read_click_log",
+    "read_impression_log",
     "read_stopwords",
+    "read_svmlight",
+    "read_tiangong_st",
     "read_yandex_sample",
     "resolve_nfcorpus_dir",
     "simulate_click_log",

@@ -1,0 +1,550 @@
+"""LambdaMART rankers over LightGBM and XGBoost, scikit-learn style."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._grouping import offsets_from_qid
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.gbdt._device import resolve_device
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("lightgbm", "xgboost")
+OBJECTIVES: dict[str, tuple[str, ...]] = {
+    "lightgbm": ("lambdarank", "rank_xendcg"),
+    "xgboost": ("rank:ndcg", "rank:pairwise", "rank:map"),
+}
+#: Rows one query may hold: LightGBM's lambdarank refuses larger groups.
+MAX_GROUP_SIZE: dict[str, int | None] = {"lightgbm": 10_000, "xgboost": None}
+
+
+@dataclass(frozen=True)
+class LambdaMARTConfig:
+    """A LambdaMART model.
+
+    Attributes:
+        engine: ``lightgbm`` or ``xgboost``.
+        objective: ``lambdarank`` / ``rank_xendcg`` (LightGBM),
+            ``rank:ndcg`` / ``rank:pairwise`` / ``rank:map`` (XGBoost).
+        n_estimators: Boosting rounds (the most; early stopping may stop sooner).
+        learning_rate: Shrinkage.
+        num_leaves: Leaves per tree (LightGBM; XGBoost uses ``max_depth``).
+        max_depth: Tree depth limit; -1 none (LightGBM), default 6 for XGBoost.
+        min_child_samples: Rows per leaf at least (LightGBM ``min_data_in_leaf``).
+        subsample: Row sampling per round (1.0 off).
+        colsample: Feature sampling per tree (1.0 off).
+        reg_lambda: L2 regularisation of leaf values.
+        eval_at: The k of NDCG@k used for validation and early stopping.
+        early_stopping_rounds: Stop after this many rounds without a gain on
+            the validation NDCG@k; None trains all rounds.
+        validation_fraction: Share of training queries held out for early
+            stopping when ``fit`` gets no ``eval_set``.
+        label_gain: Gain of each integer label (default 2^label - 1). XGBoost
+            supports only the exponential or the linear gain.
+        device: ``cpu``, ``cuda`` or ``auto``.
+        n_jobs: Threads; 0 lets the engine decide.
+        seed: Seed of every random choice (sampling, validation split).
+        params: Further engine parameters, passed through unchanged.
+    """
+
+    engine: str = "lightgbm"
+    objective: str | None = None
+    n_estimators: int = 500
+    learning_rate: float = 0.05
+    num_leaves: int = 31
+    max_depth: int = -1
+    min_child_samples: int = 20
+    subsample: float = 1.0
+    colsample: float = 1.0
+    reg_lambda: float = 0.0
+    eval_at: int = 10
+    early_stopping_rounds: int | None = 50
+    validation_fraction: float = 0.1
+    label_gain: tuple[float, ...] | None = None
+    device: str = "cpu"
+    n_jobs: int = 0
+    seed: int = 0
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ConfigError(f"gbdt.engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.objective is not None and self.objective not in OBJECTIVES[self.engine]:
+            raise ConfigError(
+                f"gbdt.objective {self.objective!r} is not a ranking objective of {self.engine}; "
+                f"choose from {OBJECTIVES[self.engine]}"
+            )
+        if self.n_estimators < 1 or self.learning_rate <= 0 or self.eval_at < 1:
+            raise ConfigError("gbdt: n_estimators and eval_at must be >= 1, learning_rate > 0")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError("gbdt.validation_fraction must be in (0, 1)")
+
+    @property
+    def resolved_objective(self) -> str:
+        return self.objective or OBJECTIVES[self.engine][0]
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> LambdaMARTConfig:
+        return config_from_dict(cls, values, "gbdt")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = config_to_dict(self)
+        d["params"] = dict(self.params)
+        return d
+
+
+class LambdaMARTRanker:
+    """LambdaMART through LightGBM or XGBoost with one query key, ``qid``.
+
+    Rows of a query must be contiguous. Query groups, label gains, early
+    stopping on validation NDCG@k and the device are handled inside.
+
+    Example:
+        >>> ranker = LambdaMARTRanker(engine="lightgbm", n_estimators=50)
+        >>> ranker.fit(X, y, qid=qid).predict(X_test)  # doctest: +SKIP
+
+    Attributes (after ``fit``):
+        booster_: The engine's booster.
+        best_iteration_: Rounds used by ``predict`` (the best on validation).
+        evals_result_: Training curves: ``{"train"|"valid": {metric: [values]}}``.
+        feature_names_: Feature names (from a DataFrame, or ``f0, f1, ...``).
+        device_: The device actually used.
+    """
+
+    _config_fields: ClassVar[tuple[str, ...]] = tuple(LambdaMARTConfig.__dataclass_fields__)
+
+    def __init__(self, config: LambdaMARTConfig | None = None, **params: Any) -> None:
+        self.config = config
+        self.params = params
+
+    def get_config(self) -> LambdaMARTConfig:
+        base = self.config or LambdaMARTConfig()
+        if not self.params:
+            return base
+        merged = {**base.to_dict(), **self.params}
+        return LambdaMARTConfig.from_dict(merged)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        X: pd.DataFrame | npt.ArrayLike,
+        y: npt.ArrayLike,
+        *,
+        qid: npt.ArrayLike,
+        sample_weight: npt.ArrayLike | None = None,
+        eval_set: tuple[Any, Any] | None = None,
+        eval_qid: npt.ArrayLike | None = None,
+        init_model: Any | None = None,
+    ) -> LambdaMARTRanker:
+        """Train on rows grouped by ``qid``.
+
+        Args:
+            X: Features, shape ``(n_rows, n_features)``; NaN is missing.
+            y: Integer relevance labels >= 0.
+            qid: Query id per row; rows of a query contiguous.
+            sample_weight: Weight per row (LightGBM); XGBoost takes one weight
+                per query, so the rows of a query must share it.
+            eval_set: ``(X_valid, y_valid)`` for early stopping; without it and
+                with early stopping on, ``validation_fraction`` of the training
+                queries is held out.
+            eval_qid: Query ids of ``eval_set``.
+            init_model: A booster (or fitted ranker) to continue boosting from.
+        """
+        cfg = self.get_config()
+        names, Xa = _matrix(X)
+        ya = _labels(y)
+        q = np.asarray(qid)
+        if Xa.shape[0] != ya.shape[0] or q.shape[0] != ya.shape[0]:
+            raise ValueError(
+                f"X, y and qid differ in length: {Xa.shape[0]}, {ya.shape[0]}, {q.shape[0]}"
+            )
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        offsets = offsets_from_qid(q)
+        _check_group_sizes(q, offsets, cfg.engine)
+
+        if eval_set is None and cfg.early_stopping_rounds is not None:
+            train_rows, valid_rows = _holdout(offsets, cfg.validation_fraction, cfg.seed)
+            Xv, yv, qv = Xa[valid_rows], ya[valid_rows], q[valid_rows]
+            Xa, ya, q = Xa[train_rows], ya[train_rows], q[train_rows]
+            w = None if w is None else w[train_rows]
+        elif eval_set is not None:
+            if eval_qid is None:
+                raise ValueError("eval_set needs eval_qid")
+            Xv, yv, qv = _matrix(eval_set[0])[1], _labels(eval_set[1]), np.asarray(eval_qid)
+        else:
+            Xv = yv = qv = None
+
+        self.device_ = resolve_device(cfg.device, cfg.engine)
+        self.feature_names_ = names
+        self.n_features_in_ = Xa.shape[1]
+        booster: Any = (
+            getattr(init_model, "booster_", None)
+            if isinstance(init_model, LambdaMARTRanker)
+            else init_model
+        )
+        trainer = _TRAINERS[cfg.engine]
+        self.booster_, self.best_iteration_, self.evals_result_ = trainer(
+            cfg, self.device_, names, (Xa, ya, q, w), None if Xv is None else (Xv, yv, qv), booster
+        )
+        self.engine_ = cfg.engine
+        return self
+
+    # -------------------------------------------------------------- predict
+
+    def predict(self, X: pd.DataFrame | npt.ArrayLike) -> np.ndarray:
+        """Scores, shape ``(n_rows,)``; higher ranks first."""
+        self._check_fitted()
+        names, Xa = _matrix(X)
+        if Xa.shape[1] != self.n_features_in_:
+            raise DataFormatError(
+                f"model expects {self.n_features_in_} features, got {Xa.shape[1]}"
+            )
+        if isinstance(X, pd.DataFrame) and names != self.feature_names_:
+            raise DataFormatError(
+                "feature columns differ from training: "
+                f"expected {self.feature_names_[:5]}..., got {names[:5]}..."
+            )
+        if self.engine_ == "lightgbm":
+            return np.asarray(
+                self.booster_.predict(Xa, num_iteration=self.best_iteration_), dtype=np.float64
+            )
+        import xgboost as xgb
+
+        dm = xgb.DMatrix(Xa, feature_names=self.feature_names_)
+        return np.asarray(
+            self.booster_.predict(dm, iteration_range=(0, self.best_iteration_)), dtype=np.float64
+        )
+
+    def predict_contributions(self, X: pd.DataFrame | npt.ArrayLike) -> np.ndarray:
+        """SHAP values per row and feature (last column: the bias), shape ``(n, n_features + 1)``."""
+        self._check_fitted()
+        _, Xa = _matrix(X)
+        if self.engine_ == "lightgbm":
+            return np.asarray(
+                self.booster_.predict(Xa, num_iteration=self.best_iteration_, pred_contrib=True)
+            )
+        import xgboost as xgb
+
+        dm = xgb.DMatrix(Xa, feature_names=self.feature_names_)
+        return np.asarray(
+            self.booster_.predict(dm, iteration_range=(0, self.best_iteration_), pred_contribs=True)
+        )
+
+    def importance(self, kind: str = "gain") -> pd.Series:
+        """Gain or split-count importance per feature, from the booster."""
+        self._check_fitted()
+        if kind not in ("gain", "split"):
+            raise ValueError("kind must be 'gain' or 'split'")
+        if self.engine_ == "lightgbm":
+            values = self.booster_.feature_importance(
+                importance_type=kind, iteration=self.best_iteration_
+            )
+            return pd.Series(values, index=self.feature_names_, dtype=np.float64, name=kind)
+        score = self.booster_.get_score(
+            importance_type="total_gain" if kind == "gain" else "weight"
+        )
+        return pd.Series({n: float(score.get(n, 0.0)) for n in self.feature_names_}, name=kind)
+
+    # ---------------------------------------------------------- save / load
+
+    def save(self, directory: str | Path) -> dict[str, Path]:
+        """Write the native model, a JSON dump for serving engines and the config.
+
+        LightGBM: ``model.txt`` and ``model_dump.json`` (``dump_model``).
+        XGBoost: ``model.json``, ``model.ubj`` and ``model_dump.json``.
+        """
+        self._check_fitted()
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {}
+        if self.engine_ == "lightgbm":
+            paths["native"] = out / "model.txt"
+            self.booster_.save_model(str(paths["native"]), num_iteration=self.best_iteration_)
+            paths["dump"] = out / "model_dump.json"
+            paths["dump"].write_text(
+                json.dumps(self.booster_.dump_model(num_iteration=self.best_iteration_))
+            )
+        else:
+            sliced = self.booster_[: self.best_iteration_]
+            paths["native"] = out / "model.json"
+            sliced.save_model(str(paths["native"]))
+            paths["ubj"] = out / "model.ubj"
+            sliced.save_model(str(paths["ubj"]))
+            paths["dump"] = out / "model_dump.json"
+            paths["dump"].write_text("[" + ",".join(sliced.get_dump(dump_format="json")) + "]")
+        meta = {
+            "engine": self.engine_,
+            "best_iteration": int(self.best_iteration_),
+            "feature_names": list(self.feature_names_),
+            "config": self.get_config().to_dict(),
+        }
+        paths["meta"] = out / "ranker.json"
+        paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
+        return paths
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LambdaMARTRanker:
+        d = Path(directory)
+        meta_path = d / "ranker.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"{meta_path}: missing; is {d} a saved LambdaMART model?")
+        meta = json.loads(meta_path.read_text())
+        ranker = cls(LambdaMARTConfig.from_dict(meta["config"]))
+        ranker.engine_ = meta["engine"]
+        ranker.feature_names_ = list(meta["feature_names"])
+        ranker.n_features_in_ = len(ranker.feature_names_)
+        ranker.best_iteration_ = int(meta["best_iteration"])
+        ranker.device_ = "cpu"
+        ranker.evals_result_ = {}
+        if ranker.engine_ == "lightgbm":
+            import lightgbm as lgb
+
+            ranker.booster_ = lgb.Booster(model_file=str(d / "model.txt"))
+        else:
+            import xgboost as xgb
+
+            ranker.booster_ = xgb.Booster()
+            ranker.booster_.load_model(str(d / "model.json"))
+        return ranker
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise RuntimeError("this LambdaMARTRanker is not fitted; call fit first")
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _matrix(X: Any) -> tuple[list[str], np.ndarray]:
+    if isinstance(X, pd.DataFrame):
+        bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if bad:
+            raise DataFormatError(f"feature columns must be numeric; not numeric: {bad[:10]}")
+        return [str(c) for c in X.columns], X.to_numpy(dtype=np.float32)
+    arr = np.asarray(X, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {arr.shape}")
+    return [f"f{i}" for i in range(arr.shape[1])], arr
+
+
+def _labels(y: Any) -> np.ndarray:
+    arr = np.asarray(y, dtype=np.float64)
+    if np.isnan(arr).any():
+        raise DataFormatError(
+            f"{int(np.isnan(arr).sum())} labels are missing; drop rows without a label before fit"
+        )
+    if (arr < 0).any() or not np.all(arr == np.round(arr)):
+        raise DataFormatError("LambdaMART labels must be integers >= 0 (graded relevance)")
+    return arr.astype(np.int32)
+
+
+def _check_group_sizes(q: np.ndarray, offsets: np.ndarray, engine: str) -> None:
+    limit = MAX_GROUP_SIZE[engine]
+    if limit is None:
+        return
+    sizes = np.diff(offsets)
+    too_big = np.flatnonzero(sizes > limit)
+    if too_big.size:
+        i = int(too_big[0])
+        raise DataFormatError(
+            f"query {q[offsets[i]]!r} has {int(sizes[i])} rows; {engine} ranks at most {limit} per query "
+            f"({too_big.size} queries over the limit). Cut candidates per query or use engine xgboost.",
+            row=int(offsets[i]),
+            column="qid",
+        )
+
+
+def _holdout(offsets: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n_q = offsets.shape[0] - 1
+    rng = np.random.default_rng(seed)
+    n_valid = max(1, round(n_q * fraction))
+    if n_q < 2:
+        raise DataFormatError("early stopping needs at least 2 queries (or pass eval_set)")
+    is_valid = np.zeros(n_q, dtype=bool)
+    is_valid[rng.choice(n_q, size=n_valid, replace=False)] = True
+    row_valid = np.repeat(is_valid, np.diff(offsets))
+    return np.flatnonzero(~row_valid), np.flatnonzero(row_valid)
+
+
+def _default_gain(max_label: int) -> list[float]:
+    return [float(2**i - 1) for i in range(max(max_label + 1, 32))]
+
+
+Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
+
+def _train_lightgbm(
+    cfg: LambdaMARTConfig,
+    device: str,
+    names: Sequence[str],
+    train: Data,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    init_model: Any,
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    import lightgbm as lgb
+
+    X, y, q, w = train
+    max_label = int(y.max(initial=0))
+    if valid is not None:
+        max_label = max(max_label, int(valid[1].max(initial=0)))
+    gain = list(cfg.label_gain) if cfg.label_gain is not None else _default_gain(max_label)
+    if len(gain) <= max_label:
+        raise ConfigError(f"gbdt.label_gain has {len(gain)} entries; labels go up to {max_label}")
+    params: dict[str, Any] = {
+        "objective": cfg.resolved_objective,
+        "metric": "ndcg",
+        "ndcg_eval_at": [cfg.eval_at],
+        "label_gain": gain,
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "max_depth": cfg.max_depth,
+        "min_data_in_leaf": cfg.min_child_samples,
+        "bagging_fraction": cfg.subsample,
+        "bagging_freq": 1 if cfg.subsample < 1 else 0,
+        "feature_fraction": cfg.colsample,
+        "lambda_l2": cfg.reg_lambda,
+        "seed": cfg.seed,
+        "deterministic": True,
+        "verbose": -1,
+        "device_type": device,
+    }
+    if cfg.n_jobs:
+        params["num_threads"] = cfg.n_jobs
+    params.update(cfg.params)
+    sizes = np.diff(offsets_from_qid(q))
+    dtrain = lgb.Dataset(
+        X, label=y, group=sizes, weight=w, feature_name=list(names), free_raw_data=False
+    )
+    valid_sets, valid_names = [dtrain], ["train"]
+    if valid is not None:
+        Xv, yv, qv = valid
+        dvalid = lgb.Dataset(
+            Xv,
+            label=yv,
+            group=np.diff(offsets_from_qid(qv)),
+            reference=dtrain,
+            feature_name=list(names),
+        )
+        valid_sets.append(dvalid)
+        valid_names.append("valid")
+    record: dict[str, Any] = {}
+    callbacks = [lgb.record_evaluation(record)]
+    if valid is not None and cfg.early_stopping_rounds is not None:
+        callbacks.append(
+            lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)
+        )
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=cfg.n_estimators,
+        valid_sets=valid_sets,
+        valid_names=valid_names,
+        callbacks=callbacks,
+        init_model=init_model,
+    )
+    best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
+    curves = {name: {k: list(map(float, v)) for k, v in m.items()} for name, m in record.items()}
+    return booster, int(best), curves
+
+
+def _train_xgboost(
+    cfg: LambdaMARTConfig,
+    device: str,
+    names: Sequence[str],
+    train: Data,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    init_model: Any,
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    import xgboost as xgb
+
+    X, y, q, w = train
+    exp_gain = True
+    if cfg.label_gain is not None:
+        labels = np.arange(len(cfg.label_gain))
+        if np.allclose(cfg.label_gain, 2.0**labels - 1):
+            exp_gain = True
+        elif np.allclose(cfg.label_gain, labels):
+            exp_gain = False
+        else:
+            raise ConfigError(
+                "xgboost supports only the exponential (2^l - 1) or linear (l) label gain"
+            )
+    qcodes = _qid_codes(q)
+    group_w = None
+    if w is not None:
+        offsets = offsets_from_qid(q)
+        starts = offsets[:-1]
+        per_query = w[starts]
+        if not np.allclose(np.repeat(per_query, np.diff(offsets)), w):
+            raise DataFormatError(
+                "xgboost ranking takes one weight per query; rows of a query differ"
+            )
+        group_w = per_query
+    params: dict[str, Any] = {
+        "objective": cfg.resolved_objective,
+        "eval_metric": f"ndcg@{cfg.eval_at}",
+        "ndcg_exp_gain": exp_gain,
+        "eta": cfg.learning_rate,
+        "max_depth": cfg.max_depth if cfg.max_depth > 0 else 6,
+        "min_child_weight": 0.0,
+        "subsample": cfg.subsample,
+        "colsample_bytree": cfg.colsample,
+        "lambda": cfg.reg_lambda,
+        "seed": cfg.seed,
+        "tree_method": "hist",
+        "device": device,
+        "verbosity": 0,
+    }
+    if cfg.n_jobs:
+        params["nthread"] = cfg.n_jobs
+    params.update(cfg.params)
+    dtrain = xgb.DMatrix(X, label=y, qid=qcodes, feature_names=list(names))
+    if group_w is not None:
+        dtrain.set_weight(group_w)
+    evals = [(dtrain, "train")]
+    if valid is not None:
+        Xv, yv, qv = valid
+        evals.append(
+            (xgb.DMatrix(Xv, label=yv, qid=_qid_codes(qv), feature_names=list(names)), "valid")
+        )
+    record: dict[str, Any] = {}
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=cfg.n_estimators,
+        evals=evals,
+        early_stopping_rounds=cfg.early_stopping_rounds if valid is not None else None,
+        evals_result=record,
+        verbose_eval=False,
+        xgb_model=init_model,
+    )
+    best = getattr(booster, "best_iteration", None)
+    n_rounds = booster.num_boosted_rounds()
+    best_n = (
+        int(best) + 1
+        if best is not None and valid is not None and cfg.early_stopping_rounds
+        else n_rounds
+    )
+    curves = {name: {k: list(map(float, v)) for k, v in m.items()} for name, m in record.items()}
+    return booster, best_n, curves
+
+
+def _qid_codes(q: np.ndarray) -> np.ndarray:
+    """Integer query codes increasing along the rows (XGBoost wants sorted qid)."""
+    offsets = offsets_from_qid(q)
+    return np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.uint32), np.diff(offsets))
+
+
+_TRAINERS = {"lightgbm": _train_lightgbm, "xgboost": _train_xgboost}

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybridrank.data._letor import read_svmlight
+from hybridrank.errors import DataFormatError
+
+
+def test_qid_lines(tmp_path: Path) -> None:
+    p = tmp_path / "train.txt"
+    p.write_text("2 qid:7 1:0.5 3:1.0 # doc a\n0 qid:7 2:0.25\n1 qid:9 1:1\n")
+    d = read_svmlight(p)
+    assert d.X.shape == (3, 3) and d.X.dtype == np.float32
+    assert d.y.tolist() == [2, 0, 1]
+    assert d.qid.tolist() == [7, 7, 9]
+    assert d.n_queries == 2
+    assert read_svmlight(p, n_features=5).X.shape == (3, 5)
+
+
+def test_group_file(tmp_path: Path) -> None:
+    p = tmp_path / "rank.train"
+    p.write_text("1 1:0.5\n0 2:1\n3 1:1\n")
+    (tmp_path / "rank.train.query").write_text("2\n1\n")
+    assert read_svmlight(p).qid.tolist() == [0, 0, 1]
+    (tmp_path / "rank.train.query").write_text("2\n2\n")
+    with pytest.raises(DataFormatError, match="add up to 4"):
+        read_svmlight(p)
+
+
+def test_bad_files(tmp_path: Path) -> None:
+    p = tmp_path / "bad.txt"
+    p.write_text("1 qid:1 x:y\n")
+    with pytest.raises(DataFormatError, match=r"bad\.txt"):
+        read_svmlight(p)
+    p.write_text("-1 qid:1 1:1\n")
+    with pytest.raises(DataFormatError, match="integers"):
+        read_svmlight(p)
+    with pytest.raises(FileNotFoundError):
+        read_svmlight(tmp_path / "nope.txt")

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hybridrank import columns as C
+from hybridrank.cli import main
+from hybridrank.data import SimulationConfig
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.gbdt import (
+    GBDTBundle,
+    GBDTTrainConfig,
+    LambdaMARTConfig,
+    feature_importance,
+    train_gbdt,
+)
+from hybridrank.world import DataConfig, WorldConfig
+
+from ..conftest import write_trec_dir
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_collection):
+    root = write_trec_dir(tiny_collection, tmp_path_factory.mktemp("trec"))
+    config = GBDTTrainConfig(
+        world=WorldConfig(
+            data=DataConfig(format="trec", path=str(root)),
+            simulation=SimulationConfig(n_sessions=3000, seed=2, zipf_exponent=0.8),
+        ),
+        gbdt=LambdaMARTConfig(n_estimators=40, min_child_samples=5, early_stopping_rounds=None),
+        metrics=("ndcg@10",),
+    )
+    out = tmp_path_factory.mktemp("run")
+    return train_gbdt(config, out), config
+
+
+def test_bundle_contents(trained) -> None:
+    run, _ = trained
+    for name in (
+        "model/model.txt",
+        "model/model_dump.json",
+        "schema.json",
+        "config.yaml",
+        "metrics.json",
+        "report/report.md",
+        "curves.png",
+        "train_table.parquet",
+        "manifest.json",
+    ):
+        assert (run.path / name).exists(), name
+    assert "gbdt_click" in run.table.columns
+    # Never-shown candidates have no click label, and were not trained on as 0.
+    assert run.table[C.Y_CLICK].isna().any()
+    assert run.table["gbdt_click"].notna().all()
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    assert {m["system"] for m in metrics} == {"bm25", "gbdt_click"}
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert GBDTTrainConfig.from_dict(config) == trained[1]
+
+
+def test_bundle_round_trip_and_schema_errors(trained) -> None:
+    run, _ = trained
+    bundle = GBDTBundle.load(run.path)
+    table = pd.read_parquet(run.path / "train_table.parquet")
+    np.testing.assert_allclose(
+        bundle.predict(table), run.ranker.predict(table[run.features]), rtol=1e-6
+    )
+    with pytest.raises(DataFormatError, match="missing"):
+        bundle.predict(table.drop(columns=["qd_ctr"]))
+
+
+def test_tampered_bundle_is_refused(trained, tmp_path: Path) -> None:
+    import shutil
+
+    run, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(run.path, copy)
+    with (copy / "model" / "model.txt").open("a") as fh:
+        fh.write("\n")
+    with pytest.raises(DataFormatError, match=r"model/model\.txt was modified"):
+        GBDTBundle.load(copy)
+    (copy / "schema.json").unlink()
+    with pytest.raises(DataFormatError, match=r"schema\.json is missing"):
+        GBDTBundle.load(copy)
+
+
+def test_importance_tables(trained, tmp_path: Path) -> None:
+    run, _ = trained
+    imp = feature_importance(run.ranker, run.table, run.features, n_repeats=1)
+    assert set(imp.overall.columns) == {"gain", "split", "shap", "permutation"}
+    assert imp.overall["gain"].sum() == pytest.approx(1.0)
+    assert set(imp.by_bucket[C.BUCKET]) >= {"all"}
+    # The smoothed debiased CTR is what the model leans on; shuffling it hurts.
+    assert imp.top(3).index.str.startswith(("qd_", "doc_", "bm25", "tfidf", "term")).all()
+    paths = imp.write(tmp_path)
+    assert paths["png_buckets"].read_bytes()[:4] == b"\x89PNG"
+    assert "Permutation importance per frequency bucket" in paths["markdown"].read_text()
+
+
+def test_cli_train_and_importance(trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _, config = trained
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(config.to_dict()))
+    out = tmp_path / "cli-run"
+    assert main(["train", "gbdt", "--config", str(cfg), "--out", str(out)]) == 0
+    assert "gbdt_click" in capsys.readouterr().out
+    assert main(["importance", str(out), "--top", "5", "--repeats", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "Top 5 features" in printed
+    assert (out / "importance" / "importance.png").exists()
+    # A bad config is one clear line.
+    cfg.write_text("gbdt: {engine: catboost}\n")
+    assert main(["train", "gbdt", "--config", str(cfg), "--out", str(out)]) == 2
+    assert "gbdt.engine" in capsys.readouterr().err
+
+
+def test_oracle_and_config_errors() -> None:
+    with pytest.raises(ConfigError, match="label"):
+        GBDTTrainConfig(label="votes")
+    with pytest.raises(ConfigError, match="unknown sections"):
+        GBDTTrainConfig.from_dict({"model": {}})
