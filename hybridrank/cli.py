@@ -288,6 +288,95 @@ def cmd_clickmodel_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_params(args: argparse.Namespace) -> dict[str, object]:
+    """Backend keyword arguments from the flags the user set (unset flags keep defaults)."""
+    flags = {
+        "base_url": args.base_url,
+        "model": args.model,
+        "api_key_env": args.api_key_env,
+        "concurrency": args.concurrency,
+        "requests_per_minute": args.rpm,
+        "timeout_s": args.timeout,
+        "model_path": args.model_path,
+        "device": args.device,
+        "price_in_per_1k": args.price_in,
+        "price_out_per_1k": args.price_out,
+    }
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.action == "report":
+        return _annotate_report(args)
+    from hybridrank.labels.llm import (
+        AnnotateConfig,
+        AnswerCache,
+        annotate_candidates,
+        make_annotator,
+    )
+    from hybridrank.world import ClickWorld, load_collection
+
+    if args.world is None:
+        raise FileNotFoundError(
+            "annotate needs --world DIR (a world from `hybridrank world build`)"
+        )
+    world = ClickWorld.load(args.world)
+    collection, _ = load_collection(world.config.data, args.data)
+    config = AnnotateConfig(
+        backend=args.backend,
+        budget=args.budget,
+        batch_size=args.batch_size,
+        retry_failed=args.retry_failed,
+        seed_queries=args.seed_queries,
+    )
+    cache_path = args.cache or (args.world / "annotations.sqlite")
+    annotator = make_annotator(args.backend, **_backend_params(args))
+    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    print(
+        f"annotating {len(world.candidates)} pairs with {args.backend} [{kind}] model {annotator.model}, "
+        f"prompt {annotator.prompt_version}; cache {cache_path}",
+        flush=True,
+    )
+    with annotator, AnswerCache(cache_path) as cache:
+        result = annotate_candidates(
+            world.candidates, collection.queries, collection.docs, annotator, cache, config
+        )
+    out: Path = args.out or (args.world / "llm_labels.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.candidates.to_parquet(out, index=False)
+    result.labels.to_parquet(out.with_name(out.stem + "_answers.parquet"), index=False)
+    print(result.stats.summary())
+    if result.grader is not None:
+        print(f"grades: {result.grader.describe()}")
+    print(f"labels: {out} (column y_llm; failed or unannotated pairs are NaN)")
+    return 0
+
+
+def _annotate_report(args: argparse.Namespace) -> int:
+    from hybridrank.labels.llm import CALIBRATION, LLM_SCORE, agreement_report
+
+    path = args.labels or (args.world / "llm_labels.parquet" if args.world else None)
+    if path is None:
+        raise FileNotFoundError("annotate report needs --labels FILE or --world DIR")
+    table = pd.read_parquet(path)
+    n_calib = 0
+    if CALIBRATION in table.columns:
+        n_calib = int(table.loc[table[CALIBRATION], C.QID].nunique())
+        table = table.loc[~table[CALIBRATION].to_numpy()]
+    report = agreement_report(
+        table,
+        score=LLM_SCORE if LLM_SCORE in table.columns and table[LLM_SCORE].notna().any() else None,
+        title=f"Annotator agreement with expert grades ({path}); "
+        f"{n_calib} calibration queries left out",
+    )
+    print(report.to_text())
+    paths = report.write(args.out or Path(path).with_name("agreement"))
+    print()
+    for kind, p in paths.items():
+        print(f"  {kind:>9}: {p}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridrank",
@@ -356,6 +445,50 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0)
     imp.add_argument("--out", type=Path, help="output directory (default: RUN_DIR/importance)")
     imp.set_defaults(func=cmd_importance)
+
+    an = sub.add_parser(
+        "annotate",
+        help="label candidate pairs with an LLM or the embedded semantic judge; `annotate report`",
+    )
+    an.add_argument("action", nargs="?", choices=["run", "report"], default="run")
+    an.add_argument("--world", type=Path, help="world directory (its candidates are annotated)")
+    an.add_argument(
+        "--data", type=Path, help="collection directory, if not where the world found it"
+    )
+    an.add_argument(
+        "--backend", default="embedding", help="embedding (default) | openai | transformers"
+    )
+    an.add_argument("--budget", type=_positive_int, help="at most this many new pairs this run")
+    an.add_argument("--batch-size", type=int, default=256)
+    an.add_argument(
+        "--retry-failed", action="store_true", help="ask again where the stored answer failed"
+    )
+    an.add_argument(
+        "--seed-queries",
+        type=_positive_int,
+        default=0,
+        help="calibrate the semantic judge on the expert grades of N queries (left out of evaluation)",
+    )
+    an.add_argument(
+        "--cache", type=Path, help="SQLite answer cache (default WORLD/annotations.sqlite)"
+    )
+    an.add_argument("--out", type=Path, help="labels parquet (default WORLD/llm_labels.parquet)")
+    an.add_argument(
+        "--labels", type=Path, help="report: the labels parquet to compare with expert grades"
+    )
+    an.add_argument("--base-url", help="openai: e.g. http://127.0.0.1:8000/v1")
+    an.add_argument("--model", help="openai: model name")
+    an.add_argument("--api-key-env", help="openai: environment variable holding the API key")
+    an.add_argument("--concurrency", type=int, help="openai: requests in flight")
+    an.add_argument("--rpm", type=int, help="openai: requests per minute at most")
+    an.add_argument("--timeout", type=float, help="openai: seconds per request")
+    an.add_argument(
+        "--price-in", type=float, help="openai: price per 1k prompt tokens, for the cost estimate"
+    )
+    an.add_argument("--price-out", type=float, help="openai: price per 1k completion tokens")
+    an.add_argument("--model-path", type=Path, help="transformers / embedding: local model path")
+    an.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    an.set_defaults(func=cmd_annotate)
 
     cm = sub.add_parser("clickmodel", help="click models on real logs")
     cmsub = cm.add_subparsers(dest="clickmodel_command", required=True)

@@ -1,0 +1,188 @@
+"""How far an annotator agrees with expert grades: weighted kappa, Kendall tau, confusion, per bucket."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import cohen_kappa_score
+
+from hybridrank import columns as C
+from hybridrank.evaluate import ndcg_at_k
+
+ALL = "all"
+
+
+def _measures(judge: np.ndarray, expert: np.ndarray) -> dict[str, float]:
+    n = int(judge.size)
+    if n < 2:
+        return {"pairs": float(n), "kappa_quadratic": np.nan, "kappa_linear": np.nan,
+                "kendall_tau": np.nan, "exact_agreement": np.nan}  # fmt: skip
+    labels = [0, 1, 2, 3]
+    single = np.unique(np.concatenate([judge, expert])).size < 2
+    return {
+        "pairs": float(n),
+        "kappa_quadratic": np.nan
+        if single
+        else float(cohen_kappa_score(expert, judge, labels=labels, weights="quadratic")),
+        "kappa_linear": np.nan
+        if single
+        else float(cohen_kappa_score(expert, judge, labels=labels, weights="linear")),
+        "kendall_tau": float(stats.kendalltau(expert, judge).statistic),
+        "exact_agreement": float(np.mean(judge == expert)),
+    }
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Agreement of judge grades with expert grades.
+
+    Attributes:
+        overall: Quadratic- and linear-weighted Cohen's kappa, Kendall tau-b,
+            exact agreement and the number of pairs.
+        by_bucket: The same per frequency bucket (and ``all``), plus the
+            NDCG@10 of ranking each query's candidates by the judge's grade
+            (ties broken by the judge's score where given).
+        confusion: Expert grade (rows) by judge grade (columns) counts.
+        title: What was compared.
+    """
+
+    overall: dict[str, float]
+    by_bucket: pd.DataFrame
+    confusion: pd.DataFrame
+    title: str
+
+    def to_text(self) -> str:
+        o = self.overall
+        lines = [
+            self.title,
+            f"pairs {int(o['pairs'])}: weighted kappa (quadratic) {o['kappa_quadratic']:.3f}, "
+            f"(linear) {o['kappa_linear']:.3f}; Kendall tau-b {o['kendall_tau']:.3f}; "
+            f"exact agreement {o['exact_agreement']:.3f}",
+            "",
+            "Per frequency bucket",
+            self.by_bucket.to_markdown(floatfmt=".3f"),
+            "",
+            "Confusion (rows: expert grade, columns: judge grade)",
+            self.confusion.to_markdown(),
+        ]
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "markdown": out / "agreement.md",
+            "json": out / "agreement.json",
+            "csv": out / "agreement_by_bucket.csv",
+            "png": out / "confusion.png",
+        }
+        paths["markdown"].write_text(self.to_text() + "\n")
+        paths["json"].write_text(
+            json.dumps(
+                {"title": self.title, "overall": self.overall,
+                 "by_bucket": json.loads(self.by_bucket.reset_index().to_json(orient="records")),
+                 "confusion": self.confusion.to_numpy().tolist()},
+                indent=2,
+            ) + "\n"
+        )  # fmt: skip
+        self.by_bucket.to_csv(paths["csv"])
+        self.plot_confusion(paths["png"])
+        return paths
+
+    def plot_confusion(self, path: Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        counts = self.confusion.to_numpy(dtype=float)
+        share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+        im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        for i in range(counts.shape[0]):
+            for j in range(counts.shape[1]):
+                ax.text(j, i, f"{int(counts[i, j])}\n{share[i, j]:.0%}", ha="center", va="center",
+                        fontsize=8, color="white" if share[i, j] > 0.5 else "black")  # fmt: skip
+        ax.set_xticks(range(counts.shape[1]), [str(c) for c in self.confusion.columns])
+        ax.set_yticks(range(counts.shape[0]), [str(r) for r in self.confusion.index])
+        ax.set_xlabel("judge grade")
+        ax.set_ylabel("expert grade")
+        ax.set_title(f"kappa (quadratic) {self.overall['kappa_quadratic']:.3f}", fontsize=10)
+        fig.colorbar(im, ax=ax, label="share of the expert grade's row")
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def agreement_report(
+    table: pd.DataFrame,
+    *,
+    judge: str = C.Y_LLM,
+    expert: str = C.Y_EXPERT,
+    bucket: str | None = C.BUCKET,
+    score: str | None = None,
+    bucket_order: tuple[str, ...] = ("low", "mid", "high"),
+    title: str = "",
+) -> Agreement:
+    """Compare judge grades with expert grades on the rows where both exist.
+
+    Args:
+        table: Candidate rows (rows of a query contiguous) with both grade columns.
+        judge: Judge grade column (NaN where the judge failed or was not run).
+        expert: Expert grade column (evaluation only; never a training input).
+        bucket: Frequency bucket column, or None.
+        score: A continuous judge score to break grade ties when ranking.
+        bucket_order: Display order of buckets.
+        title: Heading line.
+    """
+    j_all = table[judge].to_numpy(dtype=np.float64)
+    keep = ~np.isnan(j_all)
+    sub = table.loc[keep]
+    j = sub[judge].to_numpy(dtype=np.float64).clip(0, 3).round().astype(int)
+    e = sub[expert].to_numpy(dtype=np.float64).clip(0, 3).round().astype(int)
+    overall = _measures(j, e)
+    overall["pairs_without_judgment"] = float((~keep).sum())
+
+    rank_score = j.astype(np.float64)
+    if score is not None:
+        s = sub[score].to_numpy(dtype=np.float64)
+        rank_score = rank_score + 1e-3 * within_unit(s)
+    ndcg = ndcg_at_k(rank_score, e, qid=sub[C.QID].to_numpy(), k=10)
+    q_first = np.r_[True, sub[C.QID].to_numpy()[1:] != sub[C.QID].to_numpy()[:-1]]
+    q_bucket = sub[bucket].astype(str).to_numpy()[q_first] if bucket else np.full(ndcg.size, ALL)
+    rows = {}
+    buckets = [b for b in bucket_order if bucket and b in set(q_bucket)]
+    if bucket:
+        buckets += sorted(set(q_bucket) - set(buckets))
+    for b in [*buckets, ALL]:
+        rmask = (
+            np.ones(len(sub), dtype=bool) if b == ALL else sub[bucket].astype(str).to_numpy() == b
+        )
+        qmask = np.ones(ndcg.size, dtype=bool) if b == ALL else q_bucket == b
+        row = _measures(j[rmask], e[rmask])
+        row["ndcg@10_by_judge"] = (
+            float(np.nanmean(ndcg[qmask])) if np.any(~np.isnan(ndcg[qmask])) else np.nan
+        )
+        rows[b] = row
+    by_bucket = pd.DataFrame(rows).T
+    by_bucket["pairs"] = by_bucket["pairs"].astype(int)
+    confusion = pd.crosstab(
+        pd.Categorical(e, categories=[0, 1, 2, 3]),
+        pd.Categorical(j, categories=[0, 1, 2, 3]),
+        dropna=False,
+    )
+    confusion.index.name, confusion.columns.name = "expert", "judge"
+    return Agreement(overall=overall, by_bucket=by_bucket, confusion=confusion, title=title)
+
+
+def within_unit(values: npt.ArrayLike) -> np.ndarray:
+    """Min-max scale to [0, 1] (a tie-breaker that never outweighs one grade step)."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    return np.zeros_like(v) if hi <= lo else (v - lo) / (hi - lo)

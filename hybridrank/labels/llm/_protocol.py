@@ -1,0 +1,139 @@
+"""The annotator protocol: pairs in, judgments out, backends in an explicit registry."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from hybridrank.errors import ConfigError
+
+GRADES = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (query, document) pair to judge.
+
+    Attributes:
+        qid: Query id.
+        docid: Document id.
+        query: Query text.
+        document: Document text.
+    """
+
+    qid: str
+    docid: str
+    query: str
+    document: str
+
+    @property
+    def text_hash(self) -> str:
+        """SHA-256 of the pair's texts (not its ids): the same texts share one answer."""
+        digest = hashlib.sha256()
+        digest.update(self.query.encode("utf-8"))
+        digest.update(b"\x00")
+        digest.update(self.document.encode("utf-8"))
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """An annotator's answer for one pair.
+
+    Attributes:
+        grade: 0-3, or None when the answer could not be parsed (a failure).
+        confidence: Probability of the grade where the backend knows it.
+        raw: The raw answer text (or a short description for non-LLM judges).
+        error: Why there is no grade (parse failure, HTTP error, ...); None when graded.
+        tokens_in: Prompt tokens spent, where known.
+        tokens_out: Completion tokens spent, where known.
+        attempts: Calls made for this pair (1 + retries).
+        expected_grade: Probability-weighted grade where the backend has a distribution.
+        score: A continuous relevance score for judges that grade by threshold
+            later (the embedding judge's similarity); None for LLMs.
+    """
+
+    grade: int | None
+    confidence: float | None = None
+    raw: str = ""
+    error: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    attempts: int = 1
+    expected_grade: float | None = None
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.grade is not None and self.grade not in GRADES:
+            raise ValueError(f"grade must be one of {GRADES} or None, got {self.grade!r}")
+
+    @property
+    def ok(self) -> bool:
+        """An answer usable as a label: no error, and a grade or a score."""
+        return self.error is None and (self.grade is not None or self.score is not None)
+
+
+class Annotator(ABC):
+    """A relevance judge. Subclasses set ``backend`` and implement :meth:`annotate`.
+
+    ``model`` names what answers (a model id, or a description of the judge)
+    and ``prompt_version`` the prompt it was asked with; both are part of every
+    cache key, so changing either never reuses an old answer.
+    """
+
+    backend: ClassVar[str]
+    is_llm: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """Identifier of the answering model (part of the cache key)."""
+
+    @property
+    @abstractmethod
+    def prompt_version(self) -> str:
+        """Version of the prompt or scoring rule (part of the cache key)."""
+
+    @abstractmethod
+    def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
+        """One judgment per pair, in order. Must not raise for one bad answer:
+        a pair that fails gets a Judgment with ``grade=None`` and ``error``."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or models."""
+
+    def cost_estimate(self, tokens_in: int, tokens_out: int) -> float | None:
+        """Money spent for these tokens, where prices are configured; else None."""
+        return None
+
+    def __enter__(self) -> Annotator:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+ANNOTATORS: dict[str, type[Annotator]] = {}
+
+
+def register_annotator(cls: type[Annotator]) -> type[Annotator]:
+    """Class decorator adding a backend to :data:`ANNOTATORS` under ``cls.backend``."""
+    if cls.backend in ANNOTATORS and ANNOTATORS[cls.backend] is not cls:
+        raise ValueError(f"annotator backend {cls.backend!r} registered twice")
+    ANNOTATORS[cls.backend] = cls
+    return cls
+
+
+def make_annotator(backend: str, **params: Any) -> Annotator:
+    """Build a registered backend by name with its keyword parameters."""
+    if backend not in ANNOTATORS:
+        raise ConfigError(
+            f"unknown annotator backend {backend!r}; choose from {sorted(ANNOTATORS)}"
+        )
+    try:
+        return ANNOTATORS[backend](**params)
+    except TypeError as exc:
+        raise ConfigError(f"annotator {backend!r}: {exc}") from None

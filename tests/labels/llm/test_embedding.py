@@ -1,0 +1,90 @@
+"""The embedded semantic judge with the packaged MiniLM (offline), and the annotate CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.cli import main
+from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
+
+from ...conftest import write_trec_dir
+
+
+@pytest.fixture(scope="module")
+def judge() -> EmbeddingJudge:
+    return EmbeddingJudge(batch_size=16)
+
+
+def test_scores_are_cosines_and_semantic(judge: EmbeddingJudge) -> None:
+    pairs = [
+        Pair(
+            "q",
+            "d1",
+            "green tea and heart disease",
+            "drinking green tea lowers cardiovascular risk",
+        ),
+        Pair("q", "d2", "green tea and heart disease", "the stock market fell sharply on monday"),
+    ]
+    out = judge.annotate(pairs)
+    assert all(j.ok and j.grade is None for j in out)
+    assert -1 <= out[1].score < out[0].score <= 1
+    assert judge.backend == "embedding" and not judge.is_llm
+    assert judge.model.startswith("model@") and len(judge.model) > 10
+
+
+def test_each_text_encoded_once(judge: EmbeddingJudge, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    encoder = judge.encoder()
+    original = encoder.encode
+
+    def counting(texts, **kw):
+        seen.append(len(texts))
+        return original(texts, **kw)
+
+    monkeypatch.setattr(encoder, "encode", counting)
+    judge.close()  # clear the memo
+    pairs = [Pair("q", f"d{i}", "same query", f"doc {i % 3}") for i in range(9)]
+    judge.annotate(pairs)
+    judge.annotate(pairs)
+    assert sum(seen) == 4  # 1 query + 3 documents, once
+
+
+def test_annotate_cli_and_report(
+    tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture
+) -> None:
+    import yaml
+
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
+    world = tmp_path / "world"
+    assert (
+        main(["world", "build", "--config", str(cfg), "--sessions", "300", "--out", str(world)])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["annotate", "--world", str(world), "--seed-queries", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "semantic judge (not an LLM)" in out and "0 cached" in out
+    labels = pd.read_parquet(world / "llm_labels.parquet")
+    assert labels[C.Y_LLM].notna().all() and set(labels[C.Y_LLM].unique()) <= {0.0, 1.0, 2.0, 3.0}
+    assert labels.loc[labels["calibration"], C.QID].nunique() == 5
+    # A rerun asks the judge for nothing.
+    assert main(["annotate", "--world", str(world), "--seed-queries", "5"]) == 0
+    assert "0 new" in capsys.readouterr().out
+    assert main(["annotate", "report", "--world", str(world)]) == 0
+    report = capsys.readouterr().out
+    assert "weighted kappa (quadratic)" in report and "5 calibration queries left out" in report
+    assert (world / "agreement" / "confusion.png").exists()
+
+
+def test_budget_via_runner(judge: EmbeddingJudge, tmp_path: Path) -> None:
+    pairs = [Pair("q", f"d{i}", "tea", f"text {i}") for i in range(10)]
+    with AnswerCache(tmp_path / "c.sqlite") as cache:
+        table, stats = annotate_pairs(judge, pairs, cache, budget=3, progress=False)
+    assert stats.new == 3 and np.isnan(table["score"]).sum() == 7
