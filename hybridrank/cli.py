@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _world_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _world_config(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
     from hybridrank.world import WorldConfig
@@ -173,35 +174,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The demo's LLM-neural model: a bi-encoder, short inputs, one epoch (2 CPU cores).
+DEMO_NEURAL = {
+    "architecture": "bi-encoder",
+    "max_seq_length": 96,
+    "batch_size": 32,
+    "epochs": 1,
+    "learning_rate": 5.0e-5,
+    "subsample_queries": 150,
+    "early_stopping_patience": 1,
+}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from hybridrank.world import build_world
+    """The main job: the whole experiment on the embedded defaults, one seed."""
+    from dataclasses import replace
+
+    from hybridrank.ensemble import ExperimentConfig, run_experiment
 
     start = time.perf_counter()
-    config = _world_config(args)
-    out: Path = args.out
-    print(f"hybridrank {__version__} demo: building the click world ...", flush=True)
-    world = build_world(config, data=args.data)
-    world.save(out / "world")
-    s = world.summary()
+    config = ExperimentConfig(
+        world=_world_config(args),
+        seeds=(args.seed if args.seed is not None else 0,),
+        sessions=(),
+        cache=str(args.out / "annotations.sqlite"),
+        neural=None if args.no_neural else DEMO_NEURAL,
+    )
+    config = replace(config, metrics=tuple(args.metrics))
     print(
-        f"  {s['queries']} queries, {s['candidates']} BM25 candidates, {s['sessions']} sessions, "
-        f"{s['clicks']} clicks; buckets "
-        + ", ".join(f"{b}: {v['queries']}" for b, v in s["buckets"].items())
+        f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
+        f"click-GBDT, LLM-GBDT{'' if args.no_neural else ', LLM-neural (quick bi-encoder)'}, data scheduling, "
+        "FAMOL, the frequency-gated stacker and the meta-ranker",
+        flush=True,
+    )
+    result = run_experiment(
+        config, args.out, data=args.data, echo=lambda m: print("  " + m, flush=True)
     )
     print()
-    _evaluate_and_write(
-        world.candidates,
-        [C.BM25],
-        out=out / "report",
-        metrics=args.metrics,
-        baseline=None,
-        title=(
-            f"BM25 baseline on the {world.config.data.format} click world "
-            f"({world.config.simulation.n_sessions} sessions, Zipf {world.config.simulation.zipf_exponent:g}, "
-            f"seed {world.config.simulation.seed}); expert grades"
-        ),
-    )
-    print(f"\ndone in {time.perf_counter() - start:.1f}s; outputs under {out}")
+    _print_experiment(result)
+    print(f"\ndone in {time.perf_counter() - start:.0f}s; outputs under {args.out}")
     return 0
 
 
@@ -377,6 +388,75 @@ def _annotate_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_experiment(result: Any) -> None:
+    print(result.main.to_text())
+    metric = result.main.metrics[0]
+    print(
+        f"\n{metric} by session count (seed {next(iter(result.per_seed))}; columns: sessions / bucket)"
+    )
+    print(result.sweep.to_markdown(floatfmt=".3f"))
+    runs = result.info["runs"]
+    gates = {k: v["gate"] for k, v in runs.items()}
+    print(f"\ntuned gates (click weight g = sigmoid(slope * (log1p(freq) - centre))): {gates}")
+    print(
+        f"reports: {result.path / 'report'}  (main.md/.csv/.json, main_*.png, sessions_sweep.png)"
+    )
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from hybridrank.ensemble import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig.from_yaml(args.config) if args.config else ExperimentConfig()
+    if args.seeds:
+        config = replace(config, seeds=tuple(args.seeds))
+    if args.sessions is not None:
+        config = replace(config, sessions=tuple(args.sessions))
+    start = time.perf_counter()
+    result = run_experiment(config, args.out, data=args.data, echo=lambda m: print(m, flush=True))
+    _print_experiment(result)
+    print(f"done in {time.perf_counter() - start:.0f}s")
+    return 0
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from hybridrank.tuning import StudySpec, run_study, study_report
+
+    spec = StudySpec.from_yaml(args.spec)
+    if args.out:
+        spec = replace(spec, out=str(args.out))
+    result = run_study(spec, storage=args.storage, n_trials=args.n_trials, data=args.data)
+    n = len(result.study.trials)
+    print(f"study {result.study.study_name}: {result.n_new} new trials, {n} in the storage")
+    text, _ = study_report(result.study, Path(spec.out) / "report")
+    print(text)
+    return 0
+
+
+def cmd_study_report(args: argparse.Namespace) -> int:
+    import optuna
+
+    from hybridrank.tuning import StudySpec, make_storage, study_report
+
+    spec = StudySpec.from_yaml(args.spec)
+    out = Path(args.out or spec.out)
+    storage = make_storage(args.storage or spec.storage, out)
+    try:
+        study = optuna.load_study(study_name=spec.study_name, storage=storage)
+    except KeyError:
+        raise FileNotFoundError(
+            f"no study {spec.study_name!r} in that storage; run `hybridrank study run` first"
+        ) from None
+    text, paths = study_report(study, out / "report")
+    print(text)
+    for kind, path in paths.items():
+        print(f"  {kind:>11}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridrank",
@@ -490,6 +570,38 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--device", choices=["cpu", "cuda", "auto"])
     an.set_defaults(func=cmd_annotate)
 
+    ex = sub.add_parser(
+        "experiment", help="the clicks-vs-LLM-labels experiment (studies/paper.yaml)"
+    )
+    ex.add_argument(
+        "--config", type=Path, help="experiment YAML (default: studies/paper.yaml's defaults)"
+    )
+    ex.add_argument("--data", type=Path, help="collection directory")
+    ex.add_argument("--seeds", type=int, nargs="+", help="simulation seeds (overrides the config)")
+    ex.add_argument("--sessions", type=_positive_int, nargs="*", help="session counts of the sweep")
+    ex.add_argument("--out", type=Path, default=Path("runs/experiment"))
+    ex.set_defaults(func=cmd_experiment)
+
+    st = sub.add_parser("study", help="Optuna tuning studies: run (or resume) and report")
+    stsub = st.add_subparsers(dest="study_command", required=True)
+    sr = stsub.add_parser("run", help="create or resume a study and run it to n_trials")
+    sr.add_argument("spec", type=Path, help="study YAML, e.g. studies/stacker_study.yaml")
+    sr.add_argument(
+        "--storage",
+        help="sqlite:///x.db | postgresql://... | journal:PATH (default: RUN_DIR/study.db)",
+    )
+    sr.add_argument("--n-trials", type=int, help="trials the study should have in the end")
+    sr.add_argument("--out", type=Path, help="run directory (default: the spec's out)")
+    sr.add_argument("--data", type=Path, help="collection directory")
+    sr.set_defaults(func=cmd_study_run)
+    srep = stsub.add_parser(
+        "report", help="best trial, parameter importances, history and importance plots"
+    )
+    srep.add_argument("spec", type=Path)
+    srep.add_argument("--storage")
+    srep.add_argument("--out", type=Path)
+    srep.set_defaults(func=cmd_study_report)
+
     cm = sub.add_parser("clickmodel", help="click models on real logs")
     cmsub = cm.add_subparsers(dest="clickmodel_command", required=True)
     cmf = cmsub.add_parser("fit", help="fit PBM, DBN and cascade on the Yandex and CLARA2 logs")
@@ -507,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the end-to-end demo on the embedded default world")
     _add_world_options(demo)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
-    demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr", "err@10"])
+    demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr"])
+    demo.add_argument("--no-neural", action="store_true", help="skip the LLM-neural model (faster)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

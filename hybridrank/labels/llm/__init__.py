@@ -6,6 +6,7 @@ from hybridrank.labels.llm._agreement import Agreement, agreement_report
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
 from hybridrank.labels.llm._grading import GraderConfig, SemanticGrader, within_query_percentile
+from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter
 from hybridrank.labels.llm._pipeline import (
     CALIBRATION,
     LLM_SCORE,
@@ -36,6 +37,7 @@ from hybridrank.labels.llm._runner import (
     annotate_pairs,
     pairs_from_candidates,
 )
+from hybridrank.labels.llm._transformers import TransformersAnnotator
 
 __all__ = [
     "ANNOTATORS",
@@ -55,8 +57,11 @@ __all__ = [
     "EmbeddingJudge",
     "GraderConfig",
     "Judgment",
+    "OpenAIAnnotator",
     "Pair",
+    "RateLimiter",
     "SemanticGrader",
+    "TransformersAnnotator",
     "agreement_report",
     "annotate_candidates",
     "annotate_pairs",

@@ -35,7 +35,8 @@ USER_TEMPLATE = (
 MAX_DOCUMENT_CHARS = 4000
 
 _ANSWER = re.compile(
-    r"\A\s*(?:\*\*)?grade\s*(?:\*\*)?\s*[:=]\s*(?:\*\*)?\s*([0-3])\s*(?:\*\*)?\s*\.?\s*\Z", re.IGNORECASE
+    r"\A\s*(?:\*\*)?grade\s*(?:\*\*)?\s*[:=]\s*(?:\*\*)?\s*([0-3])\s*(?:\*\*)?\s*\.?\s*\Z",
+    re.IGNORECASE,
 )
 _BARE = re.compile(r"\A\s*([0-3])\s*\.?\s*\Z")
 

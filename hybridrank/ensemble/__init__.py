@@ -1,0 +1,51 @@
+"""Hybrids of the two supervision sources: data scheduling, FAMOL, the frequency-gated stacker."""
+
+from __future__ import annotations
+
+from hybridrank.ensemble._experiment import (
+    ExperimentConfig,
+    ExperimentResult,
+    choose_tuning_queries,
+    run_experiment,
+)
+from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
+from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate, make_gate
+from hybridrank.ensemble._lambdarank import lambdarank_gradients
+from hybridrank.ensemble._normalize import NORMALISERS, rank_per_query, zscore_per_query
+from hybridrank.ensemble._oof import LeakageError, OOFScores, out_of_fold
+from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
+from hybridrank.ensemble._stacker import (
+    FrequencyGatedStacker,
+    StackerConfig,
+    StackerData,
+    prepare,
+    suggest_gate,
+)
+
+__all__ = [
+    "GATES",
+    "NORMALISERS",
+    "BucketGate",
+    "DataSchedulingRanker",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "FAMOLConfig",
+    "FAMOLRanker",
+    "FrequencyGatedStacker",
+    "Gate",
+    "LeakageError",
+    "OOFScores",
+    "SchedulingConfig",
+    "SigmoidGate",
+    "StackerConfig",
+    "StackerData",
+    "choose_tuning_queries",
+    "lambdarank_gradients",
+    "make_gate",
+    "out_of_fold",
+    "prepare",
+    "rank_per_query",
+    "run_experiment",
+    "suggest_gate",
+    "zscore_per_query",
+]

@@ -1,0 +1,56 @@
+"""Per-query score normalisation, vectorised over grouped arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from hybridrank._grouping import resolve_groups
+
+
+def _group_ids(
+    n: int, qid: npt.ArrayLike | None, offsets: npt.ArrayLike | None
+) -> tuple[np.ndarray, np.ndarray]:
+    off = resolve_groups(n, qid, offsets)
+    return np.repeat(np.arange(off.shape[0] - 1), np.diff(off)), off
+
+
+def zscore_per_query(
+    scores: npt.ArrayLike, *, qid: npt.ArrayLike | None = None, offsets: npt.ArrayLike | None = None
+) -> np.ndarray:
+    """(s - mean) / std within each query; a query with constant scores gets zeros."""
+    s = np.asarray(scores, dtype=np.float64)
+    gid, off = _group_ids(s.shape[0], qid, offsets)
+    counts = np.diff(off).astype(np.float64)
+    mean = np.bincount(gid, weights=s, minlength=counts.size) / np.maximum(counts, 1)
+    centred = s - mean[gid]
+    var = np.bincount(gid, weights=centred**2, minlength=counts.size) / np.maximum(counts, 1)
+    std = np.sqrt(var)[gid]
+    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-12)
+
+
+def rank_per_query(
+    scores: npt.ArrayLike, *, qid: npt.ArrayLike | None = None, offsets: npt.ArrayLike | None = None
+) -> np.ndarray:
+    """Percentile rank within each query in (0, 1], 1 the best; ties share their mean rank."""
+    s = np.asarray(scores, dtype=np.float64)
+    gid, off = _group_ids(s.shape[0], qid, offsets)
+    order = np.lexsort((s, gid))
+    ranks = np.empty(s.shape[0], dtype=np.float64)
+    ranks[order] = np.arange(s.shape[0]) - off[gid[order]] + 1.0
+    # Average ranks over ties (same group, same score).
+    sorted_s, sorted_g = s[order], gid[order]
+    new_run = np.r_[True, (sorted_s[1:] != sorted_s[:-1]) | (sorted_g[1:] != sorted_g[:-1])]
+    run_id = np.cumsum(new_run) - 1
+    run_mean = np.bincount(run_id, weights=ranks[order]) / np.bincount(run_id)
+    ranks[order] = run_mean[run_id]
+    counts = np.diff(off).astype(np.float64)
+    return ranks / counts[gid]
+
+
+NORMALISERS: dict[str, Callable[..., np.ndarray]] = {
+    "zscore": zscore_per_query,
+    "rank": rank_per_query,
+}

@@ -1,0 +1,101 @@
+"""Out-of-fold scores that remember which queries trained each fold's model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hybridrank import columns as C
+from hybridrank.errors import HybridRankError
+
+
+class LeakageError(HybridRankError):
+    """A score was produced by a model that saw the row's query in training."""
+
+
+@dataclass(frozen=True)
+class OOFScores:
+    """Scores of one model for every row, each from a model not trained on the row's query.
+
+    Attributes:
+        name: The system's name (a score column).
+        scores: One score per row of the table they were made for.
+        qid: Query id per row.
+        fold: Fold of each row: its score came from the model of that fold.
+        trained_on: For each fold, the queries its model was trained on.
+    """
+
+    name: str
+    scores: np.ndarray
+    qid: np.ndarray
+    fold: np.ndarray
+    trained_on: Mapping[int, frozenset[str]] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Raise :class:`LeakageError` if any row's query trained the model that scored it."""
+        if self.scores.shape != self.qid.shape or self.fold.shape != self.qid.shape:
+            raise ValueError(f"{self.name}: scores, qid and fold differ in length")
+        if np.isnan(self.scores).any():
+            raise ValueError(
+                f"{self.name}: {int(np.isnan(self.scores).sum())} rows have no out-of-fold score"
+            )
+        for f in np.unique(self.fold):
+            if int(f) not in self.trained_on:
+                raise LeakageError(
+                    f"{self.name}: no record of what fold {f}'s model was trained on"
+                )
+            seen = self.trained_on[int(f)]
+            rows = self.fold == f
+            leaked = np.fromiter(
+                (q in seen for q in self.qid[rows].tolist()), dtype=bool, count=int(rows.sum())
+            )
+            if leaked.any():
+                bad = self.qid[rows][leaked][0]
+                raise LeakageError(
+                    f"{self.name}: fold {f} scores query {bad!r} with a model trained on it "
+                    f"({int(leaked.sum())} rows); the stacker takes out-of-fold predictions only"
+                )
+
+
+def out_of_fold(
+    table: pd.DataFrame,
+    name: str,
+    fit_predict: Callable[[pd.DataFrame, pd.DataFrame], np.ndarray],
+    *,
+    train_mask: np.ndarray | None = None,
+    fold_column: str = C.FOLD,
+    progress: bool = True,
+) -> OOFScores:
+    """Score every row with a model trained on the other folds.
+
+    Args:
+        table: Candidate table with ``qid`` and the fold column.
+        name: System name.
+        fit_predict: ``(train_rows, test_rows) -> scores of test_rows``.
+        train_mask: Rows allowed in training (for example rows with a label);
+            every row is scored.
+        fold_column: Fold per row.
+    """
+    folds = table[fold_column].to_numpy()
+    qid = table[C.QID].astype(str).to_numpy()
+    allowed = (
+        np.ones(len(table), dtype=bool)
+        if train_mask is None
+        else np.asarray(train_mask, dtype=bool)
+    )
+    scores = np.full(len(table), np.nan)
+    trained_on: dict[int, frozenset[str]] = {}
+    for f in tqdm(np.unique(folds), desc=f"{name} folds", leave=False, disable=not progress):
+        train = (folds != f) & allowed
+        test = folds == f
+        scores[test] = fit_predict(table.loc[train], table.loc[test])
+        trained_on[int(f)] = frozenset(np.unique(qid[train]).tolist())
+    result = OOFScores(
+        name=name, scores=scores, qid=qid, fold=folds.astype(np.int64), trained_on=trained_on
+    )
+    result.check()
+    return result

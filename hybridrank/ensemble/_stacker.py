@@ -1,0 +1,229 @@
+"""The frequency-gated stacker and the learned meta-ranker, fitted on out-of-fold scores only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._grouping import offsets_from_qid
+from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate
+from hybridrank.ensemble._normalize import NORMALISERS
+from hybridrank.ensemble._oof import OOFScores
+from hybridrank.errors import ConfigError
+from hybridrank.evaluate import ndcg_at_k
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StackerConfig:
+    """The frequency-gated stacker.
+
+    Attributes:
+        gate: ``sigmoid`` (in log frequency: centre and slope) or ``bucket``
+            (a free weight per frequency bucket).
+        normalisation: ``zscore`` or ``rank``, applied per query to each model's scores.
+        n_trials: Optuna trials tuning the gate (TPE, seeded).
+        k: NDCG cut-off the gate is tuned for.
+        bucket_edges: Bucket edges of the ``bucket`` gate.
+        seed: Seed of the sampler.
+        centre_range: Search range of the sigmoid centre (in log1p sessions).
+        slope_range: Search range of the sigmoid slope.
+    """
+
+    gate: str = "sigmoid"
+    normalisation: str = "zscore"
+    n_trials: int = 100
+    k: int = 10
+    bucket_edges: tuple[float, ...] = (2, 20)
+    seed: int = 0
+    centre_range: tuple[float, float] = (0.0, 5.0)
+    slope_range: tuple[float, float] = (0.0, 8.0)
+
+    def __post_init__(self) -> None:
+        if self.gate not in GATES:
+            raise ConfigError(f"stacker.gate must be one of {sorted(GATES)}, got {self.gate!r}")
+        if self.normalisation not in NORMALISERS:
+            raise ConfigError(f"stacker.normalisation must be one of {sorted(NORMALISERS)}")
+        if self.n_trials < 1:
+            raise ConfigError("stacker.n_trials must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> StackerConfig:
+        return config_from_dict(cls, values, "stacker")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+@dataclass
+class StackerData:
+    """Everything a trial needs, precomputed once: normalised scores, frequencies, labels.
+
+    A trial only computes ``g * click + (1 - g) * llm`` and one NDCG pass.
+    """
+
+    click: np.ndarray
+    llm: np.ndarray
+    row_freq: np.ndarray
+    labels: np.ndarray
+    offsets: np.ndarray
+    k: int = 10
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def fused(self, gate: Gate) -> np.ndarray:
+        g = gate(self.row_freq)
+        return g * self.click + (1.0 - g) * self.llm
+
+    def value(self, gate: Gate) -> float:
+        v = ndcg_at_k(self.fused(gate), self.labels, offsets=self.offsets, k=self.k)
+        return float(np.nanmean(v)) if np.any(~np.isnan(v)) else 0.0
+
+
+def prepare(
+    click: npt.ArrayLike,
+    llm: npt.ArrayLike,
+    *,
+    qid: npt.ArrayLike,
+    freq: npt.ArrayLike,
+    labels: npt.ArrayLike | None = None,
+    normalisation: str = "zscore",
+    k: int = 10,
+) -> StackerData:
+    """Normalise both models' scores per query once (rows of a query contiguous)."""
+    offsets = offsets_from_qid(np.asarray(qid))
+    norm = NORMALISERS[normalisation]
+    y = (
+        np.zeros(np.asarray(click).shape[0])
+        if labels is None
+        else np.asarray(labels, dtype=np.float64)
+    )
+    return StackerData(
+        click=norm(click, offsets=offsets),
+        llm=norm(llm, offsets=offsets),
+        row_freq=np.asarray(freq, dtype=np.float64),
+        labels=y,
+        offsets=offsets,
+        k=k,
+    )
+
+
+def suggest_gate(trial: Any, config: StackerConfig) -> Gate:
+    """The gate a trial proposes (sigmoid centre and slope, or one weight per bucket)."""
+    if config.gate == "sigmoid":
+        return SigmoidGate(
+            centre=trial.suggest_float("centre", *config.centre_range),
+            slope=trial.suggest_float("slope", *config.slope_range),
+        )
+    n = len(config.bucket_edges) + 1
+    return BucketGate(
+        config.bucket_edges, [trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(n)]
+    )
+
+
+class FrequencyGatedStacker:
+    """Per-query normalised click-model and LLM-model scores mixed by g(freq).
+
+    ``fused = g(freq) * norm(click) + (1 - g(freq)) * norm(llm)``, with the gate's
+    parameters tuned by an Optuna study (TPE, seeded) for NDCG@k on labelled
+    tuning queries. ``fit`` accepts :class:`OOFScores` only and checks them, so
+    in-fold predictions cannot reach it.
+
+    Attributes (after ``fit``):
+        gate_: The tuned gate.
+        best_value_: NDCG@k of the tuned gate on the tuning rows.
+        study_: The Optuna study.
+    """
+
+    def __init__(self, config: StackerConfig | None = None) -> None:
+        self.config = config
+
+    def fit(
+        self,
+        click: OOFScores,
+        llm: OOFScores,
+        *,
+        freq: npt.ArrayLike,
+        labels: npt.ArrayLike,
+        rows: npt.ArrayLike | None = None,
+        storage: str | None = None,
+        study_name: str | None = None,
+    ) -> FrequencyGatedStacker:
+        """Tune the gate on the given rows (default all) of out-of-fold scores.
+
+        Args:
+            click: Out-of-fold scores of the click-supervised model.
+            llm: Out-of-fold scores of the LLM-supervised model (same rows).
+            freq: Query frequency per row.
+            labels: Graded labels of the tuning rows.
+            rows: Boolean mask of tuning rows (whole queries).
+            storage: Optuna storage URL to keep the study in (resumable).
+            study_name: Study name in that storage.
+        """
+        import optuna
+
+        for oof in (click, llm):
+            if not isinstance(oof, OOFScores):
+                raise TypeError("the stacker is fitted on OOFScores only (out-of-fold predictions)")
+            oof.check()
+        if not np.array_equal(click.qid, llm.qid):
+            raise ValueError("click and LLM scores are not aligned on the same rows")
+        cfg = self.config or StackerConfig()
+        mask = (
+            np.ones(click.qid.shape[0], dtype=bool)
+            if rows is None
+            else np.asarray(rows, dtype=bool)
+        )
+        data = prepare(
+            click.scores[mask],
+            llm.scores[mask],
+            qid=click.qid[mask],
+            freq=np.asarray(freq)[mask],
+            labels=np.asarray(labels)[mask],
+            normalisation=cfg.normalisation,
+            k=cfg.k,
+        )
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed)
+        study = optuna.create_study(
+            direction="maximize",
+            sampler=sampler,
+            storage=storage,
+            study_name=study_name,
+            load_if_exists=storage is not None,
+        )
+        remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
+        if remaining > 0:
+            study.optimize(lambda t: data.value(suggest_gate(t, cfg)), n_trials=remaining)
+        self.gate_ = _gate_from_params(study.best_params, cfg)
+        self.best_value_ = float(study.best_value)
+        self.study_ = study
+        logger.info(
+            "stacker: %s gate %s, tuning NDCG@%d %.4f",
+            cfg.gate,
+            self.gate_.params(),
+            cfg.k,
+            self.best_value_,
+        )
+        return self
+
+    def predict(
+        self, click: npt.ArrayLike, llm: npt.ArrayLike, *, qid: npt.ArrayLike, freq: npt.ArrayLike
+    ) -> np.ndarray:
+        if not hasattr(self, "gate_"):
+            raise RuntimeError("FrequencyGatedStacker is not fitted; call fit first")
+        cfg = self.config or StackerConfig()
+        data = prepare(click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation)
+        return data.fused(self.gate_)
+
+
+def _gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:
+    if config.gate == "sigmoid":
+        return SigmoidGate(params["centre"], params["slope"])
+    n = len(config.bucket_edges) + 1
+    return BucketGate(config.bucket_edges, [params[f"w{i}"] for i in range(n)])

@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridrank import columns as C
+from hybridrank.ensemble import (
+    BucketGate,
+    DataSchedulingRanker,
+    FAMOLConfig,
+    FAMOLRanker,
+    FrequencyGatedStacker,
+    LeakageError,
+    OOFScores,
+    SchedulingConfig,
+    SigmoidGate,
+    StackerConfig,
+    lambdarank_gradients,
+    make_gate,
+    out_of_fold,
+    rank_per_query,
+    zscore_per_query,
+)
+from hybridrank.errors import ConfigError
+from hybridrank.evaluate import ndcg_at_k
+from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
+
+from ..gbdt.conftest import make_ranking
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    freq=st.lists(st.floats(0, 1e6), min_size=1, max_size=20),
+    centre=st.floats(-2, 10),
+    slope=st.floats(0, 20),
+    weights=st.lists(st.floats(0, 1), min_size=3, max_size=3),
+)
+def test_gates_stay_in_unit_interval(freq, centre, slope, weights) -> None:
+    for gate in (SigmoidGate(centre, slope), BucketGate((2, 20), weights)):
+        g = gate(freq)
+        assert np.all((g >= 0) & (g <= 1))
+    # The sigmoid gate grows with frequency.
+    f = np.sort(np.asarray(freq))
+    assert np.all(np.diff(SigmoidGate(centre, slope)(f)) >= -1e-12)
+
+
+def test_gate_registry_and_errors() -> None:
+    assert make_gate("bucket", {"weights": [0, 0.5, 1]})(np.array([0, 5, 50])).tolist() == [
+        0,
+        0.5,
+        1,
+    ]
+    with pytest.raises(ConfigError):
+        make_gate("cosine")
+    with pytest.raises(ConfigError):
+        BucketGate((2, 20), (0.1, 2.0, 0.5))
+
+
+def test_normalisers() -> None:
+    s = np.array([1.0, 2.0, 3.0, 5.0, 5.0])
+    q = np.array([0, 0, 0, 1, 1])
+    z = zscore_per_query(s, qid=q)
+    assert z[:3] == pytest.approx([-1.2247449, 0, 1.2247449]) and (z[3:] == 0).all()
+    r = rank_per_query(s, qid=q)
+    assert r.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75, 0.75])
+
+
+def _table(n_queries: int = 40, seed: int = 0) -> pd.DataFrame:
+    X, y, qid = make_ranking(n_queries=n_queries, seed=seed)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    frame[C.QID] = qid.astype(str)
+    frame[C.Y_EXPERT] = y
+    frame[C.FOLD] = qid % 5
+    return frame
+
+
+def test_out_of_fold_records_training_queries() -> None:
+    table = _table()
+    feats = [c for c in table.columns if c.startswith("f")]
+    cfg = LambdaMARTConfig(n_estimators=10, early_stopping_rounds=None, min_child_samples=5)
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        return (
+            LambdaMARTRanker(cfg)
+            .fit(train[feats], train[C.Y_EXPERT], qid=train[C.QID].to_numpy())
+            .predict(test[feats])
+        )
+
+    oof = out_of_fold(table, "m", fit_predict, progress=False)
+    assert not np.isnan(oof.scores).any()
+    for f, seen in oof.trained_on.items():
+        assert not seen & set(table.loc[table[C.FOLD] == f, C.QID])
+
+
+def test_leak_is_detected() -> None:
+    """A stacker fed in-fold predictions (a model that saw the query) is refused."""
+    table = _table()
+    qid = table[C.QID].to_numpy()
+    everything = frozenset(qid.tolist())
+    leaky = OOFScores("leaky", np.random.default_rng(0).random(len(table)), qid, table[C.FOLD].to_numpy(),
+                      {f: everything for f in range(5)})  # fmt: skip
+    with pytest.raises(LeakageError, match="trained on it"):
+        leaky.check()
+    honest = OOFScores("ok", leaky.scores, qid, leaky.fold,
+                       {f: frozenset(qid[leaky.fold != f].tolist()) for f in range(5)})  # fmt: skip
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=3))
+    with pytest.raises(LeakageError):
+        stacker.fit(leaky, honest, freq=np.ones(len(qid)), labels=table[C.Y_EXPERT])
+    with pytest.raises(TypeError, match="OOFScores only"):
+        stacker.fit(leaky.scores, honest, freq=np.ones(len(qid)), labels=table[C.Y_EXPERT])  # type: ignore[arg-type]
+
+
+def test_stacker_learns_the_frequency_pattern() -> None:
+    """Click scores are right on head queries, LLM scores on tail ones: the gate must find it."""
+    rng = np.random.default_rng(1)
+    n_q, per = 120, 20
+    qid = np.repeat(np.arange(n_q).astype(str), per)
+    freq_q = np.where(np.arange(n_q) % 2 == 0, 200, 0)
+    freq = np.repeat(freq_q, per)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    noise = rng.normal(0, 3, qid.size)
+    click = np.where(freq > 0, y, noise)
+    llm = np.where(freq > 0, noise, y)
+    fold = np.repeat(np.arange(n_q) % 5, per)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=60, seed=0)).fit(
+        OOFScores("click", click, qid, fold, trained),
+        OOFScores("llm", llm, qid, fold, trained),
+        freq=freq,
+        labels=y,
+    )
+    assert stacker.gate_(np.array([0.0]))[0] < 0.2 and stacker.gate_(np.array([200.0]))[0] > 0.8
+    fused = stacker.predict(click, llm, qid=qid, freq=freq)
+    best_single = max(np.nanmean(ndcg_at_k(s, y, qid=qid, k=10)) for s in (click, llm))
+    assert np.nanmean(ndcg_at_k(fused, y, qid=qid, k=10)) > best_single + 0.1
+
+
+def test_lambdarank_gradients_sum_to_zero_and_skip_missing_labels() -> None:
+    rng = np.random.default_rng(0)
+    qid = np.repeat(np.arange(30), 12)
+    s = rng.normal(size=qid.size)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    y[::3] = np.nan
+    offsets = np.r_[0, np.cumsum(np.bincount(qid))]
+    g, h = lambdarank_gradients(s, y, offsets)
+    assert np.abs(np.add.reduceat(g, offsets[:-1])).max() < 1e-12
+    assert (g[::3] == 0).all() and (h[::3] == 0).all() and (h >= 0).all()
+    # Raising a relevant row's score lowers the loss: its gradient is negative when it ranks low.
+    y2 = np.array([3.0, 0.0])
+    g2, _ = lambdarank_gradients(np.array([0.0, 1.0]), y2, np.array([0, 2]))
+    assert g2[0] < 0 < g2[1]
+
+
+def test_famol_objective_matches_lightgbm_lambdarank_on_single_source() -> None:
+    """alpha = 0 (pure LLM loss) through the custom objective vs LightGBM's own lambdarank."""
+    X, y, qid = make_ranking(n_queries=150, seed=3)
+    Xt, yt, qt = make_ranking(n_queries=60, seed=4)
+    gbdt = LambdaMARTConfig(n_estimators=60, early_stopping_rounds=None, min_child_samples=5)
+    famol = FAMOLRanker(FAMOLConfig(centre=50.0, slope=5.0, gbdt=gbdt))  # alpha ~ 0 everywhere
+    famol.fit(X, np.full(y.shape, np.nan), y, qid=qid, freq=np.zeros(y.shape))
+    ours = np.nanmean(ndcg_at_k(famol.predict(Xt), yt, qid=qt, k=10))
+    ref = LambdaMARTRanker(gbdt).fit(X, y, qid=qid).predict(Xt)
+    theirs = np.nanmean(ndcg_at_k(ref, yt, qid=qt, k=10))
+    assert abs(ours - theirs) < 0.03
+    assert famol.alpha(np.array([0.0, 1e6])).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_famol_label_mixing_and_data_scheduling_run() -> None:
+    X, y, qid = make_ranking(n_queries=60, seed=5)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    y_click = np.where(np.random.default_rng(0).random(y.size) < 0.5, y, np.nan)
+    freq = np.repeat(np.arange(60) % 30, np.bincount(qid))
+    gbdt = LambdaMARTConfig(n_estimators=20, early_stopping_rounds=None, min_child_samples=5)
+    mix = FAMOLRanker(FAMOLConfig(mode="label_mixing", gbdt=gbdt)).fit(
+        frame, y_click, y, qid=qid, freq=freq
+    )
+    assert np.isfinite(mix.predict(frame)).all()
+    for order in ("llm_then_click", "click_then_llm"):
+        ds = DataSchedulingRanker(
+            SchedulingConfig(order=order, stage1_rounds=10, stage2_rounds=5, gbdt=gbdt)
+        )
+        ds.fit(frame, y_click, y, qid=qid, freq=freq)
+        assert ds.ranker_.best_iteration_ == 15
+    with pytest.raises(ConfigError):
+        SchedulingConfig(order="random")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.errors import ConfigError
+from hybridrank.tuning import StudySpec, make_storage, run_study, study_report
+
+
+def _inputs(n_q: int = 80, per: int = 15, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    qid = np.repeat(np.arange(n_q).astype(str), per)
+    freq = np.repeat(np.where(np.arange(n_q) % 2 == 0, 100, 0), per)
+    y = rng.integers(0, 4, qid.size)
+    noise = rng.normal(0, 3, qid.size)
+    return pd.DataFrame(
+        {
+            C.QID: qid,
+            C.FREQ: freq,
+            C.Y_EXPERT: y,
+            "click_gbdt": np.where(freq > 0, y + rng.normal(0, 0.3, qid.size), noise),
+            "llm_model": np.where(freq > 0, noise, y + rng.normal(0, 0.3, qid.size)),
+            "tuning": np.repeat(np.arange(n_q) < 40, per),
+        }
+    )
+
+
+@pytest.fixture
+def stacker_spec(tmp_path: Path) -> StudySpec:
+    out = tmp_path / "study"
+    out.mkdir()
+    _inputs().to_parquet(out / "study_inputs.parquet")  # study inputs are built once per run dir
+    return StudySpec(kind="stacker", n_trials=12, out=str(out))
+
+
+def test_stacker_study_runs_resumes_and_reports(stacker_spec: StudySpec) -> None:
+    first = run_study(stacker_spec, n_trials=6, progress=False)
+    assert first.n_new == 6
+    again = run_study(stacker_spec, progress=False)  # resumes: only the missing trials run
+    assert again.n_new == 6 and len(again.study.trials) == 12
+    assert run_study(stacker_spec, progress=False).n_new == 0
+    assert again.study.best_value > 0.6
+    text, paths = study_report(again.study, Path(stacker_spec.out) / "report")
+    assert "best trial" in text and "parameter importances" in text
+    assert paths["history"].read_bytes()[:4] == b"\x89PNG" and paths["importances"].exists()
+
+
+def test_journal_storage_and_seeded_sampler(stacker_spec: StudySpec, tmp_path: Path) -> None:
+    a = run_study(stacker_spec, storage=f"journal:{tmp_path / 'j.log'}", n_trials=5, progress=False)
+    spec_b = StudySpec(kind="stacker", n_trials=5, out=stacker_spec.out, name="other")
+    b = run_study(spec_b, storage=f"sqlite:///{tmp_path / 'b.db'}", progress=False)
+    assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
+
+
+INTERRUPT = """
+import sys
+from hybridrank.tuning import StudySpec, run_study
+spec = StudySpec(kind="stacker", n_trials=10_000, out=sys.argv[1])
+run_study(spec, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_interrupted_study_resumes(stacker_spec: StudySpec) -> None:
+    """Kill a study process mid-run: the finished trials stay stored and the study resumes."""
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPT, stacker_spec.out])
+    storage = make_storage(None, Path(stacker_spec.out))
+    deadline = 60.0
+    import time
+
+    start = time.time()
+    while time.time() - start < deadline:
+        time.sleep(0.5)
+        try:
+            n = len(optuna.load_study(study_name=stacker_spec.study_name, storage=storage).trials)
+        except KeyError:
+            continue
+        if n >= 8:
+            break
+    proc.kill()
+    proc.wait(timeout=30)
+    stored = optuna.load_study(study_name=stacker_spec.study_name, storage=storage)
+    done = sum(t.state.is_finished() for t in stored.trials)
+    assert done >= 5
+    result = run_study(
+        StudySpec(kind="stacker", n_trials=done + 3, out=stacker_spec.out), progress=False
+    )
+    assert result.n_new == 3
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in result.study.trials) >= done + 3
+
+
+def test_spec_validation(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="kind"):
+        StudySpec(kind="bogus")
+    bad = tmp_path / "s.yaml"
+    bad.write_text("study: {kind: stacker, n_trial: 3}\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        StudySpec.from_yaml(bad)
+    with pytest.raises(ConfigError, match="storage"):
+        make_storage("not a url", tmp_path)
+    with pytest.raises(ConfigError, match=r"unreachable|invalid"):
+        make_storage("postgresql://nobody@127.0.0.1:1/none", tmp_path)
