@@ -198,12 +198,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seeds=(args.seed if args.seed is not None else 0,),
         sessions=(),
         cache=str(args.out / "annotations.sqlite"),
-        neural=None if args.no_neural else DEMO_NEURAL,
+        neural=DEMO_NEURAL if args.neural else None,
     )
     config = replace(config, metrics=tuple(args.metrics))
     print(
         f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
-        f"click-GBDT, LLM-GBDT{'' if args.no_neural else ', LLM-neural (quick bi-encoder)'}, data scheduling, "
+        f"click-GBDT, LLM-GBDT{', LLM-neural (quick bi-encoder)' if args.neural else ''}, data scheduling, "
         "FAMOL, the frequency-gated stacker and the meta-ranker",
         flush=True,
     )
@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--data", type=Path, help="collection directory for building the world")
     tg.add_argument("--out", type=Path, default=Path("runs/gbdt"))
     tg.set_defaults(func=cmd_train_gbdt)
+    from hybridrank.neural import add_train_neural_parser
+
+    add_train_neural_parser(tsub)
 
     imp = sub.add_parser(
         "importance", help="feature importance of a trained bundle, overall and per bucket"
@@ -620,7 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_world_options(demo)
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr"])
-    demo.add_argument("--no-neural", action="store_true", help="skip the LLM-neural model (faster)")
+    demo.add_argument(
+        "--neural",
+        action="store_true",
+        help="add the LLM-neural model (a quick bi-encoder; slow on CPU, see README)",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -632,6 +639,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # bm25s sets its own logger to DEBUG; keep it at ours.
     logging.getLogger("bm25s").setLevel(level)
+    # Optuna logs every trial at INFO; keep its output at our level.
+    logging.getLogger("optuna").setLevel(level)
     try:
         return int(args.func(args))
     except (HybridRankError, FileNotFoundError, KeyError) as exc:

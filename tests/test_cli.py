@@ -66,7 +66,7 @@ def test_world_build_and_evaluate(
 def test_demo_on_small_world(
     tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    args = ["demo", "--config", str(trec_config), "--sessions", "800", "--no-neural"]
+    args = ["demo", "--config", str(trec_config), "--sessions", "800"]
     assert main([*args, "--out", str(tmp_path / "d")]) == 0
     printed = capsys.readouterr().out
     for system in (

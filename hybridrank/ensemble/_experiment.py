@@ -27,6 +27,7 @@ from hybridrank.features import ClickFeatureConfig, compute_click_features, join
 from hybridrank.gbdt import FEATURE_GROUPS, LambdaMARTConfig, LambdaMARTRanker
 from hybridrank.labels import ClickLabelConfig, click_labels
 from hybridrank.labels.llm import (
+    LLM_SCORE,
     AnnotateConfig,
     AnswerCache,
     annotate_candidates,
@@ -37,6 +38,9 @@ from hybridrank.world import ClickWorld, WorldConfig, build_world, load_collecti
 logger = logging.getLogger(__name__)
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural")
+#: The semantic judge's raw similarity, usable as a text feature (group ``semantic``).
+SEMANTIC = "semantic_similarity"
+FEATURES = {**FEATURE_GROUPS, "semantic": (SEMANTIC,)}
 TUNING = "tuning"
 
 
@@ -76,7 +80,7 @@ class ExperimentConfig:
     cache: str | None = None
     labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
-    features: tuple[str, ...] = ("click", "text")
+    features: tuple[str, ...] = ("click", "text", "semantic")
     # One thread: on these few thousand rows threads add little, and OpenMP
     # threads competing with other processes on a small machine slow
     # LightGBM down by an order of magnitude.
@@ -160,7 +164,7 @@ class _Plain:
     main_sessions: int | None = None
     tuning_queries: int = 60
     cache: str | None = None
-    features: tuple[str, ...] = ("click", "text")
+    features: tuple[str, ...] = ("click", "text", "semantic")
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
 
 
@@ -211,7 +215,7 @@ def _run_systems(
     table: pd.DataFrame, config: ExperimentConfig, shared: _Shared, *, progress: bool
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Out-of-fold scores of every system on one world, plus the stacker's tuned gate."""
-    features = [f for g in config.features for f in FEATURE_GROUPS.get(g, (g,))]
+    features = [f for g in config.features for f in FEATURES.get(g, (g,))]
     has_click = ~table[C.Y_CLICK].isna().to_numpy()
     has_llm = ~table[C.Y_LLM].isna().to_numpy()
     oof: dict[str, OOFScores] = {}
@@ -350,7 +354,9 @@ def _prepare_table(world: ClickWorld, config: ExperimentConfig, shared: _Shared)
     table[C.Y_CLICK] = click_labels(table, world.log, config.labels).grade
     table[C.FOLD] = shared.folds.reindex(table[C.QID]).to_numpy()
     keyed = shared.y_llm.set_index([C.QID, C.DOCID])[C.Y_LLM]
-    table[C.Y_LLM] = keyed.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).to_numpy()
+    index = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])
+    table[C.Y_LLM] = keyed.reindex(index).to_numpy()
+    table[SEMANTIC] = shared.y_llm.set_index([C.QID, C.DOCID])[SEMANTIC].reindex(index).to_numpy()
     table[TUNING] = table[C.QID].isin(shared.tuning).to_numpy()
     return table
 
@@ -414,7 +420,11 @@ def run_experiment(
             annotated.grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
             annotated.candidates[C.Y_LLM] = annotated.grader.transform(scored)
     echo(f"LLM labels ({config.annotate.backend}): {annotated.stats.summary()}")
-    y_llm = annotated.candidates[[C.QID, C.DOCID, C.Y_LLM]]
+    # The judge's raw similarity is a text-only signal (no expert label behind
+    # it): the GBDTs may use it as the "semantic" feature group.
+    y_llm = annotated.candidates[[C.QID, C.DOCID, C.Y_LLM]].assign(
+        **{SEMANTIC: annotated.candidates[LLM_SCORE].to_numpy()}
+    )
     shared = _Shared(folds=folds, tuning=tuning, y_llm=y_llm, texts=collection.docs)
 
     if config.neural is not None:

@@ -242,7 +242,7 @@ def run_study(
     """Create or resume the study and run it until it has ``n_trials`` finished trials."""
     import optuna
 
-    from hybridrank.gbdt import FEATURE_GROUPS
+    from hybridrank.ensemble._experiment import FEATURES
     from hybridrank.tuning._storage import make_storage
 
     out = Path(spec.out)
@@ -251,8 +251,8 @@ def run_study(
     inputs = study_inputs(spec, data=data, progress=progress)
     features = [
         f
-        for g in spec.experiment.get("features", ("click", "text"))
-        for f in FEATURE_GROUPS.get(g, (g,))
+        for g in spec.experiment.get("features", ("click", "text", "semantic"))
+        for f in FEATURES.get(g, (g,))
     ]
     objectives: dict[str, Callable[[], Callable[[Any], float]]] = {
         "stacker": lambda: _stacker_objective(spec, inputs),

