@@ -6,6 +6,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hybridrank.errors import ConfigError
@@ -86,3 +87,30 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
     }
+
+
+def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[str, Any]:
+    """A YAML file's top-level mapping (or its ``section`` when present), with errors naming the file.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ConfigError: Not YAML, or not a mapping at the top level.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{p}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections at the top level")
+    raw = dict(raw or {})
+    if section is not None and section in raw:
+        inner = raw[section]
+        if inner is not None and not isinstance(inner, dict):
+            raise ConfigError(f"{p}: section {section!r} must be a mapping")
+        return dict(inner or {})
+    return raw

@@ -20,7 +20,7 @@ import yaml
 
 from hybridrank import __version__
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._config import config_from_dict, config_to_dict, read_yaml_mapping
 from hybridrank.data import (
     Collection,
     FirstStageConfig,
@@ -129,13 +129,7 @@ class WorldConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> WorldConfig:
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        section = (raw or {}).get("world", raw)
+        section = read_yaml_mapping(path, section="world")
         try:
             return cls.from_dict(section)
         except (ConfigError, TypeError) as exc:

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict
+from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
 from hybridrank.ensemble._oof import OOFScores, out_of_fold
 from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
@@ -123,13 +123,7 @@ class ExperimentConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{p}: no such experiment file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        raw = (raw or {}).get("experiment", raw)
+        raw = read_yaml_mapping(p, section="experiment")
         try:
             return cls.from_dict(raw)
         except ConfigError as exc:

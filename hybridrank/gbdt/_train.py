@@ -15,7 +15,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict
+from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.features import (
@@ -93,14 +93,7 @@ class GBDTTrainConfig:
     @classmethod
     def from_yaml(cls, path: str | Path) -> GBDTTrainConfig:
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{p}: no such config file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected a mapping of sections")
+        raw = read_yaml_mapping(p)
         try:
             return cls.from_dict(raw)
         except ConfigError as exc:

@@ -16,7 +16,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict
+from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.neural._config import NeuralConfig
@@ -86,15 +86,7 @@ class NeuralTrainConfig:
     def from_yaml(cls, path: str | Path, profile: str | None = None) -> NeuralTrainConfig:
         """Read a config; a file with a ``profiles:`` mapping needs ``profile`` (default ``quick``)."""
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{p}: no such config file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if raw is not None and not isinstance(raw, dict):
-            raise ConfigError(f"{p}: expected a mapping of sections")
-        raw = dict(raw or {})
+        raw = read_yaml_mapping(p)
         profiles = raw.pop("profiles", None)
         if profiles is not None:
             name = profile or "quick"

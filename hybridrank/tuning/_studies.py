@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict
+from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -62,13 +61,7 @@ class StudySpec:
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudySpec:
         p = Path(path)
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{p}: no such study file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        raw = (raw or {}).get("study", raw)
+        raw = read_yaml_mapping(p, section="study")
         try:
             return config_from_dict(cls, raw, "study")
         except ConfigError as exc:
