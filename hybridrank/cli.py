@@ -639,8 +639,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # bm25s sets its own logger to DEBUG; keep it at ours.
     logging.getLogger("bm25s").setLevel(level)
-    # Optuna logs every trial at INFO; keep its output at our level.
-    logging.getLogger("optuna").setLevel(level)
+    if any(cmd in (argv or sys.argv[1:]) for cmd in ("experiment", "demo", "study")):
+        # Optuna logs every trial at INFO (and resets its logger on first use).
+        import optuna
+
+        optuna.logging.set_verbosity(level)
     try:
         return int(args.func(args))
     except (HybridRankError, FileNotFoundError, KeyError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -292,6 +293,7 @@ def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]
         ],
     ]
     paths = {}
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     ax = optuna.visualization.matplotlib.plot_optimization_history(study)
     paths["history"] = out / "history.png"
     _save(ax, paths["history"])
