@@ -333,6 +333,15 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         )
     world = ClickWorld.load(args.world)
     collection, _ = load_collection(world.config.data, args.data)
+    candidates = world.candidates
+    if args.candidates is not None:
+        try:
+            candidates = pd.read_parquet(args.candidates)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{args.candidates}: no such candidate table") from None
+        missing = [c for c in (C.QID, C.DOCID) if c not in candidates.columns]
+        if missing:
+            raise KeyError(f"{args.candidates}: candidate table lacks columns {missing}")
     config = AnnotateConfig(
         backend=args.backend,
         budget=args.budget,
@@ -344,13 +353,13 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     annotator = make_annotator(args.backend, **_backend_params(args))
     kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
     print(
-        f"annotating {len(world.candidates)} pairs with {args.backend} [{kind}] model {annotator.model}, "
+        f"annotating {len(candidates)} pairs with {args.backend} [{kind}] model {annotator.model}, "
         f"prompt {annotator.prompt_version}; cache {cache_path}",
         flush=True,
     )
     with annotator, AnswerCache(cache_path) as cache:
         result = annotate_candidates(
-            world.candidates, collection.queries, collection.docs, annotator, cache, config
+            candidates, collection.queries, collection.docs, annotator, cache, config
         )
     out: Path = args.out or (args.world / "llm_labels.parquet")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -535,6 +544,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     an.add_argument("action", nargs="?", choices=["run", "report"], default="run")
     an.add_argument("--world", type=Path, help="world directory (its candidates are annotated)")
+    an.add_argument(
+        "--candidates",
+        type=Path,
+        help="annotate this candidate table (parquet) instead of the world's",
+    )
     an.add_argument(
         "--data", type=Path, help="collection directory, if not where the world found it"
     )
