@@ -50,9 +50,7 @@ class OOFScores:
                 )
             seen = self.trained_on[int(f)]
             rows = self.fold == f
-            leaked = np.fromiter(
-                (q in seen for q in self.qid[rows].tolist()), dtype=bool, count=int(rows.sum())
-            )
+            leaked = np.isin(self.qid[rows], np.array(sorted(seen), dtype=object))
             if leaked.any():
                 bad = self.qid[rows][leaked][0]
                 raise LeakageError(
