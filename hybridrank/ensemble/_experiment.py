@@ -205,6 +205,24 @@ def _gbdt_fit_predict(
     return fit_predict
 
 
+def _hybrid_fit_predict(
+    make: Callable[[], DataSchedulingRanker | FAMOLRanker], features: list[str]
+) -> Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]:
+    """Fit a two-label hybrid (click and LLM labels, query frequency) and score the test rows."""
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        model = make().fit(
+            train[features],
+            train[C.Y_CLICK],
+            train[C.Y_LLM],
+            qid=train[C.QID].to_numpy(),
+            freq=train[C.FREQ],
+        )
+        return model.predict(test[features])
+
+    return fit_predict
+
+
 def _run_systems(
     table: pd.DataFrame, config: ExperimentConfig, shared: _Shared, *, progress: bool
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -240,37 +258,26 @@ def _run_systems(
             progress=progress,
         ),
     )
-    for order in ("llm_then_click", "click_then_llm"):
-        sched = replace(config.scheduling, order=order, gbdt=config.gbdt)
-
-        def ds(
-            train: pd.DataFrame, test: pd.DataFrame, sched: SchedulingConfig = sched
-        ) -> np.ndarray:
-            model = DataSchedulingRanker(sched).fit(
-                train[features],
-                train[C.Y_CLICK],
-                train[C.Y_LLM],
-                qid=train[C.QID].to_numpy(),
-                freq=train[C.FREQ],
-            )
-            return model.predict(test[features])
-
-        name = f"ds_{order}"
-        timed(name, partial(out_of_fold, table, name, ds, progress=progress))
-    for mode, name in (("objective", "famol"), ("label_mixing", "famol_label_mixing")):
-        fam = replace(config.famol, mode=mode)
-
-        def famol(train: pd.DataFrame, test: pd.DataFrame, fam: FAMOLConfig = fam) -> np.ndarray:
-            model = FAMOLRanker(fam).fit(
-                train[features],
-                train[C.Y_CLICK],
-                train[C.Y_LLM],
-                qid=train[C.QID].to_numpy(),
-                freq=train[C.FREQ],
-            )
-            return model.predict(test[features])
-
-        timed(name, partial(out_of_fold, table, name, famol, progress=progress))
+    hybrids: list[tuple[str, Callable[[], DataSchedulingRanker | FAMOLRanker]]] = [
+        (
+            f"ds_{order}",
+            partial(
+                DataSchedulingRanker, replace(config.scheduling, order=order, gbdt=config.gbdt)
+            ),
+        )
+        for order in ("llm_then_click", "click_then_llm")
+    ]
+    hybrids += [
+        (name, partial(FAMOLRanker, replace(config.famol, mode=mode)))
+        for mode, name in (("objective", "famol"), ("label_mixing", "famol_label_mixing"))
+    ]
+    for name, make in hybrids:
+        timed(
+            name,
+            partial(
+                out_of_fold, table, name, _hybrid_fit_predict(make, features), progress=progress
+            ),
+        )
     if shared.neural is not None:
         oof["llm_neural"] = shared.neural
     llm_model = "llm_neural" if shared.neural is not None else "llm_gbdt"
