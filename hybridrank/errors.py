@@ -55,4 +55,27 @@ class ChecksumError(HybridRankError):
     """A downloaded or cached file does not match its pinned checksum."""
 
 
-__all__ = ["ChecksumError", "ConfigError", "DataFormatError", "HybridRankError"]
+class ClusterError(HybridRankError, RuntimeError):
+    """A Dask cluster could not be reached, or failed while working."""
+
+
+class WorkerLostError(ClusterError):
+    """A Dask worker died while a job needed it; the job's result was not kept."""
+
+
+class StorageError(HybridRankError):
+    """A study storage (database server, journal file) cannot be reached or used.
+
+    Nothing stored there is changed by the failed attempt; run again once it is back.
+    """
+
+
+__all__ = [
+    "ChecksumError",
+    "ClusterError",
+    "ConfigError",
+    "DataFormatError",
+    "HybridRankError",
+    "StorageError",
+    "WorkerLostError",
+]

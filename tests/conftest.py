@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +38,37 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL database on loopback: the one .ci/run started, or a private server.
+
+    ``HYBRIDRANK_TEST_POSTGRES`` names a running server (CI sets it). Without
+    it a server is started from the installed binaries for this session and
+    stopped afterwards; without binaries the test is skipped (failed in CI).
+    """
+    url = os.environ.get("HYBRIDRANK_TEST_POSTGRES")
+    if url:
+        yield url
+        return
+    script = Path(__file__).resolve().parents[1] / ".ci" / "postgres.sh"
+    # PostgreSQL runs as its own user, which cannot enter pytest's private tmp dirs.
+    data = Path(tempfile.mkdtemp(prefix="hr-pg-"))
+    port = str(55000 + os.getpid() % 1000)
+    started = subprocess.run(
+        ["bash", str(script), "start", str(data), port], capture_output=True, text=True
+    )
+    if started.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no PostgreSQL in CI: {started.stderr.strip()}")
+        pytest.skip(f"no PostgreSQL server: {started.stderr.strip()}")
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(data)], check=False)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from hybridrank.data._sources import (
     resolve_nfcorpus_dir,
 )
 from hybridrank.data._splits import fold_of_rows, query_folds
+from hybridrank.data._tables import read_table
 
 __all__ = [
     "CLICK_SIMULATORS",
@@ -66,6 +67,7 @@ __all__ = [
     "read_impression_log",
     "read_stopwords",
     "read_svmlight",
+    "read_table",
     "read_tiangong_st",
     "read_yandex_sample",
     "resolve_nfcorpus_dir",

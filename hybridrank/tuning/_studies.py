@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, read_yaml_mapping
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,14 @@ class StudySpec:
         experiment: An experiment config (``studies/paper.yaml`` form) whose
             first seed's world, labels and tuning queries the study uses.
         space: Search ranges per parameter, ``{name: [low, high]}``; defaults per kind.
+        heartbeat_interval: Seconds between heartbeats of a running trial on a
+            database storage (PostgreSQL, MySQL); None turns heartbeats off.
+        grace_period: Seconds without a heartbeat after which a trial counts
+            as dead: the next worker marks it FAIL and enqueues it again.
+        max_retry: How often a trial whose worker died is run again.
+        n_jobs: Threads per trial (LightGBM ``num_threads``); 0 lets LightGBM
+            use every core. The default 1 suits several workers per machine:
+            OpenMP threads of parallel workers oversubscribe the cores.
     """
 
     kind: str = "stacker"
@@ -48,12 +58,39 @@ class StudySpec:
     out: str = "runs/study"
     experiment: Mapping[str, Any] = field(default_factory=dict)
     space: Mapping[str, Any] = field(default_factory=dict)
+    heartbeat_interval: int | None = 30
+    grace_period: int = 90
+    max_retry: int = 1
+    n_jobs: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"study.kind must be one of {KINDS}, got {self.kind!r}")
         if self.n_trials < 1:
             raise ConfigError("study.n_trials must be >= 1")
+        if self.heartbeat_interval is not None and self.heartbeat_interval < 1:
+            raise ConfigError("study.heartbeat_interval must be >= 1 second or null")
+        beat = self.heartbeat_interval or 0
+        if self.grace_period <= beat:
+            raise ConfigError(
+                f"study.grace_period ({self.grace_period}) must exceed heartbeat_interval ({beat})"
+            )
+        if self.max_retry < 0:
+            raise ConfigError("study.max_retry must be >= 0")
+        if self.n_jobs < 0:
+            raise ConfigError("study.n_jobs must be >= 0")
+
+    def open_storage(self, override: str | None = None) -> Any:
+        """The Optuna storage of this study (``override`` replaces ``storage``)."""
+        from hybridrank.tuning._storage import make_storage
+
+        return make_storage(
+            override or self.storage,
+            Path(self.out),
+            heartbeat_interval=self.heartbeat_interval,
+            grace_period=self.grace_period,
+            max_retry=self.max_retry,
+        )
 
     @property
     def study_name(self) -> str:
@@ -129,13 +166,15 @@ def _gbdt_objective(
         train[C.Y_CLICK],
         group=np.diff(offsets_from_qid(train[C.QID].to_numpy())),
         free_raw_data=False,
+        # Trials change min_data_in_leaf on the one Dataset: no pre-filtering by the first value.
+        params={"feature_pre_filter": False},
     )
     dvalid = lgb.Dataset(valid[features].to_numpy(np.float32), valid[C.Y_EXPERT], group=np.diff(offsets_from_qid(valid[C.QID].to_numpy())), reference=dtrain)  # fmt: skip
 
     def objective(trial: Any) -> float:
         params = {
             "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [10], "verbose": -1,
-            "seed": spec.seed, "deterministic": True,
+            "seed": spec.seed, "deterministic": True, "num_threads": spec.n_jobs,
             "learning_rate": trial.suggest_float("learning_rate", *_space(spec, "learning_rate", (0.01, 0.3)), log=True),
             "num_leaves": trial.suggest_int("num_leaves", *map(int, _space(spec, "num_leaves", (4, 64)))),
             "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", *map(int, _space(spec, "min_data_in_leaf", (5, 100)))),
@@ -197,7 +236,7 @@ class StudyResult:
 
     study: Any
     path: Path
-    n_new: int
+    n_new: int  # trials finished since this run started, by this worker or others
 
 
 def study_inputs(
@@ -214,15 +253,46 @@ def study_inputs(
     out = Path(spec.out)
     path = out / "study_inputs.parquet"
     if path.exists():
-        return pd.read_parquet(path)
-    exp = ExperimentConfig.from_dict(spec.experiment)
-    exp = replace(exp, seeds=exp.seeds[:1], sessions=())
-    result = run_experiment(exp, out / "inputs", data=data, progress=progress)
-    scores = pd.read_parquet(result.path / "scores.parquet")
-    llm_model = result.info["runs"][next(iter(result.info["runs"]))]["llm_model"]
-    scores["llm_model"] = scores[llm_model]
-    scores.to_parquet(path, index=False)
+        return _read_inputs(path)
+    out.mkdir(parents=True, exist_ok=True)
+    # Several workers may start together: one builds, the others wait for it.
+    with _locked(out / ".study_inputs.lock"):
+        if path.exists():
+            return _read_inputs(path)
+        exp = ExperimentConfig.from_dict(spec.experiment)
+        exp = replace(exp, seeds=exp.seeds[:1], sessions=())
+        result = run_experiment(exp, out / "inputs", data=data, progress=progress)
+        scores = pd.read_parquet(result.path / "scores.parquet")
+        llm_model = result.info["runs"][next(iter(result.info["runs"]))]["llm_model"]
+        scores["llm_model"] = scores[llm_model]
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        scores.to_parquet(tmp, index=False)
+        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
     return scores
+
+
+def _read_inputs(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise DataFormatError(
+            f"study inputs unreadable ({type(exc).__name__}: {exc}); delete the file to rebuild "
+            "them (the study's trials are in its storage and are kept)",
+            path=path,
+        ) from None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``), held for the block."""
+    import fcntl
+
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def run_study(
@@ -235,13 +305,19 @@ def run_study(
 ) -> StudyResult:
     """Create or resume the study and run it until it has ``n_trials`` finished trials."""
     import optuna
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
 
     from hybridrank.ensemble._experiment import FEATURES
-    from hybridrank.tuning._storage import make_storage
+    from hybridrank.tuning._storage import fail_orphaned_trials, worker_identity
 
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     target = n_trials or spec.n_trials
+    # Open the storage before the (possibly long) input build: an unreachable
+    # server is reported at once.
+    store = spec.open_storage(storage)
     inputs = study_inputs(spec, data=data, progress=progress)
     features = [
         f
@@ -253,20 +329,43 @@ def run_study(
         "gbdt": lambda: _gbdt_objective(spec, inputs, features),
         "famol": lambda: _famol_objective(spec, inputs, features),
     }
-    objective = objectives[spec.kind]()
+    inner = objectives[spec.kind]()
+    me = worker_identity()
+
+    def objective(trial: Any) -> float:
+        for key, value in me.items():
+            trial.set_user_attr(key, value)
+        return inner(trial)
+
     study = optuna.create_study(
         study_name=spec.study_name,
-        storage=make_storage(storage or spec.storage, out),
+        storage=store,
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
         direction="maximize",
         load_if_exists=True,
     )
-    done = sum(1 for t in study.trials if t.state.is_finished())
+    counted = (TrialState.COMPLETE, TrialState.PRUNED)
+
+    def reap(study: Any, _trial: Any) -> None:
+        fail_orphaned_trials(study, max_retry=spec.max_retry)
+
+    reap(study, None)
+    if is_heartbeat_enabled(study._storage):
+        optuna.storages.fail_stale_trials(study)
+    done = len(study.get_trials(deepcopy=False, states=counted))
     remaining = max(target - done, 0)
     if remaining:
-        study.optimize(objective, n_trials=remaining, show_progress_bar=progress)
-    return StudyResult(study=study, path=out, n_new=remaining)
+        # Other workers may finish trials meanwhile: MaxTrialsCallback stops this
+        # worker as soon as the study holds `target` finished trials in all.
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            callbacks=[MaxTrialsCallback(target, states=counted), reap],
+            show_progress_bar=progress,
+        )
+    n_new = len(study.get_trials(deepcopy=False, states=counted)) - done
+    return StudyResult(study=study, path=out, n_new=n_new)
 
 
 def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]:

@@ -1,0 +1,8 @@
+"""Putting trained models to work: batch ranking of candidate tables and one-query online ranking."""
+
+from __future__ import annotations
+
+from hybridrank.serve._ranker import HybridRanker, Ranking, build_hybrid_bundle
+from hybridrank.serve._store import ClickFeatureStore
+
+__all__ = ["ClickFeatureStore", "HybridRanker", "Ranking", "build_hybrid_bundle"]

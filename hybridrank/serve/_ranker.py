@@ -1,0 +1,465 @@
+"""Ranking with trained models: one query online, or whole candidate tables in batch.
+
+Two bundle kinds load into :class:`HybridRanker`:
+
+* a GBDT run directory (``hybridrank train gbdt``): the click LambdaMART alone;
+* a hybrid bundle (``hybridrank bundle``): the click LambdaMART, an
+  LLM-supervised model (a neural run or a second GBDT run) and the
+  frequency gate, fused as the stacker fuses them:
+  ``g(freq) * z(click) + (1 - g(freq)) * z(llm)``, z-scored (or ranked) within
+  the query.
+
+Click features come from the bundle's click-feature store (the training
+log's aggregates); every other feature of the model's schema must come with
+the request, and a missing one is an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.ensemble import NORMALISERS, Gate, make_gate
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.features import CLICK_FEATURES
+from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
+from hybridrank.serve._store import ClickFeatureStore
+
+logger = logging.getLogger(__name__)
+
+HYBRID_META = "hybrid.json"
+STORE_DIR = "click_features"
+_CLICK = frozenset(CLICK_FEATURES)
+
+Docs = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One query's ranking.
+
+    Attributes:
+        docids: Documents, best first.
+        scores: Final scores, aligned with ``docids`` (descending).
+        components: Per-model scores aligned with ``docids`` (``click``,
+            ``llm``: the raw scores before normalisation) and the ``gate`` value.
+    """
+
+    docids: np.ndarray
+    scores: np.ndarray
+    components: Mapping[str, Any]
+
+    def to_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame({C.DOCID: self.docids, "score": self.scores})
+        frame["rank"] = np.arange(1, len(frame) + 1)
+        for name, value in self.components.items():
+            frame[name] = value
+        return frame
+
+
+class _LLMScorer(Protocol):
+    """The LLM-supervised side of a hybrid bundle."""
+
+    def score(
+        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+    ) -> np.ndarray: ...
+
+    def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray: ...
+
+
+def _as_columns(docs: Docs) -> dict[str, Any]:
+    """Request documents as ``{column: array}`` (a DataFrame, a list of records or a mapping)."""
+    if isinstance(docs, pd.DataFrame):
+        return {c: docs[c].to_numpy() for c in docs.columns}
+    if isinstance(docs, Mapping):
+        return {k: np.asarray(v) for k, v in docs.items()}
+    records = list(docs)
+    if records and not all(isinstance(r, Mapping) for r in records):
+        raise DataFormatError(
+            "docs must be a DataFrame, a list of mappings or a mapping of columns"
+        )
+    keys = dict.fromkeys(k for r in records for k in r)
+    return {k: np.asarray([r.get(k) for r in records]) for k in keys}
+
+
+def _feature_matrix(
+    names: Sequence[str],
+    columns: Mapping[str, Any],
+    click: Mapping[str, np.ndarray],
+    n: int,
+    *,
+    source: str,
+) -> np.ndarray:
+    missing = [f for f in names if f not in click and f not in columns]
+    if missing:
+        raise DataFormatError(
+            f"{len(missing)} features the model needs are missing: {missing[:10]}. Click features "
+            "come from the bundle's store; every other feature must be a column of the request",
+            path=source,
+        )
+    X = np.empty((n, len(names)), dtype=np.float32)
+    for j, f in enumerate(names):
+        # A click feature sent with the request (a fresher log) wins over the store.
+        value = columns[f] if f in columns else click[f]
+        try:
+            X[:, j] = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataFormatError(f"feature {f!r} is not numeric", path=source) from None
+    return X
+
+
+class _GBDTScorer:
+    def __init__(self, bundle: GBDTBundle, store: ClickFeatureStore | None) -> None:
+        self.bundle = bundle
+        self.store = store
+        self.names = list(bundle.schema.names)
+        self.needs_click = any(f in _CLICK for f in self.names)
+
+    def score(
+        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+    ) -> np.ndarray:
+        click = (
+            self.store.lookup(qid, docids) if self.needs_click and self.store is not None else {}
+        )
+        X = _feature_matrix(self.names, columns, click, docids.shape[0], source="request")
+        return self.bundle.ranker.predict(X)
+
+    def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
+        missing_click = [f for f in self.names if f in _CLICK and f not in table.columns]
+        if missing_click and self.store is not None:
+            table = self.store.join(table)
+        return self.bundle.predict(table, source="candidates")
+
+
+class _NeuralScorer:
+    def __init__(self, ranker: Any, embeddings: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.ranker = ranker
+        self.doc_row: dict[str, int] = {}
+        self.doc_emb: np.ndarray | None = None
+        if embeddings is not None:
+            ids, emb = embeddings
+            self.doc_row = {str(d): i for i, d in enumerate(ids)}
+            self.doc_emb = emb
+
+    def _doc_vectors(self, docids: np.ndarray, texts: Any) -> np.ndarray:
+        rows = [self.doc_row.get(str(d), -1) for d in docids]
+        if self.doc_emb is not None and all(r >= 0 for r in rows):
+            return self.doc_emb[rows]
+        if texts is None:
+            unknown = [str(d) for d, r in zip(docids, rows, strict=True) if r < 0][:5]
+            raise DataFormatError(
+                f"documents {unknown} have no stored embedding and the request has no `text` column"
+            )
+        vectors = np.asarray(self.ranker.encode_documents([str(t) for t in texts]))
+        if self.doc_emb is not None:
+            known = np.asarray(rows) >= 0
+            vectors[known] = self.doc_emb[np.asarray(rows)[known]]
+        return vectors
+
+    def score(
+        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+    ) -> np.ndarray:
+        if query_text is None:
+            raise DataFormatError(
+                "the neural model needs the query text: pass context={'text': ...}"
+            )
+        texts = columns.get(C.TEXT)
+        if self.ranker.architecture == "bi-encoder":
+            docs = self._doc_vectors(docids, texts)
+            q = np.asarray(
+                self.ranker.model_.encode(
+                    [query_text], convert_to_numpy=True, normalize_embeddings=True
+                ),
+                dtype=np.float32,
+            )[0]
+            return (docs @ q).astype(np.float64)
+        if texts is None:
+            raise DataFormatError("the cross-encoder needs the documents' `text` column")
+        return np.asarray(self.ranker.predict([(query_text, str(t)) for t in texts]))
+
+    def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
+        if query_text is None:
+            raise DataFormatError(
+                "the neural model needs query texts: a `query` column or --queries FILE"
+            )
+        out = np.empty(len(table))
+        qids = table[C.QID].to_numpy()
+        starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]])
+        ends = np.r_[starts[1:], len(table)]
+        texts = table[C.TEXT].to_numpy() if C.TEXT in table.columns else None
+        docids = table[C.DOCID].astype(str).to_numpy()
+        qtext = query_text.to_numpy()
+        for s, e in zip(starts, ends, strict=True):
+            cols = {} if texts is None else {C.TEXT: texts[s:e]}
+            out[s:e] = self.score(str(qids[s]), str(qtext[s]), docids[s:e], cols)
+        return out
+
+
+def _load_neural(directory: Path, device: str | None) -> Any:
+    from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker
+
+    meta = directory / "ranker.json"
+    if not meta.exists():
+        raise FileNotFoundError(f"{meta}: missing; is {directory} a saved neural model?")
+    kind = json.loads(meta.read_text()).get("architecture")
+    classes: dict[str, Any] = {"bi-encoder": BiEncoderRanker, "cross-encoder": CrossEncoderRanker}
+    if kind not in classes:
+        raise DataFormatError(f"unknown neural architecture {kind!r}", path=meta)
+    return classes[kind].load(directory, device=device)
+
+
+class HybridRanker:
+    """Scores candidates with a trained bundle: GBDT alone or the frequency-gated fusion.
+
+    Example:
+        >>> ranker = HybridRanker.load("runs/hybrid")  # doctest: +SKIP
+        >>> ranker.rank("q17", docs, {"text": "vitamin d and bone health"}).to_frame()  # doctest: +SKIP
+
+    Attributes:
+        click: The click LambdaMART bundle.
+        store: Click features of the training log (None: the request brings them).
+        llm: The LLM-supervised scorer (None: GBDT-only).
+        gate: g(freq), the click model's weight (None: GBDT-only).
+        normalisation: Per-query score normalisation of the fusion.
+        path: Where the bundle was loaded from.
+    """
+
+    def __init__(
+        self,
+        click: GBDTBundle,
+        *,
+        store: ClickFeatureStore | None = None,
+        llm: _LLMScorer | None = None,
+        gate: Gate | None = None,
+        normalisation: str = "zscore",
+        path: Path | None = None,
+    ) -> None:
+        if (llm is None) != (gate is None):
+            raise ConfigError("a fused ranker needs both an LLM model and a gate")
+        if normalisation not in NORMALISERS:
+            raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
+        self.click = click
+        self.store = store
+        self.llm = llm
+        self.gate = gate
+        self.normalisation = normalisation
+        self.path = path
+        self._click = _GBDTScorer(click, store)
+
+    @property
+    def fused(self) -> bool:
+        return self.llm is not None
+
+    # ------------------------------------------------------------------ load
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, verify: bool = True, device: str | None = None
+    ) -> HybridRanker:
+        """Load a GBDT run directory or a hybrid bundle (checksums checked unless ``verify=False``).
+
+        Args:
+            path: The bundle directory.
+            verify: Check every file against the bundle's manifest first.
+            device: Device of a neural model (``cpu``, ``cuda``); default its saved config.
+        """
+        d = Path(path)
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: no such bundle directory")
+        if not (d / HYBRID_META).exists():
+            bundle = GBDTBundle.load(d, verify=verify)
+            store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
+            return cls(bundle, store=store, path=d)
+        if verify:
+            verify_manifest(d)
+        meta = json.loads((d / HYBRID_META).read_text())
+        click = GBDTBundle.load(d / "click", verify=False)
+        store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
+        llm: _LLMScorer
+        if meta["llm"] == "gbdt":
+            llm = _GBDTScorer(GBDTBundle.load(d / "llm", verify=False), store)
+        else:
+            emb = None
+            if (d / "doc_embeddings.npy").exists():
+                ids = np.asarray(json.loads((d / "doc_ids.json").read_text()), dtype=object)
+                emb = (ids, np.load(d / "doc_embeddings.npy"))
+            llm = _NeuralScorer(_load_neural(d / "llm", device), emb)
+        gate = make_gate(meta["gate"]["kind"], meta["gate"]["params"])
+        return cls(
+            click, store=store, llm=llm, gate=gate, normalisation=meta["normalisation"], path=d
+        )
+
+    # ------------------------------------------------------------------ rank
+
+    def rank(
+        self,
+        query: str,
+        docs: Docs,
+        context: Mapping[str, Any] | None = None,
+    ) -> Ranking:
+        """Rank one query's documents.
+
+        Args:
+            query: The query id (the key of the click-feature store).
+            docs: The candidates: a DataFrame, a list of records or a mapping of
+                columns, with ``docid``, the model's non-click features and, for
+                a neural model, ``text`` (unless the bundle stores the
+                document's embedding).
+            context: ``text``: the query text (neural models); ``freq``: the
+                query's frequency, overriding the store's count.
+
+        Returns:
+            :class:`Ranking`, best first.
+        """
+        ctx = dict(context or {})
+        columns = _as_columns(docs)
+        if C.DOCID not in columns:
+            raise DataFormatError("docs need a `docid` column")
+        docids = np.asarray(columns[C.DOCID]).astype(str)
+        click = self._click.score(query, None, docids, columns)
+        if self.llm is None or self.gate is None:
+            order = np.argsort(-click, kind="stable")
+            return Ranking(docids[order], click[order], {})
+        freq = float(ctx["freq"]) if "freq" in ctx else self._frequency(query)
+        llm = self.llm.score(query, ctx.get("text"), docids, columns)
+        g = float(self.gate(np.array([freq]))[0])
+        norm = NORMALISERS[self.normalisation]
+        offsets = np.array([0, docids.shape[0]])
+        fused = g * norm(click, offsets=offsets) + (1.0 - g) * norm(llm, offsets=offsets)
+        order = np.argsort(-fused, kind="stable")
+        return Ranking(
+            docids[order],
+            fused[order],
+            {"click": click[order], "llm": llm[order], "gate": g},
+        )
+
+    def _frequency(self, qid: str) -> float:
+        return 0.0 if self.store is None else self.store.frequency(qid)
+
+    def rank_table(
+        self, candidates: pd.DataFrame, *, queries: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """Score a whole candidate table; rows of a query must be contiguous.
+
+        Adds ``score`` and ``rank`` (1 = best within the query) and, when
+        fused, ``click_score``, ``llm_score`` and ``gate``. ``queries``
+        (``qid, text``) supplies query texts where the table has no ``query`` column.
+        """
+        table = candidates.reset_index(drop=True)
+        for col in (C.QID, C.DOCID):
+            if col not in table.columns:
+                raise DataFormatError(
+                    f"the candidate table has no {col!r} column", path="candidates"
+                )
+        from hybridrank._grouping import offsets_from_qid
+
+        offsets = offsets_from_qid(table[C.QID].to_numpy())
+        click = self._click.score_table(table, None)
+        out = table.copy()
+        if self.llm is None or self.gate is None:
+            out["score"] = click
+        else:
+            query_text = None
+            if "query" in table.columns:
+                query_text = table["query"].astype(str)
+            elif queries is not None:
+                lookup = dict(zip(queries[C.QID].astype(str), queries[C.TEXT], strict=True))
+                query_text = table[C.QID].astype(str).map(lookup)
+                if query_text.isna().any():
+                    bad = table.loc[query_text.isna(), C.QID].iloc[0]
+                    raise DataFormatError(f"query {bad!r} has no text in the queries table")
+            llm = self.llm.score_table(table, query_text)
+            if C.FREQ in table.columns:
+                freq = table[C.FREQ].to_numpy(dtype=np.float64)
+            else:
+                freq = np.array([self._frequency(str(q)) for q in table[C.QID]], dtype=np.float64)
+            g = self.gate(freq)
+            norm = NORMALISERS[self.normalisation]
+            out["click_score"], out["llm_score"], out["gate"] = click, llm, g
+            out["score"] = g * norm(click, offsets=offsets) + (1 - g) * norm(llm, offsets=offsets)
+        gid = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
+        order = np.lexsort((-out["score"].to_numpy(), gid))
+        ranks = np.empty(len(out), dtype=np.int64)
+        ranks[order] = np.arange(len(out)) - offsets[gid[order]] + 1
+        out["rank"] = ranks
+        return out
+
+
+def build_hybrid_bundle(
+    click_run: str | Path,
+    llm_run: str | Path,
+    out: str | Path,
+    *,
+    gate: Gate,
+    normalisation: str = "zscore",
+    docs: pd.DataFrame | None = None,
+    device: str | None = None,
+) -> Path:
+    """Assemble a hybrid bundle from a click GBDT run and an LLM-supervised run.
+
+    Args:
+        click_run: A ``hybridrank train gbdt`` run directory (its click-feature
+            store travels along).
+        llm_run: A ``hybridrank train neural`` run directory (its ``model/``) or
+            a second GBDT run directory.
+        out: The new bundle directory (must not exist).
+        gate: The tuned gate (for example a stacker study's best parameters).
+        normalisation: ``zscore`` or ``rank``.
+        docs: ``docid, text`` of the collection: with a bi-encoder, their
+            embeddings are computed now and stored, so serving encodes only queries.
+        device: Device for computing those embeddings.
+    """
+    click_dir, llm_dir, dest = Path(click_run), Path(llm_run), Path(out)
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; choose a new bundle directory")
+    GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
+    if normalisation not in NORMALISERS:
+        raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
+    neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
+    is_gbdt = (llm_dir / "schema.json").exists()
+    if not is_gbdt and not (neural_dir / "ranker.json").exists():
+        raise FileNotFoundError(f"{llm_dir} is neither a GBDT run nor a neural model")
+    if is_gbdt:
+        GBDTBundle.load(llm_dir)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shutil.copytree(click_dir, tmp / "click")
+    (tmp / "click" / "manifest.json").unlink(missing_ok=True)
+    if (click_dir / STORE_DIR).is_dir():
+        shutil.move(str(tmp / "click" / STORE_DIR), str(tmp / STORE_DIR))
+    for bulky in ("train_table.parquet", "report"):
+        p = tmp / "click" / bulky
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    if is_gbdt:
+        shutil.copytree(llm_dir, tmp / "llm", ignore=shutil.ignore_patterns(
+            "train_table.parquet", "report", STORE_DIR, "manifest.json"))  # fmt: skip
+    else:
+        shutil.copytree(neural_dir, tmp / "llm")
+        ranker = _load_neural(tmp / "llm", device)
+        if docs is not None and ranker.architecture == "bi-encoder":
+            emb = ranker.encode_documents(docs[C.TEXT].astype(str).tolist(), show_progress_bar=True)
+            np.save(tmp / "doc_embeddings.npy", np.asarray(emb, dtype=np.float32))
+            (tmp / "doc_ids.json").write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
+    meta = {
+        "llm": "gbdt" if is_gbdt else "neural",
+        "gate": {"kind": gate.kind, "params": gate.params()},
+        "normalisation": normalisation,
+        "sources": {"click": str(click_dir), "llm": str(llm_dir)},
+    }
+    (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
+    write_manifest(tmp)
+    tmp.rename(dest)  # the bundle appears whole or not at all
+    return dest

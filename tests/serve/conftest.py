@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from ..neural.conftest import tiny_bert
+
+__all__ = ["tiny_bert"]

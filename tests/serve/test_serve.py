@@ -1,0 +1,207 @@
+"""Batch and online ranking with GBDT runs and hybrid bundles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.cli import main
+from hybridrank.data import SimulationConfig, read_table
+from hybridrank.ensemble import SigmoidGate, zscore_per_query
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.features import CLICK_FEATURES
+from hybridrank.gbdt import GBDTBundle, GBDTTrainConfig, LambdaMARTConfig, train_gbdt
+from hybridrank.serve import ClickFeatureStore, HybridRanker, build_hybrid_bundle
+from hybridrank.world import DataConfig, WorldConfig
+
+from ..conftest import write_trec_dir
+
+
+def _config(root: Path, label: str) -> GBDTTrainConfig:
+    return GBDTTrainConfig(
+        world=WorldConfig(
+            data=DataConfig(format="trec", path=str(root)),
+            simulation=SimulationConfig(n_sessions=3000, seed=2, zipf_exponent=0.8),
+        ),
+        label=label,
+        gbdt=LambdaMARTConfig(n_estimators=30, min_child_samples=5, early_stopping_rounds=None),
+        metrics=("ndcg@10",),
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory, tiny_collection) -> dict[str, Path]:
+    root = write_trec_dir(tiny_collection, tmp_path_factory.mktemp("trec"))
+    click = train_gbdt(_config(root, "click"), tmp_path_factory.mktemp("click")).path
+    # The expert-label run stands in for an LLM-supervised GBDT.
+    llm = train_gbdt(_config(root, "expert"), tmp_path_factory.mktemp("llm")).path
+    return {"click": click, "llm": llm}
+
+
+def _request_table(run: Path) -> pd.DataFrame:
+    """The run's candidates as a ranking request: no click features, no labels."""
+    table = pd.read_parquet(run / "train_table.parquet")
+    drop = [c for c in table.columns if c in CLICK_FEATURES or c.startswith(("y_", "gbdt"))]
+    return table.drop(columns=drop)
+
+
+def test_store_lookup_equals_the_batch_join(runs: dict[str, Path]) -> None:
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    request = _request_table(runs["click"])
+    joined = store.join(request)
+    qid = str(store.features.queries.sort_values("q_sessions")[C.QID].iloc[-1])
+    rows = joined.loc[joined[C.QID] == qid]
+    # A document the log never showed for this query, and one it never showed at all.
+    docids = [*rows[C.DOCID].tolist(), "never-seen-doc"]
+    found = store.lookup(qid, docids)
+    for name in CLICK_FEATURES:
+        np.testing.assert_allclose(found[name][:-1], rows[name].to_numpy(), equal_nan=True)
+    assert found["qd_impressions"][-1] == 0 and np.isnan(found["qd_ctr"][-1])
+    assert found["q_sessions"][-1] == store.frequency(qid) > 0
+    assert store.frequency("unknown-query") == 0.0
+
+
+def test_gbdt_batch_and_online_rankings_agree_with_the_model(runs: dict[str, Path]) -> None:
+    ranker = HybridRanker.load(runs["click"])
+    assert not ranker.fused
+    request = _request_table(runs["click"])
+    ranked = ranker.rank_table(request)
+    train = pd.read_parquet(runs["click"] / "train_table.parquet")
+    expected = GBDTBundle.load(runs["click"]).predict(train)
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6)
+    qid = request[C.QID].iloc[0]
+    one = request.loc[request[C.QID] == qid]
+    online = ranker.rank(qid, one.sample(frac=1.0, random_state=0))  # order must not matter
+    batch = ranked.loc[ranked[C.QID] == qid].sort_values("rank")
+    np.testing.assert_allclose(online.scores, batch["score"].to_numpy(), rtol=1e-6)
+    assert list(online.to_frame()["rank"]) == list(range(1, len(one) + 1))
+    # A list of records works as well as a DataFrame.
+    records = ranker.rank(qid, one.to_dict("records"))
+    np.testing.assert_allclose(records.scores, online.scores)
+
+
+def test_missing_feature_is_named(runs: dict[str, Path]) -> None:
+    ranker = HybridRanker.load(runs["click"])
+    request = _request_table(runs["click"]).drop(columns=["tfidf_cosine"])
+    with pytest.raises(DataFormatError, match="tfidf_cosine"):
+        ranker.rank_table(request)
+    qid = request[C.QID].iloc[0]
+    with pytest.raises(DataFormatError, match="tfidf_cosine"):
+        ranker.rank(qid, request.loc[request[C.QID] == qid])
+
+
+def test_fused_bundle_applies_the_gate_per_query(runs: dict[str, Path], tmp_path: Path) -> None:
+    gate = SigmoidGate(centre=1.0, slope=3.0)
+    path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "hybrid", gate=gate)
+    ranker = HybridRanker.load(path)
+    assert ranker.fused
+    request = _request_table(runs["click"])
+    ranked = ranker.rank_table(request)
+    click = GBDTBundle.load(runs["click"]).predict(
+        pd.read_parquet(runs["click"] / "train_table.parquet")
+    )
+    llm = GBDTBundle.load(runs["llm"]).predict(pd.read_parquet(runs["llm"] / "train_table.parquet"))
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    freq = np.array([store.frequency(q) for q in request[C.QID]])
+    qid = request[C.QID].to_numpy()
+    g = gate(freq)
+    expected = g * zscore_per_query(click, qid=qid) + (1 - g) * zscore_per_query(llm, qid=qid)
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ranked["gate"].to_numpy(), g)
+    # Online, with the frequency overridden: a head query follows the click model.
+    q = qid[0]
+    docs = request.loc[request[C.QID] == q]
+    head = ranker.rank(q, docs, {"freq": 1e12})
+    assert head.components["gate"] == 1.0
+    assert (np.diff(head.components["click"]) <= 1e-12).all()
+    tail = ranker.rank(q, docs, {"freq": 0})
+    g0 = tail.components["gate"]
+    assert g0 == pytest.approx(float(gate(0.0)))
+    one = np.zeros(len(docs))
+    z = g0 * zscore_per_query(tail.components["click"], qid=one) + (1 - g0) * zscore_per_query(
+        tail.components["llm"], qid=one
+    )
+    np.testing.assert_allclose(tail.scores, z, rtol=1e-9)
+
+
+def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    path = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
+    )
+    meta = path / "hybrid.json"
+    meta.write_text(meta.read_text().replace('"centre": 1.0', '"centre": 9.0'))
+    with pytest.raises(DataFormatError, match=r"hybrid\.json was modified"):
+        HybridRanker.load(path)
+    with pytest.raises(FileExistsError):
+        build_hybrid_bundle(runs["click"], runs["llm"], path, gate=SigmoidGate())
+
+
+def test_neural_hybrid_uses_stored_document_embeddings(
+    runs: dict[str, Path], tmp_path: Path, tiny_bert: str
+) -> None:
+    from hybridrank.neural import BiEncoderRanker
+
+    model_dir = tmp_path / "neural" / "model"
+    BiEncoderRanker.pretrained(model_path=tiny_bert, device="cpu").save(model_dir)
+    request = _request_table(runs["click"])
+    collection = pd.DataFrame({C.DOCID: request[C.DOCID].unique()})
+    collection[C.TEXT] = "document " + collection[C.DOCID].astype(str)
+    path = build_hybrid_bundle(
+        runs["click"], tmp_path / "neural", tmp_path / "hybrid",
+        gate=SigmoidGate(1.0, 2.0), docs=collection, device="cpu",
+    )  # fmt: skip
+    assert (path / "doc_embeddings.npy").exists()
+    ranker = HybridRanker.load(path, device="cpu")
+    q = request[C.QID].iloc[0]
+    docs = request.loc[request[C.QID] == q]
+    ranking = ranker.rank(q, docs, {"text": "a query", "freq": 0})
+    # The stored embeddings give the same scores as encoding the texts now.
+    with_text = docs.merge(collection, on=C.DOCID)
+    again = ranker.rank(
+        q, with_text.assign(docid=with_text[C.DOCID] + "-new"), {"text": "a query", "freq": 0}
+    )
+    np.testing.assert_allclose(
+        np.sort(ranking.components["llm"]), np.sort(again.components["llm"]), rtol=1e-4
+    )
+    with pytest.raises(DataFormatError, match="query text"):
+        ranker.rank(q, docs, {"freq": 0})
+    with pytest.raises(DataFormatError, match="no stored embedding"):
+        ranker.rank(q, docs.assign(docid="x" + docs[C.DOCID]), {"text": "a query"})
+    queries = pd.DataFrame({C.QID: request[C.QID].unique(), C.TEXT: "a query"})
+    batch = ranker.rank_table(request, queries=queries)
+    assert batch["score"].notna().all() and set(batch["rank"]) >= {1}
+
+
+def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    request = _request_table(runs["click"])
+    req_path = tmp_path / "candidates.parquet"
+    request.to_parquet(req_path)
+    out = tmp_path / "ranked.csv"
+    assert main(["rank", "--model", str(runs["click"]), "--candidates", str(req_path),
+                 "--top-k", "3", "--out", str(out)]) == 0  # fmt: skip
+    ranked = read_table(out)
+    assert ranked.groupby(C.QID)["rank"].max().max() == 3
+    assert "GBDT bundle" in capsys.readouterr().out
+    # A truncated parquet file: a clear error naming it, exit status 2.
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(req_path.read_bytes()[: req_path.stat().st_size // 2])
+    assert main(["rank", "--model", str(runs["click"]), "--candidates", str(broken),
+                 "--out", str(tmp_path / "x.parquet")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "broken.parquet" in err and "truncated" in err
+    with pytest.raises(DataFormatError, match=r"broken\.parquet"):
+        read_table(broken)
+    gate_cli = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+                "--out", str(tmp_path / "b")]  # fmt: skip
+    assert main([*gate_cli, "--gate", "sigmoid:centre=abc"]) == 2
+    assert "not a number" in capsys.readouterr().err
+    assert main([*gate_cli, "--gate", "sigmoid:centre=1.5,slope=2"]) == 0
+    meta = json.loads((tmp_path / "b" / "hybrid.json").read_text())
+    assert meta["gate"] == {"kind": "sigmoid", "params": {"centre": 1.5, "slope": 2.0}}
+    with pytest.raises(ConfigError):
+        HybridRanker(GBDTBundle.load(runs["click"]), gate=SigmoidGate())
