@@ -246,11 +246,13 @@ class ClickWorld:
                 raise FileNotFoundError(
                     f"{run / name}: missing; is {run} a world built by `hybridrank world build`?"
                 )
+        from hybridrank.data import read_table
+
         return cls(
             config=WorldConfig.from_yaml(run / "config.yaml"),
-            candidates=pd.read_parquet(run / "candidates.parquet"),
-            log=pd.read_parquet(run / "impressions.parquet"),
-            queries=pd.read_parquet(run / "queries.parquet"),
+            candidates=read_table(run / "candidates.parquet"),
+            log=read_table(run / "impressions.parquet"),
+            queries=read_table(run / "queries.parquet"),
         )
 
 

@@ -76,10 +76,13 @@ class _LLMScorer(Protocol):
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray: ...
 
 
-def _as_columns(docs: Docs) -> dict[str, Any]:
-    """Request documents as ``{column: array}`` (a DataFrame, a list of records or a mapping)."""
+def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
+    """Request documents as ``{column: array}`` (a DataFrame, a list of records or a mapping).
+
+    Only the ``keep`` columns of a DataFrame are converted (the others cost time, not use).
+    """
     if isinstance(docs, pd.DataFrame):
-        return {c: docs[c].to_numpy() for c in docs.columns}
+        return {c: docs[c].to_numpy() for c in docs.columns if c in keep}
     if isinstance(docs, Mapping):
         return {k: np.asarray(v) for k, v in docs.items()}
     records = list(docs)
@@ -254,6 +257,10 @@ class HybridRanker:
         self.normalisation = normalisation
         self.path = path
         self._click = _GBDTScorer(click, store)
+        names = set(click.schema.names)
+        if isinstance(llm, _GBDTScorer):
+            names |= set(llm.names)
+        self._request_columns = frozenset({C.DOCID, C.TEXT, *names})
 
     @property
     def fused(self) -> bool:
@@ -321,7 +328,7 @@ class HybridRanker:
             :class:`Ranking`, best first.
         """
         ctx = dict(context or {})
-        columns = _as_columns(docs)
+        columns = _as_columns(docs, self._request_columns)
         if C.DOCID not in columns:
             raise DataFormatError("docs need a `docid` column")
         docids = np.asarray(columns[C.DOCID]).astype(str)

@@ -86,7 +86,8 @@ class ClickFeatureStore:
             pos_c = np.minimum(pos, known.shape[0] - 1)
             hit = known[pos_c] == d
             pair[hit] = self._pairs[s + pos_c[hit]]
-        rows = np.fromiter((self._doc_row.get(x, -1) for x in d), dtype=np.int64, count=n)
+        get = self._doc_row.get
+        rows = np.array([get(x, -1) for x in d.tolist()], dtype=np.int64)
         doc = np.where((rows >= 0)[:, None], self._docs[np.maximum(rows, 0)], self._miss["docs"])
         qrow = self._query_row.get(qid)
         query = self._miss["queries"] if qrow is None else self._queries[qrow]

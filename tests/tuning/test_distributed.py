@@ -99,7 +99,9 @@ def _kill_mid_trial(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["postgres", "journal"])
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres), "journal"]
+)
 def test_three_workers_one_killed(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hybridrank.data import read_table
+from hybridrank.errors import DataFormatError
+from hybridrank.world import ClickWorld
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame({"qid": [1, 1, 2], "docid": ["a", "b", "c"], "bm25": [1.0, 2.0, 3.0]})
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".tsv"])
+def test_round_trip_keeps_ids_as_strings(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"t{suffix}"
+    frame = _frame()
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_csv(path, sep="," if suffix == ".csv" else "\t", index=False)
+    table = read_table(path, required=("qid", "docid"))
+    assert table["qid"].tolist() == ["1", "1", "2"]
+    assert table["bm25"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_bad_tables_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.parquet"
+    _frame().to_parquet(good)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(good.read_bytes()[:-20])
+    with pytest.raises(DataFormatError, match=r"truncated\.parquet.*truncated or written"):
+        read_table(truncated)
+    with pytest.raises(DataFormatError, match=r"good\.parquet.*missing columns \['text'\]"):
+        read_table(good, required=("text",))
+    with pytest.raises(DataFormatError, match="unknown table format"):
+        read_table(_touch(tmp_path / "t.xlsx"))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_table(tmp_path / "absent.parquet")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('qid,docid\n1,a\n2,"b\n')
+    with pytest.raises(DataFormatError, match=r"ragged\.csv"):
+        read_table(ragged)
+
+
+def _touch(path: Path) -> Path:
+    path.write_text("x")
+    return path
+
+
+def test_world_with_a_truncated_log_is_named(tmp_path: Path) -> None:
+    run = tmp_path / "world"
+    run.mkdir()
+    for name in ("candidates", "queries", "impressions"):
+        _frame().to_parquet(run / f"{name}.parquet")
+    (run / "config.yaml").write_text("{}\n")
+    log = run / "impressions.parquet"
+    log.write_bytes(log.read_bytes()[:100])
+    with pytest.raises(DataFormatError, match=r"impressions\.parquet"):
+        ClickWorld.load(run)
