@@ -1,7 +1,8 @@
 """hybridrank: learning to rank from user clicks and LLM relevance labels.
 
 Subpackages, lowest layer first: ``data`` and ``evaluate``; ``labels`` and
-``features``; ``gbdt`` and ``neural``; ``ensemble``; ``tuning``; ``cli``.
+``features``; ``gbdt`` (with ``distributed``, its Dask trainers: the two import
+each other lazily) and ``neural``; ``ensemble``; ``tuning``; ``serve``; ``cli``.
 Lower layers never import higher ones.
 """
 

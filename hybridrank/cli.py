@@ -15,7 +15,7 @@ import pandas as pd
 
 from hybridrank import __version__
 from hybridrank import columns as C
-from hybridrank.errors import HybridRankError
+from hybridrank.errors import ConfigError, HybridRankError
 
 logger = logging.getLogger("hybridrank")
 
@@ -153,15 +153,11 @@ def _evaluate_and_write(
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hybridrank.errors import DataFormatError
+
+    from hybridrank.data import read_table
 
     path: Path = args.candidates
-    try:
-        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such candidate table") from None
-    except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise DataFormatError(f"cannot read the candidate table ({exc})", path=path) from None
+    table = read_table(path)
     _evaluate_and_write(
         table,
         args.systems,
@@ -224,6 +220,10 @@ def cmd_train_gbdt(args: argparse.Namespace) -> int:
     config = GBDTTrainConfig.from_yaml(args.config) if args.config else GBDTTrainConfig()
     if args.world:
         config = replace(config, world_dir=str(args.world))
+    config = replace(
+        config,
+        dask=config.dask.overridden(scheduler=args.dask_scheduler, n_workers=args.dask_workers),
+    )
     start = time.perf_counter()
     run = train_gbdt(config, args.out, data=args.data)
     print(run.report.to_text())
@@ -242,10 +242,9 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
     bundle = GBDTBundle.load(args.run_dir)
     table_path = args.data or (bundle.path / "train_table.parquet")
-    try:
-        table = pd.read_parquet(table_path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{table_path}: no table to explain the model on") from None
+    from hybridrank.data import read_table
+
+    table = read_table(table_path)
     bundle.schema.check(table, source=str(table_path))
     imp = feature_importance(
         bundle.ranker, table, list(bundle.schema.names), n_repeats=args.repeats, seed=args.seed
@@ -255,6 +254,93 @@ def cmd_importance(args: argparse.Namespace) -> int:
     print()
     for kind, path in paths.items():
         print(f"  {kind:>12}: {path}")
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from hybridrank.data import read_table
+    from hybridrank.serve import HybridRanker
+
+    ranker = HybridRanker.load(args.model, device=args.device)
+    candidates = read_table(args.candidates, required=("qid", "docid"))
+    queries = read_table(args.queries, required=("qid", "text")) if args.queries else None
+    if args.docs is not None:
+        docs = read_table(args.docs, required=("docid", "text"))
+        candidates = candidates.drop(columns=["text"], errors="ignore").merge(
+            docs[["docid", "text"]], on="docid", how="left"
+        )
+    start = time.perf_counter()
+    ranked = ranker.rank_table(candidates, queries=queries)
+    seconds = time.perf_counter() - start
+    if args.top_k:
+        ranked = ranked.loc[ranked["rank"] <= args.top_k]
+    ranked = ranked.sort_values(["qid", "rank"], kind="stable")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix.lower() == ".csv":
+        ranked.to_csv(args.out, index=False)
+    else:
+        ranked.to_parquet(args.out, index=False)
+    kind = "fused (click GBDT + LLM model, gated by frequency)" if ranker.fused else "GBDT"
+    n_q = ranked["qid"].nunique()
+    print(
+        f"ranked {len(candidates):,} candidates of {n_q:,} queries with the {kind} bundle "
+        f"{args.model} in {seconds:.2f}s -> {args.out}"
+    )
+    return 0
+
+
+def _parse_gate(text: str) -> Any:
+    """``sigmoid:centre=1.5,slope=2`` or ``bucket:weights=0.2/0.5/0.9``."""
+    from hybridrank.ensemble import make_gate
+
+    kind, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--gate: {item!r} is not key=value")
+        try:
+            params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
+        except ValueError:
+            raise ConfigError(f"--gate: {key}={value!r} is not a number") from None
+    return make_gate(kind, params)
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from hybridrank.data import read_table
+    from hybridrank.ensemble import StackerConfig
+    from hybridrank.serve import build_hybrid_bundle
+
+    if args.study is not None:
+        import optuna
+
+        from hybridrank.ensemble._stacker import _gate_from_params
+        from hybridrank.tuning import StudySpec
+
+        spec = StudySpec.from_yaml(args.study)
+        if spec.kind != "stacker":
+            raise ConfigError(f"{args.study}: a {spec.kind} study has no gate; use a stacker study")
+        study = optuna.load_study(
+            study_name=spec.study_name, storage=spec.open_storage(args.storage)
+        )
+        gate = _gate_from_params(
+            study.best_params, StackerConfig.from_dict(spec.experiment.get("stacker"))
+        )
+        print(
+            f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): {gate.params()}"
+        )
+    elif args.gate is not None:
+        gate = _parse_gate(args.gate)
+    else:
+        raise ConfigError(
+            "give the gate: --gate sigmoid:centre=C,slope=S or --study STACKER_STUDY.yaml"
+        )
+    docs = read_table(args.docs, required=("docid", "text")) if args.docs else None
+    path = build_hybrid_bundle(
+        args.click, args.llm, args.out, gate=gate, normalisation=args.normalisation,
+        docs=docs, device=args.device,
+    )  # fmt: skip
+    print(f"hybrid bundle: {path}")
     return 0
 
 
@@ -335,13 +421,9 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     collection, _ = load_collection(world.config.data, args.data)
     candidates = world.candidates
     if args.candidates is not None:
-        try:
-            candidates = pd.read_parquet(args.candidates)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{args.candidates}: no such candidate table") from None
-        missing = [c for c in (C.QID, C.DOCID) if c not in candidates.columns]
-        if missing:
-            raise KeyError(f"{args.candidates}: candidate table lacks columns {missing}")
+        from hybridrank.data import read_table
+
+        candidates = read_table(args.candidates, required=(C.QID, C.DOCID))
     config = AnnotateConfig(
         backend=args.backend,
         budget=args.budget,
@@ -378,7 +460,9 @@ def _annotate_report(args: argparse.Namespace) -> int:
     path = args.labels or (args.world / "llm_labels.parquet" if args.world else None)
     if path is None:
         raise FileNotFoundError("annotate report needs --labels FILE or --world DIR")
-    table = pd.read_parquet(path)
+    from hybridrank.data import read_table
+
+    table = read_table(path)
     n_calib = 0
     if CALIBRATION in table.columns:
         n_calib = int(table.loc[table[CALIBRATION], C.QID].nunique())
@@ -446,13 +530,15 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
 
 def cmd_study_report(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import optuna
 
-    from hybridrank.tuning import StudySpec, make_storage, study_report
+    from hybridrank.tuning import StudySpec, study_report
 
     spec = StudySpec.from_yaml(args.spec)
     out = Path(args.out or spec.out)
-    storage = make_storage(args.storage or spec.storage, out)
+    storage = replace(spec, out=str(out)).open_storage(args.storage)
     try:
         study = optuna.load_study(study_name=spec.study_name, storage=storage)
     except KeyError:
@@ -518,6 +604,17 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("--world", type=Path, help="a world directory from `hybridrank world build`")
     tg.add_argument("--data", type=Path, help="collection directory for building the world")
     tg.add_argument("--out", type=Path, default=Path("runs/gbdt"))
+    tg.add_argument(
+        "--dask-scheduler",
+        metavar="tcp://HOST:PORT",
+        help="train the folds and the model on this Dask scheduler's workers (overrides dask:)",
+    )
+    tg.add_argument(
+        "--dask-workers",
+        type=int,
+        metavar="N",
+        help="train on a local Dask cluster of N worker processes on 127.0.0.1 (overrides dask:)",
+    )
     tg.set_defaults(func=cmd_train_gbdt)
     from hybridrank.neural import add_train_neural_parser
 
@@ -537,6 +634,40 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0)
     imp.add_argument("--out", type=Path, help="output directory (default: RUN_DIR/importance)")
     imp.set_defaults(func=cmd_importance)
+
+    rk = sub.add_parser(
+        "rank", help="score candidate tables with a GBDT run or a hybrid bundle (batch)"
+    )
+    rk.add_argument("--model", type=Path, required=True, help="GBDT run directory or hybrid bundle")
+    rk.add_argument(
+        "--candidates", type=Path, required=True,
+        help="parquet/CSV: qid, docid and the model's non-click features (click features come "
+        "from the bundle's store unless given)",
+    )  # fmt: skip
+    rk.add_argument("--queries", type=Path, help="qid, text (query texts for a neural model)")
+    rk.add_argument("--docs", type=Path, help="docid, text (document texts for a neural model)")
+    rk.add_argument("--top-k", type=int, help="keep the k best of each query")
+    rk.add_argument("--device", help="device of a neural model (cpu, cuda)")
+    rk.add_argument("--out", type=Path, required=True, help="ranked table (.parquet or .csv)")
+    rk.set_defaults(func=cmd_rank)
+
+    bd = sub.add_parser(
+        "bundle", help="assemble a hybrid bundle: click GBDT + LLM model + frequency gate"
+    )
+    bd.add_argument(
+        "--click", type=Path, required=True, help="`hybridrank train gbdt` run directory"
+    )
+    bd.add_argument(
+        "--llm", type=Path, required=True, help="`hybridrank train neural` run, or a GBDT run"
+    )
+    bd.add_argument("--gate", help="sigmoid:centre=C,slope=S or bucket:edges=2/20,weights=.2/.5/.9")
+    bd.add_argument("--study", type=Path, help="a stacker study YAML: its best gate")
+    bd.add_argument("--storage", help="the study's storage (default: the spec's)")
+    bd.add_argument("--normalisation", default="zscore", choices=["zscore", "rank"])
+    bd.add_argument("--docs", type=Path, help="docid, text: store bi-encoder document embeddings")
+    bd.add_argument("--device", help="device for those embeddings")
+    bd.add_argument("--out", type=Path, required=True, help="new bundle directory")
+    bd.set_defaults(func=cmd_bundle)
 
     an = sub.add_parser(
         "annotate",

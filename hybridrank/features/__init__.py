@@ -10,6 +10,7 @@ from hybridrank.features._click_features import (
     ClickFeatureConfig,
     ClickFeatures,
     compute_click_features,
+    compute_click_features_parquet,
     join_click_features,
 )
 from hybridrank.features._frequency import BucketConfig, FrequencyBuckets, query_frequency
@@ -29,6 +30,7 @@ __all__ = [
     "FeatureSchema",
     "FrequencyBuckets",
     "compute_click_features",
+    "compute_click_features_parquet",
     "compute_text_features",
     "join_click_features",
     "query_frequency",

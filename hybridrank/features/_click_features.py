@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +157,21 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
         qkey = pd.Series(q_codes, index=log.index)
         dkey = pd.Series(d_codes, index=log.index)
 
-    per_session = (
-        log.assign(_clickpos=pos.where(click == 1))
-        .groupby(C.SESSION_ID)["_clickpos"]
-        .agg(["min", "max"])
-        .rename(columns={"min": "_first", "max": "_last"})
-        .reset_index()
-    )
+    # First and last clicked position per session, from the clicked rows only
+    # (sessions without a click have neither), and the log-wide totals.
+    clicked = log[[C.SESSION_ID]].assign(_clickpos=pos)[click == 1]
+    per_session = clicked.groupby(C.SESSION_ID)["_clickpos"].agg(["min", "max"])
+    total_imp = click.count()
+    total_click = click.sum()
+    total_exam = exam_of_row.sum()
+    if _is_dask(log):
+        # One pass over the log. The per-session table (one row per session
+        # with a click) comes back to this process and is looked up from each
+        # log partition where it lies: a broadcast join, never a shuffle of the log.
+        per_session, total_imp, total_click, total_exam = _compute(
+            per_session, total_imp, total_click, total_exam
+        )
+    session_clicks = _SessionClicks.of(per_session)
     rows = log[[C.SESSION_ID]].assign(
         _q=qkey,
         _d=dkey,
@@ -172,7 +182,11 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
         _dwell=dwell.where(click == 1, 0.0),
         _sat=sat,
     )
-    rows = rows.merge(per_session, on=C.SESSION_ID, how="left")
+    rows = (
+        rows.map_partitions(session_clicks.attach, meta=session_clicks.attach(rows._meta))
+        if _is_dask(log)
+        else session_clicks.attach(rows)
+    )
     rows = rows.assign(
         _first_click=((rows["_pos"] == rows["_first"]) & (rows["_click"] == 1)).astype("int64"),
         _last_click=((rows["_pos"] == rows["_last"]) & (rows["_click"] == 1)).astype("int64"),
@@ -190,13 +204,6 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
         "_skip_above",
     ]
 
-    total_imp = rows["_imp"].sum()
-    total_click = rows["_click"].sum()
-    total_exam = rows["_exam"].sum()
-    if _is_dask(log):
-        total_imp, total_click, total_exam = (
-            float(x) for x in _compute(total_imp, total_click, total_exam)
-        )
     global_ctr = float(total_click) / max(float(total_imp), 1.0)
     global_debiased = float(total_click) / max(float(total_exam), 1e-12)
     m = config.prior_strength
@@ -235,7 +242,8 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
         doc_n_queries=doc["_one"].astype("float64"),
     )
 
-    sessions = _group_sum(rows, [C.SESSION_ID, _Q], ["_click"])
+    # One group per session: on Dask, spread over several output partitions.
+    sessions = _group_sum(rows, [C.SESSION_ID, _Q], ["_click"], split_out=_split_out(log))
     sessions = sessions.rename(columns={"_click": "_sclicks"})
     sessions = sessions.assign(_one=1, _abandoned=(sessions["_sclicks"] == 0).astype("int64"))
     q = _group_sum(sessions, [_Q], ["_one", "_abandoned", "_sclicks"])
@@ -262,9 +270,51 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
 _Q, _D = "_q", "_d"
 
 
-def _group_sum(frame: Any, keys: list[str], cols: list[str]) -> Any:
+@dataclass(frozen=True)
+class _SessionClicks:
+    """First and last clicked position of each session with a click, sorted by session id.
+
+    ``attach`` adds them to rows as ``_first`` / ``_last`` (NaN for sessions
+    without a click) by binary search: the same lookup for a pandas frame and
+    for every Dask partition, with no hash table rebuilt per partition.
+    """
+
+    sessions: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, per_session: pd.DataFrame) -> _SessionClicks:
+        ordered = per_session.sort_index()
+        return cls(
+            sessions=ordered.index.to_numpy(),
+            first=ordered["min"].to_numpy(dtype=np.float64),
+            last=ordered["max"].to_numpy(dtype=np.float64),
+        )
+
+    def attach(self, rows: pd.DataFrame) -> pd.DataFrame:
+        sid = rows[C.SESSION_ID].to_numpy()
+        if self.sessions.size == 0:
+            first = last = np.full(sid.shape[0], np.nan)
+        else:
+            at = np.minimum(np.searchsorted(self.sessions, sid), self.sessions.size - 1)
+            found = self.sessions[at] == sid
+            first = np.where(found, self.first[at], np.nan)
+            last = np.where(found, self.last[at], np.nan)
+        return rows.assign(_first=first, _last=last)
+
+
+def _group_sum(frame: Any, keys: list[str], cols: list[str], split_out: int = 1) -> Any:
     """``frame.groupby(keys)[cols].sum().reset_index()``, the same call for pandas and Dask."""
-    return frame[[*keys, *cols]].groupby(keys)[cols].sum().reset_index()
+    grouped = frame[[*keys, *cols]].groupby(keys)[cols]
+    summed = grouped.sum(split_out=split_out) if _is_dask(frame) else grouped.sum()
+    return summed.reset_index()
+
+
+def _split_out(frame: Any) -> int:
+    """Output partitions of a Dask groupby with about one group per input row's session:
+    one per 16 input partitions, so no single partition holds every session."""
+    return max(1, int(frame.npartitions) // 16) if _is_dask(frame) else 1
 
 
 def _decode(frame: Any, code: str, name: str, uniques: Any) -> Any:
@@ -274,7 +324,8 @@ def _decode(frame: Any, code: str, name: str, uniques: Any) -> Any:
     else:
         out = frame.assign(**{code: np.asarray(uniques, dtype=object)[frame[code].to_numpy()]})
         out = out.rename(columns={code: name})
-        out[name] = out[name].astype("str")
+    # The same string dtype from both paths (Dask's groupby keys come back as ``string``).
+    out[name] = out[name].astype("str")
     return out
 
 
@@ -316,3 +367,129 @@ def _compute(*values: Any) -> Sequence[Any]:
 
     result: Sequence[Any] = dask.compute(*values)
     return result
+
+
+# ------------------------------------------------------------ parquet logs
+
+
+def compute_click_features_parquet(
+    path: str | Path,
+    config: ClickFeatureConfig | None = None,
+    *,
+    dask: bool = True,
+    partition_rows: int = 1_000_000,
+    scheduler: str | None = None,
+) -> ClickFeatures:
+    """Click features of a parquet impression log: one file or a directory of files.
+
+    With ``dask=True`` the log is read lazily, one partition per run of row
+    groups of about ``partition_rows`` rows, and aggregated by
+    :func:`compute_click_features` on Dask: memory stays bounded by a few
+    partitions plus the aggregates (the per-session click table, the pair,
+    document and query tables), whatever the log's size. ``dask=False``
+    reads the whole log with pandas. Both give the same features.
+
+    Args:
+        path: A ``.parquet`` file, or a directory searched for ``*.parquet``.
+        config: Debiasing curve, smoothing and satisfaction threshold.
+        dask: Aggregate out of core with ``dask.dataframe``.
+        partition_rows: Rows per Dask partition (whole row groups are
+            combined up to it; a larger row group is one partition). Rows,
+            not bytes: parquet's sizes are of dictionary-encoded data, many
+            times smaller than the frames in memory.
+        scheduler: Dask scheduler for this call (``"threads"``,
+            ``"processes"``, ``"sync"``); None uses Dask's default (a
+            ``distributed.Client`` if one is active, else threads).
+
+    Returns:
+        :class:`ClickFeatures` of pandas frames.
+
+    Raises:
+        FileNotFoundError: ``path`` is missing or holds no parquet file.
+        DataFormatError: A file is corrupt or truncated, or lacks impression
+            columns; the message names the file.
+    """
+    files = _parquet_files(path)
+    parts = _row_group_parts(files, partition_rows)
+    if not dask:
+        log = pd.concat([_read_part(part) for part in parts], ignore_index=True)
+        return compute_click_features(log, config)
+
+    import dask as dask_
+    import dask.dataframe as dd
+
+    meta = _read_part((parts[0][0], []))
+    log_dd = dd.from_map(_read_part, parts, meta=meta, enforce_metadata=False)
+    with dask_.config.set(scheduler=scheduler) if scheduler else nullcontext():
+        feats = compute_click_features(log_dd, config)
+        pairs, docs, queries = _compute(feats.pairs, feats.docs, feats.queries)
+    return ClickFeatures(pairs=pairs, docs=docs, queries=queries)
+
+
+def _parquet_files(path: str | Path) -> list[Path]:
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*.parquet") if f.is_file())
+        if not files:
+            raise FileNotFoundError(f"{p}: no *.parquet files in this directory")
+        return files
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such impression log")
+    return [p]
+
+
+def _row_group_parts(files: Sequence[Path], max_rows: int) -> list[tuple[Path, list[int]]]:
+    """Runs of consecutive row groups of at most ``max_rows`` rows (or one bigger row group),
+    checking every file's footer."""
+    import pyarrow.parquet as pq
+
+    parts: list[tuple[Path, list[int]]] = []
+    for f in files:
+        try:
+            meta = pq.ParquetFile(f).metadata
+        except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ...
+            raise DataFormatError(
+                f"not a readable parquet file ({_one_line(exc)}); it is corrupt or truncated: "
+                "rewrite it, or move it out of the log",
+                path=f,
+            ) from None
+        names = set(meta.schema.names)
+        missing = [c for c in C.IMPRESSION_COLUMNS if c not in names]
+        if missing:
+            raise DataFormatError(f"impression log file lacks columns {missing}", path=f)
+        run: list[int] = []
+        rows = 0
+        for i in range(meta.num_row_groups):
+            n = meta.row_group(i).num_rows
+            if run and rows + n > max_rows:
+                parts.append((f, run))
+                run, rows = [], 0
+            run.append(i)
+            rows += n
+        if run or meta.num_row_groups == 0:
+            parts.append((f, run))
+    return parts
+
+
+def _read_part(part: tuple[Path, list[int]]) -> pd.DataFrame:
+    """The impression columns of some row groups of one file (an empty frame for none)."""
+    import pyarrow.parquet as pq
+
+    path, row_groups = part
+    try:
+        pf = pq.ParquetFile(path)
+        if row_groups:
+            table = pf.read_row_groups(row_groups, columns=list(C.IMPRESSION_COLUMNS))
+        else:
+            table = pf.schema_arrow.empty_table().select(list(C.IMPRESSION_COLUMNS))
+    except Exception as exc:
+        raise DataFormatError(
+            f"cannot read row groups {row_groups} ({_one_line(exc)}); the file is corrupt or truncated: "
+            "rewrite it, or move it out of the log",
+            path=path,
+        ) from None
+    return table.to_pandas()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -147,6 +147,7 @@ class LambdaMARTRanker:
         eval_set: tuple[Any, Any] | None = None,
         eval_qid: npt.ArrayLike | None = None,
         init_model: Any | None = None,
+        client: Any | None = None,
     ) -> LambdaMARTRanker:
         """Train on rows grouped by ``qid``.
 
@@ -161,6 +162,13 @@ class LambdaMARTRanker:
                 queries is held out.
             eval_qid: Query ids of ``eval_set``.
             init_model: A booster (or fitted ranker) to continue boosting from.
+            client: A ``dask.distributed.Client``: train on its workers with
+                ``lightgbm.dask`` / ``xgboost.dask`` instead of in this process
+                (same parameters and holdout; see :mod:`hybridrank.distributed`).
+
+        Raises:
+            WorkerLostError: With ``client``, a worker died during training;
+                nothing was trained.
         """
         cfg = self.get_config()
         names, Xa = _matrix(X)
@@ -194,7 +202,14 @@ class LambdaMARTRanker:
             if isinstance(init_model, LambdaMARTRanker)
             else init_model
         )
-        trainer = _TRAINERS[cfg.engine]
+        trainer: Callable[..., tuple[Any, int, dict[str, dict[str, list[float]]]]]
+        if client is None:
+            trainer = _TRAINERS[cfg.engine]
+        else:
+            # Lazy: dask is an optional dependency.
+            from hybridrank.distributed._train import dask_trainer
+
+            trainer = dask_trainer(cfg.engine, client)
         self.booster_, self.best_iteration_, self.evals_result_ = trainer(
             cfg, self.device_, names, (Xa, ya, q, w), None if Xv is None else (Xv, yv, qv), booster
         )
@@ -385,17 +400,14 @@ def _default_gain(max_label: int) -> list[float]:
 Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
 
 
-def _train_lightgbm(
+def lightgbm_params(
     cfg: LambdaMARTConfig,
     device: str,
-    names: Sequence[str],
     train: Data,
     valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    init_model: Any,
-) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
-    import lightgbm as lgb
-
-    X, y, q, w = train
+) -> dict[str, Any]:
+    """LightGBM parameters of ``cfg`` (shared by the local and the Dask trainer)."""
+    y = train[1]
     max_label = int(y.max(initial=0))
     if valid is not None:
         max_label = max(max_label, int(valid[1].max(initial=0)))
@@ -423,6 +435,21 @@ def _train_lightgbm(
     if cfg.n_jobs:
         params["num_threads"] = cfg.n_jobs
     params.update(cfg.params)
+    return params
+
+
+def _train_lightgbm(
+    cfg: LambdaMARTConfig,
+    device: str,
+    names: Sequence[str],
+    train: Data,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    init_model: Any,
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    import lightgbm as lgb
+
+    X, y, q, w = train
+    params = lightgbm_params(cfg, device, train, valid)
     sizes = np.diff(offsets_from_qid(q))
     dtrain = lgb.Dataset(
         X, label=y, group=sizes, weight=w, feature_name=list(names), free_raw_data=False
@@ -459,17 +486,8 @@ def _train_lightgbm(
     return booster, int(best), curves
 
 
-def _train_xgboost(
-    cfg: LambdaMARTConfig,
-    device: str,
-    names: Sequence[str],
-    train: Data,
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
-    init_model: Any,
-) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
-    import xgboost as xgb
-
-    X, y, q, w = train
+def xgboost_params(cfg: LambdaMARTConfig, device: str) -> dict[str, Any]:
+    """XGBoost parameters of ``cfg`` (shared by the local and the Dask trainer)."""
     exp_gain = True
     if cfg.label_gain is not None:
         labels = np.arange(len(cfg.label_gain))
@@ -481,17 +499,6 @@ def _train_xgboost(
             raise ConfigError(
                 "xgboost supports only the exponential (2^l - 1) or linear (l) label gain"
             )
-    qcodes = _qid_codes(q)
-    group_w = None
-    if w is not None:
-        offsets = offsets_from_qid(q)
-        starts = offsets[:-1]
-        per_query = w[starts]
-        if not np.allclose(np.repeat(per_query, np.diff(offsets)), w):
-            raise DataFormatError(
-                "xgboost ranking takes one weight per query; rows of a query differ"
-            )
-        group_w = per_query
     params: dict[str, Any] = {
         "objective": cfg.resolved_objective,
         "eval_metric": f"ndcg@{cfg.eval_at}",
@@ -510,6 +517,32 @@ def _train_xgboost(
     if cfg.n_jobs:
         params["nthread"] = cfg.n_jobs
     params.update(cfg.params)
+    return params
+
+
+def query_weights(w: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """One weight per query (XGBoost ranking); the rows of a query must share it."""
+    offsets = offsets_from_qid(q)
+    per_query = w[offsets[:-1]]
+    if not np.allclose(np.repeat(per_query, np.diff(offsets)), w):
+        raise DataFormatError("xgboost ranking takes one weight per query; rows of a query differ")
+    return per_query
+
+
+def _train_xgboost(
+    cfg: LambdaMARTConfig,
+    device: str,
+    names: Sequence[str],
+    train: Data,
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    init_model: Any,
+) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+    import xgboost as xgb
+
+    X, y, q, w = train
+    params = xgboost_params(cfg, device)
+    qcodes = _qid_codes(q)
+    group_w = None if w is None else query_weights(w, q)
     dtrain = xgb.DMatrix(X, label=y, qid=qcodes, feature_names=list(names))
     if group_w is not None:
         dtrain.set_weight(group_w)

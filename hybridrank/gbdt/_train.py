@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ from tqdm.auto import tqdm
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank.distributed._cluster import DaskConfig, dask_client
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.features import (
     CLICK_FEATURES,
     TEXT_FEATURES,
     ClickFeatureConfig,
+    ClickFeatures,
     FeatureSchema,
     compute_click_features,
     join_click_features,
@@ -54,6 +57,9 @@ class GBDTTrainConfig:
         click_features: Options of the click features.
         gbdt: The LambdaMART model.
         metrics: Metrics of the report.
+        dask: Train the cross-validation folds and the final model on a Dask
+            cluster (a scheduler address, or a local cluster of ``n_workers``);
+            off by default. ``--dask-scheduler`` / ``--dask-workers`` override it.
     """
 
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -64,6 +70,7 @@ class GBDTTrainConfig:
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
     gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
+    dask: DaskConfig = field(default_factory=DaskConfig)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -88,6 +95,7 @@ class GBDTTrainConfig:
             click_features=ClickFeatureConfig.from_dict(values.get("click_features")),
             gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
             metrics=base.metrics,
+            dask=DaskConfig.from_dict(values.get("dask")),
         )
 
     @classmethod
@@ -109,6 +117,7 @@ class GBDTTrainConfig:
             "click_features": self.click_features.to_dict(),
             "gbdt": self.gbdt.to_dict(),
             "metrics": list(self.metrics),
+            "dask": self.dask.to_dict(),
         }
 
 
@@ -135,6 +144,12 @@ def resolve_features(spec: Sequence[str], table: pd.DataFrame) -> list[str]:
 
 def build_training_table(world: ClickWorld, config: GBDTTrainConfig) -> pd.DataFrame:
     """Candidates with click features (from the log) and click labels (from a click model)."""
+    return _training_table(world, config)[0]
+
+
+def _training_table(
+    world: ClickWorld, config: GBDTTrainConfig
+) -> tuple[pd.DataFrame, ClickFeatures]:
     feats = compute_click_features(world.log, config.click_features)
     table = join_click_features(world.candidates, feats)
     labels = click_labels(
@@ -146,7 +161,7 @@ def build_training_table(world: ClickWorld, config: GBDTTrainConfig) -> pd.DataF
     )
     table[C.Y_CLICK] = labels.grade
     table["click_estimate"] = labels.estimate
-    return table
+    return table, feats
 
 
 def cross_validated_scores(
@@ -157,12 +172,14 @@ def cross_validated_scores(
     *,
     fold_column: str = C.FOLD,
     desc: str = "folds",
+    client: Any | None = None,
 ) -> np.ndarray:
     """Out-of-fold scores: each fold scored by a model trained on the other folds.
 
     Training rows without a label (NaN, for example never-shown candidates for
     click labels) are left out of training, never treated as 0; every row of
-    the held-out fold is scored.
+    the held-out fold is scored. With a Dask ``client`` each fold trains on
+    the cluster (scoring stays here).
     """
     scores = np.full(len(table), np.nan)
     folds = table[fold_column].to_numpy()
@@ -172,7 +189,7 @@ def cross_validated_scores(
         train = (folds != f) & ~np.isnan(y)
         test = folds == f
         ranker = LambdaMARTRanker(config).fit(
-            X[train], y[train], qid=table[C.QID].to_numpy()[train]
+            X[train], y[train], qid=table[C.QID].to_numpy()[train], client=client
         )
         scores[test] = ranker.predict(X[test])
     return scores
@@ -209,7 +226,7 @@ def train_gbdt(
         if config.world_dir
         else build_world(config.world, data=data)
     )
-    table = build_training_table(world, config)
+    table, click_features = _training_table(world, config)
     label = LABELS[config.label]
     if label not in table.columns:
         raise DataFormatError(
@@ -217,7 +234,19 @@ def train_gbdt(
         )
     features = resolve_features(config.features, table)
     name = "gbdt_oracle" if config.label == "expert" else f"gbdt_{config.label}"
-    table[name] = cross_validated_scores(table, features, label, config.gbdt, desc=f"{name} folds")
+    labelled = ~table[label].isna().to_numpy()
+    with ExitStack() as stack:
+        # A lost worker raises WorkerLostError here, before anything is written.
+        client = stack.enter_context(dask_client(config.dask)) if config.dask.enabled else None
+        table[name] = cross_validated_scores(
+            table, features, label, config.gbdt, desc=f"{name} folds", client=client
+        )
+        ranker = LambdaMARTRanker(config.gbdt).fit(
+            table.loc[labelled, features],
+            table.loc[labelled, label],
+            qid=table.loc[labelled, C.QID].to_numpy(),
+            client=client,
+        )
 
     what = (
         "ORACLE (trained on expert grades)"
@@ -233,15 +262,12 @@ def train_gbdt(
         title=f"LambdaMART ({config.gbdt.engine}, {what}) vs BM25, {world.config.folds.n_folds}-fold "
         "cross-validated by query; expert grades",
     )
-    labelled = ~table[label].isna().to_numpy()
-    ranker = LambdaMARTRanker(config.gbdt).fit(
-        table.loc[labelled, features],
-        table.loc[labelled, label],
-        qid=table.loc[labelled, C.QID].to_numpy(),
-    )
-
     ranker.save(out / "model")
     FeatureSchema.from_frame(table, features).save(out / "schema.json")
+    # The training log's aggregates: serving looks a request's click features up here.
+    from hybridrank.serve import ClickFeatureStore
+
+    ClickFeatureStore(click_features).save(out / "click_features")
     (out / "config.yaml").write_text(
         "# The config this run used; `hybridrank train gbdt --config` reads it back.\n"
         + yaml.safe_dump(config.to_dict(), sort_keys=False)

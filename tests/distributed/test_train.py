@@ -1,0 +1,130 @@
+"""LambdaMART on a real 2-process LocalCluster: same quality as one process, a clear error on a lost worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from hybridrank.cli import main
+from hybridrank.errors import WorkerLostError
+from hybridrank.evaluate import ndcg_at_k
+from hybridrank.gbdt import LambdaMARTRanker
+
+from ..conftest import write_trec_dir
+from ..gbdt.conftest import make_ranking
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    X, y, qid = make_ranking(n_queries=1000, seed=1)
+    X_test, y_test, qid_test = make_ranking(n_queries=2000, seed=2)
+    return {"X": X, "y": y, "qid": qid, "X_test": X_test, "y_test": y_test, "qid_test": qid_test}
+
+
+def _ndcg(ranker: LambdaMARTRanker, data: dict[str, np.ndarray]) -> float:
+    scores = ranker.predict(data["X_test"])
+    return float(np.nanmean(ndcg_at_k(scores, data["y_test"], qid=data["qid_test"], k=10)))
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_distributed_matches_single_process(engine, data, client, tmp_path: Path) -> None:
+    kwargs = {"engine": engine, "n_estimators": 200, "seed": 0, "n_jobs": 1}
+    local = LambdaMARTRanker(**kwargs).fit(data["X"], data["y"], qid=data["qid"])
+    dist = LambdaMARTRanker(**kwargs).fit(data["X"], data["y"], qid=data["qid"], client=client)
+    assert abs(_ndcg(dist, data) - _ndcg(local, data)) <= 0.005
+    assert 1 <= dist.best_iteration_ <= 200
+    assert dist.feature_names_ == local.feature_names_
+    assert len(dist.evals_result_["valid"]["ndcg@10"]) >= dist.best_iteration_
+    # Saved and loaded like any model.
+    dist.save(tmp_path / "model")
+    loaded = LambdaMARTRanker.load(tmp_path / "model")
+    np.testing.assert_allclose(
+        loaded.predict(data["X_test"]), dist.predict(data["X_test"]), rtol=1e-6
+    )
+
+
+def test_both_workers_train(data, client) -> None:
+    """The rows are split between the workers at query boundaries: every worker gets a share."""
+    from hybridrank.distributed._train import _scatter_queries, _worker_addresses
+
+    workers = _worker_addresses(client)
+    X, _, groups, _ = _scatter_queries(
+        client, workers, data["X"], data["y"], data["qid"], None, group_sizes=True
+    )
+    assert len(X.chunks[0]) == 2
+    sizes = groups.compute()
+    # Group sizes of each chunk add up to the chunk's rows: no query crosses a chunk.
+    bounds = np.cumsum([0, *X.chunks[0]])
+    assert np.isin(bounds, np.cumsum([0, *sizes])).all()
+    holders = [w for w, keys in client.has_what().items() if any("ndarray" in str(k) for k in keys)]
+    assert sorted(holders) == workers
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_lost_worker_is_a_clear_error(engine, data, client) -> None:
+    workers = sorted(client.scheduler_info()["workers"])
+    victim = workers[-1]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+
+    def kill() -> None:
+        time.sleep(2.0)
+        os.kill(pid, signal.SIGKILL)
+
+    threading.Thread(target=kill, daemon=True).start()
+    ranker = LambdaMARTRanker(
+        engine=engine, n_estimators=20_000, learning_rate=0.001, early_stopping_rounds=None
+    )
+    start = time.perf_counter()
+    with pytest.raises(WorkerLostError, match="nothing was written") as info:
+        ranker.fit(data["X"], data["y"], qid=data["qid"], client=client)
+    assert victim in str(info.value)
+    assert time.perf_counter() - start < 60
+    assert not hasattr(ranker, "booster_")
+    # The nanny restarts the worker; later tests get two workers again.
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_cli_trains_on_a_local_cluster(tmp_path: Path, tiny_collection, capsys) -> None:
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    cfg = tmp_path / "gbdt.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "world": {
+                    "data": {"format": "trec", "path": str(root)},
+                    "simulation": {"n_sessions": 1500, "seed": 2},
+                },
+                "gbdt": {"n_estimators": 30, "min_child_samples": 5},
+                "metrics": ["ndcg@10"],
+            }
+        )
+    )
+    out = tmp_path / "run"
+    code = main(["train", "gbdt", "--config", str(cfg), "--dask-workers", "2", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["dask"]["n_workers"] == 2 and saved["dask"]["scheduler"] is None
+    assert (out / "model" / "model.txt").exists()
+
+
+def test_connects_to_a_scheduler_address(data, client) -> None:
+    from hybridrank.distributed import DaskConfig, dask_client
+
+    address = client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")
+    with dask_client(DaskConfig(scheduler=address, timeout_s=30)) as remote:
+        ranker = LambdaMARTRanker(engine="xgboost", n_estimators=20).fit(
+            data["X"], data["y"], qid=data["qid"], client=remote
+        )
+    assert ranker.best_iteration_ >= 1
+    # Closing a connected client leaves the cluster running for others.
+    assert len(client.scheduler_info()["workers"]) == 2
