@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A throw-away PostgreSQL server on loopback for the distributed-study tests.
 #   .ci/postgres.sh install            install Debian's postgresql package if missing
-#   .ci/postgres.sh start DIR [PORT]   initdb in DIR, start on 127.0.0.1:PORT, print the URL
+#   .ci/postgres.sh start DIR [PORT]   initdb in DIR, start on 127.0.0.1:PORT (default: a free
+#                                      port), print the URL
 #   .ci/postgres.sh stop DIR           stop it (fast shutdown)
 # As root the server runs as the `postgres` user (PostgreSQL refuses root).
 set -euo pipefail
@@ -28,7 +29,7 @@ install)
     ;;
 start)
     dir=${2:?data directory}
-    port=${3:-54329}
+    port=${3:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
     bin=$(bindir)
     mkdir -p "$dir"
     [[ $(id -u) -eq 0 ]] && chown postgres "$dir"

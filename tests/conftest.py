@@ -55,9 +55,8 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     script = Path(__file__).resolve().parents[1] / ".ci" / "postgres.sh"
     # PostgreSQL runs as its own user, which cannot enter pytest's private tmp dirs.
     data = Path(tempfile.mkdtemp(prefix="hr-pg-"))
-    port = str(55000 + os.getpid() % 1000)
     started = subprocess.run(
-        ["bash", str(script), "start", str(data), port], capture_output=True, text=True
+        ["bash", str(script), "start", str(data)], capture_output=True, text=True
     )
     if started.returncode != 0:
         shutil.rmtree(data, ignore_errors=True)
