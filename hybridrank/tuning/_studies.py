@@ -310,6 +310,7 @@ def run_study(
     from optuna.trial import TrialState
 
     from hybridrank.ensemble._experiment import FEATURES
+    from hybridrank.tuning._sampler import make_sampler
     from hybridrank.tuning._storage import fail_orphaned_trials, worker_identity
 
     out = Path(spec.out)
@@ -340,7 +341,7 @@ def run_study(
     study = optuna.create_study(
         study_name=spec.study_name,
         storage=store,
-        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+        sampler=make_sampler(spec.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
         direction="maximize",
         load_if_exists=True,
