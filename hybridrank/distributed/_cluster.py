@@ -160,9 +160,11 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close()
+        finally:  # the cluster's processes must go even if the client's close fails
+            if cluster is not None:
+                cluster.close()
 
 
 def collective_timeout(client: Any) -> int:

@@ -32,6 +32,8 @@ from hybridrank.gbdt._lambdamart import LambdaMARTRanker
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+#: Folders written into a bundle after it is finished (by ``hybridrank importance``).
+ADDED_LATER = ("importance/",)
 
 
 def _sha256(path: Path) -> str:
@@ -66,6 +68,11 @@ def verify_manifest(run_dir: Path) -> None:
             problems.append(f"{name} is missing")
         elif _sha256(f) != expected:
             problems.append(f"{name} was modified")
+    # A file dropped in later (a store, embeddings, a gate) would change what is served.
+    for f in sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != MANIFEST):
+        name = str(f.relative_to(run_dir))
+        if name not in manifest and not name.startswith(ADDED_LATER):
+            problems.append(f"{name} was added after the bundle was written")
     if problems:
         raise DataFormatError(
             "bundle integrity check failed: "

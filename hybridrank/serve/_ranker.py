@@ -90,8 +90,13 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
         raise DataFormatError(
             "docs must be a DataFrame, a list of mappings or a mapping of columns"
         )
-    keys = dict.fromkeys(k for r in records for k in r)
-    return {k: np.asarray([r.get(k) for r in records]) for k in keys}
+    keys = [k for k in dict.fromkeys(k for r in records for k in r) if k in keep]
+    for i, record in enumerate(records):
+        absent = [k for k in keys if k not in record]
+        if absent:
+            # A missing value must not become NaN ("no evidence") silently.
+            raise DataFormatError(f"document record {i} lacks {absent}; others have them", row=i)
+    return {k: np.asarray([r[k] for r in records]) for k in keys}
 
 
 def _feature_matrix(
@@ -139,7 +144,12 @@ class _GBDTScorer:
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
         missing_click = [f for f in self.names if f in _CLICK and f not in table.columns]
         if missing_click and self.store is not None:
-            table = self.store.join(table)
+            joined = self.store.join(table)
+            # As online: a click feature the request brings wins over the store.
+            for f in self.names:
+                if f in _CLICK and f in table.columns:
+                    joined[f] = table[f].to_numpy()
+            table = joined
         return self.bundle.predict(table, source="candidates")
 
 
@@ -440,33 +450,39 @@ def build_hybrid_bundle(
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copytree(click_dir, tmp / "click")
-    (tmp / "click" / "manifest.json").unlink(missing_ok=True)
-    if (click_dir / STORE_DIR).is_dir():
-        shutil.move(str(tmp / "click" / STORE_DIR), str(tmp / STORE_DIR))
-    for bulky in ("train_table.parquet", "report"):
-        p = tmp / "click" / bulky
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-    if is_gbdt:
-        shutil.copytree(llm_dir, tmp / "llm", ignore=shutil.ignore_patterns(
-            "train_table.parquet", "report", STORE_DIR, "manifest.json"))  # fmt: skip
-    else:
-        shutil.copytree(neural_dir, tmp / "llm")
-        ranker = _load_neural(tmp / "llm", device)
-        if docs is not None and ranker.architecture == "bi-encoder":
-            emb = ranker.encode_documents(docs[C.TEXT].astype(str).tolist(), show_progress_bar=True)
-            np.save(tmp / "doc_embeddings.npy", np.asarray(emb, dtype=np.float32))
-            (tmp / "doc_ids.json").write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
-    meta = {
-        "llm": "gbdt" if is_gbdt else "neural",
-        "gate": {"kind": gate.kind, "params": gate.params()},
-        "normalisation": normalisation,
-        "sources": {"click": str(click_dir), "llm": str(llm_dir)},
-    }
-    (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
-    write_manifest(tmp)
+    try:
+        shutil.copytree(click_dir, tmp / "click")
+        (tmp / "click" / "manifest.json").unlink(missing_ok=True)
+        if (click_dir / STORE_DIR).is_dir():
+            shutil.move(str(tmp / "click" / STORE_DIR), str(tmp / STORE_DIR))
+        for bulky in ("train_table.parquet", "report"):
+            p = tmp / "click" / bulky
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        if is_gbdt:
+            shutil.copytree(llm_dir, tmp / "llm", ignore=shutil.ignore_patterns(
+                "train_table.parquet", "report", STORE_DIR, "manifest.json"))  # fmt: skip
+        else:
+            shutil.copytree(neural_dir, tmp / "llm")
+            ranker = _load_neural(tmp / "llm", device)
+            if docs is not None and ranker.architecture == "bi-encoder":
+                emb = ranker.encode_documents(
+                    docs[C.TEXT].astype(str).tolist(), show_progress_bar=True
+                )
+                np.save(tmp / "doc_embeddings.npy", np.asarray(emb, dtype=np.float32))
+                (tmp / "doc_ids.json").write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
+        meta = {
+            "llm": "gbdt" if is_gbdt else "neural",
+            "gate": {"kind": gate.kind, "params": gate.params()},
+            "normalisation": normalisation,
+            "sources": {"click": str(click_dir), "llm": str(llm_dir)},
+        }
+        (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
+        write_manifest(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # no half-built bundle left behind
+        raise
     tmp.rename(dest)  # the bundle appears whole or not at all
     return dest

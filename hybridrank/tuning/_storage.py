@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,27 @@ def make_storage(
         # SQLite is a single-machine file: the orphan check covers it without beats.
         from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
         beat = {
             "heartbeat_interval": heartbeat_interval,
             "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+            "heartbeat_stale_trial_callback": retry,
         }
+    # SQLAlchemy 2.0 maps postgresql:// to psycopg2, 2.1 to psycopg 3: name the
+    # driver hybridrank installs (the `postgres` extra) so both work.
+    if spec.startswith(("postgresql://", "postgres://")):
+        spec = "postgresql+psycopg://" + spec.split("://", 1)[1]
     try:
-        return optuna.storages.RDBStorage(spec, **beat)
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(spec, **beat)
+    except ImportError as exc:
+        raise StorageError(
+            f"no database driver for {spec.split('://')[0]!r} ({exc}); install one "
+            "(PostgreSQL: pip install 'hybridrank[postgres]')"
+        ) from None
     except Exception as exc:  # SQLAlchemy raises many types for a bad or unreachable URL
         where = spec.split("@")[-1]  # never print a password
         raise StorageError(
@@ -96,12 +111,31 @@ def make_storage(
         ) from None
 
 
+def _host_key() -> str:
+    """Where a pid means something: host name, boot and pid namespace.
+
+    Containers sharing a host name (host networking, cloned machines) differ
+    in boot id or pid namespace, so a pid seen from one is never judged in another.
+    """
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id",):
+        try:
+            parts.append(Path(path).read_text().strip())
+        except OSError:
+            parts.append("?")
+    try:
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    except OSError:
+        parts.append("?")
+    return "/".join(parts)
+
+
 def worker_identity() -> dict[str, Any]:
-    """This process as a trial's worker: host name, pid and process start time."""
+    """This process as a trial's worker: host key (host, boot, pid namespace), pid, start time."""
     import psutil
 
     return {
-        WORKER_HOST: socket.gethostname(),
+        WORKER_HOST: _host_key(),
         WORKER_PID: os.getpid(),
         WORKER_STARTED: psutil.Process().create_time(),
     }
@@ -118,6 +152,8 @@ def _alive(pid: int, started: float | None) -> bool:
         return started is None or abs(proc.create_time() - started) < 1.0
     except psutil.NoSuchProcess:
         return False
+    except psutil.Error:  # access denied (hidepid) and the like: assume alive
+        return True
 
 
 def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
@@ -132,7 +168,7 @@ def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
     """
     import optuna
 
-    host = socket.gethostname()
+    host = _host_key()
     failed: list[int] = []
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:

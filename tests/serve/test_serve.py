@@ -83,6 +83,29 @@ def test_gbdt_batch_and_online_rankings_agree_with_the_model(runs: dict[str, Pat
     # A list of records works as well as a DataFrame.
     records = ranker.rank(qid, one.to_dict("records"))
     np.testing.assert_allclose(records.scores, online.scores)
+    # A record without a feature the others have is an error, never a silent NaN.
+    broken = one.to_dict("records")
+    del broken[1]["bm25"]
+    with pytest.raises(DataFormatError, match=r"record 1 lacks \['bm25'\]"):
+        ranker.rank(qid, broken)
+
+
+def test_click_features_sent_with_the_request_win_in_batch_and_online(
+    runs: dict[str, Path],
+) -> None:
+    ranker = HybridRanker.load(runs["click"])
+    request = _request_table(runs["click"]).assign(qd_ctr=0.9, q_sessions=1000.0)
+    batch = ranker.rank_table(request)
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    expected_table = store.join(request.drop(columns=["qd_ctr", "q_sessions"])).assign(
+        qd_ctr=0.9, q_sessions=1000.0
+    )
+    expected = GBDTBundle.load(runs["click"]).predict(expected_table)
+    np.testing.assert_allclose(batch["score"].to_numpy(), expected, rtol=1e-6)
+    qid = request[C.QID].iloc[0]
+    online = ranker.rank(qid, request.loc[request[C.QID] == qid])
+    one = batch.loc[batch[C.QID] == qid].sort_values("rank")
+    np.testing.assert_allclose(online.scores, one["score"].to_numpy(), rtol=1e-6)
 
 
 def test_missing_feature_is_named(runs: dict[str, Path]) -> None:
@@ -137,6 +160,16 @@ def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) 
     meta.write_text(meta.read_text().replace('"centre": 1.0', '"centre": 9.0'))
     with pytest.raises(DataFormatError, match=r"hybrid\.json was modified"):
         HybridRanker.load(path)
+    other = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "hybrid2", gate=SigmoidGate(1.0, 2.0)
+    )
+    (other / "doc_ids.json").write_text("[]")  # dropped in: would change what is served
+    with pytest.raises(DataFormatError, match=r"doc_ids\.json was added after"):
+        HybridRanker.load(other)
+    (other / "doc_ids.json").unlink()
+    (other / "importance").mkdir()
+    (other / "importance" / "gain.csv").write_text("x\n")  # `hybridrank importance` output: fine
+    assert HybridRanker.load(other).fused
     with pytest.raises(FileExistsError):
         build_hybrid_bundle(runs["click"], runs["llm"], path, gate=SigmoidGate())
 

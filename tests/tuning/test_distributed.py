@@ -18,7 +18,7 @@ import yaml
 from hybridrank import columns as C
 from hybridrank.errors import StorageError
 from hybridrank.tuning import StudySpec, run_study
-from hybridrank.tuning._storage import RETRY_OF, WORKER_PID, fail_orphaned_trials
+from hybridrank.tuning._storage import RETRY_OF, WORKER_PID, _host_key, fail_orphaned_trials
 
 FEATURES = [f"f{i}" for i in range(6)]
 N_TRIALS = 8
@@ -47,8 +47,9 @@ def _spec_file(tmp_path: Path) -> Path:
             "kind": "gbdt",
             "n_trials": N_TRIALS,
             "out": str(out),
-            "heartbeat_interval": 1,
-            "grace_period": 4,
+            "heartbeat_interval": 2,
+            # Long enough that a live trial on two busy cores is never judged dead.
+            "grace_period": 30,
             "experiment": {"features": FEATURES},
         }
     }
@@ -165,14 +166,18 @@ def test_orphan_of_a_live_worker_is_left_alone(tmp_path: Path) -> None:
     )
     study = optuna.create_study(storage=storage)
     live = study.ask()
-    live.set_user_attr("worker_host", os.uname().nodename)
+    live.set_user_attr("worker_host", _host_key())
     live.set_user_attr(WORKER_PID, os.getpid())
     dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    dead.set_user_attr("worker_host", os.uname().nodename)
+    dead.set_user_attr("worker_host", _host_key())
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     dead.set_user_attr(WORKER_PID, proc.pid)
+    elsewhere = study.ask()  # a dead pid, but in another container or machine: not ours to judge
+    elsewhere.set_user_attr("worker_host", "another-host/boot/ns")
+    elsewhere.set_user_attr(WORKER_PID, proc.pid)
     assert fail_orphaned_trials(study, max_retry=1) == [dead.number]
+    assert study.trials[elsewhere.number].state == optuna.trial.TrialState.RUNNING
     assert study.trials[live.number].state == optuna.trial.TrialState.RUNNING
     assert study.trials[dead.number].state == optuna.trial.TrialState.FAIL
     # The retry is enqueued (WAITING) with the same parameters.
