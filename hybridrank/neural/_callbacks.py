@@ -18,9 +18,11 @@ logger = logging.getLogger(__name__)
 class NDCGEarlyStopping(TrainerCallback):
     """Score the validation rows, track NDCG@k, keep the best weights, stop on a plateau.
 
-    Evaluates every ``eval_steps`` steps, or at each epoch's end when
-    ``eval_steps`` is None. At the end of training the best evaluated weights
-    are loaded back into ``model``.
+    Evaluates the starting weights (step 0) before the first step, then every
+    ``eval_steps`` steps, or at each epoch's end when ``eval_steps`` is None.
+    At the end of training the best evaluated weights are loaded back into
+    ``model``, so a fit never returns weights that score below its starting
+    point on the validation rows.
 
     Attributes:
         history: ``(global_step, mean NDCG@k)`` per evaluation.
@@ -75,6 +77,11 @@ class NDCGEarlyStopping(TrainerCallback):
             )
             control.should_training_stop = True
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if not self.history:
+            self._evaluate(state, control)
+        return control
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if self.eval_steps is not None and state.global_step % self.eval_steps == 0:
             self._evaluate(state, control)
@@ -86,6 +93,8 @@ class NDCGEarlyStopping(TrainerCallback):
         return control
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if self.history and self.history[-1][0] != int(state.global_step):
+            self._evaluate(state, control)  # the last steps ran after the last evaluation
         if self._best_state is not None and self.history and self.history[-1][1] < self.best:
             self.model.load_state_dict(self._best_state)
             logger.info(

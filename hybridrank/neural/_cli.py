@@ -30,7 +30,9 @@ def add_train_neural_parser(subparsers: Any) -> None:
         help="profile of a config with `profiles:` (studies/neural.yaml: quick | full; default quick)",
     )
     p.add_argument(
-        "--architecture", choices=list(ARCHITECTURES), help="override neural.architecture"
+        "--architecture",
+        choices=list(ARCHITECTURES),
+        help="override neural.architecture (a profile's per-architecture keys follow it)",
     )
     p.add_argument("--world", type=Path, help="a world directory from `hybridrank world build`")
     p.add_argument("--data", type=Path, help="collection directory for building the world")
@@ -42,12 +44,15 @@ def cmd_train_neural(args: argparse.Namespace) -> int:
     """Run :func:`hybridrank.neural.train_neural` and print its report."""
     from hybridrank.neural._train import NeuralTrainConfig, train_neural
 
+    architecture = getattr(args, "architecture", None)
     config = (
-        NeuralTrainConfig.from_yaml(args.config, getattr(args, "profile", None))
+        NeuralTrainConfig.from_yaml(
+            args.config, getattr(args, "profile", None), architecture=architecture
+        )
         if args.config
         else NeuralTrainConfig()
     )
-    if getattr(args, "architecture", None):
+    if architecture:
         config = replace(config, neural=replace(config.neural, architecture=args.architecture))
     if args.world:
         config = replace(config, world_dir=str(args.world))

@@ -186,13 +186,8 @@ class _NeuralRanker:
                     column="sample_weight",
                 )
         rng = np.random.default_rng(cfg.seed)
+        n_q = offsets.shape[0] - 1
         keep = np.ones(n, dtype=bool)
-        if cfg.subsample_queries is not None and offsets.shape[0] - 1 > cfg.subsample_queries:
-            chosen = np.sort(rng.choice(offsets.shape[0] - 1, cfg.subsample_queries, replace=False))
-            keep[:] = False
-            for i in chosen:
-                keep[offsets[i] : offsets[i + 1]] = True
-            logger.info("subsampled %d of %d queries", cfg.subsample_queries, offsets.shape[0] - 1)
         if eval_set is not None:
             if eval_qid is None:
                 raise ValueError("eval_set needs eval_qid")
@@ -201,13 +196,26 @@ class _NeuralRanker:
             vqid = np.asarray(eval_qid)
             offsets_from_qid(vqid)
         else:
-            rows = np.flatnonzero(keep)
-            valid = np.zeros(n, dtype=bool)
-            valid[rows[_holdout(offsets_from_qid(q[rows]), cfg.validation_fraction, rng)]] = True
+            # Validation queries come from every training query, before subsampling,
+            # so a small training subsample still gets a validation set of the same size.
+            valid = _holdout(offsets, cfg.validation_fraction, rng)
             vq = [queries[i] for i in np.flatnonzero(valid)]
             vd = [documents[i] for i in np.flatnonzero(valid)]
             vy, vqid = ya[valid], q[valid]
             keep &= ~valid
+        if cfg.loss == "listwise":
+            # A list whose grades are all equal carries no ranking information.
+            flat = np.array(
+                [np.ptp(ya[offsets[i] : offsets[i + 1]]) == 0 for i in range(n_q)], dtype=bool
+            )
+            keep &= ~np.repeat(flat, np.diff(offsets))
+        pool = np.array([i for i in range(n_q) if keep[offsets[i]]], dtype=np.int64)
+        if cfg.subsample_queries is not None and pool.size > cfg.subsample_queries:
+            chosen = np.sort(rng.choice(pool, cfg.subsample_queries, replace=False))
+            keep[:] = False
+            for i in chosen:
+                keep[offsets[i] : offsets[i + 1]] = True
+            logger.info("subsampled %d of %d training queries", cfg.subsample_queries, pool.size)
         rows = np.flatnonzero(keep)
         tq = [queries[i] for i in rows]
         td = [documents[i] for i in rows]
@@ -661,6 +669,11 @@ class BiEncoderRanker(_NeuralRanker):
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._doc_cache[k] for k in keys])
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Normalised query embeddings, shape ``(n, dim)``, as scoring computes them (not cached)."""
+        self._check_fitted()
+        return self._encode(list(queries), self.config_, show=False)
 
     def rank(self, query: str, documents: Sequence[str]) -> np.ndarray:
         """Scores of ``documents`` for one query, shape ``(n,)``: one query encoding plus cached documents."""

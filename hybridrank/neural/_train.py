@@ -19,7 +19,8 @@ from hybridrank import columns as C
 from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
-from hybridrank.neural._config import NeuralConfig
+from hybridrank.neural._config import ARCHITECTURES, NeuralConfig
+from hybridrank.neural._device import resolve_torch_device
 from hybridrank.neural._rankers import (
     DOCUMENT,
     QUERY,
@@ -48,10 +49,18 @@ class NeuralTrainConfig:
         world_dir: A world built before by ``hybridrank world build``.
         label: The label column to train on (``y_llm``). When the candidates
             lack it, the embedded semantic judge of ``hybridrank.labels.llm``
-            annotates them first (cached in ``annotations.sqlite`` of the run).
+            annotates them first, through the answer cache ``cache``.
+        cache: The SQLite answer cache of the annotation and of the cosine
+            baseline; None is ``annotations.sqlite`` in the run directory.
+            A shared cache (``runs/annotations.sqlite``) makes reruns annotate nothing.
         neural: The model, its loss and training schedule.
-        baseline: Also report the untrained MiniLM cosine (column ``minilm_cosine``;
-            computed unless the candidates already hold it).
+        baseline: Also report the untrained MiniLM cosine at MiniLM's own 256
+            tokens (column ``minilm_cosine``; the embedded judge's score, read
+            from the answer cache where it is there; kept if the candidates hold it).
+        baseline_at_model_length: Also report the untrained MiniLM cosine at
+            ``neural.max_seq_length`` tokens (column ``minilm_cosine_len<N>``;
+            only when that differs from 256), so the report separates what
+            training adds from what the shorter input does.
         final_model: Train the production model on every labelled row and save it.
         metrics: Metrics of the report.
     """
@@ -59,8 +68,10 @@ class NeuralTrainConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     world_dir: str | None = None
     label: str = C.Y_LLM
+    cache: str | None = None
     neural: NeuralConfig = field(default_factory=NeuralConfig)
     baseline: bool = True
+    baseline_at_model_length: bool = True
     final_model: bool = True
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
 
@@ -72,7 +83,15 @@ class NeuralTrainConfig:
             raise ConfigError(f"train config: unknown sections {unknown}")
         simple: dict[str, Any] = {
             k: values[k]
-            for k in ("world_dir", "label", "baseline", "final_model", "metrics")
+            for k in (
+                "world_dir",
+                "label",
+                "cache",
+                "baseline",
+                "baseline_at_model_length",
+                "final_model",
+                "metrics",
+            )
             if k in values
         }
         base = config_from_dict(_Simple, simple, "train")
@@ -83,21 +102,38 @@ class NeuralTrainConfig:
         )
 
     @classmethod
-    def from_yaml(cls, path: str | Path, profile: str | None = None) -> NeuralTrainConfig:
-        """Read a config; a file with a ``profiles:`` mapping needs ``profile`` (default ``quick``)."""
+    def from_yaml(
+        cls, path: str | Path, profile: str | None = None, *, architecture: str | None = None
+    ) -> NeuralTrainConfig:
+        """Read a config; a file with a ``profiles:`` mapping needs ``profile`` (default ``quick``).
+
+        A profile's ``neural:`` keys merge into ``neural:``; its other keys
+        replace top-level keys, except ``cross-encoder:`` and ``bi-encoder:``,
+        which merge into ``neural:`` only when that is the architecture
+        (``architecture`` overrides ``neural.architecture``), so one profile
+        can tune each architecture apart.
+        """
         p = Path(path)
         raw = read_yaml_mapping(p)
         profiles = raw.pop("profiles", None)
+        neural = dict(raw.get("neural") or {})
+        per_architecture: dict[str, Any] = {}
         if profiles is not None:
             name = profile or "quick"
             if not isinstance(profiles, dict) or name not in profiles:
                 known = sorted(profiles) if isinstance(profiles, dict) else []
                 raise ConfigError(f"{p}: no profile {name!r}; profiles are {known}")
-            overlay = profiles[name] or {}
-            raw["neural"] = {**(raw.get("neural") or {}), **(overlay.get("neural") or {})}
-            raw.update({k: v for k, v in overlay.items() if k != "neural"})
+            overlay = dict(profiles[name] or {})
+            per_architecture = {a: overlay.pop(a) or {} for a in ARCHITECTURES if a in overlay}
+            neural.update(overlay.pop("neural", None) or {})
+            raw.update(overlay)
         elif profile is not None:
             raise ConfigError(f"{p}: has no profiles; drop --profile {profile}")
+        if architecture is not None:
+            neural["architecture"] = architecture
+        arch = neural.get("architecture", NeuralConfig.architecture)
+        neural.update(per_architecture.get(arch, {}))
+        raw["neural"] = neural
         try:
             return cls.from_dict(raw)
         except ConfigError as exc:
@@ -108,8 +144,10 @@ class NeuralTrainConfig:
             "world": self.world.to_dict(),
             "world_dir": self.world_dir,
             "label": self.label,
+            "cache": self.cache,
             "neural": self.neural.to_dict(),
             "baseline": self.baseline,
+            "baseline_at_model_length": self.baseline_at_model_length,
             "final_model": self.final_model,
             "metrics": list(self.metrics),
         }
@@ -119,7 +157,9 @@ class NeuralTrainConfig:
 class _Simple:
     world_dir: str | None = None
     label: str = C.Y_LLM
+    cache: str | None = None
     baseline: bool = True
+    baseline_at_model_length: bool = True
     final_model: bool = True
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
 
@@ -192,18 +232,53 @@ def cross_validated_scores(
     return scores, records
 
 
-def minilm_cosine(table: pd.DataFrame, config: NeuralConfig) -> np.ndarray:
-    """The untrained MiniLM cosine of each (query, document) row: the zero-shot baseline."""
+def minilm_cosine(
+    table: pd.DataFrame,
+    config: NeuralConfig,
+    *,
+    max_seq_length: int = BASELINE_MAX_SEQ_LENGTH,
+    cache: str | Path | None = None,
+) -> np.ndarray:
+    """The untrained MiniLM cosine of each (query, document) row: the zero-shot baseline.
+
+    At 256 tokens this is exactly the embedded semantic judge's score (same
+    packaged weights, same length, normalised embeddings), so with ``cache``
+    the scores the judge already stored are read back and only missing pairs
+    are encoded (and stored).
+    """
+    pairs = table[[QUERY, DOCUMENT]]
+    if cache is not None and max_seq_length == BASELINE_MAX_SEQ_LENGTH:
+        from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
+
+        judge = EmbeddingJudge(device=resolve_torch_device(config.device))
+        texts = [
+            Pair(str(q), str(d), qt, dt)
+            for q, d, qt, dt in zip(
+                table[C.QID], table[C.DOCID], pairs[QUERY], pairs[DOCUMENT], strict=True
+            )
+        ]
+        with judge, AnswerCache(cache) as store:
+            labels, stats = annotate_pairs(judge, texts, store, batch_size=256)
+        logger.info("untrained MiniLM cosine via the judge's answer cache: %s", stats.summary())
+        scores = labels["score"].to_numpy(dtype=np.float64)
+        if not np.isnan(scores).any():
+            return scores
+        logger.warning("the answer cache left %d scores missing; encoding", np.isnan(scores).sum())
     base = replace(
         config,
         architecture="bi-encoder",
         backend="torch",
-        max_seq_length=BASELINE_MAX_SEQ_LENGTH,
+        max_seq_length=max_seq_length,
         model_path=None,
     )
-    return BiEncoderRanker.pretrained(base).predict(
-        table[[QUERY, DOCUMENT]], show_progress_bar=True
-    )
+    return BiEncoderRanker.pretrained(base).predict(pairs, show_progress_bar=True)
+
+
+def cosine_column(max_seq_length: int) -> str:
+    """Score column of the untrained MiniLM cosine at ``max_seq_length`` tokens."""
+    if max_seq_length == BASELINE_MAX_SEQ_LENGTH:
+        return COSINE
+    return f"{COSINE}_len{max_seq_length}"
 
 
 @dataclass(frozen=True)
@@ -228,7 +303,7 @@ class NeuralRun:
 
 
 def _annotate(
-    table: pd.DataFrame, world: ClickWorld, docs: pd.DataFrame, out: Path
+    table: pd.DataFrame, world: ClickWorld, docs: pd.DataFrame, cache_path: Path
 ) -> pd.DataFrame:
     from hybridrank.labels.llm import (
         AnnotateConfig,
@@ -239,7 +314,8 @@ def _annotate(
 
     logger.info("no label column in the candidates: annotating with the embedded semantic judge")
     annotator = make_annotator("embedding")
-    with AnswerCache(out / "annotations.sqlite") as cache:
+    logger.info("answer cache: %s", cache_path)
+    with AnswerCache(cache_path) as cache:
         result = annotate_candidates(table, world.queries, docs, annotator, cache, AnnotateConfig())
     return result.candidates
 
@@ -274,8 +350,10 @@ def train_neural(
     )
     collection, _ = load_collection(world.config.data, data)
     table = world.candidates if candidates is None else candidates
+    cache_path = Path(config.cache) if config.cache else out / "annotations.sqlite"
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
     if config.label not in table.columns:
-        table = _annotate(table, world, collection.docs, out)
+        table = _annotate(table, world, collection.docs, cache_path)
     table = attach_texts(table, world.queries, collection.docs)
     timings["data_s"] = time.perf_counter() - start
     arch = config.neural.architecture
@@ -284,9 +362,15 @@ def train_neural(
     if config.baseline:
         t = time.perf_counter()
         if COSINE not in table.columns:
-            table[COSINE] = minilm_cosine(table, config.neural)
-        timings["baseline_s"] = time.perf_counter() - t
+            table[COSINE] = minilm_cosine(table, config.neural, cache=cache_path)
         systems.append(COSINE)
+        length = config.neural.max_seq_length
+        if config.baseline_at_model_length and length != BASELINE_MAX_SEQ_LENGTH:
+            column = cosine_column(length)
+            if column not in table.columns:
+                table[column] = minilm_cosine(table, config.neural, max_seq_length=length)
+            systems.append(column)
+        timings["baseline_s"] = time.perf_counter() - t
     t = time.perf_counter()
     table[name], folds = cross_validated_scores(
         table, config.label, config.neural, desc=f"{name} folds"

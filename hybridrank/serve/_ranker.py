@@ -188,12 +188,7 @@ class _NeuralScorer:
         texts = columns.get(C.TEXT)
         if self.ranker.architecture == "bi-encoder":
             docs = self._doc_vectors(docids, texts)
-            q = np.asarray(
-                self.ranker.model_.encode(
-                    [query_text], convert_to_numpy=True, normalize_embeddings=True
-                ),
-                dtype=np.float32,
-            )[0]
+            q = self.ranker.encode_queries([query_text])[0]
             return (docs @ q).astype(np.float64)
         if texts is None:
             raise DataFormatError("the cross-encoder needs the documents' `text` column")

@@ -174,3 +174,50 @@ def test_real_minilm_few_steps_on_nfcorpus(shared_datasets) -> None:
     assert scores.shape == (len(sub),) and np.isfinite(scores).all()
     assert ranker.loss_history_
     assert pd.Series(scores).nunique() > 1
+
+
+@pytest.mark.parametrize("cls", RANKERS)
+def test_validation_starts_from_the_untrained_weights(cls, tiny_bert, pairs_data) -> None:
+    """Step 0 is evaluated, so the weights kept never score below the start on validation."""
+    pairs, y, qid = pairs_data
+    ranker = cls(**fast(tiny_bert, eval_steps=2, early_stopping_patience=None)).fit(
+        pairs, y, qid=qid
+    )
+    steps = [s for s, _ in ranker.valid_history_]
+    assert steps[0] == 0 and len(steps) >= 2
+    assert ranker.best_score_ == max(v for _, v in ranker.valid_history_)
+    assert ranker.best_score_ >= ranker.valid_history_[0][1]
+
+
+def test_a_fit_that_only_hurts_returns_the_start(tiny_bert, pairs_data) -> None:
+    """A learning rate that wrecks the model: the untrained weights come back."""
+    pairs, y, qid = pairs_data
+    kw = fast(tiny_bert, learning_rate=50.0, warmup_ratio=0.0, eval_steps=1)
+    start = BiEncoderRanker.pretrained(**kw).predict(pairs)
+    ranker = BiEncoderRanker(**kw).fit(pairs, y, qid=qid)
+    best_step = max(ranker.valid_history_, key=lambda sv: sv[1])[0]
+    if best_step == 0:
+        np.testing.assert_allclose(ranker.predict(pairs), start, rtol=1e-5, atol=1e-6)
+    else:  # the wrecked model happened to score higher on validation
+        assert ranker.best_score_ > ranker.valid_history_[0][1]
+
+
+def test_validation_is_held_out_before_subsampling(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    ranker = CrossEncoderRanker(**fast(tiny_bert, subsample_queries=2, validation_fraction=0.25))
+    ranker.fit(pairs, y, qid=qid)
+    assert ranker.n_train_queries_ == 2  # 2 of the 6 queries left after 2 validation queries
+    assert ranker.valid_history_
+
+
+@pytest.mark.parametrize("cls", RANKERS)
+def test_listwise_skips_lists_without_ranking_information(cls, tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    flat = y.copy()
+    flat[qid == "q0"] = 1.0  # every document of q0 equally relevant
+    ranker = cls(**fast(tiny_bert, loss="listwise", validation_fraction=0.0)).fit(
+        pairs, flat, qid=qid
+    )
+    assert ranker.n_train_queries_ == 7
+    pointwise = cls(**fast(tiny_bert, validation_fraction=0.0)).fit(pairs, flat, qid=qid)
+    assert pointwise.n_train_queries_ == 8

@@ -15,6 +15,7 @@ from hybridrank.neural import (
     cmd_train_neural,
     train_neural,
 )
+from hybridrank.neural._train import cosine_column, minilm_cosine
 from hybridrank.world import DataConfig, SimulationConfig, WorldConfig, build_world
 
 from ..conftest import write_trec_dir
@@ -41,6 +42,7 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
     cand = world.candidates[world.candidates["bm25_rank"] <= 8].reset_index(drop=True)
     rng = np.random.default_rng(0)
     cand[COSINE] = rng.random(len(cand))  # a given baseline column is reused, not recomputed
+    cand[cosine_column(32)] = rng.random(len(cand))  # the same at the model's length
     cand["y_llm"] = stand_in_llm_labels(cand, cand[COSINE].to_numpy())
     neural = NeuralConfig(
         model_path=tiny_bert,
@@ -58,7 +60,7 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
     assert run.table["neural_ce"].notna().all()
     assert len(run.folds) == cand["fold"].nunique()
     systems = {r["system"] for r in json.loads((run.path / "metrics.json").read_text())}
-    assert {"bm25", COSINE, "neural_ce"} <= systems
+    assert {"bm25", COSINE, "minilm_cosine_len32", "neural_ce"} <= systems
     loaded = CrossEncoderRanker.load(run.path / "model")
     assert loaded.config_ == neural
     back = NeuralTrainConfig.from_yaml(run.path / "config.yaml")
@@ -86,3 +88,35 @@ def test_cli_parser_mounts_under_train() -> None:
     )
     assert args.func is cmd_train_neural
     assert str(args.world) == "w" and args.profile == "quick"
+
+
+def test_cosine_baseline_is_the_judge_score_and_comes_from_its_cache(tmp_path, monkeypatch) -> None:
+    """At 256 tokens the untrained cosine is the embedded judge's score; a rerun reads the cache."""
+    import pandas as pd
+
+    from hybridrank.labels.llm import EmbeddingJudge
+
+    table = pd.DataFrame(
+        {
+            "qid": ["a", "a", "b"],
+            "docid": ["d1", "d2", "d1"],
+            "query": ["vitamin d and bones", "vitamin d and bones", "statins"],
+            "document": [
+                "Vitamin D supplements and bone density in older adults.",
+                "Statin use and muscle pain: a cohort study.",
+                "Vitamin D supplements and bone density in older adults.",
+            ],
+        }
+    )
+    config = NeuralConfig(architecture="bi-encoder", device="cpu")
+    encoded = minilm_cosine(table, config)
+    cached = minilm_cosine(table, config, cache=tmp_path / "answers.sqlite")
+    np.testing.assert_allclose(cached, encoded, rtol=0, atol=1e-5)
+
+    def no_encoding(self, pairs):  # type: ignore[no-untyped-def]
+        raise AssertionError("encoded although the cache holds every pair")
+
+    monkeypatch.setattr(EmbeddingJudge, "annotate", no_encoding)
+    again = minilm_cosine(table, config, cache=tmp_path / "answers.sqlite")
+    np.testing.assert_allclose(again, cached, rtol=0, atol=0)
+    assert cosine_column(256) == COSINE and cosine_column(64) == "minilm_cosine_len64"

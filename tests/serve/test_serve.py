@@ -201,6 +201,10 @@ def test_neural_hybrid_uses_stored_document_embeddings(
     np.testing.assert_allclose(
         np.sort(ranking.components["llm"]), np.sort(again.components["llm"]), rtol=1e-4
     )
+    # ... and the same as the bi-encoder's own one-query ranking.
+    texts = docs[[C.DOCID]].merge(collection, on=C.DOCID)[C.TEXT].tolist()
+    own = BiEncoderRanker.load(path / "llm", device="cpu").rank("a query", texts)
+    np.testing.assert_allclose(np.sort(ranking.components["llm"]), np.sort(own), rtol=1e-4)
     with pytest.raises(DataFormatError, match="query text"):
         ranker.rank(q, docs, {"freq": 0})
     with pytest.raises(DataFormatError, match="no stored embedding"):
