@@ -30,8 +30,9 @@ class DaskConfig:
 
     Attributes:
         scheduler: Address of a running scheduler, ``tcp://host:port``.
-        n_workers: Start a ``LocalCluster`` of this many worker processes on
-            127.0.0.1 instead (0: no local cluster).
+        n_workers: Start a local cluster of this many worker processes on
+            127.0.0.1 instead (0: no local cluster). Its scheduler runs in a
+            process of its own too (``SubprocessCluster``), not in this one.
         threads_per_worker: Threads of each local worker (and LightGBM/XGBoost
             threads on it).
         memory_limit: Memory per local worker (``"4GiB"``, ``"auto"``: the
@@ -102,8 +103,9 @@ def check_scheduler_address(address: str) -> str:
 def dask_client(config: DaskConfig) -> Iterator[Any]:
     """A ``distributed.Client`` for ``config``; closes what it opened on exit.
 
-    Connects to ``config.scheduler``, or starts a ``LocalCluster`` of
-    ``n_workers`` processes listening on 127.0.0.1 only (no dashboard).
+    Connects to ``config.scheduler``, or starts a local cluster of
+    ``n_workers`` nanny-managed worker processes and a scheduler process, all
+    listening on 127.0.0.1 (no dashboard).
 
     Raises:
         ConfigError: ``config`` is off (no scheduler, no workers).
@@ -112,7 +114,8 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
     if not config.enabled:
         raise ConfigError("dask: no scheduler and n_workers = 0; there is no cluster to use")
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
+        from distributed.deploy.subprocess import SubprocessCluster
     except ImportError as exc:
         raise ConfigError(
             "dask: training on a cluster needs dask.distributed; "
@@ -135,15 +138,18 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
                 # No dashboard; the scheduler's small HTTP server (health checks)
                 # takes 127.0.0.1:8787, or a free port when that is taken: say nothing.
                 warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
-                cluster = LocalCluster(
+                # The scheduler in its own process, not in this one: XGBoost runs
+                # its collective tracker on the scheduler, and a tracker whose peer
+                # dies can abort the process it lives in.
+                cluster = SubprocessCluster(
+                    host="127.0.0.1",
                     n_workers=config.n_workers,
                     threads_per_worker=config.threads_per_worker,
-                    processes=True,
-                    host="127.0.0.1",
-                    dashboard_address=None,
-                    memory_limit=_memory_limit(config.memory_limit),
+                    dashboard_address=None,  # type: ignore[arg-type]  # documented: None, no dashboard
+                    worker_kwargs={"memory_limit": _memory_limit(config.memory_limit)},
                 )
             client = Client(cluster)
+            client.wait_for_workers(config.n_workers, timeout=config.timeout_s)
         except (OSError, TimeoutError, RuntimeError) as exc:
             if cluster is not None:
                 cluster.close()

@@ -9,7 +9,7 @@ every worker builds histograms of its rows and the engines' own collectives
 triple the local trainers return, so prediction, saving and loading are
 unchanged.
 
-Network: a ``LocalCluster`` (scheduler, nannies, workers) and XGBoost's
+Network: a local cluster (scheduler, nannies, workers) and XGBoost's
 tracker listen on 127.0.0.1 only, and the engines' peers reach each other at
 the workers' 127.0.0.1 addresses. The peer listeners themselves are opened by
 LightGBM's and XGBoost's C++ code on all interfaces (0.0.0.0, a random port);
@@ -239,7 +239,7 @@ def _train_xgboost(
             (dxgb.DaskDMatrix(client, Xvd, yvd, qid=qvd, feature_names=list(names)), "valid")
         )
     # The tracker runs on the scheduler's host and listens there only (127.0.0.1
-    # for a LocalCluster); workers give up on a silent peer after timeout_s.
+    # for a local cluster); workers give up on a silent peer after timeout_s.
     host = urlparse(client.scheduler.address).hostname
     coll = CollConfig(tracker_host_ip=host, timeout=timeout_s, tracker_timeout=timeout_s)
     out = dxgb.train(
@@ -354,8 +354,17 @@ def _guard_workers(client: Any, engine: str, job: Callable[[], Result]) -> Resul
             thread.join(timeout=2.0)
             break
     if not lost and "error" in box:
-        now = _current_workers(client)
-        lost = set() if now is None else before - now
+        # The scheduler may list a dead worker for a while (seconds on a busy
+        # machine); an error that says tasks were cancelled or a worker was
+        # killed is worth waiting for it.
+        deadline = time.monotonic() + (10.0 if _means_lost_worker(box["error"]) else 0.0)
+        while True:
+            now = _current_workers(client)
+            lost = set() if now is None else before - now
+            if lost or time.monotonic() >= deadline:
+                break
+        if not lost and _means_lost_worker(box["error"]):
+            lost = {"(a worker: the scheduler cancelled its tasks)"}
     if lost:
         cause = box.get("error")
         raise WorkerLostError(
@@ -367,6 +376,19 @@ def _guard_workers(client: Any, engine: str, job: Callable[[], Result]) -> Resul
         raise box["error"]
     result: Result = box["result"]
     return result
+
+
+def _means_lost_worker(error: BaseException) -> bool:
+    """Errors Dask raises when a worker holding the job's tasks or data went away."""
+    from concurrent.futures import CancelledError
+
+    from distributed.client import FuturesCancelledError
+    from distributed.comm import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return isinstance(
+        error, CancelledError | FuturesCancelledError | CommClosedError | KilledWorker
+    )
 
 
 def _current_workers(client: Any) -> set[str] | None:

@@ -1,4 +1,4 @@
-"""A real Dask LocalCluster (2 worker processes on 127.0.0.1) and small parquet impression logs."""
+"""A real local Dask cluster (a scheduler process and 2 worker processes on 127.0.0.1) and small parquet impression logs."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hybridrank import columns as C
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """A ``distributed.Client`` of a 2-process LocalCluster on loopback, closed after the module."""
+    """A ``distributed.Client`` of a 2-worker local cluster on loopback, closed after the module."""
     pytest.importorskip("distributed")
     from hybridrank.distributed import DaskConfig, dask_client
 

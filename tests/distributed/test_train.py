@@ -1,4 +1,4 @@
-"""LambdaMART on a real 2-process LocalCluster: same quality as one process, a clear error on a lost worker."""
+"""LambdaMART on a real 2-worker local cluster: same quality as one process, a clear error on a lost worker."""
 
 from __future__ import annotations
 
