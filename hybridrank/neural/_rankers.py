@@ -18,6 +18,7 @@ import importlib.util
 import json
 import logging
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -611,11 +612,17 @@ class BiEncoderRanker(_NeuralRanker):
     already seen costs only the query encodings: :meth:`rank` scores one query
     against documents with one query encoding.
 
+    The cache keeps the most recently used :attr:`max_cached_documents`
+    embeddings (least recently used ones go first), so a long-running server's
+    memory stays bounded (384 floats, 1.5 KiB, per document for MiniLM).
+
     Attributes (after ``fit``): as :class:`CrossEncoderRanker`, plus
         cache_hits_, cache_misses_: Document lookups served from / added to the cache.
     """
 
     architecture = "bi-encoder"
+    #: Document embeddings the cache holds at most.
+    max_cached_documents: int = 200_000
 
     cache_hits_: int
     cache_misses_: int
@@ -630,7 +637,7 @@ class BiEncoderRanker(_NeuralRanker):
         return model
 
     def _reset_cache(self) -> None:
-        self._doc_cache: dict[str, np.ndarray] = {}
+        self._doc_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.cache_hits_ = 0
         self.cache_misses_ = 0
 
@@ -657,18 +664,25 @@ class BiEncoderRanker(_NeuralRanker):
         for k, t in zip(keys, documents, strict=True):
             if k in self._doc_cache:
                 self.cache_hits_ += 1
+                self._doc_cache.move_to_end(k)
             elif k not in todo:
                 todo[k] = t
                 self.cache_misses_ += 1
             else:
                 self.cache_hits_ += 1
+        fresh: dict[str, np.ndarray] = {}
         if todo:
             emb = self._encode(list(todo.values()), self.config_, show=show_progress_bar)
-            for k, e in zip(todo, emb, strict=True):
-                self._doc_cache[k] = e
-        if not keys:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([self._doc_cache[k] for k in keys])
+            fresh = dict(zip(todo, emb, strict=True))
+            self._doc_cache.update(fresh)
+        out = (
+            np.stack([fresh[k] if k in fresh else self._doc_cache[k] for k in keys])
+            if keys
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+        while len(self._doc_cache) > self.max_cached_documents:  # least recently used first
+            self._doc_cache.popitem(last=False)
+        return out
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings, shape ``(n, dim)``, as scoring computes them (not cached)."""

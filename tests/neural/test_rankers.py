@@ -6,6 +6,7 @@ import pytest
 
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker, as_pairs
+from hybridrank.neural._rankers import text_hash
 
 from .conftest import fast
 
@@ -103,6 +104,12 @@ def test_bi_encoder_caches_document_embeddings(tiny_bert, pairs_data, monkeypatc
     scores = ranker.rank(one["query"].iloc[0], list(one["document"]))
     assert encoded == [one["query"].iloc[0]]  # one query encoding, no document
     np.testing.assert_allclose(scores, first[: len(one)], rtol=1e-5, atol=1e-6)
+    # A bounded cache keeps the most recently used documents and still answers right.
+    ranker.max_cached_documents = 3
+    encoded.clear()
+    np.testing.assert_allclose(ranker.predict(pairs), first, rtol=1e-5, atol=1e-6)
+    last_used = list(dict.fromkeys(reversed(list(pairs["document"]))))[:3][::-1]
+    assert list(ranker._doc_cache) == [text_hash(d) for d in last_used]
 
 
 def test_untrained_bi_encoder_is_the_cosine_baseline(tiny_bert, pairs_data) -> None:
