@@ -185,44 +185,44 @@ class _NeuralScorer:
             raise DataFormatError(
                 "the neural model needs the query text: pass context={'text': ...}"
             )
-        texts = columns.get(C.TEXT)
-        if self.ranker.architecture == "bi-encoder":
-            docs = self._doc_vectors(docids, texts)
-            q = self.ranker.encode_queries([query_text])[0]
-            return (docs @ q).astype(np.float64)
-        if texts is None:
-            raise DataFormatError("the cross-encoder needs the documents' `text` column")
-        return np.asarray(self.ranker.predict([(query_text, str(t)) for t in texts]))
+        return self._pairs([query_text], np.zeros(docids.shape[0], dtype=np.int64), docids,
+                           columns.get(C.TEXT))  # fmt: skip
 
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
         if query_text is None:
             raise DataFormatError(
                 "the neural model needs query texts: a `query` column or --queries FILE"
             )
-        out = np.empty(len(table))
-        qids = table[C.QID].to_numpy()
-        starts = np.flatnonzero(np.r_[True, qids[1:] != qids[:-1]])
-        ends = np.r_[starts[1:], len(table)]
+        # One batched pass over the table: each distinct query text encoded once.
+        codes, uniques = pd.factorize(query_text.astype(str))
         texts = table[C.TEXT].to_numpy() if C.TEXT in table.columns else None
         docids = table[C.DOCID].astype(str).to_numpy()
-        qtext = query_text.to_numpy()
-        for s, e in zip(starts, ends, strict=True):
-            cols = {} if texts is None else {C.TEXT: texts[s:e]}
-            out[s:e] = self.score(str(qids[s]), str(qtext[s]), docids[s:e], cols)
-        return out
+        return self._pairs(list(uniques), codes, docids, texts)
+
+    def _pairs(
+        self, queries: list[str], query_of_row: np.ndarray, docids: np.ndarray, texts: Any
+    ) -> np.ndarray:
+        """Scores of rows pairing ``queries[query_of_row[i]]`` with document ``i``."""
+        if self.ranker.architecture == "bi-encoder":
+            docs = self._doc_vectors(docids, texts)
+            q = np.asarray(self.ranker.encode_queries(queries))[query_of_row]
+            return np.einsum("ij,ij->i", q, docs).astype(np.float64)
+        if texts is None:
+            raise DataFormatError("the cross-encoder needs the documents' `text` column")
+        pairs = [(queries[i], str(t)) for i, t in zip(query_of_row, texts, strict=True)]
+        return np.asarray(self.ranker.predict(pairs), dtype=np.float64)
 
 
 def _load_neural(directory: Path, device: str | None) -> Any:
-    from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker
+    from hybridrank.neural import RANKERS
 
     meta = directory / "ranker.json"
     if not meta.exists():
         raise FileNotFoundError(f"{meta}: missing; is {directory} a saved neural model?")
     kind = json.loads(meta.read_text()).get("architecture")
-    classes: dict[str, Any] = {"bi-encoder": BiEncoderRanker, "cross-encoder": CrossEncoderRanker}
-    if kind not in classes:
+    if kind not in RANKERS:
         raise DataFormatError(f"unknown neural architecture {kind!r}", path=meta)
-    return classes[kind].load(directory, device=device)
+    return RANKERS[kind].load(directory, device=device)
 
 
 class HybridRanker:
@@ -392,8 +392,10 @@ class HybridRanker:
             llm = self.llm.score_table(table, query_text)
             if C.FREQ in table.columns:
                 freq = table[C.FREQ].to_numpy(dtype=np.float64)
+            elif self.store is not None:
+                freq = self.store.frequencies(table[C.QID].to_numpy())
             else:
-                freq = np.array([self._frequency(str(q)) for q in table[C.QID]], dtype=np.float64)
+                freq = np.zeros(len(table))
             g = self.gate(freq)
             norm = NORMALISERS[self.normalisation]
             out["click_score"], out["llm_score"], out["gate"] = click, llm, g

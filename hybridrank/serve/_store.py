@@ -62,7 +62,8 @@ class ClickFeatureStore:
         self._pairs = pairs[list(PAIR_FEATURES)].to_numpy(dtype=np.float64)
         self._doc_row = {d: i for i, d in enumerate(features.docs[C.DOCID].astype(str))}
         self._docs = features.docs[list(DOC_FEATURES)].to_numpy(dtype=np.float64)
-        self._query_row = {q: i for i, q in enumerate(features.queries[C.QID].astype(str))}
+        self._query_index = pd.Index(features.queries[C.QID].astype(str))
+        self._query_row = {q: i for i, q in enumerate(self._query_index)}
         self._queries = features.queries[list(QUERY_FEATURES)].to_numpy(dtype=np.float64)
         self._miss = {k: _missing_row(v) for k, v in _TABLES.items()}
 
@@ -72,6 +73,11 @@ class ClickFeatureStore:
         """Sessions of ``qid`` in the log (0 for a query never seen)."""
         row = self._query_row.get(qid)
         return 0.0 if row is None else float(self._queries[row, 0])
+
+    def frequencies(self, qids: np.ndarray) -> np.ndarray:
+        """Sessions of each query id in ``qids`` (0 for a query never seen), one hash pass."""
+        rows = self._query_index.get_indexer(np.asarray(qids).astype(str))
+        return np.where(rows >= 0, self._queries[np.maximum(rows, 0), 0], 0.0)
 
     def lookup(self, qid: str, docids: Sequence[str] | np.ndarray) -> dict[str, np.ndarray]:
         """Every click feature for one query's documents: ``{name: array of len(docids)}``."""

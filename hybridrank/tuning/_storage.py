@@ -16,6 +16,7 @@ mid-trial leaves a trial in state RUNNING; two mechanisms end such trials:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -111,6 +112,7 @@ def make_storage(
         ) from None
 
 
+@functools.cache
 def _host_key() -> str:
     """Where a pid means something: host name, boot and pid namespace.
 
@@ -170,6 +172,7 @@ def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
 
     host = _host_key()
     failed: list[int] = []
+    by_number: dict[int, Any] | None = None
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:
         attrs = trial.user_attrs
@@ -187,8 +190,9 @@ def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
             continue
         failed.append(trial.number)
         depth, origin = 0, attrs.get(RETRY_OF)
-        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-        while origin is not None and depth < 100:
+        if origin is not None and by_number is None:  # read the study once, only when needed
+            by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        while origin is not None and by_number is not None and depth < 100:
             depth += 1
             origin = by_number[origin].user_attrs.get(RETRY_OF) if origin in by_number else None
         if depth < max_retry:

@@ -64,6 +64,9 @@ def test_store_lookup_equals_the_batch_join(runs: dict[str, Path]) -> None:
     assert found["qd_impressions"][-1] == 0 and np.isnan(found["qd_ctr"][-1])
     assert found["q_sessions"][-1] == store.frequency(qid) > 0
     assert store.frequency("unknown-query") == 0.0
+    np.testing.assert_array_equal(
+        store.frequencies(np.array([qid, "unknown-query"])), [store.frequency(qid), 0.0]
+    )
 
 
 def test_gbdt_batch_and_online_rankings_agree_with_the_model(runs: dict[str, Path]) -> None:
