@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     rng = np.random.default_rng(seed)
     try:
-        from hybridrank.world import WorldConfig, load_collection
+        from hybridrank.pipelines import WorldConfig, load_collection
 
         collection, _ = load_collection(WorldConfig().data)
         docs = collection.docs["text"].tolist()

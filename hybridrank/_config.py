@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, MissingInputError
 
 T = TypeVar("T")
 
@@ -19,7 +19,8 @@ def config_from_dict(cls: type[T], values: Mapping[str, Any] | None, section: st
 
     Unknown keys are rejected by name; values are checked against the field's
     annotation (``int``, ``float``, ``str``, ``bool``, ``X | None``,
-    ``tuple[X, ...]``, ``Literal[...]``); YAML lists become tuples, since
+    ``tuple[X, ...]``, ``Literal[...]``, a nested config dataclass); YAML
+    lists become tuples, since
     configs are frozen and hashable. Every failure is a :class:`ConfigError`
     naming ``section.key``.
     """
@@ -54,6 +55,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        # A nested config section: read by the same rules, errors naming the full path.
+        if isinstance(value, hint):
+            return value
+        return config_from_dict(hint, value, where)
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: {value!r} is not one of {list(args)}")
@@ -102,7 +108,7 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
     try:
         raw = yaml.safe_load(p.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{p}: no such config file") from None
+        raise MissingInputError(f"{p}: no such config file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
     if raw is not None and not isinstance(raw, dict):

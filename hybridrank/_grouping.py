@@ -44,6 +44,26 @@ def offsets_from_qid(qid: npt.ArrayLike) -> np.ndarray:
     return np.append(starts, n)
 
 
+def qid_codes(qid: npt.ArrayLike) -> np.ndarray:
+    """Integer query codes ``0, 1, 2, ...`` increasing along the rows.
+
+    XGBoost wants a sorted ``qid``; rows of a query need only be contiguous
+    here, so each run of rows gets the next code.
+
+    Args:
+        qid: Row-level query ids, shape ``(n_rows,)``; rows of a query contiguous.
+
+    Returns:
+        ``uint32`` array of shape ``(n_rows,)``.
+
+    Example:
+        >>> qid_codes(["b", "b", "a", "c", "c"]).tolist()
+        [0, 0, 1, 2, 2]
+    """
+    offsets = offsets_from_qid(qid)
+    return np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.uint32), np.diff(offsets))
+
+
 def check_offsets(offsets: npt.ArrayLike, n_rows: int) -> np.ndarray:
     off = np.asarray(offsets, dtype=np.int64)
     if off.ndim != 1 or off.shape[0] < 1 or off[0] != 0 or off[-1] != n_rows:

@@ -70,12 +70,30 @@ class StorageError(HybridRankError):
     """
 
 
+class MissingInputError(HybridRankError, FileNotFoundError):
+    """A file or directory the user named (or a default one) does not exist."""
+
+
+class MissingColumnError(DataFormatError, KeyError):
+    """A table lacks a column a step needs; the message names it."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(HybridRankError, RuntimeError):
+    """A model was used before ``fit`` (or ``load``)."""
+
+
 __all__ = [
     "ChecksumError",
     "ClusterError",
     "ConfigError",
     "DataFormatError",
     "HybridRankError",
+    "MissingColumnError",
+    "MissingInputError",
+    "NotFittedError",
     "StorageError",
     "WorkerLostError",
 ]

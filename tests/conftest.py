@@ -70,6 +70,23 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def _answer_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hybridrank-cache")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_answer_cache(monkeypatch: pytest.MonkeyPatch, _answer_cache_dir: Path) -> None:
+    """Point the shared answer cache (``$HYBRIDRANK_CACHE``) at a per-session tmp dir.
+
+    Workflows default to ``$HYBRIDRANK_CACHE/annotations.sqlite``; without this
+    a test run would write the user's ``~/.cache/hybridrank``. A value already
+    set (CI, a developer's choice) is kept.
+    """
+    if not os.environ.get("HYBRIDRANK_CACHE"):
+        monkeypatch.setenv("HYBRIDRANK_CACHE", str(_answer_cache_dir))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

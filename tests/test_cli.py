@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 from hybridrank.cli import main
+from hybridrank.data import Dataset
 
 from .conftest import write_trec_dir
 
@@ -37,7 +37,9 @@ def test_world_build_and_evaluate(
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["world"]["simulation"]["n_sessions"] == 600
 
-    cand = pd.read_parquet(out / "candidates.parquet")
+    assert (out / "dataset.yaml").exists()
+    # The candidate table with the dataset's frequency buckets and folds joined.
+    cand = Dataset.read(out).table()
     cand["noise"] = range(len(cand))
     cand.to_parquet(out / "scored.parquet")
     rep = tmp_path / "report"

@@ -20,6 +20,15 @@ from hybridrank.data._clickworld import (
     zipf_popularity,
 )
 from hybridrank.data._collection import Collection
+from hybridrank.data._dataset import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    TABLES,
+    TUNING,
+    Dataset,
+    SplitInfo,
+    TableSpec,
+)
 from hybridrank.data._letor import LetorData, read_svmlight
 from hybridrank.data._loaders import load_nfcorpus, load_trec, read_stopwords
 from hybridrank.data._logreaders import (
@@ -33,28 +42,38 @@ from hybridrank.data._logreaders import (
 from hybridrank.data._sources import (
     NFCORPUS_SHA256,
     NFCORPUS_URL,
+    default_cache_dir,
     fetch_nfcorpus,
     resolve_nfcorpus_dir,
 )
-from hybridrank.data._splits import fold_of_rows, query_folds
+from hybridrank.data._splits import choose_tuning_queries, fold_of_rows, query_folds
 from hybridrank.data._tables import read_table
 
 __all__ = [
     "CLICK_SIMULATORS",
     "DEFAULT_EXAMINATION",
     "LOG_READERS",
+    "MANIFEST",
     "NFCORPUS_SHA256",
     "NFCORPUS_URL",
+    "SCHEMA_VERSION",
+    "TABLES",
+    "TUNING",
     "CascadeSimulator",
     "ClickSimulator",
     "Collection",
+    "Dataset",
     "FirstStageConfig",
     "LetorData",
     "PositionBasedSimulator",
     "ReadReport",
     "SimulationConfig",
+    "SplitInfo",
+    "TableSpec",
     "bm25_candidates",
+    "choose_tuning_queries",
     "ctr_by_rank",
+    "default_cache_dir",
     "examination_from_ctr",
     "fetch_nfcorpus",
     "fold_of_rows",
@@ -73,4 +92,27 @@ __all__ = [
     "resolve_nfcorpus_dir",
     "simulate_click_log",
     "zipf_popularity",
+]
+
+# Readers of the plain-text collection formats and of qrels (used by `dataset import`).
+from hybridrank.data._formats import (
+    LINE,
+    read_docs_jsonl,
+    read_id_text_tsv,
+    read_trec_qrels,
+)
+from hybridrank.data._relevance import (
+    QRELS_READERS,
+    read_clara2_relevance,
+    read_qrels,
+)
+
+__all__ += [
+    "LINE",
+    "QRELS_READERS",
+    "read_clara2_relevance",
+    "read_docs_jsonl",
+    "read_id_text_tsv",
+    "read_qrels",
+    "read_trec_qrels",
 ]

@@ -21,7 +21,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, MissingColumnError
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def simulate_click_log(
     rng = np.random.default_rng(config.seed)
     missing = [c for c in (C.QID, C.DOCID, C.BM25_RANK, C.Y_EXPERT) if c not in candidates.columns]
     if missing:
-        raise KeyError(f"candidate table lacks columns {missing}")
+        raise MissingColumnError(f"candidate table lacks columns {missing}")
     offsets = offsets_from_qid(candidates[C.QID].to_numpy())
     n_q = offsets.shape[0] - 1
     qids = candidates[C.QID].to_numpy()[offsets[:-1]]

@@ -134,7 +134,7 @@ def drop_unknown_qrels(
         column = C.DOCID if bad[C.DOCID] not in set(docids) else C.QID
         raise DataFormatError(
             f"judged pair ({bad[C.QID]!r}, {bad[C.DOCID]!r}) names an unknown {column}; "
-            f"{int(unknown.sum())} such rows in all (pass unknown_ids='drop' to skip them)",
+            f"{int(unknown.sum())} such rows in all (to skip them: `--unknown-ids drop` on the command line, `unknown_ids: drop` under `data:` in a YAML, or unknown_ids='drop' in Python)",
             path=source,
             line=line,
             column=column,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 
 LINE = "_line"
 
@@ -22,7 +22,7 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         with path.open(encoding="utf-8") as fh:
             return [(i, raw.rstrip("\n").rstrip("\r")) for i, raw in enumerate(fh, start=1)]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
+        raise MissingInputError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise DataFormatError(f"not UTF-8 text ({exc.reason})", path=path) from None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
 
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
+        raise MissingInputError(f"{p}: no such file")
     try:
         X, y, qid = load_svmlight_file(
             str(p), n_features=n_features, query_id=True, zero_based=False

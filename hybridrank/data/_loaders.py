@@ -11,7 +11,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank.data._collection import Collection, UnknownIds, drop_unknown_qrels
 from hybridrank.data._formats import LINE, read_docs_jsonl, read_id_text_tsv, read_trec_qrels
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_nfcorpus(
                 f"unknown NFCorpus split {split!r}; choose from {NFCORPUS_SPLITS}", path=root
             )
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: NFCorpus directory not found")
+        raise MissingInputError(f"{root}: NFCorpus directory not found")
 
     docs_parts, query_parts, qrel_parts = [], [], []
     for split in splits:
@@ -136,17 +136,17 @@ def load_trec(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: collection directory not found")
+        raise MissingInputError(f"{root}: collection directory not found")
     if (root / "docs.tsv").exists():
         docs = read_id_text_tsv(root / "docs.tsv", id_column=C.DOCID, allow_title=True)
     elif (root / "docs.jsonl").exists():
         docs = read_docs_jsonl(root / "docs.jsonl")
     else:
-        raise FileNotFoundError(f"{root}: neither docs.tsv nor docs.jsonl found")
+        raise MissingInputError(f"{root}: neither docs.tsv nor docs.jsonl found")
     queries = read_id_text_tsv(root / "queries.tsv", id_column=C.QID)
     qrels_path = next((root / n for n in ("qrels", "qrels.txt") if (root / n).exists()), None)
     if qrels_path is None:
-        raise FileNotFoundError(f"{root}: neither qrels nor qrels.txt found")
+        raise MissingInputError(f"{root}: neither qrels nor qrels.txt found")
     qrels = read_trec_qrels(qrels_path)
     qrels = drop_unknown_qrels(
         qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids

@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from hybridrank import columns as C
 from hybridrank.data._clicklogs import _impressions_frame, read_clara2, read_yandex_sample
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ def _table_suffix(path: Path) -> str:
 
 def _require_file(path: Path) -> None:
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise MissingInputError(f"{path}: no such file")
 
 
 def _missing_columns(have: Sequence[str], path: Path, required: Sequence[str]) -> None:

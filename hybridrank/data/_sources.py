@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hybridrank.errors import ChecksumError
+from hybridrank.errors import ChecksumError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +144,10 @@ def resolve_nfcorpus_dir(data: str | Path | None = None, *, download: bool = Tru
             for candidate in (path, path / "nfcorpus"):
                 if (candidate / "dev.docs").exists():
                     return candidate
-            raise FileNotFoundError(f"{origin}={path}: no NFCorpus files (dev.docs) there")
+            raise MissingInputError(f"{origin}={path}: no NFCorpus files (dev.docs) there")
     shared = shared_datasets_dir()
     if shared is not None and (shared / "nfcorpus" / "dev.docs").exists():
         return shared / "nfcorpus"
     if not download:
-        raise FileNotFoundError("NFCorpus not found locally and downloading was disabled")
+        raise MissingInputError("NFCorpus not found locally and downloading was disabled")
     return fetch_nfcorpus()

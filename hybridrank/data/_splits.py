@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 
 def query_folds(
@@ -56,3 +60,47 @@ def fold_of_rows(qid: npt.ArrayLike, query_ids: npt.ArrayLike, folds: npt.ArrayL
     if out.isna().any():
         raise KeyError(f"query {out.index[out.isna().to_numpy()][0]!r} has no fold")
     return out.to_numpy(dtype=np.int64)
+
+
+def choose_tuning_queries(
+    queries: pd.DataFrame, n: int, seed: int, *, qid: str = "qid", bucket: str = "bucket",
+    eligible: str = "has_relevant",
+) -> set[str]:
+    """``n`` eligible queries, stratified by bucket (at least 4 per bucket where possible).
+
+    Never more than a fifth of the eligible queries, overall and in each
+    bucket: the rest must stay for evaluation. A request above that is cut,
+    with a warning saying so.
+
+    Args:
+        queries: One row per query with the ``qid``, ``bucket`` and boolean
+            ``eligible`` (has a relevant candidate) columns.
+        n: Queries wanted.
+        seed: Seed of the draw.
+    """
+    if n <= 0:
+        return set()
+    pool = queries[queries[eligible].to_numpy(dtype=bool)]
+    cap = max(len(pool) // 5, 1)
+    if n > cap:
+        logger.warning(
+            "tuning set: %d queries asked for, but only %d queries have a relevant candidate; "
+            "using at most %d (a fifth, so the rest stay for evaluation)", n, len(pool), cap,
+        )
+        n = cap
+    rng = np.random.default_rng(seed)
+    sizes = pool[bucket].value_counts()
+    share = sizes / sizes.sum()
+    want = np.maximum(np.round(share * n).astype(int), np.minimum(4, sizes)).astype(int)
+    # A bucket never gives more than a fifth of its eligible queries (at least one).
+    want = np.minimum(want, np.maximum(sizes // 5, 1)).astype(int)
+    # The per-bucket floor can overshoot n: take the surplus from the largest buckets.
+    while want.sum() > n and (want > 1).any():
+        want.iloc[int(np.argmax(want.to_numpy()))] -= 1
+    chosen: set[str] = set()
+    for name, k in want.items():
+        members = pool.loc[pool[bucket] == name, qid].to_numpy()
+        chosen.update(
+            str(q) for q in rng.choice(members, size=min(int(k), members.size), replace=False)
+        )
+    return chosen

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 
 _READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": ",", ".tsv": "\t"}
 
@@ -22,7 +22,7 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
     """
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file")
+        raise MissingInputError(f"{p}: no such file")
     kind = _READERS.get(p.suffix.lower())
     if kind is None:
         raise DataFormatError(

@@ -7,12 +7,13 @@ so the rest of hybridrank runs without them.
 from __future__ import annotations
 
 from hybridrank.distributed._cluster import DaskConfig, check_scheduler_address, dask_client
-from hybridrank.distributed._train import partition_bounds, replay_early_stopping
+from hybridrank.distributed._train import dask_trainer, partition_bounds, replay_early_stopping
 
 __all__ = [
     "DaskConfig",
     "check_scheduler_address",
     "dask_client",
+    "dask_trainer",
     "partition_bounds",
     "replay_early_stopping",
 ]

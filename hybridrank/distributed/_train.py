@@ -1,6 +1,7 @@
 """LambdaMART on a Dask cluster: ``lightgbm.dask`` and ``xgboost.dask`` behind the local trainers' signature.
 
-The rows arrive in memory (``LambdaMARTRanker.fit`` got arrays); they are cut
+:func:`dask_trainer` returns a :data:`hybridrank.gbdt.Trainer` for
+``LambdaMARTRanker.fit(..., trainer=...)``. The rows arrive in memory (``fit`` got arrays); they are cut
 into one partition per worker at query boundaries, so every partition holds
 whole queries (LightGBM's groups and XGBoost's ``qid`` stay aligned with the
 rows), and scattered to the workers. Each engine then trains data-parallel:
@@ -31,22 +32,20 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from hybridrank._grouping import offsets_from_qid
+from hybridrank._grouping import offsets_from_qid, qid_codes
 from hybridrank.distributed._cluster import collective_timeout
 from hybridrank.errors import ConfigError, WorkerLostError
-from hybridrank.gbdt._lambdamart import (
+from hybridrank.gbdt import (
     Data,
     LambdaMARTConfig,
-    _qid_codes,
+    Result,
+    Trainer,
+    Valid,
     lightgbm_params,
     xgboost_params,
 )
 
 logger = logging.getLogger(__name__)
-
-Valid = tuple[np.ndarray, np.ndarray, np.ndarray] | None
-Result = tuple[Any, int, dict[str, dict[str, list[float]]]]
-Trainer = Callable[[LambdaMARTConfig, str, Sequence[str], Data, Valid, Any], Result]
 
 #: LightGBM parameter names -> the names its scikit-learn wrapper takes, so the
 #: wrapper's defaults cannot shadow them through aliases.
@@ -61,12 +60,26 @@ _SKLEARN_NAMES = {
 
 
 def dask_trainer(engine: str, client: Any, *, timeout_s: int | None = None) -> Trainer:
-    """The distributed trainer of ``engine``, bound to ``client``.
+    """The distributed trainer of ``engine``, bound to ``client``, for ``LambdaMARTRanker.fit``.
+
+    Args:
+        engine: ``lightgbm`` (``lightgbm.dask``) or ``xgboost`` (``xgboost.dask``);
+            the ranker's ``engine`` must be the same.
+        client: A ``dask.distributed.Client`` (see :func:`dask_client`).
+        timeout_s: See below.
+
+    Example:
+        >>> with dask_client(DaskConfig(n_workers=2)) as client:  # doctest: +SKIP
+        ...     LambdaMARTRanker(engine="lightgbm").fit(
+        ...         X, y, qid=qid, trainer=dask_trainer("lightgbm", client)
+        ...     )
 
     ``timeout_s`` bounds every wait of the engines' collectives on a peer
     (LightGBM's ``time_out`` is in minutes and rounded up; its own default is
     120 minutes); None takes the client's :class:`DaskConfig` ``timeout_s``.
     """
+    if engine not in _ENGINES:
+        raise ConfigError(f"engine must be one of {tuple(_ENGINES)}, got {engine!r}")
     timeout = collective_timeout(client) if timeout_s is None else timeout_s
 
     def train(
@@ -77,10 +90,15 @@ def dask_trainer(engine: str, client: Any, *, timeout_s: int | None = None) -> T
         valid: Valid,
         init_model: Any,
     ) -> Result:
+        if cfg.engine != engine:
+            raise ConfigError(
+                f"the Dask trainer was made for engine {engine!r} but the ranker's engine is "
+                f"{cfg.engine!r}; pass dask_trainer({cfg.engine!r}, client)"
+            )
         if init_model is not None:
             raise ConfigError(
                 "init_model (continued boosting) is not supported when training on a Dask "
-                "cluster; train without a client"
+                "cluster; train in one process (trainer=None)"
             )
         fn = _ENGINES[engine]
         return _guard_workers(
@@ -224,7 +242,7 @@ def _train_xgboost(
     if w is not None:
         raise ConfigError(
             "sample weights are not supported for engine xgboost on a Dask cluster "
-            "(XGBoost weighs whole queries); use engine lightgbm or train without a client"
+            "(XGBoost weighs whole queries); use engine lightgbm or train in one process"
         )
     params = xgboost_params(cfg, device)
     params.pop("nthread", None)
@@ -302,7 +320,7 @@ def _scatter_queries(
 
     offsets = offsets_from_qid(q)
     cuts = partition_bounds(offsets, len(workers))
-    codes = None if group_sizes else _qid_codes(q)
+    codes = None if group_sizes else qid_codes(q)
     parts: dict[str, list[Any]] = {"X": [], "y": [], "key": [], "w": []}
     for i, (a, b) in enumerate(itertools.pairwise(cuts)):
         if group_sizes:

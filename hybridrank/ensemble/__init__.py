@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from hybridrank.ensemble._experiment import (
-    ExperimentConfig,
-    ExperimentResult,
-    choose_tuning_queries,
-    run_experiment,
-)
 from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
 from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate, make_gate
 from hybridrank.ensemble._lambdarank import lambdarank_gradients
@@ -18,6 +12,7 @@ from hybridrank.ensemble._stacker import (
     FrequencyGatedStacker,
     StackerConfig,
     StackerData,
+    gate_from_params,
     prepare,
     suggest_gate,
 )
@@ -27,8 +22,6 @@ __all__ = [
     "NORMALISERS",
     "BucketGate",
     "DataSchedulingRanker",
-    "ExperimentConfig",
-    "ExperimentResult",
     "FAMOLConfig",
     "FAMOLRanker",
     "FrequencyGatedStacker",
@@ -39,13 +32,12 @@ __all__ = [
     "SigmoidGate",
     "StackerConfig",
     "StackerData",
-    "choose_tuning_queries",
+    "gate_from_params",
     "lambdarank_gradients",
     "make_gate",
     "out_of_fold",
     "prepare",
     "rank_per_query",
-    "run_experiment",
     "suggest_gate",
     "zscore_per_query",
 ]

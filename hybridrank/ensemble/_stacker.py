@@ -200,7 +200,7 @@ class FrequencyGatedStacker:
         remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
         if remaining > 0:
             study.optimize(lambda t: data.value(suggest_gate(t, cfg)), n_trials=remaining)
-        self.gate_ = _gate_from_params(study.best_params, cfg)
+        self.gate_ = gate_from_params(study.best_params, cfg)
         self.best_value_ = float(study.best_value)
         self.study_ = study
         logger.info(
@@ -222,7 +222,8 @@ class FrequencyGatedStacker:
         return data.fused(self.gate_)
 
 
-def _gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:
+def gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:
+    """The gate a stacker study's best parameters describe (``centre``/``slope`` or ``w0..``)."""
     if config.gate == "sigmoid":
         return SigmoidGate(params["centre"], params["slope"])
     n = len(config.bucket_edges) + 1

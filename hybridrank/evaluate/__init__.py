@@ -1,8 +1,14 @@
-"""Ranking metrics over grouped arrays, significance tests and per-bucket reports."""
+"""Ranking metrics over grouped arrays, significance tests, per-bucket reports,
+prediction-powered inference and click-based (IPS) evaluation."""
 
 from __future__ import annotations
 
 from hybridrank._grouping import offsets_from_qid
+from hybridrank.evaluate._clickbased import (
+    ClickMetricResult,
+    ips_click_metric,
+    ips_click_report,
+)
 from hybridrank.evaluate._metrics import (
     METRICS,
     Metric,
@@ -14,6 +20,7 @@ from hybridrank.evaluate._metrics import (
     precision_at_k,
     rank_labels,
 )
+from hybridrank.evaluate._ppi import PPIEstimate, per_query_metric, ppi_mean, ppi_per_bucket
 from hybridrank.evaluate._report import Report, evaluate_table
 from hybridrank.evaluate._significance import (
     PairedTest,
@@ -24,18 +31,25 @@ from hybridrank.evaluate._significance import (
 
 __all__ = [
     "METRICS",
+    "ClickMetricResult",
     "Metric",
+    "PPIEstimate",
     "PairedTest",
     "Report",
     "bootstrap_ci",
     "dcg_at_k",
     "err_at_k",
     "evaluate_table",
+    "ips_click_metric",
+    "ips_click_report",
     "mrr",
     "ndcg_at_k",
     "offsets_from_qid",
     "paired_t_test",
     "parse_metric",
+    "per_query_metric",
+    "ppi_mean",
+    "ppi_per_bucket",
     "precision_at_k",
     "randomization_test",
     "rank_labels",

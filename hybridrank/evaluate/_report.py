@@ -15,6 +15,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._grouping import offsets_from_qid
+from hybridrank.errors import DataFormatError, MissingColumnError
 from hybridrank.evaluate._metrics import parse_metric
 from hybridrank.evaluate._significance import bootstrap_ci, randomization_test
 
@@ -197,9 +198,23 @@ def evaluate_table(
     if bucket is not None and bucket not in table.columns:
         missing.append(bucket)
     if missing:
-        raise KeyError(f"candidate table lacks columns {missing}; it has {list(table.columns)}")
+        raise MissingColumnError(f"candidate table lacks columns {missing}; it has {list(table.columns)}")
     if baseline is not None and baseline not in systems:
         raise ValueError(f"baseline {baseline!r} is not among the systems {list(systems)}")
+    for column in [label, *systems]:
+        col_values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(col_values)
+        if bad.any():
+            bad_row = int(np.flatnonzero(bad)[0])
+            what = "label" if column == label else "score"
+            raise DataFormatError(
+                f"{int(bad.sum())} {what} values are missing, infinite or not numbers "
+                f"(first: qid {table[C.QID].iloc[bad_row]!r}, docid "
+                f"{table[C.DOCID].iloc[bad_row] if C.DOCID in table else '?'!r}); "
+                "fill them (a score column: --on-missing worst ranks such rows last)",
+                row=bad_row,
+                column=column,
+            )
     parsed = [parse_metric(m) for m in metrics]
     offsets = offsets_from_qid(table[C.QID].to_numpy())
     starts = offsets[:-1]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingColumnError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def compute_click_features(log: Any, config: ClickFeatureConfig | None = None) -
     config = config or ClickFeatureConfig()
     missing = [c for c in C.IMPRESSION_COLUMNS if c not in log.columns]
     if missing:
-        raise KeyError(f"impression log lacks columns {missing}")
+        raise MissingColumnError(f"impression log lacks columns {missing}")
     exam = _examination(config)
     # Examination beyond the curve's end: keep its last value.
     pos = log[C.POSITION].astype("int64")
@@ -431,10 +431,10 @@ def _parquet_files(path: str | Path) -> list[Path]:
     if p.is_dir():
         files = sorted(f for f in p.rglob("*.parquet") if f.is_file())
         if not files:
-            raise FileNotFoundError(f"{p}: no *.parquet files in this directory")
+            raise MissingInputError(f"{p}: no *.parquet files in this directory")
         return files
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such impression log")
+        raise MissingInputError(f"{p}: no such impression log")
     return [p]
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from hybridrank import columns as C
+from hybridrank.errors import MissingColumnError
 
 TEXT_FEATURES: tuple[str, ...] = (
     C.BM25,
@@ -51,7 +52,7 @@ def compute_text_features(
     dpos = pd.Index(docs[C.DOCID]).get_indexer(candidates[C.DOCID])
     if (qpos < 0).any() or (dpos < 0).any():
         bad = candidates.iloc[int(np.flatnonzero((qpos < 0) | (dpos < 0))[0])]
-        raise KeyError(
+        raise MissingColumnError(
             f"candidate ({bad[C.QID]!r}, {bad[C.DOCID]!r}) names an unknown query or document"
         )
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 from hybridrank.features import FeatureSchema
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
 
@@ -104,7 +104,7 @@ class GBDTBundle:
 
         d = Path(run_dir)
         if not d.is_dir():
-            raise FileNotFoundError(f"{d}: no such run directory")
+            raise MissingInputError(f"{d}: no such run directory")
         if verify:
             verify_manifest(d)
         schema = FeatureSchema.load(d / "schema.json")

@@ -14,8 +14,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrank._config import config_from_dict, config_to_dict
-from hybridrank._grouping import offsets_from_qid
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank._grouping import offsets_from_qid, qid_codes
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
 from hybridrank.gbdt._device import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,14 @@ OBJECTIVES: dict[str, tuple[str, ...]] = {
 }
 #: Rows one query may hold: LightGBM's lambdarank refuses larger groups.
 MAX_GROUP_SIZE: dict[str, int | None] = {"lightgbm": 10_000, "xgboost": None}
+
+#: Training rows as a trainer gets them: ``(X, y, qid, sample_weight or None)``;
+#: ``X`` float32 ``(n_rows, n_features)``, the rest ``(n_rows,)``, rows of a query contiguous.
+Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+#: Validation rows ``(X, y, qid)`` for early stopping, or None.
+Valid = tuple[np.ndarray, np.ndarray, np.ndarray] | None
+#: What a trainer returns: ``(booster, best_iteration, evals_result)``.
+Result = tuple[Any, int, dict[str, dict[str, list[float]]]]
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,13 @@ class LambdaMARTConfig:
         return d
 
 
+#: Trains one booster: ``trainer(config, device, feature_names, train, valid, init_model)``
+#: returns ``(booster, best_iteration, evals_result)``. The local trainers (one per
+#: engine) train in this process; ``hybridrank.distributed.dask_trainer(engine, client)``
+#: returns one that trains on a Dask cluster. ``LambdaMARTRanker.fit(trainer=...)`` takes one.
+Trainer = Callable[[LambdaMARTConfig, str, Sequence[str], Data, Valid, Any], Result]
+
+
 class LambdaMARTRanker:
     """LambdaMART through LightGBM or XGBoost with one query key, ``qid``.
 
@@ -147,7 +162,7 @@ class LambdaMARTRanker:
         eval_set: tuple[Any, Any] | None = None,
         eval_qid: npt.ArrayLike | None = None,
         init_model: Any | None = None,
-        client: Any | None = None,
+        trainer: Trainer | None = None,
     ) -> LambdaMARTRanker:
         """Train on rows grouped by ``qid``.
 
@@ -162,13 +177,21 @@ class LambdaMARTRanker:
                 queries is held out.
             eval_qid: Query ids of ``eval_set``.
             init_model: A booster (or fitted ranker) to continue boosting from.
-            client: A ``dask.distributed.Client``: train on its workers with
-                ``lightgbm.dask`` / ``xgboost.dask`` instead of in this process
-                (same parameters and holdout; see :mod:`hybridrank.distributed`).
+            trainer: What trains the booster once the rows, holdout and device
+                are settled (see :data:`Trainer`); None trains in this process
+                with the engine's own trainer. For a Dask cluster pass
+                ``hybridrank.distributed.dask_trainer(engine, client)`` (same
+                parameters and holdout; the engine must match ``engine``).
 
         Raises:
-            WorkerLostError: With ``client``, a worker died during training;
-                nothing was trained.
+            WorkerLostError: With the Dask trainer, a worker died during
+                training; nothing was trained.
+
+        Example:
+            >>> from hybridrank.distributed import dask_trainer  # doctest: +SKIP
+            >>> LambdaMARTRanker(engine="xgboost").fit(
+            ...     X, y, qid=qid, trainer=dask_trainer("xgboost", client)
+            ... )  # doctest: +SKIP
         """
         cfg = self.get_config()
         names, Xa = _matrix(X)
@@ -202,15 +225,8 @@ class LambdaMARTRanker:
             if isinstance(init_model, LambdaMARTRanker)
             else init_model
         )
-        trainer: Callable[..., tuple[Any, int, dict[str, dict[str, list[float]]]]]
-        if client is None:
-            trainer = _TRAINERS[cfg.engine]
-        else:
-            # Lazy: dask is an optional dependency.
-            from hybridrank.distributed._train import dask_trainer
-
-            trainer = dask_trainer(cfg.engine, client)
-        self.booster_, self.best_iteration_, self.evals_result_ = trainer(
+        train = _TRAINERS[cfg.engine] if trainer is None else trainer
+        self.booster_, self.best_iteration_, self.evals_result_ = train(
             cfg, self.device_, names, (Xa, ya, q, w), None if Xv is None else (Xv, yv, qv), booster
         )
         self.engine_ = cfg.engine
@@ -314,7 +330,7 @@ class LambdaMARTRanker:
         d = Path(directory)
         meta_path = d / "ranker.json"
         if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path}: missing; is {d} a saved LambdaMART model?")
+            raise MissingInputError(f"{meta_path}: missing; is {d} a saved LambdaMART model?")
         meta = json.loads(meta_path.read_text())
         ranker = cls(LambdaMARTConfig.from_dict(meta["config"]))
         ranker.engine_ = meta["engine"]
@@ -336,7 +352,7 @@ class LambdaMARTRanker:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "booster_"):
-            raise RuntimeError("this LambdaMARTRanker is not fitted; call fit first")
+            raise NotFittedError("this LambdaMARTRanker is not fitted; call fit first")
 
 
 # ---------------------------------------------------------------- helpers
@@ -397,14 +413,11 @@ def _default_gain(max_label: int) -> list[float]:
     return [float(2**i - 1) for i in range(max(max_label + 1, 32))]
 
 
-Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
-
-
 def lightgbm_params(
     cfg: LambdaMARTConfig,
     device: str,
     train: Data,
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    valid: Valid,
 ) -> dict[str, Any]:
     """LightGBM parameters of ``cfg`` (shared by the local and the Dask trainer)."""
     y = train[1]
@@ -443,9 +456,9 @@ def _train_lightgbm(
     device: str,
     names: Sequence[str],
     train: Data,
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    valid: Valid,
     init_model: Any,
-) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+) -> Result:
     import lightgbm as lgb
 
     X, y, q, w = train
@@ -534,14 +547,14 @@ def _train_xgboost(
     device: str,
     names: Sequence[str],
     train: Data,
-    valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    valid: Valid,
     init_model: Any,
-) -> tuple[Any, int, dict[str, dict[str, list[float]]]]:
+) -> Result:
     import xgboost as xgb
 
     X, y, q, w = train
     params = xgboost_params(cfg, device)
-    qcodes = _qid_codes(q)
+    qcodes = qid_codes(q)
     group_w = None if w is None else query_weights(w, q)
     dtrain = xgb.DMatrix(X, label=y, qid=qcodes, feature_names=list(names))
     if group_w is not None:
@@ -550,7 +563,7 @@ def _train_xgboost(
     if valid is not None:
         Xv, yv, qv = valid
         evals.append(
-            (xgb.DMatrix(Xv, label=yv, qid=_qid_codes(qv), feature_names=list(names)), "valid")
+            (xgb.DMatrix(Xv, label=yv, qid=qid_codes(qv), feature_names=list(names)), "valid")
         )
     record: dict[str, Any] = {}
     booster = xgb.train(
@@ -574,10 +587,5 @@ def _train_xgboost(
     return booster, best_n, curves
 
 
-def _qid_codes(q: np.ndarray) -> np.ndarray:
-    """Integer query codes increasing along the rows (XGBoost wants sorted qid)."""
-    offsets = offsets_from_qid(q)
-    return np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.uint32), np.diff(offsets))
-
-
-_TRAINERS = {"lightgbm": _train_lightgbm, "xgboost": _train_xgboost}
+#: The local (in-process) trainer of each engine.
+_TRAINERS: dict[str, Trainer] = {"lightgbm": _train_lightgbm, "xgboost": _train_xgboost}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.data._letor import LetorData
+from hybridrank.data import LetorData
 from hybridrank.evaluate import ndcg_at_k
 from hybridrank.gbdt._lambdamart import LambdaMARTConfig, LambdaMARTRanker
 

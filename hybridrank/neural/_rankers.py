@@ -29,7 +29,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
 from hybridrank.neural._config import NeuralConfig
 from hybridrank.neural._device import bf16_supported, resolve_torch_device
 
@@ -124,7 +124,7 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-class _NeuralRanker:
+class NeuralRanker:
     """What the two rankers share: config, input checks, the fit loop around the trainer, save/load."""
 
     architecture: ClassVar[str]
@@ -338,7 +338,7 @@ class _NeuralRanker:
         d = Path(directory)
         meta_path = d / "ranker.json"
         if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path}: missing; is {d} a saved neural ranker?")
+            raise MissingInputError(f"{meta_path}: missing; is {d} a saved neural ranker?")
         meta = json.loads(meta_path.read_text())
         if meta.get("architecture") != cls.architecture:
             raise DataFormatError(
@@ -385,7 +385,7 @@ class _NeuralRanker:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "model_"):
-            raise RuntimeError(f"this {type(self).__name__} is not fitted; call fit or load first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted; call fit or load first")
 
     # ------------------------------------------------ per-architecture parts
 
@@ -468,7 +468,7 @@ def _listwise_rows(offsets: np.ndarray, cap: int, rng: np.random.Generator) -> l
     return groups
 
 
-class CrossEncoderRanker(_NeuralRanker):
+class CrossEncoderRanker(NeuralRanker):
     """A cross-encoder (query and document read together) fine-tuned on graded labels.
 
     Built on sentence-transformers' ``CrossEncoder`` and ``CrossEncoderTrainer``
@@ -600,7 +600,7 @@ class _QueryBatchSampler:
             yield np.concatenate([self.groups[i] for i in chosen]).tolist()
 
 
-class BiEncoderRanker(_NeuralRanker):
+class BiEncoderRanker(NeuralRanker):
     """A bi-encoder (query and document embedded apart, scored by cosine) fine-tuned on graded labels.
 
     Built on sentence-transformers' ``SentenceTransformer`` and
@@ -761,12 +761,12 @@ class BiEncoderRanker(_NeuralRanker):
 
 
 #: The rankers by ``neural.architecture``.
-RANKERS: dict[str, type[_NeuralRanker]] = {
+RANKERS: dict[str, type[NeuralRanker]] = {
     CrossEncoderRanker.architecture: CrossEncoderRanker,
     BiEncoderRanker.architecture: BiEncoderRanker,
 }
 
 
-def make_ranker(config: NeuralConfig) -> _NeuralRanker:
+def make_ranker(config: NeuralConfig) -> NeuralRanker:
     """The ranker of ``config.architecture``."""
     return RANKERS[config.architecture](config)

@@ -29,7 +29,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank.ensemble import NORMALISERS, Gate, make_gate
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
 from hybridrank.serve._store import ClickFeatureStore
@@ -218,7 +218,7 @@ def _load_neural(directory: Path, device: str | None) -> Any:
 
     meta = directory / "ranker.json"
     if not meta.exists():
-        raise FileNotFoundError(f"{meta}: missing; is {directory} a saved neural model?")
+        raise MissingInputError(f"{meta}: missing; is {directory} a saved neural model?")
     kind = json.loads(meta.read_text()).get("architecture")
     if kind not in RANKERS:
         raise DataFormatError(f"unknown neural architecture {kind!r}", path=meta)
@@ -286,7 +286,7 @@ class HybridRanker:
         """
         d = Path(path)
         if not d.is_dir():
-            raise FileNotFoundError(f"{d}: no such bundle directory")
+            raise MissingInputError(f"{d}: no such bundle directory")
         if not (d / HYBRID_META).exists():
             bundle = GBDTBundle.load(d, verify=verify)
             store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
@@ -441,7 +441,7 @@ def build_hybrid_bundle(
     neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
     is_gbdt = (llm_dir / "schema.json").exists()
     if not is_gbdt and not (neural_dir / "ranker.json").exists():
-        raise FileNotFoundError(f"{llm_dir} is neither a GBDT run nor a neural model")
+        raise MissingInputError(f"{llm_dir} is neither a GBDT run nor a neural model")
     if is_gbdt:
         GBDTBundle.load(llm_dir)
     tmp = dest.with_name(dest.name + ".partial")

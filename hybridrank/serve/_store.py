@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import DataFormatError, MissingInputError
 from hybridrank.features import (
     DOC_FEATURES,
     PAIR_FEATURES,
@@ -122,7 +122,7 @@ class ClickFeatureStore:
         for name, cols in _TABLES.items():
             path = d / f"{name}.parquet"
             if not path.exists():
-                raise FileNotFoundError(f"{path}: missing; the bundle has no click-feature store")
+                raise MissingInputError(f"{path}: missing; the bundle has no click-feature store")
             try:
                 frame = pd.read_parquet(path)
             except Exception as exc:  # pyarrow: ArrowInvalid, OSError, ... on a damaged file

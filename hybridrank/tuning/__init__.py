@@ -8,7 +8,6 @@ from hybridrank.tuning._studies import (
     StudyResult,
     StudySpec,
     run_study,
-    study_inputs,
     study_report,
 )
 
@@ -18,6 +17,5 @@ __all__ = [
     "StudySpec",
     "make_storage",
     "run_study",
-    "study_inputs",
     "study_report",
 ]

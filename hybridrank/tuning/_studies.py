@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, read_yaml_mapping
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +35,8 @@ class StudySpec:
         seed: TPE sampler seed.
         storage: Storage (see :func:`make_storage`); None: SQLite in the run directory.
         out: Run directory.
+        dataset: A dataset directory the study runs on (its folds, buckets
+            and tuning set); None simulates the experiment's click world.
         experiment: An experiment config (``studies/paper.yaml`` form) whose
             first seed's world, labels and tuning queries the study uses.
         space: Search ranges per parameter, ``{name: [low, high]}``; defaults per kind.
@@ -56,6 +56,7 @@ class StudySpec:
     seed: int = 0
     storage: str | None = None
     out: str = "runs/study"
+    dataset: str | None = None
     experiment: Mapping[str, Any] = field(default_factory=dict)
     space: Mapping[str, Any] = field(default_factory=dict)
     heartbeat_interval: int | None = 30
@@ -239,77 +240,31 @@ class StudyResult:
     n_new: int  # trials finished since this run started, by this worker or others
 
 
-def study_inputs(
-    spec: StudySpec, *, data: str | Path | None = None, progress: bool = True
-) -> pd.DataFrame:
-    """The table a study works on, built once per run directory and reused on resume.
-
-    Holds the first seed's candidates with click features and labels, the LLM
-    labels, the tuning flag and (for the stacker) the out-of-fold scores of
-    click-GBDT and the LLM model.
-    """
-    from hybridrank.ensemble import ExperimentConfig, run_experiment
-
-    out = Path(spec.out)
-    path = out / "study_inputs.parquet"
-    if path.exists():
-        return _read_inputs(path)
-    out.mkdir(parents=True, exist_ok=True)
-    # Several workers may start together: one builds, the others wait for it.
-    with _locked(out / ".study_inputs.lock"):
-        if path.exists():
-            return _read_inputs(path)
-        exp = ExperimentConfig.from_dict(spec.experiment)
-        exp = replace(exp, seeds=exp.seeds[:1], sessions=())
-        result = run_experiment(exp, out / "inputs", data=data, progress=progress)
-        scores = pd.read_parquet(result.path / "scores.parquet")
-        llm_model = result.info["runs"][next(iter(result.info["runs"]))]["llm_model"]
-        scores["llm_model"] = scores[llm_model]
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        scores.to_parquet(tmp, index=False)
-        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
-    return scores
-
-
-def _read_inputs(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
-        raise DataFormatError(
-            f"study inputs unreadable ({type(exc).__name__}: {exc}); delete the file to rebuild "
-            "them (the study's trials are in its storage and are kept)",
-            path=path,
-        ) from None
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX ``flock``), held for the block."""
-    import fcntl
-
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def run_study(
     spec: StudySpec,
+    inputs: Callable[[], tuple[pd.DataFrame, list[str]]],
     *,
     storage: str | None = None,
     n_trials: int | None = None,
-    data: str | Path | None = None,
     progress: bool = True,
 ) -> StudyResult:
-    """Create or resume the study and run it until it has ``n_trials`` finished trials."""
+    """Create or resume the study and run it until it has ``n_trials`` finished trials.
+
+    Args:
+        spec: The study.
+        inputs: Builds (or reads) the table the objective works on and its
+            feature columns (for the gbdt and famol objectives): the
+            candidates with click features and labels, ``y_llm``, ``y_expert``,
+            the ``tuning`` flag and, for the stacker, the out-of-fold scores
+            ``click_gbdt`` and ``llm_model`` (``hybridrank.pipelines`` builds it
+            from a dataset). Called after the storage is opened, so an
+            unreachable server is reported before any long work.
+    """
     import optuna
     from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from hybridrank.ensemble._experiment import FEATURES
     from hybridrank.tuning._sampler import make_sampler
     from hybridrank.tuning._storage import fail_orphaned_trials, worker_identity
 
@@ -319,16 +274,11 @@ def run_study(
     # Open the storage before the (possibly long) input build: an unreachable
     # server is reported at once.
     store = spec.open_storage(storage)
-    inputs = study_inputs(spec, data=data, progress=progress)
-    features = [
-        f
-        for g in spec.experiment.get("features", ("click", "text", "semantic"))
-        for f in FEATURES.get(g, (g,))
-    ]
+    table, features = inputs()
     objectives: dict[str, Callable[[], Callable[[Any], float]]] = {
-        "stacker": lambda: _stacker_objective(spec, inputs),
-        "gbdt": lambda: _gbdt_objective(spec, inputs, features),
-        "famol": lambda: _famol_objective(spec, inputs, features),
+        "stacker": lambda: _stacker_objective(spec, table),
+        "gbdt": lambda: _gbdt_objective(spec, table, features),
+        "famol": lambda: _famol_objective(spec, table, features),
     }
     inner = objectives[spec.kind]()
     me = worker_identity()

@@ -5,9 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hybridrank.data import read_table
-from hybridrank.errors import DataFormatError
-from hybridrank.world import ClickWorld
+from hybridrank.data import Dataset, read_table
+from hybridrank.errors import ChecksumError, DataFormatError
 
 
 def _frame() -> pd.DataFrame:
@@ -52,12 +51,31 @@ def _touch(path: Path) -> Path:
 
 
 def test_world_with_a_truncated_log_is_named(tmp_path: Path) -> None:
-    run = tmp_path / "world"
-    run.mkdir()
-    for name in ("candidates", "queries", "impressions"):
-        _frame().to_parquet(run / f"{name}.parquet")
-    (run / "config.yaml").write_text("{}\n")
-    log = run / "impressions.parquet"
-    log.write_bytes(log.read_bytes()[:100])
+    frame = _frame().astype({"qid": str})
+    splits = pd.DataFrame(
+        {
+            "qid": ["1", "2"],
+            "freq": [1, 0],
+            "bucket": ["low", "low"],
+            "fold": [0, 1],
+            "tuning": [False, False],
+        }
+    )
+    log = pd.DataFrame(
+        {
+            "session_id": ["s1", "s1"],
+            "ts": [0.0, 0.0],
+            "qid": ["1", "1"],
+            "docid": ["a", "b"],
+            "position": [1, 2],
+            "click": [1, 0],
+            "dwell_s": [5.0, 0.0],
+        }
+    )
+    run = Dataset(candidates=frame, splits=splits, impressions=log).write(tmp_path / "world")
+    path = run / "impressions.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ChecksumError, match=r"impressions\.parquet"):
+        Dataset.read(run)
     with pytest.raises(DataFormatError, match=r"impressions\.parquet"):
-        ClickWorld.load(run)
+        Dataset.read(run, verify=False)

@@ -12,12 +12,13 @@ from hybridrank.cli import main
 from hybridrank.distributed import (
     DaskConfig,
     dask_client,
+    dask_trainer,
     partition_bounds,
     replay_early_stopping,
 )
 from hybridrank.errors import ClusterError, ConfigError
-from hybridrank.gbdt import GBDTTrainConfig, LambdaMARTRanker
-from hybridrank.gbdt._lambdamart import _holdout
+from hybridrank.gbdt import LambdaMARTRanker
+from hybridrank.pipelines import GBDTTrainConfig
 
 from ..gbdt.conftest import make_ranking
 
@@ -87,7 +88,10 @@ def test_partitions_hold_whole_queries() -> None:
 def test_replayed_early_stopping_matches_lightgbm() -> None:
     """Replayed on a full validation curve, the rule picks the round LightGBM's early stopping picks."""
     X, y, qid = make_ranking(n_queries=150, seed=3)
-    train, valid = _holdout(offsets_from_qid(qid), 0.2, 0)
+    # Every fifth query validates.
+    offsets = offsets_from_qid(qid)
+    is_valid = np.repeat(np.arange(offsets.shape[0] - 1) % 5 == 0, np.diff(offsets))
+    train, valid = np.flatnonzero(~is_valid), np.flatnonzero(is_valid)
     data = {
         "X": X[train],
         "y": y[train],
@@ -106,3 +110,18 @@ def test_replayed_early_stopping_matches_lightgbm() -> None:
     assert at == len(stopped.evals_result_["valid"]["ndcg@10"])
     assert replay_early_stopping([0.1, 0.2, 0.3], None) == (3, 3)
     assert replay_early_stopping([0.5, 0.5, 0.5, 0.5], 2) == (1, 3)
+
+
+def test_dask_trainer_checks_its_engine() -> None:
+    """Engine checks fail before the cluster is touched (a stand-in client is never used)."""
+    X, y, qid = make_ranking(n_queries=20, seed=4)
+    no_cluster = object()
+    with pytest.raises(ConfigError, match="engine must be one of"):
+        dask_trainer("catboost", no_cluster, timeout_s=1)
+    ranker = LambdaMARTRanker(engine="lightgbm", n_estimators=5)
+    with pytest.raises(ConfigError, match=r"dask_trainer\('lightgbm', client\)"):
+        ranker.fit(X, y, qid=qid, trainer=dask_trainer("xgboost", no_cluster, timeout_s=1))
+    assert not hasattr(ranker, "booster_")
+    with pytest.raises(ConfigError, match="init_model"):
+        trainer = dask_trainer("lightgbm", no_cluster, timeout_s=1)
+        ranker.fit(X, y, qid=qid, trainer=trainer, init_model=object())

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from hybridrank.cli import main
+from hybridrank.distributed import dask_trainer
 from hybridrank.errors import WorkerLostError
 from hybridrank.evaluate import ndcg_at_k
 from hybridrank.gbdt import LambdaMARTRanker
@@ -39,7 +40,9 @@ def _ndcg(ranker: LambdaMARTRanker, data: dict[str, np.ndarray]) -> float:
 def test_distributed_matches_single_process(engine, data, client, tmp_path: Path) -> None:
     kwargs = {"engine": engine, "n_estimators": 200, "seed": 0, "n_jobs": 1}
     local = LambdaMARTRanker(**kwargs).fit(data["X"], data["y"], qid=data["qid"])
-    dist = LambdaMARTRanker(**kwargs).fit(data["X"], data["y"], qid=data["qid"], client=client)
+    dist = LambdaMARTRanker(**kwargs).fit(
+        data["X"], data["y"], qid=data["qid"], trainer=dask_trainer(engine, client)
+    )
     assert abs(_ndcg(dist, data) - _ndcg(local, data)) <= 0.005
     assert 1 <= dist.best_iteration_ <= 200
     assert dist.feature_names_ == local.feature_names_
@@ -85,7 +88,7 @@ def test_lost_worker_is_a_clear_error(engine, data, client) -> None:
     )
     start = time.perf_counter()
     with pytest.raises(WorkerLostError, match="nothing was written") as info:
-        ranker.fit(data["X"], data["y"], qid=data["qid"], client=client)
+        ranker.fit(data["X"], data["y"], qid=data["qid"], trainer=dask_trainer(engine, client))
     assert victim in str(info.value)
     assert time.perf_counter() - start < 60
     assert not hasattr(ranker, "booster_")
@@ -123,7 +126,7 @@ def test_connects_to_a_scheduler_address(data, client) -> None:
     assert address.startswith("tcp://127.0.0.1:")
     with dask_client(DaskConfig(scheduler=address, timeout_s=30)) as remote:
         ranker = LambdaMARTRanker(engine="xgboost", n_estimators=20).fit(
-            data["X"], data["y"], qid=data["qid"], client=remote
+            data["X"], data["y"], qid=data["qid"], trainer=dask_trainer("xgboost", remote)
         )
     assert ranker.best_iteration_ >= 1
     # Closing a connected client leaves the cluster running for others.

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -85,6 +87,38 @@ class RankerContract:
         assert paths["dump"].stat().st_size > 100
         loaded = LambdaMARTRanker.load(tmp_path / "m")
         np.testing.assert_allclose(loaded.predict(X), ranker.predict(X), rtol=1e-6)
+
+    def test_trainer_hook(self, ranking_data) -> None:
+        """``fit(trainer=...)`` hands the settled rows, holdout and device to the given trainer."""
+        from hybridrank.gbdt import Data, Result, Trainer, Valid
+        from hybridrank.gbdt._lambdamart import _TRAINERS
+
+        X, y, qid = ranking_data
+        calls: list[tuple[Any, ...]] = []
+
+        def recording(
+            cfg: LambdaMARTConfig,
+            device: str,
+            names: Sequence[str],
+            train: Data,
+            valid: Valid,
+            init_model: Any,
+        ) -> Result:
+            calls.append((cfg, device, list(names), train, valid, init_model))
+            return _TRAINERS[cfg.engine](cfg, device, names, train, valid, init_model)
+
+        trainer: Trainer = recording
+        kw = {"n_estimators": 20, "early_stopping_rounds": 5}
+        ranker = self.make(**kw).fit(X, y, qid=qid, trainer=trainer)
+        plain = self.make(**kw).fit(X, y, qid=qid)
+        np.testing.assert_array_equal(ranker.predict(X), plain.predict(X))
+        [(cfg, device, names, train, valid, init_model)] = calls
+        assert cfg == ranker.get_config() and device == "cpu" and init_model is None
+        assert names == ranker.feature_names_
+        # The early-stopping holdout was cut before the trainer: whole queries, all rows used once.
+        assert valid is not None
+        assert train[0].shape[0] + valid[0].shape[0] == X.shape[0]
+        assert not set(train[2]) & set(valid[2])
 
     def test_importance_and_contributions(self, ranking_data) -> None:
         X, y, qid = ranking_data

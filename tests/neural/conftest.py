@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,11 @@ pytest.importorskip("accelerate")
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def build_tiny_bert(path: Path) -> str:
+    """Save a tiny random BERT with the packaged MiniLM tokenizer at ``path``; return the path."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -32,7 +38,6 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
         max_position_embeddings=128,
     )
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny-bert")
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)

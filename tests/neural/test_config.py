@@ -7,7 +7,6 @@ import pytest
 
 from hybridrank.errors import ConfigError
 from hybridrank.neural import NeuralConfig, _device, packaged_minilm_path, resolve_torch_device
-from hybridrank.neural._train import NeuralTrainConfig
 
 
 @pytest.mark.parametrize(
@@ -53,21 +52,6 @@ def test_device_resolution_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_torch_device("auto") == "cuda"
 
 
-def test_study_profiles_load() -> None:
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "studies" / "neural.yaml"
-    quick = NeuralTrainConfig.from_yaml(path, "quick")
-    full = NeuralTrainConfig.from_yaml(path, "full")
-    assert quick.neural.epochs == 1 and quick.neural.max_seq_length == 64
-    assert quick.neural.architecture == "bi-encoder" and quick.neural.loss == "listwise"
-    ce = NeuralTrainConfig.from_yaml(path, "quick", architecture="cross-encoder")
-    assert ce.neural.loss == "pointwise" and ce.neural.subsample_queries == 20
-    assert full.neural.max_seq_length == 256 and full.neural.subsample_queries is None
-    with pytest.raises(ConfigError, match="no profile"):
-        NeuralTrainConfig.from_yaml(path, "huge")
-
-
 def test_import_is_light() -> None:
     code = (
         "import sys, hybridrank.neural; "
@@ -75,24 +59,3 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-def test_profiles_tune_each_architecture(tmp_path) -> None:
-    path = tmp_path / "neural.yaml"
-    path.write_text(
-        "neural: {learning_rate: 1.0e-3}\n"
-        "profiles:\n"
-        "  quick:\n"
-        "    baseline: false\n"
-        "    neural: {epochs: 1}\n"
-        "    bi-encoder: {loss: listwise, learning_rate: 1.0e-5}\n"
-        "    cross-encoder: {max_seq_length: 48}\n"
-    )
-    ce = NeuralTrainConfig.from_yaml(path, "quick")
-    assert ce.neural.architecture == "cross-encoder" and ce.neural.max_seq_length == 48
-    assert ce.neural.learning_rate == 1e-3 and ce.neural.loss == "pointwise"
-    assert ce.neural.epochs == 1 and ce.baseline is False
-    bi = NeuralTrainConfig.from_yaml(path, "quick", architecture="bi-encoder")
-    assert bi.neural.architecture == "bi-encoder" and bi.neural.loss == "listwise"
-    assert bi.neural.learning_rate == 1e-5 and bi.neural.max_seq_length == 256
-    assert NeuralTrainConfig.from_dict(bi.to_dict()) == bi

@@ -164,12 +164,10 @@ def test_cuda_bf16_fit(tiny_bert, pairs_data) -> None:
 @pytest.mark.slow
 @pytest.mark.shared_data
 def test_real_minilm_few_steps_on_nfcorpus(shared_datasets) -> None:
-    from hybridrank.neural._train import attach_texts
-    from hybridrank.world import build_world, load_collection
+    from hybridrank.pipelines import attach_texts, build_world
 
     world = build_world()
-    collection, _ = load_collection(world.config.data)
-    table = attach_texts(world.candidates, world.queries, collection.docs)
+    table = attach_texts(world.table(), world.queries, world.docs)
     qids = table["qid"].drop_duplicates().iloc[:6]
     sub = table[table["qid"].isin(qids)].reset_index(drop=True)
     y = (sub["bm25_rank"] <= 5).astype(float).to_numpy() * 3

@@ -15,9 +15,9 @@ from hybridrank.data import SimulationConfig, read_table
 from hybridrank.ensemble import SigmoidGate, zscore_per_query
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.features import CLICK_FEATURES
-from hybridrank.gbdt import GBDTBundle, GBDTTrainConfig, LambdaMARTConfig, train_gbdt
+from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig
+from hybridrank.pipelines import DataConfig, GBDTTrainConfig, WorldConfig, train_gbdt
 from hybridrank.serve import ClickFeatureStore, HybridRanker, build_hybrid_bundle
-from hybridrank.world import DataConfig, WorldConfig
 
 from ..conftest import write_trec_dir
 

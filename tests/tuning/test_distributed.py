@@ -17,7 +17,8 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank.errors import StorageError
-from hybridrank.tuning import StudySpec, run_study
+from hybridrank.pipelines import run_study_on_data
+from hybridrank.tuning import StudySpec
 from hybridrank.tuning._storage import RETRY_OF, WORKER_PID, _host_key, fail_orphaned_trials
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -192,7 +193,7 @@ def test_unreachable_storage_is_a_clear_error_and_keeps_the_run_dir(tmp_path: Pa
     _gbdt_inputs().to_parquet(out / "study_inputs.parquet")
     spec = StudySpec(kind="gbdt", n_trials=2, out=str(out), experiment={"features": FEATURES})
     with pytest.raises(StorageError, match=r"127\.0\.0\.1:1/none.*unreachable"):
-        run_study(spec, storage="postgresql://nobody@127.0.0.1:1/none", progress=False)
+        run_study_on_data(spec, storage="postgresql://nobody@127.0.0.1:1/none", progress=False)
     assert (out / "study_inputs.parquet").exists()
 
 

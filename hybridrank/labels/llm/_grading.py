@@ -13,7 +13,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, MissingColumnError
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class SemanticGrader:
         if not cfg.fuse_bm25:
             return score
         if C.BM25 not in table.columns:
-            raise KeyError("grader.fuse_bm25 needs a bm25 column beside the scores")
+            raise MissingColumnError("grader.fuse_bm25 needs a bm25 column beside the scores")
         qid = table[C.QID].to_numpy()
         return 0.5 * (
             within_query_percentile(score, qid) + within_query_percentile(table[C.BM25], qid)

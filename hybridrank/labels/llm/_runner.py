@@ -12,6 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
+from hybridrank.errors import MissingColumnError
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair
 
@@ -81,7 +82,7 @@ def pairs_from_candidates(
     missing = pd.isna(q) | pd.isna(d)
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise KeyError(
+        raise MissingColumnError(
             f"candidate row {row} ({candidates[C.QID].iloc[row]!r}, {candidates[C.DOCID].iloc[row]!r}) "
             "names a query or document without text"
         )

@@ -10,6 +10,7 @@ import pytest
 
 from hybridrank import columns as C
 from hybridrank.cli import main
+from hybridrank.data import Dataset
 from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
 
 from ...conftest import write_trec_dir
@@ -55,31 +56,36 @@ def test_each_text_encoded_once(judge: EmbeddingJudge, monkeypatch: pytest.Monke
 
 
 def test_annotate_cli_and_report(
-    tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture
+    tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture, monkeypatch
 ) -> None:
     import yaml
 
+    # The default answer cache is the one shared cache under $HYBRIDRANK_CACHE.
+    monkeypatch.setenv("HYBRIDRANK_CACHE", str(tmp_path / "cache"))
     root = write_trec_dir(tiny_collection, tmp_path / "trec")
     cfg = tmp_path / "w.yaml"
     cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
     world = tmp_path / "world"
-    assert (
-        main(["world", "build", "--config", str(cfg), "--sessions", "300", "--out", str(world)])
-        == 0
-    )
+    build = ["world", "build", "--config", str(cfg), "--sessions", "300", "--tuning-queries", "5"]
+    assert main([*build, "--out", str(world)]) == 0
     capsys.readouterr()
-    assert main(["annotate", "--world", str(world), "--seed-queries", "5"]) == 0
+    assert main(["annotate", "--dataset", str(world)]) == 0
     out = capsys.readouterr().out
     assert "semantic judge (not an LLM)" in out and "0 cached" in out
+    assert (tmp_path / "cache" / "annotations.sqlite").exists()
     labels = pd.read_parquet(world / "llm_labels.parquet")
     assert labels[C.Y_LLM].notna().all() and set(labels[C.Y_LLM].unique()) <= {0.0, 1.0, 2.0, 3.0}
-    assert labels.loc[labels["calibration"], C.QID].nunique() == 5
+    # The calibration queries are the dataset's tuning set (about 5, at least a few per bucket).
+    tuning = Dataset.read(world).tuning_qids
+    assert 5 <= len(tuning) <= 8
+    assert set(labels.loc[labels["calibration"], C.QID]) == tuning
     # A rerun asks the judge for nothing.
-    assert main(["annotate", "--world", str(world), "--seed-queries", "5"]) == 0
+    assert main(["annotate", "--dataset", str(world)]) == 0
     assert "0 new" in capsys.readouterr().out
-    assert main(["annotate", "report", "--world", str(world)]) == 0
+    assert main(["annotate", "report", "--dataset", str(world)]) == 0
     report = capsys.readouterr().out
-    assert "weighted kappa (quadratic)" in report and "5 calibration queries left out" in report
+    assert "weighted kappa (quadratic)" in report
+    assert f"{len(tuning)} tuning/calibration queries left out" in report
     assert (world / "agreement" / "confusion.png").exists()
 
 

@@ -16,32 +16,41 @@ import pandas as pd
 import yaml
 
 from hybridrank import columns as C
+from hybridrank._atomic import write_parquet, write_text
 from hybridrank._config import config_from_dict, read_yaml_mapping
-from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
-from hybridrank.ensemble._oof import OOFScores, out_of_fold
-from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
-from hybridrank.ensemble._stacker import FrequencyGatedStacker, StackerConfig, prepare
-from hybridrank.errors import ConfigError
-from hybridrank.evaluate import Report, evaluate_table
-from hybridrank.features import ClickFeatureConfig, compute_click_features, join_click_features
-from hybridrank.gbdt import FEATURE_GROUPS, LambdaMARTConfig, LambdaMARTRanker
-from hybridrank.labels import ClickLabelConfig, click_labels
-from hybridrank.labels.llm import (
-    LLM_SCORE,
-    AnnotateConfig,
-    AnswerCache,
-    annotate_candidates,
-    make_annotator,
+from hybridrank.data import TUNING, Dataset
+from hybridrank.ensemble import (
+    DataSchedulingRanker,
+    FAMOLConfig,
+    FAMOLRanker,
+    FrequencyGatedStacker,
+    OOFScores,
+    SchedulingConfig,
+    StackerConfig,
+    out_of_fold,
+    prepare,
 )
-from hybridrank.world import ClickWorld, WorldConfig, build_world, load_collection
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.features import ClickFeatureConfig
+from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
+from hybridrank.labels import ClickLabelConfig
+from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+from hybridrank.pipelines._annotate import annotate_dataset, default_answer_cache
+from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
+from hybridrank.pipelines._tables import (
+    RAW_BASELINES,
+    TableOptions,
+    add_raw_baselines,
+    attach_llm_labels,
+    build_table,
+)
+from hybridrank.pipelines._train_gbdt import resolve_features
+from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural")
-#: The semantic judge's raw similarity, usable as a text feature (group ``semantic``).
-SEMANTIC = "semantic_similarity"
-FEATURES = {**FEATURE_GROUPS, "semantic": (SEMANTIC,)}
-TUNING = "tuning"
 
 
 @dataclass(frozen=True)
@@ -58,10 +67,12 @@ class ExperimentConfig:
             calibrate the semantic judge and tune the stacker's gate; they are
             left out of every evaluation.
         annotate: The LLM-label source (default: the embedded semantic judge).
-        cache: SQLite answer cache shared by every run.
+        cache: SQLite answer cache; None: the one default cache every
+            command shares (``$HYBRIDRANK_CACHE/annotations.sqlite``).
         labels: Click labels.
         click_features: Click feature options.
-        features: Feature groups of the GBDT systems.
+        features: Feature groups of the GBDT systems (groups a dataset
+            cannot provide are skipped).
         gbdt: LambdaMART for click-GBDT and LLM-GBDT.
         famol: FAMOL.
         scheduling: Data scheduling (both orders run).
@@ -69,6 +80,13 @@ class ExperimentConfig:
             and the stacker uses LLM-GBDT as its LLM model.
         stacker: The frequency-gated stacker.
         metrics: Report metrics (the first one decides "best").
+        ppi_gold_share: Also estimate each system's per-bucket quality by
+            prediction-powered inference from the LLM labels of every
+            evaluation query and the expert grades of this share of them (a
+            seeded draw), next to the gold-only estimate: what a team with
+            only a few graded queries would see. None: only when the
+            dataset's qrels cover fewer than half of its evaluation queries
+            (then those are the gold queries).
     """
 
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -80,7 +98,7 @@ class ExperimentConfig:
     cache: str | None = None
     labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
-    features: tuple[str, ...] = ("click", "text", "semantic")
+    features: tuple[str, ...] = ("click", "text", "semantic", "dataset")
     # One thread: on these few thousand rows threads add little, and OpenMP
     # threads competing with other processes on a small machine slow
     # LightGBM down by an order of magnitude.
@@ -94,8 +112,13 @@ class ExperimentConfig:
     neural: Mapping[str, Any] | None = None
     stacker: StackerConfig = field(default_factory=StackerConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
+    ppi_gold_share: float | None = None
 
     def __post_init__(self) -> None:
+        if self.ppi_gold_share is not None and not 0 < self.ppi_gold_share < 1:
+            raise ConfigError(
+                f"experiment.ppi_gold_share must be in (0, 1) or null, got {self.ppi_gold_share}"
+            )
         if not self.seeds:
             raise ConfigError("experiment.seeds must name at least one seed")
         if self.tuning_queries < 10:
@@ -148,6 +171,7 @@ class ExperimentConfig:
             "neural": None if self.neural is None else dict(self.neural),
             "stacker": self.stacker.to_dict(),
             "metrics": list(self.metrics),
+            "ppi_gold_share": self.ppi_gold_share,
         }  # fmt: skip
 
 
@@ -158,28 +182,8 @@ class _Plain:
     main_sessions: int | None = None
     tuning_queries: int = 60
     cache: str | None = None
-    features: tuple[str, ...] = ("click", "text", "semantic")
+    features: tuple[str, ...] = ("click", "text", "semantic", "dataset")
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
-
-
-def choose_tuning_queries(queries: pd.DataFrame, n: int, seed: int) -> set[str]:
-    """``n`` queries with a relevant candidate, stratified by bucket (at least 4 per bucket where possible).
-
-    Never more than a fifth of those queries: the rest must stay for evaluation.
-    """
-    pool = queries[queries["has_relevant"]]
-    n = min(n, max(len(pool) // 5, 1))
-    rng = np.random.default_rng(seed)
-    sizes = pool[C.BUCKET].value_counts()
-    share = sizes / sizes.sum()
-    want = np.maximum(np.round(share * n).astype(int), np.minimum(4, sizes)).astype(int)
-    chosen: set[str] = set()
-    for bucket, k in want.items():
-        members = pool.loc[pool[C.BUCKET] == bucket, C.QID].to_numpy()
-        chosen.update(
-            str(q) for q in rng.choice(members, size=min(int(k), members.size), replace=False)
-        )
-    return chosen
 
 
 @dataclass
@@ -188,8 +192,7 @@ class _Shared:
 
     folds: pd.Series
     tuning: set[str]
-    y_llm: pd.DataFrame
-    texts: pd.DataFrame
+    llm_labels: pd.DataFrame | None
     neural: OOFScores | None = None
 
 
@@ -223,41 +226,58 @@ def _hybrid_fit_predict(
     return fit_predict
 
 
+def skipped_systems(table: pd.DataFrame, shared: _Shared) -> dict[str, str]:
+    """Systems this dataset cannot support, each with the reason (one line each in the output)."""
+    no_click = C.Y_CLICK not in table.columns
+    no_llm = C.Y_LLM not in table.columns
+    no_tuning = C.Y_EXPERT not in table.columns or not table[TUNING].any()
+    reasons: dict[str, str] = {}
+    why_click = "the dataset has no click log (impressions)"
+    why_llm = "the dataset has no LLM labels and no texts to label"
+    if no_click:
+        reasons["click_gbdt"] = why_click
+    if no_llm:
+        reasons["llm_gbdt"] = why_llm
+    for name in ("ds_llm_then_click", "ds_click_then_llm", "famol", "famol_label_mixing"):
+        if no_click or no_llm:
+            reasons[name] = why_click if no_click else why_llm
+    for name in ("gated_stacker", "meta_ranker"):
+        if no_click or no_llm:
+            reasons[name] = "needs both a click model and an LLM model"
+        elif no_tuning:
+            reasons[name] = "the dataset has no labelled tuning queries (expert grades) to tune it on"
+    return reasons
+
+
 def _run_systems(
-    table: pd.DataFrame, config: ExperimentConfig, shared: _Shared, *, progress: bool
+    table: pd.DataFrame,
+    config: ExperimentConfig,
+    shared: _Shared,
+    features: list[str],
+    *,
+    progress: bool,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Out-of-fold scores of every system on one world, plus the stacker's tuned gate."""
-    features = [f for g in config.features for f in FEATURES.get(g, (g,))]
-    has_click = ~table[C.Y_CLICK].isna().to_numpy()
-    has_llm = ~table[C.Y_LLM].isna().to_numpy()
+    """Out-of-fold scores of every system the dataset supports, plus the stacker's tuned gate."""
+    skipped = skipped_systems(table, shared)
     oof: dict[str, OOFScores] = {}
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], OOFScores]) -> None:
+        if name in skipped:
+            return
         start = time.perf_counter()
         oof[name] = fn()
         timings[name] = round(time.perf_counter() - start, 1)
 
-    timed(
-        "click_gbdt",
-        lambda: out_of_fold(
-            table,
-            "click_gbdt",
-            _gbdt_fit_predict(config.gbdt, features, C.Y_CLICK),
-            train_mask=has_click,
-            progress=progress,
-        ),
-    )
-    timed(
-        "llm_gbdt",
-        lambda: out_of_fold(
-            table,
-            "llm_gbdt",
-            _gbdt_fit_predict(config.gbdt, features, C.Y_LLM),
-            train_mask=has_llm,
-            progress=progress,
-        ),
-    )
+    for name, label in (("click_gbdt", C.Y_CLICK), ("llm_gbdt", C.Y_LLM)):
+        timed(
+            name,
+            partial(
+                out_of_fold, table, name, _gbdt_fit_predict(config.gbdt, features, label),
+                train_mask=~table[label].isna().to_numpy() if label in table else None,
+                progress=progress,
+            ),
+        )  # fmt: skip
     hybrids: list[tuple[str, Callable[[], DataSchedulingRanker | FAMOLRanker]]] = [
         (
             f"ds_{order}",
@@ -281,6 +301,13 @@ def _run_systems(
     if shared.neural is not None:
         oof["llm_neural"] = shared.neural
     llm_model = "llm_neural" if shared.neural is not None else "llm_gbdt"
+    out = table.copy()
+    for name, scores in oof.items():
+        out[name] = scores.scores
+    add_raw_baselines(out)
+    info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
+    if "gated_stacker" in skipped:
+        return out, info
 
     # The stacker: tuned on the tuning queries' out-of-fold scores only.
     tuning_rows = table[TUNING].to_numpy()
@@ -291,9 +318,6 @@ def _run_systems(
         labels=table[C.Y_EXPERT],
         rows=tuning_rows,
     )
-    out = table.copy()
-    for name, scores in oof.items():
-        out[name] = scores.scores
     out["gated_stacker"] = stacker.predict(
         oof["click_gbdt"].scores,
         oof[llm_model].scores,
@@ -315,13 +339,13 @@ def _run_systems(
         qid=table.loc[tuning_rows, C.QID].to_numpy(),
     )
     out["meta_ranker"] = meta.predict(meta_X)
-    info = {"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate, "llm_model": llm_model,
-            "tuning_ndcg": stacker.best_value_, "seconds": timings}  # fmt: skip
+    info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
+                 "tuning_ndcg": stacker.best_value_})  # fmt: skip
     return out, info
 
 
 SYSTEM_ORDER = (
-    C.BM25, "click_gbdt", "llm_gbdt", "llm_neural", "ds_llm_then_click", "ds_click_then_llm",
+    C.BM25, *RAW_BASELINES, "click_gbdt", "llm_gbdt", "llm_neural", "ds_llm_then_click", "ds_click_then_llm",
     "famol", "famol_label_mixing", "gated_stacker", "meta_ranker",
 )  # fmt: skip
 
@@ -334,7 +358,8 @@ class ExperimentResult:
         main: Report pooled over the seeds at the main session count.
         per_seed: One report per seed.
         sweep: NDCG (first metric) per system, bucket and session count.
-        best_single: The best single-source system (the significance baseline).
+        best_single: The best single-source system (the significance baseline;
+            None when the dataset supports none).
         info: Tuned gates, timings and counts per run.
         path: Output directory.
     """
@@ -342,23 +367,21 @@ class ExperimentResult:
     main: Report
     per_seed: dict[int, Report]
     sweep: pd.DataFrame
-    best_single: str
+    best_single: str | None
     info: dict[str, Any]
     path: Path
 
 
-def _prepare_table(world: ClickWorld, config: ExperimentConfig, shared: _Shared) -> pd.DataFrame:
-    table = join_click_features(
-        world.candidates.drop(columns=[C.FOLD]),
-        compute_click_features(world.log, config.click_features),
+def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) -> pd.DataFrame:
+    """The run's table: the dataset's candidates with click features and labels, the shared
+    folds, tuning set and LLM labels."""
+    table, _ = build_table(
+        dataset, TableOptions(click_features=config.click_features, labels=config.labels)
     )
-    table[C.Y_CLICK] = click_labels(table, world.log, config.labels).grade
     table[C.FOLD] = shared.folds.reindex(table[C.QID]).to_numpy()
-    keyed = shared.y_llm.set_index([C.QID, C.DOCID])[C.Y_LLM]
-    index = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])
-    table[C.Y_LLM] = keyed.reindex(index).to_numpy()
-    table[SEMANTIC] = shared.y_llm.set_index([C.QID, C.DOCID])[SEMANTIC].reindex(index).to_numpy()
     table[TUNING] = table[C.QID].isin(shared.tuning).to_numpy()
+    if shared.llm_labels is not None:
+        table = attach_llm_labels(table, shared.llm_labels)
     return table
 
 
@@ -368,72 +391,118 @@ def _evaluate(
     config: ExperimentConfig,
     baseline: str | None,
     title: str,
+    bucket_order: list[str],
 ) -> Report:
     pooled = pd.concat(tables, ignore_index=True)
     pooled = pooled.loc[~pooled[TUNING].to_numpy()]
-    return evaluate_table(pooled, systems, metrics=config.metrics, bucket_order=["low", "mid", "high"],
+    return evaluate_table(pooled, systems, metrics=config.metrics, bucket_order=bucket_order,
                           baseline=baseline, title=title)  # fmt: skip
+
+
+def _label_dataset(
+    dataset: Dataset, config: ExperimentConfig, *, progress: bool, echo: Callable[[str], None]
+) -> pd.DataFrame | None:
+    """The LLM labels the experiment uses: the dataset's own (from `annotate`, any backend)
+    when it holds them, else the config's judge through the answer cache (cheap when cached)."""
+    if dataset.llm_labels is not None:
+        echo(f"LLM labels: the dataset's own ({len(dataset.llm_labels)} pairs, from `annotate`)")
+        return dataset.llm_labels
+    if not dataset.has_texts:
+        return None
+    annotator = make_annotator(config.annotate.backend, **dict(config.annotate.params))
+    cache_path = Path(config.cache) if config.cache else default_answer_cache()
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    with annotator, AnswerCache(cache_path) as cache:
+        labelled = annotate_dataset(
+            dataset, annotator, cache, config.annotate, progress=progress
+        )
+    echo(f"LLM labels ({config.annotate.backend}; cache {cache_path}): {labelled.stats.summary()}")
+    return labelled.llm_labels
+
+
+def _ppi(
+    dataset: Dataset, table: pd.DataFrame, systems: list[str], config: ExperimentConfig
+) -> pd.DataFrame | None:
+    """The PPI estimates the config or the dataset's sparse grades call for (None: not run)."""
+    if C.Y_LLM not in table.columns or C.Y_EXPERT not in table.columns:
+        return None
+    evaluated = table.loc[~table[TUNING].to_numpy()]
+    queries = evaluated[C.QID].drop_duplicates().to_numpy()
+    if config.ppi_gold_share is not None:
+        rng = np.random.default_rng(dataset.split_info.fold_seed)
+        n_gold = max(round(config.ppi_gold_share * len(queries)), 2)
+        gold = {str(q) for q in rng.choice(queries, size=n_gold, replace=False)}
+    else:
+        if dataset.qrels is None:
+            return None
+        judged = set(dataset.qrels[C.QID].astype(str)) & {str(q) for q in queries}
+        if len(judged) >= len(queries) / 2 or len(judged) < 2:
+            return None
+        gold = judged
+    return ppi_report(evaluated, systems, gold, metric=config.metrics[0])
 
 
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | Path,
     *,
+    dataset: Dataset | None = None,
     data: str | Path | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = logger.info,
 ) -> ExperimentResult:
-    """Run every system on every (seed, session count) world and write the reports."""
+    """Run every system the data supports and write the reports.
+
+    With ``dataset`` (a dataset directory read with :meth:`Dataset.read`) the
+    experiment runs on it alone, with its folds, buckets and labelled tuning
+    set; seeds and the session sweep do not apply. Without it, the click
+    world of ``config.world`` is simulated for every (seed, session count),
+    all sharing the first world's folds and tuning set.
+    """
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(
-        yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False)
-    )
+    write_text(out / "config.yaml", yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False))
+    fixed = dataset is not None
     main_sessions = config.main_sessions or config.world.simulation.n_sessions
-
-    def world_for(seed: int, sessions: int) -> ClickWorld:
-        sim = replace(config.world.simulation, seed=seed, n_sessions=sessions)
-        return build_world(config.world.replace(simulation=sim), data=data)
-
-    first = world_for(config.seeds[0], main_sessions)
-    collection, _ = load_collection(first.config.data, data)
-    tuning = choose_tuning_queries(
-        first.queries, config.tuning_queries, seed=config.world.folds.seed
+    world_cfg = config.world.replace(
+        folds=replace(config.world.folds, tuning_queries=config.tuning_queries)
     )
-    folds = first.queries.set_index(C.QID)[C.FOLD]
-    echo(f"world: {len(first.queries)} queries, {len(first.candidates)} candidates; "
+
+    def world_for(seed: int, sessions: int) -> Dataset:
+        sim = replace(world_cfg.simulation, seed=seed, n_sessions=sessions)
+        return build_world(world_cfg.replace(simulation=sim), data=data)
+
+    if dataset is not None:
+        first = dataset
+        if len(config.seeds) > 1 or config.sessions:
+            echo("a fixed dataset: the seeds and the session sweep of the config do not apply")
+        if dataset.split_info.tuning_requested != config.tuning_queries:
+            echo(f"tuning set: the dataset's own {len(dataset.tuning_qids)} queries "
+                 f"(the config asks for {config.tuning_queries})")  # fmt: skip
+    else:
+        first = world_for(config.seeds[0], main_sessions)
+    tuning = first.tuning_qids
+    folds = first.splits.set_index(C.QID)[C.FOLD]
+    echo(f"dataset: {len(first.splits)} queries, {len(first.candidates)} candidates; "
          f"{len(tuning)} tuning queries (left out of evaluation)")  # fmt: skip
 
     # LLM labels: the judge calibrated on the tuning queries' expert grades.
-    annotator = make_annotator(config.annotate.backend, **dict(config.annotate.params))
-    cache_path = config.cache or str(out / "annotations.sqlite")
-    calib_cands = first.candidates.copy()
-    with annotator, AnswerCache(cache_path) as cache:
-        # The tuning set is the calibration set: mark it so the grader calibrates on it.
-        annotated = annotate_candidates(
-            calib_cands, collection.queries, collection.docs, annotator, cache,
-            replace(config.annotate, seed_queries=0), progress=progress,
-        )  # fmt: skip
-        if not annotator.is_llm and annotated.grader is not None:
-            scored = annotated.candidates.assign(score=annotated.candidates["llm_score"])
-            rows = scored[C.QID].isin(tuning).to_numpy()
-            annotated.grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
-            annotated.candidates[C.Y_LLM] = annotated.grader.transform(scored)
-    echo(f"LLM labels ({config.annotate.backend}): {annotated.stats.summary()}")
-    # The judge's raw similarity is a text-only signal (no expert label behind
-    # it): the GBDTs may use it as the "semantic" feature group.
-    y_llm = annotated.candidates[[C.QID, C.DOCID, C.Y_LLM]].assign(
-        **{SEMANTIC: annotated.candidates[LLM_SCORE].to_numpy()}
+    shared = _Shared(
+        folds=folds,
+        tuning=tuning,
+        llm_labels=_label_dataset(first, config, progress=progress, echo=echo),
     )
-    shared = _Shared(folds=folds, tuning=tuning, y_llm=y_llm, texts=collection.docs)
+    base = _prepare_table(first, config, shared)
+    features = resolve_features(config.features, base, first.features)
 
-    if config.neural is not None:
-        from hybridrank.neural import NeuralConfig, attach_texts, make_ranker
+    if config.neural is not None and first.has_texts and shared.llm_labels is not None:
+        from hybridrank.neural import NeuralConfig, make_ranker
+        from hybridrank.pipelines._train_neural import attach_texts
 
         ncfg = NeuralConfig.from_dict(config.neural)
-        base = _prepare_table(first, config, shared)
-        texts = attach_texts(base, collection.queries, collection.docs)
+        assert first.queries is not None and first.docs is not None  # has_texts
+        texts = attach_texts(base, first.queries, first.docs)
 
         def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
             ranker = make_ranker(ncfg).fit(
@@ -455,53 +524,64 @@ def run_experiment(
 
     info: dict[str, Any] = {"runs": {}}
     tables: dict[tuple[int, int], pd.DataFrame] = {}
-    runs = [(s, main_sessions) for s in config.seeds] + [
+    first_key = (config.seeds[0], main_sessions)
+    runs = [first_key] if fixed else [(s, main_sessions) for s in config.seeds] + [
         (config.seeds[0], n) for n in config.sessions if n != main_sessions
     ]
     for seed, sessions in runs:
         t0 = time.perf_counter()
-        world = (
-            first
-            if (seed, sessions) == (config.seeds[0], main_sessions)
-            else world_for(seed, sessions)
+        table = base if (seed, sessions) == first_key else _prepare_table(
+            world_for(seed, sessions), config, shared
         )
-        table = _prepare_table(world, config, shared)
-        scored, run_info = _run_systems(table, config, shared, progress=progress)
+        scored, run_info = _run_systems(table, config, shared, features, progress=progress)
         scored["seed"] = seed
         scored["sessions"] = sessions
         tables[(seed, sessions)] = scored
         run_info["seconds_total"] = round(time.perf_counter() - t0, 1)
         info["runs"][f"seed{seed}_sessions{sessions}"] = run_info
+        for name, why in run_info["skipped"].items() if (seed, sessions) == first_key else ():
+            echo(f"skipped {name}: {why}")
         echo(
-            f"seed {seed}, {sessions} sessions: done in {run_info['seconds_total']:.0f}s; gate {run_info['gate']}"
+            f"{'dataset' if fixed else f'seed {seed}, {sessions} sessions'}: done in "
+            f"{run_info['seconds_total']:.0f}s; gate {run_info.get('gate', 'none (skipped)')}"
         )
 
     systems = [s for s in SYSTEM_ORDER if s in next(iter(tables.values())).columns]
+    if C.Y_EXPERT not in base.columns:
+        raise DataFormatError(
+            "the dataset has no expert grades (qrels) to evaluate the systems against; "
+            "evaluate on held-out sessions with `hybridrank evaluate clicks --dataset DIR`",
+            path=first.path,
+        )
+    bucket_order = first.bucket_names
     metric = config.metrics[0]
     main_tables = [
         t.assign(**{C.QID: t["seed"].astype(str) + ":" + t[C.QID].astype(str)})
         for (s, n), t in tables.items()
         if n == main_sessions
     ]
-    probe = _evaluate(main_tables, systems, config, None, "")
+    probe = _evaluate(main_tables, systems, config, None, "", bucket_order)
     overall = probe.summary[probe.summary[C.BUCKET] == "all"].set_index("system")[metric]
-    best_single = str(overall.reindex([s for s in SINGLE_SOURCE if s in systems]).idxmax())
+    singles = [s for s in SINGLE_SOURCE if s in systems]
+    best_single = str(overall.reindex(singles).idxmax()) if singles else None
+    what = (
+        f"dataset {first.path or first.source.get('producer', '')}"
+        if fixed
+        else f"{len(config.seeds)} seeds x {main_sessions} sessions"
+    )
     main = _evaluate(main_tables, systems, config, best_single,
-                     f"{metric} per bucket, {len(config.seeds)} seeds x {main_sessions} sessions, "
-                     f"5 query folds; * p < 0.05 against the best single-source model ({best_single})")  # fmt: skip
+                     f"{metric} per bucket, {what}, {first.split_info.n_folds} query folds"
+                     + (f"; * p < 0.05 against the best single-source model ({best_single})"
+                        if best_single else ""), bucket_order)  # fmt: skip
+    seeds = [first_key[0]] if fixed else list(config.seeds)
     per_seed = {
-        s: _evaluate(
-            [tables[(s, main_sessions)]],
-            systems,
-            config,
-            best_single,
-            f"seed {s}, {main_sessions} sessions",
-        )
-        for s in config.seeds
-    }
+        s: _evaluate([tables[(s, main_sessions)]], systems, config, best_single,
+                     f"seed {s}, {main_sessions} sessions", bucket_order)
+        for s in seeds
+    }  # fmt: skip
     sweep_rows = []
     for n in sorted({n for _, n in tables}):
-        rep = _evaluate([tables[(config.seeds[0], n)]], systems, config, None, "")
+        rep = _evaluate([tables[(config.seeds[0], n)]], systems, config, None, "", bucket_order)
         for _, row in rep.summary.iterrows():
             sweep_rows.append(
                 {
@@ -516,15 +596,25 @@ def run_experiment(
     )
     sweep = sweep.reindex([s for s in systems if s in sweep.index])
 
+    ppi = _ppi(first, tables[first_key], systems, config)
+    if ppi is not None:
+        text = ppi_markdown(ppi, metric)
+        echo(f"prediction-powered {metric} (LLM labels on every query + expert grades on "
+             f"{int(ppi['n_gold'].max())} gold queries) beside the gold-only estimate:\n{text}")  # fmt: skip
+        (out / "report").mkdir(parents=True, exist_ok=True)
+        write_text(out / "report" / "ppi.md", text + "\n")
+        write_text(out / "report" / "ppi.csv", ppi.to_csv(index=False))
     main.write(out / "report", stem="main")
     for s, rep in per_seed.items():
         rep.write(out / "report" / f"seed{s}", stem="report")
     sweep.to_csv(out / "report" / "sessions_sweep.csv")
-    _plot_sweep(sweep, metric, out / "report" / "sessions_sweep.png")
-    pd.concat(tables.values(), ignore_index=True).to_parquet(out / "scores.parquet", index=False)
+    if not fixed:
+        _plot_sweep(sweep, metric, out / "report" / "sessions_sweep.png")
+    write_parquet(pd.concat(tables.values(), ignore_index=True), out / "scores.parquet")
     info.update({"best_single": best_single, "seconds": round(time.perf_counter() - start, 1),
-                 "tuning_queries": sorted(tuning)})  # fmt: skip
-    (out / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+                 "tuning_queries": sorted(tuning), "features": features,
+                 "dataset": str(first.path) if first.path else None})  # fmt: skip
+    write_text(out / "info.json", json.dumps(info, indent=2, default=str) + "\n")
     return ExperimentResult(
         main=main, per_seed=per_seed, sweep=sweep, best_single=best_single, info=info, path=out
     )

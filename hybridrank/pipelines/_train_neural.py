@@ -17,18 +17,22 @@ from tqdm.auto import tqdm
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
-from hybridrank.neural._config import ARCHITECTURES, NeuralConfig
-from hybridrank.neural._device import resolve_torch_device
-from hybridrank.neural._rankers import (
+from hybridrank.neural import (
+    ARCHITECTURES,
     DOCUMENT,
     QUERY,
     BiEncoderRanker,
-    _NeuralRanker,
+    NeuralConfig,
+    NeuralRanker,
     make_ranker,
+    resolve_torch_device,
 )
-from hybridrank.world import ClickWorld, WorldConfig, build_world, load_collection
+from hybridrank.pipelines._annotate import annotate_dataset, default_answer_cache
+from hybridrank.pipelines._tables import attach_llm_labels, evaluation_rows
+from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +49,13 @@ class NeuralTrainConfig:
     """A ``hybridrank train neural`` run (the YAML form: ``studies/neural.yaml``).
 
     Attributes:
-        world: The click world to build (ignored when ``world_dir`` is set).
-        world_dir: A world built before by ``hybridrank world build``.
-        label: The label column to train on (``y_llm``). When the candidates
-            lack it, the embedded semantic judge of ``hybridrank.labels.llm``
-            annotates them first, through the answer cache ``cache``.
+        world: The click world to build (when no ``dataset`` is given).
+        dataset: A dataset directory (``dataset import`` or ``world build``).
+        label: The label column to train on (``y_llm``). When the dataset
+            holds no LLM labels, the embedded semantic judge annotates it
+            first, through the answer cache ``cache``.
         cache: The SQLite answer cache of the annotation and of the cosine
-            baseline; None is ``annotations.sqlite`` in the run directory.
-            A shared cache (``runs/annotations.sqlite``) makes reruns annotate nothing.
+            baseline; None is the one default cache every command shares.
         neural: The model, its loss and training schedule.
         baseline: Also report the untrained MiniLM cosine at MiniLM's own 256
             tokens (column ``minilm_cosine``; the embedded judge's score, read
@@ -66,7 +69,7 @@ class NeuralTrainConfig:
     """
 
     world: WorldConfig = field(default_factory=WorldConfig)
-    world_dir: str | None = None
+    dataset: str | None = None
     label: str = C.Y_LLM
     cache: str | None = None
     neural: NeuralConfig = field(default_factory=NeuralConfig)
@@ -84,7 +87,7 @@ class NeuralTrainConfig:
         simple: dict[str, Any] = {
             k: values[k]
             for k in (
-                "world_dir",
+                "dataset",
                 "label",
                 "cache",
                 "baseline",
@@ -142,7 +145,7 @@ class NeuralTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return {
             "world": self.world.to_dict(),
-            "world_dir": self.world_dir,
+            "dataset": self.dataset,
             "label": self.label,
             "cache": self.cache,
             "neural": self.neural.to_dict(),
@@ -155,7 +158,7 @@ class NeuralTrainConfig:
 
 @dataclass(frozen=True)
 class _Simple:
-    world_dir: str | None = None
+    dataset: str | None = None
     label: str = C.Y_LLM
     cache: str | None = None
     baseline: bool = True
@@ -294,30 +297,12 @@ class NeuralRun:
         path: The run directory.
     """
 
-    ranker: _NeuralRanker | None
+    ranker: NeuralRanker | None
     report: Report
     table: pd.DataFrame
     folds: list[dict[str, Any]]
     timings: dict[str, float]
     path: Path
-
-
-def _annotate(
-    table: pd.DataFrame, world: ClickWorld, docs: pd.DataFrame, cache_path: Path
-) -> pd.DataFrame:
-    from hybridrank.labels.llm import (
-        AnnotateConfig,
-        AnswerCache,
-        annotate_candidates,
-        make_annotator,
-    )
-
-    logger.info("no label column in the candidates: annotating with the embedded semantic judge")
-    annotator = make_annotator("embedding")
-    logger.info("answer cache: %s", cache_path)
-    with AnswerCache(cache_path) as cache:
-        result = annotate_candidates(table, world.queries, docs, annotator, cache, AnnotateConfig())
-    return result.candidates
 
 
 def train_neural(
@@ -326,8 +311,9 @@ def train_neural(
     *,
     data: str | Path | None = None,
     candidates: pd.DataFrame | None = None,
+    dataset: Dataset | None = None,
 ) -> NeuralRun:
-    """Cross-validate, evaluate and save a neural ranker on the click world.
+    """Cross-validate, evaluate and save a neural ranker on a dataset (default the click world).
 
     Args:
         config: The run.
@@ -335,26 +321,37 @@ def train_neural(
             ``config.yaml``, ``report/``, ``metrics.json``, ``folds.json``,
             ``loss.png``, ``scores.parquet``.
         data: Collection directory for building the world.
-        candidates: A candidate table of the world that already holds the
-            label column (``y_llm``); default the world's candidates, annotated
-            by the embedded judge when they lack the label.
+        candidates: A candidate table of the dataset that already holds the
+            label column (``y_llm``); default the dataset's candidates with
+            its LLM labels, annotated by the embedded judge when it has none.
+        dataset: The dataset (default: ``config.dataset``, else the world).
     """
     start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    world = (
-        ClickWorld.load(config.world_dir)
-        if config.world_dir
-        else build_world(config.world, data=data)
-    )
-    collection, _ = load_collection(world.config.data, data)
-    table = world.candidates if candidates is None else candidates
-    cache_path = Path(config.cache) if config.cache else out / "annotations.sqlite"
+    if dataset is None:
+        dataset = (
+            Dataset.read(config.dataset) if config.dataset else build_world(config.world, data=data)
+        )
+    if dataset.queries is None or dataset.docs is None:
+        raise DataFormatError(
+            "the dataset holds no query and document texts: a neural model cannot read it",
+            path=dataset.path,
+        )
+    cache_path = Path(config.cache) if config.cache else default_answer_cache()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
+    table = dataset.table() if candidates is None else candidates
     if config.label not in table.columns:
-        table = _annotate(table, world, collection.docs, cache_path)
-    table = attach_texts(table, world.queries, collection.docs)
+        llm_labels = dataset.llm_labels
+        if llm_labels is None:
+            from hybridrank.labels.llm import AnswerCache, make_annotator
+
+            logger.info("no LLM labels in the dataset: annotating with the embedded semantic judge")
+            with AnswerCache(cache_path) as cache:
+                llm_labels = annotate_dataset(dataset, make_annotator("embedding"), cache).llm_labels
+        table = attach_llm_labels(table, llm_labels)
+    table = attach_texts(table, dataset.queries, dataset.docs)
     timings["data_s"] = time.perf_counter() - start
     arch = config.neural.architecture
     name = SCORE_COLUMNS[arch]
@@ -378,23 +375,20 @@ def train_neural(
     timings["cross_validation_s"] = time.perf_counter() - t
     systems.append(name)
 
-    evaluated = table
-    if "calibration" in table.columns and table["calibration"].any():
-        evaluated = table.loc[~table["calibration"].to_numpy(dtype=bool)]
-        logger.info(
-            "left %d calibration rows out of the evaluation", int(table["calibration"].sum())
-        )
+    evaluated = table.loc[evaluation_rows(table)]
+    if len(evaluated) < len(table):
+        logger.info("left %d tuning rows out of the evaluation", len(table) - len(evaluated))
     n_folds = table[C.FOLD].nunique()
     report = evaluate_table(
         evaluated,
         systems,
         metrics=config.metrics,
-        bucket_order=list(world.config.buckets.names),
+        bucket_order=dataset.bucket_names,
         baseline=C.BM25,
         title=f"{arch} ({config.neural.loss}, trained on {config.label}) vs BM25 and untrained "
         f"MiniLM cosine, {n_folds}-fold cross-validated by query; expert grades",
     )
-    ranker: _NeuralRanker | None = None
+    ranker: NeuralRanker | None = None
     if config.final_model:
         t = time.perf_counter()
         labelled = ~table[config.label].isna().to_numpy()
@@ -436,7 +430,7 @@ def train_neural(
     )
 
 
-def plot_loss_curves(folds: list[dict[str, Any]], ranker: _NeuralRanker | None, path: Path) -> None:
+def plot_loss_curves(folds: list[dict[str, Any]], ranker: NeuralRanker | None, path: Path) -> None:
     """Training loss by step (each fold, and the final model), validation NDCG on a second axis."""
     import matplotlib
 

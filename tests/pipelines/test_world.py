@@ -7,11 +7,18 @@ import pytest
 import yaml
 
 from hybridrank import columns as C
-from hybridrank.data import SimulationConfig
+from hybridrank.data import Dataset, SimulationConfig
 from hybridrank.errors import ConfigError
-from hybridrank.world import ClickWorld, DataConfig, WorldConfig, build_world
+from hybridrank.pipelines import (
+    DataConfig,
+    WorldConfig,
+    build_world,
+    world_config_of,
+    world_summary,
+    write_world,
+)
 
-from .conftest import write_trec_dir
+from ..conftest import write_trec_dir
 
 
 def _config(tmp_path: Path, tiny_collection, **sim) -> WorldConfig:
@@ -24,32 +31,33 @@ def _config(tmp_path: Path, tiny_collection, **sim) -> WorldConfig:
 
 def test_build_world_tables(tmp_path: Path, tiny_collection) -> None:
     world = build_world(_config(tmp_path, tiny_collection))
-    cand = world.candidates
+    cand = world.table()
     for col in (C.QID, C.DOCID, C.BM25, C.BM25_RANK, C.Y_EXPERT, C.FREQ, C.BUCKET, C.FOLD):
         assert col in cand.columns
-    q = world.queries.set_index(C.QID)
-    assert q[C.FREQ].sum() == world.log[C.SESSION_ID].nunique()
+    q = world.splits.set_index(C.QID)
+    assert q[C.FREQ].sum() == world.impressions[C.SESSION_ID].nunique()
     # freq and bucket on candidate rows agree with the query table
     joined = cand.merge(q[[C.FREQ, C.BUCKET]], left_on=C.QID, right_index=True, suffixes=("", "_q"))
     assert (joined[C.FREQ] == joined[C.FREQ + "_q"]).all()
     assert (joined[C.BUCKET] == joined[C.BUCKET + "_q"]).all()
     assert set(q[C.FOLD]) == set(range(5))
-    s = world.summary()
+    s = world_summary(world)
     assert s["sessions"] == 800
-    assert sum(v["queries"] for v in s["buckets"].values()) == len(world.queries)
+    assert sum(v["queries"] for v in s["buckets"].values()) == len(world.splits)
 
 
 def test_save_load_round_trip(tmp_path: Path, tiny_collection) -> None:
-    world = build_world(_config(tmp_path, tiny_collection))
-    run = world.save(tmp_path / "run")
+    config = _config(tmp_path, tiny_collection)
+    world = build_world(config)
+    run = write_world(world, tmp_path / "run")
     assert (run / "summary.json").exists()
-    back = ClickWorld.load(run)
-    pd.testing.assert_frame_equal(back.candidates, world.candidates)
-    pd.testing.assert_frame_equal(back.log, world.log)
-    assert back.config == world.config
+    back = Dataset.read(run)
+    pd.testing.assert_frame_equal(back.table(), world.table())
+    pd.testing.assert_frame_equal(back.impressions, world.impressions)
+    assert world_config_of(back) == world_config_of(world) == config
     # The saved config rebuilds the same world.
     again = build_world(WorldConfig.from_yaml(run / "config.yaml"))
-    pd.testing.assert_frame_equal(again.log, world.log)
+    pd.testing.assert_frame_equal(again.impressions, world.impressions)
 
 
 def test_config_yaml_errors(tmp_path: Path) -> None:
@@ -68,7 +76,7 @@ def test_config_yaml_errors(tmp_path: Path) -> None:
 
 
 def test_studies_world_yaml_is_the_default() -> None:
-    path = Path(__file__).resolve().parents[1] / "studies" / "world.yaml"
+    path = Path(__file__).resolve().parents[2] / "studies" / "world.yaml"
     config = WorldConfig.from_yaml(path)
     assert config == WorldConfig()
     raw = yaml.safe_load(path.read_text())
@@ -77,7 +85,7 @@ def test_studies_world_yaml_is_the_default() -> None:
 
 def test_load_missing_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="hybridrank world build"):
-        ClickWorld.load(tmp_path)
+        Dataset.read(tmp_path)
 
 
 def test_config_wrong_types_are_config_errors() -> None:

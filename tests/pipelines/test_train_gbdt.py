@@ -10,16 +10,10 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank.cli import main
-from hybridrank.data import SimulationConfig
+from hybridrank.data import TUNING, SimulationConfig
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.gbdt import (
-    GBDTBundle,
-    GBDTTrainConfig,
-    LambdaMARTConfig,
-    feature_importance,
-    train_gbdt,
-)
-from hybridrank.world import DataConfig, WorldConfig
+from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, feature_importance
+from hybridrank.pipelines import DataConfig, GBDTTrainConfig, WorldConfig, train_gbdt
 
 from ..conftest import write_trec_dir
 
@@ -59,6 +53,12 @@ def test_bundle_contents(trained) -> None:
     assert run.table["gbdt_click"].notna().all()
     metrics = json.loads((run.path / "metrics.json").read_text())
     assert {m["system"] for m in metrics} == {"bm25", "gbdt_click"}
+    # The labelled tuning queries are left out of the report (they are the calibration set).
+    assert run.name == "gbdt_click"
+    tuning = set(run.table.loc[run.table[TUNING], C.QID])
+    assert tuning
+    assert run.report is not None
+    assert not tuning & set(run.report.per_query[C.QID])
     config = yaml.safe_load((run.path / "config.yaml").read_text())
     assert GBDTTrainConfig.from_dict(config) == trained[1]
 

@@ -1,25 +1,28 @@
 from __future__ import annotations
 
-import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hybridrank.neural import (
+from hybridrank.data import Dataset, SimulationConfig
+from hybridrank.errors import ConfigError
+from hybridrank.neural import CrossEncoderRanker, NeuralConfig
+from hybridrank.pipelines import (
     COSINE,
-    CrossEncoderRanker,
-    NeuralConfig,
+    DataConfig,
     NeuralTrainConfig,
-    add_train_neural_parser,
-    cmd_train_neural,
+    WorldConfig,
+    build_world,
+    minilm_cosine,
     train_neural,
+    write_world,
 )
-from hybridrank.neural._train import cosine_column, minilm_cosine
-from hybridrank.world import DataConfig, SimulationConfig, WorldConfig, build_world
+from hybridrank.pipelines._train_neural import cosine_column
 
 from ..conftest import write_trec_dir
-from .stand_in_labels import stand_in_llm_labels
+from ..neural.stand_in_labels import stand_in_llm_labels
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +33,15 @@ def world_dir(tmp_path_factory, tiny_collection):
         simulation=SimulationConfig(n_sessions=500, seed=2),
     )
     out = tmp_path_factory.mktemp("world")
-    build_world(config).save(out)
+    write_world(build_world(config), out)
     return out
 
 
 def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
-    from hybridrank.world import ClickWorld
-
-    world = ClickWorld.load(world_dir)
+    world = Dataset.read(world_dir)
+    table = world.table()
     # the top 8 per query keep the five folds' fits and scoring to seconds
-    cand = world.candidates[world.candidates["bm25_rank"] <= 8].reset_index(drop=True)
+    cand = table[table["bm25_rank"] <= 8].reset_index(drop=True)
     rng = np.random.default_rng(0)
     cand[COSINE] = rng.random(len(cand))  # a given baseline column is reused, not recomputed
     cand[cosine_column(32)] = rng.random(len(cand))  # the same at the model's length
@@ -52,7 +54,7 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
         epochs=1,
         subsample_queries=4,
     )
-    config = NeuralTrainConfig(world_dir=str(world_dir), neural=neural, metrics=("ndcg@10",))
+    config = NeuralTrainConfig(dataset=str(world_dir), neural=neural, metrics=("ndcg@10",))
     run = train_neural(config, tmp_path / "run", candidates=cand)
     for name in ("model/ranker.json", "config.yaml", "metrics.json", "folds.json", "loss.png"):
         assert (run.path / name).exists(), name
@@ -61,6 +63,9 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
     assert len(run.folds) == cand["fold"].nunique()
     systems = {r["system"] for r in json.loads((run.path / "metrics.json").read_text())}
     assert {"bm25", COSINE, "minilm_cosine_len32", "neural_ce"} <= systems
+    # The labelled tuning queries are left out of the report.
+    assert world.tuning_qids
+    assert not world.tuning_qids & set(run.report.per_query["qid"])
     loaded = CrossEncoderRanker.load(run.path / "model")
     assert loaded.config_ == neural
     back = NeuralTrainConfig.from_yaml(run.path / "config.yaml")
@@ -68,17 +73,16 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
 
 
 def test_cli_parser_mounts_under_train() -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    train = sub.add_parser("train")
-    add_train_neural_parser(train.add_subparsers(dest="train_command"))
-    args = parser.parse_args(
+    from hybridrank.cli import build_parser
+    from hybridrank.cli._train import cmd_train_neural
+
+    args = build_parser().parse_args(
         [
             "train",
             "neural",
             "--config",
             "x.yaml",
-            "--world",
+            "--dataset",
             "w",
             "--out",
             "o",
@@ -87,7 +91,7 @@ def test_cli_parser_mounts_under_train() -> None:
         ]
     )
     assert args.func is cmd_train_neural
-    assert str(args.world) == "w" and args.profile == "quick"
+    assert str(args.dataset) == "w" and args.profile == "quick"
 
 
 def test_cosine_baseline_is_the_judge_score_and_comes_from_its_cache(tmp_path, monkeypatch) -> None:
@@ -120,3 +124,37 @@ def test_cosine_baseline_is_the_judge_score_and_comes_from_its_cache(tmp_path, m
     again = minilm_cosine(table, config, cache=tmp_path / "answers.sqlite")
     np.testing.assert_allclose(again, cached, rtol=0, atol=0)
     assert cosine_column(256) == COSINE and cosine_column(64) == "minilm_cosine_len64"
+
+
+def test_study_profiles_load() -> None:
+    path = Path(__file__).resolve().parents[2] / "studies" / "neural.yaml"
+    quick = NeuralTrainConfig.from_yaml(path, "quick")
+    full = NeuralTrainConfig.from_yaml(path, "full")
+    assert quick.neural.epochs == 1 and quick.neural.max_seq_length == 64
+    assert quick.neural.architecture == "bi-encoder" and quick.neural.loss == "listwise"
+    ce = NeuralTrainConfig.from_yaml(path, "quick", architecture="cross-encoder")
+    assert ce.neural.loss == "pointwise" and ce.neural.subsample_queries == 20
+    assert full.neural.max_seq_length == 256 and full.neural.subsample_queries is None
+    with pytest.raises(ConfigError, match="no profile"):
+        NeuralTrainConfig.from_yaml(path, "huge")
+
+
+def test_profiles_tune_each_architecture(tmp_path) -> None:
+    path = tmp_path / "neural.yaml"
+    path.write_text(
+        "neural: {learning_rate: 1.0e-3}\n"
+        "profiles:\n"
+        "  quick:\n"
+        "    baseline: false\n"
+        "    neural: {epochs: 1}\n"
+        "    bi-encoder: {loss: listwise, learning_rate: 1.0e-5}\n"
+        "    cross-encoder: {max_seq_length: 48}\n"
+    )
+    ce = NeuralTrainConfig.from_yaml(path, "quick")
+    assert ce.neural.architecture == "cross-encoder" and ce.neural.max_seq_length == 48
+    assert ce.neural.learning_rate == 1e-3 and ce.neural.loss == "pointwise"
+    assert ce.neural.epochs == 1 and ce.baseline is False
+    bi = NeuralTrainConfig.from_yaml(path, "quick", architecture="bi-encoder")
+    assert bi.neural.architecture == "bi-encoder" and bi.neural.loss == "listwise"
+    assert bi.neural.learning_rate == 1e-5 and bi.neural.max_seq_length == 256
+    assert NeuralTrainConfig.from_dict(bi.to_dict()) == bi

@@ -1,0 +1,106 @@
+"""Writers that leave the previous complete state or the new one, never a mix.
+
+A directory is built beside its target and swapped in by rename; a file is
+written to a temporary sibling and renamed. A kill at any moment therefore
+leaves the old complete directory (or file) or the new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Path]:
+    """A fresh sibling directory that replaces ``out`` when the block ends without error.
+
+    Args:
+        out: The target directory.
+        markers: File names that identify a directory this kind of writer
+            made (``manifest.json``, ``dataset.yaml``, ...). An existing,
+            non-empty ``out`` holding none of them is refused, so a typo in
+            ``--out`` cannot delete a user's folder. The new directory must
+            hold the first marker, written last.
+
+    Raises:
+        FileExistsError: ``out`` exists and is not such a directory.
+    """
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not _replaceable(target, markers):
+        raise FileExistsError(
+            f"{target}: exists and was not written by hybridrank (none of {list(markers)} in it); "
+            "refusing to replace it: choose another directory or remove it"
+        )
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not (tmp / markers[0]).exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(f"staged directory for {target} lacks {markers[0]}; nothing replaced")
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replaceable(target: Path, markers: Sequence[str]) -> bool:
+    if not target.is_dir():
+        return False
+    if not any(target.iterdir()):
+        return True
+    return any((target / m).exists() for m in markers)
+
+
+def recover_directory(target: Path, marker: str) -> None:
+    """Finish a swap that a kill interrupted between its two renames.
+
+    A staging directory holding ``marker`` is complete (the marker is written
+    last): it becomes the target. Otherwise the moved-aside old one is put back.
+    """
+    if target.exists() or not target.parent.exists():
+        return
+    for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
+        for candidate in sorted(target.parent.glob(prefix + "*")):
+            if (candidate / marker).exists():
+                logger.warning("%s: completing an interrupted write from %s", target, candidate.name)
+                os.replace(candidate, target)
+                return
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file whole or not at all."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, p)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a parquet file whole or not at all."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, p)
+
+
+__all__ = ["recover_directory", "staged_directory", "write_parquet", "write_text"]

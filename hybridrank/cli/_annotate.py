@@ -1,0 +1,160 @@
+"""``hybridrank annotate``: label a dataset's pairs with an LLM or the embedded judge; ``annotate report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.cli._common import add_dataset_option, positive_int, print_paths
+from hybridrank.errors import MissingInputError
+
+
+def _backend_params(args: argparse.Namespace) -> dict[str, object]:
+    """Backend keyword arguments from the flags the user set (unset flags keep defaults)."""
+    flags = {
+        "base_url": args.base_url,
+        "model": args.model,
+        "api_key_env": args.api_key_env,
+        "concurrency": args.concurrency,
+        "requests_per_minute": args.rpm,
+        "timeout_s": args.timeout,
+        "model_path": args.model_path,
+        "device": args.device,
+        "price_in_per_1k": args.price_in,
+        "price_out_per_1k": args.price_out,
+    }
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    if args.action == "report":
+        return _annotate_report(args)
+    from hybridrank.data import Dataset, read_table
+    from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+    from hybridrank.pipelines import annotate_dataset, default_answer_cache
+
+    if args.dataset is None:
+        raise MissingInputError(
+            "annotate needs --dataset DIR (from `hybridrank dataset import` or `world build`)"
+        )
+    dataset = Dataset.read(args.dataset)
+    candidates = None
+    if args.candidates is not None:
+        candidates = read_table(args.candidates, required=(C.QID, C.DOCID))
+    config = AnnotateConfig(
+        backend=args.backend,
+        budget=args.budget,
+        batch_size=args.batch_size,
+        retry_failed=args.retry_failed,
+    )
+    cache_path: Path = args.cache or default_answer_cache()
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    annotator = make_annotator(args.backend, **_backend_params(args))
+    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    n_pairs = len(candidates) if candidates is not None else len(dataset.candidates)
+    print(
+        f"annotating {n_pairs} pairs with {args.backend} [{kind}] model {annotator.model}, "
+        f"prompt {annotator.prompt_version}; calibration: the dataset's "
+        f"{len(dataset.tuning_qids)} tuning queries; cache {cache_path}",
+        flush=True,
+    )
+    with annotator, AnswerCache(cache_path) as cache:
+        result = annotate_dataset(dataset, annotator, cache, config, candidates=candidates)
+    labels = result.llm_labels
+    if candidates is not None and dataset.llm_labels is not None:
+        # A subset extends the labels the dataset holds; its pairs replace theirs.
+        keep = ~pd.MultiIndex.from_frame(dataset.llm_labels[[C.QID, C.DOCID]]).isin(
+            pd.MultiIndex.from_frame(labels[[C.QID, C.DOCID]])
+        )
+        labels = pd.concat([dataset.llm_labels.loc[keep], labels], ignore_index=True)
+    dataset.update(llm_labels=labels)
+    print(result.stats.summary())
+    if result.grader is not None:
+        print(f"grades: {result.grader.describe()}")
+    print(
+        f"labels: {args.dataset}/llm_labels.parquet (column y_llm; failed or unannotated pairs "
+        f"are NaN); next: hybridrank annotate report --dataset {args.dataset}"
+    )
+    return 0
+
+
+def _annotate_report(args: argparse.Namespace) -> int:
+    from hybridrank.data import Dataset
+    from hybridrank.labels.llm import LLM_SCORE, agreement_report
+    from hybridrank.pipelines import attach_llm_labels, evaluation_rows
+
+    if args.dataset is None:
+        raise MissingInputError("annotate report needs --dataset DIR")
+    dataset = Dataset.read(args.dataset)
+    if dataset.llm_labels is None:
+        raise MissingInputError(
+            f"{args.dataset}: the dataset holds no LLM labels; run `hybridrank annotate "
+            f"--dataset {args.dataset}` first"
+        )
+    table = dataset.table()
+    if C.Y_EXPERT not in table.columns and dataset.qrels is not None:
+        grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]
+        table[C.Y_EXPERT] = (
+            grades.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).fillna(0).to_numpy()
+        )
+    if C.Y_EXPERT not in table.columns:
+        raise MissingInputError(f"{args.dataset}: no expert grades (qrels) to compare with")
+    table = attach_llm_labels(table, dataset.llm_labels)
+    n_tuning = len(dataset.tuning_qids)
+    table = table.loc[evaluation_rows(table)]
+    report = agreement_report(
+        table,
+        score="semantic_similarity" if LLM_SCORE in dataset.llm_labels.columns else None,
+        bucket_order=tuple(dataset.bucket_names),
+        title=f"Annotator agreement with expert grades ({args.dataset}); "
+        f"{n_tuning} tuning/calibration queries left out, as in every evaluation",
+    )
+    print(report.to_text())
+    print_paths(report.write(args.out or Path(args.dataset) / "agreement"), width=9)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from hybridrank.labels.llm import ANNOTATORS
+
+    an = sub.add_parser(
+        "annotate",
+        help="label a dataset's candidate pairs with an LLM or the embedded semantic judge; "
+        "`annotate report` compares them with expert grades",
+    )
+    an.add_argument("action", nargs="?", choices=["run", "report"], default="run")
+    add_dataset_option(an)
+    an.add_argument(
+        "--candidates", type=Path, help="label only these (qid, docid) pairs of the dataset"
+    )
+    an.add_argument(
+        "--backend", default="embedding", choices=sorted(ANNOTATORS),
+        help="embedding (default, the embedded semantic judge) | openai | transformers",
+    )  # fmt: skip
+    an.add_argument("--budget", type=positive_int, help="at most this many new pairs this run")
+    an.add_argument("--batch-size", type=int, default=256)
+    an.add_argument(
+        "--retry-failed", action="store_true", help="ask again where the stored answer failed"
+    )
+    an.add_argument(
+        "--cache",
+        type=Path,
+        help="SQLite answer cache (default: the one shared cache, $HYBRIDRANK_CACHE/annotations.sqlite)",
+    )
+    an.add_argument("--out", type=Path, help="report: output directory (default DATASET/agreement)")
+    an.add_argument("--base-url", help="openai: e.g. http://127.0.0.1:8000/v1")
+    an.add_argument("--model", help="openai: model name")
+    an.add_argument("--api-key-env", help="openai: environment variable holding the API key")
+    an.add_argument("--concurrency", type=int, help="openai: requests in flight")
+    an.add_argument("--rpm", type=int, help="openai: requests per minute at most")
+    an.add_argument("--timeout", type=float, help="openai: seconds per request")
+    an.add_argument(
+        "--price-in", type=float, help="openai: price per 1k prompt tokens, for the cost estimate"
+    )
+    an.add_argument("--price-out", type=float, help="openai: price per 1k completion tokens")
+    an.add_argument("--model-path", type=Path, help="transformers / embedding: local model path")
+    an.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    an.set_defaults(func=cmd_annotate)

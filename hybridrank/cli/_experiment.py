@@ -1,0 +1,119 @@
+"""``hybridrank experiment`` and ``hybridrank demo``: the clicks-vs-LLM-labels experiment."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hybridrank import __version__
+from hybridrank.cli._common import add_dataset_option, add_world_options, positive_int, world_config
+
+#: The demo's LLM-neural model: a bi-encoder, short inputs, one epoch (2 CPU cores).
+DEMO_NEURAL = {
+    "architecture": "bi-encoder",
+    "max_seq_length": 96,
+    "batch_size": 32,
+    "epochs": 1,
+    "learning_rate": 5.0e-5,
+    "subsample_queries": 150,
+    "early_stopping_patience": 1,
+}
+
+
+def print_experiment(result: Any) -> None:
+    print(result.main.to_text())
+    metric = result.main.metrics[0]
+    if result.sweep.shape[1] and len({c[0] for c in result.sweep.columns}) > 1:
+        print(
+            f"\n{metric} by session count (seed {next(iter(result.per_seed))}; columns: sessions / bucket)"
+        )
+        print(result.sweep.to_markdown(floatfmt=".3f"))
+    runs = result.info["runs"]
+    gates = {k: v["gate"] for k, v in runs.items() if "gate" in v}
+    if gates:
+        print(f"\ntuned gates (click weight g = sigmoid(slope * (log1p(freq) - centre))): {gates}")
+    print(f"reports: {result.path / 'report'}  (main.md/.csv/.json, main_*.png)")
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from hybridrank.data import Dataset
+    from hybridrank.pipelines import ExperimentConfig, run_experiment
+
+    config = ExperimentConfig.from_yaml(args.config) if args.config else ExperimentConfig()
+    if args.seeds:
+        config = replace(config, seeds=tuple(args.seeds))
+    if args.sessions is not None:
+        config = replace(config, sessions=tuple(args.sessions))
+    if args.cache is not None:
+        config = replace(config, cache=str(args.cache))
+    dataset = Dataset.read(args.dataset) if args.dataset else None
+    start = time.perf_counter()
+    result = run_experiment(
+        config, args.out, dataset=dataset, data=args.data, echo=lambda m: print(m, flush=True)
+    )
+    print_experiment(result)
+    print(f"done in {time.perf_counter() - start:.0f}s")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: the whole experiment on the embedded defaults, one seed."""
+    from hybridrank.pipelines import ExperimentConfig, run_experiment
+
+    start = time.perf_counter()
+    config = ExperimentConfig(
+        world=world_config(args),
+        seeds=(args.seed if args.seed is not None else 0,),
+        sessions=(),
+        neural=DEMO_NEURAL if args.neural else None,
+        cache=str(args.cache) if args.cache else None,
+    )
+    config = replace(config, metrics=tuple(args.metrics))
+    print(
+        f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
+        f"click-GBDT, LLM-GBDT{', LLM-neural (quick bi-encoder)' if args.neural else ''}, data scheduling, "
+        "FAMOL, the frequency-gated stacker and the meta-ranker",
+        flush=True,
+    )
+    result = run_experiment(
+        config, args.out, data=args.data, echo=lambda m: print("  " + m, flush=True)
+    )
+    print()
+    print_experiment(result)
+    print(f"\ndone in {time.perf_counter() - start:.0f}s; outputs under {args.out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ex = sub.add_parser(
+        "experiment", help="the clicks-vs-LLM-labels experiment on a dataset or simulated worlds"
+    )
+    ex.add_argument(
+        "--config", type=Path, help="experiment YAML (default: studies/paper.yaml's defaults)"
+    )
+    add_dataset_option(
+        ex,
+        help="run on this dataset (its folds, buckets and tuning set); default: simulate the "
+        "config's click world for every seed",
+    )
+    ex.add_argument("--data", type=Path, help="collection directory of the simulated world")
+    ex.add_argument("--seeds", type=int, nargs="+", help="simulation seeds (overrides the config)")
+    ex.add_argument("--sessions", type=positive_int, nargs="*", help="session counts of the sweep")
+    ex.add_argument("--cache", type=Path, help="answer cache (default: the one shared cache)")
+    ex.add_argument("--out", type=Path, default=Path("runs/experiment"))
+    ex.set_defaults(func=cmd_experiment)
+
+    demo = sub.add_parser("demo", help="the end-to-end demo on the embedded default world")
+    add_world_options(demo)
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr"])
+    demo.add_argument("--cache", type=Path, help="answer cache (default: the one shared cache)")
+    demo.add_argument(
+        "--neural",
+        action="store_true",
+        help="add the LLM-neural model (a quick bi-encoder; slow on CPU, see README)",
+    )
+    demo.set_defaults(func=cmd_demo)

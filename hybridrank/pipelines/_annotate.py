@@ -1,0 +1,127 @@
+"""Annotating a dataset: the judge over its candidates, calibrated on its labelled tuning set."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.data import Dataset, default_cache_dir
+from hybridrank.errors import DataFormatError
+from hybridrank.labels.llm import (
+    CALIBRATION,
+    LLM_SCORE,
+    LLM_STATUS,
+    AnnotateConfig,
+    AnnotationStats,
+    Annotator,
+    AnswerCache,
+    SemanticGrader,
+    annotate_candidates,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Columns of a dataset's ``llm_labels`` table.
+LLM_LABEL_COLUMNS = (C.QID, C.DOCID, C.Y_LLM, LLM_SCORE, LLM_STATUS, CALIBRATION)
+
+
+def default_answer_cache() -> Path:
+    """The one answer cache every command uses unless told otherwise.
+
+    ``$HYBRIDRANK_CACHE/annotations.sqlite`` (else ``$XDG_CACHE_HOME/hybridrank``
+    or ``~/.cache/hybridrank``). Entries are keyed by backend, model, prompt
+    version and the pair's text hash, so one cache serves every dataset.
+    """
+    return default_cache_dir() / "annotations.sqlite"
+
+
+@dataclass(frozen=True)
+class DatasetLabels:
+    """The result of :func:`annotate_dataset`.
+
+    Attributes:
+        llm_labels: One row per annotated pair: ``qid, docid, y_llm, llm_score,
+            llm_status, calibration`` (``y_llm`` NaN where the judge failed or
+            the budget stopped it).
+        answers: One row per pair as returned by the runner.
+        stats: Counts of the run.
+        grader: The fitted grader of a score-only judge, else None.
+    """
+
+    llm_labels: pd.DataFrame
+    answers: pd.DataFrame
+    stats: AnnotationStats
+    grader: SemanticGrader | None
+
+
+def annotate_dataset(
+    dataset: Dataset,
+    annotator: Annotator,
+    cache: AnswerCache,
+    config: AnnotateConfig | None = None,
+    *,
+    candidates: pd.DataFrame | None = None,
+    progress: bool = True,
+) -> DatasetLabels:
+    """Judge a dataset's candidate pairs; grade a score-only judge on the tuning set.
+
+    A score-only judge (the embedded semantic judge) maps scores to grades by
+    thresholds calibrated on the expert grades of the dataset's labelled
+    tuning/calibration queries (the same queries that tune the stacker, and
+    that every evaluation leaves out); without a tuning set, by quantiles.
+
+    Args:
+        dataset: The dataset; it must hold query and document texts.
+        annotator: The judge.
+        cache: The answer cache.
+        config: Budget, batch size, retries, grader.
+        candidates: A subset of the dataset's candidates to label (default all).
+
+    Raises:
+        DataFormatError: The dataset has no texts, or ``candidates`` names
+            pairs it does not hold.
+    """
+    if dataset.queries is None or dataset.docs is None:
+        raise DataFormatError(
+            "the dataset holds no query and document texts, so nothing can judge its pairs; "
+            "import it with --queries/--docs",
+            path=dataset.path,
+        )
+    config = replace(config or AnnotateConfig(), seed_queries=0)
+    table = dataset.table()
+    if candidates is not None:
+        keys = table.set_index([C.QID, C.DOCID]).index
+        wanted = pd.MultiIndex.from_frame(candidates[[C.QID, C.DOCID]].astype(str))
+        unknown = ~wanted.isin(keys)
+        if unknown.any():
+            q, d = wanted[int(unknown.argmax())]
+            raise DataFormatError(
+                f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
+                f"{int(unknown.sum())} such pairs",
+                column=C.DOCID,
+            )
+        table = table.set_index([C.QID, C.DOCID]).loc[wanted].reset_index()
+    annotated = annotate_candidates(
+        table, dataset.queries, dataset.docs, annotator, cache, config, progress=progress
+    )
+    out = annotated.candidates
+    tuning = dataset.tuning_qids
+    grader = annotated.grader
+    out[CALIBRATION] = out[C.QID].isin(tuning).to_numpy()
+    if not annotator.is_llm and grader is not None and tuning and C.Y_EXPERT in out.columns:
+        # The tuning set is the calibration set: the judge's thresholds come from its grades.
+        scored = out.assign(score=out[LLM_SCORE])
+        rows = out[CALIBRATION].to_numpy()
+        grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
+        out[C.Y_LLM] = grader.transform(scored)
+    labels = out[list(LLM_LABEL_COLUMNS)].reset_index(drop=True)
+    return DatasetLabels(
+        llm_labels=labels, answers=annotated.labels, stats=annotated.stats, grader=grader
+    )
+
+
+__all__ = ["LLM_LABEL_COLUMNS", "DatasetLabels", "annotate_dataset", "default_answer_cache"]

@@ -1,0 +1,120 @@
+"""Study inputs: the table an Optuna study works on, built once from a dataset and reused."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from hybridrank.data import Dataset
+from hybridrank.errors import DataFormatError
+from hybridrank.pipelines._experiment import ExperimentConfig, run_experiment
+from hybridrank.pipelines._train_gbdt import resolve_features
+from hybridrank.tuning import StudyResult, StudySpec, run_study
+
+logger = logging.getLogger(__name__)
+
+INPUTS = "study_inputs.parquet"
+
+
+def study_inputs(
+    spec: StudySpec,
+    *,
+    dataset: Dataset | None = None,
+    data: str | Path | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """The table a study works on, built once per run directory and reused on resume.
+
+    Holds the dataset's (or the first seed's world's) candidates with click
+    features and labels, the LLM labels, the tuning flag and (for the stacker)
+    the out-of-fold scores of click-GBDT and the LLM model.
+    """
+    out = Path(spec.out)
+    path = out / INPUTS
+    if path.exists():
+        return _read_inputs(path)
+    out.mkdir(parents=True, exist_ok=True)
+    # Several workers may start together: one builds, the others wait for it.
+    with _locked(out / ".study_inputs.lock"):
+        if path.exists():
+            return _read_inputs(path)
+        exp = ExperimentConfig.from_dict(spec.experiment)
+        exp = replace(exp, seeds=exp.seeds[:1], sessions=())
+        if dataset is None and spec.dataset:
+            dataset = Dataset.read(spec.dataset)
+        result = run_experiment(
+            exp, out / "inputs", dataset=dataset, data=data, progress=progress
+        )
+        scores = pd.read_parquet(result.path / "scores.parquet")
+        run = result.info["runs"][next(iter(result.info["runs"]))]
+        llm_model = run["llm_model"]
+        if llm_model in scores.columns:
+            scores["llm_model"] = scores[llm_model]
+        elif spec.kind != "gbdt":
+            raise DataFormatError(
+                f"the dataset supports no {spec.kind} study: {run['skipped']}",
+                path=dataset.path if dataset is not None else None,
+            )
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        scores.to_parquet(tmp, index=False)
+        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+    return scores
+
+
+def study_features(spec: StudySpec, inputs: pd.DataFrame, dataset: Dataset | None) -> list[str]:
+    """The GBDT feature columns of the study's experiment config, as the experiment resolves them."""
+    exp = ExperimentConfig.from_dict(spec.experiment)
+    return resolve_features(exp.features, inputs, dataset.features if dataset else ())
+
+
+def run_study_on_data(
+    spec: StudySpec,
+    *,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    data: str | Path | None = None,
+    progress: bool = True,
+) -> StudyResult:
+    """Build (or reuse) the study's inputs from its dataset and run the study."""
+    dataset = Dataset.read(spec.dataset) if spec.dataset else None
+
+    def inputs() -> tuple[pd.DataFrame, list[str]]:
+        table = study_inputs(spec, dataset=dataset, data=data, progress=progress)
+        # The stacker tunes a gate over two score columns: it needs no feature columns.
+        features = [] if spec.kind == "stacker" else study_features(spec, table, dataset)
+        return table, features
+
+    return run_study(spec, inputs, storage=storage, n_trials=n_trials, progress=progress)
+
+
+def _read_inputs(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged file
+        raise DataFormatError(
+            f"study inputs unreadable ({type(exc).__name__}: {exc}); delete the file to rebuild "
+            "them (the study's trials are in its storage and are kept)",
+            path=path,
+        ) from None
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``), held for the block."""
+    import fcntl
+
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+__all__ = ["run_study_on_data", "study_features", "study_inputs"]

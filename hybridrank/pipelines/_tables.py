@@ -1,0 +1,130 @@
+"""The one candidate-table builder: a dataset's candidates with click features, labels and splits."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.data import TUNING, Dataset
+from hybridrank.features import (
+    ClickFeatureConfig,
+    ClickFeatures,
+    compute_click_features,
+    join_click_features,
+)
+from hybridrank.labels import ClickLabelConfig, click_labels
+from hybridrank.labels.llm import LLM_SCORE
+
+logger = logging.getLogger(__name__)
+
+#: The semantic judge's raw similarity, usable as a text-only feature (group ``semantic``).
+SEMANTIC = "semantic_similarity"
+#: The click-model estimate behind the graded click label.
+CLICK_ESTIMATE = "click_estimate"
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    """How the training table is built from a dataset.
+
+    Attributes:
+        click_features: Click feature options.
+        labels: How click labels are derived from the log.
+    """
+
+    click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
+    labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
+
+
+def build_table(
+    dataset: Dataset, options: TableOptions | None = None
+) -> tuple[pd.DataFrame, ClickFeatures | None]:
+    """The candidate table every workflow trains and evaluates on.
+
+    Columns: the dataset's candidates; ``freq, bucket, fold, tuning`` from its
+    splits; with impressions, the click features (from the log) and
+    ``y_click`` (from a click model; never-shown pairs have no label, NaN);
+    with LLM labels, ``y_llm`` and the judge's raw similarity ``semantic_similarity``;
+    with qrels, ``y_expert`` (0 where unjudged).
+
+    Returns:
+        The table and the click features (None without impressions), which a
+        bundle stores for serving.
+    """
+    options = options or TableOptions()
+    table = dataset.table()
+    feats: ClickFeatures | None = None
+    if dataset.impressions is not None:
+        feats = compute_click_features(dataset.impressions, options.click_features)
+        table = join_click_features(table, feats)
+        labels = click_labels(table, dataset.impressions, options.labels)
+        table[C.Y_CLICK] = labels.grade
+        table[CLICK_ESTIMATE] = labels.estimate
+    if dataset.qrels is not None and C.Y_EXPERT not in table.columns:
+        grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]
+        index = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])
+        table[C.Y_EXPERT] = grades.reindex(index).fillna(0).to_numpy(dtype=np.float64)
+    if dataset.llm_labels is not None:
+        table = attach_llm_labels(table, dataset.llm_labels)
+    return table, feats
+
+
+def attach_llm_labels(table: pd.DataFrame, llm_labels: pd.DataFrame) -> pd.DataFrame:
+    """Join ``y_llm`` and the judge's raw score (as ``semantic_similarity``) by (qid, docid)."""
+    out = table.copy()
+    keyed = llm_labels.set_index([C.QID, C.DOCID])
+    index = pd.MultiIndex.from_frame(out[[C.QID, C.DOCID]])
+    out[C.Y_LLM] = keyed[C.Y_LLM].reindex(index).to_numpy()
+    if LLM_SCORE in keyed.columns:
+        out[SEMANTIC] = keyed[LLM_SCORE].reindex(index).to_numpy()
+    return out
+
+
+#: The raw inputs shown as systems next to the learned models: a learned model should not
+#: score below the best raw feature it is given (name -> (column, sign: higher is better)).
+RAW_BASELINES: dict[str, tuple[str, float]] = {
+    "raw_ctr": ("qd_ctr_smooth", 1.0),
+    "raw_debiased_ctr": ("qd_debiased_ctr_smooth", 1.0),
+    "logged_order": ("qd_mean_position", -1.0),
+    "raw_semantic": (SEMANTIC, 1.0),
+}
+
+
+def add_raw_baselines(table: pd.DataFrame) -> list[str]:
+    """Add a score column per raw baseline whose input the table holds; returns their names.
+
+    A pair without the signal (never shown, so no click rate) ranks below every
+    pair with it.
+    """
+    added = []
+    for name, (column, sign) in RAW_BASELINES.items():
+        if column in table.columns:
+            values = table[column].to_numpy(dtype=np.float64) * sign
+            finite = np.isfinite(values)
+            floor = values[finite].min() - 1.0 if finite.any() else 0.0
+            table[name] = np.where(finite, values, floor)
+            added.append(name)
+    return added
+
+
+def evaluation_rows(table: pd.DataFrame) -> np.ndarray:
+    """Rows that count in an evaluation: every query but the labelled tuning set."""
+    if TUNING not in table.columns:
+        return np.ones(len(table), dtype=bool)
+    return ~table[TUNING].to_numpy(dtype=bool)
+
+
+__all__ = [
+    "CLICK_ESTIMATE",
+    "RAW_BASELINES",
+    "SEMANTIC",
+    "TableOptions",
+    "add_raw_baselines",
+    "attach_llm_labels",
+    "build_table",
+    "evaluation_rows",
+]

@@ -1,0 +1,346 @@
+"""``train gbdt``: a production LambdaMART on a dataset: labels, features, cross-validation, bundle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hybridrank import columns as C
+from hybridrank._atomic import staged_directory
+from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank.data import Dataset
+from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
+from hybridrank.ensemble import out_of_fold
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.features import (
+    CLICK_FEATURES,
+    TEXT_FEATURES,
+    ClickFeatureConfig,
+    FeatureSchema,
+)
+from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
+from hybridrank.labels import ClickLabelConfig
+from hybridrank.pipelines._tables import SEMANTIC, TableOptions, build_table, evaluation_rows
+from hybridrank.pipelines._world import WorldConfig, build_world
+from hybridrank.serve import ClickFeatureStore
+
+logger = logging.getLogger(__name__)
+
+#: Named groups usable in ``features:``; anything else is a column name. ``dataset`` is the
+#: feature columns a dataset declares in its manifest (LETOR features, for example).
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "click": CLICK_FEATURES,
+    "text": TEXT_FEATURES,
+    "semantic": (SEMANTIC,),
+}
+#: Label columns a run can train on. ``y_expert`` is the oracle on click data: evaluation
+#: grades used for training; on a dataset without a log (LETOR) the grades are the labels.
+LABELS = {"click": C.Y_CLICK, "ctr": C.Y_CLICK, "expert": C.Y_EXPERT, "llm": C.Y_LLM}
+
+
+@dataclass(frozen=True)
+class GBDTTrainConfig:
+    """A ``hybridrank train gbdt`` run (the YAML form: ``studies/gbdt.yaml``).
+
+    Attributes:
+        dataset: A dataset directory (``dataset import`` or ``world build``);
+            None builds the click world ``world``.
+        world: The click world to build when no dataset is given.
+        label: ``click`` (click-model labels), ``ctr`` (raw click-through
+            rate), ``expert`` (the dataset's grades: the oracle run on click
+            data, named as such in every report; the plain labels of a LETOR
+            dataset) or ``llm`` (the dataset's LLM labels, from ``annotate``).
+        labels: How click labels are derived.
+        features: Feature groups (``click``, ``text``, ``semantic``,
+            ``dataset``: the dataset's declared feature columns) or column
+            names. A group the dataset cannot provide (``click`` without a
+            log) is skipped with a log line; a missing column is an error.
+        click_features: Options of the click features.
+        gbdt: The LambdaMART model.
+        metrics: Metrics of the report.
+        dask: Train the cross-validation folds and the final model on a Dask
+            cluster (a scheduler address, or a local cluster of ``n_workers``);
+            off by default. ``--dask-scheduler`` / ``--dask-workers`` override it.
+    """
+
+    dataset: str | None = None
+    world: WorldConfig = field(default_factory=WorldConfig)
+    label: str = "click"
+    labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
+    features: tuple[str, ...] = ("click", "dataset")
+    click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
+    gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
+    metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
+    dask: DaskConfig = field(default_factory=DaskConfig)
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> GBDTTrainConfig:
+        values = dict(values or {})
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(
+                f"train config: unknown sections {unknown}; known: {sorted(f.name for f in fields(cls))}"
+            )
+        simple: dict[str, Any] = {
+            k: values[k] for k in ("dataset", "label", "features", "metrics") if k in values
+        }
+        base = config_from_dict(_Simple, simple, "train")
+        return cls(
+            dataset=base.dataset,
+            world=WorldConfig.from_dict(values.get("world")),
+            label=base.label,
+            labels=ClickLabelConfig.from_dict(values.get("labels")),
+            features=base.features,
+            click_features=ClickFeatureConfig.from_dict(values.get("click_features")),
+            gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
+            metrics=base.metrics,
+            dask=DaskConfig.from_dict(values.get("dask")),
+        )
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> GBDTTrainConfig:
+        p = Path(path)
+        raw = read_yaml_mapping(p)
+        try:
+            return cls.from_dict(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "world": self.world.to_dict(),
+            "label": self.label,
+            "labels": self.labels.to_dict(),
+            "features": list(self.features),
+            "click_features": self.click_features.to_dict(),
+            "gbdt": self.gbdt.to_dict(),
+            "metrics": list(self.metrics),
+            "dask": self.dask.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class _Simple:
+    dataset: str | None = None
+    label: str = "click"
+    features: tuple[str, ...] = ("click", "dataset")
+    metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
+
+
+def resolve_features(
+    spec: Sequence[str], table: pd.DataFrame, dataset_features: Sequence[str] = ()
+) -> list[str]:
+    """Expand feature groups; a group the table lacks entirely is skipped, a missing column is an error."""
+    groups = {**FEATURE_GROUPS, "dataset": tuple(dataset_features)}
+    names: list[str] = []
+    missing: list[str] = []
+    for item in spec:
+        if item in groups:
+            members = groups[item]
+            present = [n for n in members if n in table.columns]
+            if not present:
+                logger.info("feature group %r: the dataset provides none of it; skipped", item)
+            elif len(present) < len(members) and item != "dataset":
+                missing += [n for n in members if n not in table.columns]
+            names += [n for n in present if n not in names]
+        elif item in table.columns:
+            if item not in names:
+                names.append(item)
+        else:
+            missing.append(item)
+    if missing:
+        raise DataFormatError(f"features not in the candidate table: {missing}")
+    if not names:
+        raise DataFormatError(
+            f"no features: the dataset provides none of {list(spec)}; name feature columns "
+            "or groups it has (its manifest lists its feature columns)"
+        )
+    return names
+
+
+def load_dataset(config: GBDTTrainConfig, data: str | Path | None = None) -> Dataset:
+    """The configured dataset, or the click world built in memory."""
+    if config.dataset:
+        return Dataset.read(config.dataset)
+    return build_world(config.world, data=data)
+
+
+def training_table(dataset: Dataset, config: GBDTTrainConfig) -> tuple[pd.DataFrame, Any]:
+    """Candidates with click features (from the log) and labels, as ``train gbdt`` uses them."""
+    labels = config.labels
+    if config.label == "ctr":
+        labels = replace(labels, source="ctr")
+    return build_table(dataset, TableOptions(click_features=config.click_features, labels=labels))
+
+
+@dataclass(frozen=True)
+class GBDTRun:
+    """The result of :func:`train_gbdt`.
+
+    Attributes:
+        ranker: The production model, trained on every labelled row.
+        report: Per-bucket metrics of the out-of-fold predictions (None when
+            the dataset has no expert grades to evaluate against).
+        table: The training table with the run's out-of-fold scores.
+        features: Feature names in model order.
+        name: The score column (``gbdt_click``, ``gbdt_oracle``, ...).
+        path: The run directory.
+    """
+
+    ranker: LambdaMARTRanker
+    report: Report | None
+    table: pd.DataFrame
+    features: list[str]
+    name: str
+    path: Path
+
+
+def _system_name(config: GBDTTrainConfig, dataset: Dataset) -> str:
+    if config.label == "expert":
+        return "gbdt_oracle" if dataset.impressions is not None else "gbdt_grades"
+    return f"gbdt_{config.label}"
+
+
+def train_gbdt(
+    config: GBDTTrainConfig,
+    out_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    dataset: Dataset | None = None,
+    progress: bool = True,
+) -> GBDTRun:
+    """Train, cross-validate and bundle a LambdaMART model on a dataset.
+
+    The run directory is built beside ``out_dir`` and swapped in when it is
+    complete: a crash leaves the previous run as it was.
+    """
+    start = time.perf_counter()
+    dataset = dataset if dataset is not None else load_dataset(config, data)
+    table, click_features = training_table(dataset, config)
+    label = LABELS[config.label]
+    if label not in table.columns:
+        hint = {
+            C.Y_LLM: "label the dataset first: `hybridrank annotate --dataset DIR`",
+            C.Y_CLICK: "the dataset has no impressions (click log)",
+            C.Y_EXPERT: "the dataset has no qrels (expert grades)",
+        }[label]
+        raise DataFormatError(
+            f"label column {label!r} is not in the candidate table (label: {config.label}): {hint}",
+            path=dataset.path,
+        )
+    features = resolve_features(config.features, table, dataset.features)
+    name = _system_name(config, dataset)
+    labelled = ~table[label].isna().to_numpy()
+    with ExitStack() as stack:
+        # A lost worker raises WorkerLostError here, before anything is written.
+        client = stack.enter_context(dask_client(config.dask)) if config.dask.enabled else None
+        trainer = None if client is None else dask_trainer(config.gbdt.engine, client)
+
+        def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+            ranker = LambdaMARTRanker(config.gbdt).fit(
+                train[features], train[label], qid=train[C.QID].to_numpy(), trainer=trainer
+            )
+            return ranker.predict(test[features])
+
+        table[name] = out_of_fold(
+            table, name, fit_predict, train_mask=labelled, progress=progress
+        ).scores
+        ranker = LambdaMARTRanker(config.gbdt).fit(
+            table.loc[labelled, features],
+            table.loc[labelled, label],
+            qid=table.loc[labelled, C.QID].to_numpy(),
+            trainer=trainer,
+        )
+
+    report: Report | None = None
+    if C.Y_EXPERT in table.columns:
+        what = (
+            "ORACLE (trained on expert grades)"
+            if name == "gbdt_oracle"
+            else f"{config.label} labels"
+        )
+        baseline = C.BM25 if C.BM25 in table.columns else None
+        evaluated = table.loc[evaluation_rows(table)]
+        report = evaluate_table(
+            evaluated,
+            [s for s in (baseline, name) if s is not None],
+            metrics=config.metrics,
+            bucket_order=dataset.bucket_names,
+            baseline=baseline,
+            title=f"LambdaMART ({config.gbdt.engine}, {what}){' vs BM25' if baseline else ''}, "
+            f"{dataset.split_info.n_folds}-fold cross-validated by query; expert grades"
+            f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}",
+        )
+    else:
+        logger.warning("the dataset has no expert grades: no per-bucket report")
+
+    out = Path(out_dir)
+    with staged_directory(out, markers=("manifest.json", "config.yaml")) as tmp:
+        ranker.save(tmp / "model")
+        FeatureSchema.from_frame(table, features).save(tmp / "schema.json")
+        if click_features is not None:
+            # The training log's aggregates: serving looks a request's click features up here.
+            ClickFeatureStore(click_features).save(tmp / "click_features")
+        (tmp / "config.yaml").write_text(
+            "# The config this run used; `hybridrank train gbdt --config` reads it back.\n"
+            + yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+        if report is not None:
+            report.write(tmp / "report")
+            summary = report.summary
+            (tmp / "metrics.json").write_text(summary.to_json(orient="records", indent=2) + "\n")
+        plot_training_curves(ranker, tmp / "curves.png")
+        keep = [
+            C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, C.Y_CLICK, C.Y_LLM,
+            name, *features,
+        ]  # fmt: skip
+        table[[c for c in dict.fromkeys(keep) if c in table.columns]].to_parquet(
+            tmp / "train_table.parquet", index=False
+        )
+        write_manifest(tmp)
+    logger.info("trained %s in %.1fs", name, time.perf_counter() - start)
+    return GBDTRun(
+        ranker=ranker, report=report, table=table, features=features, name=name, path=out
+    )
+
+
+def plot_training_curves(ranker: LambdaMARTRanker, path: Path) -> None:
+    """Training and validation NDCG@k by boosting round, the best round marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for split, metrics in ranker.evals_result_.items():
+        for metric, values in metrics.items():
+            ax.plot(np.arange(1, len(values) + 1), values, label=f"{split} {metric}")
+    ax.axvline(
+        ranker.best_iteration_,
+        color="grey",
+        linestyle="--",
+        label=f"best round {ranker.best_iteration_}",
+    )
+    ax.set_xlabel("boosting round")
+    ax.set_ylabel("NDCG")
+    ax.set_title("LambdaMART training curves")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
