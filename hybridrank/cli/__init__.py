@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,24 @@ COMMAND_MODULES = (
 )
 
 
+#: Control characters (ANSI escapes, carriage returns, bells...) except newline and tab.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def escape_untrusted(text: str) -> str:
+    """Text from outside (a server's answer, a file's bytes) made safe for a terminal.
+
+    Control characters become visible escapes (``\\x1b``), so an answer cannot
+    move the cursor, recolour or clear the user's terminal.
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class _EscapingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_untrusted(super().format(record))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hybridrank",
@@ -60,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     # bm25s sets its own logger to DEBUG; keep it at ours.
     logging.getLogger("bm25s").setLevel(level)
     if args.command in ("experiment", "demo", "study"):
@@ -71,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except HybridRankError as exc:
-        print(f"hybridrank: error: {exc}", file=sys.stderr)
+        print(f"hybridrank: error: {escape_untrusted(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

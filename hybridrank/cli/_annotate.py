@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.cli._common import add_dataset_option, positive_int, print_paths
+from hybridrank.cli._common import add_dataset_option, print_paths
 from hybridrank.errors import MissingInputError
 
 
@@ -41,12 +42,16 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             "annotate needs --dataset DIR (from `hybridrank dataset import` or `world build`)"
         )
     dataset = Dataset.read(args.dataset)
+    if args.strategy is not None or (args.budget is not None and args.candidates is None):
+        return _annotate_budgeted(args, dataset)
+    if args.budget is not None and not str(args.budget).isdigit():
+        raise MissingInputError("with --candidates, --budget is a whole number of new pairs")
     candidates = None
     if args.candidates is not None:
         candidates = read_table(args.candidates, required=(C.QID, C.DOCID))
     config = AnnotateConfig(
         backend=args.backend,
-        budget=args.budget,
+        budget=int(args.budget) if args.budget is not None else None,
         batch_size=args.batch_size,
         retry_failed=args.retry_failed,
     )
@@ -77,6 +82,52 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     print(
         f"labels: {args.dataset}/llm_labels.parquet (column y_llm; failed or unannotated pairs "
         f"are NaN); next: hybridrank annotate report --dataset {args.dataset}"
+    )
+    return 0
+
+
+def _annotate_budgeted(args: argparse.Namespace, dataset: Any) -> int:
+    """``annotate --budget N|SHARE --strategy S``: label the pairs the strategy chooses."""
+    from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+    from hybridrank.pipelines import Budget, annotate_with_budget, default_answer_cache
+
+    if args.budget is None:
+        raise MissingInputError(
+            "--strategy needs --budget: a number of new pairs (5000) or a share labelled in "
+            "total (0.3 or 30%)"
+        )
+    if args.candidates is not None:
+        raise MissingInputError("--candidates and --strategy exclude each other: the strategy chooses")
+    budget = Budget.parse(args.budget)
+    strategy = args.strategy or "tail-first"
+    config = AnnotateConfig(
+        backend=args.backend, batch_size=args.batch_size, retry_failed=args.retry_failed
+    )
+    cache_path: Path = args.cache or default_answer_cache()
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    annotator = make_annotator(args.backend, **_backend_params(args))
+    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    print(
+        f"budgeted annotation with {args.backend} [{kind}] model {annotator.model}: budget "
+        f"{args.budget}, strategy {strategy}; cache {cache_path}",
+        flush=True,
+    )
+    with annotator, AnswerCache(cache_path) as cache:
+        result = annotate_with_budget(
+            dataset, annotator, cache, budget, strategy, config, seed=args.seed
+        )
+    if result.stats is not None:
+        dataset.update(llm_labels=result.llm_labels)
+        print(result.stats.summary())
+    print(
+        f"round {result.round}: {len(result.new)} new pairs chosen ({strategy}); "
+        f"{result.n_selected} of {result.n_selectable} pairs labelled ({result.share:.1%})"
+        + ("" if annotator.is_llm else "; the tuning queries' pairs are judged too, outside "
+           "the budget: their grades calibrate the judge")
+    )  # fmt: skip
+    print(
+        f"labels: {args.dataset}/llm_labels.parquet (selected_by, selection_round record the "
+        "choice; a rerun with a larger budget extends it and never asks a pair twice)"
     )
     return 0
 
@@ -134,7 +185,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--backend", default="embedding", choices=sorted(ANNOTATORS),
         help="embedding (default, the embedded semantic judge) | openai | transformers",
     )  # fmt: skip
-    an.add_argument("--budget", type=positive_int, help="at most this many new pairs this run")
+    an.add_argument(
+        "--budget",
+        help="pairs to label: N new pairs this run, or a share labelled in total (0.3 or 30%%); "
+        "chosen by --strategy (default tail-first); with --candidates: at most N new pairs",
+    )
+    an.add_argument(
+        "--strategy", choices=["tail-first", "uncertainty", "random"],
+        help="which pairs a budget labels: tail-first (fewest sessions first, then weakest click "
+        "evidence), uncertainty (weak click evidence or click/text disagreement), random",
+    )  # fmt: skip
+    an.add_argument("--seed", type=int, default=0, help="seed of the strategy's tie-breaks")
     an.add_argument("--batch-size", type=int, default=256)
     an.add_argument(
         "--retry-failed", action="store_true", help="ask again where the stored answer failed"

@@ -23,6 +23,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def at_least_one(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = positive_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
 def add_world_options(p: argparse.ArgumentParser) -> None:
     """Options of a simulated click world (``world build``, ``demo``)."""
     p.add_argument(

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hybridrank._atomic import write_parquet, write_text
+from hybridrank.cli._common import at_least_one
 from hybridrank.errors import ConfigError
 
 
@@ -43,16 +45,21 @@ def cmd_rank(args: argparse.Namespace) -> int:
             docs[["docid", "text"]], on="docid", how="left"
         )
     start = time.perf_counter()
-    ranked = ranker.rank_table(candidates, queries=queries)
+    ranked = ranker.rank_table(
+        candidates,
+        queries=queries,
+        on_missing=args.on_missing,
+        click_features_from=args.click_features_from,
+        source=str(args.candidates),
+    )
     seconds = time.perf_counter() - start
     if args.top_k:
         ranked = ranked.loc[ranked["rank"] <= args.top_k]
     ranked = ranked.sort_values(["qid", "rank"], kind="stable")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix.lower() == ".csv":
-        ranked.to_csv(args.out, index=False)
+        write_text(args.out, ranked.to_csv(index=False))
     else:
-        ranked.to_parquet(args.out, index=False)
+        write_parquet(ranked, args.out)
     kind = "fused (click GBDT + LLM model, gated by frequency)" if ranker.fused else "GBDT"
     n_q = ranked["qid"].nunique()
     print(
@@ -144,7 +151,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     rk.add_argument("--queries", type=Path, help="qid, text (query texts for a neural model)")
     rk.add_argument("--docs", type=Path, help="docid, text (document texts for a neural model)")
-    rk.add_argument("--top-k", type=int, help="keep the k best of each query")
+    rk.add_argument("--top-k", type=at_least_one, help="keep the k best of each query")
+    rk.add_argument(
+        "--on-missing",
+        choices=["error", "keep"],
+        default="error",
+        help="NaN in an input feature: an error naming column and row (default), or keep it as "
+        "missing (the GBDT's missing-value branch)",
+    )
+    rk.add_argument(
+        "--click-features-from",
+        choices=["store", "input"],
+        default="store",
+        help="click features from the bundle's store (default; an input column of that name is "
+        "an error) or from the input's columns (a fresher log)",
+    )
     rk.add_argument("--device", help="device of a neural model (cpu, cuda)")
     rk.add_argument("--out", type=Path, required=True, help="ranked table (.parquet or .csv)")
     rk.set_defaults(func=cmd_rank)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hybridrank.cli._common import add_dataset_option
 from hybridrank.errors import MissingInputError
+
+if TYPE_CHECKING:
+    from hybridrank.tuning import StudySpec
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
@@ -29,25 +33,59 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
 
 def cmd_study_report(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    import optuna
-
     from hybridrank.tuning import StudySpec, study_report
 
     spec = StudySpec.from_yaml(args.spec)
     out = Path(args.out or spec.out)
-    storage = replace(spec, out=str(out)).open_storage(args.storage)
-    try:
-        study = optuna.load_study(study_name=spec.study_name, storage=storage)
-    except KeyError:
-        raise MissingInputError(
-            f"no study {spec.study_name!r} in that storage; run `hybridrank study run` first"
-        ) from None
+    study = _load_study(spec, out, args.storage)
     text, paths = study_report(study, out / "report")
     print(text)
     for kind, path in paths.items():
         print(f"  {kind:>11}: {path}")
+    return 0
+
+
+def _load_study(spec: StudySpec, out: Path, storage_url: str | None) -> Any:
+    from dataclasses import replace
+
+    import optuna
+
+    storage = replace(spec, out=str(out)).open_storage(storage_url)
+    name = spec.study_name
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise MissingInputError(
+            f"no study {name!r} in that storage; run `hybridrank study run` first"
+        ) from None
+
+
+def cmd_study_best(args: argparse.Namespace) -> int:
+    from hybridrank.pipelines import GBDTTrainConfig, train_config_for_trial, write_train_config
+    from hybridrank.tuning import StudySpec, pick_trial, trials_table
+
+    spec = StudySpec.from_yaml(args.spec)
+    out = Path(args.out or spec.out)
+    study = _load_study(spec, out, args.storage)
+    table = trials_table(study)
+    trial = pick_trial(table, args.pick)
+    best = table.iloc[int(table["ndcg"].to_numpy().argmax())]
+    base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
+    config = train_config_for_trial(spec, {str(k): v for k, v in trial.items()}, base)
+    summary = (
+        f"trial #{int(trial['trial'])} of study {spec.study_name} (pick {args.pick!r}): "
+        f"validation NDCG@10 {trial['ndcg']:.4f}, p50 {trial['p50_ms']:.3f} ms, "
+        f"size {int(trial['size'])} leaves in {int(trial['n_trees'])} trees; best trial "
+        f"#{int(best['trial'])}: NDCG@10 {best['ndcg']:.4f}, p50 {best['p50_ms']:.3f} ms, "
+        f"size {int(best['size'])}"
+    )
+    path = write_train_config(
+        config,
+        args.config_out,
+        header=f"{summary}\nhybridrank train gbdt --config {args.config_out} --out runs/gbdt-picked",
+    )
+    print(summary)
+    print(f"train config: {path}  (hybridrank train gbdt --config {path} --out runs/gbdt-picked)")
     return 0
 
 
@@ -72,4 +110,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     srep.add_argument("--storage")
     srep.add_argument("--out", type=Path)
     srep.set_defaults(func=cmd_study_report)
+    sb = stsub.add_parser(
+        "best",
+        help="pick a trial of a gbdt study by a rule and write it as a `train gbdt` config",
+    )
+    sb.add_argument("spec", type=Path)
+    sb.add_argument(
+        "--pick", default="best",
+        help='constraints, then fastest|smallest|best, e.g. "ndcg>=0.64, fastest" or '
+        '"ndcg>=best-0.005, smallest" (default: best)',
+    )  # fmt: skip
+    sb.add_argument(
+        "--config-out", type=Path, default=Path("picked_gbdt.yaml"),
+        help="train config to write (default picked_gbdt.yaml)",
+    )  # fmt: skip
+    sb.add_argument("--base", type=Path, help="train config whose other sections to keep")
+    sb.add_argument("--storage")
+    sb.add_argument("--out", type=Path, help="the study's run directory (default: the spec's)")
+    sb.set_defaults(func=cmd_study_best)
 

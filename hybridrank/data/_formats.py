@@ -19,12 +19,23 @@ LINE = "_line"
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     try:
-        with path.open(encoding="utf-8") as fh:
-            return [(i, raw.rstrip("\n").rstrip("\r")) for i, raw in enumerate(fh, start=1)]
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MissingInputError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DataFormatError(f"not UTF-8 text ({exc.reason})", path=path) from None
+    out: list[tuple[int, str]] = []
+    for i, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            out.append((i, raw.decode("utf-8").rstrip("\r")))
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(
+                f"not UTF-8 text: byte {raw[exc.start:exc.start + 1]!r} at character "
+                f"{exc.start + 1} ({exc.reason}); save the file as UTF-8",
+                path=path,
+                line=i,
+            ) from None
+    if out and out[-1][1] == "":  # the newline ending the last line
+        out.pop()
+    return out
 
 
 def read_id_text_tsv(path: Path, *, id_column: str, allow_title: bool = False) -> pd.DataFrame:

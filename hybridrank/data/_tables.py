@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,7 +11,51 @@ import pandas as pd
 
 from hybridrank.errors import DataFormatError, MissingInputError
 
+logger = logging.getLogger(__name__)
+
 _READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": ",", ".tsv": "\t"}
+
+
+def _check_delimited(path: Path, sep: str) -> None:
+    """Every line of a CSV/TSV file decodes as UTF-8 and has the header's field count.
+
+    pandas fills a short row (a file cut mid-line, a lost separator) with
+    NaN without a word; this check names the line instead.
+    """
+    with path.open("rb") as fh:
+        data = fh.read()
+    raw_lines = data.splitlines()
+    if data and not data.endswith((b"\n", b"\r")):
+        logger.warning(
+            "%s: no newline after line %d: if the file was cut there, its last value is partial",
+            path, len(raw_lines),
+        )
+    lines: list[str] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(
+                f"not UTF-8: byte {raw[exc.start:exc.start + 1]!r} at character {exc.start + 1}; "
+                "save the file as UTF-8",
+                path=path,
+                line=number,
+            ) from None
+    if not lines:
+        return
+    reader = csv.reader(lines, delimiter=sep)
+    header = next(reader)
+    for fields in reader:
+        if not fields:  # a blank line
+            continue
+        if len(fields) != len(header):
+            number = reader.line_num
+            raise DataFormatError(
+                f"{len(fields)} fields where the header has {len(header)} "
+                f"({', '.join(header)}); was the file cut or a separator lost?",
+                path=path,
+                line=number,
+            )
 
 
 def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFrame:
@@ -17,8 +63,9 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
 
     Raises:
         FileNotFoundError: No such file.
-        DataFormatError: Unknown suffix, a corrupt or truncated file, or missing
-            columns; the message names the file (and the line, for CSV).
+        DataFormatError: Unknown suffix, a corrupt or truncated file, a CSV/TSV
+            line with the wrong number of fields or bytes that are not UTF-8,
+            or missing columns; the message names the file (and the line, for CSV).
     """
     p = Path(path)
     if not p.exists():
@@ -28,6 +75,8 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
         raise DataFormatError(
             f"unknown table format {p.suffix!r}; use .parquet, .csv or .tsv", path=p
         )
+    if kind != "parquet":
+        _check_delimited(p, kind)
     try:
         if kind == "parquet":
             frame = pd.read_parquet(p)

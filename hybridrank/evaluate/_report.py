@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank._atomic import save_figure, write_text
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.errors import DataFormatError, MissingColumnError
 from hybridrank.evaluate._metrics import parse_metric
@@ -104,9 +105,10 @@ class Report:
             "per_query": out / f"{stem}_per_query.csv",
             "json": out / f"{stem}.json",
         }
-        paths["markdown"].write_text(self.to_text() + "\n")
-        self.summary.to_csv(paths["csv"], index=False)
-        self.per_query.to_csv(paths["per_query"], index=False)
+        # Each file appears whole or not at all (temporary sibling, then rename).
+        write_text(paths["markdown"], self.to_text() + "\n")
+        write_text(paths["csv"], self.summary.to_csv(index=False))
+        write_text(paths["per_query"], self.per_query.to_csv(index=False))
         payload = {
             "title": self.title,
             "metrics": list(self.metrics),
@@ -116,7 +118,7 @@ class Report:
             "meta": self.meta,
             "summary": json.loads(self.summary.to_json(orient="records")),
         }
-        paths["json"].write_text(json.dumps(payload, indent=2) + "\n")
+        write_text(paths["json"], json.dumps(payload, indent=2) + "\n")
         for metric in self.metrics:
             png = out / f"{stem}_{metric.replace('@', '_at_')}.png"
             self.plot(metric, png)
@@ -159,8 +161,7 @@ class Report:
         ax.legend(fontsize=8, ncols=min(n_sys, 4), loc="lower right")
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
-        path = Path(path)
-        fig.savefig(path, dpi=120)
+        path = save_figure(fig, path, dpi=120)
         plt.close(fig)
         return path
 

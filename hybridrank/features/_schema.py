@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from hybridrank._atomic import write_text
 from hybridrank.errors import DataFormatError
 
 #: Bumped whenever the meaning of a feature changes (not just its presence).
@@ -90,7 +91,7 @@ class FeatureSchema:
         return schema
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> FeatureSchema:

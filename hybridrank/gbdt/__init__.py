@@ -18,12 +18,18 @@ from hybridrank.gbdt._lambdamart import (
     lightgbm_params,
     xgboost_params,
 )
+from hybridrank.gbdt._params import EngineError, check_params, known_parameters
+from hybridrank.gbdt._position import LIGHTGBM_SOURCE, XGBOOST_SOURCE, XGBOOST_UNBIASED
 
 __all__ = [
     "ENGINES",
+    "LIGHTGBM_SOURCE",
     "MAX_GROUP_SIZE",
     "OBJECTIVES",
+    "XGBOOST_SOURCE",
+    "XGBOOST_UNBIASED",
     "Data",
+    "EngineError",
     "GBDTBundle",
     "Importance",
     "LambdaMARTConfig",
@@ -31,7 +37,9 @@ __all__ = [
     "Result",
     "Trainer",
     "Valid",
+    "check_params",
     "feature_importance",
+    "known_parameters",
     "lightgbm_params",
     "resolve_device",
     "verify_manifest",

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrank._atomic import recover_directory, write_text
 from hybridrank.errors import DataFormatError, MissingInputError
 from hybridrank.features import FeatureSchema
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
@@ -49,7 +50,7 @@ def write_manifest(run_dir: Path) -> Path:
     files = sorted(p for p in run_dir.rglob("*") if p.is_file() and p.name != MANIFEST)
     manifest = {str(p.relative_to(run_dir)): _sha256(p) for p in files}
     path = run_dir / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return path
 
 
@@ -103,6 +104,7 @@ class GBDTBundle:
         import yaml
 
         d = Path(run_dir)
+        recover_directory(d, MANIFEST)  # a retrain killed between its two renames
         if not d.is_dir():
             raise MissingInputError(f"{d}: no such run directory")
         if verify:

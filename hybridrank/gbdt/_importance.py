@@ -13,6 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
+from hybridrank._atomic import save_figure, write_text
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.evaluate import ndcg_at_k
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
@@ -71,9 +72,9 @@ class Importance:
             "png_overall": out / "importance.png",
             "png_buckets": out / "importance_by_bucket.png",
         }
-        self.overall.to_csv(paths["overall_csv"])
-        self.by_bucket.to_csv(paths["bucket_csv"], index=False)
-        paths["markdown"].write_text(self.to_text(n) + "\n")
+        write_text(paths["overall_csv"], self.overall.to_csv())
+        write_text(paths["bucket_csv"], self.by_bucket.to_csv(index=False))
+        write_text(paths["markdown"], self.to_text(n) + "\n")
         self._plot_overall(paths["png_overall"], n)
         self._plot_buckets(paths["png_buckets"], n)
         return paths
@@ -95,7 +96,7 @@ class Importance:
             textwrap.fill("Feature importance (features ordered by permutation importance)", 100)
         )
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         plt.close(fig)
 
     def _plot_buckets(self, path: Path, n: int) -> None:
@@ -117,7 +118,7 @@ class Importance:
         ax.legend()
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path, dpi=110)
         plt.close(fig)
 
 

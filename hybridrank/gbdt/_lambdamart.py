@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +18,19 @@ import pandas as pd
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._grouping import offsets_from_qid, qid_codes
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
-from hybridrank.gbdt._device import resolve_device
+from hybridrank.gbdt._device import DEVICES, resolve_device
+from hybridrank.gbdt._params import check_params, engine_errors, override
+from hybridrank.gbdt._position import (
+    LIGHTGBM_SOURCE,
+    XGBOOST_SOURCE,
+    XGBOOST_UNBIASED,
+    gapped_groups,
+    lightgbm_log,
+    lightgbm_position_bias,
+    order_by_position,
+    positions,
+    xgboost_position_bias,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +77,9 @@ class LambdaMARTConfig:
         device: ``cpu``, ``cuda`` or ``auto``.
         n_jobs: Threads; 0 lets the engine decide.
         seed: Seed of every random choice (sampling, validation split).
-        params: Further engine parameters, passed through unchanged.
+        params: Further engine parameters, passed through unchanged; every
+            key must be a parameter (or alias) of the engine: a misspelt key
+            is a ConfigError naming the closest known name.
     """
 
     engine: str = "lightgbm"
@@ -93,10 +109,37 @@ class LambdaMARTConfig:
                 f"gbdt.objective {self.objective!r} is not a ranking objective of {self.engine}; "
                 f"choose from {OBJECTIVES[self.engine]}"
             )
-        if self.n_estimators < 1 or self.learning_rate <= 0 or self.eval_at < 1:
-            raise ConfigError("gbdt: n_estimators and eval_at must be >= 1, learning_rate > 0")
-        if not 0 < self.validation_fraction < 1:
-            raise ConfigError("gbdt.validation_fraction must be in (0, 1)")
+        checks: list[tuple[str, bool, str]] = [
+            ("n_estimators", self.n_estimators >= 1, ">= 1"),
+            ("learning_rate", self.learning_rate > 0, "> 0"),
+            ("num_leaves", self.num_leaves >= 2, ">= 2"),
+            ("max_depth", self.max_depth == -1 or self.max_depth >= 1, "-1 (no limit) or >= 1"),
+            ("min_child_samples", self.min_child_samples >= 0, ">= 0"),
+            ("subsample", 0 < self.subsample <= 1, "in (0, 1]"),
+            ("colsample", 0 < self.colsample <= 1, "in (0, 1]"),
+            ("reg_lambda", self.reg_lambda >= 0, ">= 0"),
+            ("eval_at", self.eval_at >= 1, ">= 1"),
+            (
+                "early_stopping_rounds",
+                self.early_stopping_rounds is None or self.early_stopping_rounds >= 1,
+                "null (off) or >= 1",
+            ),
+            ("validation_fraction", 0 < self.validation_fraction < 1, "in (0, 1)"),
+            ("n_jobs", self.n_jobs >= 0, ">= 0 (0: the engine decides)"),
+            (
+                "label_gain",
+                self.label_gain is None or all(g >= 0 for g in self.label_gain),
+                "null or gains >= 0",
+            ),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"gbdt.{name} must be {rule}, got {getattr(self, name)!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"gbdt.device must be one of {DEVICES}, got {self.device!r}")
+        if not isinstance(self.params, Mapping):
+            raise ConfigError(f"gbdt.params must be a mapping, got {type(self.params).__name__}")
+        check_params(self.engine, self.resolved_objective, self.params)
 
     @property
     def resolved_objective(self) -> str:
@@ -135,6 +178,12 @@ class LambdaMARTRanker:
         evals_result_: Training curves: ``{"train"|"valid": {metric: [values]}}``.
         feature_names_: Feature names (from a DataFrame, or ``f0, f1, ...``).
         device_: The device actually used.
+        position_bias_: After ``fit(..., position=...)``: the learned bias of
+            each shown position, position 1 = 1 (``pd.Series`` indexed by
+            position); None without positions or where the engine did not
+            report them. See :mod:`hybridrank.gbdt._position` for what each
+            engine's numbers are.
+        position_bias_source_: What ``position_bias_`` is, in words.
     """
 
     _config_fields: ClassVar[tuple[str, ...]] = tuple(LambdaMARTConfig.__dataclass_fields__)
@@ -159,6 +208,7 @@ class LambdaMARTRanker:
         *,
         qid: npt.ArrayLike,
         sample_weight: npt.ArrayLike | None = None,
+        position: npt.ArrayLike | None = None,
         eval_set: tuple[Any, Any] | None = None,
         eval_qid: npt.ArrayLike | None = None,
         init_model: Any | None = None,
@@ -204,12 +254,18 @@ class LambdaMARTRanker:
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         offsets = offsets_from_qid(q)
         _check_group_sizes(q, offsets, cfg.engine)
+        pos = None if position is None else positions(position, ya.shape[0])
+        if pos is not None and trainer is not None:
+            raise ConfigError(
+                "position (unbiased LambdaMART) trains in one process; drop the Dask trainer"
+            )
 
         if eval_set is None and cfg.early_stopping_rounds is not None:
             train_rows, valid_rows = _holdout(offsets, cfg.validation_fraction, cfg.seed)
             Xv, yv, qv = Xa[valid_rows], ya[valid_rows], q[valid_rows]
             Xa, ya, q = Xa[train_rows], ya[train_rows], q[train_rows]
             w = None if w is None else w[train_rows]
+            pos = None if pos is None else pos[train_rows]
         elif eval_set is not None:
             if eval_qid is None:
                 raise ValueError("eval_set needs eval_qid")
@@ -225,11 +281,20 @@ class LambdaMARTRanker:
             if isinstance(init_model, LambdaMARTRanker)
             else init_model
         )
-        train = _TRAINERS[cfg.engine] if trainer is None else trainer
+        sink: dict[str, Any] = {}
+        train: Trainer
+        if trainer is not None:
+            train = trainer
+        elif pos is None:
+            train = _TRAINERS[cfg.engine]
+        else:
+            train = functools.partial(_UNBIASED_TRAINERS[cfg.engine], position=pos, sink=sink)
         self.booster_, self.best_iteration_, self.evals_result_ = train(
             cfg, self.device_, names, (Xa, ya, q, w), None if Xv is None else (Xv, yv, qv), booster
         )
         self.engine_ = cfg.engine
+        self.position_bias_: pd.Series | None = sink.get("bias")
+        self.position_bias_source_: str | None = sink.get("source")
         return self
 
     # -------------------------------------------------------------- predict
@@ -321,6 +386,10 @@ class LambdaMARTRanker:
             "feature_names": list(self.feature_names_),
             "config": self.get_config().to_dict(),
         }
+        bias = getattr(self, "position_bias_", None)
+        if bias is not None:
+            meta["position_bias"] = {str(k): float(v) for k, v in bias.items()}
+            meta["position_bias_source"] = self.position_bias_source_
         paths["meta"] = out / "ranker.json"
         paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
         return paths
@@ -339,6 +408,15 @@ class LambdaMARTRanker:
         ranker.best_iteration_ = int(meta["best_iteration"])
         ranker.device_ = "cpu"
         ranker.evals_result_ = {}
+        saved_bias = meta.get("position_bias")
+        ranker.position_bias_ = (
+            None
+            if saved_bias is None
+            else pd.Series(
+                {int(k): float(v) for k, v in saved_bias.items()}, name=ranker.engine_
+            ).rename_axis("position")
+        )
+        ranker.position_bias_source_ = meta.get("position_bias_source")
         if ranker.engine_ == "lightgbm":
             import lightgbm as lgb
 
@@ -447,8 +525,7 @@ def lightgbm_params(
     }
     if cfg.n_jobs:
         params["num_threads"] = cfg.n_jobs
-    params.update(cfg.params)
-    return params
+    return override("lightgbm", params, cfg.params)
 
 
 def _train_lightgbm(
@@ -458,42 +535,63 @@ def _train_lightgbm(
     train: Data,
     valid: Valid,
     init_model: Any,
+    *,
+    position: np.ndarray | None = None,
+    sink: dict[str, Any] | None = None,
 ) -> Result:
     import lightgbm as lgb
 
     X, y, q, w = train
     params = lightgbm_params(cfg, device, train, valid)
+    if position is not None:
+        # The learned position biases reach only LightGBM's debug log.
+        params["verbosity"] = 2
+        params.pop("verbose", None)
     sizes = np.diff(offsets_from_qid(q))
-    dtrain = lgb.Dataset(
-        X, label=y, group=sizes, weight=w, feature_name=list(names), free_raw_data=False
-    )
-    valid_sets, valid_names = [dtrain], ["train"]
-    if valid is not None:
-        Xv, yv, qv = valid
-        dvalid = lgb.Dataset(
-            Xv,
-            label=yv,
-            group=np.diff(offsets_from_qid(qv)),
-            reference=dtrain,
-            feature_name=list(names),
-        )
-        valid_sets.append(dvalid)
-        valid_names.append("valid")
     record: dict[str, Any] = {}
-    callbacks = [lgb.record_evaluation(record)]
-    if valid is not None and cfg.early_stopping_rounds is not None:
-        callbacks.append(
-            lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)
+    with ExitStack() as stack:
+        stack.enter_context(engine_errors("lightgbm", cfg.params))
+        log = stack.enter_context(lightgbm_log()) if position is not None else None
+        dtrain = lgb.Dataset(
+            X,
+            label=y,
+            group=sizes,
+            weight=w,
+            position=None if position is None else position - 1,
+            feature_name=list(names),
+            free_raw_data=False,
         )
-    booster = lgb.train(
-        params,
-        dtrain,
-        num_boost_round=cfg.n_estimators,
-        valid_sets=valid_sets,
-        valid_names=valid_names,
-        callbacks=callbacks,
-        init_model=init_model,
-    )
+        valid_sets, valid_names = [dtrain], ["train"]
+        if valid is not None:
+            Xv, yv, qv = valid
+            dvalid = lgb.Dataset(
+                Xv,
+                label=yv,
+                group=np.diff(offsets_from_qid(qv)),
+                reference=dtrain,
+                feature_name=list(names),
+            )
+            valid_sets.append(dvalid)
+            valid_names.append("valid")
+        callbacks = [lgb.record_evaluation(record)]
+        if valid is not None and cfg.early_stopping_rounds is not None:
+            callbacks.append(
+                lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)
+            )
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=cfg.n_estimators,
+            valid_sets=valid_sets,
+            valid_names=valid_names,
+            callbacks=callbacks,
+            init_model=init_model,
+        )
+    if log is not None and sink is not None and position is not None:
+        bias = lightgbm_position_bias(log.lines, int(position.max()))
+        if bias is None:
+            logger.warning("lightgbm wrote no position biases to its log; position_bias_ is None")
+        sink.update(bias=bias, source=LIGHTGBM_SOURCE if bias is not None else None)
     best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
     curves = {name: {k: list(map(float, v)) for k, v in m.items()} for name, m in record.items()}
     return booster, int(best), curves
@@ -529,8 +627,7 @@ def xgboost_params(cfg: LambdaMARTConfig, device: str) -> dict[str, Any]:
     }
     if cfg.n_jobs:
         params["nthread"] = cfg.n_jobs
-    params.update(cfg.params)
-    return params
+    return override("xgboost", params, cfg.params)
 
 
 def query_weights(w: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -549,33 +646,54 @@ def _train_xgboost(
     train: Data,
     valid: Valid,
     init_model: Any,
+    *,
+    position: np.ndarray | None = None,
+    sink: dict[str, Any] | None = None,
 ) -> Result:
     import xgboost as xgb
 
     X, y, q, w = train
     params = xgboost_params(cfg, device)
+    if position is not None:
+        params = override("xgboost", {**params, **XGBOOST_UNBIASED}, cfg.params)
+        offsets = offsets_from_qid(q)
+        order = order_by_position(offsets, position)
+        X, y, q, position = X[order], y[order], q[order], position[order]
+        w = None if w is None else w[order]
+        gapped = gapped_groups(offsets, position)
+        if gapped:
+            logger.warning(
+                "%d of %d groups do not show positions 1..n: xgboost takes a row's index in its "
+                "group as its position, so their biases are misattributed",
+                gapped,
+                offsets.shape[0] - 1,
+            )
     qcodes = qid_codes(q)
     group_w = None if w is None else query_weights(w, q)
-    dtrain = xgb.DMatrix(X, label=y, qid=qcodes, feature_names=list(names))
-    if group_w is not None:
-        dtrain.set_weight(group_w)
-    evals = [(dtrain, "train")]
-    if valid is not None:
-        Xv, yv, qv = valid
-        evals.append(
-            (xgb.DMatrix(Xv, label=yv, qid=qid_codes(qv), feature_names=list(names)), "valid")
-        )
     record: dict[str, Any] = {}
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=cfg.n_estimators,
-        evals=evals,
-        early_stopping_rounds=cfg.early_stopping_rounds if valid is not None else None,
-        evals_result=record,
-        verbose_eval=False,
-        xgb_model=init_model,
-    )
+    with engine_errors("xgboost", cfg.params):
+        dtrain = xgb.DMatrix(X, label=y, qid=qcodes, feature_names=list(names))
+        if group_w is not None:
+            dtrain.set_weight(group_w)
+        evals = [(dtrain, "train")]
+        if valid is not None:
+            Xv, yv, qv = valid
+            evals.append(
+                (xgb.DMatrix(Xv, label=yv, qid=qid_codes(qv), feature_names=list(names)), "valid")
+            )
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=cfg.n_estimators,
+            evals=evals,
+            early_stopping_rounds=cfg.early_stopping_rounds if valid is not None else None,
+            evals_result=record,
+            verbose_eval=False,
+            xgb_model=init_model,
+        )
+    if position is not None and sink is not None:
+        bias = xgboost_position_bias(booster, int(position.max()))
+        sink.update(bias=bias, source=XGBOOST_SOURCE if bias is not None else None)
     best = getattr(booster, "best_iteration", None)
     n_rounds = booster.num_boosted_rounds()
     best_n = (
@@ -589,3 +707,8 @@ def _train_xgboost(
 
 #: The local (in-process) trainer of each engine.
 _TRAINERS: dict[str, Trainer] = {"lightgbm": _train_lightgbm, "xgboost": _train_xgboost}
+#: The same trainers with the shown position (unbiased LambdaMART; in-process only).
+_UNBIASED_TRAINERS: dict[str, Callable[..., Result]] = {
+    "lightgbm": _train_lightgbm,
+    "xgboost": _train_xgboost,
+}

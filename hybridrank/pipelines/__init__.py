@@ -14,6 +14,18 @@ from hybridrank.pipelines._annotate import (
     annotate_dataset,
     default_answer_cache,
 )
+from hybridrank.pipelines._budget import (
+    SELECTED_BY,
+    SELECTION_ROUND,
+    STRATEGIES,
+    Budget,
+    BudgetedLabels,
+    SelectionStrategy,
+    annotate_with_budget,
+    budget_mask,
+    mask_llm_labels,
+    select_pairs,
+)
 from hybridrank.pipelines._click_eval import (
     ClickEvalConfig,
     ClickEvaluation,
@@ -21,14 +33,17 @@ from hybridrank.pipelines._click_eval import (
     split_log,
 )
 from hybridrank.pipelines._experiment import (
+    BUDGET_SYSTEMS,
     SINGLE_SOURCE,
     SYSTEM_ORDER,
+    BudgetCurve,
     ExperimentConfig,
     ExperimentResult,
     run_experiment,
     skipped_systems,
 )
 from hybridrank.pipelines._import import LOGGED_POSITION, PRODUCER, ImportConfig, import_dataset
+from hybridrank.pipelines._pick import train_config_for_trial, write_train_config
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._study import run_study_on_data, study_features, study_inputs
 from hybridrank.pipelines._tables import (
@@ -63,6 +78,15 @@ from hybridrank.pipelines._train_neural import (
     plot_loss_curves,
     train_neural,
 )
+from hybridrank.pipelines._unbiased import (
+    UNBIASED_SYSTEM,
+    UnbiasedConfig,
+    fit_unbiased,
+    impression_rows,
+    pbm_examination,
+    position_bias_table,
+    write_position_bias,
+)
 from hybridrank.pipelines._world import (
     DataConfig,
     FoldConfig,
@@ -76,6 +100,7 @@ from hybridrank.pipelines._world import (
 )
 
 __all__ = [
+    "BUDGET_SYSTEMS",
     "CLICK_ESTIMATE",
     "COSINE",
     "FEATURE_GROUPS",
@@ -85,9 +110,16 @@ __all__ = [
     "PRODUCER",
     "RAW_BASELINES",
     "SCORE_COLUMNS",
+    "SELECTED_BY",
+    "SELECTION_ROUND",
     "SEMANTIC",
     "SINGLE_SOURCE",
+    "STRATEGIES",
     "SYSTEM_ORDER",
+    "UNBIASED_SYSTEM",
+    "Budget",
+    "BudgetCurve",
+    "BudgetedLabels",
     "ClickEvalConfig",
     "ClickEvaluation",
     "DataConfig",
@@ -100,38 +132,51 @@ __all__ = [
     "ImportConfig",
     "NeuralRun",
     "NeuralTrainConfig",
+    "SelectionStrategy",
     "TableOptions",
+    "UnbiasedConfig",
     "WorldConfig",
     "add_raw_baselines",
     "annotate_dataset",
+    "annotate_with_budget",
     "attach_llm_labels",
     "attach_texts",
+    "budget_mask",
     "build_table",
     "build_world",
     "cross_validated_scores",
     "default_answer_cache",
     "evaluate_on_clicks",
     "evaluation_rows",
+    "fit_unbiased",
     "import_dataset",
+    "impression_rows",
     "load_collection",
     "load_dataset",
     "make_splits",
+    "mask_llm_labels",
     "minilm_cosine",
+    "pbm_examination",
     "plot_loss_curves",
     "plot_training_curves",
+    "position_bias_table",
     "ppi_markdown",
     "ppi_report",
     "resolve_features",
     "run_experiment",
     "run_study_on_data",
+    "select_pairs",
     "skipped_systems",
     "split_log",
     "study_features",
     "study_inputs",
+    "train_config_for_trial",
     "train_gbdt",
     "train_neural",
     "training_table",
     "world_config_of",
     "world_summary",
+    "write_position_bias",
+    "write_train_config",
     "write_world",
 ]

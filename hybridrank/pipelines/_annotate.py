@@ -25,6 +25,8 @@ from hybridrank.labels.llm import (
 
 logger = logging.getLogger(__name__)
 
+#: Fewest tuning-query pairs that calibrate a score-only judge on expert grades.
+MIN_CALIBRATION_PAIRS = 20
 #: Columns of a dataset's ``llm_labels`` table.
 LLM_LABEL_COLUMNS = (C.QID, C.DOCID, C.Y_LLM, LLM_SCORE, LLM_STATUS, CALIBRATION)
 
@@ -112,12 +114,19 @@ def annotate_dataset(
     tuning = dataset.tuning_qids
     grader = annotated.grader
     out[CALIBRATION] = out[C.QID].isin(tuning).to_numpy()
+    rows = out[CALIBRATION].to_numpy()
     if not annotator.is_llm and grader is not None and tuning and C.Y_EXPERT in out.columns:
-        # The tuning set is the calibration set: the judge's thresholds come from its grades.
-        scored = out.assign(score=out[LLM_SCORE])
-        rows = out[CALIBRATION].to_numpy()
-        grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
-        out[C.Y_LLM] = grader.transform(scored)
+        if rows.sum() >= MIN_CALIBRATION_PAIRS:
+            # The tuning set is the calibration set: the judge's thresholds come from its grades.
+            scored = out.assign(score=out[LLM_SCORE])
+            grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
+            out[C.Y_LLM] = grader.transform(scored)
+        else:
+            logger.warning(
+                "only %d of the labelled pairs belong to the tuning queries (at least %d are "
+                "needed to calibrate the judge on their grades): grades by quantiles instead",
+                int(rows.sum()), MIN_CALIBRATION_PAIRS,
+            )
     labels = out[list(LLM_LABEL_COLUMNS)].reset_index(drop=True)
     return DatasetLabels(
         llm_labels=labels, answers=annotated.labels, stats=annotated.stats, grader=grader

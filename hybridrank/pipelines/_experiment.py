@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from hybridrank import columns as C
-from hybridrank._atomic import write_parquet, write_text
+from hybridrank._atomic import save_figure, staged_directory, write_parquet, write_text
 from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
@@ -37,6 +37,15 @@ from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 from hybridrank.labels import ClickLabelConfig
 from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
 from hybridrank.pipelines._annotate import annotate_dataset, default_answer_cache
+from hybridrank.pipelines._budget import (
+    budget_curve_markdown,
+    budget_curve_summary,
+    budget_mask,
+    budget_significance,
+    mask_llm_labels,
+    per_query_values,
+    plot_budget_curve,
+)
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
     RAW_BASELINES,
@@ -51,6 +60,8 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 logger = logging.getLogger(__name__)
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural")
+#: Systems the budget curve can retrain (the stacker needs click_gbdt and llm_gbdt).
+BUDGET_SYSTEMS = ("click_gbdt", "llm_gbdt", "famol", "famol_label_mixing", "gated_stacker")
 
 
 @dataclass(frozen=True)
@@ -80,6 +91,17 @@ class ExperimentConfig:
             and the stacker uses LLM-GBDT as its LLM model.
         stacker: The frequency-gated stacker.
         metrics: Report metrics (the first one decides "best").
+        budgets: The budget curve: shares of the pairs given an LLM label
+            (e.g. ``[0.1, 0.3, 0.5, 1.0]``). For each main-table seed, strategy
+            and share below 1 the judge's outputs outside the chosen pairs
+            are removed (label and raw score: a pair the judge never saw has
+            neither) and ``budget_systems`` are retrained; 1.0 is the full
+            run. The labelled tuning queries stay labelled at every budget
+            (they calibrate the semantic judge) and the share counts the
+            other pairs. Empty: no budget curve.
+        budget_strategies: Selection strategies of the curve (``tail-first``,
+            ``uncertainty``, ``random``; see :mod:`hybridrank.pipelines._budget`).
+        budget_systems: Systems retrained at each budget.
         ppi_gold_share: Also estimate each system's per-bucket quality by
             prediction-powered inference from the LLM labels of every
             evaluation query and the expert grades of this share of them (a
@@ -113,8 +135,23 @@ class ExperimentConfig:
     stacker: StackerConfig = field(default_factory=StackerConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
     ppi_gold_share: float | None = None
+    budgets: tuple[float, ...] = ()
+    budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
+    budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
 
     def __post_init__(self) -> None:
+        from hybridrank.pipelines._budget import get_strategy
+
+        if any(not 0 < b <= 1 for b in self.budgets):
+            raise ConfigError(f"experiment.budgets are shares in (0, 1], got {list(self.budgets)}")
+        for name in self.budget_strategies if self.budgets else ():
+            get_strategy(name)
+        unknown = sorted(set(self.budget_systems) - set(BUDGET_SYSTEMS))
+        if unknown:
+            raise ConfigError(
+                f"experiment.budget_systems: {unknown} cannot be retrained per budget; "
+                f"choose from {list(BUDGET_SYSTEMS)}"
+            )
         if self.ppi_gold_share is not None and not 0 < self.ppi_gold_share < 1:
             raise ConfigError(
                 f"experiment.ppi_gold_share must be in (0, 1) or null, got {self.ppi_gold_share}"
@@ -172,6 +209,9 @@ class ExperimentConfig:
             "stacker": self.stacker.to_dict(),
             "metrics": list(self.metrics),
             "ppi_gold_share": self.ppi_gold_share,
+            "budgets": list(self.budgets),
+            "budget_strategies": list(self.budget_strategies),
+            "budget_systems": list(self.budget_systems),
         }  # fmt: skip
 
 
@@ -184,6 +224,10 @@ class _Plain:
     cache: str | None = None
     features: tuple[str, ...] = ("click", "text", "semantic", "dataset")
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
+    ppi_gold_share: float | None = None
+    budgets: tuple[float, ...] = ()
+    budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
+    budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
 
 
 @dataclass
@@ -209,15 +253,27 @@ def _gbdt_fit_predict(
 
 
 def _hybrid_fit_predict(
-    make: Callable[[], DataSchedulingRanker | FAMOLRanker], features: list[str]
+    make: Callable[[], DataSchedulingRanker | FAMOLRanker],
+    features: list[str],
+    *,
+    fill_llm: bool = False,
 ) -> Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]:
-    """Fit a two-label hybrid (click and LLM labels, query frequency) and score the test rows."""
+    """Fit a two-label hybrid (click and LLM labels, query frequency) and score the test rows.
+
+    With ``fill_llm`` (FAMOL), rows without an LLM label use their click label in
+    the LLM loss; data scheduling instead leaves them out of its LLM stage.
+    """
 
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        y_llm = train[C.Y_LLM]
+        if fill_llm:
+            # A partly labelled dataset: the LLM side of the loss takes the click label
+            # where no LLM label exists (LLM labels where they exist, clicks elsewhere).
+            y_llm = y_llm.fillna(train[C.Y_CLICK])
         model = make().fit(
             train[features],
             train[C.Y_CLICK],
-            train[C.Y_LLM],
+            y_llm,
             qid=train[C.QID].to_numpy(),
             freq=train[C.FREQ],
         )
@@ -256,14 +312,18 @@ def _run_systems(
     features: list[str],
     *,
     progress: bool,
+    only: Collection[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Out-of-fold scores of every system the dataset supports, plus the stacker's tuned gate."""
+    """Out-of-fold scores of every system the dataset supports, plus the stacker's tuned gate.
+
+    ``only`` restricts the run to these systems (the budget curve's).
+    """
     skipped = skipped_systems(table, shared)
     oof: dict[str, OOFScores] = {}
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], OOFScores]) -> None:
-        if name in skipped:
+        if name in skipped or (only is not None and name not in only):
             return
         start = time.perf_counter()
         oof[name] = fn()
@@ -292,12 +352,14 @@ def _run_systems(
         for mode, name in (("objective", "famol"), ("label_mixing", "famol_label_mixing"))
     ]
     for name, make in hybrids:
+        fill = name.startswith("famol")
         timed(
             name,
             partial(
-                out_of_fold, table, name, _hybrid_fit_predict(make, features), progress=progress
+                out_of_fold, table, name, _hybrid_fit_predict(make, features, fill_llm=fill),
+                progress=progress,
             ),
-        )
+        )  # fmt: skip
     if shared.neural is not None:
         oof["llm_neural"] = shared.neural
     llm_model = "llm_neural" if shared.neural is not None else "llm_gbdt"
@@ -306,7 +368,7 @@ def _run_systems(
         out[name] = scores.scores
     add_raw_baselines(out)
     info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
-    if "gated_stacker" in skipped:
+    if "gated_stacker" in skipped or (only is not None and "gated_stacker" not in only):
         return out, info
 
     # The stacker: tuned on the tuning queries' out-of-fold scores only.
@@ -324,6 +386,10 @@ def _run_systems(
         qid=table[C.QID].to_numpy(),
         freq=table[C.FREQ],
     )
+    info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
+                 "tuning_ndcg": stacker.best_value_})  # fmt: skip
+    if only is not None and "meta_ranker" not in only:
+        return out, info
     # The meta-ranker: LambdaMART on both normalised scores and log frequency, trained on the tuning queries.
     data = prepare(oof["click_gbdt"].scores, oof[llm_model].scores, qid=table[C.QID].to_numpy(),
                    freq=table[C.FREQ], normalisation=config.stacker.normalisation)  # fmt: skip
@@ -339,8 +405,6 @@ def _run_systems(
         qid=table.loc[tuning_rows, C.QID].to_numpy(),
     )
     out["meta_ranker"] = meta.predict(meta_X)
-    info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
-                 "tuning_ndcg": stacker.best_value_})  # fmt: skip
     return out, info
 
 
@@ -362,6 +426,7 @@ class ExperimentResult:
             None when the dataset supports none).
         info: Tuned gates, timings and counts per run.
         path: Output directory.
+        budget: The budget curve (``budgets`` in the config), else None.
     """
 
     main: Report
@@ -370,6 +435,7 @@ class ExperimentResult:
     best_single: str | None
     info: dict[str, Any]
     path: Path
+    budget: BudgetCurve | None = None
 
 
 def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) -> pd.DataFrame:
@@ -461,8 +527,6 @@ def run_experiment(
     """
     start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "config.yaml", yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False))
     fixed = dataset is not None
     main_sessions = config.main_sessions or config.world.simulation.n_sessions
     world_cfg = config.world.replace(
@@ -524,6 +588,7 @@ def run_experiment(
 
     info: dict[str, Any] = {"runs": {}}
     tables: dict[tuple[int, int], pd.DataFrame] = {}
+    prepared: dict[int, pd.DataFrame] = {}
     first_key = (config.seeds[0], main_sessions)
     runs = [first_key] if fixed else [(s, main_sessions) for s in config.seeds] + [
         (config.seeds[0], n) for n in config.sessions if n != main_sessions
@@ -533,6 +598,8 @@ def run_experiment(
         table = base if (seed, sessions) == first_key else _prepare_table(
             world_for(seed, sessions), config, shared
         )
+        if sessions == main_sessions:
+            prepared[seed] = table
         scored, run_info = _run_systems(table, config, shared, features, progress=progress)
         scored["seed"] = seed
         scored["sessions"] = sessions
@@ -546,15 +613,22 @@ def run_experiment(
             f"{run_info['seconds_total']:.0f}s; gate {run_info.get('gate', 'none (skipped)')}"
         )
 
-    systems = [s for s in SYSTEM_ORDER if s in next(iter(tables.values())).columns]
     if C.Y_EXPERT not in base.columns:
         raise DataFormatError(
             "the dataset has no expert grades (qrels) to evaluate the systems against; "
             "evaluate on held-out sessions with `hybridrank evaluate clicks --dataset DIR`",
             path=first.path,
         )
+    systems = [s for s in SYSTEM_ORDER if s in next(iter(tables.values())).columns]
     bucket_order = first.bucket_names
     metric = config.metrics[0]
+    budget = None
+    if config.budgets:
+        budget = _budget_curve(
+            prepared, {s: tables[(s, main_sessions)] for s in prepared}, config, shared, features,
+            bucket_order, progress=progress, echo=echo,
+        )  # fmt: skip
+        info["budget"] = budget.info
     main_tables = [
         t.assign(**{C.QID: t["seed"].astype(str) + ":" + t[C.QID].astype(str)})
         for (s, n), t in tables.items()
@@ -597,27 +671,124 @@ def run_experiment(
     sweep = sweep.reindex([s for s in systems if s in sweep.index])
 
     ppi = _ppi(first, tables[first_key], systems, config)
+    ppi_text = ppi_markdown(ppi, metric) if ppi is not None else None
     if ppi is not None:
-        text = ppi_markdown(ppi, metric)
         echo(f"prediction-powered {metric} (LLM labels on every query + expert grades on "
-             f"{int(ppi['n_gold'].max())} gold queries) beside the gold-only estimate:\n{text}")  # fmt: skip
-        (out / "report").mkdir(parents=True, exist_ok=True)
-        write_text(out / "report" / "ppi.md", text + "\n")
-        write_text(out / "report" / "ppi.csv", ppi.to_csv(index=False))
-    main.write(out / "report", stem="main")
-    for s, rep in per_seed.items():
-        rep.write(out / "report" / f"seed{s}", stem="report")
-    sweep.to_csv(out / "report" / "sessions_sweep.csv")
-    if not fixed:
-        _plot_sweep(sweep, metric, out / "report" / "sessions_sweep.png")
-    write_parquet(pd.concat(tables.values(), ignore_index=True), out / "scores.parquet")
+             f"{int(ppi['n_gold'].max())} gold queries) beside the gold-only estimate:\n{ppi_text}")  # fmt: skip
     info.update({"best_single": best_single, "seconds": round(time.perf_counter() - start, 1),
                  "tuning_queries": sorted(tuning), "features": features,
                  "dataset": str(first.path) if first.path else None})  # fmt: skip
-    write_text(out / "info.json", json.dumps(info, indent=2, default=str) + "\n")
+    # The run directory is built beside its target and renamed into place: a crash
+    # leaves the previous complete run (info.json, written last, marks a complete one).
+    with staged_directory(out, markers=("info.json", "config.yaml")) as tmp:
+        write_text(tmp / "config.yaml", yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False))
+        report = tmp / "report"
+        if ppi is not None and ppi_text is not None:
+            write_text(report / "ppi.md", ppi_text + "\n")
+            write_text(report / "ppi.csv", ppi.to_csv(index=False))
+        main.write(report, stem="main")
+        for s, rep in per_seed.items():
+            rep.write(report / f"seed{s}", stem="report")
+        write_text(report / "sessions_sweep.csv", sweep.to_csv())
+        if not fixed:
+            _plot_sweep(sweep, metric, report / "sessions_sweep.png")
+        write_parquet(pd.concat(tables.values(), ignore_index=True), tmp / "scores.parquet")
+        if budget is not None:
+            write_text(report / "budget_curve.md", budget.markdown + "\n")
+            write_text(report / "budget_curve.csv", budget.summary.to_csv(index=False))
+            write_text(report / "budget_significance.csv", budget.significance.to_csv(index=False))
+            write_parquet(budget.per_query, report / "budget_per_query.parquet")
+            plot_budget_curve(budget.summary, metric, report / "budget_curve.png")
+        write_text(tmp / "info.json", json.dumps(info, indent=2, default=str) + "\n")
     return ExperimentResult(
-        main=main, per_seed=per_seed, sweep=sweep, best_single=best_single, info=info, path=out
-    )
+        main=main, per_seed=per_seed, sweep=sweep, best_single=best_single, info=info, path=out,
+        budget=budget,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BudgetCurve:
+    """The budget curve of an experiment.
+
+    Attributes:
+        per_query: One row per (seed, strategy, budget, system, evaluated
+            query): ``seed, strategy, budget, share, system, qid, bucket, value``.
+        summary: Mean per (strategy, budget, system, bucket), seeds pooled.
+        significance: Each strategy against ``random`` per budget and system.
+        markdown: The report text.
+        info: Shares, gates and timings per run.
+    """
+
+    per_query: pd.DataFrame
+    summary: pd.DataFrame
+    significance: pd.DataFrame
+    markdown: str
+    info: dict[str, Any]
+
+
+def _budget_curve(
+    prepared: Mapping[int, pd.DataFrame],
+    full: Mapping[int, pd.DataFrame],
+    config: ExperimentConfig,
+    shared: _Shared,
+    features: list[str],
+    bucket_order: list[str],
+    *,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> BudgetCurve:
+    """Retrain the budget systems on each seed's table with the LLM labels of a budget only.
+
+    The judge's answers for every pair are cached, so a budget is applied by
+    removing them outside the chosen pairs: the same labels a run asking only
+    those pairs would get (the calibration uses the tuning queries, kept at
+    every budget).
+    """
+    metric = config.metrics[0]
+    only = set(config.budget_systems)
+    if "gated_stacker" in only:
+        only |= {"click_gbdt", "llm_gbdt"}
+    # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every label).
+    budget_shared = replace(shared, neural=None)
+    frames: list[pd.DataFrame] = []
+    info: dict[str, Any] = {}
+    for seed, table in prepared.items():
+        if C.Y_LLM not in table.columns:
+            echo("budget curve skipped: the dataset has no LLM labels")
+            return _empty_curve()
+        keep = table[TUNING].to_numpy(dtype=bool)
+        labelled_all = table[C.Y_LLM].notna().to_numpy()
+        for strategy in config.budget_strategies:
+            for share in config.budgets:
+                t0 = time.perf_counter()
+                if share >= 1.0:
+                    scored, mask = full[seed], labelled_all
+                else:
+                    mask = budget_mask(table, share, strategy, keep=keep, seed=seed)
+                    scored, run_info = _run_systems(
+                        mask_llm_labels(table, mask), config, budget_shared, features,
+                        progress=False, only=only,
+                    )  # fmt: skip
+                    info[f"seed{seed}_{strategy}_{share}"] = {
+                        "gate": run_info.get("gate"), "seconds": run_info["seconds"],
+                    }  # fmt: skip
+                actual = float((mask & labelled_all)[~keep].mean()) if (~keep).any() else 1.0
+                systems = [s for s in config.budget_systems if s in scored.columns]
+                keys = {"seed": seed, "strategy": strategy, "budget": share, "share": actual}
+                frames.append(per_query_values(scored, systems, metric, keys))
+                echo(f"budget {share:.0%} ({strategy}, seed {seed}): {actual:.1%} of the pairs "
+                     f"labelled; {time.perf_counter() - t0:.0f}s")  # fmt: skip
+    per_query = pd.concat(frames, ignore_index=True)
+    summary = budget_curve_summary(per_query, bucket_order)
+    significance = budget_significance(per_query)
+    text = budget_curve_markdown(summary, significance, metric)
+    echo(text)
+    return BudgetCurve(per_query, summary, significance, text, info)
+
+
+def _empty_curve() -> BudgetCurve:
+    empty = pd.DataFrame()
+    return BudgetCurve(empty, empty, empty, "budget curve: not run (no LLM labels)", {})
 
 
 def _plot_sweep(sweep: pd.DataFrame, metric: str, path: Path) -> None:
@@ -647,5 +818,5 @@ def _plot_sweep(sweep: pd.DataFrame, metric: str, path: Path) -> None:
     fig.legend(handles, labels, fontsize=8, loc="lower center", ncols=min(len(labels), 5))
     fig.suptitle(f"{metric} by session count: how the head/tail balance moves")
     fig.tight_layout(rect=(0, 0.12, 1, 1))
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

@@ -31,6 +31,16 @@ from hybridrank.features import (
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
 from hybridrank.pipelines._tables import SEMANTIC, TableOptions, build_table, evaluation_rows
+from hybridrank.pipelines._unbiased import (
+    UNBIASED_SYSTEM,
+    UnbiasedConfig,
+    fit_unbiased,
+    impression_rows,
+    pbm_examination,
+    position_bias_table,
+    unbiased_features,
+    write_position_bias,
+)
 from hybridrank.pipelines._world import WorldConfig, build_world
 from hybridrank.serve import ClickFeatureStore
 
@@ -45,7 +55,14 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 }
 #: Label columns a run can train on. ``y_expert`` is the oracle on click data: evaluation
 #: grades used for training; on a dataset without a log (LETOR) the grades are the labels.
-LABELS = {"click": C.Y_CLICK, "ctr": C.Y_CLICK, "expert": C.Y_EXPERT, "llm": C.Y_LLM}
+#: ``clicks`` trains on the impression log's own clicks (unbiased LambdaMART), not a column.
+LABELS = {
+    "click": C.Y_CLICK,
+    "ctr": C.Y_CLICK,
+    "clicks": C.CLICK,
+    "expert": C.Y_EXPERT,
+    "llm": C.Y_LLM,
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,9 @@ class GBDTTrainConfig:
             None builds the click world ``world``.
         world: The click world to build when no dataset is given.
         label: ``click`` (click-model labels), ``ctr`` (raw click-through
-            rate), ``expert`` (the dataset's grades: the oracle run on click
+            rate), ``clicks`` (unbiased LambdaMART on the raw clicks of the
+            impression log, one group per session, position bias learned by
+            the engine; see ``unbiased``), ``expert`` (the dataset's grades: the oracle run on click
             data, named as such in every report; the plain labels of a LETOR
             dataset) or ``llm`` (the dataset's LLM labels, from ``annotate``).
         labels: How click labels are derived.
@@ -67,6 +86,7 @@ class GBDTTrainConfig:
             log) is skipped with a log line; a missing column is an error.
         click_features: Options of the click features.
         gbdt: The LambdaMART model.
+        unbiased: Options of ``label: clicks`` (positions kept, click features).
         metrics: Metrics of the report.
         dask: Train the cross-validation folds and the final model on a Dask
             cluster (a scheduler address, or a local cluster of ``n_workers``);
@@ -80,12 +100,17 @@ class GBDTTrainConfig:
     features: tuple[str, ...] = ("click", "dataset")
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
     gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
+    unbiased: UnbiasedConfig = field(default_factory=UnbiasedConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
     dask: DaskConfig = field(default_factory=DaskConfig)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
+        if self.label == "clicks" and self.dask.enabled:
+            raise ConfigError(
+                "label clicks (unbiased LambdaMART) trains in one process; turn dask off"
+            )
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> GBDTTrainConfig:
@@ -107,6 +132,7 @@ class GBDTTrainConfig:
             features=base.features,
             click_features=ClickFeatureConfig.from_dict(values.get("click_features")),
             gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
+            unbiased=UnbiasedConfig.from_dict(values.get("unbiased")),
             metrics=base.metrics,
             dask=DaskConfig.from_dict(values.get("dask")),
         )
@@ -129,6 +155,7 @@ class GBDTTrainConfig:
             "features": list(self.features),
             "click_features": self.click_features.to_dict(),
             "gbdt": self.gbdt.to_dict(),
+            "unbiased": self.unbiased.to_dict(),
             "metrics": list(self.metrics),
             "dask": self.dask.to_dict(),
         }
@@ -198,8 +225,10 @@ class GBDTRun:
             the dataset has no expert grades to evaluate against).
         table: The training table with the run's out-of-fold scores.
         features: Feature names in model order.
-        name: The score column (``gbdt_click``, ``gbdt_oracle``, ...).
+        name: The score column (``gbdt_click``, ``gbdt_oracle``, ``gbdt_unbiased``, ...).
         path: The run directory.
+        position_bias: ``label: clicks`` only: the learned position biases
+            beside the PBM examination curve (one row per position).
     """
 
     ranker: LambdaMARTRanker
@@ -208,11 +237,14 @@ class GBDTRun:
     features: list[str]
     name: str
     path: Path
+    position_bias: pd.DataFrame | None = None
 
 
 def _system_name(config: GBDTTrainConfig, dataset: Dataset) -> str:
     if config.label == "expert":
         return "gbdt_oracle" if dataset.impressions is not None else "gbdt_grades"
+    if config.label == "clicks":
+        return UNBIASED_SYSTEM
     return f"gbdt_{config.label}"
 
 
@@ -232,6 +264,78 @@ def train_gbdt(
     start = time.perf_counter()
     dataset = dataset if dataset is not None else load_dataset(config, data)
     table, click_features = training_table(dataset, config)
+    if config.label == "clicks":
+        ranker, features, name, bias = _train_on_clicks(dataset, table, config, progress)
+    else:
+        ranker, features, name = _train_on_labels(dataset, table, config, progress)
+        bias = None
+
+    report: Report | None = None
+    if C.Y_EXPERT in table.columns:
+        what = (
+            "ORACLE (trained on expert grades)"
+            if name == "gbdt_oracle"
+            else "unbiased LambdaMART on raw clicks"
+            if config.label == "clicks"
+            else f"{config.label} labels"
+        )
+        baseline = C.BM25 if C.BM25 in table.columns else None
+        evaluated = table.loc[evaluation_rows(table)]
+        report = evaluate_table(
+            evaluated,
+            [s for s in (baseline, name) if s is not None],
+            metrics=config.metrics,
+            bucket_order=dataset.bucket_names,
+            baseline=baseline,
+            title=f"LambdaMART ({config.gbdt.engine}, {what}){' vs BM25' if baseline else ''}, "
+            f"{dataset.split_info.n_folds}-fold cross-validated by query; expert grades"
+            f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}",
+        )
+    else:
+        logger.warning("the dataset has no expert grades: no per-bucket report")
+
+    out = Path(out_dir)
+    with staged_directory(out, markers=("manifest.json", "config.yaml")) as tmp:
+        ranker.save(tmp / "model")
+        FeatureSchema.from_frame(table, features).save(tmp / "schema.json")
+        if click_features is not None:
+            # The training log's aggregates: serving looks a request's click features up here.
+            ClickFeatureStore(click_features).save(tmp / "click_features")
+        (tmp / "config.yaml").write_text(
+            "# The config this run used; `hybridrank train gbdt --config` reads it back.\n"
+            + yaml.safe_dump(config.to_dict(), sort_keys=False)
+        )
+        if bias is not None:
+            write_position_bias(bias, tmp, _bias_title(config))
+        if report is not None:
+            report.write(tmp / "report")
+            summary = report.summary
+            (tmp / "metrics.json").write_text(summary.to_json(orient="records", indent=2) + "\n")
+        plot_training_curves(ranker, tmp / "curves.png")
+        keep = [
+            C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, C.Y_CLICK, C.Y_LLM,
+            name, *features,
+        ]  # fmt: skip
+        table[[c for c in dict.fromkeys(keep) if c in table.columns]].to_parquet(
+            tmp / "train_table.parquet", index=False
+        )
+        write_manifest(tmp)
+    logger.info("trained %s in %.1fs", name, time.perf_counter() - start)
+    return GBDTRun(
+        ranker=ranker,
+        report=report,
+        table=table,
+        features=features,
+        name=name,
+        path=out,
+        position_bias=bias,
+    )
+
+
+def _train_on_labels(
+    dataset: Dataset, table: pd.DataFrame, config: GBDTTrainConfig, progress: bool
+) -> tuple[LambdaMARTRanker, list[str], str]:
+    """Out-of-fold scores into ``table[name]`` and the production model, on a label column."""
     label = LABELS[config.label]
     if label not in table.columns:
         hint = {
@@ -266,56 +370,44 @@ def train_gbdt(
             qid=table.loc[labelled, C.QID].to_numpy(),
             trainer=trainer,
         )
+    return ranker, features, name
 
-    report: Report | None = None
-    if C.Y_EXPERT in table.columns:
-        what = (
-            "ORACLE (trained on expert grades)"
-            if name == "gbdt_oracle"
-            else f"{config.label} labels"
-        )
-        baseline = C.BM25 if C.BM25 in table.columns else None
-        evaluated = table.loc[evaluation_rows(table)]
-        report = evaluate_table(
-            evaluated,
-            [s for s in (baseline, name) if s is not None],
-            metrics=config.metrics,
-            bucket_order=dataset.bucket_names,
-            baseline=baseline,
-            title=f"LambdaMART ({config.gbdt.engine}, {what}){' vs BM25' if baseline else ''}, "
-            f"{dataset.split_info.n_folds}-fold cross-validated by query; expert grades"
-            f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}",
-        )
-    else:
-        logger.warning("the dataset has no expert grades: no per-bucket report")
 
-    out = Path(out_dir)
-    with staged_directory(out, markers=("manifest.json", "config.yaml")) as tmp:
-        ranker.save(tmp / "model")
-        FeatureSchema.from_frame(table, features).save(tmp / "schema.json")
-        if click_features is not None:
-            # The training log's aggregates: serving looks a request's click features up here.
-            ClickFeatureStore(click_features).save(tmp / "click_features")
-        (tmp / "config.yaml").write_text(
-            "# The config this run used; `hybridrank train gbdt --config` reads it back.\n"
-            + yaml.safe_dump(config.to_dict(), sort_keys=False)
+def _train_on_clicks(
+    dataset: Dataset, table: pd.DataFrame, config: GBDTTrainConfig, progress: bool
+) -> tuple[LambdaMARTRanker, list[str], str, pd.DataFrame]:
+    """Unbiased LambdaMART: out of fold by query on the impression rows, then on all of them."""
+    if dataset.impressions is None:
+        raise DataFormatError(
+            "label clicks trains on the impression log; the dataset has none", path=dataset.path
         )
-        if report is not None:
-            report.write(tmp / "report")
-            summary = report.summary
-            (tmp / "metrics.json").write_text(summary.to_json(orient="records", indent=2) + "\n")
-        plot_training_curves(ranker, tmp / "curves.png")
-        keep = [
-            C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, C.Y_CLICK, C.Y_LLM,
-            name, *features,
-        ]  # fmt: skip
-        table[[c for c in dict.fromkeys(keep) if c in table.columns]].to_parquet(
-            tmp / "train_table.parquet", index=False
-        )
-        write_manifest(tmp)
-    logger.info("trained %s in %.1fs", name, time.perf_counter() - start)
-    return GBDTRun(
-        ranker=ranker, report=report, table=table, features=features, name=name, path=out
+    features = unbiased_features(
+        resolve_features(config.features, table, dataset.features), config.unbiased
+    )
+    name = _system_name(config, dataset)
+    rows = impression_rows(dataset, table, features, config.unbiased)
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        # The fold's training queries, as they were shown: every session of those queries.
+        shown = rows[rows[C.QID].isin(set(train[C.QID]))]
+        return fit_unbiased(shown, features, config.gbdt).predict(test[features])
+
+    table[name] = out_of_fold(table, name, fit_predict, progress=progress).scores
+    ranker = fit_unbiased(rows, features, config.gbdt)
+    if ranker.position_bias_ is None:
+        logger.warning("%s reported no position biases", config.gbdt.engine)
+    bias = position_bias_table(
+        {config.gbdt.engine: ranker.position_bias_},
+        pbm_examination(dataset.impressions, config.unbiased.max_position),
+    )
+    logger.info("learned position biases:\n%s", bias.to_string(float_format="%.3f"))
+    return ranker, features, name, bias
+
+
+def _bias_title(config: GBDTTrainConfig) -> str:
+    return (
+        f"Position bias learned by unbiased LambdaMART ({config.gbdt.engine}) beside the "
+        f"examination curve of a PBM fitted by EM on the same log"
     )
 
 

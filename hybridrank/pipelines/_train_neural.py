@@ -16,6 +16,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
+from hybridrank._atomic import save_figure, staged_directory, write_text
 from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
@@ -329,7 +330,6 @@ def train_neural(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if dataset is None:
         dataset = (
             Dataset.read(config.dataset) if config.dataset else build_world(config.world, data=data)
@@ -397,33 +397,30 @@ def train_neural(
             table.loc[labelled, config.label].to_numpy(dtype=np.float64),
             qid=table.loc[labelled, C.QID].to_numpy(),
         )
-        ranker.save(out / "model")
         timings["final_model_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
     timings = {k: round(v, 1) for k, v in timings.items()}
 
-    (out / "config.yaml").write_text(
-        "# The config this run used; `hybridrank train neural --config` reads it back.\n"
-        + yaml.safe_dump(config.to_dict(), sort_keys=False)
-    )
-    report.write(out / "report")
-    (out / "metrics.json").write_text(report.summary.to_json(orient="records", indent=2) + "\n")
-    (out / "folds.json").write_text(
-        json.dumps({"timings": timings, "folds": folds}, indent=2) + "\n"
-    )
-    plot_loss_curves(folds, ranker, out / "loss.png")
-    keep = [
-        C.QID,
-        C.DOCID,
-        C.BUCKET,
-        C.FOLD,
-        C.FREQ,
-        C.BM25,
-        C.Y_EXPERT,
-        config.label,
-        *systems[1:],
-    ]
-    table[list(dict.fromkeys(keep))].to_parquet(out / "scores.parquet", index=False)
+    keep = [C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, config.label, *systems[1:]]
+    # Built beside its target and renamed into place; folds.json, written last, marks a
+    # complete run. A crash leaves the previous run as it was.
+    with staged_directory(out, markers=("folds.json", "config.yaml")) as tmp:
+        if ranker is not None:
+            ranker.save(tmp / "model")
+        write_text(
+            tmp / "config.yaml",
+            "# The config this run used; `hybridrank train neural --config` reads it back.\n"
+            + yaml.safe_dump(config.to_dict(), sort_keys=False),
+        )
+        report.write(tmp / "report")
+        write_text(tmp / "metrics.json", report.summary.to_json(orient="records", indent=2) + "\n")
+        plot_loss_curves(folds, ranker, tmp / "loss.png")
+        table[[c for c in dict.fromkeys(keep) if c in table.columns]].to_parquet(
+            tmp / "scores.parquet", index=False
+        )
+        write_text(
+            tmp / "folds.json", json.dumps({"timings": timings, "folds": folds}, indent=2) + "\n"
+        )
     logger.info("trained %s in %.1fs", name, timings["total_s"])
     return NeuralRun(
         ranker=ranker, report=report, table=table, folds=folds, timings=timings, path=out
@@ -459,5 +456,5 @@ def plot_loss_curves(folds: list[dict[str, Any]], ranker: NeuralRanker | None, p
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)

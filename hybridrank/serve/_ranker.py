@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 HYBRID_META = "hybrid.json"
 STORE_DIR = "click_features"
 _CLICK = frozenset(CLICK_FEATURES)
+#: Columns :meth:`HybridRanker.rank_table` adds; an input column of that name is an error.
+OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
 
 Docs = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
@@ -357,21 +359,112 @@ class HybridRanker:
     def _frequency(self, qid: str) -> float:
         return 0.0 if self.store is None else self.store.frequency(qid)
 
+    def _check_request_table(
+        self, table: pd.DataFrame, on_missing: str, click_features_from: str, source: str
+    ) -> None:
+        if on_missing not in ("error", "keep"):
+            raise ConfigError(f"on_missing must be 'error' or 'keep', got {on_missing!r}")
+        if click_features_from not in ("store", "input"):
+            raise ConfigError(
+                f"click_features_from must be 'store' or 'input', got {click_features_from!r}"
+            )
+        for col in (C.QID, C.DOCID):
+            if col not in table.columns:
+                raise DataFormatError(f"the candidate table has no {col!r} column", path=source)
+            bad = table[col].isna().to_numpy()
+            if bad.any():
+                raise DataFormatError(
+                    "missing id", path=source, row=int(np.flatnonzero(bad)[0]), column=col
+                )
+        clash = [c for c in OUTPUT_COLUMNS if c in table.columns]
+        if clash:
+            raise DataFormatError(
+                f"input columns {clash} have the names of the ranker's outputs and would be "
+                "overwritten; rename them",
+                path=source,
+                column=clash[0],
+            )
+        dup = table.duplicated([C.QID, C.DOCID]).to_numpy()
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0])
+            raise DataFormatError(
+                f"duplicate (qid, docid) row ({table[C.QID].iloc[row]!r}, "
+                f"{table[C.DOCID].iloc[row]!r}); {int(dup.sum())} such rows: a document would "
+                "take two places in the ranking",
+                path=source,
+                row=row,
+                column=C.DOCID,
+            )
+        names = self._click.names
+        if click_features_from == "store" and self.store is not None:
+            stored = [f for f in names if f in _CLICK and f in table.columns]
+            if stored:
+                raise DataFormatError(
+                    f"input columns {stored} are click features the bundle's store provides; "
+                    "drop them, or rank with --click-features-from input to use yours",
+                    path=source,
+                    column=stored[0],
+                )
+        for f in names:
+            if f not in table.columns:
+                continue
+            values = pd.to_numeric(table[f], errors="coerce").to_numpy(dtype=np.float64)
+            nan = np.isnan(values) & table[f].notna().to_numpy()
+            if nan.any():
+                raise DataFormatError(
+                    "not a number", path=source, row=int(np.flatnonzero(nan)[0]), column=f
+                )
+            inf = np.isinf(values)
+            if inf.any():
+                raise DataFormatError(
+                    "infinite value", path=source, row=int(np.flatnonzero(inf)[0]), column=f
+                )
+            missing = np.isnan(values)
+            if missing.any() and on_missing == "error":
+                raise DataFormatError(
+                    f"{int(missing.sum())} missing values (first in row "
+                    f"{int(np.flatnonzero(missing)[0])}); fill them, or rank with "
+                    "--on-missing keep to send them down the model's missing-value branch",
+                    path=source,
+                    row=int(np.flatnonzero(missing)[0]),
+                    column=f,
+                )
+
     def rank_table(
-        self, candidates: pd.DataFrame, *, queries: pd.DataFrame | None = None
+        self,
+        candidates: pd.DataFrame,
+        *,
+        queries: pd.DataFrame | None = None,
+        on_missing: str = "error",
+        click_features_from: str = "store",
+        source: str = "candidates",
     ) -> pd.DataFrame:
         """Score a whole candidate table; rows of a query must be contiguous.
 
         Adds ``score`` and ``rank`` (1 = best within the query) and, when
-        fused, ``click_score``, ``llm_score`` and ``gate``. ``queries``
+        fused, ``click_score``, ``llm_score`` and ``gate``; an input column
+        with one of those names is an error, never overwritten. ``queries``
         (``qid, text``) supplies query texts where the table has no ``query`` column.
+
+        Args:
+            candidates: The table to rank.
+            queries: Query texts for a neural model.
+            on_missing: A NaN in a feature column of the input: ``error``
+                (naming the column and the first row) or ``keep`` (the
+                GBDT's missing-value branch, as for never-shown pairs).
+                An infinite value is always an error.
+            click_features_from: ``store`` (the bundle's click-feature store;
+                an input column named like a stored click feature is an
+                error) or ``input`` (the input's columns win: a fresher log).
+            source: Name of the input in error messages (its file).
+
+        Raises:
+            DataFormatError: Missing ids, duplicate (qid, docid) rows, an
+                output-named or store-named input column, NaN or infinite
+                features; each naming the column and the first row.
         """
         table = candidates.reset_index(drop=True)
-        for col in (C.QID, C.DOCID):
-            if col not in table.columns:
-                raise DataFormatError(
-                    f"the candidate table has no {col!r} column", path="candidates"
-                )
+        self._check_request_table(table, on_missing, click_features_from, source)
         from hybridrank._grouping import offsets_from_qid
 
         offsets = offsets_from_qid(table[C.QID].to_numpy())

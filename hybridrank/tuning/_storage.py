@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def make_storage(
     heartbeat_interval: int | None = 30,
     grace_period: int | None = 90,
     max_retry: int = 1,
+    connect_timeout_s: float = 10.0,
 ) -> Any:
     """An Optuna storage.
 
@@ -54,6 +56,8 @@ def make_storage(
             (RDB storages); None turns the heartbeat off.
         grace_period: Seconds without a heartbeat after which a trial counts as dead.
         max_retry: How often a trial failed by the heartbeat is run again.
+        connect_timeout_s: Seconds a database server may take to accept a
+            connection (PostgreSQL, MySQL) before a :class:`StorageError`.
 
     Raises:
         ConfigError: ``spec`` is neither an RDB URL nor ``journal:PATH``.
@@ -94,10 +98,16 @@ def make_storage(
     # driver hybridrank installs (the `postgres` extra) so both work.
     if spec.startswith(("postgresql://", "postgres://")):
         spec = "postgresql+psycopg://" + spec.split("://", 1)[1]
+    engine: dict[str, Any] = {}
+    if spec.startswith(("postgresql", "mysql")):
+        # A server that accepts the connection but never answers would otherwise hang
+        # for minutes in the driver: fail after connect_timeout_s with a message.
+        engine["connect_args"] = {"connect_timeout": int(connect_timeout_s)}
+        logger.info("connecting to %s (timeout %ss)", spec.split("@")[-1], connect_timeout_s)
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna's words
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(spec, **beat)
+            return optuna.storages.RDBStorage(spec, engine_kwargs=engine or None, **beat)
     except ImportError as exc:
         raise StorageError(
             f"no database driver for {spec.split('://')[0]!r} ({exc}); install one "
@@ -158,12 +168,18 @@ def _alive(pid: int, started: float | None) -> bool:
         return True
 
 
-def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
+def fail_orphaned_trials(
+    study: Any, *, max_retry: int = 1, unrecorded_grace_s: float | None = None
+) -> list[int]:
     """Fail RUNNING trials whose worker process (on this host) is gone, and enqueue retries.
 
     A trial is retried (same parameters, user attribute ``retry_of``) while
     the chain of retries behind it is shorter than ``max_retry``. Trials run
-    by other hosts are left to the heartbeat.
+    by other hosts are left to the heartbeat. A worker records itself on its
+    trial first thing; a RUNNING trial with no worker recorded that started
+    more than ``unrecorded_grace_s`` seconds ago lost its worker before that
+    (a kill in the first instant) and is failed and retried too, whatever
+    the host: nothing else would ever end it.
 
     Returns:
         Numbers of the trials marked failed.
@@ -174,11 +190,21 @@ def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
     failed: list[int] = []
     by_number: dict[int, Any] | None = None
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    now = datetime.now()
     for trial in running:
         attrs = trial.user_attrs
-        if attrs.get(WORKER_HOST) != host or WORKER_PID not in attrs:
-            continue
-        if _alive(int(attrs[WORKER_PID]), attrs.get(WORKER_STARTED)):
+        if WORKER_PID not in attrs:
+            started = trial.datetime_start
+            stale = (
+                unrecorded_grace_s is not None
+                and started is not None
+                and (now - started).total_seconds() > unrecorded_grace_s
+            )
+            if not stale:
+                continue
+        elif attrs.get(WORKER_HOST) != host or _alive(
+            int(attrs[WORKER_PID]), attrs.get(WORKER_STARTED)
+        ):
             continue
         try:
             ok = study._storage.set_trial_state_values(
@@ -200,7 +226,7 @@ def fail_orphaned_trials(study: Any, *, max_retry: int = 1) -> list[int]:
         logger.warning(
             "trial %d: its worker (pid %s) is gone; marked FAIL%s",
             trial.number,
-            attrs[WORKER_PID],
+            attrs.get(WORKER_PID, "never recorded"),
             " and enqueued again" if depth < max_retry else "",
         )
     return failed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -13,12 +14,24 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank._atomic import save_figure, write_text
 from hybridrank._config import config_from_dict, read_yaml_mapping
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("stacker", "gbdt", "famol")
+#: Objectives a study can have: validation NDCG@10 (maximised) and, for a gbdt study, a
+#: serving cost (minimised): ``latency`` (p50 ms of ranking ``latency_docs`` documents,
+#: one thread) or ``size`` (leaves summed over the trees kept, ~ trees x leaves).
+OBJECTIVES = ("ndcg", "latency", "size")
+SAMPLERS = ("tpe", "nsga2")
+#: The search-space keys each kind of study reads (``space: {key: [low, high]}``).
+SPACE_KEYS: dict[str, tuple[str, ...]] = {
+    "stacker": ("centre", "slope"),
+    "gbdt": ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2"),
+    "famol": ("centre", "slope"),
+}
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,20 @@ class StudySpec:
         grace_period: Seconds without a heartbeat after which a trial counts
             as dead: the next worker marks it FAIL and enqueues it again.
         max_retry: How often a trial whose worker died is run again.
+        connect_timeout_s: Seconds a database server may take to accept a
+            connection before the run stops with a StorageError (a server that
+            accepts but never answers no longer hangs).
         n_jobs: Threads per trial (LightGBM ``num_threads``); 0 lets LightGBM
             use every core. The default 1 suits several workers per machine:
             OpenMP threads of parallel workers oversubscribe the cores.
+        objectives: ``[ndcg]`` (default) or, for a gbdt study, ``[ndcg,
+            latency]`` / ``[ndcg, size]``: a multi-objective study (Optuna's
+            multi-objective TPE or NSGA-II; no pruning) whose result is a
+            Pareto front. Every gbdt trial records both costs as user
+            attributes (``p50_ms``, ``size``) whatever its objectives.
+        sampler: ``tpe`` (seeded per trial) or ``nsga2`` (NSGA-II, seeded).
+        latency_docs: Documents ranked per timed call (one query).
+        latency_repeats: Timed calls per trial (the p50 is their median).
     """
 
     kind: str = "stacker"
@@ -63,10 +87,32 @@ class StudySpec:
     grace_period: int = 90
     max_retry: int = 1
     n_jobs: int = 1
+    connect_timeout_s: float = 10.0
+    objectives: tuple[str, ...] = ("ndcg",)
+    sampler: str = "tpe"
+    latency_docs: int = 100
+    latency_repeats: int = 50
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"study.kind must be one of {KINDS}, got {self.kind!r}")
+        objectives = tuple(self.objectives)
+        if (
+            not objectives
+            or objectives[0] != "ndcg"
+            or len(objectives) > 2
+            or any(o not in OBJECTIVES for o in objectives)
+            or len(set(objectives)) != len(objectives)
+        ):
+            raise ConfigError(
+                f"study.objectives must be [ndcg] or [ndcg, latency|size], got {list(objectives)}"
+            )
+        if len(objectives) > 1 and self.kind != "gbdt":
+            raise ConfigError(f"study.objectives: a {self.kind} study has one objective (ndcg)")
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"study.sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.latency_docs < 1 or self.latency_repeats < 1:
+            raise ConfigError("study.latency_docs and study.latency_repeats must be >= 1")
         if self.n_trials < 1:
             raise ConfigError("study.n_trials must be >= 1")
         if self.heartbeat_interval is not None and self.heartbeat_interval < 1:
@@ -80,6 +126,35 @@ class StudySpec:
             raise ConfigError("study.max_retry must be >= 0")
         if self.n_jobs < 0:
             raise ConfigError("study.n_jobs must be >= 0")
+        if self.connect_timeout_s <= 0:
+            raise ConfigError("study.connect_timeout_s must be > 0")
+        self._check_space()
+
+    def _check_space(self) -> None:
+        """Every ``space`` key is one this kind reads, every range a [low, high] of numbers.
+
+        Checked when the spec is read, before any input is built.
+        """
+        import difflib
+
+        known = SPACE_KEYS[self.kind]
+        for key, value in self.space.items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"study.space.{key}: not a parameter of a {self.kind} study{hint} "
+                    f"(known: {list(known)})"
+                )
+            ok = (
+                isinstance(value, list | tuple)
+                and len(value) == 2
+                and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            )
+            if not ok or value[0] > value[1]:
+                raise ConfigError(f"study.space.{key} must be [low, high] with low <= high, got {value!r}")
+            if key in ("learning_rate", "lambda_l2") and value[0] <= 0:
+                raise ConfigError(f"study.space.{key} is searched on a log scale: low must be > 0")
 
     def open_storage(self, override: str | None = None) -> Any:
         """The Optuna storage of this study (``override`` replaces ``storage``)."""
@@ -91,11 +166,21 @@ class StudySpec:
             heartbeat_interval=self.heartbeat_interval,
             grace_period=self.grace_period,
             max_retry=self.max_retry,
+            connect_timeout_s=self.connect_timeout_s,
         )
 
     @property
     def study_name(self) -> str:
         return self.name or f"hybridrank-{self.kind}"
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def directions(self) -> list[Any]:
+        """Optuna directions, one per objective."""
+        return ["maximize" if o == "ndcg" else "minimize" for o in self.objectives]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> StudySpec:
@@ -152,9 +237,30 @@ class _PruningCallback:
                 return
 
 
+def serving_costs(booster: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:
+    """p50 latency (ms) of scoring ``sample`` (one query's documents) on one thread, and size.
+
+    The model is timed as served: the trees up to its best iteration, one call
+    per query. ``size`` is the number of leaves summed over those trees.
+    """
+    n_iter = booster.best_iteration or booster.current_iteration()
+    booster.predict(sample, num_iteration=n_iter, num_threads=1)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        booster.predict(sample, num_iteration=n_iter, num_threads=1)
+        times.append(time.perf_counter() - t0)
+    trees = booster.dump_model(num_iteration=n_iter)["tree_info"]
+    return {
+        "p50_ms": float(np.median(times) * 1000.0),
+        "size": float(sum(t["num_leaves"] for t in trees)),
+        "n_trees": float(len(trees)),
+    }
+
+
 def _gbdt_objective(
     spec: StudySpec, inputs: pd.DataFrame, features: list[str]
-) -> Callable[[Any], float]:
+) -> Callable[[Any], float | tuple[float, float]]:
     import lightgbm as lgb
 
     from hybridrank._grouping import offsets_from_qid
@@ -172,7 +278,11 @@ def _gbdt_objective(
     )
     dvalid = lgb.Dataset(valid[features].to_numpy(np.float32), valid[C.Y_EXPERT], group=np.diff(offsets_from_qid(valid[C.QID].to_numpy())), reference=dtrain)  # fmt: skip
 
-    def objective(trial: Any) -> float:
+    # The timed call ranks one query's documents: the first `latency_docs` validation rows.
+    rows = valid[features].to_numpy(np.float32)
+    sample = np.resize(rows, (spec.latency_docs, rows.shape[1])) if len(rows) else rows
+
+    def objective(trial: Any) -> float | tuple[float, float]:
         params = {
             "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [10], "verbose": -1,
             "seed": spec.seed, "deterministic": True, "num_threads": spec.n_jobs,
@@ -182,17 +292,25 @@ def _gbdt_objective(
             "feature_fraction": trial.suggest_float("feature_fraction", *_space(spec, "feature_fraction", (0.4, 1.0))),
             "lambda_l2": trial.suggest_float("lambda_l2", *_space(spec, "lambda_l2", (1e-3, 10.0)), log=True),
         }  # fmt: skip
+        # Optuna cannot prune a multi-objective trial: only early stopping there.
+        prune = [] if spec.multi_objective else [_PruningCallback(trial)]
         booster = lgb.train(
             params, dtrain, num_boost_round=300, valid_sets=[dvalid], valid_names=["valid"],
-            callbacks=[_PruningCallback(trial), lgb.early_stopping(30, verbose=False)],
+            callbacks=[*prune, lgb.early_stopping(30, verbose=False)],
         )  # fmt: skip
         trial.set_user_attr("best_round", int(booster.best_iteration))
         scores = booster.predict(
             valid[features].to_numpy(np.float32), num_iteration=booster.best_iteration
         )
-        return float(
+        costs = serving_costs(booster, sample, repeats=spec.latency_repeats)
+        for key, value in costs.items():
+            trial.set_user_attr(key, value)
+        ndcg = float(
             np.nanmean(ndcg_at_k(scores, valid[C.Y_EXPERT], qid=valid[C.QID].to_numpy(), k=10))
         )
+        if not spec.multi_objective:
+            return ndcg
+        return ndcg, costs["p50_ms" if spec.objectives[1] == "latency" else "size"]
 
     return objective
 
@@ -275,7 +393,7 @@ def run_study(
     # server is reported at once.
     store = spec.open_storage(storage)
     table, features = inputs()
-    objectives: dict[str, Callable[[], Callable[[Any], float]]] = {
+    objectives: dict[str, Callable[[], Callable[[Any], float | tuple[float, float]]]] = {
         "stacker": lambda: _stacker_objective(spec, table),
         "gbdt": lambda: _gbdt_objective(spec, table, features),
         "famol": lambda: _famol_objective(spec, table, features),
@@ -283,23 +401,42 @@ def run_study(
     inner = objectives[spec.kind]()
     me = worker_identity()
 
-    def objective(trial: Any) -> float:
+    def objective(trial: Any) -> float | tuple[float, float]:
         for key, value in me.items():
             trial.set_user_attr(key, value)
         return inner(trial)
 
+    sampler = (
+        optuna.samplers.NSGAIISampler(seed=spec.seed)
+        if spec.sampler == "nsga2"
+        else make_sampler(spec.seed)
+    )
+    pruner = (
+        optuna.pruners.NopPruner()
+        if spec.multi_objective
+        else optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
+    )
     study = optuna.create_study(
         study_name=spec.study_name,
         storage=store,
-        sampler=make_sampler(spec.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10),
-        direction="maximize",
+        sampler=sampler,
+        pruner=pruner,
+        directions=spec.directions,
         load_if_exists=True,
     )
+    if len(study.directions) != len(spec.directions):
+        raise ConfigError(
+            f"study {spec.study_name!r} in that storage has {len(study.directions)} objective(s), "
+            f"the spec {len(spec.directions)}: give the multi-objective study another name"
+        )
+    if study.user_attrs.get("objectives") != list(spec.objectives):
+        study.set_user_attr("objectives", list(spec.objectives))
     counted = (TrialState.COMPLETE, TrialState.PRUNED)
 
     def reap(study: Any, _trial: Any) -> None:
-        fail_orphaned_trials(study, max_retry=spec.max_retry)
+        fail_orphaned_trials(
+            study, max_retry=spec.max_retry, unrecorded_grace_s=float(spec.grace_period)
+        )
 
     reap(study, None)
     if is_heartbeat_enabled(study._storage):
@@ -331,6 +468,10 @@ def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not finished:
         raise ConfigError(f"study {study.study_name!r} has no completed trial yet")
+    if len(study.directions) > 1:
+        from hybridrank.tuning._pareto import pareto_report
+
+        return pareto_report(study, out)
     best = study.best_trial
     states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
     lines = [
@@ -357,7 +498,7 @@ def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]
         paths["importances"] = out / "importances.png"
         _save(ax, paths["importances"])
     text = "\n".join(lines)
-    (out / "report.md").write_text(text + "\n")
+    write_text(out / "report.md", text + "\n")
     paths["markdown"] = out / "report.md"
     return text, paths
 
@@ -366,5 +507,5 @@ def _save(ax: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig = ax.get_figure()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
     plt.close("all")

@@ -79,3 +79,21 @@ def test_world_with_a_truncated_log_is_named(tmp_path: Path) -> None:
         Dataset.read(run)
     with pytest.raises(DataFormatError, match=r"impressions\.parquet"):
         Dataset.read(run, verify=False)
+
+
+def test_delimited_rows_with_the_wrong_field_count_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    path.write_text("qid,docid,bm25\nq1,d1,1.5\nq1,d2\nq1,d3,0.5\n")
+    with pytest.raises(DataFormatError, match=r"cut\.csv, line 3: 2 fields where the header has 3"):
+        read_table(path)
+    tsv = tmp_path / "extra.tsv"
+    tsv.write_text("qid\tdocid\nq1\td1\textra\n")
+    with pytest.raises(DataFormatError, match=r"line 2: 3 fields"):
+        read_table(tsv)
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(b"qid,text\nq1,ok\nq2,caf\xe9\n")
+    with pytest.raises(DataFormatError, match=r"latin\.csv, line 3: not UTF-8"):
+        read_table(path)

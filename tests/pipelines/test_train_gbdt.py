@@ -12,6 +12,7 @@ from hybridrank import columns as C
 from hybridrank.cli import main
 from hybridrank.data import TUNING, SimulationConfig
 from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, feature_importance
 from hybridrank.pipelines import DataConfig, GBDTTrainConfig, WorldConfig, train_gbdt
 
@@ -124,3 +125,67 @@ def test_oracle_and_config_errors() -> None:
         GBDTTrainConfig(label="votes")
     with pytest.raises(ConfigError, match="unknown sections"):
         GBDTTrainConfig.from_dict({"model": {}})
+
+
+@pytest.fixture(scope="module")
+def unbiased_run(tmp_path_factory, tiny_collection):
+    root = write_trec_dir(tiny_collection, tmp_path_factory.mktemp("trec-u"))
+    config = GBDTTrainConfig.from_dict(
+        {
+            "world": {
+                "data": {"format": "trec", "path": str(root)},
+                "simulation": {"n_sessions": 3000, "seed": 2, "zipf_exponent": 0.8},
+            },
+            "label": "clicks",
+            "features": ["click", "text"],
+            "gbdt": {"engine": "xgboost", "n_estimators": 30, "early_stopping_rounds": None},
+            "metrics": ["ndcg@10"],
+        }
+    )
+    return train_gbdt(config, tmp_path_factory.mktemp("run-u"), progress=False), config
+
+
+def test_clicks_label_trains_unbiased_lambdamart(unbiased_run) -> None:
+    run, config = unbiased_run
+    assert run.name == "gbdt_unbiased"
+    # Click features hold the label's own click: left out unless asked for.
+    assert not set(run.features) & set(CLICK_FEATURES)
+    assert run.table["gbdt_unbiased"].notna().all()
+    assert run.report is not None
+    assert "gbdt_unbiased" in set(run.report.summary["system"])
+    bias = run.position_bias
+    assert bias is not None
+    assert list(bias.columns) == ["xgboost", "pbm_examination"]
+    assert bias.loc[1, "xgboost"] == pytest.approx(1.0)
+    assert bias.loc[1, "pbm_examination"] == pytest.approx(1.0)
+    for name in ("position_bias.csv", "position_bias.md", "position_bias.png"):
+        assert (run.path / name).is_file()
+    back = GBDTTrainConfig.from_yaml(run.path / "config.yaml")
+    assert back == config
+    assert json.loads((run.path / "model" / "ranker.json").read_text())["position_bias"]["1"] == 1.0
+
+
+def test_clicks_label_options() -> None:
+    config = GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"max_position": 5}})
+    assert config.unbiased.max_position == 5
+    with pytest.raises(ConfigError, match=r"unbiased\.max_position"):
+        GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"max_position": 0}})
+    with pytest.raises(ConfigError, match="unbiased"):
+        GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"max_positon": 5}})
+    with pytest.raises(ConfigError, match="one process"):
+        GBDTTrainConfig.from_dict({"label": "clicks", "dask": {"n_workers": 2}})
+    with pytest.raises(ConfigError, match=r"gbdt\.params\.num_leafs.*num_leaves"):
+        GBDTTrainConfig.from_dict({"gbdt": {"params": {"num_leafs": 7}}})
+    with pytest.raises(ConfigError, match=r"gbdt\.num_leaves must be >= 2"):
+        GBDTTrainConfig.from_dict({"gbdt": {"num_leaves": -3}})
+
+
+def test_clicks_label_keeps_click_features_when_asked() -> None:
+    from hybridrank.pipelines import UnbiasedConfig
+    from hybridrank.pipelines._unbiased import unbiased_features
+
+    names = ["bm25", "qd_ctr"]
+    assert unbiased_features(names, UnbiasedConfig()) == ["bm25"]
+    assert unbiased_features(names, UnbiasedConfig(click_features=True)) == names
+    with pytest.raises(DataFormatError, match="no features left"):
+        unbiased_features(["qd_ctr"], UnbiasedConfig())

@@ -98,7 +98,11 @@ def test_click_features_sent_with_the_request_win_in_batch_and_online(
 ) -> None:
     ranker = HybridRanker.load(runs["click"])
     request = _request_table(runs["click"]).assign(qd_ctr=0.9, q_sessions=1000.0)
-    batch = ranker.rank_table(request)
+    # By default an input column named like a stored click feature is an error, never
+    # a silent override: the user says which source wins.
+    with pytest.raises(DataFormatError, match=r"click features the bundle's store provides"):
+        ranker.rank_table(request)
+    batch = ranker.rank_table(request, click_features_from="input")
     store = ClickFeatureStore.load(runs["click"] / "click_features")
     expected_table = store.join(request.drop(columns=["qd_ctr", "q_sessions"])).assign(
         qd_ctr=0.9, q_sessions=1000.0
@@ -245,3 +249,48 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
     assert meta["gate"] == {"kind": "sigmoid", "params": {"centre": 1.5, "slope": 2.0}}
     with pytest.raises(ConfigError):
         HybridRanker(GBDTBundle.load(runs["click"]), gate=SigmoidGate())
+
+
+def test_rank_table_refuses_silently_wrong_input(runs: dict[str, Path], tmp_path: Path) -> None:
+    ranker = HybridRanker.load(runs["click"])
+    request = _request_table(runs["click"])
+    # Duplicate (qid, docid) rows would let one document take two places.
+    dup = pd.concat([request.iloc[:1], request]).sort_values(C.QID, kind="stable")
+    with pytest.raises(DataFormatError, match="duplicate") as info:
+        ranker.rank_table(dup)
+    assert info.value.column == C.DOCID
+    # An input column with an output's name is never overwritten.
+    with pytest.raises(DataFormatError, match="outputs") as info:
+        ranker.rank_table(request.assign(llm_score=1.0))
+    assert info.value.column == "llm_score"
+    # NaN in a feature: an error naming column and row, unless the user keeps it as missing.
+    holes = request.copy()
+    holes.loc[holes.index[4], "bm25"] = np.nan
+    with pytest.raises(DataFormatError, match="missing values") as info:
+        ranker.rank_table(holes)
+    assert (info.value.column, info.value.row) == ("bm25", 4)
+    kept = ranker.rank_table(holes, on_missing="keep")
+    assert np.isfinite(kept["score"]).all()
+    # Infinite values are always an error.
+    inf = request.copy()
+    inf.loc[inf.index[2], "bm25"] = np.inf
+    with pytest.raises(DataFormatError, match="infinite") as info:
+        ranker.rank_table(inf, on_missing="keep")
+    assert info.value.row == 2
+
+
+def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    request = _request_table(runs["click"])
+    text = request.to_csv(index=False)
+    cut = tmp_path / "cut.csv"
+    cut.write_text(text[: len(text) - 40])  # a row cut mid-line
+    out = tmp_path / "ranked.csv"
+    args = ["rank", "--model", str(runs["click"]), "--candidates", str(cut), "--out", str(out)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cut.csv, line" in err and "fields" in err and not out.exists()
+    with pytest.raises(SystemExit):
+        main([*args[:-2], "--top-k", "-1", "--out", str(out)])
+    assert not out.exists()

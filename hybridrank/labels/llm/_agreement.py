@@ -13,6 +13,7 @@ from scipy import stats
 from sklearn.metrics import cohen_kappa_score
 
 from hybridrank import columns as C
+from hybridrank._atomic import save_figure, write_text
 from hybridrank.evaluate import ndcg_at_k
 
 ALL = "all"
@@ -82,8 +83,9 @@ class Agreement:
             "csv": out / "agreement_by_bucket.csv",
             "png": out / "confusion.png",
         }
-        paths["markdown"].write_text(self.to_text() + "\n")
-        paths["json"].write_text(
+        write_text(paths["markdown"], self.to_text() + "\n")
+        write_text(
+            paths["json"],
             json.dumps(
                 {"title": self.title, "overall": self.overall,
                  "by_bucket": json.loads(self.by_bucket.reset_index().to_json(orient="records")),
@@ -91,7 +93,7 @@ class Agreement:
                 indent=2,
             ) + "\n"
         )  # fmt: skip
-        self.by_bucket.to_csv(paths["csv"])
+        write_text(paths["csv"], self.by_bucket.to_csv())
         self.plot_confusion(paths["png"])
         return paths
 
@@ -116,7 +118,7 @@ class Agreement:
         ax.set_title(f"kappa (quadratic) {self.overall['kappa_quadratic']:.3f}", fontsize=10)
         fig.colorbar(im, ax=ax, label="share of the expert grade's row")
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        save_figure(fig, path, dpi=120)
         plt.close(fig)
 
 

@@ -1,0 +1,62 @@
+"""``study best --pick``: a trial of a gbdt study as a ``train gbdt`` config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hybridrank._atomic import write_text
+from hybridrank.errors import ConfigError
+from hybridrank.pipelines._experiment import ExperimentConfig
+from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
+from hybridrank.tuning import StudySpec, lambdamart_params
+
+
+def train_config_for_trial(
+    spec: StudySpec, trial: Mapping[str, Any], base: GBDTTrainConfig | None = None
+) -> GBDTTrainConfig:
+    """The ``train gbdt`` config that trains the model a gbdt study's trial describes.
+
+    The trial's LightGBM parameters map onto LambdaMART fields
+    (``min_data_in_leaf`` -> ``min_child_samples``, ``feature_fraction`` ->
+    ``colsample``, ``lambda_l2`` -> ``reg_lambda``); its early-stopped round
+    count becomes ``n_estimators`` with early stopping off, so the model keeps
+    the size the study timed. Label (click), features, dataset and world come
+    from the study; everything else from ``base`` (default: the defaults).
+    """
+    if spec.kind != "gbdt":
+        raise ConfigError(f"study best --pick needs a gbdt study; this one is {spec.kind!r}")
+    base = base or GBDTTrainConfig()
+    exp = ExperimentConfig.from_dict(spec.experiment)
+    gbdt = replace(base.gbdt, seed=spec.seed, **lambdamart_params(trial))
+    return replace(
+        base,
+        dataset=spec.dataset or base.dataset,
+        world=exp.world if spec.dataset is None else base.world,
+        label="click",
+        labels=exp.labels,
+        click_features=exp.click_features,
+        features=tuple(exp.features),
+        gbdt=gbdt,
+    )
+
+
+def write_train_config(
+    config: GBDTTrainConfig, path: str | Path, *, header: str = ""
+) -> Path:
+    """Write ``config`` as the YAML ``train gbdt --config`` reads (checked by reading it back)."""
+    data = config.to_dict()
+    text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(
+        data, sort_keys=False
+    )
+    GBDTTrainConfig.from_dict(yaml.safe_load(text))  # what train gbdt will read
+    out = Path(path)
+    write_text(out, text)
+    return out
+
+
+__all__ = ["train_config_for_trial", "write_train_config"]

@@ -1,0 +1,196 @@
+"""Unbiased LambdaMART on raw clicks (``train gbdt`` with ``label: clicks``).
+
+The model trains on the impression rows themselves: one group per session
+(the result list as it was shown), the click (0/1) as the label, the shown
+position passed to the engine, which learns the position bias inside
+LambdaMART (XGBoost ``lambdarank_unbiased``; LightGBM's position column).
+Features are joined per (qid, docid) from the candidate table.
+
+Click features are left out by default: an impression row's own click is
+inside every click aggregate of its (query, document) pair, so a model given
+``qd_ctr`` learns to read its label back (and explains the clicks with the
+CTR feature, which carries the position bias in it, instead of with the
+position). ``unbiased.click_features: true`` keeps them, knowingly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank.data import Dataset
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.features import CLICK_FEATURES
+from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
+from hybridrank.labels import make_click_model
+
+logger = logging.getLogger(__name__)
+
+#: The score column of unbiased LambdaMART in reports.
+UNBIASED_SYSTEM = "gbdt_unbiased"
+
+
+@dataclass(frozen=True)
+class UnbiasedConfig:
+    """Unbiased LambdaMART on raw clicks (``label: clicks``).
+
+    Attributes:
+        max_position: Impressions shown below this position are left out of
+            training (counted and logged); the learned biases cover 1..this.
+        click_features: Keep the click features (``click`` group) as model
+            inputs. They contain each training row's own click (a label
+            leak); off by default.
+    """
+
+    max_position: int = 10
+    click_features: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_position < 1:
+            raise ConfigError(f"unbiased.max_position must be >= 1, got {self.max_position}")
+
+    @classmethod
+    def from_dict(cls, values: Any) -> UnbiasedConfig:
+        return config_from_dict(cls, values, "unbiased")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+def unbiased_features(features: list[str], config: UnbiasedConfig) -> list[str]:
+    """``features`` without the click features (unless ``config.click_features``)."""
+    if config.click_features:
+        return features
+    kept = [f for f in features if f not in CLICK_FEATURES]
+    dropped = len(features) - len(kept)
+    if dropped:
+        logger.info(
+            "label clicks: %d click features left out (they hold the label's own click; "
+            "unbiased.click_features: true keeps them)",
+            dropped,
+        )
+    if not kept:
+        raise DataFormatError(
+            "label clicks: no features left once the click features are left out; add "
+            "non-click features (text, dataset, semantic) or set unbiased.click_features: true"
+        )
+    return kept
+
+
+def impression_rows(
+    dataset: Dataset, table: pd.DataFrame, features: list[str], config: UnbiasedConfig
+) -> pd.DataFrame:
+    """The log's impressions with the candidates' features, by session then position.
+
+    Columns: ``session_id, qid, docid, position, click`` and ``features``.
+    Rows below ``max_position`` are dropped and counted; a shown pair that is
+    not a candidate is an error.
+    """
+    log = dataset.impressions
+    if log is None:
+        raise DataFormatError(
+            "label clicks trains on the impression log; the dataset has none",
+            path=dataset.path,
+        )
+    keep = log[[C.SESSION_ID, C.QID, C.DOCID, C.POSITION, C.CLICK]]
+    below = int((keep[C.POSITION] > config.max_position).sum())
+    if below:
+        logger.info(
+            "label clicks: %d of %d impressions shown below position %d left out",
+            below,
+            len(keep),
+            config.max_position,
+        )
+        keep = keep[keep[C.POSITION] <= config.max_position]
+    cand = table[[C.QID, C.DOCID, *features]]
+    rows = keep.merge(cand, on=[C.QID, C.DOCID], how="left", validate="m:1", indicator=True)
+    missing = rows["_merge"] != "both"
+    if missing.any():
+        first = rows.loc[missing].iloc[0]
+        raise DataFormatError(
+            f"{int(missing.sum())} impressions show a pair that is not a candidate "
+            f"(first: qid {first[C.QID]!r}, docid {first[C.DOCID]!r})",
+            path=dataset.path,
+        )
+    rows = rows.drop(columns="_merge")
+    return rows.sort_values([C.SESSION_ID, C.POSITION], kind="stable").reset_index(drop=True)
+
+
+def fit_unbiased(
+    rows: pd.DataFrame, features: list[str], config: LambdaMARTConfig
+) -> LambdaMARTRanker:
+    """Unbiased LambdaMART on impression rows: groups are sessions, labels clicks."""
+    return LambdaMARTRanker(config).fit(
+        rows[features],
+        rows[C.CLICK].to_numpy(dtype=np.int32),
+        qid=rows[C.SESSION_ID].to_numpy(),
+        position=rows[C.POSITION].to_numpy(),
+    )
+
+
+def pbm_examination(log: pd.DataFrame, max_position: int) -> pd.Series:
+    """Examination by position of a PBM fitted by EM on ``log``, position 1 = 1."""
+    model = make_click_model("pbm").fit(log[log[C.POSITION] <= max_position])
+    exam = np.asarray(model.examination_, dtype=np.float64)[:max_position]
+    exam = exam / exam[0] if exam[0] > 0 else exam
+    return pd.Series(
+        exam, index=pd.RangeIndex(1, exam.shape[0] + 1, name="position"), name="pbm_examination"
+    )
+
+
+def position_bias_table(
+    learned: dict[str, pd.Series | None],
+    pbm: pd.Series | None = None,
+    true: tuple[float, ...] | None = None,
+) -> pd.DataFrame:
+    """Learned position biases beside the PBM's examination curve (and a known true curve).
+
+    Returns:
+        One row per position: a column per engine (``xgboost``, ``lightgbm``),
+        ``pbm_examination``, ``true_examination`` when given; every curve
+        normalised to position 1.
+    """
+    columns = {name: s for name, s in learned.items() if s is not None}
+    if pbm is not None:
+        columns["pbm_examination"] = pbm
+    if true is not None:
+        t = np.asarray(true, dtype=np.float64)
+        columns["true_examination"] = pd.Series(
+            t / t[0], index=pd.RangeIndex(1, t.shape[0] + 1, name="position")
+        )
+    frame = pd.DataFrame(columns)
+    frame.index.name = "position"
+    return frame
+
+
+def write_position_bias(frame: pd.DataFrame, directory: Path, title: str) -> None:
+    """``position_bias.csv``, ``position_bias.md`` and ``position_bias.png`` in ``directory``."""
+    frame.to_csv(directory / "position_bias.csv", float_format="%.4f")
+    (directory / "position_bias.md").write_text(
+        f"{title}\n\n" + frame.to_markdown(floatfmt=".3f") + "\n"
+    )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name in frame.columns:
+        style = "--" if "examination" in name else "-o"
+        ax.plot(frame.index, frame[name], style, label=name, markersize=4)
+    ax.set_xlabel("shown position")
+    ax.set_ylabel("bias / examination (position 1 = 1)")
+    ax.set_title(title, fontsize=9)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(directory / "position_bias.png", dpi=110)
+    plt.close(fig)

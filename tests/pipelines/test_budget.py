@@ -1,0 +1,205 @@
+"""Budgeted annotation: strategies, the recorded selection, reruns that extend it, the curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank import columns as C
+from hybridrank.data import TUNING, Dataset, SimulationConfig
+from hybridrank.errors import ConfigError
+from hybridrank.labels.llm import PROMPT_VERSION, Annotator, AnswerCache, Judgment, Pair
+from hybridrank.pipelines import (
+    SELECTED_BY,
+    SELECTION_ROUND,
+    SEMANTIC,
+    Budget,
+    DataConfig,
+    ExperimentConfig,
+    WorldConfig,
+    annotate_with_budget,
+    budget_mask,
+    build_world,
+    mask_llm_labels,
+    select_pairs,
+    write_world,
+)
+from tests.conftest import make_collection, write_trec_dir
+
+
+def _table(seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    freq = {"a": 0, "b": 1, "c": 5, "d": 50}
+    rows = []
+    for q, f in freq.items():
+        for i in range(10):
+            shown = f > 0 and i < 5
+            rows.append({C.QID: q, C.DOCID: f"{q}{i}", C.FREQ: f, C.BM25: 10.0 - i,
+                         "qd_impressions": float(f * (5 - i)) if shown else np.nan,
+                         "click_estimate": rng.random() if shown else np.nan,
+                         C.Y_LLM: float(i % 4), SEMANTIC: rng.random(),
+                         TUNING: q == "c"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_tail_first_takes_the_rarest_queries_and_weakest_evidence_first() -> None:
+    chosen = select_pairs(_table(), 15, "tail-first")
+    assert list(chosen[C.QID][:10]) == ["a"] * 10
+    # Within query "a" (never shown) the first-stage order decides: top BM25 first.
+    assert list(chosen[C.DOCID][:3]) == ["a0", "a1", "a2"]
+    # Query "b": never-shown pairs (weakest click evidence) before shown ones.
+    assert set(chosen[C.DOCID][10:]) == {"b5", "b6", "b7", "b8", "b9"}
+
+
+def test_uncertainty_prefers_pairs_without_click_evidence() -> None:
+    table = _table()
+    chosen = select_pairs(table, 20, "uncertainty")
+    shown = table.set_index(C.DOCID)["qd_impressions"].notna()
+    assert not shown.reindex(chosen[C.DOCID]).any()
+
+
+def test_random_is_seeded_and_exclusions_are_never_chosen_again() -> None:
+    table = _table()
+    a = select_pairs(table, 12, "random", seed=3)
+    assert a.equals(select_pairs(table, 12, "random", seed=3))
+    b = select_pairs(table, 40, "random", seed=3, exclude=a)
+    assert len(b) == 28
+    assert not set(zip(a[C.QID], a[C.DOCID], strict=True)) & set(
+        zip(b[C.QID], b[C.DOCID], strict=True)
+    )
+    with pytest.raises(ConfigError, match="unknown selection strategy"):
+        select_pairs(table, 1, "head-first")
+
+
+def test_budget_parse_and_mask() -> None:
+    assert Budget.parse("5000") == Budget(pairs=5000)
+    assert Budget.parse("0.3") == Budget(share=0.3) == Budget.parse("30%")
+    assert Budget(share=0.5).new_pairs(100, 20) == 30
+    assert Budget(pairs=500).new_pairs(100, 20) == 80
+    with pytest.raises(ConfigError):
+        Budget.parse("lots")
+    table = _table()
+    keep = table[TUNING].to_numpy()
+    mask = budget_mask(table, 0.5, "tail-first", keep=keep)
+    assert mask[keep].all() and mask[~keep].sum() == 15
+    masked = mask_llm_labels(table, mask)
+    assert masked.loc[~mask, C.Y_LLM].isna().all() and masked.loc[~mask, SEMANTIC].isna().all()
+    assert masked.loc[mask, C.Y_LLM].notna().all()
+
+
+class CountingLLM(Annotator):
+    """An LLM stand-in: grade 2 for every pair; remembers every pair it was asked."""
+
+    backend = "counting"
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str]] = []
+
+    @property
+    def model(self) -> str:
+        return "count-1"
+
+    @property
+    def prompt_version(self) -> str:
+        return PROMPT_VERSION
+
+    def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
+        self.asked += [(p.qid, p.docid) for p in pairs]
+        return [Judgment(grade=2, raw="Grade: 2") for _ in pairs]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_trec_dir(
+        make_collection(n_queries=40, n_docs=200, seed=5), tmp_path_factory.mktemp("c")
+    )
+    config = WorldConfig(
+        data=DataConfig(format="trec", path=str(root), stopwords="none"),
+        simulation=SimulationConfig(n_sessions=400, seed=0),
+    )
+    out = tmp_path_factory.mktemp("w") / "world"
+    write_world(build_world(config), out)
+    return out
+
+
+def test_annotate_budget_records_and_extends_the_selection(world: Path, tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "ds"
+    shutil.copytree(world, path)
+    dataset = Dataset.read(path)
+    n_pairs = len(dataset.candidates)
+    judge = CountingLLM()
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        first = annotate_with_budget(dataset, judge, cache, Budget(share=0.2), "tail-first")
+        dataset = dataset.update(llm_labels=first.llm_labels)
+        assert len(judge.asked) == len(first.new) == round(0.2 * n_pairs)
+        labels = Dataset.read(path).llm_labels
+        assert labels is not None and set(labels[SELECTED_BY]) == {"tail-first"}
+        assert set(labels[SELECTION_ROUND]) == {1} and labels[C.Y_LLM].eq(2).all()
+        # The rarest queries were labelled first.
+        freq = dataset.splits.set_index(C.QID)[C.FREQ]
+        chosen_freq = freq.reindex(labels[C.QID].unique())
+        assert chosen_freq.max() <= freq.reindex(
+            dataset.candidates[C.QID].unique()
+        ).drop(labels[C.QID].unique()).min()
+
+        asked_before = set(judge.asked)
+        second = annotate_with_budget(dataset, judge, cache, Budget(share=0.5), "random")
+        dataset = dataset.update(llm_labels=second.llm_labels)
+    new_asked = judge.asked[len(asked_before):]
+    assert not set(new_asked) & asked_before  # never asked twice
+    labels = dataset.llm_labels
+    assert labels is not None and len(labels) == round(0.5 * n_pairs)
+    assert labels.groupby(SELECTION_ROUND)[SELECTED_BY].first().to_dict() == {
+        1: "tail-first", 2: "random"
+    }  # fmt: skip
+    assert not labels.duplicated([C.QID, C.DOCID]).any()
+    assert second.share == pytest.approx(0.5, abs=1e-3)
+    # Rows of a query stay contiguous in the candidate order.
+    order = dataset.candidates.reset_index().set_index([C.QID, C.DOCID])["index"]
+    pos = order.reindex(pd.MultiIndex.from_frame(labels[[C.QID, C.DOCID]])).to_numpy()
+    assert (np.diff(pos) > 0).all()
+
+
+def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
+    from hybridrank.ensemble import StackerConfig
+
+    dataset = Dataset.read(world)
+    config = ExperimentConfig(
+        seeds=(0,), sessions=(), tuning_queries=10, metrics=("ndcg@10",),
+        budgets=(0.3, 1.0), budget_strategies=("tail-first", "random"),
+        budget_systems=("famol", "gated_stacker"), stacker=StackerConfig(n_trials=10),
+    )  # fmt: skip
+    result = run_small(config, dataset, tmp_path / "exp")
+    curve = result.budget
+    assert curve is not None
+    assert set(curve.summary["strategy"]) == {"tail-first", "random"}
+    assert set(curve.summary["system"]) == {"famol", "gated_stacker"}
+    low = curve.summary[curve.summary["budget"] == 0.3]
+    assert np.allclose(low["share"], 0.3, atol=0.01)
+    full = curve.summary[curve.summary["budget"] == 1.0]
+    assert np.allclose(full["share"], 1.0)
+    assert (tmp_path / "exp" / "report" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "gated_stacker" in (tmp_path / "exp" / "report" / "budget_curve.md").read_text()
+    assert len(curve.significance) == 2  # tail-first vs random, one row per system
+
+
+def run_small(config: ExperimentConfig, dataset: Dataset, out: Path):  # type: ignore[no-untyped-def]
+    from hybridrank.pipelines import run_experiment
+
+    return run_experiment(config, out, dataset=dataset, progress=False)
+
+
+def test_experiment_config_reads_budgets() -> None:
+    cfg = ExperimentConfig.from_dict({"budgets": [0.1, 0.3, 0.5, 1.0]})
+    assert cfg.budgets == (0.1, 0.3, 0.5, 1.0)
+    assert ExperimentConfig.from_dict(cfg.to_dict()).budgets == cfg.budgets
+    with pytest.raises(ConfigError):
+        ExperimentConfig.from_dict({"budgets": [1.5]})
+    with pytest.raises(ConfigError):
+        ExperimentConfig.from_dict({"budgets": [0.5], "budget_strategies": ["nope"]})

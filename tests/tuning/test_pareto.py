@@ -1,0 +1,99 @@
+"""Multi-objective gbdt studies: NDCG and serving cost, the Pareto front, picking a trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hybridrank import columns as C
+from hybridrank.errors import ConfigError
+from hybridrank.tuning import (
+    Pick,
+    StudySpec,
+    lambdamart_params,
+    pareto_front,
+    pick_trial,
+    run_study,
+    study_report,
+    trials_table,
+)
+
+
+def _gbdt_inputs(n_q: int = 60, per: int = 20, seed: int = 0) -> tuple[pd.DataFrame, list[str]]:
+    rng = np.random.default_rng(seed)
+    qid = np.repeat([f"q{i:03d}" for i in range(n_q)], per)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    f1 = y + rng.normal(0, 1.0, qid.size)
+    f2 = rng.normal(0, 1, qid.size)
+    table = pd.DataFrame({C.QID: qid, "f1": f1, "f2": f2, C.Y_CLICK: y, C.Y_EXPERT: y,
+                          C.FREQ: 1, "tuning": np.repeat(np.arange(n_q) < 15, per)})  # fmt: skip
+    return table, ["f1", "f2"]
+
+
+@pytest.mark.parametrize("cost", ["latency", "size"])
+def test_multi_objective_gbdt_study_front_and_pick(cost: str, tmp_path: Path) -> None:
+    spec = StudySpec(kind="gbdt", n_trials=6, out=str(tmp_path / "s"), objectives=("ndcg", cost),
+                     latency_repeats=5, space={"num_leaves": [2, 16]})  # fmt: skip
+    result = run_study(spec, lambda: _gbdt_inputs(), progress=False)
+    study = result.study
+    assert len(study.directions) == 2 and len(study.trials) == 6
+    table = trials_table(study)
+    assert {"ndcg", "p50_ms", "size", "n_trees", "best_round", "num_leaves"} <= set(table.columns)
+    assert (table["p50_ms"] > 0).all() and (table["size"] >= 2).all()
+    front = pareto_front(study)
+    assert 1 <= len(front) <= 6 and front["ndcg"].is_monotonic_decreasing
+    text, paths = study_report(study, tmp_path / "report")
+    assert "Pareto front" in text and paths["png"].read_bytes()[:4] == b"\x89PNG"
+    assert paths["csv"].exists()
+
+    best = table["ndcg"].max()
+    fastest = pick_trial(table, "ndcg>=best-1, fastest")
+    assert fastest["p50_ms"] == table["p50_ms"].min()
+    chosen = pick_trial(table, f"ndcg>={best - 1e-12}, smallest")
+    assert chosen["ndcg"] == pytest.approx(best)
+    with pytest.raises(ConfigError, match="no trial meets"):
+        pick_trial(table, "ndcg>=2, fastest")
+    # Resuming a single-objective study under the same name is refused with a clear message.
+    with pytest.raises(ConfigError, match="objective"):
+        run_study(StudySpec(kind="gbdt", n_trials=7, out=spec.out), lambda: _gbdt_inputs(),
+                  progress=False)  # fmt: skip
+
+
+def test_pick_rule_parsing() -> None:
+    rule = Pick.parse("ndcg>=best-0.005, latency<=1.5, fastest")
+    assert rule.constraints == (("ndcg", ">=", -0.005, True), ("p50_ms", "<=", 1.5, False))
+    assert rule.chooser == "fastest"
+    for bad in ("ndcg>=0.6", "speed<3, fastest", "fastest, smallest"):
+        with pytest.raises(ConfigError):
+            Pick.parse(bad)
+    with pytest.raises(ConfigError, match="objectives"):
+        StudySpec(kind="stacker", objectives=("ndcg", "latency"))
+    with pytest.raises(ConfigError, match="objectives"):
+        StudySpec(kind="gbdt", objectives=("latency",))
+
+
+def test_picked_trial_is_a_train_config_train_gbdt_accepts(tmp_path: Path) -> None:
+    from hybridrank.pipelines import GBDTTrainConfig, train_config_for_trial, write_train_config
+
+    trial = {"learning_rate": 0.07, "num_leaves": 9, "min_data_in_leaf": 12,
+             "feature_fraction": 0.8, "lambda_l2": 0.5, "best_round": 42}  # fmt: skip
+    assert lambdamart_params(trial) == {
+        "learning_rate": 0.07, "num_leaves": 9, "min_child_samples": 12, "colsample": 0.8,
+        "reg_lambda": 0.5, "n_estimators": 42, "early_stopping_rounds": None,
+    }  # fmt: skip
+    spec = StudySpec(kind="gbdt", dataset="runs/world", seed=3,
+                     experiment={"features": ["click", "text"]})  # fmt: skip
+    config = train_config_for_trial(spec, trial)
+    path = write_train_config(config, tmp_path / "picked.yaml", header="trial #4")
+    read = GBDTTrainConfig.from_yaml(path)
+    assert read == config
+    assert read.gbdt.num_leaves == 9 and read.gbdt.min_child_samples == 12
+    assert read.gbdt.n_estimators == 42 and read.gbdt.early_stopping_rounds is None
+    assert read.dataset == "runs/world" and read.features == ("click", "text")
+    assert read.label == "click" and read.gbdt.seed == 3
+    assert path.read_text().startswith("# trial #4")
+    assert yaml.safe_load(path.read_text())["gbdt"]["colsample"] == 0.8
