@@ -39,6 +39,14 @@ _ANSWER = re.compile(
     re.IGNORECASE,
 )
 _BARE = re.compile(r"\A\s*([0-3])\s*\.?\s*\Z")
+#: A line that is one grade and nothing else, as reasoning models end their answers:
+#: ``Grade: 2``, ``**Final grade:** 2``, ``Final answer: Grade 2``, UMBRELA's ``##final score: 2``.
+_GRADE_LINE = re.compile(
+    r"\A\s*(?:#+\s*)?(?:\*\*)?\s*(?:final\s+)?(?:answer\s*[:=]?\s*)?"
+    r"(?:grade|score|relevance)\s*(?:\*\*)?\s*[:=]?\s*(?:\*\*)?\s*([0-9]+)\s*(?:\*\*)?"
+    r"\s*(?:/\s*3)?\s*\.?\s*\Z",
+    re.IGNORECASE,
+)
 
 
 class AnswerParseError(ValueError):
@@ -72,10 +80,12 @@ def parse_grade(answer: str) -> int:
     """The grade in an answer, read strictly.
 
     Accepted: ``Grade: N`` (any case, optional bold markers and final full
-    stop) or a bare ``N``, with N in 0-3, and nothing else. Anything more (a
-    second grade, an explanation, a different scale) is rejected rather than
-    guessed at, so text a document smuggled into the answer cannot produce a
-    grade.
+    stop) or a bare ``N``, with N in 0-3; or reasoning followed by a last line
+    that is one grade and nothing else (``Grade: 2``, ``**Final grade:** 2``,
+    the UMBRELA-style ``##final score: 2``), provided no other grade line in
+    the answer disagrees. Anything else (two grades, a grade inside a
+    sentence, a different scale) is rejected rather than guessed at, so text
+    a document smuggled into the answer cannot produce a grade.
 
     Raises:
         AnswerParseError: If the answer is not exactly one grade.
@@ -86,5 +96,36 @@ def parse_grade(answer: str) -> int:
             grade = int(m.group(1))
             if grade in GRADES:
                 return grade
+    final = _final_grade_line(answer)
+    if final is not None:
+        return final
     shown = answer if len(answer) <= 80 else answer[:77] + "..."
-    raise AnswerParseError(f"answer is not 'Grade: N' with N in 0-3: {shown!r}")
+    raise AnswerParseError(
+        f"answer is not 'Grade: N' with N in 0-3, nor reasoning ending in one grade line: {shown!r}"
+    )
+
+
+def _final_grade_line(answer: str) -> int | None:
+    """The grade of a reasoning answer whose last line is a grade line, if unambiguous.
+
+    The last non-empty line must be a grade line and nothing else. Every
+    other line that is itself a grade line must agree with it; a grade
+    outside 0-3 anywhere is refused. Grades mentioned inside sentences (a
+    quoted instruction, "between 2 and 3") are prose, not grade lines.
+
+    Raises:
+        AnswerParseError: Grade lines that disagree, or a grade outside 0-3.
+    """
+    lines = [line for line in answer.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    last = _GRADE_LINE.match(lines[-1])
+    if last is None:
+        return None
+    grades = {int(m.group(1)) for line in lines if (m := _GRADE_LINE.match(line))}
+    if len(grades) > 1:
+        raise AnswerParseError(f"the answer gives several grades {sorted(grades)}: ambiguous")
+    grade = int(last.group(1))
+    if grade not in GRADES:
+        raise AnswerParseError(f"grade {grade} is not on the 0-3 scale")
+    return grade
