@@ -357,7 +357,13 @@ class HybridRanker:
         )
 
     def _frequency(self, qid: str) -> float:
-        return 0.0 if self.store is None else self.store.frequency(qid)
+        if self.store is None:
+            raise DataFormatError(
+                f"query {qid!r}: the gate needs the query's frequency, and this bundle has no "
+                "click-feature store to count it; pass context={'freq': ...}"
+            )
+        # A query the log never showed has frequency 0: the LLM side leads.
+        return self.store.frequency(qid)
 
     def _check_request_table(
         self, table: pd.DataFrame, on_missing: str, click_features_from: str, source: str
@@ -488,7 +494,12 @@ class HybridRanker:
             elif self.store is not None:
                 freq = self.store.frequencies(table[C.QID].to_numpy())
             else:
-                freq = np.zeros(len(table))
+                raise DataFormatError(
+                    f"the gate needs each query's frequency: give a {C.FREQ!r} column (this "
+                    "bundle has no click-feature store to count it)",
+                    path=source,
+                    column=C.FREQ,
+                )
             g = self.gate(freq)
             norm = NORMALISERS[self.normalisation]
             out["click_score"], out["llm_score"], out["gate"] = click, llm, g

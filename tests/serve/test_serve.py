@@ -157,6 +157,16 @@ def test_fused_bundle_applies_the_gate_per_query(runs: dict[str, Path], tmp_path
         tail.components["llm"], qid=one
     )
     np.testing.assert_allclose(tail.scores, z, rtol=1e-9)
+    # Without a store to count it, a missing frequency is an error, never a silent 0.
+    no_store = HybridRanker(ranker.click, llm=ranker.llm, gate=gate)
+    full = store.join(request.drop(columns=[C.FREQ]))  # click features sent along, no freq
+    with pytest.raises(DataFormatError, match="frequency"):
+        no_store.rank(q, full.loc[full[C.QID] == q])
+    with pytest.raises(DataFormatError, match="frequency") as info:
+        no_store.rank_table(full, on_missing="keep")
+    assert info.value.column == C.FREQ
+    with_freq = no_store.rank_table(full.assign(**{C.FREQ: freq}), on_missing="keep")
+    np.testing.assert_allclose(with_freq["gate"].to_numpy(), g)
 
 
 def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
