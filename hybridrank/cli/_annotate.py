@@ -26,6 +26,8 @@ def _backend_params(args: argparse.Namespace) -> dict[str, object]:
         "device": args.device,
         "price_in_per_1k": args.price_in,
         "price_out_per_1k": args.price_out,
+        "max_tokens": args.max_tokens,
+        "logprobs": True if args.logprobs else None,
     }
     return {k: v for k, v in flags.items() if v is not None}
 
@@ -216,6 +218,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--price-in", type=float, help="openai: price per 1k prompt tokens, for the cost estimate"
     )
     an.add_argument("--price-out", type=float, help="openai: price per 1k completion tokens")
+    an.add_argument(
+        "--max-tokens",
+        type=int,
+        help="openai: completion token limit (default 8; raise it for models that reason "
+        "before their final 'Grade: N' line)",
+    )
+    an.add_argument(
+        "--logprobs",
+        action="store_true",
+        help="openai: ask for token log-probabilities and record the expected grade",
+    )
     an.add_argument("--model-path", type=Path, help="transformers / embedding: local model path")
     an.add_argument("--device", choices=["cpu", "cuda", "auto"])
     an.set_defaults(func=cmd_annotate)

@@ -6,7 +6,7 @@ from hybridrank.labels.llm._agreement import Agreement, agreement_report
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
 from hybridrank.labels.llm._grading import GraderConfig, SemanticGrader, within_query_percentile
-from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter
+from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter, grade_distribution
 from hybridrank.labels.llm._pipeline import (
     CALIBRATION,
     LLM_SCORE,
@@ -68,6 +68,7 @@ __all__ = [
     "build_messages",
     "cache_key",
     "choose_calibration_queries",
+    "grade_distribution",
     "make_annotator",
     "packaged_minilm_path",
     "pairs_from_candidates",

@@ -6,6 +6,7 @@ import email.utils
 import http.client
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -13,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -52,6 +53,36 @@ class _Reply:
     content: str
     tokens_in: int | None
     tokens_out: int | None
+    logprobs: list[Any] | None = None
+
+
+def grade_distribution(tokens: Sequence[Any], grade: int) -> dict[int, float] | None:
+    """Probabilities of the grades 0-3 at the answer's grade token, from chat logprobs.
+
+    ``tokens`` is ``choices[0].logprobs.content`` of a chat-completions
+    response: one ``{"token", "logprob", "top_logprobs": [{"token", "logprob"}]}``
+    per generated token. The grade token is the last token that reads as the
+    parsed grade; the distribution renormalises the probabilities of the
+    digit tokens 0-3 among its alternatives. None when the server returned no
+    such token or no alternatives (the caller then reports no expected grade).
+    """
+    for entry in reversed(list(tokens)):
+        if not isinstance(entry, Mapping) or str(entry.get("token", "")).strip() != str(grade):
+            continue
+        alternatives = [*(entry.get("top_logprobs") or []), entry]
+        probs: dict[int, float] = {}
+        for alt in alternatives:
+            if not isinstance(alt, Mapping):
+                continue
+            text = str(alt.get("token", "")).strip()
+            logprob = alt.get("logprob")
+            if text in ("0", "1", "2", "3") and isinstance(logprob, int | float):
+                probs[int(text)] = max(probs.get(int(text), 0.0), math.exp(float(logprob)))
+        total = sum(probs.values())
+        if total <= 0 or len(probs) < 1:
+            return None
+        return {g: p / total for g, p in sorted(probs.items())}
+    return None
 
 
 class RateLimiter:
@@ -113,6 +144,9 @@ class OpenAIAnnotator(Annotator):
         backoff_s: First backoff delay; doubles with each retry.
         max_backoff_s: Longest wait between attempts (``Retry-After`` included).
         seed: Seeds the backoff jitter.
+        logprobs: Ask the server for the answer tokens' log-probabilities
+            (``logprobs``, ``top_logprobs: 5``) and record the expected grade
+            and the parsed grade's probability where it returns them.
 
     Example:
         >>> ann = OpenAIAnnotator(base_url="http://127.0.0.1:8000/v1", model="smollm2")
@@ -140,6 +174,7 @@ class OpenAIAnnotator(Annotator):
         backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         seed: int = 0,
+        logprobs: bool = False,
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -183,6 +218,7 @@ class OpenAIAnnotator(Annotator):
         self.price_out_per_1k = price_out_per_1k
         self.backoff_s = float(backoff_s)
         self.max_backoff_s = float(max_backoff_s)
+        self.logprobs = bool(logprobs)
         self._url = self.base_url + "/chat/completions"
         if not isinstance(api_key_env, str) or not api_key_env:
             raise ConfigError("openai annotator: api_key_env must name an environment variable")
@@ -251,15 +287,16 @@ class OpenAIAnnotator(Annotator):
             return list(pool.map(self._judge, pairs))
 
     def _judge(self, pair: Pair) -> Judgment:
-        body = json.dumps(
-            {
-                "model": self._model,
-                "messages": build_messages(pair.query, pair.document),
-                "temperature": self.temperature,
-                "max_tokens": self.max_tokens,
-                "n": 1,
-            }
-        ).encode("utf-8")
+        request: dict[str, Any] = {
+            "model": self._model,
+            "messages": build_messages(pair.query, pair.document),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "n": 1,
+        }
+        if self.logprobs:
+            request.update(logprobs=True, top_logprobs=5)
+        body = json.dumps(request).encode("utf-8")
         attempts = 0
         tokens_in = tokens_out = 0
         has_usage = False
@@ -305,8 +342,11 @@ class OpenAIAnnotator(Annotator):
                     exc,
                 )
                 continue
+            dist = grade_distribution(reply.logprobs, grade) if reply.logprobs else None
             return Judgment(
                 grade=grade,
+                confidence=None if dist is None else dist.get(grade),
+                expected_grade=None if dist is None else sum(g * p for g, p in dist.items()),
                 raw=raw,
                 attempts=attempts,
                 tokens_in=tokens_in if has_usage else None,
@@ -379,10 +419,17 @@ class OpenAIAnnotator(Annotator):
             ) from None
         usage = data.get("usage") if isinstance(data, dict) else None
         usage = usage if isinstance(usage, dict) else {}
+        logprobs = None
+        try:
+            found = data["choices"][0].get("logprobs") or {}
+            logprobs = found.get("content") if isinstance(found, dict) else None
+        except (AttributeError, KeyError, IndexError, TypeError):
+            logprobs = None
         return _Reply(
             content=content if isinstance(content, str) else "",
             tokens_in=_int_or_none(usage.get("prompt_tokens")),
             tokens_out=_int_or_none(usage.get("completion_tokens")),
+            logprobs=logprobs if isinstance(logprobs, list) else None,
         )
 
 

@@ -9,6 +9,9 @@ request's user message, then the default. Behaviours:
 
 - ``model``: the language model's greedy answer.
 - ``answer:TEXT``: 200 with ``TEXT`` as the answer.
+- ``logprobs:TEXT|P0,P1,P2,P3``: 200 with ``TEXT`` as the answer and chat
+  logprobs whose last token is the answer's last character, with the four
+  grade digits as its alternatives at probabilities P0..P3.
 - ``garbage``: 200 with an answer that is not a grade.
 - ``echo``: 200 answering the document text itself (a model that obeys the document).
 - ``429`` or ``429:SECONDS``: rate limited, with ``Retry-After``.
@@ -22,6 +25,7 @@ Every request received is recorded (number, user message, behaviour).
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import threading
@@ -234,6 +238,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         elif kind == "answer":
             self._answer(arg, messages, len(arg.split()))
+        elif kind == "logprobs":
+            text, _, probs = arg.partition("|")
+            p = [float(v) for v in probs.split(",")]
+            top = [{"token": str(g), "logprob": math.log(pg)} for g, pg in enumerate(p) if pg > 0]
+            last = text.strip()[-1]
+            tokens = [{"token": w, "logprob": -0.1, "top_logprobs": []} for w in text.split()[:-1]]
+            tokens.append({"token": last, "logprob": top[int(last)]["logprob"], "top_logprobs": top})
+            self._answer(text, messages, len(text.split()), logprobs=tokens)
         elif kind == "garbage":
             self._answer(GARBAGE, messages, 5)
         elif kind == "echo":
@@ -249,7 +261,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(500, {"error": {"message": f"unknown test behaviour {behaviour!r}"}})
 
     def _answer(
-        self, text: str, messages: list[dict[str, str]], n_out: int, n_in: int | None = None
+        self,
+        text: str,
+        messages: list[dict[str, str]],
+        n_out: int,
+        n_in: int | None = None,
+        *,
+        logprobs: list[dict[str, Any]] | None = None,
     ) -> None:
         if n_in is None:
             n_in = sum(len(m["content"].split()) for m in messages)
@@ -265,6 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
                         "finish_reason": "stop",
+                        **({"logprobs": {"content": logprobs}} if logprobs is not None else {}),
                     }
                 ],
                 "usage": {

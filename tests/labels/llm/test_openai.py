@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -391,3 +392,37 @@ def test_killed_run_resumes_with_one_answer_per_pair(server: ChatServer, tmp_pat
     assert not set(lost) & set(before)
     assert len(lost) <= batch
     assert server.count == n + sum(a - 1 for a in attempts.values()) + sum(lost.values())
+
+
+def test_answers_shaped_like_real_models_and_the_expected_grade_from_logprobs(
+    server: ChatServer,
+) -> None:
+    # Reasoning first, a final grade line last: read; two disagreeing grades: a failure.
+    server.on_marker("[p00]", ["answer:The page covers the query in part.\nGrade: 2"])
+    server.on_marker("[p01]", ["answer:M: 2, T: 1\n##final score: 1"])
+    server.on_marker("[p02]", ["answer:Grade: 3\nOn reflection, off topic.\nGrade: 0"] * 2)
+    server.on_marker("[p03]", ["logprobs:Looks relevant.\nGrade: 2|0.1,0.2,0.6,0.1"])
+    judged = annotator(server, max_parse_retries=1, logprobs=True).annotate(make_pairs(4))
+    assert [j.grade for j in judged] == [2, 1, None, 2]
+    assert judged[2].error is not None and "several grades" in judged[2].error
+    # A server that returns no logprobs: no expected grade, never a made-up one.
+    assert judged[0].expected_grade is None and judged[0].confidence is None
+    assert judged[3].expected_grade == pytest.approx(0 * 0.1 + 1 * 0.2 + 2 * 0.6 + 3 * 0.1)
+    assert judged[3].confidence == pytest.approx(0.6)
+    asked = [r for r in server.received if "[p03]" in r.user]
+    assert asked, "the request reached the server"
+
+
+def test_grade_distribution_reads_the_last_grade_token() -> None:
+    from hybridrank.labels.llm._openai import grade_distribution
+
+    tokens = [
+        {"token": "2", "logprob": -0.1, "top_logprobs": []},  # a digit in the reasoning
+        {"token": " Grade", "logprob": -0.01, "top_logprobs": []},
+        {"token": " 3", "logprob": np.log(0.5),
+         "top_logprobs": [{"token": "3", "logprob": np.log(0.5)}, {"token": "2", "logprob": np.log(0.3)},
+                          {"token": "x", "logprob": np.log(0.2)}]},
+    ]  # fmt: skip
+    dist = grade_distribution(tokens, 3)
+    assert dist == pytest.approx({2: 0.375, 3: 0.625})
+    assert grade_distribution(tokens, 1) is None
