@@ -36,6 +36,10 @@ def _ndcg(ranker: LambdaMARTRanker, data: dict[str, np.ndarray]) -> float:
     return float(np.nanmean(ndcg_at_k(scores, data["y_test"], qid=data["qid_test"], k=10)))
 
 
+# Rarely (seen in about 1 of 5 clean CI runs) both lightgbm.dask workers die right
+# after connecting to each other, with no error of ours; the nannies restart them.
+# Only that failure is rerun, on the restarted workers; anything else fails at once.
+@pytest.mark.flaky(reruns=2, reruns_delay=2, only_rerun=["WorkerLostError"])
 @pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
 def test_distributed_matches_single_process(engine, data, client, tmp_path: Path) -> None:
     kwargs = {"engine": engine, "n_estimators": 200, "seed": 0, "n_jobs": 1}
