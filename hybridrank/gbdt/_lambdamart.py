@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +72,13 @@ class LambdaMARTConfig:
             the validation NDCG@k; None trains all rounds.
         validation_fraction: Share of training queries held out for early
             stopping when ``fit`` gets no ``eval_set``.
+        min_validation_queries: A holdout of fewer queries than this is too
+            small to choose the round count on (a few queries stop boosting
+            after a handful of rounds): the rounds are then chosen by
+            ``cv_folds``-fold cross-validation over every training query (the
+            round maximising the mean validation NDCG@k), and the model is
+            refit on all of them for that many rounds. 0: always the holdout.
+        cv_folds: Folds of that cross-validation.
         label_gain: Gain of each integer label (default 2^label - 1). XGBoost
             supports only the exponential or the linear gain.
         device: ``cpu``, ``cuda`` or ``auto``.
@@ -95,6 +102,8 @@ class LambdaMARTConfig:
     eval_at: int = 10
     early_stopping_rounds: int | None = 50
     validation_fraction: float = 0.1
+    min_validation_queries: int = 30
+    cv_folds: int = 5
     label_gain: tuple[float, ...] | None = None
     device: str = "cpu"
     n_jobs: int = 0
@@ -125,6 +134,8 @@ class LambdaMARTConfig:
                 "null (off) or >= 1",
             ),
             ("validation_fraction", 0 < self.validation_fraction < 1, "in (0, 1)"),
+            ("min_validation_queries", self.min_validation_queries >= 0, ">= 0"),
+            ("cv_folds", self.cv_folds >= 2, ">= 2"),
             ("n_jobs", self.n_jobs >= 0, ">= 0 (0: the engine decides)"),
             (
                 "label_gain",
@@ -184,6 +195,11 @@ class LambdaMARTRanker:
             report them. See :mod:`hybridrank.gbdt._position` for what each
             engine's numbers are.
         position_bias_source_: What ``position_bias_`` is, in words.
+        round_selection_: How the round count was chosen (``holdout``,
+            ``all rounds``, or the cross-validation used when the holdout
+            would hold fewer than ``min_validation_queries`` queries).
+        cv_curve_: That cross-validation's mean validation NDCG@k per round
+            (None without it).
     """
 
     _config_fields: ClassVar[tuple[str, ...]] = tuple(LambdaMARTConfig.__dataclass_fields__)
@@ -260,6 +276,21 @@ class LambdaMARTRanker:
                 "position (unbiased LambdaMART) trains in one process; drop the Dask trainer"
             )
 
+        self.device_ = resolve_device(cfg.device, cfg.engine)
+        self.round_selection_ = "all rounds" if cfg.early_stopping_rounds is None else "holdout"
+        self.cv_curve_: np.ndarray | None = None
+        n_queries = offsets.shape[0] - 1
+        small = max(1, round(n_queries * cfg.validation_fraction)) < cfg.min_validation_queries
+        if (
+            eval_set is None
+            and cfg.early_stopping_rounds is not None
+            and small
+            and pos is None
+            and init_model is None
+        ):
+            rounds = self._cv_rounds(cfg, names, (Xa, ya, q, w), offsets, trainer)
+            if rounds is not None:
+                cfg = replace(cfg, n_estimators=rounds, early_stopping_rounds=None)
         if eval_set is None and cfg.early_stopping_rounds is not None:
             train_rows, valid_rows = _holdout(offsets, cfg.validation_fraction, cfg.seed)
             Xv, yv, qv = Xa[valid_rows], ya[valid_rows], q[valid_rows]
@@ -273,7 +304,6 @@ class LambdaMARTRanker:
         else:
             Xv = yv = qv = None
 
-        self.device_ = resolve_device(cfg.device, cfg.engine)
         self.feature_names_ = names
         self.n_features_in_ = Xa.shape[1]
         booster: Any = (
@@ -296,6 +326,56 @@ class LambdaMARTRanker:
         self.position_bias_: pd.Series | None = sink.get("bias")
         self.position_bias_source_: str | None = sink.get("source")
         return self
+
+    def _cv_rounds(
+        self,
+        cfg: LambdaMARTConfig,
+        names: Sequence[str],
+        data: Data,
+        offsets: np.ndarray,
+        trainer: Trainer | None,
+    ) -> int | None:
+        """Rounds maximising the mean validation NDCG@k over ``cfg.cv_folds`` query folds.
+
+        Returns None (train on a holdout as usual) when there are too few
+        queries to cross-validate.
+        """
+        X, y, q, w = data
+        n_q = offsets.shape[0] - 1
+        k = min(cfg.cv_folds, n_q)
+        if k < 2:
+            return None
+        fold_of_query = np.random.default_rng(cfg.seed).permutation(n_q) % k
+        fold = np.repeat(fold_of_query, np.diff(offsets))
+        train = trainer if trainer is not None else _TRAINERS[cfg.engine]
+        curves = []
+        for f in range(k):
+            tr, va = fold != f, fold == f
+            _, _, record = train(
+                cfg, self.device_, names,
+                (X[tr], y[tr], q[tr], None if w is None else w[tr]), (X[va], y[va], q[va]), None,
+            )  # fmt: skip
+            valid = record.get("valid", {})
+            if not valid:
+                return None
+            curves.append(np.asarray(next(iter(valid.values())), dtype=np.float64))
+        longest = max(c.shape[0] for c in curves)
+        # A fold that stopped early keeps its last value for the later rounds.
+        padded = np.vstack([np.pad(c, (0, longest - c.shape[0]), mode="edge") for c in curves])
+        self.cv_curve_ = padded.mean(axis=0)
+        rounds = int(np.argmax(self.cv_curve_)) + 1
+        self.round_selection_ = f"{k}-fold cross-validation over {n_q} queries"
+        message = (
+            "a %d-query holdout is below min_validation_queries=%d: %d boosting rounds chosen by "
+            "%d-fold cross-validation over all %d training queries (mean validation NDCG@%d %.4f)"
+        )
+        args = (max(1, round(n_q * cfg.validation_fraction)), cfg.min_validation_queries,
+                rounds, k, n_q, cfg.eval_at, float(self.cv_curve_[rounds - 1]))  # fmt: skip
+        if n_q < cfg.min_validation_queries:
+            logger.warning(message + "; even so, %d queries choose the rounds only roughly", *args, n_q)
+        else:
+            logger.info(message, *args)
+        return rounds
 
     # -------------------------------------------------------------- predict
 

@@ -49,12 +49,14 @@ from hybridrank.pipelines._study import run_study_on_data, study_features, study
 from hybridrank.pipelines._tables import (
     CLICK_ESTIMATE,
     RAW_BASELINES,
+    RULE,
     SEMANTIC,
     TableOptions,
     add_raw_baselines,
     attach_llm_labels,
     build_table,
     evaluation_rows,
+    rule_scores,
 )
 from hybridrank.pipelines._train_gbdt import (
     FEATURE_GROUPS,
@@ -109,6 +111,7 @@ __all__ = [
     "LOGGED_POSITION",
     "PRODUCER",
     "RAW_BASELINES",
+    "RULE",
     "SCORE_COLUMNS",
     "SELECTED_BY",
     "SELECTION_ROUND",
@@ -163,6 +166,7 @@ __all__ = [
     "ppi_markdown",
     "ppi_report",
     "resolve_features",
+    "rule_scores",
     "run_experiment",
     "run_study_on_data",
     "select_pairs",

@@ -49,6 +49,7 @@ from hybridrank.pipelines._budget import (
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
     RAW_BASELINES,
+    RULE,
     TableOptions,
     add_raw_baselines,
     attach_llm_labels,
@@ -409,7 +410,7 @@ def _run_systems(
 
 
 SYSTEM_ORDER = (
-    C.BM25, *RAW_BASELINES, "click_gbdt", "llm_gbdt", "llm_neural", "ds_llm_then_click", "ds_click_then_llm",
+    C.BM25, *RAW_BASELINES, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "ds_llm_then_click", "ds_click_then_llm",
     "famol", "famol_label_mixing", "gated_stacker", "meta_ranker",
 )  # fmt: skip
 

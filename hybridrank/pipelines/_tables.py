@@ -94,8 +94,15 @@ RAW_BASELINES: dict[str, tuple[str, float]] = {
 }
 
 
+#: The ``rule`` baseline: the click percentile for queries with at least this many sessions.
+RULE_MIN_SESSIONS = 3
+#: Name of the untuned two-branch baseline (see :func:`rule_scores`).
+RULE = "rule"
+
+
 def add_raw_baselines(table: pd.DataFrame) -> list[str]:
-    """Add a score column per raw baseline whose input the table holds; returns their names.
+    """Add a score column per raw baseline whose input the table holds, and ``rule``;
+    returns their names.
 
     A pair without the signal (never shown, so no click rate) ranks below every
     pair with it.
@@ -108,7 +115,41 @@ def add_raw_baselines(table: pd.DataFrame) -> list[str]:
             floor = values[finite].min() - 1.0 if finite.any() else 0.0
             table[name] = np.where(finite, values, floor)
             added.append(name)
+    rule = rule_scores(table)
+    if rule is not None:
+        table[RULE] = rule
+        added.append(RULE)
     return added
+
+
+def _percentile(table: pd.DataFrame, column: str) -> np.ndarray:
+    """Within-query percentile rank of ``column`` in (0, 1]; NaN stays NaN."""
+    return table.groupby(C.QID, sort=False)[column].rank(pct=True).to_numpy(dtype=np.float64)
+
+
+def rule_scores(table: pd.DataFrame) -> np.ndarray | None:
+    """The untuned baseline every learned fusion must beat (None without text or click signal).
+
+    Queries with at least :data:`RULE_MIN_SESSIONS` sessions rank by the debiased
+    CTR's within-query percentile (pairs never shown below every shown pair, in
+    text order); other queries, and never-shown pairs, by the mean of the
+    semantic-similarity and BM25 percentiles (BM25 alone without the judge).
+    """
+    text_columns = [c for c in (SEMANTIC, C.BM25) if c in table.columns]
+    click = "qd_debiased_ctr_smooth"
+    if not text_columns and click not in table.columns:
+        return None
+    if text_columns:
+        text = np.nanmean(np.column_stack([_percentile(table, c) for c in text_columns]), axis=1)
+        text = np.nan_to_num(text, nan=0.0)
+    else:
+        text = np.zeros(len(table))
+    if click not in table.columns or C.FREQ not in table.columns:
+        return text
+    ctr = _percentile(table, click)
+    frequent = table[C.FREQ].to_numpy(dtype=np.float64) >= RULE_MIN_SESSIONS
+    # Shown pairs of frequent queries score 1 + percentile (above every text score in [0, 1]).
+    return np.where(frequent & np.isfinite(ctr), 1.0 + np.nan_to_num(ctr), text)
 
 
 def evaluation_rows(table: pd.DataFrame) -> np.ndarray:
@@ -121,10 +162,13 @@ def evaluation_rows(table: pd.DataFrame) -> np.ndarray:
 __all__ = [
     "CLICK_ESTIMATE",
     "RAW_BASELINES",
+    "RULE",
+    "RULE_MIN_SESSIONS",
     "SEMANTIC",
     "TableOptions",
     "add_raw_baselines",
     "attach_llm_labels",
     "build_table",
     "evaluation_rows",
+    "rule_scores",
 ]

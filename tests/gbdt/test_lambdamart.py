@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,28 @@ class RankerContract:
 
     def test_early_stopping_and_curves(self, ranking_data) -> None:
         X, y, qid = ranking_data
-        ranker = self.make(n_estimators=300, early_stopping_rounds=10).fit(X, y, qid=qid)
+        ranker = self.make(
+            n_estimators=300, early_stopping_rounds=10, min_validation_queries=0
+        ).fit(X, y, qid=qid)
         assert "valid" in ranker.evals_result_
         assert 1 <= ranker.best_iteration_ <= 300
+        assert ranker.round_selection_ == "holdout"
+
+    def test_small_query_sets_choose_rounds_by_cross_validation(self, ranking_data, caplog) -> None:
+        X, y, qid = ranking_data
+        n_queries = len(np.unique(qid))
+        with caplog.at_level(logging.INFO, logger="hybridrank.gbdt._lambdamart"):
+            ranker = self.make(
+                n_estimators=40, early_stopping_rounds=5, cv_folds=3,
+                min_validation_queries=n_queries,
+            ).fit(X, y, qid=qid)  # fmt: skip
+        assert ranker.round_selection_ == f"3-fold cross-validation over {n_queries} queries"
+        assert ranker.cv_curve_ is not None and 1 <= ranker.cv_curve_.shape[0] <= 40
+        # The refit trains on every query, exactly the rounds the mean curve peaks at.
+        assert ranker.best_iteration_ == int(np.argmax(ranker.cv_curve_)) + 1
+        assert "valid" not in ranker.evals_result_
+        assert len(ranker.evals_result_["train"]["ndcg@10"]) == ranker.best_iteration_
+        assert "min_validation_queries" in caplog.text
 
     def test_save_load_round_trip(self, ranking_data, tmp_path: Path) -> None:
         X, y, qid = ranking_data
@@ -108,7 +128,7 @@ class RankerContract:
             return _TRAINERS[cfg.engine](cfg, device, names, train, valid, init_model)
 
         trainer: Trainer = recording
-        kw = {"n_estimators": 20, "early_stopping_rounds": 5}
+        kw = {"n_estimators": 20, "early_stopping_rounds": 5, "min_validation_queries": 0}
         ranker = self.make(**kw).fit(X, y, qid=qid, trainer=trainer)
         plain = self.make(**kw).fit(X, y, qid=qid)
         np.testing.assert_array_equal(ranker.predict(X), plain.predict(X))

@@ -1,0 +1,60 @@
+"""The raw-input baselines and the untuned ``rule`` baseline of every report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.pipelines import RULE, add_raw_baselines, rule_scores
+from hybridrank.pipelines._tables import SEMANTIC
+
+
+def _table() -> pd.DataFrame:
+    # q1: a frequent query (5 sessions); q2: a rare one (1 session).
+    return pd.DataFrame(
+        {
+            C.QID: ["q1"] * 4 + ["q2"] * 3,
+            C.DOCID: ["a", "b", "c", "d", "a", "b", "c"],
+            C.FREQ: [5] * 4 + [1] * 3,
+            "qd_debiased_ctr_smooth": [0.1, 0.5, np.nan, 0.3, 0.9, 0.1, np.nan],
+            C.BM25: [3.0, 1.0, 9.0, 2.0, 1.0, 2.0, 3.0],
+            SEMANTIC: [0.2, 0.1, 0.9, 0.3, 0.1, 0.2, 0.3],
+        }
+    )
+
+
+def _order(table: pd.DataFrame, scores: np.ndarray, qid: str) -> list[str]:
+    rows = table[C.QID] == qid
+    part = table.loc[rows].assign(s=scores[rows.to_numpy()])
+    return part.sort_values("s", ascending=False)[C.DOCID].tolist()
+
+
+def test_rule_ranks_frequent_queries_by_click_rate_and_rare_ones_by_text() -> None:
+    table = _table()
+    scores = rule_scores(table)
+    assert scores is not None
+    # Frequent: shown pairs by debiased CTR; the never-shown pair last, despite top BM25.
+    assert _order(table, scores, "q1") == ["b", "d", "a", "c"]
+    # Rare: clicks ignored (a has the top CTR), mean of BM25 and semantic percentiles.
+    assert _order(table, scores, "q2") == ["c", "b", "a"]
+
+
+def test_rule_without_the_judge_uses_bm25_alone_and_without_clicks_text_only() -> None:
+    table = _table().drop(columns=[SEMANTIC])
+    scores = rule_scores(table)
+    assert scores is not None
+    assert _order(table, scores, "q2") == ["c", "b", "a"]
+    text_only = rule_scores(table.drop(columns=["qd_debiased_ctr_smooth"]))
+    assert text_only is not None
+    assert _order(table, text_only, "q1") == ["c", "a", "d", "b"]
+    assert rule_scores(table[[C.QID, C.DOCID, C.FREQ]]) is None
+
+
+def test_add_raw_baselines_names_rule_and_puts_unshown_pairs_last() -> None:
+    table = _table()
+    added = add_raw_baselines(table)
+    assert added == ["raw_debiased_ctr", "raw_semantic", RULE]
+    q1 = table[C.QID] == "q1"
+    unshown = q1 & table["qd_debiased_ctr_smooth"].isna()
+    assert (table.loc[unshown, "raw_debiased_ctr"] < table.loc[q1 & ~unshown, "raw_debiased_ctr"].min()).all()
