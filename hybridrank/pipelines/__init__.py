@@ -26,6 +26,7 @@ from hybridrank.pipelines._budget import (
     mask_llm_labels,
     select_pairs,
 )
+from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._click_eval import (
     ClickEvalConfig,
     ClickEvaluation,
@@ -102,6 +103,7 @@ from hybridrank.pipelines._world import (
 )
 
 __all__ = [
+    "ClickSplitConfig",
     "BUDGET_SYSTEMS",
     "CLICK_ESTIMATE",
     "COSINE",
@@ -167,6 +169,7 @@ __all__ = [
     "ppi_report",
     "resolve_features",
     "rule_scores",
+    "training_view",
     "run_experiment",
     "run_study_on_data",
     "select_pairs",

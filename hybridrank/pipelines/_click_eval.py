@@ -33,8 +33,8 @@ from hybridrank.labels import (
     ClickLabelConfig,
     evaluate_click_model,
     make_click_model,
-    split_sessions,
 )
+from hybridrank.pipelines._click_split import split_windows
 from hybridrank.pipelines._tables import TableOptions, add_raw_baselines, build_table
 from hybridrank.pipelines._train_gbdt import resolve_features
 
@@ -83,17 +83,7 @@ class ClickEvalConfig:
 
 def split_log(log: pd.DataFrame, config: ClickEvalConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(earlier, held-out, how): the log split by session, the latest sessions held out."""
-    if config.by_time and C.TS in log.columns:
-        start = log.groupby(C.SESSION_ID, sort=False)[C.TS].min()
-        if start.notna().all() and start.nunique() > 1:
-            order = start.sort_values(kind="stable")
-            n_test = round(config.holdout * len(order))
-            held = set(order.index[len(order) - n_test :])
-            mask = log[C.SESSION_ID].isin(held).to_numpy()
-            return log.loc[~mask], log.loc[mask], "latest sessions by time"
-        logger.warning("the log's timestamps cannot order its sessions: a seeded random split")
-    train, test = split_sessions(log, test_size=config.holdout, seed=config.seed)
-    return train, test, f"random sessions (seed {config.seed})"
+    return split_windows(log, config.holdout, by_time=config.by_time, seed=config.seed)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from hybridrank.pipelines._budget import (
     per_query_values,
     plot_budget_curve,
 )
+from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
     RAW_BASELINES,
@@ -83,6 +84,9 @@ class ExperimentConfig:
             command shares (``$HYBRIDRANK_CACHE/annotations.sqlite``).
         labels: Click labels.
         click_features: Click feature options.
+        click_split: Which sessions give the click features of training rows
+            and which the click labels (``mode: none`` by default; ``time``
+            keeps the label out of the features).
         features: Feature groups of the GBDT systems (groups a dataset
             cannot provide are skipped).
         gbdt: LambdaMART for click-GBDT and LLM-GBDT.
@@ -121,6 +125,7 @@ class ExperimentConfig:
     cache: str | None = None
     labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
+    click_split: ClickSplitConfig = field(default_factory=ClickSplitConfig)
     features: tuple[str, ...] = ("click", "text", "semantic", "dataset")
     # One thread: on these few thousand rows threads add little, and OpenMP
     # threads competing with other processes on a small machine slow
@@ -172,6 +177,7 @@ class ExperimentConfig:
             "annotate": AnnotateConfig.from_dict(v.pop("annotate", None)),
             "labels": ClickLabelConfig.from_dict(v.pop("labels", None)),
             "click_features": ClickFeatureConfig.from_dict(v.pop("click_features", None)),
+            "click_split": ClickSplitConfig.from_dict(v.pop("click_split", None)),
             "gbdt": LambdaMARTConfig.from_dict(v.pop("gbdt", None)) if "gbdt" in v else cls().gbdt,
             "famol": FAMOLConfig.from_dict(v.pop("famol", None)),
             "scheduling": SchedulingConfig.from_dict(v.pop("scheduling", None)),
@@ -202,6 +208,7 @@ class ExperimentConfig:
             "cache": self.cache,
             "labels": self.labels.to_dict(),
             "click_features": self.click_features.to_dict(),
+            "click_split": self.click_split.to_dict(),
             "features": list(self.features),
             "gbdt": self.gbdt.to_dict(),
             "famol": self.famol.to_dict(),
@@ -245,6 +252,8 @@ def _gbdt_fit_predict(
     config: LambdaMARTConfig, features: list[str], label: str
 ) -> Callable[..., np.ndarray]:
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        if label == C.Y_CLICK:
+            train = training_view(train)
         ranker = LambdaMARTRanker(config).fit(
             train[features], train[label], qid=train[C.QID].to_numpy()
         )
@@ -266,6 +275,7 @@ def _hybrid_fit_predict(
     """
 
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        train = training_view(train)
         y_llm = train[C.Y_LLM]
         if fill_llm:
             # A partly labelled dataset: the LLM side of the loss takes the click label
@@ -442,9 +452,10 @@ class ExperimentResult:
 def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) -> pd.DataFrame:
     """The run's table: the dataset's candidates with click features and labels, the shared
     folds, tuning set and LLM labels."""
-    table, _ = build_table(
-        dataset, TableOptions(click_features=config.click_features, labels=config.labels)
+    options = TableOptions(
+        click_features=config.click_features, labels=config.labels, click_split=config.click_split
     )
+    table, _ = build_table(dataset, options)
     table[C.FOLD] = shared.folds.reindex(table[C.QID]).to_numpy()
     table[TUNING] = table[C.QID].isin(shared.tuning).to_numpy()
     if shared.llm_labels is not None:

@@ -18,6 +18,12 @@ from hybridrank.features import (
 )
 from hybridrank.labels import ClickLabelConfig, click_labels
 from hybridrank.labels.llm import LLM_SCORE
+from hybridrank.pipelines._click_split import (
+    TRAIN_PREFIX,
+    ClickSplitConfig,
+    label_unshown,
+    split_windows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +40,13 @@ class TableOptions:
     Attributes:
         click_features: Click feature options.
         labels: How click labels are derived from the log.
+        click_split: Which sessions give the click features of training rows
+            and which the click labels (see :mod:`hybridrank.pipelines._click_split`).
     """
 
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
     labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
+    click_split: ClickSplitConfig = field(default_factory=ClickSplitConfig)
 
 
 def build_table(
@@ -51,18 +60,45 @@ def build_table(
     with LLM labels, ``y_llm`` and the judge's raw similarity ``semantic_similarity``;
     with qrels, ``y_expert`` (0 where unjudged).
 
+    With ``options.click_split`` on, the click features come from the whole
+    log (what scoring and serving see), ``y_click`` from the label window only,
+    and each click feature also as ``train:<name>`` from the feature window:
+    :func:`~hybridrank.pipelines._click_split.training_view` gives the rows a
+    model trains on.
+
     Returns:
-        The table and the click features (None without impressions), which a
-        bundle stores for serving.
+        The table and the click features of the whole log (None without
+        impressions), which a bundle stores for serving.
     """
     options = options or TableOptions()
     table = dataset.table()
     feats: ClickFeatures | None = None
-    if dataset.impressions is not None:
-        feats = compute_click_features(dataset.impressions, options.click_features)
+    log = dataset.impressions
+    if log is not None:
+        feats = compute_click_features(log, options.click_features)
         table = join_click_features(table, feats)
-        labels = click_labels(table, dataset.impressions, options.labels)
-        table[C.Y_CLICK] = labels.grade
+        split = options.click_split
+        if split.enabled:
+            feature_log, label_log, how = split_windows(
+                log, split.label_share, by_time=split.mode == "time", seed=split.seed
+            )
+            window = join_click_features(
+                table[[C.QID, C.DOCID]], compute_click_features(feature_log, options.click_features)
+            )
+            added = [c for c in window.columns if c not in (C.QID, C.DOCID)]
+            table = pd.concat(
+                [table, window[added].add_prefix(TRAIN_PREFIX).set_axis(table.index)], axis=1
+            )
+            labels = click_labels(table, label_log, options.labels)
+            grade = label_unshown(labels.grade, table, label_log, split)
+            logger.info(
+                "click split (%s): features of training rows from %d sessions, labels from %d",
+                how, feature_log[C.SESSION_ID].nunique(), label_log[C.SESSION_ID].nunique(),
+            )  # fmt: skip
+        else:
+            labels = click_labels(table, log, options.labels)
+            grade = labels.grade
+        table[C.Y_CLICK] = grade
         table[CLICK_ESTIMATE] = labels.estimate
     if dataset.qrels is not None and C.Y_EXPERT not in table.columns:
         grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]

@@ -30,6 +30,7 @@ from hybridrank.features import (
 )
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
+from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._tables import SEMANTIC, TableOptions, build_table, evaluation_rows
 from hybridrank.pipelines._unbiased import (
     UNBIASED_SYSTEM,
@@ -85,6 +86,10 @@ class GBDTTrainConfig:
             names. A group the dataset cannot provide (``click`` without a
             log) is skipped with a log line; a missing column is an error.
         click_features: Options of the click features.
+        click_split: With a click label (``click``, ``ctr``): which sessions
+            give the training rows' click features and which the labels
+            (``mode: none`` by default; the saved feature store always holds
+            the whole log's features).
         gbdt: The LambdaMART model.
         unbiased: Options of ``label: clicks`` (positions kept, click features).
         metrics: Metrics of the report.
@@ -99,6 +104,7 @@ class GBDTTrainConfig:
     labels: ClickLabelConfig = field(default_factory=ClickLabelConfig)
     features: tuple[str, ...] = ("click", "dataset")
     click_features: ClickFeatureConfig = field(default_factory=ClickFeatureConfig)
+    click_split: ClickSplitConfig = field(default_factory=ClickSplitConfig)
     gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
     unbiased: UnbiasedConfig = field(default_factory=UnbiasedConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
@@ -131,6 +137,7 @@ class GBDTTrainConfig:
             labels=ClickLabelConfig.from_dict(values.get("labels")),
             features=base.features,
             click_features=ClickFeatureConfig.from_dict(values.get("click_features")),
+            click_split=ClickSplitConfig.from_dict(values.get("click_split")),
             gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
             unbiased=UnbiasedConfig.from_dict(values.get("unbiased")),
             metrics=base.metrics,
@@ -154,6 +161,7 @@ class GBDTTrainConfig:
             "labels": self.labels.to_dict(),
             "features": list(self.features),
             "click_features": self.click_features.to_dict(),
+            "click_split": self.click_split.to_dict(),
             "gbdt": self.gbdt.to_dict(),
             "unbiased": self.unbiased.to_dict(),
             "metrics": list(self.metrics),
@@ -212,7 +220,9 @@ def training_table(dataset: Dataset, config: GBDTTrainConfig) -> tuple[pd.DataFr
     labels = config.labels
     if config.label == "ctr":
         labels = replace(labels, source="ctr")
-    return build_table(dataset, TableOptions(click_features=config.click_features, labels=labels))
+    split = config.click_split if config.label in ("click", "ctr") else ClickSplitConfig()
+    options = TableOptions(click_features=config.click_features, labels=labels, click_split=split)
+    return build_table(dataset, options)
 
 
 @dataclass(frozen=True)
@@ -356,6 +366,7 @@ def _train_on_labels(
         trainer = None if client is None else dask_trainer(config.gbdt.engine, client)
 
         def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+            train = training_view(train)
             ranker = LambdaMARTRanker(config.gbdt).fit(
                 train[features], train[label], qid=train[C.QID].to_numpy(), trainer=trainer
             )
@@ -364,10 +375,11 @@ def _train_on_labels(
         table[name] = out_of_fold(
             table, name, fit_predict, train_mask=labelled, progress=progress
         ).scores
+        rows = training_view(table.loc[labelled])
         ranker = LambdaMARTRanker(config.gbdt).fit(
-            table.loc[labelled, features],
-            table.loc[labelled, label],
-            qid=table.loc[labelled, C.QID].to_numpy(),
+            rows[features],
+            rows[label],
+            qid=rows[C.QID].to_numpy(),
             trainer=trainer,
         )
     return ranker, features, name
