@@ -26,13 +26,13 @@ from hybridrank.pipelines._budget import (
     mask_llm_labels,
     select_pairs,
 )
-from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._click_eval import (
     ClickEvalConfig,
     ClickEvaluation,
     evaluate_on_clicks,
     split_log,
 )
+from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._experiment import (
     BUDGET_SYSTEMS,
     SINGLE_SOURCE,
@@ -103,7 +103,6 @@ from hybridrank.pipelines._world import (
 )
 
 __all__ = [
-    "ClickSplitConfig",
     "BUDGET_SYSTEMS",
     "CLICK_ESTIMATE",
     "COSINE",
@@ -127,6 +126,7 @@ __all__ = [
     "BudgetedLabels",
     "ClickEvalConfig",
     "ClickEvaluation",
+    "ClickSplitConfig",
     "DataConfig",
     "DatasetLabels",
     "ExperimentConfig",
@@ -169,7 +169,6 @@ __all__ = [
     "ppi_report",
     "resolve_features",
     "rule_scores",
-    "training_view",
     "run_experiment",
     "run_study_on_data",
     "select_pairs",
@@ -181,6 +180,7 @@ __all__ = [
     "train_gbdt",
     "train_neural",
     "training_table",
+    "training_view",
     "world_config_of",
     "world_summary",
     "write_position_bias",
