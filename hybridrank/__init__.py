@@ -8,6 +8,8 @@ Lower layers never import higher ones.
 
 from __future__ import annotations
 
+from hybridrank._estimator import Ranker
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Ranker", "__version__"]

@@ -12,12 +12,16 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import Padded, offsets_from_qid
 from hybridrank.ensemble._gates import SigmoidGate
 from hybridrank.ensemble._lambdarank import lambdarank_gradients
-from hybridrank.gbdt import LambdaMARTConfig
+from hybridrank.errors import ConfigError
+from hybridrank.gbdt import Gradients, LambdaMARTConfig, LambdaMARTRanker, Objective
 
 logger = logging.getLogger(__name__)
+
+MODES = ("objective", "label_mixing")
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,13 @@ class FAMOLConfig:
         centre: alpha(f) = sigmoid(slope * (log1p(f) - centre)) weights the click
             loss of a query with f sessions; 1 - alpha weights its LLM loss.
         slope: See ``centre``.
-        mode: ``objective`` (a custom LightGBM objective summing the two
-            weighted LambdaRank gradients) or ``label_mixing`` (the shortcut:
-            one label per row, the alpha-weighted mix of both labels, rounded;
-            the LLM label where no click label exists).
+        mode: ``objective`` (a custom objective summing the two weighted
+            LambdaRank gradients) or ``label_mixing`` (the shortcut: one label
+            per row, the alpha-weighted mix of both labels, rounded; the LLM
+            label where no click label exists).
         sigma: LambdaRank sigmoid steepness.
-        gbdt: Tree parameters (engine must be lightgbm for ``objective``).
+        gbdt: The LambdaMART model (either engine; its early stopping and
+            round selection score the mixed label).
     """
 
     centre: float = 2.0
@@ -45,6 +50,12 @@ class FAMOLConfig:
             n_estimators=200, early_stopping_rounds=None, n_jobs=1
         )
     )
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"famol.mode must be one of {MODES}, got {self.mode!r}")
+        if self.sigma <= 0:
+            raise ConfigError(f"famol.sigma must be > 0, got {self.sigma}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> FAMOLConfig:
@@ -62,11 +73,16 @@ class FAMOLConfig:
         return d
 
 
-class FAMOLRanker:
+class FAMOLRanker(ConfigParams):
     """One LambdaMART trained on click and LLM labels at once, weighted by query frequency.
 
     ``fit(X, y_click, y_llm, *, qid, freq)``: ``y_click`` may be NaN (rows never
-    shown); such rows take part only in the LLM loss.
+    shown); such rows take part only in the LLM loss. Trained by
+    :class:`~hybridrank.gbdt.LambdaMARTRanker` (``config.gbdt``: either
+    engine, device, ``label_gain``, early stopping and round selection as for
+    any ranker) through its custom-objective hook; early stopping and round
+    selection score the per-query mix of both labels (the ``label_mixing``
+    label).
     """
 
     def __init__(self, config: FAMOLConfig | None = None) -> None:
@@ -85,71 +101,83 @@ class FAMOLRanker:
         qid: npt.ArrayLike,
         freq: npt.ArrayLike,
     ) -> FAMOLRanker:
-        import lightgbm as lgb
-
         cfg = self.config or FAMOLConfig()
         q = np.asarray(qid)
-        offsets = offsets_from_qid(q)
         yc = np.asarray(y_click, dtype=np.float64)
         yl = np.asarray(y_llm, dtype=np.float64)
         a = self.alpha(freq)
-        Xa = (
-            X.to_numpy(dtype=np.float32)
-            if isinstance(X, pd.DataFrame)
-            else np.asarray(X, dtype=np.float32)
-        )
-        self.feature_names_ = (
-            list(X.columns)
-            if isinstance(X, pd.DataFrame)
-            else [f"f{i}" for i in range(Xa.shape[1])]
-        )
-        g = cfg.gbdt
-        params: dict[str, Any] = {
-            "learning_rate": g.learning_rate,
-            "num_leaves": g.num_leaves,
-            "max_depth": g.max_depth,
-            "min_data_in_leaf": g.min_child_samples,
-            "feature_fraction": g.colsample,
-            "bagging_fraction": g.subsample,
-            "bagging_freq": 1 if g.subsample < 1 else 0,
-            "lambda_l2": g.reg_lambda,
-            "seed": g.seed,
-            "deterministic": True,
-            "verbose": -1,
-            **({"num_threads": g.n_jobs} if g.n_jobs else {}),
-            **dict(g.params),
-        }
+        if not yc.shape == yl.shape == q.shape == a.shape:
+            raise ValueError(
+                f"y_click, y_llm, qid and freq differ in length: {yc.shape}, {yl.shape}, "
+                f"{q.shape}, {a.shape}"
+            )
+        mixed = mixed_labels(yc, yl, a)
+        ranker = LambdaMARTRanker(cfg.gbdt)
         if cfg.mode == "label_mixing":
-            mixed = np.where(np.isnan(yc), yl, np.round(a * np.nan_to_num(yc) + (1 - a) * yl))
             keep = ~np.isnan(mixed)
-            params.update(
-                {"objective": "lambdarank", "label_gain": [float(2**i - 1) for i in range(32)]}
-            )
-            data = lgb.Dataset(
-                Xa[keep], label=mixed[keep], group=np.diff(offsets_from_qid(q[keep]))
-            )
-        elif cfg.mode == "objective":
-            pad = Padded.from_offsets(offsets)
-            sigma = cfg.sigma
-
-            def objective(preds: np.ndarray, _data: Any) -> tuple[np.ndarray, np.ndarray]:
-                g_click, h_click = lambdarank_gradients(preds, yc, offsets, sigma=sigma, padded=pad)
-                g_llm, h_llm = lambdarank_gradients(preds, yl, offsets, sigma=sigma, padded=pad)
-                grad = a * g_click + (1 - a) * g_llm
-                hess = a * h_click + (1 - a) * h_llm
-                return grad, np.maximum(hess, 1e-9)
-
-            params["objective"] = objective
-            data = lgb.Dataset(Xa, label=np.nan_to_num(yl), group=np.diff(offsets))
+            Xk = X[keep] if isinstance(X, pd.DataFrame) else np.asarray(X)[keep]
+            ranker.fit(Xk, mixed[keep], qid=q[keep])
         else:
-            raise ValueError(f"famol.mode must be 'objective' or 'label_mixing', got {cfg.mode!r}")
-        self.booster_ = lgb.train(params, data, num_boost_round=g.n_estimators)
+            gain = (
+                np.asarray(cfg.gbdt.label_gain, dtype=np.float64)
+                if cfg.gbdt.label_gain is not None
+                else None
+            )
+            ranker.fit(
+                X,
+                np.nan_to_num(mixed),
+                qid=q,
+                objective=famol_objective(yc, yl, a, q, sigma=cfg.sigma, label_gain=gain),
+            )
+        self.ranker_ = ranker
+        self.feature_names_ = ranker.feature_names_
+        self.best_iteration_ = ranker.best_iteration_
         return self
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        Xa = (
-            X.to_numpy(dtype=np.float32)
-            if isinstance(X, pd.DataFrame)
-            else np.asarray(X, dtype=np.float32)
-        )
-        return np.asarray(self.booster_.predict(Xa), dtype=np.float64)
+        self.check_fitted("ranker_")
+        return self.ranker_.predict(X)
+
+
+
+def mixed_labels(y_click: np.ndarray, y_llm: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Per row: ``round(alpha * click + (1 - alpha) * llm)``; the one label a row has
+    where the other is missing; NaN where it has neither."""
+    both = np.round(alpha * np.nan_to_num(y_click) + (1 - alpha) * np.nan_to_num(y_llm))
+    return np.where(
+        np.isnan(y_click), y_llm, np.where(np.isnan(y_llm), y_click, both)
+    )
+
+
+def famol_objective(
+    y_click: np.ndarray,
+    y_llm: np.ndarray,
+    alpha: np.ndarray,
+    qid: np.ndarray,
+    *,
+    sigma: float = 1.0,
+    label_gain: np.ndarray | None = None,
+) -> Objective:
+    """FAMOL's loss for ``LambdaMARTRanker.fit(objective=...)``: per row,
+    ``alpha * grad(click LambdaRank) + (1 - alpha) * grad(LLM LambdaRank)``
+    (Hessians likewise), over whichever rows the engine trains on."""
+
+    def for_rows(rows: np.ndarray) -> Gradients:
+        offsets = offsets_from_qid(qid[rows])
+        pad = Padded.from_offsets(offsets)
+        yc, yl, a = y_click[rows], y_llm[rows], alpha[rows]
+
+        def gradients(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            g_click, h_click = lambdarank_gradients(
+                scores, yc, offsets, sigma=sigma, padded=pad, label_gain=label_gain
+            )
+            g_llm, h_llm = lambdarank_gradients(
+                scores, yl, offsets, sigma=sigma, padded=pad, label_gain=label_gain
+            )
+            grad = a * g_click + (1 - a) * g_llm
+            hess = a * h_click + (1 - a) * h_llm
+            return grad, np.maximum(hess, 1e-9)
+
+        return gradients
+
+    return for_rows

@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._estimator import ConfigParams
 from hybridrank.errors import ConfigError
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 
@@ -57,7 +58,7 @@ class SchedulingConfig:
         return d
 
 
-class DataSchedulingRanker:
+class DataSchedulingRanker(ConfigParams):
     """Stage 1 on one label source, stage 2 continues boosting on the other.
 
     ``fit(X, y_click, y_llm, *, qid, freq)``; rows without the stage's label
@@ -98,4 +99,5 @@ class DataSchedulingRanker:
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        self.check_fitted("ranker_")
         return self.ranker_.predict(X)

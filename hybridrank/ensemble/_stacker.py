@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate
 from hybridrank.ensemble._normalize import NORMALISERS
@@ -127,7 +128,7 @@ def suggest_gate(trial: Any, config: StackerConfig) -> Gate:
     )
 
 
-class FrequencyGatedStacker:
+class FrequencyGatedStacker(ConfigParams):
     """Per-query normalised click-model and LLM-model scores mixed by g(freq).
 
     ``fused = g(freq) * norm(click) + (1 - g(freq)) * norm(llm)``, with the gate's
@@ -215,8 +216,7 @@ class FrequencyGatedStacker:
     def predict(
         self, click: npt.ArrayLike, llm: npt.ArrayLike, *, qid: npt.ArrayLike, freq: npt.ArrayLike
     ) -> np.ndarray:
-        if not hasattr(self, "gate_"):
-            raise RuntimeError("FrequencyGatedStacker is not fitted; call fit first")
+        self.check_fitted("gate_")
         cfg = self.config or StackerConfig()
         data = prepare(click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation)
         return data.fused(self.gate_)

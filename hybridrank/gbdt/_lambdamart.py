@@ -172,6 +172,14 @@ class LambdaMARTConfig:
 #: returns one that trains on a Dask cluster. ``LambdaMARTRanker.fit(trainer=...)`` takes one.
 Trainer = Callable[[LambdaMARTConfig, str, Sequence[str], Data, Valid, Any], Result]
 
+#: Gradients of a custom loss: ``gradients(scores) -> (grad, hess)`` per training row.
+Gradients = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: A custom objective for ``LambdaMARTRanker.fit(objective=...)``: called with the indices
+#: (into the rows given to ``fit``) of the rows the engine trains on, in the engine's row
+#: order (the early-stopping holdout and cross-validation folds take rows out), it returns
+#: the :data:`Gradients` over exactly those rows.
+Objective = Callable[[np.ndarray], Gradients]
+
 
 class LambdaMARTRanker:
     """LambdaMART through LightGBM or XGBoost with one query key, ``qid``.
@@ -208,6 +216,24 @@ class LambdaMARTRanker:
         self.config = config
         self.params = params
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn style): ``config`` and any field overrides."""
+        return {"config": self.config, **self.params}
+
+    def set_params(self, **params: Any) -> LambdaMARTRanker:
+        """Set ``config`` or any :class:`LambdaMARTConfig` field; an unknown name is a ConfigError."""
+        unknown = sorted(set(params) - {"config", *self._config_fields})
+        if unknown:
+            raise ConfigError(
+                f"LambdaMARTRanker has no parameters {unknown}; known: config and the fields of "
+                "LambdaMARTConfig"
+            )
+        if "config" in params:
+            self.config = params.pop("config")
+        self.params = {**self.params, **params}
+        self.get_config()  # validates the new values now, not at fit
+        return self
+
     def get_config(self) -> LambdaMARTConfig:
         base = self.config or LambdaMARTConfig()
         if not self.params:
@@ -229,6 +255,7 @@ class LambdaMARTRanker:
         eval_qid: npt.ArrayLike | None = None,
         init_model: Any | None = None,
         trainer: Trainer | None = None,
+        objective: Objective | None = None,
     ) -> LambdaMARTRanker:
         """Train on rows grouped by ``qid``.
 
@@ -248,6 +275,11 @@ class LambdaMARTRanker:
                 with the engine's own trainer. For a Dask cluster pass
                 ``hybridrank.distributed.dask_trainer(engine, client)`` (same
                 parameters and holdout; the engine must match ``engine``).
+
+            objective: A custom loss in place of the engine's (see
+                :data:`Objective`), for both engines; ``y`` then only scores
+                the validation NDCG@k of early stopping and round selection.
+                Trains in this process.
 
         Raises:
             WorkerLostError: With the Dask trainer, a worker died during
@@ -275,6 +307,12 @@ class LambdaMARTRanker:
             raise ConfigError(
                 "position (unbiased LambdaMART) trains in one process; drop the Dask trainer"
             )
+        if objective is not None and (trainer is not None or pos is not None):
+            raise ConfigError(
+                "a custom objective trains in one process, without positions; drop the Dask "
+                "trainer and position"
+            )
+        rows = np.arange(ya.shape[0])
 
         self.device_ = resolve_device(cfg.device, cfg.engine)
         self.round_selection_ = "all rounds" if cfg.early_stopping_rounds is None else "holdout"
@@ -288,13 +326,14 @@ class LambdaMARTRanker:
             and pos is None
             and init_model is None
         ):
-            rounds = self._cv_rounds(cfg, names, (Xa, ya, q, w), offsets, trainer)
+            rounds = self._cv_rounds(cfg, names, (Xa, ya, q, w), offsets, trainer, objective)
             if rounds is not None:
                 cfg = replace(cfg, n_estimators=rounds, early_stopping_rounds=None)
         if eval_set is None and cfg.early_stopping_rounds is not None:
             train_rows, valid_rows = _holdout(offsets, cfg.validation_fraction, cfg.seed)
             Xv, yv, qv = Xa[valid_rows], ya[valid_rows], q[valid_rows]
             Xa, ya, q = Xa[train_rows], ya[train_rows], q[train_rows]
+            rows = rows[train_rows]
             w = None if w is None else w[train_rows]
             pos = None if pos is None else pos[train_rows]
         elif eval_set is not None:
@@ -315,10 +354,12 @@ class LambdaMARTRanker:
         train: Trainer
         if trainer is not None:
             train = trainer
+        elif objective is not None:
+            train = functools.partial(_LOCAL_TRAINERS[cfg.engine], gradients=objective(rows))
         elif pos is None:
             train = _TRAINERS[cfg.engine]
         else:
-            train = functools.partial(_UNBIASED_TRAINERS[cfg.engine], position=pos, sink=sink)
+            train = functools.partial(_LOCAL_TRAINERS[cfg.engine], position=pos, sink=sink)
         self.booster_, self.best_iteration_, self.evals_result_ = train(
             cfg, self.device_, names, (Xa, ya, q, w), None if Xv is None else (Xv, yv, qv), booster
         )
@@ -334,6 +375,7 @@ class LambdaMARTRanker:
         data: Data,
         offsets: np.ndarray,
         trainer: Trainer | None,
+        objective: Objective | None = None,
     ) -> int | None:
         """Rounds maximising the mean validation NDCG@k over ``cfg.cv_folds`` query folds.
 
@@ -347,10 +389,14 @@ class LambdaMARTRanker:
             return None
         fold_of_query = np.random.default_rng(cfg.seed).permutation(n_q) % k
         fold = np.repeat(fold_of_query, np.diff(offsets))
-        train = trainer if trainer is not None else _TRAINERS[cfg.engine]
         curves = []
         for f in range(k):
             tr, va = fold != f, fold == f
+            train: Trainer = trainer if trainer is not None else _TRAINERS[cfg.engine]
+            if objective is not None:
+                train = functools.partial(
+                    _LOCAL_TRAINERS[cfg.engine], gradients=objective(np.flatnonzero(tr))
+                )
             _, _, record = train(
                 cfg, self.device_, names,
                 (X[tr], y[tr], q[tr], None if w is None else w[tr]), (X[va], y[va], q[va]), None,
@@ -618,11 +664,14 @@ def _train_lightgbm(
     *,
     position: np.ndarray | None = None,
     sink: dict[str, Any] | None = None,
+    gradients: Gradients | None = None,
 ) -> Result:
     import lightgbm as lgb
 
     X, y, q, w = train
     params = lightgbm_params(cfg, device, train, valid)
+    if gradients is not None:
+        params["objective"] = lambda preds, _data: gradients(np.asarray(preds, dtype=np.float64))
     if position is not None:
         # The learned position biases reach only LightGBM's debug log.
         params["verbosity"] = 2
@@ -729,6 +778,7 @@ def _train_xgboost(
     *,
     position: np.ndarray | None = None,
     sink: dict[str, Any] | None = None,
+    gradients: Gradients | None = None,
 ) -> Result:
     import xgboost as xgb
 
@@ -770,6 +820,9 @@ def _train_xgboost(
             evals_result=record,
             verbose_eval=False,
             xgb_model=init_model,
+            obj=None
+            if gradients is None
+            else (lambda preds, _dtrain: gradients(np.asarray(preds, dtype=np.float64))),
         )
     if position is not None and sink is not None:
         bias = xgboost_position_bias(booster, int(position.max()))
@@ -787,8 +840,9 @@ def _train_xgboost(
 
 #: The local (in-process) trainer of each engine.
 _TRAINERS: dict[str, Trainer] = {"lightgbm": _train_lightgbm, "xgboost": _train_xgboost}
-#: The same trainers with the shown position (unbiased LambdaMART; in-process only).
-_UNBIASED_TRAINERS: dict[str, Callable[..., Result]] = {
+#: The same trainers with their keyword options (the shown position of unbiased
+#: LambdaMART, a custom objective's gradients); in-process only.
+_LOCAL_TRAINERS: dict[str, Callable[..., Result]] = {
     "lightgbm": _train_lightgbm,
     "xgboost": _train_xgboost,
 }

@@ -154,11 +154,14 @@ def test_lambdarank_gradients_sum_to_zero_and_skip_missing_labels() -> None:
     assert g2[0] < 0 < g2[1]
 
 
-def test_famol_objective_matches_lightgbm_lambdarank_on_single_source() -> None:
-    """alpha = 0 (pure LLM loss) through the custom objective vs LightGBM's own lambdarank."""
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_famol_objective_matches_the_engines_lambdarank_on_single_source(engine: str) -> None:
+    """alpha = 0 (pure LLM loss) through the custom objective vs the engine's own LambdaMART."""
     X, y, qid = make_ranking(n_queries=150, seed=3)
     Xt, yt, qt = make_ranking(n_queries=60, seed=4)
-    gbdt = LambdaMARTConfig(n_estimators=60, early_stopping_rounds=None, min_child_samples=5)
+    gbdt = LambdaMARTConfig(
+        engine=engine, n_estimators=60, early_stopping_rounds=None, min_child_samples=5
+    )
     famol = FAMOLRanker(FAMOLConfig(centre=50.0, slope=5.0, gbdt=gbdt))  # alpha ~ 0 everywhere
     famol.fit(X, np.full(y.shape, np.nan), y, qid=qid, freq=np.zeros(y.shape))
     ours = np.nanmean(ndcg_at_k(famol.predict(Xt), yt, qid=qt, k=10))
@@ -166,6 +169,52 @@ def test_famol_objective_matches_lightgbm_lambdarank_on_single_source() -> None:
     theirs = np.nanmean(ndcg_at_k(ref, yt, qid=qt, k=10))
     assert abs(ours - theirs) < 0.03
     assert famol.alpha(np.array([0.0, 1e6])).tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+
+
+def test_custom_objective_hook_sees_exactly_the_rows_the_engine_trains_on() -> None:
+    X, y, qid = make_ranking(n_queries=40, seed=6)
+    seen: list[np.ndarray] = []
+
+    def objective(rows: np.ndarray):
+        seen.append(rows)
+        offsets = np.r_[0, np.flatnonzero(np.diff(qid[rows])) + 1, rows.size]
+        labels = y[rows].astype(float)
+        return lambda scores: lambdarank_gradients(scores, labels, offsets)
+
+    ranker = LambdaMARTRanker(
+        n_estimators=30, early_stopping_rounds=5, min_child_samples=5, min_validation_queries=0
+    ).fit(X, y, qid=qid, objective=objective)
+    [rows] = seen
+    # The early-stopping holdout (4 of 40 queries) is out of the engine's rows.
+    assert 0 < np.unique(qid).size - np.unique(qid[rows]).size == 4
+    assert "valid" in ranker.evals_result_
+    # Cross-validated rounds: one call per fold, then one for the refit on every row.
+    seen.clear()
+    LambdaMARTRanker(
+        n_estimators=20, early_stopping_rounds=5, min_child_samples=5, cv_folds=3
+    ).fit(X, y, qid=qid, objective=objective)
+    assert len(seen) == 4 and seen[-1].size == y.size
+    assert sum(r.size for r in seen[:3]) == 2 * y.size
+    with pytest.raises(ConfigError, match="one process"):
+        LambdaMARTRanker().fit(X, y, qid=qid, objective=objective, position=np.ones(y.size))
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_famol_honours_the_rankers_engine_and_early_stopping(engine: str) -> None:
+    X, y, qid = make_ranking(n_queries=80, seed=7)
+    y_click = np.where(np.random.default_rng(1).random(y.size) < 0.6, y, np.nan)
+    freq = np.repeat(np.arange(80) % 40, np.bincount(qid))
+    gbdt = LambdaMARTConfig(
+        engine=engine, n_estimators=300, learning_rate=0.3, early_stopping_rounds=5,
+        min_child_samples=5, min_validation_queries=0,
+    )  # fmt: skip
+    famol = FAMOLRanker(FAMOLConfig(gbdt=gbdt)).fit(X, y_click, y, qid=qid, freq=freq)
+    assert famol.ranker_.engine_ == engine
+    assert "valid" in famol.ranker_.evals_result_
+    assert famol.best_iteration_ < 300
+    assert np.nanmean(ndcg_at_k(famol.predict(X), y, qid=qid, k=10)) > 0.7
+    with pytest.raises(ConfigError, match="famol.mode"):
+        FAMOLConfig(mode="mixing")
 
 
 def test_famol_label_mixing_and_data_scheduling_run() -> None:
