@@ -105,8 +105,9 @@ CASES: dict[str, Case] = {
         make=lambda: LambdaMARTRanker(LambdaMARTConfig(num_leaves=7, **SMALL)),
         fit=lambda r, d: r.fit(
             np.column_stack([d["oof_click"].scores, d["oof_llm"].scores, np.log1p(d["freq"])]),
-            d["y"], qid=d["qid"],
-        ),  # fmt: skip
+            d["y"],
+            qid=d["qid"],
+        ),
         predict=lambda r, d: r.predict(
             np.column_stack([d["oof_click"].scores, d["oof_llm"].scores, np.log1p(d["freq"])])
         ),

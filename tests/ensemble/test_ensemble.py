@@ -213,7 +213,7 @@ def test_famol_honours_the_rankers_engine_and_early_stopping(engine: str) -> Non
     assert "valid" in famol.ranker_.evals_result_
     assert famol.best_iteration_ < 300
     assert np.nanmean(ndcg_at_k(famol.predict(X), y, qid=qid, k=10)) > 0.7
-    with pytest.raises(ConfigError, match="famol.mode"):
+    with pytest.raises(ConfigError, match=r"famol\.mode"):
         FAMOLConfig(mode="mixing")
 
 
