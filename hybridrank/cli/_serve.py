@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 from hybridrank._atomic import write_parquet, write_text
 from hybridrank.cli._common import at_least_one
@@ -69,23 +68,6 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_gate(text: str) -> Any:
-    """``sigmoid:centre=1.5,slope=2`` or ``bucket:weights=0.2/0.5/0.9``."""
-    from hybridrank.ensemble import make_gate
-
-    kind, _, rest = text.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--gate: {item!r} is not key=value")
-        try:
-            params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
-        except ValueError:
-            raise ConfigError(f"--gate: {key}={value!r} is not a number") from None
-    return make_gate(kind, params)
-
-
 def cmd_bundle(args: argparse.Namespace) -> int:
     from hybridrank.data import read_table
     from hybridrank.ensemble import StackerConfig
@@ -110,6 +92,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): {gate.params()}"
         )
     elif args.gate is not None:
+        from hybridrank.ensemble import parse_gate
+
         gate = parse_gate(args.gate)
     else:
         raise ConfigError(

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
-from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate, make_gate
+from hybridrank.ensemble._gates import (
+    GATES,
+    BucketGate,
+    Gate,
+    GateSpace,
+    SigmoidGate,
+    fuse,
+    gate_from_dict,
+    load_gate,
+    make_gate,
+    parse_gate,
+)
 from hybridrank.ensemble._lambdarank import lambdarank_gradients
 from hybridrank.ensemble._normalize import NORMALISERS, rank_per_query, zscore_per_query
 from hybridrank.ensemble._oof import LeakageError, OOFScores, out_of_fold
@@ -26,16 +37,21 @@ __all__ = [
     "FAMOLRanker",
     "FrequencyGatedStacker",
     "Gate",
+    "GateSpace",
     "LeakageError",
     "OOFScores",
     "SchedulingConfig",
     "SigmoidGate",
     "StackerConfig",
     "StackerData",
+    "fuse",
+    "gate_from_dict",
     "gate_from_params",
     "lambdarank_gradients",
+    "load_gate",
     "make_gate",
     "out_of_fold",
+    "parse_gate",
     "prepare",
     "rank_per_query",
     "suggest_gate",

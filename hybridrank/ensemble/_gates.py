@@ -1,15 +1,42 @@
-"""Gates g(freq) in [0, 1]: how much a query trusts the click model over the LLM-supervised one."""
+"""Gates g(freq) in [0, 1]: how much a query trusts the click model over the LLM-supervised one.
+
+One :class:`Gate` hierarchy owns everything about a gate: evaluating it, the
+parameters an Optuna trial proposes (:meth:`Gate.suggest`), rebuilding it from
+a study's best parameters (:meth:`Gate.from_params`), the CLI text form
+(:func:`parse_gate`), and saving and loading (:meth:`Gate.to_dict`,
+:func:`gate_from_dict`, :meth:`Gate.save`, :func:`load_gate`). :func:`fuse` is
+the one fusion formula the stacker, the bundle and ``HybridRanker`` share.
+"""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from hybridrank.errors import ConfigError
+from hybridrank._atomic import write_text
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+
+
+@dataclass(frozen=True)
+class GateSpace:
+    """Where a tuning study searches a gate's parameters.
+
+    Attributes:
+        centre_range: Sigmoid centre (in log1p sessions).
+        slope_range: Sigmoid slope (>= 0: the click weight never falls with frequency).
+        bucket_edges: Bucket edges of the bucket gate.
+    """
+
+    centre_range: tuple[float, float] = (0.0, 5.0)
+    slope_range: tuple[float, float] = (0.0, 8.0)
+    bucket_edges: tuple[float, ...] = (2, 20)
 
 
 class Gate(ABC):
@@ -23,7 +50,33 @@ class Gate(ABC):
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
-        """Parameters, for reports and configs."""
+        """Parameters, for reports, configs and :func:`make_gate`."""
+
+    @classmethod
+    @abstractmethod
+    def suggest(cls, trial: Any, space: GateSpace) -> Gate:
+        """The gate an Optuna trial proposes within ``space``."""
+
+    @classmethod
+    @abstractmethod
+    def from_params(cls, params: Mapping[str, float], space: GateSpace) -> Gate:
+        """The gate a study's best parameters (``trial.params``) describe."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "params": self.params()}
+
+    def save(self, path: str | Path) -> None:
+        """Write ``{"kind", "params"}`` as JSON, whole or not at all."""
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def curve(self, freq: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(frequencies, click weight): the gate on a log grid of 0..10,000 sessions by default."""
+        f = (
+            np.r_[0.0, np.logspace(0, 4, 60)]
+            if freq is None
+            else np.asarray(freq, dtype=np.float64)
+        )
+        return f, self(f)
 
 
 class SigmoidGate(Gate):
@@ -48,6 +101,17 @@ class SigmoidGate(Gate):
 
     def params(self) -> dict[str, Any]:
         return {"centre": self.centre, "slope": self.slope}
+
+    @classmethod
+    def suggest(cls, trial: Any, space: GateSpace) -> SigmoidGate:
+        return cls(
+            centre=trial.suggest_float("centre", *space.centre_range),
+            slope=trial.suggest_float("slope", *space.slope_range),
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], space: GateSpace) -> SigmoidGate:
+        return cls(params["centre"], params["slope"])
 
 
 class BucketGate(Gate):
@@ -81,7 +145,18 @@ class BucketGate(Gate):
     def params(self) -> dict[str, Any]:
         return {"edges": self.edges.tolist(), "weights": self.weights.tolist()}
 
+    @classmethod
+    def suggest(cls, trial: Any, space: GateSpace) -> BucketGate:
+        n = len(space.bucket_edges) + 1
+        return cls(space.bucket_edges, [trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(n)])
 
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], space: GateSpace) -> BucketGate:
+        n = len(space.bucket_edges) + 1
+        return cls(space.bucket_edges, [params[f"w{i}"] for i in range(n)])
+
+
+#: The gate kinds, by name (the registry every parser and loader goes through).
 GATES: dict[str, type[Gate]] = {SigmoidGate.kind: SigmoidGate, BucketGate.kind: BucketGate}
 
 
@@ -92,3 +167,49 @@ def make_gate(kind: str, params: Mapping[str, Any] | None = None) -> Gate:
         return GATES[kind](**dict(params or {}))
     except TypeError as exc:
         raise ConfigError(f"gate {kind!r}: {exc}") from None
+
+
+def gate_from_dict(values: Any, *, source: str = "gate") -> Gate:
+    """The gate of ``{"kind": ..., "params": {...}}`` (what :meth:`Gate.to_dict` writes)."""
+    if not isinstance(values, Mapping) or "kind" not in values:
+        raise ConfigError(f"{source}: expected a mapping with 'kind' and 'params', got {values!r}")
+    params = values.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{source}.params must be a mapping, got {params!r}")
+    return make_gate(str(values["kind"]), params)
+
+
+def load_gate(path: str | Path) -> Gate:
+    """A gate saved by :meth:`Gate.save`; a missing or malformed file names itself."""
+    p = Path(path)
+    if not p.is_file():
+        raise MissingInputError(f"{p}: no saved gate")
+    try:
+        values = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not JSON: {exc}", path=p) from None
+    return gate_from_dict(values, source=str(p))
+
+
+def parse_gate(text: str) -> Gate:
+    """The CLI form: ``sigmoid:centre=1.5,slope=2`` or ``bucket:weights=0.2/0.5/0.9``."""
+    kind, _, rest = text.partition(":")
+    params: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--gate: {item!r} is not key=value")
+        try:
+            params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
+        except ValueError:
+            raise ConfigError(f"--gate: {key}={value!r} is not a number") from None
+    return make_gate(kind, params)
+
+
+def fuse(gate: np.ndarray, click: np.ndarray, llm: np.ndarray) -> np.ndarray:
+    """The fusion: ``g * click + (1 - g) * llm`` of per-query normalised scores, row by row.
+
+    The stacker's tuning, its predictions, the hybrid bundle and
+    ``HybridRanker`` all fuse through this one function.
+    """
+    return gate * click + (1.0 - gate) * llm

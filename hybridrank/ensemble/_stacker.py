@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from hybridrank._atomic import write_text
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.ensemble._gates import GATES, BucketGate, Gate, SigmoidGate
+from hybridrank.ensemble._gates import GATES, Gate, GateSpace, fuse, gate_from_dict
 from hybridrank.ensemble._normalize import NORMALISERS
 from hybridrank.ensemble._oof import OOFScores
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.evaluate import ndcg_at_k
 
 logger = logging.getLogger(__name__)
@@ -55,6 +58,11 @@ class StackerConfig:
         if self.n_trials < 1:
             raise ConfigError("stacker.n_trials must be >= 1")
 
+    @property
+    def space(self) -> GateSpace:
+        """Where the gate's parameters are searched."""
+        return GateSpace(self.centre_range, self.slope_range, self.bucket_edges)
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> StackerConfig:
         return config_from_dict(cls, values, "stacker")
@@ -79,8 +87,7 @@ class StackerData:
     cache: dict[str, Any] = field(default_factory=dict)
 
     def fused(self, gate: Gate) -> np.ndarray:
-        g = gate(self.row_freq)
-        return g * self.click + (1.0 - g) * self.llm
+        return fuse(gate(self.row_freq), self.click, self.llm)
 
     def value(self, gate: Gate) -> float:
         v = ndcg_at_k(self.fused(gate), self.labels, offsets=self.offsets, k=self.k)
@@ -117,15 +124,7 @@ def prepare(
 
 def suggest_gate(trial: Any, config: StackerConfig) -> Gate:
     """The gate a trial proposes (sigmoid centre and slope, or one weight per bucket)."""
-    if config.gate == "sigmoid":
-        return SigmoidGate(
-            centre=trial.suggest_float("centre", *config.centre_range),
-            slope=trial.suggest_float("slope", *config.slope_range),
-        )
-    n = len(config.bucket_edges) + 1
-    return BucketGate(
-        config.bucket_edges, [trial.suggest_float(f"w{i}", 0.0, 1.0) for i in range(n)]
-    )
+    return GATES[config.gate].suggest(trial, config.space)
 
 
 class FrequencyGatedStacker(ConfigParams):
@@ -213,6 +212,31 @@ class FrequencyGatedStacker(ConfigParams):
         )
         return self
 
+    def save(self, path: str | Path) -> None:
+        """Write the config and the tuned gate as JSON, whole or not at all."""
+        self.check_fitted("gate_")
+        cfg = self.config or StackerConfig()
+        payload = {"config": cfg.to_dict(), "gate": self.gate_.to_dict(),
+                   "best_value": self.best_value_}  # fmt: skip
+        write_text(path, json.dumps(payload, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FrequencyGatedStacker:
+        """A stacker saved by :meth:`save`, ready to predict (no study attached)."""
+        p = Path(path)
+        if not p.is_file():
+            raise MissingInputError(f"{p}: no saved stacker")
+        try:
+            payload = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"not JSON: {exc}", path=p) from None
+        if not isinstance(payload, dict) or not {"config", "gate"} <= set(payload):
+            raise DataFormatError("a saved stacker needs 'config' and 'gate'", path=p)
+        stacker = cls(StackerConfig.from_dict(payload["config"]))
+        stacker.gate_ = gate_from_dict(payload["gate"], source=f"{p}: gate")
+        stacker.best_value_ = float(payload.get("best_value", float("nan")))
+        return stacker
+
     def predict(
         self, click: npt.ArrayLike, llm: npt.ArrayLike, *, qid: npt.ArrayLike, freq: npt.ArrayLike
     ) -> np.ndarray:
@@ -224,7 +248,4 @@ class FrequencyGatedStacker(ConfigParams):
 
 def gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:
     """The gate a stacker study's best parameters describe (``centre``/``slope`` or ``w0..``)."""
-    if config.gate == "sigmoid":
-        return SigmoidGate(params["centre"], params["slope"])
-    n = len(config.bucket_edges) + 1
-    return BucketGate(config.bucket_edges, [params[f"w{i}"] for i in range(n)])
+    return GATES[config.gate].from_params(params, config.space)

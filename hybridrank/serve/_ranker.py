@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.ensemble import NORMALISERS, Gate, make_gate
+from hybridrank.ensemble import NORMALISERS, Gate, fuse, gate_from_dict
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
@@ -307,7 +307,7 @@ class HybridRanker:
                 ids = np.asarray(json.loads((d / "doc_ids.json").read_text()), dtype=object)
                 emb = (ids, np.load(d / "doc_embeddings.npy"))
             llm = _NeuralScorer(_load_neural(d / "llm", device), emb)
-        gate = make_gate(meta["gate"]["kind"], meta["gate"]["params"])
+        gate = gate_from_dict(meta.get("gate"), source=f"{d / HYBRID_META}: gate")
         return cls(
             click, store=store, llm=llm, gate=gate, normalisation=meta["normalisation"], path=d
         )
@@ -348,7 +348,7 @@ class HybridRanker:
         g = float(self.gate(np.array([freq]))[0])
         norm = NORMALISERS[self.normalisation]
         offsets = np.array([0, docids.shape[0]])
-        fused = g * norm(click, offsets=offsets) + (1.0 - g) * norm(llm, offsets=offsets)
+        fused = fuse(np.full(docids.shape[0], g), norm(click, offsets=offsets), norm(llm, offsets=offsets))
         order = np.argsort(-fused, kind="stable")
         return Ranking(
             docids[order],
@@ -503,7 +503,7 @@ class HybridRanker:
             g = self.gate(freq)
             norm = NORMALISERS[self.normalisation]
             out["click_score"], out["llm_score"], out["gate"] = click, llm, g
-            out["score"] = g * norm(click, offsets=offsets) + (1 - g) * norm(llm, offsets=offsets)
+            out["score"] = fuse(g, norm(click, offsets=offsets), norm(llm, offsets=offsets))
         gid = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
         order = np.lexsort((-out["score"].to_numpy(), gid))
         ranks = np.empty(len(out), dtype=np.int64)
@@ -576,7 +576,7 @@ def build_hybrid_bundle(
                 (tmp / "doc_ids.json").write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
         meta = {
             "llm": "gbdt" if is_gbdt else "neural",
-            "gate": {"kind": gate.kind, "params": gate.params()},
+            "gate": gate.to_dict(),
             "normalisation": normalisation,
             "sources": {"click": str(click_dir), "llm": str(llm_dir)},
         }

@@ -235,3 +235,60 @@ def test_famol_label_mixing_and_data_scheduling_run() -> None:
         assert ds.ranker_.best_iteration_ == 15
     with pytest.raises(ConfigError):
         SchedulingConfig(order="random")
+
+
+def test_gate_hierarchy_suggests_rebuilds_parses_and_round_trips(tmp_path) -> None:
+    import optuna
+
+    from hybridrank.ensemble import GateSpace, gate_from_dict, load_gate, parse_gate
+
+    space = GateSpace(centre_range=(0.5, 1.0), slope_range=(1.0, 2.0), bucket_edges=(3,))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for kind, cls in (("sigmoid", SigmoidGate), ("bucket", BucketGate)):
+        trial = study.ask()
+        gate = cls.suggest(trial, space)
+        assert gate.kind == kind
+        again = cls.from_params(trial.params, space)
+        assert again.params() == gate.params()
+        gate.save(tmp_path / f"{kind}.json")
+        loaded = load_gate(tmp_path / f"{kind}.json")
+        freq = np.array([0.0, 3.0, 4.0, 1e4])
+        np.testing.assert_array_equal(loaded(freq), gate(freq))
+        assert gate_from_dict(gate.to_dict()).params() == gate.params()
+    sigmoid = parse_gate("sigmoid:centre=1.5,slope=2")
+    assert sigmoid.params() == {"centre": 1.5, "slope": 2.0}
+    f, g = sigmoid.curve()
+    assert f[0] == 0 and np.all(np.diff(g) >= 0) and g[-1] > 0.99
+    assert parse_gate("bucket:edges=2/20,weights=0.1/0.5/0.9").params()["weights"] == [0.1, 0.5, 0.9]
+    for bad, match in (("sigmoid:centre", "key=value"), ("sigmoid:slope=x", "not a number"),
+                       ("tanh:slope=1", "unknown gate"), ("sigmoid:slope=-1", "slope")):  # fmt: skip
+        with pytest.raises(ConfigError, match=match):
+            parse_gate(bad)
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(Exception, match="not JSON"):
+        load_gate(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match="kind"):
+        gate_from_dict({"params": {}})
+
+
+def test_stacker_saves_and_loads(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    n_q, per = 40, 10
+    qid = np.repeat(np.arange(n_q).astype(str), per)
+    freq = np.repeat(np.where(np.arange(n_q) % 2 == 0, 100, 0), per)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    click = np.where(freq > 0, y, rng.normal(size=qid.size))
+    llm = np.where(freq > 0, rng.normal(size=qid.size), y)
+    fold = np.repeat(np.arange(n_q) % 5, per)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=10)).fit(
+        OOFScores("c", click, qid, fold, trained), OOFScores("l", llm, qid, fold, trained),
+        freq=freq, labels=y,
+    )  # fmt: skip
+    stacker.save(tmp_path / "stacker.json")
+    loaded = FrequencyGatedStacker.load(tmp_path / "stacker.json")
+    assert loaded.get_params()["config"] == stacker.config
+    np.testing.assert_allclose(
+        loaded.predict(click, llm, qid=qid, freq=freq), stacker.predict(click, llm, qid=qid, freq=freq)
+    )
+    assert loaded.best_value_ == pytest.approx(stacker.best_value_)
