@@ -83,6 +83,10 @@ def test_demo_on_small_world(
     assert "tuned gates" in printed
     assert (tmp_path / "d" / "report" / "main_ndcg_at_10.png").exists()
     assert (tmp_path / "d" / "report" / "sessions_sweep.png").exists()
+    assert (tmp_path / "d" / "report" / "gate_curve.png").stat().st_size > 1000
+    gates = (tmp_path / "d" / "report" / "gate.csv").read_text().splitlines()
+    assert gates[0].startswith("seed,gate,centre,slope,g(low)") and len(gates) == 2
+    assert "| bm25" in printed and "| rule" in printed and "| raw_ctr" in printed
 
 
 def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

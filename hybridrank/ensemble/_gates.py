@@ -72,7 +72,7 @@ class Gate(ABC):
     def curve(self, freq: npt.ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(frequencies, click weight): the gate on a log grid of 0..10,000 sessions by default."""
         f = (
-            np.r_[0.0, np.logspace(0, 4, 60)]
+            np.r_[0.0, np.logspace(-1, 4, 120)]
             if freq is None
             else np.asarray(freq, dtype=np.float64)
         )

@@ -24,9 +24,11 @@ from hybridrank.ensemble import (
     FAMOLConfig,
     FAMOLRanker,
     FrequencyGatedStacker,
+    Gate,
     OOFScores,
     SchedulingConfig,
     StackerConfig,
+    make_gate,
     out_of_fold,
     prepare,
 )
@@ -687,6 +689,10 @@ def run_experiment(
     if ppi is not None:
         echo(f"prediction-powered {metric} (LLM labels on every query + expert grades on "
              f"{int(ppi['n_gold'].max())} gold queries) beside the gold-only estimate:\n{ppi_text}")  # fmt: skip
+    gates = gate_table(tables, info, main_sessions, bucket_order)
+    if not gates.empty:
+        echo("tuned gates (click weight at each bucket's median frequency):\n"
+             + gates.to_markdown(index=False, floatfmt=".3f"))  # fmt: skip
     info.update({"best_single": best_single, "seconds": round(time.perf_counter() - start, 1),
                  "tuning_queries": sorted(tuning), "features": features,
                  "dataset": str(first.path) if first.path else None})  # fmt: skip
@@ -701,6 +707,10 @@ def run_experiment(
         main.write(report, stem="main")
         for s, rep in per_seed.items():
             rep.write(report / f"seed{s}", stem="report")
+        if not gates.empty:
+            write_text(report / "gate.csv", gates.to_csv(index=False))
+            write_text(report / "gate.md", gates.to_markdown(index=False, floatfmt=".3f") + "\n")
+            _plot_gates(gates, tables, info, main_sessions, bucket_order, report / "gate_curve.png")
         write_text(report / "sessions_sweep.csv", sweep.to_csv())
         if not fixed:
             _plot_sweep(sweep, metric, report / "sessions_sweep.png")
@@ -801,6 +811,77 @@ def _budget_curve(
 def _empty_curve() -> BudgetCurve:
     empty = pd.DataFrame()
     return BudgetCurve(empty, empty, empty, "budget curve: not run (no LLM labels)", {})
+
+
+def _run_gate(info: Mapping[str, Any], seed: int, sessions: int) -> Gate | None:
+    run = info["runs"].get(f"seed{seed}_sessions{sessions}", {})
+    if "gate" not in run:
+        return None
+    return make_gate(run.get("gate_kind", "sigmoid"), run["gate"])
+
+
+def gate_table(
+    tables: Mapping[tuple[int, int], pd.DataFrame],
+    info: Mapping[str, Any],
+    sessions: int,
+    bucket_order: list[str],
+) -> pd.DataFrame:
+    """The tuned gate per seed: its parameters, the click weight ``g(bucket)`` at each
+    bucket's median query frequency (that seed's queries), and the rise from the lowest
+    bucket to the highest."""
+    rows = []
+    for (seed, n), table in tables.items():
+        gate = _run_gate(info, seed, n)
+        if n != sessions or gate is None:
+            continue
+        per_query = table.drop_duplicates(C.QID)
+        row: dict[str, Any] = {"seed": seed, "gate": gate.kind, **gate.params()}
+        medians = per_query.groupby(C.BUCKET, observed=True)[C.FREQ].median()
+        present = [b for b in bucket_order if b in medians.index]
+        for b in present:
+            row[f"g({b})"] = float(gate(np.array([medians[b]]))[0])
+        if len(present) >= 2:
+            lo, hi = (float(gate(np.array([medians[b]]))[0]) for b in (present[0], present[-1]))
+            row[f"rise {present[0]}->{present[-1]}"] = hi - lo
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _plot_gates(
+    gates: pd.DataFrame,
+    tables: Mapping[tuple[int, int], pd.DataFrame],
+    info: Mapping[str, Any],
+    sessions: int,
+    bucket_order: list[str],
+    path: Path,
+) -> None:
+    """The click weight against query frequency, one curve per seed, bucket medians marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for seed in gates["seed"]:
+        gate = _run_gate(info, int(seed), sessions)
+        if gate is None:
+            continue
+        f, g = gate.curve()
+        ax.plot(f + 1, g, label=f"seed {seed}")
+    first = tables[(int(gates["seed"].iloc[0]), sessions)].drop_duplicates(C.QID)
+    medians = first.groupby(C.BUCKET, observed=True)[C.FREQ].median()
+    for b in bucket_order:
+        if b in medians.index:
+            ax.axvline(medians[b] + 1, color="grey", ls=":", lw=1)
+            ax.text(medians[b] + 1, 1.02, b, ha="center", fontsize=8, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("query frequency + 1 (sessions)")
+    ax.set_ylabel("click weight g(freq)")
+    ax.set_ylim(-0.02, 1.08)
+    ax.set_title("tuned gate per seed (dotted: bucket medians)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_sweep(sweep: pd.DataFrame, metric: str, path: Path) -> None:
