@@ -14,10 +14,12 @@ from hybridrank.gbdt._lambdamart import (
     LambdaMARTConfig,
     LambdaMARTRanker,
     Objective,
+    OnRound,
     Result,
     Trainer,
     Valid,
     lightgbm_params,
+    local_trainer,
     xgboost_params,
 )
 from hybridrank.gbdt._params import EngineError, check_params, known_parameters
@@ -38,6 +40,7 @@ __all__ = [
     "LambdaMARTConfig",
     "LambdaMARTRanker",
     "Objective",
+    "OnRound",
     "Result",
     "Trainer",
     "Valid",
@@ -45,6 +48,7 @@ __all__ = [
     "feature_importance",
     "known_parameters",
     "lightgbm_params",
+    "local_trainer",
     "resolve_device",
     "verify_manifest",
     "write_manifest",

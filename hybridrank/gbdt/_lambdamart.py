@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -174,6 +174,8 @@ Trainer = Callable[[LambdaMARTConfig, str, Sequence[str], Data, Valid, Any], Res
 
 #: Gradients of a custom loss: ``gradients(scores) -> (grad, hess)`` per training row.
 Gradients = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+#: Called after each boosting round with ``(round, validation NDCG@k)`` (see :func:`local_trainer`).
+OnRound = Callable[[int, float], None]
 #: A custom objective for ``LambdaMARTRanker.fit(objective=...)``: called with the indices
 #: (into the rows given to ``fit``) of the rows the engine trains on, in the engine's row
 #: order (the early-stopping holdout and cross-validation folds take rows out), it returns
@@ -665,6 +667,7 @@ def _train_lightgbm(
     position: np.ndarray | None = None,
     sink: dict[str, Any] | None = None,
     gradients: Gradients | None = None,
+    on_round: OnRound | None = None,
 ) -> Result:
     import lightgbm as lgb
 
@@ -702,7 +705,16 @@ def _train_lightgbm(
             )
             valid_sets.append(dvalid)
             valid_names.append("valid")
-        callbacks = [lgb.record_evaluation(record)]
+        callbacks: list[Any] = [lgb.record_evaluation(record)]
+        if on_round is not None and valid is not None:
+
+            def report(env: Any) -> None:
+                for data_name, _metric, value, _higher in env.evaluation_result_list:
+                    if data_name == "valid":
+                        on_round(env.iteration, float(value))
+                        return
+
+            callbacks.append(report)
         if valid is not None and cfg.early_stopping_rounds is not None:
             callbacks.append(
                 lgb.early_stopping(cfg.early_stopping_rounds, first_metric_only=True, verbose=False)
@@ -779,6 +791,7 @@ def _train_xgboost(
     position: np.ndarray | None = None,
     sink: dict[str, Any] | None = None,
     gradients: Gradients | None = None,
+    on_round: OnRound | None = None,
 ) -> Result:
     import xgboost as xgb
 
@@ -823,6 +836,7 @@ def _train_xgboost(
             obj=None
             if gradients is None
             else (lambda preds, _dtrain: gradients(np.asarray(preds, dtype=np.float64))),
+            callbacks=[_XGBoostOnRound(on_round)] if on_round is not None and valid else None,
         )
     if position is not None and sink is not None:
         bias = xgboost_position_bias(booster, int(position.max()))
@@ -836,6 +850,34 @@ def _train_xgboost(
     )
     curves = {name: {k: list(map(float, v)) for k, v in m.items()} for name, m in record.items()}
     return booster, best_n, curves
+
+
+def _XGBoostOnRound(on_round: OnRound) -> Any:
+    """An XGBoost callback passing each round's validation metric to ``on_round``."""
+    import xgboost as xgb
+
+    class Report(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            valid = evals_log.get("valid")
+            if valid:
+                on_round(epoch, float(next(iter(valid.values()))[-1]))
+            return False
+
+    return Report()
+
+
+def local_trainer(engine: str, *, on_round: OnRound | None = None) -> Trainer:
+    """The in-process trainer of ``engine``, with options the ranker's own lacks.
+
+    Args:
+        engine: ``lightgbm`` or ``xgboost``.
+        on_round: Called after every boosting round with ``(round, validation
+            NDCG@k)`` when there is a validation set; an exception it raises
+            (``optuna.TrialPruned``, say) stops training and propagates.
+    """
+    if engine not in _LOCAL_TRAINERS:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return cast(Trainer, functools.partial(_LOCAL_TRAINERS[engine], on_round=on_round))
 
 
 #: The local (in-process) trainer of each engine.

@@ -21,18 +21,21 @@ def train_config_for_trial(
 ) -> GBDTTrainConfig:
     """The ``train gbdt`` config that trains the model a gbdt study's trial describes.
 
-    The trial's LightGBM parameters map onto LambdaMART fields
-    (``min_data_in_leaf`` -> ``min_child_samples``, ``feature_fraction`` ->
-    ``colsample``, ``lambda_l2`` -> ``reg_lambda``); its early-stopped round
-    count becomes ``n_estimators`` with early stopping off, so the model keeps
-    the size the study timed. Label (click), features, dataset and world come
-    from the study; everything else from ``base`` (default: the defaults).
+    The trial's parameters are LambdaMART fields (an older study's LightGBM
+    names map onto them: ``min_data_in_leaf`` -> ``min_child_samples``,
+    ``feature_fraction`` -> ``colsample``, ``lambda_l2`` -> ``reg_lambda``);
+    its early-stopped round count becomes ``n_estimators`` with early stopping
+    off, so the model keeps the size the study timed. The engine, label
+    (click), features, dataset and world come from the study; everything else
+    from ``base`` (default: the defaults).
     """
     if spec.kind != "gbdt":
         raise ConfigError(f"study best --pick needs a gbdt study; this one is {spec.kind!r}")
     base = base or GBDTTrainConfig()
     exp = ExperimentConfig.from_dict(spec.experiment)
-    gbdt = replace(base.gbdt, seed=spec.seed, **lambdamart_params(trial))
+    gbdt = replace(
+        base.gbdt, engine=exp.gbdt.engine, seed=spec.seed, **lambdamart_params(trial)
+    )
     return replace(
         base,
         dataset=spec.dataset or base.dataset,

@@ -4,8 +4,9 @@ A production ranker is chosen for quality and serving cost. A study with
 ``objectives: [ndcg, latency]`` (or ``size``) keeps every trial's validation
 NDCG@10, p50 latency and size; :func:`pick_trial` applies a rule such as
 ``"ndcg>=0.64, fastest"`` or ``"ndcg>=best-0.005, smallest"`` to the completed
-trials, and :func:`lambdamart_params` maps the chosen trial's LightGBM
-parameters onto :class:`~hybridrank.gbdt.LambdaMARTConfig` fields.
+trials, and :func:`lambdamart_params` turns the chosen trial's parameters
+(:class:`~hybridrank.gbdt.LambdaMARTConfig` fields; LightGBM names in older
+studies) into config fields.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ _OPS: Mapping[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-#: LightGBM parameter of the gbdt study -> LambdaMARTConfig field.
+#: Trial parameter of a gbdt study -> LambdaMARTConfig field: the field names themselves,
+#: and the LightGBM names that studies made before the fields were searched used.
 LGB_TO_LAMBDAMART: Mapping[str, str] = {
     "learning_rate": "learning_rate",
     "num_leaves": "num_leaves",
+    "min_child_samples": "min_child_samples",
+    "colsample": "colsample",
+    "reg_lambda": "reg_lambda",
     "min_data_in_leaf": "min_child_samples",
     "feature_fraction": "colsample",
     "lambda_l2": "reg_lambda",
@@ -167,9 +172,9 @@ def lambdamart_params(trial: Mapping[str, Any]) -> dict[str, Any]:
     study measured.
     """
     out: dict[str, Any] = {}
-    for lgb_name, field_name in LGB_TO_LAMBDAMART.items():
-        if lgb_name in trial and not pd.isna(trial[lgb_name]):
-            value = trial[lgb_name]
+    for name, field_name in LGB_TO_LAMBDAMART.items():
+        if name in trial and not pd.isna(trial[name]) and field_name not in out:
+            value = trial[name]
             out[field_name] = int(value) if field_name in ("num_leaves", "min_child_samples") else float(value)
     rounds = trial.get("best_round")
     if rounds is not None and not pd.isna(rounds):

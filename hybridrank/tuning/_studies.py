@@ -27,11 +27,28 @@ KINDS = ("stacker", "gbdt", "famol")
 OBJECTIVES = ("ndcg", "latency", "size")
 SAMPLERS = ("tpe", "nsga2")
 #: The search-space keys each kind of study reads (``space: {key: [low, high]}``).
+#: A gbdt study searches LambdaMARTConfig fields (either engine), so a trial's parameters
+#: paste into ``gbdt:`` of ``studies/gbdt.yaml``.
 SPACE_KEYS: dict[str, tuple[str, ...]] = {
     "stacker": ("centre", "slope"),
-    "gbdt": ("learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2"),
+    "gbdt": ("learning_rate", "num_leaves", "min_child_samples", "colsample", "reg_lambda"),
     "famol": ("centre", "slope"),
 }
+#: LightGBM's names, as earlier gbdt studies spelt the space: read as the field they set.
+GBDT_SPACE_ALIASES: dict[str, str] = {
+    "min_data_in_leaf": "min_child_samples",
+    "feature_fraction": "colsample",
+    "lambda_l2": "reg_lambda",
+}
+#: Default search ranges of a gbdt study; learning_rate and reg_lambda on a log scale.
+GBDT_SPACE: dict[str, tuple[float, float]] = {
+    "learning_rate": (0.01, 0.3),
+    "num_leaves": (4, 64),
+    "min_child_samples": (5, 100),
+    "colsample": (0.4, 1.0),
+    "reg_lambda": (1e-3, 10.0),
+}
+_LOG_SCALE = ("learning_rate", "reg_lambda")
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,17 @@ class StudySpec:
             raise ConfigError("study.n_jobs must be >= 0")
         if self.connect_timeout_s <= 0:
             raise ConfigError("study.connect_timeout_s must be > 0")
+        if self.kind == "gbdt" and any(k in GBDT_SPACE_ALIASES for k in self.space):
+            renamed = {GBDT_SPACE_ALIASES.get(k, k): v for k, v in self.space.items()}
+            if len(renamed) != len(self.space):
+                raise ConfigError(
+                    "study.space names a parameter twice (a LightGBM name and its field)"
+                )
+            logger.info(
+                "study.space: LightGBM names read as LambdaMART fields (%s)",
+                ", ".join(f"{k} -> {GBDT_SPACE_ALIASES[k]}" for k in self.space if k in GBDT_SPACE_ALIASES),
+            )
+            object.__setattr__(self, "space", renamed)
         self._check_space()
 
     def _check_space(self) -> None:
@@ -153,7 +181,7 @@ class StudySpec:
             )
             if not ok or value[0] > value[1]:
                 raise ConfigError(f"study.space.{key} must be [low, high] with low <= high, got {value!r}")
-            if key in ("learning_rate", "lambda_l2") and value[0] <= 0:
+            if key in _LOG_SCALE and value[0] <= 0:
                 raise ConfigError(f"study.space.{key} is searched on a log scale: low must be > 0")
 
     def open_storage(self, override: str | None = None) -> Any:
@@ -219,95 +247,100 @@ def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any],
     return lambda trial: data.value(suggest_gate(trial, cfg))
 
 
-class _PruningCallback:
-    """Reports validation NDCG@k per boosting round to the trial; raises TrialPruned when told."""
-
-    def __init__(self, trial: Any, valid_name: str = "valid") -> None:
-        self.trial = trial
-        self.valid_name = valid_name
-
-    def __call__(self, env: Any) -> None:
-        import optuna
-
-        for data_name, _metric, value, _higher in env.evaluation_result_list:
-            if data_name == self.valid_name:
-                self.trial.report(float(value), step=env.iteration)
-                if self.trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at round {env.iteration}")
-                return
-
-
-def serving_costs(booster: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:
+def serving_costs(ranker: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:
     """p50 latency (ms) of scoring ``sample`` (one query's documents) on one thread, and size.
 
     The model is timed as served: the trees up to its best iteration, one call
     per query. ``size`` is the number of leaves summed over those trees.
+
+    Args:
+        ranker: A fitted :class:`~hybridrank.gbdt.LambdaMARTRanker` (either engine).
     """
-    n_iter = booster.best_iteration or booster.current_iteration()
-    booster.predict(sample, num_iteration=n_iter, num_threads=1)  # warm-up
+    n_iter = int(ranker.best_iteration_)
+    booster = ranker.booster_
+    predict: Callable[[], Any]
+    if ranker.engine_ == "lightgbm":
+        def predict() -> Any:
+            return booster.predict(sample, num_iteration=n_iter, num_threads=1)
+
+        trees = booster.dump_model(num_iteration=n_iter)["tree_info"]
+        leaves = [int(t["num_leaves"]) for t in trees]
+    else:
+        booster.set_param({"nthread": 1})
+
+        def predict() -> Any:
+            return booster.inplace_predict(sample, iteration_range=(0, n_iter))
+
+        dump = booster.get_dump()[:n_iter]
+        leaves = [tree.count("leaf=") for tree in dump]
+    predict()  # warm-up
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        booster.predict(sample, num_iteration=n_iter, num_threads=1)
+        predict()
         times.append(time.perf_counter() - t0)
-    trees = booster.dump_model(num_iteration=n_iter)["tree_info"]
     return {
         "p50_ms": float(np.median(times) * 1000.0),
-        "size": float(sum(t["num_leaves"] for t in trees)),
-        "n_trees": float(len(trees)),
+        "size": float(sum(leaves)),
+        "n_trees": float(len(leaves)),
     }
+
+
+def _suggest_gbdt(trial: Any, spec: StudySpec) -> dict[str, Any]:
+    """The LambdaMARTConfig fields a trial proposes (names as in ``gbdt:`` of a train config)."""
+    out: dict[str, Any] = {}
+    for name, default in GBDT_SPACE.items():
+        low, high = _space(spec, name, default)
+        if name in ("num_leaves", "min_child_samples"):
+            out[name] = trial.suggest_int(name, int(low), int(high))
+        else:
+            out[name] = trial.suggest_float(name, low, high, log=name in _LOG_SCALE)
+    return out
 
 
 def _gbdt_objective(
     spec: StudySpec, inputs: pd.DataFrame, features: list[str]
 ) -> Callable[[Any], float | tuple[float, float]]:
-    import lightgbm as lgb
+    """Train LambdaMART (the experiment's ``gbdt`` engine and settings) on click labels of
+    the non-tuning queries; early stopping, pruning and the score on the tuning queries'
+    expert grades."""
+    import optuna
 
-    from hybridrank._grouping import offsets_from_qid
     from hybridrank.evaluate import ndcg_at_k
+    from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, local_trainer
 
+    base = LambdaMARTConfig.from_dict(spec.experiment.get("gbdt") or {})
     train = inputs.loc[~inputs["tuning"].to_numpy() & inputs[C.Y_CLICK].notna().to_numpy()]
     valid = inputs.loc[inputs["tuning"].to_numpy()]
-    dtrain = lgb.Dataset(
-        train[features].to_numpy(np.float32),
-        train[C.Y_CLICK],
-        group=np.diff(offsets_from_qid(train[C.QID].to_numpy())),
-        free_raw_data=False,
-        # Trials change min_data_in_leaf on the one Dataset: no pre-filtering by the first value.
-        params={"feature_pre_filter": False},
-    )
-    dvalid = lgb.Dataset(valid[features].to_numpy(np.float32), valid[C.Y_EXPERT], group=np.diff(offsets_from_qid(valid[C.QID].to_numpy())), reference=dtrain)  # fmt: skip
+    X, y, q = train[features], train[C.Y_CLICK].to_numpy(), train[C.QID].to_numpy()
+    Xv, yv, qv = valid[features], valid[C.Y_EXPERT].to_numpy(), valid[C.QID].to_numpy()
 
     # The timed call ranks one query's documents: the first `latency_docs` validation rows.
-    rows = valid[features].to_numpy(np.float32)
+    rows = Xv.to_numpy(np.float32)
     sample = np.resize(rows, (spec.latency_docs, rows.shape[1])) if len(rows) else rows
 
     def objective(trial: Any) -> float | tuple[float, float]:
-        params = {
-            "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [10], "verbose": -1,
-            "seed": spec.seed, "deterministic": True, "num_threads": spec.n_jobs,
-            "learning_rate": trial.suggest_float("learning_rate", *_space(spec, "learning_rate", (0.01, 0.3)), log=True),
-            "num_leaves": trial.suggest_int("num_leaves", *map(int, _space(spec, "num_leaves", (4, 64)))),
-            "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", *map(int, _space(spec, "min_data_in_leaf", (5, 100)))),
-            "feature_fraction": trial.suggest_float("feature_fraction", *_space(spec, "feature_fraction", (0.4, 1.0))),
-            "lambda_l2": trial.suggest_float("lambda_l2", *_space(spec, "lambda_l2", (1e-3, 10.0)), log=True),
-        }  # fmt: skip
-        # Optuna cannot prune a multi-objective trial: only early stopping there.
-        prune = [] if spec.multi_objective else [_PruningCallback(trial)]
-        booster = lgb.train(
-            params, dtrain, num_boost_round=300, valid_sets=[dvalid], valid_names=["valid"],
-            callbacks=[*prune, lgb.early_stopping(30, verbose=False)],
+        cfg = replace(
+            base, **_suggest_gbdt(trial, spec), n_estimators=300, early_stopping_rounds=30,
+            min_validation_queries=0, n_jobs=spec.n_jobs, seed=spec.seed,
         )  # fmt: skip
-        trial.set_user_attr("best_round", int(booster.best_iteration))
-        scores = booster.predict(
-            valid[features].to_numpy(np.float32), num_iteration=booster.best_iteration
+
+        def prune(step: int, value: float) -> None:
+            trial.report(value, step=step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at round {step}")
+
+        # Optuna cannot prune a multi-objective trial: only early stopping there.
+        trainer = local_trainer(cfg.engine, on_round=None if spec.multi_objective else prune)
+        ranker = LambdaMARTRanker(cfg).fit(
+            X, y, qid=q, eval_set=(Xv, yv), eval_qid=qv, trainer=trainer
         )
-        costs = serving_costs(booster, sample, repeats=spec.latency_repeats)
+        trial.set_user_attr("best_round", int(ranker.best_iteration_))
+        trial.set_user_attr("engine", cfg.engine)
+        costs = serving_costs(ranker, sample, repeats=spec.latency_repeats)
         for key, value in costs.items():
             trial.set_user_attr(key, value)
-        ndcg = float(
-            np.nanmean(ndcg_at_k(scores, valid[C.Y_EXPERT], qid=valid[C.QID].to_numpy(), k=10))
-        )
+        ndcg = float(np.nanmean(ndcg_at_k(ranker.predict(Xv), yv, qid=qv, k=10)))
         if not spec.multi_objective:
             return ndcg
         return ndcg, costs["p50_ms" if spec.objectives[1] == "latency" else "size"]

@@ -278,3 +278,32 @@ def test_xgboost_cuda_matches_cpu(ranking_data) -> None:
     a = np.nanmean(ndcg_at_k(cpu.predict(X), y, qid=qid, k=10))
     b = np.nanmean(ndcg_at_k(gpu.predict(X), y, qid=qid, k=10))
     assert abs(a - b) < 0.01
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_local_trainer_reports_every_round_and_an_exception_stops_training(
+    engine: str, ranking_data
+) -> None:
+    from hybridrank.gbdt import local_trainer
+
+    X, y, qid = ranking_data
+    valid = np.isin(qid, np.unique(qid)[:10])
+    seen: list[tuple[int, float]] = []
+    LambdaMARTRanker(engine=engine, n_estimators=7, early_stopping_rounds=None).fit(
+        X[~valid], y[~valid], qid=qid[~valid], eval_set=(X[valid], y[valid]), eval_qid=qid[valid],
+        trainer=local_trainer(engine, on_round=lambda i, v: seen.append((i, v))),
+    )  # fmt: skip
+    assert [i for i, _ in seen] == list(range(7)) and all(0 <= v <= 1 for _, v in seen)
+
+    class Stop(Exception):
+        pass
+
+    def stop(i: int, value: float) -> None:
+        if i == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        LambdaMARTRanker(engine=engine, n_estimators=50, early_stopping_rounds=None).fit(
+            X[~valid], y[~valid], qid=qid[~valid], eval_set=(X[valid], y[valid]),
+            eval_qid=qid[valid], trainer=local_trainer(engine, on_round=stop),
+        )  # fmt: skip

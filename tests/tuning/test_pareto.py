@@ -97,3 +97,27 @@ def test_picked_trial_is_a_train_config_train_gbdt_accepts(tmp_path: Path) -> No
     assert read.label == "click" and read.gbdt.seed == 3
     assert path.read_text().startswith("# trial #4")
     assert yaml.safe_load(path.read_text())["gbdt"]["colsample"] == 0.8
+
+
+def test_gbdt_study_searches_config_fields_on_either_engine_and_prunes(tmp_path: Path) -> None:
+    spec = StudySpec(
+        kind="gbdt", n_trials=4, out=str(tmp_path / "x"), latency_repeats=3,
+        experiment={"gbdt": {"engine": "xgboost", "max_depth": 3}},
+        space={"num_leaves": [2, 8], "min_data_in_leaf": [2, 10]},  # a LightGBM name, read as its field
+    )  # fmt: skip
+    assert set(spec.space) == {"num_leaves", "min_child_samples"}
+    study = run_study(spec, lambda: _gbdt_inputs(), progress=False).study
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert done and all(t.user_attrs["engine"] == "xgboost" for t in done)
+    names = set(done[0].params)
+    assert names == {"learning_rate", "num_leaves", "min_child_samples", "colsample", "reg_lambda"}
+    # Every name is a LambdaMARTConfig field: a best trial pastes into `gbdt:`.
+    from hybridrank.gbdt import LambdaMARTConfig
+
+    LambdaMARTConfig.from_dict({"engine": "xgboost", **study.best_trial.params})
+    assert 2 <= done[0].params["min_child_samples"] <= 10
+    # Pruning sees one validation NDCG per boosting round: the kept rounds and the 30 after.
+    rounds = done[0].user_attrs["best_round"]
+    assert len(done[0].intermediate_values) in (rounds + 30, 300)
+    with pytest.raises(ConfigError, match="twice"):
+        StudySpec(kind="gbdt", space={"lambda_l2": [0.1, 1.0], "reg_lambda": [0.1, 1.0]})
