@@ -1,0 +1,132 @@
+"""Does fusion earn its place? The acceptance checks of the fusion work, from one experiment run.
+
+Reads an experiment's output (``scores.parquet``: every system's out-of-fold
+scores, and ``info.json``: the tuned gates) and prints, on the evaluated
+queries (tuning queries left out), seeds pooled:
+
+- the stacker against FAMOL overall (difference, paired randomisation p);
+- learned models against the raw inputs they are given, per bucket: the
+  paired difference click-GBDT - raw debiased CTR and LLM-GBDT - raw semantic
+  similarity with a 95% bootstrap interval (met when no bucket is
+  significantly below);
+- the stacker against the best single-source model and the untuned ``rule``;
+- the tuned gate's rise in click weight from the low to the high bucket, per seed.
+
+Without ``--run`` it first runs ``hybridrank experiment`` on the embedded
+NFCorpus world (3 seeds, 5,000 sessions, no sweep; about 5 minutes on 2 cores
+once the judge's labels are cached) into a temporary directory.
+
+Usage:
+  python bench/fusion.py [--run runs/paper] [--sessions 5000]
+Ends with RESULT lines:
+  RESULT fusion_stacker_minus_famol <diff> target >= 0.01 : met|missed
+  RESULT fusion_learned_below_raw_buckets <n> target <= 0 : met|missed
+  RESULT fusion_stacker_minus_rule <diff> target > 0 : met|missed
+  RESULT fusion_gate_rise_min <rise> target >= 0.3 : met|missed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hybridrank import columns as C
+from hybridrank.evaluate import bootstrap_ci, ndcg_at_k, randomization_test
+from hybridrank.pipelines._experiment import gate_table
+
+BUCKETS = ["low", "mid", "high"]
+
+
+def per_query(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+    """NDCG@10 per evaluated query (seed:qid) and system, with its bucket."""
+    ev = scores.loc[~scores["tuning"].to_numpy()].copy()
+    ev[C.QID] = ev["seed"].astype(str) + ":" + ev[C.QID].astype(str)
+    ev = ev.sort_values([C.QID], kind="stable")
+    first = ev.drop_duplicates(C.QID)
+    out = pd.DataFrame({C.QID: first[C.QID].to_numpy(), C.BUCKET: first[C.BUCKET].to_numpy()})
+    for s in systems:
+        out[s] = ndcg_at_k(ev[s].to_numpy(), ev[C.Y_EXPERT].to_numpy(), qid=ev[C.QID].to_numpy(), k=10)
+    return out.dropna(subset=systems)
+
+
+def run_experiment(out: Path, sessions: int) -> None:
+    config = out.parent / "fusion.yaml"
+    config.write_text(yaml.safe_dump({"experiment": {
+        "seeds": [0, 1, 2], "sessions": [], "main_sessions": sessions}}))  # fmt: skip
+    cmd = [sys.executable, "-m", "hybridrank", "experiment", "--config", str(config), "--out", str(out)]
+    subprocess.run(cmd, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", type=Path, help="an experiment output directory")
+    parser.add_argument("--sessions", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run
+        if run is None:
+            run = Path(tmp) / "run"
+            run_experiment(run, args.sessions)
+        scores = pd.read_parquet(run / "scores.parquet")
+        info = json.loads((run / "info.json").read_text())
+    sessions = int(scores["sessions"].max())
+    scores = scores[scores["sessions"] == sessions]
+    pairs = [("click_gbdt", "raw_debiased_ctr"), ("llm_gbdt", "raw_semantic")]
+    systems = sorted({"famol", "gated_stacker", "rule", "click_gbdt", "llm_gbdt",
+                      *(s for p in pairs for s in p)} & set(scores.columns))  # fmt: skip
+    q = per_query(scores, systems)
+    print(f"# {run}: {scores['seed'].nunique()} seeds x {sessions} sessions, "
+          f"{len(q)} evaluated queries\n")  # fmt: skip
+
+    rows = []
+    below = 0
+    for a, b in pairs:
+        if a not in q or b not in q:
+            continue
+        for bucket in [*BUCKETS, "all"]:
+            part = q if bucket == "all" else q[q[C.BUCKET] == bucket]
+            if part.empty:
+                continue
+            d = (part[a] - part[b]).to_numpy()
+            lo, hi = bootstrap_ci(d)
+            rows.append({"model - raw input": f"{a} - {b}", "bucket": bucket, "n": len(part),
+                         "diff": d.mean(), "ci_low": lo, "ci_high": hi})  # fmt: skip
+            below += int(bucket != "all" and hi < 0)
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), "\n")
+
+    singles = [s for s in ("click_gbdt", "llm_gbdt") if s in q]
+    best_single = max(singles, key=lambda s: q[s].mean())
+    lines = []
+    for other in ("famol", best_single, "rule"):
+        test = randomization_test(q["gated_stacker"], q[other])
+        lines.append({"gated_stacker vs": other, "diff": test.mean_diff, "p": test.p_value})
+    print(pd.DataFrame(lines).to_markdown(index=False, floatfmt=".4f"), "\n")
+    buckets = [b for b in BUCKETS if b in set(scores[C.BUCKET])]
+    tables = {(int(s), sessions): t for s, t in scores.groupby("seed")}
+    gates = gate_table(tables, info, sessions, buckets)
+    print(gates.to_markdown(index=False, floatfmt=".3f"), "\n")
+
+    vs_famol = lines[0]
+    verdict = "met" if vs_famol["diff"] >= 0.01 and vs_famol["p"] < 0.05 else "missed"
+    print(f"RESULT fusion_stacker_minus_famol {vs_famol['diff']:.4f} target >= 0.01 : {verdict}")
+    print(f"RESULT fusion_learned_below_raw_buckets {below} target <= 0 : "
+          f"{'met' if below == 0 else 'missed'}")  # fmt: skip
+    vs_rule = lines[2]["diff"]
+    print(f"RESULT fusion_stacker_minus_rule {vs_rule:.4f} target > 0 : "
+          f"{'met' if vs_rule > 0 else 'missed'}")  # fmt: skip
+    rise_col = [c for c in gates.columns if c.startswith("rise")]
+    rise = float(gates[rise_col[0]].min()) if rise_col else float("nan")
+    print(f"RESULT fusion_gate_rise_min {rise:.3f} target >= 0.3 : "
+          f"{'met' if rise >= 0.3 else 'missed'}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
