@@ -39,6 +39,11 @@ class StackerConfig:
         seed: Seed of the sampler.
         centre_range: Search range of the sigmoid centre (in log1p sessions).
         slope_range: Search range of the sigmoid slope.
+        anchor: A third expert mixed in with one tuned weight for every query
+            (``fused = m * norm(anchor) + (1 - m) * gated``); in the experiment
+            the name of a system (``famol``), None for the two-expert stacker.
+            ``fit(..., anchor=OOFScores)`` takes its scores.
+        anchor_weight_range: Search range of that weight m.
     """
 
     gate: str = "sigmoid"
@@ -49,8 +54,15 @@ class StackerConfig:
     seed: int = 0
     centre_range: tuple[float, float] = (0.0, 5.0)
     slope_range: tuple[float, float] = (0.0, 8.0)
+    anchor: str | None = None
+    anchor_weight_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
+        low, high = self.anchor_weight_range
+        if not 0 <= low <= high <= 1:
+            raise ConfigError(
+                f"stacker.anchor_weight_range must be [low, high] in [0, 1], got {[low, high]}"
+            )
         if self.gate not in GATES:
             raise ConfigError(f"stacker.gate must be one of {sorted(GATES)}, got {self.gate!r}")
         if self.normalisation not in NORMALISERS:
@@ -85,12 +97,18 @@ class StackerData:
     offsets: np.ndarray
     k: int = 10
     cache: dict[str, Any] = field(default_factory=dict)
+    anchor: np.ndarray | None = None
 
-    def fused(self, gate: Gate) -> np.ndarray:
-        return fuse(gate(self.row_freq), self.click, self.llm)
+    def fused(self, gate: Gate, anchor_weight: float = 0.0) -> np.ndarray:
+        gated = fuse(gate(self.row_freq), self.click, self.llm)
+        if self.anchor is None or anchor_weight == 0.0:
+            return gated
+        return anchor_weight * self.anchor + (1.0 - anchor_weight) * gated
 
-    def value(self, gate: Gate) -> float:
-        v = ndcg_at_k(self.fused(gate), self.labels, offsets=self.offsets, k=self.k)
+    def value(self, gate: Gate, anchor_weight: float = 0.0) -> float:
+        v = ndcg_at_k(
+            self.fused(gate, anchor_weight), self.labels, offsets=self.offsets, k=self.k
+        )
         return float(np.nanmean(v)) if np.any(~np.isnan(v)) else 0.0
 
 
@@ -103,8 +121,9 @@ def prepare(
     labels: npt.ArrayLike | None = None,
     normalisation: str = "zscore",
     k: int = 10,
+    anchor: npt.ArrayLike | None = None,
 ) -> StackerData:
-    """Normalise both models' scores per query once (rows of a query contiguous)."""
+    """Normalise the models' scores per query once (rows of a query contiguous)."""
     offsets = offsets_from_qid(np.asarray(qid))
     norm = NORMALISERS[normalisation]
     y = (
@@ -119,6 +138,7 @@ def prepare(
         labels=y,
         offsets=offsets,
         k=k,
+        anchor=None if anchor is None else norm(anchor, offsets=offsets),
     )
 
 
@@ -154,6 +174,7 @@ class FrequencyGatedStacker(ConfigParams):
         rows: npt.ArrayLike | None = None,
         storage: str | None = None,
         study_name: str | None = None,
+        anchor: OOFScores | None = None,
     ) -> FrequencyGatedStacker:
         """Tune the gate on the given rows (default all) of out-of-fold scores.
 
@@ -165,15 +186,19 @@ class FrequencyGatedStacker(ConfigParams):
             rows: Boolean mask of tuning rows (whole queries).
             storage: Optuna storage URL to keep the study in (resumable).
             study_name: Study name in that storage.
+            anchor: Out-of-fold scores of a third expert mixed in with one
+                tuned weight (``config.anchor_weight_range``).
         """
         import optuna
 
-        for oof in (click, llm):
+        for oof in (click, llm) if anchor is None else (click, llm, anchor):
             if not isinstance(oof, OOFScores):
                 raise TypeError("the stacker is fitted on OOFScores only (out-of-fold predictions)")
             oof.check()
-        if not np.array_equal(click.qid, llm.qid):
-            raise ValueError("click and LLM scores are not aligned on the same rows")
+        if not np.array_equal(click.qid, llm.qid) or (
+            anchor is not None and not np.array_equal(click.qid, anchor.qid)
+        ):
+            raise ValueError("the experts' scores are not aligned on the same rows")
         cfg = self.config or StackerConfig()
         mask = (
             np.ones(click.qid.shape[0], dtype=bool)
@@ -188,6 +213,7 @@ class FrequencyGatedStacker(ConfigParams):
             labels=np.asarray(labels)[mask],
             normalisation=cfg.normalisation,
             k=cfg.k,
+            anchor=None if anchor is None else anchor.scores[mask],
         )
         sampler = optuna.samplers.TPESampler(seed=cfg.seed)
         study = optuna.create_study(
@@ -198,9 +224,18 @@ class FrequencyGatedStacker(ConfigParams):
             load_if_exists=storage is not None,
         )
         remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
+        def objective(trial: Any) -> float:
+            gate = suggest_gate(trial, cfg)
+            if anchor is None:
+                return data.value(gate)
+            return data.value(gate, trial.suggest_float("anchor_weight", *cfg.anchor_weight_range))
+
         if remaining > 0:
-            study.optimize(lambda t: data.value(suggest_gate(t, cfg)), n_trials=remaining)
+            study.optimize(objective, n_trials=remaining)
         self.gate_ = gate_from_params(study.best_params, cfg)
+        self.anchor_weight_: float | None = (
+            None if anchor is None else float(study.best_params["anchor_weight"])
+        )
         self.best_value_ = float(study.best_value)
         self.study_ = study
         logger.info(
@@ -217,7 +252,7 @@ class FrequencyGatedStacker(ConfigParams):
         self.check_fitted("gate_")
         cfg = self.config or StackerConfig()
         payload = {"config": cfg.to_dict(), "gate": self.gate_.to_dict(),
-                   "best_value": self.best_value_}  # fmt: skip
+                   "anchor_weight": self.anchor_weight_, "best_value": self.best_value_}  # fmt: skip
         write_text(path, json.dumps(payload, indent=2) + "\n")
 
     @classmethod
@@ -234,16 +269,34 @@ class FrequencyGatedStacker(ConfigParams):
             raise DataFormatError("a saved stacker needs 'config' and 'gate'", path=p)
         stacker = cls(StackerConfig.from_dict(payload["config"]))
         stacker.gate_ = gate_from_dict(payload["gate"], source=f"{p}: gate")
+        weight = payload.get("anchor_weight")
+        stacker.anchor_weight_ = None if weight is None else float(weight)
         stacker.best_value_ = float(payload.get("best_value", float("nan")))
         return stacker
 
     def predict(
-        self, click: npt.ArrayLike, llm: npt.ArrayLike, *, qid: npt.ArrayLike, freq: npt.ArrayLike
+        self,
+        click: npt.ArrayLike,
+        llm: npt.ArrayLike,
+        *,
+        qid: npt.ArrayLike,
+        freq: npt.ArrayLike,
+        anchor: npt.ArrayLike | None = None,
     ) -> np.ndarray:
+        """Fused scores; ``anchor`` (the third expert's scores) exactly when fitted with one."""
         self.check_fitted("gate_")
+        weight = getattr(self, "anchor_weight_", None)
+        if (weight is None) != (anchor is None):
+            raise ValueError(
+                "this stacker was fitted with an anchor expert: pass its scores as anchor="
+                if weight is not None
+                else "this stacker was fitted without an anchor expert; drop anchor="
+            )
         cfg = self.config or StackerConfig()
-        data = prepare(click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation)
-        return data.fused(self.gate_)
+        data = prepare(
+            click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation, anchor=anchor
+        )
+        return data.fused(self.gate_, weight or 0.0)
 
 
 def gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:

@@ -386,20 +386,28 @@ def _run_systems(
 
     # The stacker: tuned on the tuning queries' out-of-fold scores only.
     tuning_rows = table[TUNING].to_numpy()
+    anchor = oof.get(config.stacker.anchor) if config.stacker.anchor else None
+    if config.stacker.anchor and anchor is None:
+        logger.warning("stacker.anchor %r did not run: the stacker mixes two experts",
+                       config.stacker.anchor)  # fmt: skip
     stacker = FrequencyGatedStacker(config.stacker).fit(
         oof["click_gbdt"],
         oof[llm_model],
         freq=table[C.FREQ],
         labels=table[C.Y_EXPERT],
         rows=tuning_rows,
+        anchor=anchor,
     )
     out["gated_stacker"] = stacker.predict(
         oof["click_gbdt"].scores,
         oof[llm_model].scores,
         qid=table[C.QID].to_numpy(),
         freq=table[C.FREQ],
+        anchor=None if anchor is None else anchor.scores,
     )
     info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
+                 "anchor": None if anchor is None else anchor.name,
+                 "anchor_weight": stacker.anchor_weight_,
                  "tuning_ndcg": stacker.best_value_})  # fmt: skip
     if only is not None and "meta_ranker" not in only:
         return out, info
@@ -769,7 +777,7 @@ def _budget_curve(
     metric = config.metrics[0]
     only = set(config.budget_systems)
     if "gated_stacker" in only:
-        only |= {"click_gbdt", "llm_gbdt"}
+        only |= {"click_gbdt", "llm_gbdt", *([config.stacker.anchor] if config.stacker.anchor else [])}
     # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every label).
     budget_shared = replace(shared, neural=None)
     frames: list[pd.DataFrame] = []

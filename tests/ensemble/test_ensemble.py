@@ -292,3 +292,31 @@ def test_stacker_saves_and_loads(tmp_path) -> None:
         loaded.predict(click, llm, qid=qid, freq=freq), stacker.predict(click, llm, qid=qid, freq=freq)
     )
     assert loaded.best_value_ == pytest.approx(stacker.best_value_)
+
+
+def test_stacker_with_an_anchor_expert_tunes_its_weight_and_requires_its_scores(tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    n_q, per = 60, 12
+    qid = np.repeat(np.arange(n_q).astype(str), per)
+    freq = np.repeat(rng.integers(0, 50, n_q), per)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    noisy = [y + rng.normal(0, 3, qid.size) for _ in range(2)]
+    anchor = y + rng.normal(0, 0.2, qid.size)  # the anchor is nearly the truth
+    fold = np.repeat(np.arange(n_q) % 5, per)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    oof = [OOFScores(n, s, qid, fold, trained) for n, s in zip(("c", "l", "a"), [*noisy, anchor], strict=True)]
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=40, anchor="a")).fit(
+        oof[0], oof[1], freq=freq, labels=y, anchor=oof[2]
+    )
+    assert stacker.anchor_weight_ is not None and stacker.anchor_weight_ > 0.7
+    fused = stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchor=anchor)
+    assert np.nanmean(ndcg_at_k(fused, y, qid=qid, k=10)) > 0.9
+    with pytest.raises(ValueError, match="anchor"):
+        stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq)
+    stacker.save(tmp_path / "s.json")
+    loaded = FrequencyGatedStacker.load(tmp_path / "s.json")
+    np.testing.assert_allclose(
+        loaded.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchor=anchor), fused
+    )
+    with pytest.raises(ConfigError, match="anchor_weight_range"):
+        StackerConfig(anchor_weight_range=(0.5, 1.5))
