@@ -96,7 +96,9 @@ class ExperimentConfig:
         scheduling: Data scheduling (both orders run).
         neural: LLM-neural model config (keys of NeuralConfig); None skips it
             and the stacker uses LLM-GBDT as its LLM model.
-        stacker: The frequency-gated stacker.
+        stacker: The frequency-gated stacker; its ``anchor`` defaults to
+            ``famol`` here (FAMOL mixed in with one tuned weight; null: the
+            two-expert stacker).
         metrics: Report metrics (the first one decides "best").
         budgets: The budget curve: shares of the pairs given an LLM label
             (e.g. ``[0.1, 0.3, 0.5, 1.0]``). For each main-table seed, strategy
@@ -140,7 +142,7 @@ class ExperimentConfig:
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     neural: Mapping[str, Any] | None = None
-    stacker: StackerConfig = field(default_factory=StackerConfig)
+    stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchor="famol"))
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
     ppi_gold_share: float | None = None
     budgets: tuple[float, ...] = ()
@@ -183,7 +185,7 @@ class ExperimentConfig:
             "gbdt": LambdaMARTConfig.from_dict(v.pop("gbdt", None)) if "gbdt" in v else cls().gbdt,
             "famol": FAMOLConfig.from_dict(v.pop("famol", None)),
             "scheduling": SchedulingConfig.from_dict(v.pop("scheduling", None)),
-            "stacker": StackerConfig.from_dict(v.pop("stacker", None)),
+            "stacker": StackerConfig.from_dict({"anchor": "famol", **(v.pop("stacker", None) or {})}),
         }
         neural = v.pop("neural", None)
         base = config_from_dict(_Plain, v, "experiment")
