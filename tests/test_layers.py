@@ -28,7 +28,9 @@ LAYERS = {
 #: the pipelines write serving's click-feature store into a bundle).
 ALLOWED_SIDEWAYS = {("ensemble", "gbdt"), ("ensemble", "neural"), ("pipelines", "serve")}
 #: Top-level modules every part may use: the schema, the errors, shared internals.
-SHARED = {"columns", "errors", "_config", "_grouping", "_atomic", "__init__", "__main__"}
+SHARED = {
+    "columns", "errors", "_config", "_grouping", "_atomic", "_estimator", "__init__", "__main__"
+}
 
 
 def _imports() -> list[tuple[str, str, str]]:

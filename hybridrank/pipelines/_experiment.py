@@ -59,6 +59,11 @@ from hybridrank.pipelines._tables import (
     build_table,
 )
 from hybridrank.pipelines._train_gbdt import resolve_features
+from hybridrank.pipelines._tuning_sweep import (
+    plot_tuning_sweep,
+    tuning_sweep,
+    tuning_sweep_markdown,
+)
 from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
@@ -111,6 +116,11 @@ class ExperimentConfig:
         budget_strategies: Selection strategies of the curve (``tail-first``,
             ``uncertainty``, ``random``; see :mod:`hybridrank.pipelines._budget`).
         budget_systems: Systems retrained at each budget.
+        tuning_sweep: Numbers of labelled tuning queries (e.g. ``[20, 60,
+            150]``) the stacker is refitted on, each scored on the same
+            evaluation queries (those no size used), seeds pooled: the
+            report's ``tuning_sweep.md|csv|png`` (see
+            :mod:`hybridrank.pipelines._tuning_sweep`). Empty: not run.
         ppi_gold_share: Also estimate each system's per-bucket quality by
             prediction-powered inference from the LLM labels of every
             evaluation query and the expert grades of this share of them (a
@@ -148,8 +158,13 @@ class ExperimentConfig:
     budgets: tuple[float, ...] = ()
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
+    tuning_sweep: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        if any(n < 10 for n in self.tuning_sweep):
+            raise ConfigError(
+                f"experiment.tuning_sweep: sizes must be >= 10 queries, got {list(self.tuning_sweep)}"
+            )
         from hybridrank.pipelines._budget import get_strategy
 
         if any(not 0 < b <= 1 for b in self.budgets):
@@ -224,6 +239,7 @@ class ExperimentConfig:
             "budgets": list(self.budgets),
             "budget_strategies": list(self.budget_strategies),
             "budget_systems": list(self.budget_systems),
+            "tuning_sweep": list(self.tuning_sweep),
         }  # fmt: skip
 
 
@@ -240,6 +256,7 @@ class _Plain:
     budgets: tuple[float, ...] = ()
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
+    tuning_sweep: tuple[int, ...] = ()
 
 
 @dataclass
@@ -699,6 +716,12 @@ def run_experiment(
     if ppi is not None:
         echo(f"prediction-powered {metric} (LLM labels on every query + expert grades on "
              f"{int(ppi['n_gold'].max())} gold queries) beside the gold-only estimate:\n{ppi_text}")  # fmt: skip
+    sweep_tuning = None
+    stacked = {s: t for (s, n), t in tables.items() if n == main_sessions and "gated_stacker" in t}
+    if config.tuning_sweep and stacked:
+        llm_model = info["runs"][f"seed{first_key[0]}_sessions{main_sessions}"]["llm_model"]
+        sweep_tuning = tuning_sweep(stacked, config.tuning_sweep, config.stacker, llm_model)
+        echo(tuning_sweep_markdown(sweep_tuning))
     gates = gate_table(tables, info, main_sessions, bucket_order)
     if not gates.empty:
         echo("tuned gates (click weight at each bucket's median frequency):\n"
@@ -721,6 +744,10 @@ def run_experiment(
             write_text(report / "gate.csv", gates.to_csv(index=False))
             write_text(report / "gate.md", gates.to_markdown(index=False, floatfmt=".3f") + "\n")
             _plot_gates(gates, tables, info, main_sessions, bucket_order, report / "gate_curve.png")
+        if sweep_tuning is not None:
+            write_text(report / "tuning_sweep.csv", sweep_tuning.to_csv(index=False))
+            write_text(report / "tuning_sweep.md", tuning_sweep_markdown(sweep_tuning) + "\n")
+            plot_tuning_sweep(sweep_tuning, report / "tuning_sweep.png")
         write_text(report / "sessions_sweep.csv", sweep.to_csv())
         if not fixed:
             _plot_sweep(sweep, metric, report / "sessions_sweep.png")

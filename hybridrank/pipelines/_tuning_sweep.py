@@ -1,0 +1,177 @@
+"""How much labelled tuning data the stacker needs: its quality against the number of
+labelled tuning queries (``experiment.tuning_sweep``, e.g. ``[20, 60, 150]``).
+
+Only the stacker learns from the tuning queries' expert grades (the judge's
+calibration stays on the dataset's own tuning set), so the sweep refits just
+the stacker on nested labelled sets: smaller ones are stratified subsets of
+the dataset's tuning set, larger ones add evaluation queries drawn per
+frequency bucket. Every size is scored on the same queries: the evaluation
+queries that no size used, seeds pooled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank._atomic import save_figure
+from hybridrank.data import TUNING
+from hybridrank.ensemble import FrequencyGatedStacker, OOFScores, StackerConfig
+from hybridrank.evaluate import ndcg_at_k
+
+logger = logging.getLogger(__name__)
+
+
+def stratified_order(buckets: pd.Series, rng: np.random.Generator) -> list[str]:
+    """The queries of ``buckets`` (qid -> bucket) in an order whose every prefix holds each
+    bucket about in proportion to its size: shuffled within buckets, then interleaved by
+    relative position."""
+    keys = rng.random(len(buckets))
+    frame = pd.DataFrame({"bucket": buckets.to_numpy(), "key": keys}, index=buckets.index)
+    rank = frame.groupby("bucket")["key"].rank(method="first")
+    size = frame.groupby("bucket")["key"].transform("size")
+    position = (rank - 0.5) / size
+    return [str(q) for q in position.sort_values(kind="stable").index]
+
+
+def nested_tuning_sets(
+    table: pd.DataFrame, sizes: Sequence[int], seed: int = 0
+) -> tuple[dict[int, set[str]], set[str]]:
+    """One labelled query set per size, nested and stratified by bucket, and the queries
+    added beyond the dataset's tuning set (they leave the sweep's evaluation).
+
+    Sizes up to the dataset's tuning set are prefixes of it; larger ones add
+    evaluation queries. Only queries with a relevant expert grade are drawn; a
+    size beyond what the data holds is capped (logged).
+    """
+    per_query = table.groupby(C.QID, sort=False).agg(
+        bucket=(C.BUCKET, "first"), tuning=(TUNING, "first"), relevant=(C.Y_EXPERT, "max")
+    )
+    per_query = per_query[per_query["relevant"] > 0]
+    rng = np.random.default_rng(seed)
+    base = stratified_order(per_query[per_query["tuning"]]["bucket"].astype(str), rng)
+    pool = stratified_order(per_query[~per_query["tuning"]]["bucket"].astype(str), rng)
+    order = base + pool
+    sets = {n: set(order[:n]) for n in sorted(sizes)}
+    for n, chosen in sets.items():
+        if len(chosen) < n:
+            logger.warning("tuning sweep: only %d labelled queries for size %d", len(chosen), n)
+    extra = set(order[len(base) : max(sizes)])
+    return sets, extra
+
+
+def _oof(table: pd.DataFrame, column: str) -> OOFScores:
+    """The table's out-of-fold scores of ``column`` (each fold's model trained on the others)."""
+    qid = table[C.QID].astype(str).to_numpy()
+    fold = table[C.FOLD].to_numpy().astype(np.int64)
+    trained = {int(f): frozenset(np.unique(qid[fold != f]).tolist()) for f in np.unique(fold)}
+    return OOFScores(column, table[column].to_numpy(dtype=np.float64), qid, fold, trained)
+
+
+def tuning_sweep(
+    tables: Mapping[int, pd.DataFrame],
+    sizes: Sequence[int],
+    stacker: StackerConfig,
+    llm_model: str,
+    *,
+    references: Sequence[str] = ("famol", "click_gbdt"),
+    seed: int = 0,
+) -> pd.DataFrame:
+    """NDCG@10 of the stacker refitted on each number of labelled tuning queries.
+
+    Args:
+        tables: Per seed, the scored table of the main run (out-of-fold
+            scores of ``click_gbdt``, ``llm_model`` and the anchor).
+        sizes: Numbers of labelled tuning queries.
+        stacker: The stacker's config (its anchor included).
+        llm_model: The stacker's LLM expert column.
+        references: Systems shown on the same evaluation queries.
+
+    Returns:
+        One row per (seed or ``all``, size, system): ``seed, n_tuning, system,
+        ndcg@10, n_eval``, plus the stacker's gate rise (``rise``) per seed.
+    """
+    frames = []
+    for s, table in tables.items():
+        sets, extra = nested_tuning_sets(table, sizes, seed=seed + int(s))
+        evaluated = ~table[TUNING].to_numpy() & ~table[C.QID].astype(str).isin(extra).to_numpy()
+        part = table.loc[evaluated]
+        qid = part[C.QID].to_numpy()
+        first = part.drop_duplicates(C.QID)
+        # Bucket medians from the rarest bucket to the most frequent one.
+        medians = np.sort(first.groupby(C.BUCKET, observed=True)[C.FREQ].median().to_numpy())
+        anchor = (
+            _oof(table, stacker.anchor)
+            if stacker.anchor is not None and stacker.anchor in table.columns
+            else None
+        )
+        for n, chosen in sets.items():
+            rows = table[C.QID].astype(str).isin(chosen).to_numpy()
+            fitted = FrequencyGatedStacker(stacker).fit(
+                _oof(table, "click_gbdt"), _oof(table, llm_model), freq=table[C.FREQ],
+                labels=table[C.Y_EXPERT], rows=rows, anchor=anchor,
+            )  # fmt: skip
+            scores = fitted.predict(
+                part["click_gbdt"], part[llm_model], qid=qid, freq=part[C.FREQ],
+                anchor=None if anchor is None else part[anchor.name],
+            )  # fmt: skip
+            systems = {"gated_stacker": scores, **{r: part[r].to_numpy() for r in references
+                                                  if r in part.columns}}  # fmt: skip
+            g = fitted.gate_(medians) if medians.size >= 2 else None
+            for name, values in systems.items():
+                per_q = ndcg_at_k(values, part[C.Y_EXPERT].to_numpy(), qid=qid, k=10)
+                frames.append(pd.DataFrame({
+                    "seed": s, "n_tuning": n, "system": name, "qid": first[C.QID].to_numpy(),
+                    "value": per_q,
+                    "rise": (float(g[-1] - g[0]) if g is not None and name == "gated_stacker"
+                             else np.nan),
+                }))  # fmt: skip
+    per_query = pd.concat(frames, ignore_index=True)
+    per_seed = per_query.groupby(["seed", "n_tuning", "system"], sort=False).agg(
+        ndcg=("value", "mean"), n_eval=("value", "count"), rise=("rise", "first")
+    )
+    pooled = per_query.groupby(["n_tuning", "system"], sort=False).agg(
+        ndcg=("value", "mean"), n_eval=("value", "count"), rise=("rise", "min")
+    )
+    pooled = pooled.reset_index().assign(seed="all")
+    out = pd.concat([per_seed.reset_index(), pooled], ignore_index=True)
+    return out.rename(columns={"ndcg": "ndcg@10", "rise": "gate_rise"})
+
+
+def tuning_sweep_markdown(sweep: pd.DataFrame) -> str:
+    """Pooled NDCG@10 per system and number of tuning queries, and the smallest gate rise."""
+    pooled = sweep[sweep["seed"] == "all"]
+    table = pooled.pivot_table(index="system", columns="n_tuning", values="ndcg@10", sort=False)
+    table.columns = [f"{c} tuning queries" for c in table.columns]
+    rise = pooled[pooled["system"] == "gated_stacker"].set_index("n_tuning")["gate_rise"]
+    n_eval = int(pooled["n_eval"].max())
+    return (
+        f"NDCG@10 against the number of labelled tuning queries ({n_eval} evaluated queries, "
+        "the same for every size, seeds pooled)\n\n"
+        + table.to_markdown(floatfmt=".4f")
+        + "\n\nsmallest gate rise (click weight, low -> high bucket median) over the seeds: "
+        + ", ".join(f"{n}: {v:.3f}" for n, v in rise.items())
+    )
+
+
+def plot_tuning_sweep(sweep: pd.DataFrame, path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pooled = sweep[sweep["seed"] == "all"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for system, part in pooled.groupby("system", sort=False):
+        style = "-o" if system == "gated_stacker" else "--"
+        ax.plot(part["n_tuning"], part["ndcg@10"], style, label=str(system), markersize=4)
+    ax.set_xlabel("labelled tuning queries")
+    ax.set_ylabel("NDCG@10 (same evaluation queries)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    save_figure(fig, path, dpi=110)

@@ -1,0 +1,64 @@
+"""The stacker against the number of labelled tuning queries (``experiment.tuning_sweep``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hybridrank import columns as C
+from hybridrank.data import TUNING
+from hybridrank.ensemble import StackerConfig
+from hybridrank.pipelines._tuning_sweep import (
+    nested_tuning_sets,
+    stratified_order,
+    tuning_sweep,
+    tuning_sweep_markdown,
+)
+
+
+def _scored(n_q: int = 200, per: int = 8, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    qid = np.repeat([f"q{i:03d}" for i in range(n_q)], per)
+    freq_q = rng.choice([0, 1, 5, 50], size=n_q, p=[0.4, 0.2, 0.3, 0.1])
+    bucket_q = np.where(freq_q >= 20, "high", np.where(freq_q >= 3, "mid", "low"))
+    y = rng.integers(0, 4, qid.size).astype(float)
+    freq = np.repeat(freq_q, per)
+    click = np.where(freq >= 5, y, 0) + rng.normal(0, 1, qid.size)
+    llm = y + rng.normal(0, 1.5, qid.size)
+    return pd.DataFrame({
+        C.QID: qid, C.Y_EXPERT: y, C.FREQ: freq, C.BUCKET: np.repeat(bucket_q, per),
+        C.FOLD: np.repeat(np.arange(n_q) % 5, per), TUNING: np.repeat(np.arange(n_q) < 40, per),
+        "click_gbdt": click, "llm_gbdt": llm, "famol": 0.5 * click + llm,
+    })  # fmt: skip
+
+
+def test_stratified_order_keeps_every_prefix_in_proportion() -> None:
+    buckets = pd.Series(["low"] * 60 + ["mid"] * 30 + ["high"] * 10, index=[f"q{i}" for i in range(100)])
+    order = stratified_order(buckets, np.random.default_rng(0))
+    assert sorted(order) == sorted(buckets.index)
+    first = buckets[order[:20]].value_counts()
+    assert first["low"] == 12 and first["mid"] == 6 and first["high"] == 2
+
+
+def test_nested_sets_start_from_the_tuning_set_and_add_evaluation_queries() -> None:
+    table = _scored()
+    sets, extra = nested_tuning_sets(table, [20, 40, 100], seed=1)
+    tuning = set(table.loc[table[TUNING], C.QID])
+    assert sets[20] < sets[40] < sets[100]
+    assert sets[40] == tuning and sets[20] <= tuning
+    assert len(sets[100]) == 100 and extra == sets[100] - tuning and not extra & tuning
+
+
+def test_sweep_scores_every_size_on_the_same_queries() -> None:
+    tables = {0: _scored(seed=0), 1: _scored(seed=1)}
+    sweep = tuning_sweep(tables, [20, 40, 100], StackerConfig(n_trials=15, anchor="famol"), "llm_gbdt")
+    pooled = sweep[sweep["seed"] == "all"]
+    assert set(pooled["n_tuning"]) == {20, 40, 100}
+    assert set(pooled["system"]) == {"gated_stacker", "famol", "click_gbdt"}
+    assert pooled["n_eval"].nunique() == 1  # the same evaluation queries for every size
+    # References do not depend on the tuning set; the stacker's gate rise is reported.
+    famol = pooled[pooled["system"] == "famol"]["ndcg@10"]
+    assert np.allclose(famol, famol.iloc[0])
+    assert pooled[pooled["system"] == "gated_stacker"]["gate_rise"].notna().all()
+    text = tuning_sweep_markdown(sweep)
+    assert "100 tuning queries" in text and "gate rise" in text
