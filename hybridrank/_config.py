@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hybridrank.errors import ConfigError, MissingInputError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 
 T = TypeVar("T")
 
@@ -120,3 +121,14 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
             raise ConfigError(f"{p}: section {section!r} must be a mapping")
         return dict(inner or {})
     return raw
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """A JSON file's content; a missing file or malformed JSON is an error naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise MissingInputError(f"{p}: no saved {what}")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(f"not JSON: {exc}", path=p) from None

@@ -21,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._atomic import write_text
-from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+from hybridrank._config import read_json
+from hybridrank.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -181,14 +182,7 @@ def gate_from_dict(values: Any, *, source: str = "gate") -> Gate:
 
 def load_gate(path: str | Path) -> Gate:
     """A gate saved by :meth:`Gate.save`; a missing or malformed file names itself."""
-    p = Path(path)
-    if not p.is_file():
-        raise MissingInputError(f"{p}: no saved gate")
-    try:
-        values = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"not JSON: {exc}", path=p) from None
-    return gate_from_dict(values, source=str(p))
+    return gate_from_dict(read_json(path, "gate"), source=str(path))
 
 
 def parse_gate(text: str) -> Gate:

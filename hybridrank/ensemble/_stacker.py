@@ -13,13 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._atomic import write_text
-from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._config import config_from_dict, config_to_dict, read_json
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.ensemble._gates import GATES, Gate, GateSpace, fuse, gate_from_dict
 from hybridrank.ensemble._normalize import NORMALISERS
 from hybridrank.ensemble._oof import OOFScores
-from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import ndcg_at_k
 
 logger = logging.getLogger(__name__)
@@ -259,12 +259,7 @@ class FrequencyGatedStacker(ConfigParams):
     def load(cls, path: str | Path) -> FrequencyGatedStacker:
         """A stacker saved by :meth:`save`, ready to predict (no study attached)."""
         p = Path(path)
-        if not p.is_file():
-            raise MissingInputError(f"{p}: no saved stacker")
-        try:
-            payload = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"not JSON: {exc}", path=p) from None
+        payload = read_json(p, "stacker")
         if not isinstance(payload, dict) or not {"config", "gate"} <= set(payload):
             raise DataFormatError("a saved stacker needs 'config' and 'gate'", path=p)
         stacker = cls(StackerConfig.from_dict(payload["config"]))
