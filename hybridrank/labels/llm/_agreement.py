@@ -46,17 +46,26 @@ class Agreement:
     Attributes:
         overall: Quadratic- and linear-weighted Cohen's kappa, Kendall tau-b,
             exact agreement and the number of pairs.
-        by_bucket: The same per frequency bucket (and ``all``), plus the
-            NDCG@10 of ranking each query's candidates by the judge's grade
-            (ties broken by the judge's score where given).
+        by_bucket: The same per frequency bucket (and ``all``), plus NDCG@10
+            on the judged pairs of each query: ``ndcg@10_by_judge`` (the
+            judge's grade, ties broken by its continuous score where given,
+            else as ``tie_order`` says), ``ndcg@10_grades_only`` (the grade,
+            ties broken by BM25: what four grades alone rank) and
+            ``ndcg@10_bm25`` (BM25 alone, the same pairs) where the table has
+            BM25.
         confusion: Expert grade (rows) by judge grade (columns) counts.
         title: What was compared.
+        per_grade: Per grade: pairs the expert and the judge gave it, the
+            judge's precision (expert agrees) and recall (judge finds it).
+        tie_order: How ``ndcg@10_by_judge`` breaks grade ties, in words.
     """
 
     overall: dict[str, float]
     by_bucket: pd.DataFrame
     confusion: pd.DataFrame
     title: str
+    per_grade: pd.DataFrame | None = None
+    tie_order: str = ""
 
     def to_text(self) -> str:
         o = self.overall
@@ -66,12 +75,15 @@ class Agreement:
             f"(linear) {o['kappa_linear']:.3f}; Kendall tau-b {o['kendall_tau']:.3f}; "
             f"exact agreement {o['exact_agreement']:.3f}",
             "",
-            "Per frequency bucket",
-            self.by_bucket.to_markdown(floatfmt=".3f"),
+            f"Per frequency bucket (NDCG@10 on the judged pairs; by_judge: {self.tie_order})",
+            _counts_as_ints(self.by_bucket, ["pairs"]).to_markdown(floatfmt=".3f"),
             "",
             "Confusion (rows: expert grade, columns: judge grade)",
             self.confusion.to_markdown(),
         ]
+        if self.per_grade is not None:
+            per_grade = _counts_as_ints(self.per_grade, ["expert_pairs", "judge_pairs"])
+            lines += ["", "Per grade", per_grade.to_markdown(floatfmt=".3f")]
         return "\n".join(lines)
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -87,9 +99,11 @@ class Agreement:
         write_text(
             paths["json"],
             json.dumps(
-                {"title": self.title, "overall": self.overall,
+                {"title": self.title, "overall": self.overall, "tie_order": self.tie_order,
                  "by_bucket": json.loads(self.by_bucket.reset_index().to_json(orient="records")),
-                 "confusion": self.confusion.to_numpy().tolist()},
+                 "confusion": self.confusion.to_numpy().tolist(),
+                 "per_grade": None if self.per_grade is None
+                 else json.loads(self.per_grade.reset_index().to_json(orient="records"))},
                 indent=2,
             ) + "\n"
         )  # fmt: skip
@@ -129,6 +143,7 @@ def agreement_report(
     expert: str = C.Y_EXPERT,
     bucket: str | None = C.BUCKET,
     score: str | None = None,
+    baseline: str | None = C.BM25,
     bucket_order: tuple[str, ...] = ("low", "mid", "high"),
     title: str = "",
 ) -> Agreement:
@@ -140,6 +155,9 @@ def agreement_report(
         expert: Expert grade column (evaluation only; never a training input).
         bucket: Frequency bucket column, or None.
         score: A continuous judge score to break grade ties when ranking.
+        baseline: The first-stage score (BM25) shown beside the judge on the
+            same pairs and used to break ties of ``ndcg@10_grades_only``;
+            skipped where the table lacks it.
         bucket_order: Display order of buckets.
         title: Heading line.
     """
@@ -151,11 +169,26 @@ def agreement_report(
     overall = _measures(j, e)
     overall["pairs_without_judgment"] = float((~keep).sum())
 
-    rank_score = j.astype(np.float64)
+    qid = sub[C.QID].to_numpy()
+    base = (
+        sub[baseline].to_numpy(dtype=np.float64)
+        if baseline is not None and baseline in sub.columns
+        else None
+    )
+    grades_only = j.astype(np.float64) + (0.0 if base is None else 1e-3 * within_unit(base))
     if score is not None:
-        s = sub[score].to_numpy(dtype=np.float64)
-        rank_score = rank_score + 1e-3 * within_unit(s)
-    ndcg = ndcg_at_k(rank_score, e, qid=sub[C.QID].to_numpy(), k=10)
+        rank_score = j + 1e-3 * within_unit(sub[score].to_numpy(dtype=np.float64))
+        tie_order = f"grade ties broken by the judge's {score}"
+    else:
+        rank_score = grades_only
+        tie_order = (
+            f"grade ties broken by {baseline}" if base is not None else "grade ties in table order"
+        )
+    ndcg_columns = {"ndcg@10_by_judge": ndcg_at_k(rank_score, e, qid=qid, k=10)}
+    if base is not None:
+        ndcg_columns["ndcg@10_grades_only"] = ndcg_at_k(grades_only, e, qid=qid, k=10)
+        ndcg_columns[f"ndcg@10_{baseline}"] = ndcg_at_k(base, e, qid=qid, k=10)
+    ndcg = ndcg_columns["ndcg@10_by_judge"]
     q_first = np.r_[True, sub[C.QID].to_numpy()[1:] != sub[C.QID].to_numpy()[:-1]]
     q_bucket = sub[bucket].astype(str).to_numpy()[q_first] if bucket else np.full(ndcg.size, ALL)
     rows = {}
@@ -168,9 +201,10 @@ def agreement_report(
         )
         qmask = np.ones(ndcg.size, dtype=bool) if b == ALL else q_bucket == b
         row = _measures(j[rmask], e[rmask])
-        row["ndcg@10_by_judge"] = (
-            float(np.nanmean(ndcg[qmask])) if np.any(~np.isnan(ndcg[qmask])) else np.nan
-        )
+        for name, values in ndcg_columns.items():
+            row[name] = (
+                float(np.nanmean(values[qmask])) if np.any(~np.isnan(values[qmask])) else np.nan
+            )
         rows[b] = row
     by_bucket = pd.DataFrame(rows).T
     by_bucket["pairs"] = by_bucket["pairs"].astype(int)
@@ -180,7 +214,28 @@ def agreement_report(
         dropna=False,
     )
     confusion.index.name, confusion.columns.name = "expert", "judge"
-    return Agreement(overall=overall, by_bucket=by_bucket, confusion=confusion, title=title)
+    counts = confusion.to_numpy(dtype=np.float64)
+    diagonal = np.diag(counts)
+    by_judge, by_expert = counts.sum(axis=0), counts.sum(axis=1)
+    per_grade = pd.DataFrame(
+        {
+            "expert_pairs": by_expert.astype(int),
+            "judge_pairs": by_judge.astype(int),
+            "precision": np.divide(diagonal, by_judge, out=np.full(4, np.nan), where=by_judge > 0),
+            "recall": np.divide(diagonal, by_expert, out=np.full(4, np.nan), where=by_expert > 0),
+        },
+        index=pd.Index([0, 1, 2, 3], name="grade"),
+    )
+    return Agreement(overall=overall, by_bucket=by_bucket, confusion=confusion, title=title,
+                     per_grade=per_grade, tie_order=tie_order)  # fmt: skip
+
+
+def _counts_as_ints(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with count columns as Python ints (tabulate prints them without decimals)."""
+    out = frame.copy()
+    for c in columns:
+        out[c] = [int(v) for v in out[c]]
+    return out.astype({c: object for c in columns})
 
 
 def within_unit(values: npt.ArrayLike) -> np.ndarray:

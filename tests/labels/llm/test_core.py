@@ -249,6 +249,18 @@ def test_annotate_candidates_with_llm_grades_and_agreement(tmp_path: Path) -> No
     assert rep.overall["exact_agreement"] == pytest.approx(7 / 8)
     assert rep.confusion.to_numpy().sum() == 8
     assert set(rep.by_bucket.index) == {"low", "high", "all"}
+    # Grades alone (ties by BM25) and BM25 alone, on the same judged pairs.
+    assert rep.tie_order == "grade ties broken by bm25"
+    all_row = rep.by_bucket.loc["all"]
+    assert all_row["ndcg@10_by_judge"] == all_row["ndcg@10_grades_only"]
+    assert all_row["ndcg@10_bm25"] < all_row["ndcg@10_grades_only"]
+    # Per grade: the judge gave grade 1 twice, once where the expert said 0.
+    assert rep.per_grade is not None
+    assert rep.per_grade.loc[1, "judge_pairs"] == 2 and rep.per_grade.loc[1, "precision"] == 0.5
+    assert rep.per_grade.loc[3, "recall"] == 1.0
+    scored = agreement_report(res.candidates.assign(s=-res.candidates[C.BM25]), score="s")
+    assert scored.tie_order == "grade ties broken by the judge's s"
+    assert "by_judge: grade ties broken by the judge's s" in scored.to_text()
     paths = rep.write(tmp_path / "agreement")
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
 
