@@ -39,7 +39,7 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank.evaluate import bootstrap_ci, ndcg_at_k, randomization_test
-from hybridrank.pipelines._experiment import gate_table
+from hybridrank.pipelines import gate_table
 
 BUCKETS = ["low", "mid", "high"]
 

@@ -132,11 +132,17 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, **savefig: Any) -> Path:
-    """Save a matplotlib figure whole or not at all (format from the path's suffix)."""
+    """Save a matplotlib figure whole or not at all (format from the path's suffix), then
+    close it (pyplot keeps every open figure alive)."""
+    import matplotlib.pyplot as plt
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    fig.savefig(tmp, dpi=dpi, format=p.suffix.lstrip(".") or "png", **savefig)
+    try:
+        fig.savefig(tmp, dpi=dpi, format=p.suffix.lstrip(".") or "png", **savefig)
+    finally:
+        plt.close(fig)
     os.replace(tmp, p)
     return p
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -94,6 +94,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()
     }
+
+
+def in_file(path: str | Path, parse: Callable[[], T]) -> T:
+    """``parse()``, with a ConfigError it raises prefixed by the config file's path."""
+    try:
+        return parse()
+    except ConfigError as exc:
+        raise ConfigError(f"{Path(path)}: {exc}") from None
 
 
 def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[str, Any]:

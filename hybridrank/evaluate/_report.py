@@ -162,7 +162,6 @@ class Report:
         ax.grid(axis="y", alpha=0.3)
         fig.tight_layout()
         path = save_figure(fig, path, dpi=120)
-        plt.close(fig)
         return path
 
 

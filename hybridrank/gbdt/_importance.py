@@ -97,7 +97,6 @@ class Importance:
         )
         fig.tight_layout()
         save_figure(fig, path, dpi=110)
-        plt.close(fig)
 
     def _plot_buckets(self, path: Path, n: int) -> None:
         import matplotlib
@@ -119,7 +118,6 @@ class Importance:
         ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
         save_figure(fig, path, dpi=110)
-        plt.close(fig)
 
 
 def _permute_within_queries(

@@ -40,6 +40,7 @@ from hybridrank.pipelines._experiment import (
     BudgetCurve,
     ExperimentConfig,
     ExperimentResult,
+    gate_table,
     run_experiment,
     skipped_systems,
 )
@@ -154,6 +155,7 @@ __all__ = [
     "evaluate_on_clicks",
     "evaluation_rows",
     "fit_unbiased",
+    "gate_table",
     "import_dataset",
     "impression_rows",
     "load_collection",

@@ -534,7 +534,6 @@ def plot_budget_curve(summary: pd.DataFrame, metric: str, path: str | Path) -> N
     fig.suptitle(f"{metric} by LLM-label budget and selection strategy")
     fig.tight_layout(rect=(0, 0.2, 1, 1))
     save_figure(fig, Path(path), dpi=110)
-    plt.close(fig)
 
 
 __all__ = [

@@ -17,7 +17,7 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, staged_directory, write_parquet, write_text
-from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
     DataSchedulingRanker,
@@ -210,10 +210,7 @@ class ExperimentConfig:
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
         p = Path(path)
         raw = read_yaml_mapping(p, section="experiment")
-        try:
-            return cls.from_dict(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+        return in_file(p, lambda: cls.from_dict(raw))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -949,4 +946,3 @@ def _plot_sweep(sweep: pd.DataFrame, metric: str, path: Path) -> None:
     fig.suptitle(f"{metric} by session count: how the head/tail balance moves")
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     save_figure(fig, path, dpi=110)
-    plt.close(fig)

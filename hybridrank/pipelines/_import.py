@@ -32,7 +32,7 @@ import pandas as pd
 
 from hybridrank import __version__
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict, config_to_dict, read_yaml_mapping
+from hybridrank._config import config_from_dict, config_to_dict, in_file, read_yaml_mapping
 from hybridrank.data import (
     LINE,
     LOG_READERS,
@@ -203,10 +203,7 @@ class ImportConfig:
         """Read the ``dataset:`` section of a YAML file (or the whole file without one)."""
         p = Path(path)
         section = read_yaml_mapping(p, section="dataset")
-        try:
-            return cls.from_dict(section)
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+        return in_file(p, lambda: cls.from_dict(section))
 
     def to_dict(self) -> dict[str, Any]:
         out = config_to_dict(self)

@@ -16,7 +16,7 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank._atomic import staged_directory
-from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
 from hybridrank.ensemble import out_of_fold
@@ -148,10 +148,7 @@ class GBDTTrainConfig:
     def from_yaml(cls, path: str | Path) -> GBDTTrainConfig:
         p = Path(path)
         raw = read_yaml_mapping(p)
-        try:
-            return cls.from_dict(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+        return in_file(p, lambda: cls.from_dict(raw))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, staged_directory, write_text
-from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
@@ -138,10 +138,7 @@ class NeuralTrainConfig:
         arch = neural.get("architecture", NeuralConfig.architecture)
         neural.update(per_architecture.get(arch, {}))
         raw["neural"] = neural
-        try:
-            return cls.from_dict(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+        return in_file(p, lambda: cls.from_dict(raw))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -457,4 +454,3 @@ def plot_loss_curves(folds: list[dict[str, Any]], ranker: NeuralRanker | None, p
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)

@@ -110,11 +110,12 @@ def tuning_sweep(
             if stacker.anchor is not None and stacker.anchor in table.columns
             else None
         )
+        click, llm = _oof(table, "click_gbdt"), _oof(table, llm_model)
+        table_qids = table[C.QID].astype(str)
         for n, chosen in sets.items():
-            rows = table[C.QID].astype(str).isin(chosen).to_numpy()
+            rows = table_qids.isin(chosen).to_numpy()
             fitted = FrequencyGatedStacker(stacker).fit(
-                _oof(table, "click_gbdt"), _oof(table, llm_model), freq=table[C.FREQ],
-                labels=table[C.Y_EXPERT], rows=rows, anchor=anchor,
+                click, llm, freq=table[C.FREQ], labels=table[C.Y_EXPERT], rows=rows, anchor=anchor,
             )  # fmt: skip
             scores = fitted.predict(
                 part["click_gbdt"], part[llm_model], qid=qid, freq=part[C.FREQ],

@@ -226,7 +226,6 @@ def plot_pareto(table: pd.DataFrame, cost: str, path: Path) -> None:
     fig.suptitle("gbdt study: quality against serving cost")
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
 
 
 __all__ = [

@@ -15,7 +15,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
-from hybridrank._config import config_from_dict, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -214,10 +214,7 @@ class StudySpec:
     def from_yaml(cls, path: str | Path) -> StudySpec:
         p = Path(path)
         raw = read_yaml_mapping(p, section="study")
-        try:
-            return config_from_dict(cls, raw, "study")
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from None
+        return in_file(p, lambda: config_from_dict(cls, raw, "study"))
 
 
 def _space(spec: StudySpec, name: str, default: tuple[float, float]) -> tuple[float, float]:

@@ -133,7 +133,6 @@ class Agreement:
         fig.colorbar(im, ax=ax, label="share of the expert grade's row")
         fig.tight_layout()
         save_figure(fig, path, dpi=120)
-        plt.close(fig)
 
 
 def agreement_report(
