@@ -16,7 +16,12 @@ from hybridrank.ensemble._gates import (
     parse_gate,
 )
 from hybridrank.ensemble._lambdarank import lambdarank_gradients
-from hybridrank.ensemble._normalize import NORMALISERS, rank_per_query, zscore_per_query
+from hybridrank.ensemble._normalize import (
+    NORMALISERS,
+    break_ties,
+    rank_per_query,
+    zscore_per_query,
+)
 from hybridrank.ensemble._oof import LeakageError, OOFScores, out_of_fold
 from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
 from hybridrank.ensemble._stacker import (
@@ -44,6 +49,7 @@ __all__ = [
     "SigmoidGate",
     "StackerConfig",
     "StackerData",
+    "break_ties",
     "fuse",
     "gate_from_dict",
     "gate_from_params",

@@ -50,6 +50,37 @@ def rank_per_query(
     return ranks / counts[gid]
 
 
+def break_ties(
+    scores: npt.ArrayLike,
+    secondary: npt.ArrayLike,
+    *,
+    qid: npt.ArrayLike | None = None,
+    offsets: npt.ArrayLike | None = None,
+) -> np.ndarray:
+    """``scores`` with exact ties inside a query ordered by ``secondary`` (higher first).
+
+    Adds ``secondary``'s within-query percentile times half the smallest gap
+    between two different scores of one query, so the order of unequal scores
+    never changes. NaN in ``secondary`` ranks below every value.
+
+    Example:
+        >>> break_ties([1.0, 1.0, 2.0], [0.2, 0.9, 0.0], qid=["a", "a", "a"]).argsort()[::-1]
+        array([2, 1, 0])
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    key = np.asarray(secondary, dtype=np.float64)
+    if key.shape != s.shape:
+        raise ValueError(f"scores and secondary differ in shape: {s.shape}, {key.shape}")
+    gid, _ = _group_ids(s.shape[0], qid, offsets)
+    order = np.lexsort((s, gid))
+    gaps = np.diff(s[order])
+    same_query = gid[order][1:] == gid[order][:-1]
+    positive = gaps[same_query & (gaps > 0)]
+    step = 0.5 * float(positive.min()) if positive.size else 1.0
+    key = np.where(np.isnan(key), -np.inf, key)
+    return s + step * rank_per_query(key, qid=qid, offsets=offsets)
+
+
 NORMALISERS: dict[str, Callable[..., np.ndarray]] = {
     "zscore": zscore_per_query,
     "rank": rank_per_query,

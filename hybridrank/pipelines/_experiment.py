@@ -28,6 +28,7 @@ from hybridrank.ensemble import (
     OOFScores,
     SchedulingConfig,
     StackerConfig,
+    break_ties,
     make_gate,
     out_of_fold,
     prepare,
@@ -57,6 +58,7 @@ from hybridrank.pipelines._tables import (
     add_raw_baselines,
     attach_llm_labels,
     build_table,
+    text_scores,
 )
 from hybridrank.pipelines._train_gbdt import resolve_features
 from hybridrank.pipelines._tuning_sweep import (
@@ -69,6 +71,8 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 logger = logging.getLogger(__name__)
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural")
+#: How exact ties in a learned system's scores are ordered (``ExperimentConfig.tie_break``).
+TIE_BREAKS = ("text", "none")
 #: Systems the budget curve can retrain (the stacker needs click_gbdt and llm_gbdt).
 BUDGET_SYSTEMS = ("click_gbdt", "llm_gbdt", "famol", "famol_label_mixing", "gated_stacker")
 
@@ -121,6 +125,13 @@ class ExperimentConfig:
             evaluation queries (those no size used), seeds pooled: the
             report's ``tuning_sweep.md|csv|png`` (see
             :mod:`hybridrank.pipelines._tuning_sweep`). Empty: not run.
+        tie_break: ``text``: exact ties inside a query in a learned system's
+            scores are ordered by the text score of ``rule`` (the mean of the
+            semantic and BM25 percentiles). Click-GBDT needs it: click labels
+            say nothing about pairs the log never showed, so about three
+            quarters of its scores within a query tie and would otherwise be
+            ordered by the candidates' row order. Unequal scores keep their
+            order, and the raw baselines stay raw. ``none``: ties stay.
         ppi_gold_share: Also estimate each system's per-bucket quality by
             prediction-powered inference from the LLM labels of every
             evaluation query and the expert grades of this share of them (a
@@ -159,8 +170,13 @@ class ExperimentConfig:
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
     tuning_sweep: tuple[int, ...] = ()
+    tie_break: str = "text"
 
     def __post_init__(self) -> None:
+        if self.tie_break not in TIE_BREAKS:
+            raise ConfigError(
+                f"experiment.tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"
+            )
         if any(n < 10 for n in self.tuning_sweep):
             raise ConfigError(
                 f"experiment.tuning_sweep: sizes must be >= 10 queries, got {list(self.tuning_sweep)}"
@@ -237,6 +253,7 @@ class ExperimentConfig:
             "budget_strategies": list(self.budget_strategies),
             "budget_systems": list(self.budget_systems),
             "tuning_sweep": list(self.tuning_sweep),
+            "tie_break": self.tie_break,
         }  # fmt: skip
 
 
@@ -254,6 +271,7 @@ class _Plain:
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
     tuning_sweep: tuple[int, ...] = ()
+    tie_break: str = "text"
 
 
 @dataclass
@@ -397,6 +415,11 @@ def _run_systems(
         out[name] = scores.scores
     add_raw_baselines(out)
     info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
+    text = text_scores(out) if config.tie_break == "text" else None
+    if text is not None:
+        qid = out[C.QID].to_numpy()
+        for name in oof:
+            out[name] = break_ties(out[name].to_numpy(), text, qid=qid)
     if "gated_stacker" in skipped or (only is not None and "gated_stacker" not in only):
         return out, info
 
@@ -421,6 +444,8 @@ def _run_systems(
         freq=table[C.FREQ],
         anchor=None if anchor is None else anchor.scores,
     )
+    if text is not None:
+        out["gated_stacker"] = break_ties(out["gated_stacker"].to_numpy(), text, qid=qid)
     info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
                  "anchor": None if anchor is None else anchor.name,
                  "anchor_weight": stacker.anchor_weight_,
@@ -442,6 +467,8 @@ def _run_systems(
         qid=table.loc[tuning_rows, C.QID].to_numpy(),
     )
     out["meta_ranker"] = meta.predict(meta_X)
+    if text is not None:
+        out["meta_ranker"] = break_ties(out["meta_ranker"].to_numpy(), text, qid=qid)
     return out, info
 
 

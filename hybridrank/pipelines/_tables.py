@@ -163,6 +163,19 @@ def _percentile(table: pd.DataFrame, column: str) -> np.ndarray:
     return table.groupby(C.QID, sort=False)[column].rank(pct=True).to_numpy(dtype=np.float64)
 
 
+def text_scores(table: pd.DataFrame) -> np.ndarray | None:
+    """The text order of ``rule`` and of tie-breaking: the mean of the semantic-similarity
+    and BM25 within-query percentiles (either alone where the table lacks the other;
+    a pair without either scores 0). None when the table has neither column."""
+    text_columns = [c for c in (SEMANTIC, C.BM25) if c in table.columns]
+    if not text_columns:
+        return None
+    stacked = np.column_stack([_percentile(table, c) for c in text_columns])
+    present = np.isfinite(stacked)
+    total = np.where(present, stacked, 0.0).sum(axis=1)
+    return total / np.maximum(present.sum(axis=1), 1)
+
+
 def rule_scores(table: pd.DataFrame) -> np.ndarray | None:
     """The untuned baseline every learned fusion must beat (None without text or click signal).
 
@@ -171,14 +184,11 @@ def rule_scores(table: pd.DataFrame) -> np.ndarray | None:
     text order); other queries, and never-shown pairs, by the mean of the
     semantic-similarity and BM25 percentiles (BM25 alone without the judge).
     """
-    text_columns = [c for c in (SEMANTIC, C.BM25) if c in table.columns]
     click = "qd_debiased_ctr_smooth"
-    if not text_columns and click not in table.columns:
+    text = text_scores(table)
+    if text is None and click not in table.columns:
         return None
-    if text_columns:
-        text = np.nanmean(np.column_stack([_percentile(table, c) for c in text_columns]), axis=1)
-        text = np.nan_to_num(text, nan=0.0)
-    else:
+    if text is None:
         text = np.zeros(len(table))
     if click not in table.columns or C.FREQ not in table.columns:
         return text
@@ -207,4 +217,5 @@ __all__ = [
     "build_table",
     "evaluation_rows",
     "rule_scores",
+    "text_scores",
 ]

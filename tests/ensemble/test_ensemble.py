@@ -18,6 +18,7 @@ from hybridrank.ensemble import (
     SchedulingConfig,
     SigmoidGate,
     StackerConfig,
+    break_ties,
     lambdarank_gradients,
     make_gate,
     out_of_fold,
@@ -66,6 +67,28 @@ def test_normalisers() -> None:
     assert z[:3] == pytest.approx([-1.2247449, 0, 1.2247449]) and (z[3:] == 0).all()
     r = rank_per_query(s, qid=q)
     assert r.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75, 0.75])
+
+
+def test_break_ties_orders_only_tied_scores_by_the_secondary_key() -> None:
+    rng = np.random.default_rng(0)
+    q = np.repeat(np.arange(50), 20)
+    # Few distinct values per query (a shallow click model), some gaps tiny.
+    s = rng.integers(0, 4, size=q.size) * 1e-3 + q * 1e-9
+    key = rng.random(q.size)
+    key[::7] = np.nan
+    out = break_ties(s, key, qid=q)
+    for g in range(50):
+        rows = q == g
+        a, b, k = s[rows], out[rows], key[rows]
+        # Unequal scores keep their order.
+        i, j = np.meshgrid(np.arange(a.size), np.arange(a.size))
+        assert (b[i] > b[j])[a[i] > a[j]].all()
+        # Equal scores are ordered by the key, a missing key last.
+        tied = (a[i] == a[j]) & (i != j)
+        kk = np.where(np.isnan(k), -np.inf, k)
+        assert ((b[i] > b[j]) == (kk[i] > kk[j]))[tied & (kk[i] != kk[j])].all()
+    with pytest.raises(ValueError, match="shape"):
+        break_ties(s, key[:-1], qid=q)
 
 
 def _table(n_queries: int = 40, seed: int = 0) -> pd.DataFrame:

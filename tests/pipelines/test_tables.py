@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from hybridrank import columns as C
 from hybridrank.pipelines import RULE, add_raw_baselines, rule_scores
-from hybridrank.pipelines._tables import SEMANTIC
+from hybridrank.pipelines._tables import SEMANTIC, text_scores
 
 
 def _table() -> pd.DataFrame:
@@ -58,3 +59,25 @@ def test_add_raw_baselines_names_rule_and_puts_unshown_pairs_last() -> None:
     q1 = table[C.QID] == "q1"
     unshown = q1 & table["qd_debiased_ctr_smooth"].isna()
     assert (table.loc[unshown, "raw_debiased_ctr"] < table.loc[q1 & ~unshown, "raw_debiased_ctr"].min()).all()
+
+
+def test_text_scores_average_the_percentiles_and_fall_back_to_one_column() -> None:
+    table = _table()
+    text = text_scores(table)
+    assert text is not None
+    # q2: BM25 percentiles (1/3, 2/3, 1) and semantic the same order: the mean keeps it.
+    np.testing.assert_allclose(text[4:], [1 / 3, 2 / 3, 1.0])
+    bm25_only = text_scores(table.drop(columns=[SEMANTIC]))
+    assert bm25_only is not None
+    np.testing.assert_allclose(bm25_only[:4], [0.75, 0.25, 1.0, 0.5])
+    assert text_scores(table[[C.QID, C.DOCID]]) is None
+
+
+def test_experiment_tie_break_is_validated() -> None:
+    from hybridrank.errors import ConfigError
+    from hybridrank.pipelines import ExperimentConfig
+
+    assert ExperimentConfig().tie_break == "text"
+    assert ExperimentConfig.from_dict({"tie_break": "none"}).tie_break == "none"
+    with pytest.raises(ConfigError, match="tie_break"):
+        ExperimentConfig.from_dict({"tie_break": "bm25"})
