@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.cli._common import add_dataset_option, print_paths
+from hybridrank.cli._common import add_dataset_option, positive_int, print_paths
 from hybridrank.errors import MissingInputError
 
 
@@ -29,7 +29,10 @@ def _backend_params(args: argparse.Namespace) -> dict[str, object]:
         "max_tokens": args.max_tokens,
         "logprobs": True if args.logprobs else None,
     }
-    return {k: v for k, v in flags.items() if v is not None}
+    params: dict[str, object] = {k: v for k, v in flags.items() if v is not None}
+    if args.head_tokens is not None:
+        params["head_tokens"] = args.head_tokens or None  # 0: the body view alone
+    return params
 
 
 def cmd_annotate(args: argparse.Namespace) -> int:
@@ -231,4 +234,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     an.add_argument("--model-path", type=Path, help="transformers / embedding: local model path")
     an.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    an.add_argument(
+        "--head-tokens",
+        type=positive_int,
+        help="embedding: tokens of the document-head view; the score is the larger of the head's "
+        "and the 256-token cosine (default 64; 0: the 256-token view alone)",
+    )
     an.set_defaults(func=cmd_annotate)

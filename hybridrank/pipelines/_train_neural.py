@@ -251,7 +251,7 @@ def minilm_cosine(
     if cache is not None and max_seq_length == BASELINE_MAX_SEQ_LENGTH:
         from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
 
-        judge = EmbeddingJudge(device=resolve_torch_device(config.device))
+        judge = EmbeddingJudge(device=resolve_torch_device(config.device), head_tokens=None)
         texts = [
             Pair(str(q), str(d), qt, dt)
             for q, d, qt, dt in zip(

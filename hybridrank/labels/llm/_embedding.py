@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridrank.errors import MissingInputError
+from hybridrank.errors import ConfigError, MissingInputError
 from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair, register_annotator
 
 logger = logging.getLogger(__name__)
@@ -51,15 +51,27 @@ class EmbeddingJudge(Annotator):
     Each judgment carries the similarity as ``score``; grades come later from
     :class:`~hybridrank.labels.llm.SemanticGrader`, which can fuse the score
     with BM25 and calibrates thresholds on a labelled seed set or quantiles.
-    Embeddings are cached in memory by text, so a query shared by 50 pairs is
-    encoded once.
+    Embeddings are cached in memory by text and length, so a query shared by
+    50 pairs is encoded once per view.
+
+    Two views by default: the pair is embedded at ``head_tokens`` (the title
+    and first sentences) and at ``max_seq_length`` tokens, and the score is
+    the larger cosine, so a document whose head or body matches the query
+    scores high. A mean-pooled embedding of 256 tokens dilutes a title that
+    matches; the head alone misses a body that does. Measured on the
+    NFCorpus and CISI worlds (NDCG@10 of the raw score against the expert
+    grades, tuning queries left out): 256 tokens alone 0.605 / 0.500, 64
+    alone 0.621 / 0.500, the larger of both 0.623 / 0.531.
 
     Args:
         model_path: A sentence-transformers model directory; default the
             packaged MiniLM. Loading never touches the network.
         batch_size: Texts per encoding batch.
         device: ``cpu``, ``cuda`` or ``auto``.
-        max_seq_length: Tokens per text (MiniLM: 256).
+        max_seq_length: Tokens per text of the body view (MiniLM: 256 at most).
+        head_tokens: Tokens of the head view; None: the body view alone (the
+            single-view judge of earlier versions, whose cached answers stay
+            valid). Must be below ``max_seq_length``.
     """
 
     backend = "embedding"
@@ -72,13 +84,20 @@ class EmbeddingJudge(Annotator):
         batch_size: int = 64,
         device: str = "cpu",
         max_seq_length: int = 256,
+        head_tokens: int | None = 64,
     ) -> None:
+        if max_seq_length < 1 or (head_tokens is not None and not 1 <= head_tokens < max_seq_length):
+            raise ConfigError(
+                f"embedding judge: head_tokens must be null or in [1, max_seq_length="
+                f"{max_seq_length}), got {head_tokens!r}"
+            )
         self.model_path = Path(model_path) if model_path else packaged_minilm_path()
         self.batch_size = batch_size
         self.device = device
         self.max_seq_length = max_seq_length
+        self.head_tokens = head_tokens
         self._encoder: Any = None
-        self._memo: dict[str, np.ndarray] = {}
+        self._memo: dict[tuple[int, str], np.ndarray] = {}
         self._model_id = f"{self.model_path.name}@{_weights_fingerprint(self.model_path)}"
 
     @property
@@ -87,7 +106,16 @@ class EmbeddingJudge(Annotator):
 
     @property
     def prompt_version(self) -> str:
-        return f"cosine-v1-len{self.max_seq_length}"
+        if self.head_tokens is None:
+            return f"cosine-v1-len{self.max_seq_length}"
+        return f"cosine-v2-max-head{self.head_tokens}-len{self.max_seq_length}"
+
+    @property
+    def views(self) -> tuple[int, ...]:
+        """Token lengths the pair is embedded at; the score is the largest cosine."""
+        if self.head_tokens is None:
+            return (self.max_seq_length,)
+        return (self.head_tokens, self.max_seq_length)
 
     def encoder(self) -> Any:
         if self._encoder is None:
@@ -104,27 +132,45 @@ class EmbeddingJudge(Annotator):
             self._encoder.max_seq_length = self.max_seq_length
         return self._encoder
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Normalised embeddings, shape ``(len(texts), dim)``; each distinct text encoded once."""
-        new = list(dict.fromkeys(t for t in texts if t not in self._memo))
+    def embed(self, texts: Sequence[str], max_seq_length: int | None = None) -> np.ndarray:
+        """Normalised embeddings, shape ``(len(texts), dim)``, of the first ``max_seq_length``
+        tokens (default the body view's); each distinct text encoded once per length."""
+        length = self.max_seq_length if max_seq_length is None else max_seq_length
+        new = list(dict.fromkeys(t for t in texts if (length, t) not in self._memo))
         if new:
-            vectors = self.encoder().encode(
+            encoder = self.encoder()
+            encoder.max_seq_length = length
+            vectors = encoder.encode(
                 new,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-            self._memo.update(zip(new, vectors, strict=True))
-        return np.stack([self._memo[t] for t in texts]) if texts else np.zeros((0, 0))
+            self._memo.update(zip([(length, t) for t in new], vectors, strict=True))
+        return np.stack([self._memo[length, t] for t in texts]) if texts else np.zeros((0, 0))
 
     def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
         if not pairs:
             return []
-        q = self.embed([p.query for p in pairs])
-        d = self.embed([p.document for p in pairs])
-        cos = np.einsum("ij,ij->i", q, d)
-        return [Judgment(grade=None, score=float(c), raw=f"cosine={c:.6f}") for c in cos]
+        per_view = []
+        for length in self.views:
+            q = self.embed([p.query for p in pairs], length)
+            d = self.embed([p.document for p in pairs], length)
+            per_view.append(np.einsum("ij,ij->i", q, d))
+        cos = np.stack(per_view, axis=1)
+        best = cos.max(axis=1)
+        if len(self.views) == 1:
+            return [Judgment(grade=None, score=float(c), raw=f"cosine={c:.6f}") for c in best]
+        names = [f"cosine_len{n}" for n in self.views]
+        return [
+            Judgment(
+                grade=None,
+                score=float(b),
+                raw=" ".join(f"{n}={c:.6f}" for n, c in zip(names, row, strict=True)),
+            )
+            for b, row in zip(best, cos, strict=True)
+        ]
 
     def close(self) -> None:
         self._memo.clear()

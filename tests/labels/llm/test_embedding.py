@@ -52,7 +52,33 @@ def test_each_text_encoded_once(judge: EmbeddingJudge, monkeypatch: pytest.Monke
     pairs = [Pair("q", f"d{i}", "same query", f"doc {i % 3}") for i in range(9)]
     judge.annotate(pairs)
     judge.annotate(pairs)
-    assert sum(seen) == 4  # 1 query + 3 documents, once
+    assert sum(seen) == 4 * len(judge.views)  # 1 query + 3 documents, once per view
+
+
+def test_two_views_score_the_larger_cosine_and_one_view_is_the_plain_cosine(
+    judge: EmbeddingJudge,
+) -> None:
+    # A matching title followed by a long unrelated body: the head view sees the match.
+    body = " ".join(["the stock market fell sharply on monday as traders sold shares"] * 20)
+    pair = Pair("q", "d", "green tea and heart disease", "Green tea and heart disease. " + body)
+    assert judge.views == (64, 256)
+    two = judge.annotate([pair])[0]
+    head = float(judge.embed([pair.query], 64)[0] @ judge.embed([pair.document], 64)[0])
+    whole = float(judge.embed([pair.query], 256)[0] @ judge.embed([pair.document], 256)[0])
+    assert head > whole
+    assert two.score == pytest.approx(max(head, whole), abs=1e-6)
+    assert "cosine_len64=" in two.raw and "cosine_len256=" in two.raw
+    single = EmbeddingJudge(batch_size=16, head_tokens=None)
+    assert single.views == (256,) and single.prompt_version == "cosine-v1-len256"
+    assert single.annotate([pair])[0].score == pytest.approx(whole, abs=1e-6)
+    assert judge.prompt_version != single.prompt_version  # separate cache entries
+
+
+def test_head_view_must_be_shorter_than_the_body() -> None:
+    from hybridrank.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="head_tokens"):
+        EmbeddingJudge(head_tokens=256)
 
 
 def test_annotate_cli_and_report(
@@ -94,3 +120,20 @@ def test_budget_via_runner(judge: EmbeddingJudge, tmp_path: Path) -> None:
     with AnswerCache(tmp_path / "c.sqlite") as cache:
         table, stats = annotate_pairs(judge, pairs, cache, budget=3, progress=False)
     assert stats.new == 3 and np.isnan(table["score"]).sum() == 7
+
+
+def test_head_tokens_flag_reaches_the_judge() -> None:
+    import argparse
+
+    from hybridrank.cli import _annotate
+
+    parser = argparse.ArgumentParser()
+    _annotate.register(parser.add_subparsers())
+    default = _annotate._backend_params(parser.parse_args(["annotate"]))
+    assert "head_tokens" not in default  # the judge's own default (64)
+    off = _annotate._backend_params(parser.parse_args(["annotate", "--head-tokens", "0"]))
+    assert off["head_tokens"] is None
+    wide = _annotate._backend_params(parser.parse_args(["annotate", "--head-tokens", "96"]))
+    assert wide["head_tokens"] == 96
+    with pytest.raises(SystemExit):
+        parser.parse_args(["annotate", "--head-tokens", "-1"])
