@@ -5,7 +5,12 @@ from __future__ import annotations
 from hybridrank.labels.llm._agreement import Agreement, agreement_report
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
-from hybridrank.labels.llm._grading import GraderConfig, SemanticGrader, within_query_percentile
+from hybridrank.labels.llm._grading import (
+    GraderConfig,
+    SemanticGrader,
+    within_query_percentile,
+    within_query_zscore,
+)
 from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter, grade_distribution
 from hybridrank.labels.llm._pipeline import (
     CALIBRATION,
@@ -75,4 +80,5 @@ __all__ = [
     "parse_grade",
     "register_annotator",
     "within_query_percentile",
+    "within_query_zscore",
 ]

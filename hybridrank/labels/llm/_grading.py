@@ -15,24 +15,45 @@ from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank.errors import ConfigError, MissingColumnError
 
+#: How seed grades calibrate a score-only judge (``GraderConfig.calibration``).
+CALIBRATIONS = ("ordinal", "shares")
+#: Fewest seed pairs at or above a grade (and below it) for that grade's logistic model;
+#: with fewer, P(grade >= k) is the seed set's share.
+MIN_CLASS_PAIRS = 5
+
 
 @dataclass(frozen=True)
 class GraderConfig:
     """How scores become grades.
 
     Attributes:
-        fuse_bm25: Average, within each query, the percentile rank of the
-            judge's score with that of BM25 (semantic evidence fused with
-            lexical evidence; a pure similarity judge is weaker than BM25 on
-            this collection).
+        fuse_bm25: Use BM25 beside the judge's score (semantic evidence fused
+            with lexical evidence; a pure similarity judge is weaker than BM25
+            on many collections).
+        calibration: How a seed set of expert grades turns the evidence into
+            grades. ``ordinal`` (default): a cumulative logistic model, one
+            logistic regression of P(grade >= k) per level k = 1..3 on the
+            judge's score as it is, its within-query percentile and z-score,
+            and BM25's percentile and z-score; the expected grade
+            (the sum of the three probabilities) is then cut at the seed
+            set's grade shares. It sees how relevant a pair is in absolute
+            terms, so a query with many relevant documents gets many high
+            grades. ``shares``: the mean of the score's and BM25's
+            within-query percentiles cut at the seed set's grade shares
+            (every query gets the same share of each grade).
         quantiles: Without a seed set: the shares of pairs below grade 1, 2 and
             3 (increasing, in (0, 1)).
     """
 
     fuse_bm25: bool = True
+    calibration: str = "ordinal"
     quantiles: tuple[float, ...] = (0.75, 0.85, 0.95)
 
     def __post_init__(self) -> None:
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(
+                f"grader.calibration must be one of {list(CALIBRATIONS)}, got {self.calibration!r}"
+            )
         q = self.quantiles
         if (
             len(q) != 3
@@ -49,6 +70,15 @@ class GraderConfig:
         return config_to_dict(self)
 
 
+def within_query_zscore(values: npt.ArrayLike, qid: npt.ArrayLike) -> np.ndarray:
+    """(value - query mean) / query standard deviation; 0 for a query of equal values."""
+    frame = pd.DataFrame({"q": np.asarray(qid), "v": np.asarray(values, dtype=np.float64)})
+    grouped = frame.groupby("q", sort=False)["v"]
+    std = grouped.transform("std", ddof=0).to_numpy()
+    centred = frame["v"].to_numpy() - grouped.transform("mean").to_numpy()
+    return np.divide(centred, std, out=np.zeros_like(centred), where=std > 1e-12)
+
+
 def within_query_percentile(values: npt.ArrayLike, qid: npt.ArrayLike) -> np.ndarray:
     """Percentile rank of each value within its query, in (0, 1]; 1 is the best."""
     frame = pd.DataFrame({"q": np.asarray(qid), "v": np.asarray(values, dtype=np.float64)})
@@ -58,35 +88,58 @@ def within_query_percentile(values: npt.ArrayLike, qid: npt.ArrayLike) -> np.nda
 class SemanticGrader:
     """Maps judge scores to grades 0-3 (scikit-learn style).
 
-    ``fit`` fixes three thresholds on the (optionally BM25-fused) score: with
-    seed grades, at the seed set's own grade proportions (so the judge labels
-    as many pairs 3 as the experts would); without, at ``quantiles``.
+    ``fit`` fixes three thresholds: with seed grades and ``calibration:
+    ordinal``, on the expected grade of a cumulative logistic model fitted on
+    the seed pairs; with ``shares``, on the (optionally BM25-fused)
+    percentile score. Either way the cut points sit at the seed set's own
+    grade proportions (so the judge labels as many pairs 3 as the experts
+    would). Without seed grades: at ``quantiles`` of the percentile score.
 
     Attributes (after ``fit``):
-        thresholds_: The three cut points on the fused score.
+        thresholds_: The three cut points on the thresholded score.
         source_: ``"seed set"`` or ``"quantiles"``.
+        method_: ``"ordinal"`` or ``"shares"`` (what was thresholded).
+        levels_: Per grade 1..3 with ``ordinal``: ``(coefficients, intercept)``
+            of its logistic model, or the seed share as a constant.
     """
 
     def __init__(self, config: GraderConfig | None = None) -> None:
         self.config = config
 
     def fused(self, table: pd.DataFrame) -> np.ndarray:
-        """The score that is thresholded: ``score`` or its fusion with ``bm25``."""
+        """The percentile score: ``score``'s within-query percentile, or its mean with BM25's."""
         cfg = self.config or GraderConfig()
         score = table["score"].to_numpy(dtype=np.float64)
         if not cfg.fuse_bm25:
             return score
-        if C.BM25 not in table.columns:
-            raise MissingColumnError("grader.fuse_bm25 needs a bm25 column beside the scores")
-        qid = table[C.QID].to_numpy()
+        qid = self._bm25_qid(table)
         return 0.5 * (
             within_query_percentile(score, qid) + within_query_percentile(table[C.BM25], qid)
         )
+
+    def _bm25_qid(self, table: pd.DataFrame) -> np.ndarray:
+        if C.BM25 not in table.columns:
+            raise MissingColumnError("grader.fuse_bm25 needs a bm25 column beside the scores")
+        return table[C.QID].to_numpy()
+
+    def evidence(self, table: pd.DataFrame) -> np.ndarray:
+        """The ordinal model's inputs, one row per pair: the score, its within-query
+        percentile and z-score, and (with ``fuse_bm25``) BM25's percentile and z-score."""
+        cfg = self.config or GraderConfig()
+        score = table["score"].to_numpy(dtype=np.float64)
+        qid = self._bm25_qid(table) if cfg.fuse_bm25 else table[C.QID].to_numpy()
+        columns = [score, within_query_percentile(score, qid), within_query_zscore(score, qid)]
+        if cfg.fuse_bm25:
+            bm25 = table[C.BM25].to_numpy(dtype=np.float64)
+            columns += [within_query_percentile(bm25, qid), within_query_zscore(bm25, qid)]
+        return np.column_stack(columns)
 
     def fit(self, table: pd.DataFrame, seed_grades: npt.ArrayLike | None = None) -> SemanticGrader:
         cfg = self.config or GraderConfig()
         s = self.fused(table)
         ok = ~np.isnan(s)
+        self.method_ = "shares"
+        self.levels_: list[tuple[np.ndarray, float] | float] = []
         if seed_grades is not None:
             g = np.asarray(seed_grades, dtype=np.float64)
             known = ok & ~np.isnan(g)
@@ -94,9 +147,14 @@ class SemanticGrader:
                 raise ValueError(
                     f"a seed set needs at least 20 graded pairs, got {int(known.sum())}"
                 )
-            shares = np.array([np.mean(np.clip(g[known], 0, 3) < k) for k in (1, 2, 3)])
-            shares = np.clip(shares, 1e-3, 1 - 1e-3)
-            self.thresholds_ = np.quantile(s[known], shares)
+            graded = np.clip(g[known], 0, 3)
+            shares = np.array([np.mean(graded < k) for k in (1, 2, 3)])
+            if cfg.calibration == "ordinal":
+                s = self._fit_ordinal(self.evidence(table)[known], graded)
+                known = np.ones(s.shape[0], dtype=bool)
+            self.thresholds_ = np.quantile(s[known], np.clip(shares, 1e-3, 1 - 1e-3))
+            # A grade no seed pair has (binary seed grades: none above 1) is never given.
+            self.thresholds_[shares >= 1.0] = np.inf
             self.source_ = "seed set"
         else:
             self.thresholds_ = np.quantile(s[ok], cfg.quantiles)
@@ -104,11 +162,48 @@ class SemanticGrader:
         self.thresholds_ = np.maximum.accumulate(self.thresholds_)
         return self
 
-    def transform(self, table: pd.DataFrame) -> np.ndarray:
-        """Grades (float, NaN where the score is missing)."""
+    def _fit_ordinal(self, X: np.ndarray, grades: np.ndarray) -> np.ndarray:
+        """Fit P(grade >= k | evidence) for k = 1..3; returns the seed pairs' expected grades."""
+        from sklearn.linear_model import LogisticRegression
+
+        self._mean = X.mean(axis=0)
+        self._scale = np.where(X.std(axis=0) > 1e-12, X.std(axis=0), 1.0)
+        Z = (X - self._mean) / self._scale
+        for k in (1, 2, 3):
+            above = grades >= k
+            if min(int(above.sum()), int((~above).sum())) < MIN_CLASS_PAIRS:
+                self.levels_.append(float(above.mean()))
+                continue
+            model = LogisticRegression(C=1.0, max_iter=1000).fit(Z, above.astype(int))
+            self.levels_.append((model.coef_[0].copy(), float(model.intercept_[0])))
+        self.method_ = "ordinal"
+        return self._expected_grade(X)
+
+    def _expected_grade(self, X: np.ndarray) -> np.ndarray:
+        Z = (X - self._mean) / self._scale
+        total = np.zeros(X.shape[0])
+        for level in self.levels_:
+            if isinstance(level, float):
+                total += level
+            else:
+                coef, intercept = level
+                total += 1.0 / (1.0 + np.exp(-(Z @ coef + intercept)))
+        return total
+
+    def calibrated_score(self, table: pd.DataFrame) -> np.ndarray:
+        """The thresholded score: the expected grade (``ordinal``) or the percentile score."""
         if not hasattr(self, "thresholds_"):
             raise RuntimeError("SemanticGrader is not fitted; call fit first")
         s = self.fused(table)
+        if self.method_ == "ordinal":
+            s = np.where(
+                np.isnan(s), np.nan, self._expected_grade(np.nan_to_num(self.evidence(table)))
+            )
+        return s
+
+    def transform(self, table: pd.DataFrame) -> np.ndarray:
+        """Grades (float, NaN where the score is missing)."""
+        s = self.calibrated_score(table)
         grades = np.searchsorted(self.thresholds_, np.nan_to_num(s), side="right").astype(
             np.float64
         )
@@ -116,9 +211,18 @@ class SemanticGrader:
 
     def describe(self) -> str:
         cfg = self.config or GraderConfig()
-        what = (
-            "score fused with BM25 (within-query percentile average)" if cfg.fuse_bm25 else "score"
-        )
+        if getattr(self, "method_", "shares") == "ordinal":
+            what = (
+                "expected grade of a cumulative logistic model on the score"
+                + (" and BM25" if cfg.fuse_bm25 else "")
+                + " (absolute, within-query percentile and z-score)"
+            )
+        else:
+            what = (
+                "score fused with BM25 (within-query percentile average)"
+                if cfg.fuse_bm25
+                else "score"
+            )
         return (
             f"{what}, thresholds {np.round(self.thresholds_, 4).tolist()} from the {self.source_}"
         )

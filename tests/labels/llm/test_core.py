@@ -229,6 +229,52 @@ def test_grader_quantiles_and_seed() -> None:
         GraderConfig(quantiles=(0.9, 0.5, 0.95))
 
 
+def _graded_queries(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    # Queries differ in how many relevant documents they hold: a grade follows the
+    # absolute relevance, which the score measures with noise.
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(120):
+        n_relevant = rng.integers(0, 8)
+        rel = np.r_[rng.integers(1, 4, n_relevant), np.zeros(20 - n_relevant, dtype=int)]
+        score = 0.3 + 0.15 * rel + rng.normal(0, 0.08, 20)
+        bm25 = 2.0 * rel + rng.normal(0, 2.0, 20)
+        rows.append(pd.DataFrame({C.QID: q, "score": score, C.BM25: bm25, "grade": rel}))
+    table = pd.concat(rows, ignore_index=True)
+    return table, table.pop("grade").to_numpy()
+
+
+def test_ordinal_grader_reads_absolute_relevance_better_than_shares() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    seed_table, seed_grades = _graded_queries(0)
+    table, grades = _graded_queries(1)
+    kappa = {}
+    for calibration in ("ordinal", "shares"):
+        grader = SemanticGrader(GraderConfig(calibration=calibration)).fit(seed_table, seed_grades)
+        assert grader.method_ == calibration
+        kappa[calibration] = cohen_kappa_score(grades, grader.transform(table), weights="quadratic")
+    assert kappa["ordinal"] > kappa["shares"] + 0.1
+    ordinal = SemanticGrader().fit(seed_table, seed_grades)
+    assert "cumulative logistic" in ordinal.describe()
+    # The expected grade rises with the score, all else equal.
+    probe = pd.DataFrame({C.QID: [0] * 3, "score": [0.2, 0.5, 0.8], C.BM25: [1.0, 1.0, 1.0]})
+    assert np.all(np.diff(ordinal.calibrated_score(probe)) > 0)
+    with pytest.raises(ConfigError, match="calibration"):
+        GraderConfig(calibration="isotonic")
+
+
+def test_ordinal_grader_with_binary_seed_grades_keeps_upper_levels_constant() -> None:
+    seed_table, seed_grades = _graded_queries(2)
+    binary = (seed_grades > 0).astype(int)
+    grader = SemanticGrader().fit(seed_table, binary)
+    assert isinstance(grader.levels_[0], tuple)
+    assert grader.levels_[1] == 0.0 and grader.levels_[2] == 0.0
+    grades = grader.transform(seed_table)
+    assert np.mean(grades >= 1) == pytest.approx(np.mean(binary), abs=0.03)
+    assert grades.max() == 1  # no seed pair is graded 2 or 3, so no pair is
+
+
 def test_annotate_candidates_with_llm_grades_and_agreement(tmp_path: Path) -> None:
     cand = pd.DataFrame(
         {C.QID: ["a"] * 4 + ["b"] * 4, C.DOCID: [f"d{i}" for i in range(8)], C.BM25: np.arange(8.0),
