@@ -107,7 +107,8 @@ class SemanticGrader:
         self.config = config
 
     def fused(self, table: pd.DataFrame) -> np.ndarray:
-        """The percentile score: ``score``'s within-query percentile, or its mean with BM25's."""
+        """What ``shares`` thresholds: ``score`` itself, or (``fuse_bm25``) the mean of its
+        and BM25's within-query percentiles."""
         cfg = self.config or GraderConfig()
         score = table["score"].to_numpy(dtype=np.float64)
         if not cfg.fuse_bm25:
@@ -191,7 +192,7 @@ class SemanticGrader:
         return total
 
     def calibrated_score(self, table: pd.DataFrame) -> np.ndarray:
-        """The thresholded score: the expected grade (``ordinal``) or the percentile score."""
+        """The thresholded score: the expected grade (``ordinal``), else :meth:`fused`."""
         if not hasattr(self, "thresholds_"):
             raise RuntimeError("SemanticGrader is not fitted; call fit first")
         s = self.fused(table)
