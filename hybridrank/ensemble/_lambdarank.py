@@ -67,19 +67,36 @@ def lambdarank_gradients(
     idcg = (ideal / np.log2(np.arange(2, s.shape[1] + 2))[None, :]).sum(axis=1)
     inv_idcg = np.divide(1.0, idcg, out=np.zeros_like(idcg), where=idcg > 0)
 
-    pair = (y[:, :, None] > y[:, None, :]) & mask[:, :, None] & mask[:, None, :]
+    # Only a row above its query's lowest label can be the higher side of a pair, so
+    # the (higher, any) grid is (n_queries, width_hi, width): with graded labels most
+    # rows hold the lowest label (and with click labels most rows hold none), so
+    # width_hi is a fraction of width.
+    y_low = np.where(mask, y, np.inf).min(axis=1, initial=np.inf)
+    hi_mask = mask & (y > y_low[:, None])
+    width_hi = int(hi_mask.sum(axis=1).max(initial=0))
+    hi = np.argsort(~hi_mask, axis=1, kind="stable")[:, :width_hi]
+    hi_valid = np.take_along_axis(hi_mask, hi, axis=1)
     s_safe = np.where(mask, s, 0.0)
-    diff = s_safe[:, :, None] - s_safe[:, None, :]
+
+    def at_hi(grid: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(grid, hi, axis=1)
+
+    pair = (at_hi(y)[:, :, None] > y[:, None, :]) & hi_valid[:, :, None] & mask[:, None, :]
+    diff = at_hi(s_safe)[:, :, None] - s_safe[:, None, :]
     rho = 1.0 / (1.0 + np.exp(np.clip(sigma * diff, -50, 50)))
     delta = (
-        np.abs(gain[:, :, None] - gain[:, None, :])
-        * np.abs(disc[:, :, None] - disc[:, None, :])
+        np.abs(at_hi(gain)[:, :, None] - gain[:, None, :])
+        * np.abs(at_hi(disc)[:, :, None] - disc[:, None, :])
         * inv_idcg[:, None, None]
     )
     lam = np.where(pair, sigma * rho * delta, 0.0)
     h = np.where(pair, sigma * sigma * rho * (1.0 - rho) * delta, 0.0)
-    grad_grid = -lam.sum(axis=2) + lam.sum(axis=1)
-    hess_grid = h.sum(axis=2) + h.sum(axis=1)
+    grad_grid = lam.sum(axis=1)
+    hess_grid = h.sum(axis=1)
+    rows = np.arange(s.shape[0])[:, None]
+    # Columns of ``hi`` are distinct within a row, so the fancy-indexed += adds once each.
+    grad_grid[rows, hi] -= np.where(hi_valid, lam.sum(axis=2), 0.0)
+    hess_grid[rows, hi] += np.where(hi_valid, h.sum(axis=2), 0.0)
 
     n = np.asarray(scores).shape[0]
     grad = np.zeros(n)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -175,6 +177,47 @@ def test_lambdarank_gradients_sum_to_zero_and_skip_missing_labels() -> None:
     y2 = np.array([3.0, 0.0])
     g2, _ = lambdarank_gradients(np.array([0.0, 1.0]), y2, np.array([0, 2]))
     assert g2[0] < 0 < g2[1]
+
+
+def _lambdarank_by_pairs(
+    s: np.ndarray, y: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The LambdaRank gradients pair by pair, for the vectorised version to match."""
+    grad, hess = np.zeros_like(s), np.zeros_like(s)
+    for a, b in itertools.pairwise(offsets):
+        rows = [r for r in range(a, b) if not np.isnan(y[r])]
+        order = sorted(rows, key=lambda r: -s[r])  # stable: ties keep row order
+        rank = {r: i + 1 for i, r in enumerate(order)}
+        gain = {r: 2.0 ** y[r] - 1 for r in rows}
+        ideal = sorted(gain.values(), reverse=True)
+        idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
+        for i in rows:
+            for j in rows:
+                if y[i] <= y[j] or idcg == 0:
+                    continue
+                rho = 1.0 / (1.0 + np.exp(s[i] - s[j]))
+                delta = abs(gain[i] - gain[j]) * abs(
+                    1 / np.log2(rank[i] + 1) - 1 / np.log2(rank[j] + 1)
+                ) / idcg
+                grad[i] -= rho * delta
+                grad[j] += rho * delta
+                hess[i] += rho * (1 - rho) * delta
+                hess[j] += rho * (1 - rho) * delta
+    return grad, hess
+
+
+@pytest.mark.parametrize("low_label", [0.0, 1.0])
+def test_lambdarank_gradients_match_the_pairwise_definition(low_label: float) -> None:
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(1, 15, 25)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    s = np.round(rng.normal(size=offsets[-1]), 1)  # some exact ties
+    y = low_label + rng.choice([0, 0, 0, 1, 2, 3], size=offsets[-1]).astype(float)
+    y[rng.random(y.size) < 0.2] = np.nan
+    g, h = lambdarank_gradients(s, y, offsets)
+    g_ref, h_ref = _lambdarank_by_pairs(s, y, offsets)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
