@@ -9,7 +9,9 @@ queries (tuning queries left out), seeds pooled:
   paired difference click-GBDT - raw debiased CTR and LLM-GBDT - raw semantic
   similarity with a 95% bootstrap interval (met when no bucket is
   significantly below);
-- the stacker against the best single-source model and the untuned ``rule``;
+- the stacker against the best single-source model (click-GBDT, LLM-GBDT and,
+  where the run has it, the gold expert on the tuning queries' grades) overall
+  and in every bucket, and against the untuned ``rule``;
 - the tuned gate's rise in click weight from the low to the high bucket, per seed;
 - the ceiling of fusion with these experts: the best weighted sum of the
   experts' within-query percentiles per bucket (weights 0, 0.5, 1 each),
@@ -26,6 +28,7 @@ Usage:
 Ends with RESULT lines:
   RESULT fusion_stacker_minus_famol <diff> target >= 0.01 : met|missed
   RESULT fusion_learned_below_raw_buckets <n> target <= 0 : met|missed
+  RESULT fusion_buckets_below_best_single <n> target <= 0 : met|missed
   RESULT fusion_stacker_minus_rule <diff> target > 0 : met|missed
   RESULT fusion_gate_rise_min <rise> target >= 0.3 : met|missed
 """
@@ -114,7 +117,7 @@ def main() -> None:
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
     pairs = [("click_gbdt", "raw_debiased_ctr"), ("llm_gbdt", "raw_semantic")]
-    systems = sorted({"famol", "gated_stacker", "rule", "click_gbdt", "llm_gbdt",
+    systems = sorted({"famol", "gated_stacker", "rule", "click_gbdt", "llm_gbdt", "gold_gbdt",
                       *(s for p in pairs for s in p)} & set(scores.columns))  # fmt: skip
     q = per_query(scores, systems)
     print(f"# {run}: {scores['seed'].nunique()} seeds x {sessions} sessions, "
@@ -136,8 +139,19 @@ def main() -> None:
             below += int(bucket != "all" and hi < 0)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), "\n")
 
-    singles = [s for s in ("click_gbdt", "llm_gbdt") if s in q]
+    # Single-source models: one label source each (clicks, the judge, the tuning queries' grades).
+    singles = [s for s in ("click_gbdt", "llm_gbdt", "gold_gbdt") if s in q]
     best_single = max(singles, key=lambda s: q[s].mean())
+    below_single = []
+    for bucket in BUCKETS:
+        part = q[q[C.BUCKET] == bucket]
+        if part.empty:
+            continue
+        best = max(singles, key=lambda s: part[s].mean())
+        d = part["gated_stacker"].mean() - part[best].mean()
+        print(f"{bucket}: gated_stacker - best single-source ({best}) {d:+.4f}")
+        below_single.append(d < 0)
+    print()
     lines = []
     for other in ("famol", best_single, "rule"):
         test = randomization_test(q["gated_stacker"], q[other])
@@ -148,7 +162,8 @@ def main() -> None:
     gates = gate_table(tables, info, sessions, buckets)
     print(gates.to_markdown(index=False, floatfmt=".3f"), "\n")
 
-    experts = [e for e in ("famol", "click_gbdt", "llm_gbdt", "raw_semantic") if e in scores]
+    experts = [e for e in ("famol", "click_gbdt", "llm_gbdt", "gold_gbdt", "raw_semantic")
+               if e in scores]  # fmt: skip
     ceiling = mix_ceiling(scores, experts)
     famol_all = float(q["famol"].mean())
     print("Fusion ceiling: the best per-bucket percentile mix of", ", ".join(experts),
@@ -161,6 +176,9 @@ def main() -> None:
     print(f"RESULT fusion_stacker_minus_famol {vs_famol['diff']:.4f} target >= 0.01 : {verdict}")
     print(f"RESULT fusion_learned_below_raw_buckets {below} target <= 0 : "
           f"{'met' if below == 0 else 'missed'}")  # fmt: skip
+    n_below = int(sum(below_single))
+    print(f"RESULT fusion_buckets_below_best_single {n_below} target <= 0 : "
+          f"{'met' if n_below == 0 else 'missed'}")  # fmt: skip
     vs_rule = lines[2]["diff"]
     print(f"RESULT fusion_stacker_minus_rule {vs_rule:.4f} target > 0 : "
           f"{'met' if vs_rule > 0 else 'missed'}")  # fmt: skip

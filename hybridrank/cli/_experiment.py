@@ -75,7 +75,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
         f"click-GBDT, LLM-GBDT{', LLM-neural (quick bi-encoder)' if args.neural else ''}, data scheduling, "
-        "FAMOL, the frequency-gated stacker and the meta-ranker",
+        "FAMOL, the gold expert (LambdaMART on the tuning queries' expert grades), the "
+        "frequency-gated stacker and the meta-ranker",
         flush=True,
     )
     result = run_experiment(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +39,15 @@ class StackerConfig:
         seed: Seed of the sampler.
         centre_range: Search range of the sigmoid centre (in log1p sessions).
         slope_range: Search range of the sigmoid slope.
-        anchor: A third expert mixed in with one tuned weight for every query
-            (``fused = m * norm(anchor) + (1 - m) * gated``); in the experiment
-            the name of a system (``famol``), None for the two-expert stacker.
-            ``fit(..., anchor=OOFScores)`` takes its scores.
-        anchor_weight_range: Search range of that weight m.
+        anchors: Further experts mixed in with tuned weights for every query
+            (``fused = sum_a m_a * norm(anchor_a) + (1 - sum_a m_a) * gated``);
+            in the experiment the names of systems (``famol``, ``gold_gbdt``),
+            empty for the two-expert stacker. ``fit(..., anchors=[OOFScores,
+            ...])`` takes their scores. The key ``anchor`` (one name or null)
+            is read as a one-name list.
+        anchor_weight_range: Search range of the anchors' total weight
+            ``sum_a m_a``; with several anchors a trial also draws each one's
+            share of it (``anchor_share_1..``, the first anchor's share 1).
     """
 
     gate: str = "sigmoid"
@@ -54,10 +58,12 @@ class StackerConfig:
     seed: int = 0
     centre_range: tuple[float, float] = (0.0, 5.0)
     slope_range: tuple[float, float] = (0.0, 8.0)
-    anchor: str | None = None
+    anchors: tuple[str, ...] = ()
     anchor_weight_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
+        if len(set(self.anchors)) != len(self.anchors):
+            raise ConfigError(f"stacker.anchors name an expert twice: {list(self.anchors)}")
         low, high = self.anchor_weight_range
         if not 0 <= low <= high <= 1:
             raise ConfigError(
@@ -77,7 +83,13 @@ class StackerConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> StackerConfig:
-        return config_from_dict(cls, values, "stacker")
+        v = dict(values or {})
+        if "anchor" in v:
+            if "anchors" in v:
+                raise ConfigError("stacker: give anchors or anchor (one name), not both")
+            one = v.pop("anchor")
+            v["anchors"] = [] if one is None else [one]
+        return config_from_dict(cls, v, "stacker")
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
@@ -97,17 +109,25 @@ class StackerData:
     offsets: np.ndarray
     k: int = 10
     cache: dict[str, Any] = field(default_factory=dict)
-    anchor: np.ndarray | None = None
+    anchors: tuple[np.ndarray, ...] = ()
 
-    def fused(self, gate: Gate, anchor_weight: float = 0.0) -> np.ndarray:
+    def fused(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> np.ndarray:
+        """``sum_a w_a * anchor_a + (1 - sum_a w_a) * gated``; no weights: the gated mix."""
         gated = fuse(gate(self.row_freq), self.click, self.llm)
-        if self.anchor is None or anchor_weight == 0.0:
+        if not anchor_weights:
             return gated
-        return anchor_weight * self.anchor + (1.0 - anchor_weight) * gated
+        if len(anchor_weights) != len(self.anchors):
+            raise ValueError(
+                f"{len(anchor_weights)} anchor weights for {len(self.anchors)} anchor experts"
+            )
+        out = (1.0 - float(sum(anchor_weights))) * gated
+        for weight, scores in zip(anchor_weights, self.anchors, strict=True):
+            out = out + weight * scores
+        return out
 
-    def value(self, gate: Gate, anchor_weight: float = 0.0) -> float:
+    def value(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> float:
         v = ndcg_at_k(
-            self.fused(gate, anchor_weight), self.labels, offsets=self.offsets, k=self.k
+            self.fused(gate, anchor_weights), self.labels, offsets=self.offsets, k=self.k
         )
         return float(np.nanmean(v)) if np.any(~np.isnan(v)) else 0.0
 
@@ -121,7 +141,7 @@ def prepare(
     labels: npt.ArrayLike | None = None,
     normalisation: str = "zscore",
     k: int = 10,
-    anchor: npt.ArrayLike | None = None,
+    anchors: Sequence[npt.ArrayLike] = (),
 ) -> StackerData:
     """Normalise the models' scores per query once (rows of a query contiguous)."""
     offsets = offsets_from_qid(np.asarray(qid))
@@ -138,13 +158,38 @@ def prepare(
         labels=y,
         offsets=offsets,
         k=k,
-        anchor=None if anchor is None else norm(anchor, offsets=offsets),
+        anchors=tuple(norm(a, offsets=offsets) for a in anchors),
     )
 
 
 def suggest_gate(trial: Any, config: StackerConfig) -> Gate:
     """The gate a trial proposes (sigmoid centre and slope, or one weight per bucket)."""
     return GATES[config.gate].suggest(trial, config.space)
+
+
+def suggest_anchor_weights(trial: Any, config: StackerConfig, n_anchors: int) -> tuple[float, ...]:
+    """The anchors' weights a trial proposes: a total in ``anchor_weight_range``, split
+    between several anchors by shares drawn in [0, 1] (``anchor_share_<i>``)."""
+    if n_anchors == 0:
+        return ()
+    trial.suggest_float("anchor_weight", *config.anchor_weight_range)
+    if n_anchors > 1:
+        for i in range(n_anchors):
+            trial.suggest_float(f"anchor_share_{i}", 0.0, 1.0)
+    return anchor_weights_from_params(trial.params, n_anchors)
+
+
+def anchor_weights_from_params(params: Mapping[str, float], n_anchors: int) -> tuple[float, ...]:
+    """Per-anchor weights from a study's ``anchor_weight`` and ``anchor_share_<i>``."""
+    if n_anchors == 0:
+        return ()
+    total = float(params["anchor_weight"])
+    if n_anchors == 1:
+        return (total,)
+    shares = np.array([float(params[f"anchor_share_{i}"]) for i in range(n_anchors)])
+    if shares.sum() <= 0:
+        shares = np.ones(n_anchors)
+    return tuple(float(w) for w in total * shares / shares.sum())
 
 
 class FrequencyGatedStacker(ConfigParams):
@@ -174,7 +219,7 @@ class FrequencyGatedStacker(ConfigParams):
         rows: npt.ArrayLike | None = None,
         storage: str | None = None,
         study_name: str | None = None,
-        anchor: OOFScores | None = None,
+        anchors: Sequence[OOFScores] = (),
     ) -> FrequencyGatedStacker:
         """Tune the gate on the given rows (default all) of out-of-fold scores.
 
@@ -186,18 +231,18 @@ class FrequencyGatedStacker(ConfigParams):
             rows: Boolean mask of tuning rows (whole queries).
             storage: Optuna storage URL to keep the study in (resumable).
             study_name: Study name in that storage.
-            anchor: Out-of-fold scores of a third expert mixed in with one
-                tuned weight (``config.anchor_weight_range``).
+            anchors: Out-of-fold scores of further experts mixed in with
+                tuned weights (``config.anchor_weight_range``, see
+                :class:`StackerConfig`).
         """
         import optuna
 
-        for oof in (click, llm) if anchor is None else (click, llm, anchor):
+        anchors = tuple(anchors)
+        for oof in (click, llm, *anchors):
             if not isinstance(oof, OOFScores):
                 raise TypeError("the stacker is fitted on OOFScores only (out-of-fold predictions)")
             oof.check()
-        if not np.array_equal(click.qid, llm.qid) or (
-            anchor is not None and not np.array_equal(click.qid, anchor.qid)
-        ):
+        if any(not np.array_equal(click.qid, o.qid) for o in (llm, *anchors)):
             raise ValueError("the experts' scores are not aligned on the same rows")
         cfg = self.config or StackerConfig()
         mask = (
@@ -213,7 +258,7 @@ class FrequencyGatedStacker(ConfigParams):
             labels=np.asarray(labels)[mask],
             normalisation=cfg.normalisation,
             k=cfg.k,
-            anchor=None if anchor is None else anchor.scores[mask],
+            anchors=[a.scores[mask] for a in anchors],
         )
         sampler = optuna.samplers.TPESampler(seed=cfg.seed)
         study = optuna.create_study(
@@ -226,15 +271,13 @@ class FrequencyGatedStacker(ConfigParams):
         remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
         def objective(trial: Any) -> float:
             gate = suggest_gate(trial, cfg)
-            if anchor is None:
-                return data.value(gate)
-            return data.value(gate, trial.suggest_float("anchor_weight", *cfg.anchor_weight_range))
+            return data.value(gate, suggest_anchor_weights(trial, cfg, len(anchors)))
 
         if remaining > 0:
             study.optimize(objective, n_trials=remaining)
         self.gate_ = gate_from_params(study.best_params, cfg)
-        self.anchor_weight_: float | None = (
-            None if anchor is None else float(study.best_params["anchor_weight"])
+        self.anchor_weights_: tuple[float, ...] = anchor_weights_from_params(
+            study.best_params, len(anchors)
         )
         self.best_value_ = float(study.best_value)
         self.study_ = study
@@ -252,7 +295,8 @@ class FrequencyGatedStacker(ConfigParams):
         self.check_fitted("gate_")
         cfg = self.config or StackerConfig()
         payload = {"config": cfg.to_dict(), "gate": self.gate_.to_dict(),
-                   "anchor_weight": self.anchor_weight_, "best_value": self.best_value_}  # fmt: skip
+                   "anchor_weights": list(self.anchor_weights_),
+                   "best_value": self.best_value_}  # fmt: skip
         write_text(path, json.dumps(payload, indent=2) + "\n")
 
     @classmethod
@@ -264,8 +308,20 @@ class FrequencyGatedStacker(ConfigParams):
             raise DataFormatError("a saved stacker needs 'config' and 'gate'", path=p)
         stacker = cls(StackerConfig.from_dict(payload["config"]))
         stacker.gate_ = gate_from_dict(payload["gate"], source=f"{p}: gate")
-        weight = payload.get("anchor_weight")
-        stacker.anchor_weight_ = None if weight is None else float(weight)
+        if "anchor_weights" in payload:
+            weights = payload["anchor_weights"]
+        else:  # saved before several anchors: one weight or null
+            one = payload.get("anchor_weight")
+            weights = [] if one is None else [one]
+        if not isinstance(weights, list) or not all(
+            isinstance(w, int | float) and 0 <= w <= 1 for w in weights
+        ):
+            raise DataFormatError(
+                f"a saved stacker's anchor_weights must be a list of weights in [0, 1], "
+                f"got {weights!r}",
+                path=p,
+            )
+        stacker.anchor_weights_ = tuple(float(w) for w in weights)
         stacker.best_value_ = float(payload.get("best_value", float("nan")))
         return stacker
 
@@ -276,22 +332,22 @@ class FrequencyGatedStacker(ConfigParams):
         *,
         qid: npt.ArrayLike,
         freq: npt.ArrayLike,
-        anchor: npt.ArrayLike | None = None,
+        anchors: Sequence[npt.ArrayLike] = (),
     ) -> np.ndarray:
-        """Fused scores; ``anchor`` (the third expert's scores) exactly when fitted with one."""
+        """Fused scores; ``anchors``: the anchor experts' scores, as many and in the order
+        they were fitted with."""
         self.check_fitted("gate_")
-        weight = getattr(self, "anchor_weight_", None)
-        if (weight is None) != (anchor is None):
+        weights = getattr(self, "anchor_weights_", ())
+        if len(anchors) != len(weights):
             raise ValueError(
-                "this stacker was fitted with an anchor expert: pass its scores as anchor="
-                if weight is not None
-                else "this stacker was fitted without an anchor expert; drop anchor="
+                f"this stacker was fitted with {len(weights)} anchor experts; pass their "
+                f"scores as anchors= (got {len(anchors)})"
             )
         cfg = self.config or StackerConfig()
         data = prepare(
-            click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation, anchor=anchor
+            click, llm, qid=qid, freq=freq, normalisation=cfg.normalisation, anchors=anchors
         )
-        return data.fused(self.gate_, weight or 0.0)
+        return data.fused(self.gate_, weights)
 
 
 def gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:

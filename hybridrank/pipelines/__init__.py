@@ -44,6 +44,7 @@ from hybridrank.pipelines._experiment import (
     run_experiment,
     skipped_systems,
 )
+from hybridrank.pipelines._gold import GOLD, MIN_GOLD_QUERIES, gold_scores
 from hybridrank.pipelines._import import LOGGED_POSITION, PRODUCER, ImportConfig, import_dataset
 from hybridrank.pipelines._pick import train_config_for_trial, write_train_config
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
@@ -108,9 +109,11 @@ __all__ = [
     "CLICK_ESTIMATE",
     "COSINE",
     "FEATURE_GROUPS",
+    "GOLD",
     "LABELS",
     "LLM_LABEL_COLUMNS",
     "LOGGED_POSITION",
+    "MIN_GOLD_QUERIES",
     "PRODUCER",
     "RAW_BASELINES",
     "RULE",
@@ -156,6 +159,7 @@ __all__ = [
     "evaluation_rows",
     "fit_unbiased",
     "gate_table",
+    "gold_scores",
     "import_dataset",
     "impression_rows",
     "load_collection",

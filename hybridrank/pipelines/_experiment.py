@@ -50,6 +50,7 @@ from hybridrank.pipelines._budget import (
     plot_budget_curve,
 )
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
+from hybridrank.pipelines._gold import GOLD, gold_scores
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
     RAW_BASELINES,
@@ -70,7 +71,15 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
 
-SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural")
+SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt")
+#: The experiment stacker's anchor experts unless the config names others.
+DEFAULT_ANCHORS = ("famol", "gold_gbdt")
+#: The gold expert's LambdaMART: small trees, some L2, its rounds chosen by
+#: cross-validation over the few labelled queries (``min_validation_queries``).
+GOLD_GBDT = LambdaMARTConfig(
+    n_estimators=300, num_leaves=7, min_child_samples=20, reg_lambda=1.0,
+    early_stopping_rounds=30, n_jobs=1,
+)  # fmt: skip
 #: How exact ties in a learned system's scores are ordered (``ExperimentConfig.tie_break``).
 TIE_BREAKS = ("text", "none")
 #: Systems the budget curve can retrain (the stacker needs click_gbdt and llm_gbdt).
@@ -105,9 +114,12 @@ class ExperimentConfig:
         scheduling: Data scheduling (both orders run).
         neural: LLM-neural model config (keys of NeuralConfig); None skips it
             and the stacker uses LLM-GBDT as its LLM model.
-        stacker: The frequency-gated stacker; its ``anchor`` defaults to
-            ``famol`` here (FAMOL mixed in with one tuned weight; null: the
-            two-expert stacker).
+        stacker: The frequency-gated stacker; its ``anchors`` default to
+            ``[famol, gold_gbdt]`` here (each mixed in with a tuned weight;
+            ``[]``: the two-expert stacker).
+        gold: The gold expert ``gold_gbdt``: LambdaMART on the expert grades
+            of the labelled tuning queries, cross-fitted over them (see
+            :mod:`hybridrank.pipelines._gold`); null: not trained.
         metrics: Report metrics (the first one decides "best").
         budgets: The budget curve: shares of the pairs given an LLM label
             (e.g. ``[0.1, 0.3, 0.5, 1.0]``). For each main-table seed, strategy
@@ -163,7 +175,8 @@ class ExperimentConfig:
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     neural: Mapping[str, Any] | None = None
-    stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchor="famol"))
+    stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchors=DEFAULT_ANCHORS))
+    gold: LambdaMARTConfig | None = field(default_factory=lambda: GOLD_GBDT)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
     ppi_gold_share: float | None = None
     budgets: tuple[float, ...] = ()
@@ -216,11 +229,16 @@ class ExperimentConfig:
             "gbdt": LambdaMARTConfig.from_dict(v.pop("gbdt", None)) if "gbdt" in v else cls().gbdt,
             "famol": FAMOLConfig.from_dict(v.pop("famol", None)),
             "scheduling": SchedulingConfig.from_dict(v.pop("scheduling", None)),
-            "stacker": StackerConfig.from_dict({"anchor": "famol", **(v.pop("stacker", None) or {})}),
+            "stacker": _stacker_config(v.pop("stacker", None)),
         }
         neural = v.pop("neural", None)
+        if "gold" in v:
+            raw = v.pop("gold")
+            gold = None if raw is None else config_from_dict(LambdaMARTConfig, raw, "gold")
+        else:
+            gold = cls().gold
         base = config_from_dict(_Plain, v, "experiment")
-        return cls(**sections, **base.__dict__, neural=neural)
+        return cls(**sections, **base.__dict__, neural=neural, gold=gold)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
@@ -247,6 +265,7 @@ class ExperimentConfig:
             "scheduling": self.scheduling.to_dict(),
             "neural": None if self.neural is None else dict(self.neural),
             "stacker": self.stacker.to_dict(),
+            "gold": None if self.gold is None else self.gold.to_dict(),
             "metrics": list(self.metrics),
             "ppi_gold_share": self.ppi_gold_share,
             "budgets": list(self.budgets),
@@ -282,6 +301,14 @@ class _Shared:
     tuning: set[str]
     llm_labels: pd.DataFrame | None
     neural: OOFScores | None = None
+
+
+def _stacker_config(values: Mapping[str, Any] | None) -> StackerConfig:
+    """The experiment's stacker: ``anchors`` default to :data:`DEFAULT_ANCHORS`."""
+    v = dict(values or {})
+    if "anchor" not in v and "anchors" not in v:
+        v["anchors"] = list(DEFAULT_ANCHORS)
+    return StackerConfig.from_dict(v)
 
 
 def _gbdt_fit_predict(
@@ -344,6 +371,8 @@ def skipped_systems(table: pd.DataFrame, shared: _Shared) -> dict[str, str]:
     for name in ("ds_llm_then_click", "ds_click_then_llm", "famol", "famol_label_mixing"):
         if no_click or no_llm:
             reasons[name] = why_click if no_click else why_llm
+    if no_tuning:
+        reasons[GOLD] = "the dataset has no labelled tuning queries (expert grades) to train it on"
     for name in ("gated_stacker", "meta_ranker"):
         if no_click or no_llm:
             reasons[name] = "needs both a click model and an LLM model"
@@ -407,6 +436,13 @@ def _run_systems(
                 progress=progress,
             ),
         )  # fmt: skip
+    if config.gold is not None and GOLD not in skipped and (only is None or GOLD in only):
+        start = time.perf_counter()
+        gold = gold_scores(table, features, config.gold, rows=table[TUNING].to_numpy(),
+                           seed=config.stacker.seed)  # fmt: skip
+        if gold is not None:
+            oof[GOLD] = gold
+            timings[GOLD] = round(time.perf_counter() - start, 1)
     if shared.neural is not None:
         oof["llm_neural"] = shared.neural
     llm_model = "llm_neural" if shared.neural is not None else "llm_gbdt"
@@ -425,30 +461,30 @@ def _run_systems(
 
     # The stacker: tuned on the tuning queries' out-of-fold scores only.
     tuning_rows = table[TUNING].to_numpy()
-    anchor = oof.get(config.stacker.anchor) if config.stacker.anchor else None
-    if config.stacker.anchor and anchor is None:
-        logger.warning("stacker.anchor %r did not run: the stacker mixes two experts",
-                       config.stacker.anchor)  # fmt: skip
+    anchors = [oof[a] for a in config.stacker.anchors if a in oof]
+    missing = [a for a in config.stacker.anchors if a not in oof]
+    if missing:
+        logger.warning("stacker.anchors %s did not run: the stacker mixes the others", missing)
     stacker = FrequencyGatedStacker(config.stacker).fit(
         oof["click_gbdt"],
         oof[llm_model],
         freq=table[C.FREQ],
         labels=table[C.Y_EXPERT],
         rows=tuning_rows,
-        anchor=anchor,
+        anchors=anchors,
     )
     out["gated_stacker"] = stacker.predict(
         oof["click_gbdt"].scores,
         oof[llm_model].scores,
         qid=table[C.QID].to_numpy(),
         freq=table[C.FREQ],
-        anchor=None if anchor is None else anchor.scores,
+        anchors=[a.scores for a in anchors],
     )
     if text is not None:
         out["gated_stacker"] = break_ties(out["gated_stacker"].to_numpy(), text, qid=qid)
     info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
-                 "anchor": None if anchor is None else anchor.name,
-                 "anchor_weight": stacker.anchor_weight_,
+                 "anchors": {a.name: w for a, w in zip(anchors, stacker.anchor_weights_,
+                                                       strict=True)},
                  "tuning_ndcg": stacker.best_value_})  # fmt: skip
     if only is not None and "meta_ranker" not in only:
         return out, info
@@ -473,7 +509,8 @@ def _run_systems(
 
 
 SYSTEM_ORDER = (
-    C.BM25, *RAW_BASELINES, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "ds_llm_then_click", "ds_click_then_llm",
+    C.BM25, *RAW_BASELINES, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt",
+    "ds_llm_then_click", "ds_click_then_llm",
     "famol", "famol_label_mixing", "gated_stacker", "meta_ranker",
 )  # fmt: skip
 
@@ -744,7 +781,15 @@ def run_experiment(
     stacked = {s: t for (s, n), t in tables.items() if n == main_sessions and "gated_stacker" in t}
     if config.tuning_sweep and stacked:
         llm_model = info["runs"][f"seed{first_key[0]}_sessions{main_sessions}"]["llm_model"]
-        sweep_tuning = tuning_sweep(stacked, config.tuning_sweep, config.stacker, llm_model)
+        gold_config, gold_seed = config.gold, config.stacker.seed
+
+        def retrain_gold(t: pd.DataFrame, rows: np.ndarray) -> OOFScores | None:
+            assert gold_config is not None
+            return gold_scores(t, features, gold_config, rows=rows, seed=gold_seed)
+
+        retrain = {GOLD: retrain_gold} if gold_config is not None else None
+        sweep_tuning = tuning_sweep(stacked, config.tuning_sweep, config.stacker, llm_model,
+                                    retrain=retrain)  # fmt: skip
         echo(tuning_sweep_markdown(sweep_tuning))
     gates = gate_table(tables, info, main_sessions, bucket_order)
     if not gates.empty:
@@ -830,7 +875,7 @@ def _budget_curve(
     metric = config.metrics[0]
     only = set(config.budget_systems)
     if "gated_stacker" in only:
-        only |= {"click_gbdt", "llm_gbdt", *([config.stacker.anchor] if config.stacker.anchor else [])}
+        only |= {"click_gbdt", "llm_gbdt", *config.stacker.anchors}
     # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every label).
     budget_shared = replace(shared, neural=None)
     frames: list[pd.DataFrame] = []

@@ -12,7 +12,7 @@ queries that no size used, seeds pooled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,7 @@ def tuning_sweep(
     *,
     references: Sequence[str] = ("famol", "click_gbdt"),
     seed: int = 0,
+    retrain: Mapping[str, Callable[[pd.DataFrame, np.ndarray], OOFScores | None]] | None = None,
 ) -> pd.DataFrame:
     """NDCG@10 of the stacker refitted on each number of labelled tuning queries.
 
@@ -88,9 +89,13 @@ def tuning_sweep(
         tables: Per seed, the scored table of the main run (out-of-fold
             scores of ``click_gbdt``, ``llm_model`` and the anchor).
         sizes: Numbers of labelled tuning queries.
-        stacker: The stacker's config (its anchor included).
+        stacker: The stacker's config (its anchors included).
         llm_model: The stacker's LLM expert column.
         references: Systems shown on the same evaluation queries.
+        retrain: Anchors trained on the labelled tuning queries themselves
+            (the gold expert): ``retrain[name](table, rows)`` rebuilds their
+            scores from each size's labelled rows, so a size sees no more
+            expert grades than it has. Other anchors come from the table.
 
     Returns:
         One row per (seed or ``all``, size, system): ``seed, n_tuning, system,
@@ -105,21 +110,25 @@ def tuning_sweep(
         first = part.drop_duplicates(C.QID)
         # Bucket medians from the rarest bucket to the most frequent one.
         medians = np.sort(first.groupby(C.BUCKET, observed=True)[C.FREQ].median().to_numpy())
-        anchor = (
-            _oof(table, stacker.anchor)
-            if stacker.anchor is not None and stacker.anchor in table.columns
-            else None
-        )
         click, llm = _oof(table, "click_gbdt"), _oof(table, llm_model)
         table_qids = table[C.QID].astype(str)
         for n, chosen in sets.items():
             rows = table_qids.isin(chosen).to_numpy()
+            anchors = []
+            for name in stacker.anchors:
+                if retrain and name in retrain:
+                    rebuilt = retrain[name](table, rows)
+                    if rebuilt is not None:
+                        anchors.append(rebuilt)
+                elif name in table.columns:
+                    anchors.append(_oof(table, name))
             fitted = FrequencyGatedStacker(stacker).fit(
-                click, llm, freq=table[C.FREQ], labels=table[C.Y_EXPERT], rows=rows, anchor=anchor,
+                click, llm, freq=table[C.FREQ], labels=table[C.Y_EXPERT], rows=rows,
+                anchors=anchors,
             )  # fmt: skip
             scores = fitted.predict(
                 part["click_gbdt"], part[llm_model], qid=qid, freq=part[C.FREQ],
-                anchor=None if anchor is None else part[anchor.name],
+                anchors=[a.scores[evaluated] for a in anchors],
             )  # fmt: skip
             systems = {"gated_stacker": scores, **{r: part[r].to_numpy() for r in references
                                                   if r in part.columns}}  # fmt: skip

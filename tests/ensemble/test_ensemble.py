@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -371,18 +372,53 @@ def test_stacker_with_an_anchor_expert_tunes_its_weight_and_requires_its_scores(
     fold = np.repeat(np.arange(n_q) % 5, per)
     trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
     oof = [OOFScores(n, s, qid, fold, trained) for n, s in zip(("c", "l", "a"), [*noisy, anchor], strict=True)]
-    stacker = FrequencyGatedStacker(StackerConfig(n_trials=40, anchor="a")).fit(
-        oof[0], oof[1], freq=freq, labels=y, anchor=oof[2]
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=40, anchors=("a",))).fit(
+        oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2]]
     )
-    assert stacker.anchor_weight_ is not None and stacker.anchor_weight_ > 0.7
-    fused = stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchor=anchor)
+    assert len(stacker.anchor_weights_) == 1 and stacker.anchor_weights_[0] > 0.7
+    fused = stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchors=[anchor])
     assert np.nanmean(ndcg_at_k(fused, y, qid=qid, k=10)) > 0.9
     with pytest.raises(ValueError, match="anchor"):
         stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq)
     stacker.save(tmp_path / "s.json")
     loaded = FrequencyGatedStacker.load(tmp_path / "s.json")
     np.testing.assert_allclose(
-        loaded.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchor=anchor), fused
+        loaded.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchors=[anchor]), fused
+    )
+    # A stacker saved before several anchors (one "anchor_weight") still loads.
+    old = json.loads((tmp_path / "s.json").read_text())
+    old["anchor_weight"] = old.pop("anchor_weights")[0]
+    old["config"]["anchor"] = old["config"].pop("anchors")[0]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    np.testing.assert_allclose(
+        FrequencyGatedStacker.load(tmp_path / "old.json").predict(
+            noisy[0], noisy[1], qid=qid, freq=freq, anchors=[anchor]
+        ),
+        fused,
     )
     with pytest.raises(ConfigError, match="anchor_weight_range"):
         StackerConfig(anchor_weight_range=(0.5, 1.5))
+    with pytest.raises(ConfigError, match="twice"):
+        StackerConfig(anchors=("a", "a"))
+    assert StackerConfig.from_dict({"anchor": None}).anchors == ()
+    assert StackerConfig.from_dict({"anchor": "famol"}).anchors == ("famol",)
+
+
+def test_stacker_with_two_anchors_splits_their_weight() -> None:
+    rng = np.random.default_rng(4)
+    n_q, per = 60, 12
+    qid = np.repeat(np.arange(n_q).astype(str), per)
+    freq = np.repeat(rng.integers(0, 50, n_q), per)
+    y = rng.integers(0, 4, qid.size).astype(float)
+    noisy = [y + rng.normal(0, 3, qid.size) for _ in range(3)]
+    good = y + rng.normal(0, 0.2, qid.size)
+    fold = np.repeat(np.arange(n_q) % 5, per)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    oof = [OOFScores(str(i), v, qid, fold, trained) for i, v in enumerate([*noisy, good])]
+    stacker = FrequencyGatedStacker(StackerConfig(n_trials=60, anchors=("bad", "good"))).fit(
+        oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2], oof[3]]
+    )
+    weak, strong = stacker.anchor_weights_
+    assert strong > weak and strong > 0.5 and weak + strong <= 1.0 + 1e-12
+    fused = stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchors=[noisy[2], good])
+    assert np.nanmean(ndcg_at_k(fused, y, qid=qid, k=10)) > 0.9

@@ -51,7 +51,7 @@ def test_nested_sets_start_from_the_tuning_set_and_add_evaluation_queries() -> N
 
 def test_sweep_scores_every_size_on_the_same_queries() -> None:
     tables = {0: _scored(seed=0), 1: _scored(seed=1)}
-    sweep = tuning_sweep(tables, [20, 40, 100], StackerConfig(n_trials=15, anchor="famol"), "llm_gbdt")
+    sweep = tuning_sweep(tables, [20, 40, 100], StackerConfig(n_trials=15, anchors=("famol",)), "llm_gbdt")
     pooled = sweep[sweep["seed"] == "all"]
     assert set(pooled["n_tuning"]) == {20, 40, 100}
     assert set(pooled["system"]) == {"gated_stacker", "famol", "click_gbdt"}
