@@ -7,12 +7,15 @@ label, and again with the labels of 30% of the pairs chosen tail-first and at
 random (the judge's cached answers are masked outside the chosen pairs, label
 and raw score alike: equivalent to asking only those pairs). The fully labelled
 run trains every system of the experiment; the budget runs only the stacker's
-two models (and FAMOL with ``--famol``).
+experts: click-GBDT, LLM-GBDT and its anchors (the experiment's default:
+FAMOL, retrained per budget, and the gold expert, which reads no LLM label).
+``--anchors`` (none) measures the two-expert stacker.
 
-Smaller than ``studies/paper.yaml`` so that it fits in a few minutes on two
-loaded cores: no session sweep, the stacker tuned with 60 trials.
+Smaller than ``studies/paper.yaml``: no session sweep, the stacker tuned with
+60 trials. About 9 minutes on two cores with the default anchors (FAMOL is
+retrained for each seed and strategy), 6 without.
 
-Usage: python bench/budget.py [--world nfcorpus|cisi] [--seeds 0 1 2] [--budget 0.3]
+Usage: python bench/budget.py [--world nfcorpus|cisi] [--seeds 0 1 2] [--budget 0.3] [--anchors ...]
 Ends with: RESULT budget_<world>_stacker_retained <tail-first / full> target >= 0.98 : met|missed
 (met needs tail-first beating random with p < 0.05 as well; both are printed).
 """
@@ -36,7 +39,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--budget", type=float, default=0.3)
     parser.add_argument("--strategies", nargs="+", default=["tail-first", "random"])
-    parser.add_argument("--famol", action="store_true", help="also retrain FAMOL per budget")
+    parser.add_argument(
+        "--anchors", nargs="*", default=None,
+        help="the stacker's anchor experts (default: the experiment's, famol and gold_gbdt; "
+        "none: the two-expert stacker)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -53,7 +60,10 @@ def main() -> None:
         if args.world == "cisi"
         else WorldConfig()
     )
-    systems = ("click_gbdt", "llm_gbdt", "gated_stacker") + (("famol",) if args.famol else ())
+    anchors = tuple(ExperimentConfig().stacker.anchors if args.anchors is None else args.anchors)
+    systems = ("click_gbdt", "llm_gbdt", "gated_stacker") + (
+        ("famol",) if "famol" in anchors else ()
+    )
     config = ExperimentConfig(
         world=world,
         seeds=tuple(args.seeds),
@@ -61,7 +71,7 @@ def main() -> None:
         budgets=(args.budget, 1.0),
         budget_strategies=tuple(args.strategies),
         budget_systems=systems,
-        stacker=StackerConfig(n_trials=60),
+        stacker=StackerConfig(n_trials=60, anchors=anchors),
     )
     config = replace(config, metrics=("ndcg@10",))
     start = time.perf_counter()
@@ -89,6 +99,7 @@ def main() -> None:
     print()
     print(result.budget.markdown)
     print()
+    print(f"stacker anchors: {list(anchors) or 'none (two experts)'}")
     print(f"world {args.world}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
           f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     print(f"stacker NDCG@10: all pairs labelled {np.nanmean(full):.4f}; {share:.1%} tail-first "
