@@ -47,7 +47,7 @@ class StackerConfig:
             is read as a one-name list.
         anchor_weight_range: Search range of the anchors' total weight
             ``sum_a m_a``; with several anchors a trial also draws each one's
-            share of it (``anchor_share_1..``, the first anchor's share 1).
+            share of it (``anchor_share_0..``, each in [0, 1], normalised).
     """
 
     gate: str = "sigmoid"
