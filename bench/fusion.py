@@ -73,17 +73,20 @@ def mix_ceiling(scores: pd.DataFrame, experts: list[str]) -> pd.DataFrame:
     ev = ev.sort_values([C.QID], kind="stable")
     qid = ev[C.QID].to_numpy()
     pct = {e: rank_per_query(ev[e].to_numpy(), qid=qid) for e in experts}
+    labels = ev[C.Y_EXPERT].to_numpy()
     rows = []
     for bucket in BUCKETS:
         mask = (ev[C.BUCKET] == bucket).to_numpy()
         if not mask.any():
             continue
+        part = {e: p[mask] for e, p in pct.items()}
+        part_labels, part_qid = labels[mask], qid[mask]
         best: tuple[float, tuple[float, ...]] = (-1.0, ())
         for w in itertools.product((0.0, 0.5, 1.0), repeat=len(experts)):
             if not any(w):
                 continue
-            mix = sum(wi * pct[e][mask] for wi, e in zip(w, experts, strict=True))
-            per_q = pd.Series(ndcg_at_k(mix, ev[C.Y_EXPERT].to_numpy()[mask], qid=qid[mask], k=10))
+            mix = sum(wi * part[e] for wi, e in zip(w, experts, strict=True))
+            per_q = pd.Series(ndcg_at_k(mix, part_labels, qid=part_qid, k=10))
             best = max(best, (float(per_q.mean()), w))
         n = int(per_q.notna().sum())  # queries without a relevant document have no NDCG
         rows.append({"bucket": bucket, "queries": n, "ceiling": best[0],

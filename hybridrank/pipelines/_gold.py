@@ -70,7 +70,7 @@ def gold_scores(
     fold_of = dict(
         zip(queries, np.random.default_rng(seed).permutation(queries.size) % k, strict=True)
     )
-    row_fold = np.array([fold_of.get(q, k) for q in qid], dtype=np.int64)
+    row_fold = pd.Series(qid).map(fold_of).fillna(k).to_numpy(dtype=np.int64)
     X = table[list(features)]
     y = table[C.Y_EXPERT].clip(lower=0).round()
 

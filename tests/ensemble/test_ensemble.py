@@ -361,17 +361,25 @@ def test_stacker_saves_and_loads(tmp_path) -> None:
     assert loaded.best_value_ == pytest.approx(stacker.best_value_)
 
 
-def test_stacker_with_an_anchor_expert_tunes_its_weight_and_requires_its_scores(tmp_path) -> None:
-    rng = np.random.default_rng(3)
+def _experts(
+    seed: int, n_noisy: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray], np.ndarray, list[OOFScores]]:
+    """60 queries x 12 rows: ``n_noisy`` noisy experts and one nearly the truth, as OOFScores."""
+    rng = np.random.default_rng(seed)
     n_q, per = 60, 12
     qid = np.repeat(np.arange(n_q).astype(str), per)
     freq = np.repeat(rng.integers(0, 50, n_q), per)
     y = rng.integers(0, 4, qid.size).astype(float)
-    noisy = [y + rng.normal(0, 3, qid.size) for _ in range(2)]
-    anchor = y + rng.normal(0, 0.2, qid.size)  # the anchor is nearly the truth
+    noisy = [y + rng.normal(0, 3, qid.size) for _ in range(n_noisy)]
+    good = y + rng.normal(0, 0.2, qid.size)
     fold = np.repeat(np.arange(n_q) % 5, per)
     trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
-    oof = [OOFScores(n, s, qid, fold, trained) for n, s in zip(("c", "l", "a"), [*noisy, anchor], strict=True)]
+    oof = [OOFScores(str(i), v, qid, fold, trained) for i, v in enumerate([*noisy, good])]
+    return qid, freq, y, noisy, good, oof
+
+
+def test_stacker_with_an_anchor_expert_tunes_its_weight_and_requires_its_scores(tmp_path) -> None:
+    qid, freq, y, noisy, anchor, oof = _experts(3, n_noisy=2)  # the anchor is nearly the truth
     stacker = FrequencyGatedStacker(StackerConfig(n_trials=40, anchors=("a",))).fit(
         oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2]]
     )
@@ -405,16 +413,7 @@ def test_stacker_with_an_anchor_expert_tunes_its_weight_and_requires_its_scores(
 
 
 def test_stacker_with_two_anchors_splits_their_weight() -> None:
-    rng = np.random.default_rng(4)
-    n_q, per = 60, 12
-    qid = np.repeat(np.arange(n_q).astype(str), per)
-    freq = np.repeat(rng.integers(0, 50, n_q), per)
-    y = rng.integers(0, 4, qid.size).astype(float)
-    noisy = [y + rng.normal(0, 3, qid.size) for _ in range(3)]
-    good = y + rng.normal(0, 0.2, qid.size)
-    fold = np.repeat(np.arange(n_q) % 5, per)
-    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
-    oof = [OOFScores(str(i), v, qid, fold, trained) for i, v in enumerate([*noisy, good])]
+    qid, freq, y, noisy, good, oof = _experts(4, n_noisy=3)
     stacker = FrequencyGatedStacker(StackerConfig(n_trials=60, anchors=("bad", "good"))).fit(
         oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2], oof[3]]
     )
