@@ -18,6 +18,7 @@ def lambdarank_gradients(
     offsets: np.ndarray,
     *,
     label_gain: np.ndarray | None = None,
+    gain: np.ndarray | None = None,
     sigma: float = 1.0,
     valid: np.ndarray | None = None,
     padded: Padded | None = None,
@@ -37,6 +38,9 @@ def lambdarank_gradients(
             in no pair and get zero gradient).
         offsets: Query offsets, shape ``(n_queries + 1,)``.
         label_gain: Gain per integer label; default ``2^l - 1``.
+        gain: Gain per row, in place of ``label_gain[label]`` (pairs still
+            come from the labels): e.g. a click weighted by the inverse of its
+            position's examination, for propensity-weighted LambdaMART.
         sigma: Sigmoid steepness.
         valid: Optional extra row mask of rows that count.
         padded: A precomputed grid for these offsets (reused across rounds).
@@ -53,8 +57,11 @@ def lambdarank_gradients(
     mask &= has_label[pad.index]
     y = np.where(mask, np.nan_to_num(y_all)[pad.index], 0.0)
     s = np.where(mask, np.asarray(scores, dtype=np.float64)[pad.index], -np.inf)
-    gain_table = label_gain if label_gain is not None else 2.0 ** np.arange(32) - 1.0
-    gain = np.where(mask, gain_table[np.clip(y.astype(np.int64), 0, gain_table.size - 1)], 0.0)
+    if gain is None:
+        table = label_gain if label_gain is not None else 2.0 ** np.arange(32) - 1.0
+        gain = np.where(mask, table[np.clip(y.astype(np.int64), 0, table.size - 1)], 0.0)
+    else:
+        gain = np.where(mask, np.asarray(gain, dtype=np.float64)[pad.index], 0.0)
 
     # Current rank of every labelled row within its query (1-based, by score).
     order = np.argsort(-s, axis=1, kind="stable")

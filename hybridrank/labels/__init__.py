@@ -15,6 +15,7 @@ from hybridrank.labels._click_models import (
     split_sessions,
     validate_log,
 )
+from hybridrank.labels._harvest import HarvestedExamination, harvest_examination
 
 __all__ = [
     "CLICK_MODELS",
@@ -24,9 +25,11 @@ __all__ = [
     "ClickLabels",
     "ClickModel",
     "DynamicBayesianNetworkModel",
+    "HarvestedExamination",
     "PositionBasedModel",
     "click_labels",
     "evaluate_click_model",
+    "harvest_examination",
     "make_click_model",
     "split_sessions",
     "validate_log",

@@ -84,6 +84,7 @@ from hybridrank.pipelines._train_neural import (
     train_neural,
 )
 from hybridrank.pipelines._unbiased import (
+    HARVESTED,
     UNBIASED_SYSTEM,
     UnbiasedConfig,
     fit_unbiased,
@@ -110,6 +111,7 @@ __all__ = [
     "COSINE",
     "FEATURE_GROUPS",
     "GOLD",
+    "HARVESTED",
     "LABELS",
     "LLM_LABEL_COLUMNS",
     "LOGGED_POSITION",

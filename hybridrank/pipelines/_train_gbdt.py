@@ -33,6 +33,7 @@ from hybridrank.labels import ClickLabelConfig
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._tables import SEMANTIC, TableOptions, build_table, evaluation_rows
 from hybridrank.pipelines._unbiased import (
+    HARVESTED,
     UNBIASED_SYSTEM,
     UnbiasedConfig,
     fit_unbiased,
@@ -399,14 +400,15 @@ def _train_on_clicks(
     def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
         # The fold's training queries, as they were shown: every session of those queries.
         shown = rows[rows[C.QID].isin(set(train[C.QID]))]
-        return fit_unbiased(shown, features, config.gbdt).predict(test[features])
+        return fit_unbiased(shown, features, config.gbdt, config.unbiased).predict(test[features])
 
     table[name] = out_of_fold(table, name, fit_predict, progress=progress).scores
-    ranker = fit_unbiased(rows, features, config.gbdt)
+    ranker = fit_unbiased(rows, features, config.gbdt, config.unbiased)
     if ranker.position_bias_ is None:
         logger.warning("%s reported no position biases", config.gbdt.engine)
+    column = HARVESTED if config.unbiased.propensity == "harvest" else config.gbdt.engine
     bias = position_bias_table(
-        {config.gbdt.engine: ranker.position_bias_},
+        {column: ranker.position_bias_},
         pbm_examination(dataset.impressions, config.unbiased.max_position),
     )
     logger.info("learned position biases:\n%s", bias.to_string(float_format="%.3f"))
@@ -414,10 +416,11 @@ def _train_on_clicks(
 
 
 def _bias_title(config: GBDTTrainConfig) -> str:
-    return (
-        f"Position bias learned by unbiased LambdaMART ({config.gbdt.engine}) beside the "
-        f"examination curve of a PBM fitted by EM on the same log"
-    )
+    if config.unbiased.propensity == "harvest":
+        how = f"harvested from the log's interventions ({config.gbdt.engine} trained on it)"
+    else:
+        how = f"learned by unbiased LambdaMART ({config.gbdt.engine})"
+    return f"Position bias {how} beside the examination curve of a PBM fitted by EM on the same log"
 
 
 def plot_training_curves(ranker: LambdaMARTRanker, path: Path) -> None:

@@ -1,9 +1,20 @@
 """Unbiased LambdaMART on raw clicks (``train gbdt`` with ``label: clicks``).
 
 The model trains on the impression rows themselves: one group per session
-(the result list as it was shown), the click (0/1) as the label, the shown
-position passed to the engine, which learns the position bias inside
-LambdaMART (XGBoost ``lambdarank_unbiased``; LightGBM's position column).
+(the result list as it was shown), the click (0/1) as the label. Two ways to
+take the position bias out (``unbiased.propensity``):
+
+- ``harvest`` (default): examination by position is estimated from the log's
+  own interventions (pairs the logging ranker showed at more than one
+  position; :func:`~hybridrank.labels.harvest_examination`), then LambdaMART
+  trains with each click's gain divided by its position's examination
+  (propensity-weighted LambdaRank through the ranker's custom-objective hook,
+  either engine).
+- ``engine``: the shown position goes to the engine, which learns the biases
+  inside training (XGBoost ``lambdarank_unbiased``; LightGBM's position
+  column). Its estimates move with the model's current scores and the pairs
+  sampled in the last round.
+
 Features are joined per (qid, docid) from the candidate table.
 
 Click features are left out by default: an impression row's own click is
@@ -25,16 +36,26 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._grouping import Padded, offsets_from_qid
 from hybridrank.data import Dataset
+from hybridrank.ensemble import lambdarank_gradients
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.features import CLICK_FEATURES
-from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
-from hybridrank.labels import make_click_model
+from hybridrank.gbdt import Gradients, LambdaMARTConfig, LambdaMARTRanker, Objective
+from hybridrank.labels import harvest_examination, make_click_model
 
 logger = logging.getLogger(__name__)
 
 #: The score column of unbiased LambdaMART in reports.
 UNBIASED_SYSTEM = "gbdt_unbiased"
+#: How the position bias is taken out: see the module docstring.
+PROPENSITIES = ("harvest", "engine")
+#: The column of harvested examination in position-bias tables.
+HARVESTED = "harvested"
+HARVEST_SOURCE = (
+    "examination harvested from the log's interventions (pairs shown at several positions), "
+    "position 1 = 1; the clicks' propensities in training"
+)
 
 
 @dataclass(frozen=True)
@@ -47,14 +68,31 @@ class UnbiasedConfig:
         click_features: Keep the click features (``click`` group) as model
             inputs. They contain each training row's own click (a label
             leak); off by default.
+        propensity: ``harvest`` (examination from the log's interventions,
+            clicks weighted by its inverse) or ``engine`` (the engine learns
+            the biases inside training).
+        min_propensity: ``harvest`` only: propensities are clipped from
+            below at this value, bounding any one click's weight.
     """
 
     max_position: int = 10
     click_features: bool = False
+    propensity: str = "harvest"
+    min_propensity: float = 0.05
 
     def __post_init__(self) -> None:
         if self.max_position < 1:
             raise ConfigError(f"unbiased.max_position must be >= 1, got {self.max_position}")
+        if self.propensity not in PROPENSITIES:
+            raise ConfigError(
+                f"unbiased.propensity must be one of {PROPENSITIES}, got {self.propensity!r}"
+            )
+        if not 0 < self.min_propensity <= 1:
+            raise ConfigError(
+                f"unbiased.min_propensity must be in (0, 1], got {self.min_propensity}"
+            )
+        if self.propensity == "harvest" and self.max_position < 2:
+            raise ConfigError("unbiased.propensity harvest needs unbiased.max_position >= 2")
 
     @classmethod
     def from_dict(cls, values: Any) -> UnbiasedConfig:
@@ -124,15 +162,62 @@ def impression_rows(
 
 
 def fit_unbiased(
-    rows: pd.DataFrame, features: list[str], config: LambdaMARTConfig
+    rows: pd.DataFrame,
+    features: list[str],
+    config: LambdaMARTConfig,
+    options: UnbiasedConfig | None = None,
 ) -> LambdaMARTRanker:
-    """Unbiased LambdaMART on impression rows: groups are sessions, labels clicks."""
-    return LambdaMARTRanker(config).fit(
-        rows[features],
-        rows[C.CLICK].to_numpy(dtype=np.int32),
-        qid=rows[C.SESSION_ID].to_numpy(),
-        position=rows[C.POSITION].to_numpy(),
+    """Unbiased LambdaMART on impression rows: groups are sessions, labels clicks.
+
+    ``rows`` as :func:`impression_rows` gives them (sessions contiguous, by
+    position). With ``options.propensity == "harvest"`` the examination curve
+    is estimated from ``rows`` themselves, so a fold's model never sees the
+    clicks of another fold. The ranker's ``position_bias_`` is the curve it
+    corrected for.
+    """
+    options = options or UnbiasedConfig()
+    click = rows[C.CLICK].to_numpy(dtype=np.int32)
+    session = rows[C.SESSION_ID].to_numpy()
+    if options.propensity == "engine":
+        return LambdaMARTRanker(config).fit(
+            rows[features], click, qid=session, position=rows[C.POSITION].to_numpy()
+        )
+    curve = harvest_examination(rows, options.max_position).curve
+    # A position no shown pair links to position 1 takes the nearest estimate above it.
+    known = curve.ffill().fillna(1.0)
+    propensity = np.maximum(
+        known.to_numpy()[rows[C.POSITION].to_numpy(dtype=np.int64) - 1], options.min_propensity
     )
+    gain = click / propensity
+    ranker = LambdaMARTRanker(config).fit(
+        rows[features], click, qid=session, objective=propensity_objective(session, click, gain)
+    )
+    ranker.position_bias_ = curve.rename(HARVESTED)
+    ranker.position_bias_source_ = HARVEST_SOURCE
+    return ranker
+
+
+def propensity_objective(session: np.ndarray, click: np.ndarray, gain: np.ndarray) -> Objective:
+    """LambdaRank over sessions with each click's gain given (click / propensity).
+
+    Pairs are (clicked, unclicked) rows of a session; each pair's weight is
+    the change of the session's propensity-weighted NDCG when the two swap.
+    """
+
+    def objective(index: np.ndarray) -> Gradients:
+        offsets = offsets_from_qid(session[index])
+        padded = Padded.from_offsets(offsets)
+        labels = click[index].astype(np.float64)
+        gains = gain[index]
+
+        def gradients(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            grad, hess = lambdarank_gradients(scores, labels, offsets, gain=gains, padded=padded)
+            # Rows in no pair (sessions without a click) have no curvature.
+            return grad, np.maximum(hess, 1e-9)
+
+        return gradients
+
+    return objective
 
 
 def pbm_examination(log: pd.DataFrame, max_position: int) -> pd.Series:

@@ -181,7 +181,7 @@ def test_lambdarank_gradients_sum_to_zero_and_skip_missing_labels() -> None:
 
 
 def _lambdarank_by_pairs(
-    s: np.ndarray, y: np.ndarray, offsets: np.ndarray
+    s: np.ndarray, y: np.ndarray, offsets: np.ndarray, row_gain: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The LambdaRank gradients pair by pair, for the vectorised version to match."""
     grad, hess = np.zeros_like(s), np.zeros_like(s)
@@ -189,7 +189,7 @@ def _lambdarank_by_pairs(
         rows = [r for r in range(a, b) if not np.isnan(y[r])]
         order = sorted(rows, key=lambda r: -s[r])  # stable: ties keep row order
         rank = {r: i + 1 for i, r in enumerate(order)}
-        gain = {r: 2.0 ** y[r] - 1 for r in rows}
+        gain = {r: 2.0 ** y[r] - 1 if row_gain is None else row_gain[r] for r in rows}
         ideal = sorted(gain.values(), reverse=True)
         idcg = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
         for i in rows:
@@ -197,9 +197,11 @@ def _lambdarank_by_pairs(
                 if y[i] <= y[j] or idcg == 0:
                     continue
                 rho = 1.0 / (1.0 + np.exp(s[i] - s[j]))
-                delta = abs(gain[i] - gain[j]) * abs(
-                    1 / np.log2(rank[i] + 1) - 1 / np.log2(rank[j] + 1)
-                ) / idcg
+                delta = (
+                    abs(gain[i] - gain[j])
+                    * abs(1 / np.log2(rank[i] + 1) - 1 / np.log2(rank[j] + 1))
+                    / idcg
+                )
                 grad[i] -= rho * delta
                 grad[j] += rho * delta
                 hess[i] += rho * (1 - rho) * delta
@@ -219,6 +221,23 @@ def test_lambdarank_gradients_match_the_pairwise_definition(low_label: float) ->
     g_ref, h_ref = _lambdarank_by_pairs(s, y, offsets)
     np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_lambdarank_gradients_take_a_gain_per_row() -> None:
+    """Clicks weighted by inverse propensity: pairs from the clicks, gains from the weights."""
+    rng = np.random.default_rng(2)
+    sizes = rng.integers(2, 11, 40)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    s = rng.normal(size=offsets[-1])
+    click = (rng.random(offsets[-1]) < 0.3).astype(float)
+    weight = np.where(click > 0, 1.0 / rng.uniform(0.1, 1.0, click.size), 0.0)
+    g, h = lambdarank_gradients(s, click, offsets, gain=weight)
+    g_ref, h_ref = _lambdarank_by_pairs(s, click, offsets, row_gain=weight)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
+    # Gains equal to the label gain table give the table's gradients.
+    same, _ = lambdarank_gradients(s, click, offsets, gain=click.copy())
+    np.testing.assert_allclose(same, lambdarank_gradients(s, click, offsets)[0])
 
 
 @pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
@@ -257,9 +276,9 @@ def test_custom_objective_hook_sees_exactly_the_rows_the_engine_trains_on() -> N
     assert "valid" in ranker.evals_result_
     # Cross-validated rounds: one call per fold, then one for the refit on every row.
     seen.clear()
-    LambdaMARTRanker(
-        n_estimators=20, early_stopping_rounds=5, min_child_samples=5, cv_folds=3
-    ).fit(X, y, qid=qid, objective=objective)
+    LambdaMARTRanker(n_estimators=20, early_stopping_rounds=5, min_child_samples=5, cv_folds=3).fit(
+        X, y, qid=qid, objective=objective
+    )
     assert len(seen) == 4 and seen[-1].size == y.size
     assert sum(r.size for r in seen[:3]) == 2 * y.size
     with pytest.raises(ConfigError, match="one process"):
@@ -326,7 +345,11 @@ def test_gate_hierarchy_suggests_rebuilds_parses_and_round_trips(tmp_path) -> No
     assert sigmoid.params() == {"centre": 1.5, "slope": 2.0}
     f, g = sigmoid.curve()
     assert f[0] == 0 and np.all(np.diff(g) >= 0) and g[-1] > 0.99
-    assert parse_gate("bucket:edges=2/20,weights=0.1/0.5/0.9").params()["weights"] == [0.1, 0.5, 0.9]
+    assert parse_gate("bucket:edges=2/20,weights=0.1/0.5/0.9").params()["weights"] == [
+        0.1,
+        0.5,
+        0.9,
+    ]
     for bad, match in (("sigmoid:centre", "key=value"), ("sigmoid:slope=x", "not a number"),
                        ("tanh:slope=1", "unknown gate"), ("sigmoid:slope=-1", "slope")):  # fmt: skip
         with pytest.raises(ConfigError, match=match):
@@ -356,7 +379,8 @@ def test_stacker_saves_and_loads(tmp_path) -> None:
     loaded = FrequencyGatedStacker.load(tmp_path / "stacker.json")
     assert loaded.get_params()["config"] == stacker.config
     np.testing.assert_allclose(
-        loaded.predict(click, llm, qid=qid, freq=freq), stacker.predict(click, llm, qid=qid, freq=freq)
+        loaded.predict(click, llm, qid=qid, freq=freq),
+        stacker.predict(click, llm, qid=qid, freq=freq),
     )
     assert loaded.best_value_ == pytest.approx(stacker.best_value_)
 

@@ -127,8 +127,8 @@ def test_oracle_and_config_errors() -> None:
         GBDTTrainConfig.from_dict({"model": {}})
 
 
-@pytest.fixture(scope="module")
-def unbiased_run(tmp_path_factory, tiny_collection):
+@pytest.fixture(scope="module", params=["harvest", "engine"])
+def unbiased_run(request, tmp_path_factory, tiny_collection):
     root = write_trec_dir(tiny_collection, tmp_path_factory.mktemp("trec-u"))
     config = GBDTTrainConfig.from_dict(
         {
@@ -137,6 +137,7 @@ def unbiased_run(tmp_path_factory, tiny_collection):
                 "simulation": {"n_sessions": 3000, "seed": 2, "zipf_exponent": 0.8},
             },
             "label": "clicks",
+            "unbiased": {"propensity": request.param},
             "features": ["click", "text"],
             "gbdt": {"engine": "xgboost", "n_estimators": 30, "early_stopping_rounds": None},
             "metrics": ["ndcg@10"],
@@ -155,14 +156,20 @@ def test_clicks_label_trains_unbiased_lambdamart(unbiased_run) -> None:
     assert "gbdt_unbiased" in set(run.report.summary["system"])
     bias = run.position_bias
     assert bias is not None
-    assert list(bias.columns) == ["xgboost", "pbm_examination"]
-    assert bias.loc[1, "xgboost"] == pytest.approx(1.0)
+    learned = "harvested" if config.unbiased.propensity == "harvest" else "xgboost"
+    assert list(bias.columns) == [learned, "pbm_examination"]
+    assert bias.loc[1, learned] == pytest.approx(1.0)
     assert bias.loc[1, "pbm_examination"] == pytest.approx(1.0)
+    # Examination falls down the page (3,000 sessions: a loose check of the shape).
+    assert bias.loc[5, learned] < bias.loc[2, learned] < 1.0
     for name in ("position_bias.csv", "position_bias.md", "position_bias.png"):
         assert (run.path / name).is_file()
+    assert learned in (run.path / "position_bias.md").read_text()
     back = GBDTTrainConfig.from_yaml(run.path / "config.yaml")
     assert back == config
-    assert json.loads((run.path / "model" / "ranker.json").read_text())["position_bias"]["1"] == 1.0
+    saved = json.loads((run.path / "model" / "ranker.json").read_text())
+    assert saved["position_bias"]["1"] == 1.0
+    assert ("harvested" in saved["position_bias_source"]) == (learned == "harvested")
 
 
 def test_clicks_label_options() -> None:
@@ -172,6 +179,10 @@ def test_clicks_label_options() -> None:
         GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"max_position": 0}})
     with pytest.raises(ConfigError, match="unbiased"):
         GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"max_positon": 5}})
+    with pytest.raises(ConfigError, match=r"unbiased\.propensity must be one of"):
+        GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"propensity": "em"}})
+    with pytest.raises(ConfigError, match=r"unbiased\.min_propensity"):
+        GBDTTrainConfig.from_dict({"label": "clicks", "unbiased": {"min_propensity": 0}})
     with pytest.raises(ConfigError, match="one process"):
         GBDTTrainConfig.from_dict({"label": "clicks", "dask": {"n_workers": 2}})
     with pytest.raises(ConfigError, match=r"gbdt\.params\.num_leafs.*num_leaves"):
