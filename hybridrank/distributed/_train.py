@@ -182,7 +182,7 @@ def _train_lightgbm(
     import lightgbm as lgb
 
     X, y, q, w = data
-    params = lightgbm_params(cfg, device, data, valid)
+    params = lightgbm_params(cfg, device, data, valid, names)
     # Set by lightgbm.dask from each worker's thread count.
     params.pop("num_threads", None)
     # No LightGBM-side evaluation: the curve is computed below over the whole holdout.
@@ -244,7 +244,7 @@ def _train_xgboost(
             "sample weights are not supported for engine xgboost on a Dask cluster "
             "(XGBoost weighs whole queries); use engine lightgbm or train in one process"
         )
-    params = xgboost_params(cfg, device)
+    params = xgboost_params(cfg, device, names)
     params.pop("nthread", None)
     workers = _worker_addresses(client)
     Xd, yd, qd, _ = _scatter_queries(client, workers, X, y, q, None, group_sizes=False)

@@ -87,6 +87,11 @@ class LambdaMARTConfig:
         params: Further engine parameters, passed through unchanged; every
             key must be a parameter (or alias) of the engine: a misspelt key
             is a ConfigError naming the closest known name.
+        monotone: Monotone constraints by feature name: ``1`` (the score may
+            only rise with the feature), ``-1`` (only fall). Both engines'
+            ``monotone_constraints``. A name the model does not have is
+            skipped with a warning (one config serves models whose feature
+            sets differ).
     """
 
     engine: str = "lightgbm"
@@ -109,6 +114,7 @@ class LambdaMARTConfig:
     n_jobs: int = 0
     seed: int = 0
     params: Mapping[str, Any] = field(default_factory=dict)
+    monotone: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -151,6 +157,31 @@ class LambdaMARTConfig:
         if not isinstance(self.params, Mapping):
             raise ConfigError(f"gbdt.params must be a mapping, got {type(self.params).__name__}")
         check_params(self.engine, self.resolved_objective, self.params)
+        if not isinstance(self.monotone, Mapping):
+            raise ConfigError(
+                f"gbdt.monotone must be a mapping of feature name to 1 or -1, got "
+                f"{type(self.monotone).__name__}"
+            )
+        for name, direction in self.monotone.items():
+            if direction not in (1, -1) or isinstance(direction, bool):
+                raise ConfigError(
+                    f"gbdt.monotone.{name} must be 1 (rising) or -1 (falling), got {direction!r}"
+                )
+        if self.monotone and "monotone_constraints" in self.params:
+            raise ConfigError("set gbdt.monotone or gbdt.params.monotone_constraints, not both")
+
+    def monotone_constraints(self, names: Sequence[str]) -> list[int] | None:
+        """The engines' ``monotone_constraints`` for features ``names`` (None: no constraint)."""
+        if not self.monotone:
+            return None
+        missing = sorted(set(self.monotone) - set(names))
+        if missing:
+            logger.warning(
+                "gbdt.monotone: %s not among the model's features %s; skipped",
+                missing, list(names),
+            )  # fmt: skip
+        constraints = [int(self.monotone.get(name, 0)) for name in names]
+        return constraints if any(constraints) else None
 
     @property
     def resolved_objective(self) -> str:
@@ -163,6 +194,7 @@ class LambdaMARTConfig:
     def to_dict(self) -> dict[str, Any]:
         d = config_to_dict(self)
         d["params"] = dict(self.params)
+        d["monotone"] = dict(self.monotone)
         return d
 
 
@@ -624,8 +656,12 @@ def lightgbm_params(
     device: str,
     train: Data,
     valid: Valid,
+    names: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """LightGBM parameters of ``cfg`` (shared by the local and the Dask trainer)."""
+    """LightGBM parameters of ``cfg`` (shared by the local and the Dask trainer).
+
+    ``names`` are the model's features in column order (for ``cfg.monotone``).
+    """
     y = train[1]
     max_label = int(y.max(initial=0))
     if valid is not None:
@@ -653,6 +689,9 @@ def lightgbm_params(
     }
     if cfg.n_jobs:
         params["num_threads"] = cfg.n_jobs
+    constraints = cfg.monotone_constraints(names)
+    if constraints is not None:
+        params["monotone_constraints"] = constraints
     return override("lightgbm", params, cfg.params)
 
 
@@ -672,7 +711,7 @@ def _train_lightgbm(
     import lightgbm as lgb
 
     X, y, q, w = train
-    params = lightgbm_params(cfg, device, train, valid)
+    params = lightgbm_params(cfg, device, train, valid, names)
     if gradients is not None:
         params["objective"] = lambda preds, _data: gradients(np.asarray(preds, dtype=np.float64))
     if position is not None:
@@ -738,8 +777,13 @@ def _train_lightgbm(
     return booster, int(best), curves
 
 
-def xgboost_params(cfg: LambdaMARTConfig, device: str) -> dict[str, Any]:
-    """XGBoost parameters of ``cfg`` (shared by the local and the Dask trainer)."""
+def xgboost_params(
+    cfg: LambdaMARTConfig, device: str, names: Sequence[str] = ()
+) -> dict[str, Any]:
+    """XGBoost parameters of ``cfg`` (shared by the local and the Dask trainer).
+
+    ``names`` are the model's features in column order (for ``cfg.monotone``).
+    """
     exp_gain = True
     if cfg.label_gain is not None:
         labels = np.arange(len(cfg.label_gain))
@@ -768,6 +812,9 @@ def xgboost_params(cfg: LambdaMARTConfig, device: str) -> dict[str, Any]:
     }
     if cfg.n_jobs:
         params["nthread"] = cfg.n_jobs
+    constraints = cfg.monotone_constraints(names)
+    if constraints is not None:
+        params["monotone_constraints"] = "(" + ",".join(map(str, constraints)) + ")"
     return override("xgboost", params, cfg.params)
 
 
@@ -796,7 +843,7 @@ def _train_xgboost(
     import xgboost as xgb
 
     X, y, q, w = train
-    params = xgboost_params(cfg, device)
+    params = xgboost_params(cfg, device, names)
     if position is not None:
         params = override("xgboost", {**params, **XGBOOST_UNBIASED}, cfg.params)
         offsets = offsets_from_qid(q)

@@ -307,3 +307,35 @@ def test_local_trainer_reports_every_round_and_an_exception_stops_training(
             X[~valid], y[~valid], qid=qid[~valid], eval_set=(X[valid], y[valid]),
             eval_qid=qid[valid], trainer=local_trainer(engine, on_round=stop),
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
+def test_monotone_constraints_by_feature_name(engine: str, caplog) -> None:
+    X, y, qid = make_ranking(n_queries=120, seed=5)
+    names = [f"x{i}" for i in range(X.shape[1])]
+    frame = pd.DataFrame(X, columns=names)
+    # x0 may only raise the score, x1 only lower it; "absent" is not a feature of this model.
+    monotone = {"x0": 1, "x1": -1, "absent": 1}
+    with caplog.at_level(logging.WARNING, logger="hybridrank.gbdt._lambdamart"):
+        ranker = LambdaMARTRanker(
+            engine=engine, n_estimators=40, early_stopping_rounds=None, monotone=monotone
+        ).fit(frame, y, qid=qid)
+    assert "['absent'] not among the model's features" in caplog.text
+    grid = np.linspace(frame["x0"].min(), frame["x0"].max(), 25)
+    for row in range(0, 200, 40):
+        sweep = pd.DataFrame(np.repeat(X[row : row + 1], grid.size, axis=0), columns=names)
+        sweep["x0"] = grid
+        assert (np.diff(ranker.predict(sweep)) >= -1e-9).all()
+        sweep = pd.DataFrame(np.repeat(X[row : row + 1], grid.size, axis=0), columns=names)
+        sweep["x1"] = np.linspace(frame["x1"].min(), frame["x1"].max(), grid.size)
+        assert (np.diff(ranker.predict(sweep)) <= 1e-9).all()
+    assert ranker.get_params()["monotone"] == monotone
+
+
+def test_monotone_config_errors() -> None:
+    with pytest.raises(ConfigError, match=r"gbdt\.monotone\.bm25 must be 1 \(rising\) or -1"):
+        LambdaMARTConfig(monotone={"bm25": 0})
+    with pytest.raises(ConfigError, match="not both"):
+        LambdaMARTConfig(monotone={"bm25": 1}, params={"monotone_constraints": [1]})
+    assert LambdaMARTConfig().monotone_constraints(["a", "b"]) is None
+    assert LambdaMARTConfig(monotone={"b": -1}).monotone_constraints(["a", "b"]) == [0, -1]
