@@ -16,6 +16,7 @@ Smaller than ``studies/paper.yaml``: no session sweep, the stacker tuned with
 retrained for each seed and strategy), 6 without.
 
 Usage: python bench/budget.py [--world nfcorpus|cisi] [--seeds 0 1 2] [--budget 0.3] [--anchors ...]
+       [--features click text semantic dataset dense]
 Ends with: RESULT budget_<world>_stacker_retained <tail-first / full> target >= 0.98 : met|missed
 (met needs tail-first beating random with p < 0.05 as well; both are printed).
 """
@@ -43,6 +44,11 @@ def main() -> None:
         "--anchors", nargs="*", default=None,
         help="the stacker's anchor experts (default: the experiment's, famol and gold_gbdt; "
         "none: the two-expert stacker)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--features", nargs="+", default=None,
+        help="feature groups of the GBDT systems (default: the experiment's; add dense for the "
+        "local MiniLM cosine of every pair, which the budget never masks)",
     )  # fmt: skip
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
@@ -73,6 +79,8 @@ def main() -> None:
         budget_systems=systems,
         stacker=StackerConfig(n_trials=60, anchors=anchors),
     )
+    if args.features is not None:
+        config = replace(config, features=tuple(args.features))
     config = replace(config, metrics=("ndcg@10",))
     start = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="bench-budget-")
@@ -99,7 +107,7 @@ def main() -> None:
     print()
     print(result.budget.markdown)
     print()
-    print(f"stacker anchors: {list(anchors) or 'none (two experts)'}")
+    print(f"stacker anchors: {list(anchors) or 'none (two experts)'}; features {config.features}")
     print(f"world {args.world}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
           f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     print(f"stacker NDCG@10: all pairs labelled {np.nanmean(full):.4f}; {share:.1%} tail-first "

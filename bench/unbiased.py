@@ -15,7 +15,8 @@ and a PBM fitted by EM, for ranks 1-10:
 
 Then, on the first seed, it cross-validates side by side on the same table,
 with the same features and engine: click-model labels (``label: click``),
-unbiased LambdaMART on raw clicks both ways (``label: clicks``), raw-CTR
+LambdaMART on raw clicks three ways (``label: clicks``: harvested
+propensities, engine-learned biases, no correction), raw-CTR
 labels (``label: ctr``), plus the production click GBDT (click-model labels
 with click features) for reference; NDCG@10 per bucket against the expert
 grades, tuning queries left out. The click and CTR labels are taken from a
@@ -177,6 +178,11 @@ def compare(dataset: Dataset, args: argparse.Namespace, features: list[str], tmp
             "label": "clicks",
             "features": features,
             "unbiased": {"propensity": "engine"},
+        },
+        "LambdaMART on raw clicks, no position correction": {
+            "label": "clicks",
+            "features": features,
+            "unbiased": {"propensity": "none"},
         },
         "raw-CTR labels, never shown = 0": {
             "label": "ctr",

@@ -50,9 +50,11 @@ from hybridrank.pipelines._budget import (
     plot_budget_curve,
 )
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
+from hybridrank.pipelines._dense import dense_similarity
 from hybridrank.pipelines._gold import GOLD, gold_scores
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
+    DENSE,
     RAW_BASELINES,
     RULE,
     TableOptions,
@@ -108,7 +110,10 @@ class ExperimentConfig:
             and which the click labels (``mode: none`` by default; ``time``
             keeps the label out of the features).
         features: Feature groups of the GBDT systems (groups a dataset
-            cannot provide are skipped).
+            cannot provide are skipped). ``dense`` adds the packaged
+            MiniLM's cosine of every candidate at 64 tokens (column
+            ``dense_cosine``, through the answer cache), which an LLM budget
+            never masks.
         gbdt: LambdaMART for click-GBDT and LLM-GBDT.
         famol: FAMOL.
         scheduling: Data scheduling (both orders run).
@@ -550,6 +555,10 @@ def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) 
     table[TUNING] = table[C.QID].isin(shared.tuning).to_numpy()
     if shared.llm_labels is not None:
         table = attach_llm_labels(table, shared.llm_labels)
+    if "dense" in config.features and dataset.has_texts:
+        cache = Path(config.cache) if config.cache else default_answer_cache()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        table[DENSE] = dense_similarity(table, dataset, cache)
     return table
 
 

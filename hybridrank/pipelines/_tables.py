@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 #: The semantic judge's raw similarity, usable as a text-only feature (group ``semantic``).
 SEMANTIC = "semantic_similarity"
+#: The local transformer's cosine of every candidate, never masked by an LLM budget
+#: (group ``dense``; see :mod:`hybridrank.pipelines._dense`).
+DENSE = "dense_cosine"
 #: The click-model estimate behind the graded click label.
 CLICK_ESTIMATE = "click_estimate"
 

@@ -31,7 +31,13 @@ from hybridrank.features import (
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
-from hybridrank.pipelines._tables import SEMANTIC, TableOptions, build_table, evaluation_rows
+from hybridrank.pipelines._tables import (
+    DENSE,
+    SEMANTIC,
+    TableOptions,
+    build_table,
+    evaluation_rows,
+)
 from hybridrank.pipelines._unbiased import (
     HARVESTED,
     UNBIASED_SYSTEM,
@@ -54,6 +60,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "click": CLICK_FEATURES,
     "text": TEXT_FEATURES,
     "semantic": (SEMANTIC,),
+    "dense": (DENSE,),
 }
 #: Label columns a run can train on. ``y_expert`` is the oracle on click data: evaluation
 #: grades used for training; on a dataset without a log (LETOR) the grades are the labels.
@@ -404,7 +411,7 @@ def _train_on_clicks(
 
     table[name] = out_of_fold(table, name, fit_predict, progress=progress).scores
     ranker = fit_unbiased(rows, features, config.gbdt, config.unbiased)
-    if ranker.position_bias_ is None:
+    if ranker.position_bias_ is None and config.unbiased.propensity == "engine":
         logger.warning("%s reported no position biases", config.gbdt.engine)
     column = HARVESTED if config.unbiased.propensity == "harvest" else config.gbdt.engine
     bias = position_bias_table(
@@ -418,6 +425,8 @@ def _train_on_clicks(
 def _bias_title(config: GBDTTrainConfig) -> str:
     if config.unbiased.propensity == "harvest":
         how = f"harvested from the log's interventions ({config.gbdt.engine} trained on it)"
+    elif config.unbiased.propensity == "none":
+        how = "not corrected for (propensity: none)"
     else:
         how = f"learned by unbiased LambdaMART ({config.gbdt.engine})"
     return f"Position bias {how} beside the examination curve of a PBM fitted by EM on the same log"

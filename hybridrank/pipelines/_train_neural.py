@@ -242,16 +242,20 @@ def minilm_cosine(
 ) -> np.ndarray:
     """The untrained MiniLM cosine of each (query, document) row: the zero-shot baseline.
 
-    At 256 tokens this is exactly the embedded semantic judge's score (same
-    packaged weights, same length, normalised embeddings), so with ``cache``
-    the scores the judge already stored are read back and only missing pairs
-    are encoded (and stored).
+    This is the one-view embedded semantic judge at ``max_seq_length`` tokens
+    (same packaged weights, same length, normalised embeddings), so with
+    ``cache`` the scores already stored under that judge's prompt version are
+    read back and only missing pairs are encoded (and stored).
     """
     pairs = table[[QUERY, DOCUMENT]]
-    if cache is not None and max_seq_length == BASELINE_MAX_SEQ_LENGTH:
+    if cache is not None:
         from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
 
-        judge = EmbeddingJudge(device=resolve_torch_device(config.device), head_tokens=None)
+        judge = EmbeddingJudge(
+            device=resolve_torch_device(config.device),
+            max_seq_length=max_seq_length,
+            head_tokens=None,
+        )
         texts = [
             Pair(str(q), str(d), qt, dt)
             for q, d, qt, dt in zip(

@@ -14,6 +14,16 @@ take the position bias out (``unbiased.propensity``):
   inside training (XGBoost ``lambdarank_unbiased``; LightGBM's position
   column). Its estimates move with the model's current scores and the pairs
   sampled in the last round.
+- ``none``: the same LambdaRank over sessions with every click's gain 1: no
+  position correction, the baseline the other two are measured against.
+
+Each session's NDCG is normalised by its own ideal DCG, so in a session
+with one click the click's weight divides back out: the propensities weigh
+clicks against each other within a session (a click at position 5 counts
+more than one at position 1 beside it). Normalising by the clicks' unweighted
+ideal DCG instead (the plain inverse-propensity estimate) ranked far worse
+on the NFCorpus world (0.507 against 0.585 NDCG@10): a handful of clicks low
+on the page, weighted up to 1 / min_propensity, dominate the gradients.
 
 Features are joined per (qid, docid) from the candidate table.
 
@@ -49,7 +59,7 @@ logger = logging.getLogger(__name__)
 #: The score column of unbiased LambdaMART in reports.
 UNBIASED_SYSTEM = "gbdt_unbiased"
 #: How the position bias is taken out: see the module docstring.
-PROPENSITIES = ("harvest", "engine")
+PROPENSITIES = ("harvest", "engine", "none")
 #: The column of harvested examination in position-bias tables.
 HARVESTED = "harvested"
 HARVEST_SOURCE = (
@@ -69,8 +79,8 @@ class UnbiasedConfig:
             inputs. They contain each training row's own click (a label
             leak); off by default.
         propensity: ``harvest`` (examination from the log's interventions,
-            clicks weighted by its inverse) or ``engine`` (the engine learns
-            the biases inside training).
+            clicks weighted by its inverse), ``engine`` (the engine learns
+            the biases inside training) or ``none`` (no correction).
         min_propensity: ``harvest`` only: propensities are clipped from
             below at this value, bounding any one click's weight.
     """
@@ -182,18 +192,19 @@ def fit_unbiased(
         return LambdaMARTRanker(config).fit(
             rows[features], click, qid=session, position=rows[C.POSITION].to_numpy()
         )
-    curve = harvest_examination(rows, options.max_position).curve
-    # A position no shown pair links to position 1 takes the nearest estimate above it.
-    known = curve.ffill().fillna(1.0)
-    propensity = np.maximum(
-        known.to_numpy()[rows[C.POSITION].to_numpy(dtype=np.int64) - 1], options.min_propensity
-    )
-    gain = click / propensity
+    curve: pd.Series | None = None
+    gain = click.astype(np.float64)
+    if options.propensity == "harvest":
+        curve = harvest_examination(rows, options.max_position).curve
+        # A position no shown pair links to position 1 takes the nearest estimate above it.
+        known = curve.ffill().fillna(1.0).to_numpy()
+        position = np.minimum(rows[C.POSITION].to_numpy(dtype=np.int64), known.shape[0])
+        gain = click / np.maximum(known[position - 1], options.min_propensity)
     ranker = LambdaMARTRanker(config).fit(
         rows[features], click, qid=session, objective=propensity_objective(session, click, gain)
     )
-    ranker.position_bias_ = curve.rename(HARVESTED)
-    ranker.position_bias_source_ = HARVEST_SOURCE
+    ranker.position_bias_ = None if curve is None else curve.rename(HARVESTED)
+    ranker.position_bias_source_ = None if curve is None else HARVEST_SOURCE
     return ranker
 
 

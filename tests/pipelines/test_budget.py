@@ -200,6 +200,32 @@ def run_small(config: ExperimentConfig, dataset: Dataset, out: Path):  # type: i
     return run_experiment(config, out, dataset=dataset, progress=False)
 
 
+def test_dense_feature_covers_every_candidate_and_no_budget_masks_it(
+    world: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from hybridrank.pipelines._dense import dense_similarity
+    from hybridrank.pipelines._tables import DENSE
+
+    dataset = Dataset.read(world)
+    table = dataset.table().head(300)
+    cache = tmp_path / "cache.sqlite"
+    scores = dense_similarity(table, dataset, cache)
+    assert scores.shape == (len(table),) and np.isfinite(scores).all()
+    assert (np.abs(scores) <= 1 + 1e-6).all() and scores.std() > 0
+    # A rerun reads the answer cache: nothing is encoded again.
+    with caplog.at_level(logging.INFO, logger="hybridrank.pipelines._train_neural"):
+        again = dense_similarity(table, dataset, cache)
+    np.testing.assert_allclose(again, scores, rtol=1e-6)
+    assert "300 cached, 0 new" in caplog.text
+    # An LLM budget removes the judge's outputs, never the local transformer's cosine.
+    table = table.assign(**{DENSE: scores, SEMANTIC: scores, C.Y_LLM: 1.0})
+    masked = mask_llm_labels(table, np.zeros(len(table), dtype=bool))
+    assert masked[SEMANTIC].isna().all() and masked[C.Y_LLM].isna().all()
+    np.testing.assert_array_equal(masked[DENSE].to_numpy(), scores)
+
+
 def test_experiment_config_reads_budgets() -> None:
     cfg = ExperimentConfig.from_dict({"budgets": [0.1, 0.3, 0.5, 1.0]})
     assert cfg.budgets == (0.1, 0.3, 0.5, 1.0)

@@ -127,7 +127,7 @@ def test_oracle_and_config_errors() -> None:
         GBDTTrainConfig.from_dict({"model": {}})
 
 
-@pytest.fixture(scope="module", params=["harvest", "engine"])
+@pytest.fixture(scope="module", params=["harvest", "engine", "none"])
 def unbiased_run(request, tmp_path_factory, tiny_collection):
     root = write_trec_dir(tiny_collection, tmp_path_factory.mktemp("trec-u"))
     config = GBDTTrainConfig.from_dict(
@@ -156,6 +156,11 @@ def test_clicks_label_trains_unbiased_lambdamart(unbiased_run) -> None:
     assert "gbdt_unbiased" in set(run.report.summary["system"])
     bias = run.position_bias
     assert bias is not None
+    if config.unbiased.propensity == "none":
+        # No correction: only the PBM's curve is shown, for reference.
+        assert list(bias.columns) == ["pbm_examination"]
+        assert "not corrected" in (run.path / "position_bias.md").read_text()
+        return
     learned = "harvested" if config.unbiased.propensity == "harvest" else "xgboost"
     assert list(bias.columns) == [learned, "pbm_examination"]
     assert bias.loc[1, learned] == pytest.approx(1.0)
