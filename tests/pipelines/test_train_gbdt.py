@@ -205,3 +205,26 @@ def test_clicks_label_keeps_click_features_when_asked() -> None:
     assert unbiased_features(names, UnbiasedConfig(click_features=True)) == names
     with pytest.raises(DataFormatError, match="no features left"):
         unbiased_features(["qd_ctr"], UnbiasedConfig())
+
+
+def test_dense_feature_group_in_train_gbdt(tmp_path, tiny_collection) -> None:
+    """``features: [text, dense]``: the packaged MiniLM's cosine of every candidate is an input."""
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    config = GBDTTrainConfig.from_dict(
+        {
+            "world": {
+                "data": {"format": "trec", "path": str(root)},
+                "simulation": {"n_sessions": 500, "seed": 1},
+            },
+            "label": "ctr",
+            "features": ["text", "dense"],
+            "gbdt": {"n_estimators": 10, "early_stopping_rounds": None, "min_child_samples": 5},
+            "metrics": ["ndcg@10"],
+        }
+    )
+    run = train_gbdt(config, tmp_path / "run", progress=False)
+    assert "dense_cosine" in run.features
+    dense = run.table["dense_cosine"]
+    assert dense.notna().all() and dense.between(-1, 1).all() and dense.std() > 0
+    schema = json.loads((run.path / "schema.json").read_text())
+    assert "dense_cosine" in json.dumps(schema)
