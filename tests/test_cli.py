@@ -126,3 +126,27 @@ def test_untrusted_text_is_escaped_and_ctrl_c_is_one_line(
     assert main(["evaluate", "--candidates", "x.csv"]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted during `evaluate`" in err[0]
+
+
+def test_clickmodel_examination_of_a_dataset_log(
+    tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture
+) -> None:
+    world = tmp_path / "world"
+    build = ["world", "build", "--config", str(trec_config), "--sessions", "3000", "--out"]
+    assert main([*build, str(world)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "exam"
+    args = ["clickmodel", "examination", "--dataset", str(world), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "harvested" in printed and "pbm_em" in printed and "ctr_by_position" in printed
+    import pandas as pd
+
+    table = pd.read_csv(out / "examination.csv", index_col="position")
+    assert table.index.tolist() == list(range(1, 11))
+    assert table.loc[1, "harvested"] == pytest.approx(1.0)
+    assert table.loc[5, "harvested"] < table.loc[2, "harvested"] < 1.0
+    assert (table["pairs_shared_with_above"].loc[2:5] > 0).all()
+    assert (out / "examination.png").read_bytes()[:4] == b"\x89PNG"
+    # A dataset without a log: one clear line, exit code 2.
+    assert main(["clickmodel", "examination", "--dataset", str(tmp_path / "nope")]) != 0

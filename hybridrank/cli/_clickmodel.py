@@ -1,4 +1,5 @@
-"""``hybridrank clickmodel fit``: click models on real logs, held-out fit quality."""
+"""``hybridrank clickmodel``: click models on real logs (held-out fit quality) and the
+examination curve of a dataset's own log."""
 
 from __future__ import annotations
 
@@ -50,6 +51,69 @@ def cmd_clickmodel_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clickmodel_examination(args: argparse.Namespace) -> int:
+    from hybridrank import columns as C
+    from hybridrank._atomic import save_figure, write_text
+    from hybridrank.data import Dataset
+    from hybridrank.errors import DataFormatError
+    from hybridrank.labels import harvest_examination
+    from hybridrank.pipelines import pbm_examination
+
+    if args.max_position < 2:
+        raise DataFormatError(f"--max-position must be >= 2, got {args.max_position}")
+    dataset = Dataset.read(args.dataset)
+    log = dataset.impressions
+    if log is None:
+        raise DataFormatError("the dataset has no impression log", path=args.dataset)
+    found = harvest_examination(log, args.max_position, path=str(args.dataset))
+    shown = log[log[C.POSITION] <= args.max_position]
+    ctr = shown.groupby(C.POSITION)[C.CLICK].mean()
+    ratios = found.ratios
+    adjacent = ratios[ratios["l"] == ratios["k"] + 1].set_index("l")["pairs"]
+    table = pd.DataFrame(
+        {
+            "harvested": found.curve,
+            "pbm_em": pbm_examination(log, args.max_position),
+            "ctr_by_position": ctr / ctr.iloc[0],
+            "pairs_shared_with_above": adjacent.reindex(found.curve.index).fillna(0).astype(int),
+        }
+    )
+    table.index.name = "position"
+    title = (
+        f"Examination by position (position 1 = 1) of {args.dataset}: harvested from the log's "
+        f"interventions, a PBM fitted by EM, and the raw click-through rate"
+    )
+    text = table.to_markdown(floatfmt=(".0f", ".3f", ".3f", ".3f", ".0f"))
+    print(title + "\n")
+    print(text)
+    print(
+        "\nharvested: pairs shown at several positions compare a document with itself "
+        "(no relevance model); ctr_by_position mixes relevance into position"
+    )
+    if args.out is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / "examination.csv", table.to_csv(float_format="%.4f"))
+        write_text(out / "examination.md", f"{title}\n\n{text}\n")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name, style in (("harvested", "-o"), ("pbm_em", "--"), ("ctr_by_position", ":")):
+            ax.plot(table.index, table[name], style, label=name, markersize=4)
+        ax.set_xlabel("shown position")
+        ax.set_ylabel("examination (position 1 = 1)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        save_figure(fig, out / "examination.png")
+        print(f"\nwrote {out / 'examination.csv'}, .md and .png")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from hybridrank.labels import CLICK_MODELS
 
@@ -68,3 +132,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmf.add_argument("--holdout", type=float, default=0.2, help="share of sessions held out")
     cmf.add_argument("--seed", type=int, default=0)
     cmf.set_defaults(func=cmd_clickmodel_fit)
+    cme = cmsub.add_parser(
+        "examination",
+        help="examination by position of a dataset's own log, harvested from its interventions",
+    )
+    cme.add_argument(
+        "--dataset",
+        type=Path,
+        required=True,
+        help="a dataset directory with an impression log (`dataset import` or `world build`)",
+    )
+    cme.add_argument("--max-position", type=int, default=10)
+    cme.add_argument("--out", type=Path, default=None, help="write examination.csv|md|png here")
+    cme.set_defaults(func=cmd_clickmodel_examination)
