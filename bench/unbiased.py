@@ -25,7 +25,7 @@ seeded half of the sessions with never-shown candidates labelled 0
 shown pairs only are shown too.
 
 Usage:
-  python bench/unbiased.py                       # NFCorpus world, 20,000 sessions, 3 seeds
+  python bench/unbiased.py                       # NFCorpus world, 20,000 sessions, 3 seeds (about 4 min)
   python bench/unbiased.py --data ../shared/datasets/cisi --sessions 20000
   python bench/unbiased.py --clara2 ../shared/datasets/clicklogs/clara2   # real clicks, real grades
 Ends with (worlds only: a real log has no true curve), the largest gap over the seeds:
