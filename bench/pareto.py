@@ -79,7 +79,10 @@ def main() -> None:
     print(front[cols].to_markdown(index=False, floatfmt=".4g"))
     # The best NDCG@10; among trials tied on it, the fastest (a slower twin of the best
     # would flatter the ratio).
-    top = trials[trials["ndcg"] == trials["ndcg"].max()]
+    measured = trials.dropna(subset=["ndcg", "p50_ms"])
+    if measured.empty:
+        raise SystemExit("no trial has both NDCG@10 and a p50 latency")
+    top = measured[measured["ndcg"] == measured["ndcg"].max()]
     best = top.loc[top["p50_ms"].idxmin()]
     picked = pick_trial(trials, f"ndcg>=best-{args.tolerance}, fastest")
     ratio = float(picked["p50_ms"] / best["p50_ms"])

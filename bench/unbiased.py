@@ -141,7 +141,9 @@ def main() -> None:
         if true is not None:
             for name in [c for c in bias.columns if c != "true_examination"]:
                 gap = (bias[name] - bias["true_examination"]).abs().loc[1:5]
-                gaps.setdefault(name, []).append(float(gap.max()))
+                # A position with no estimate counts as a miss, not as no gap.
+                worst = float("inf") if gap.isna().any() else float(gap.max())
+                gaps.setdefault(name, []).append(worst)
 
     if gaps:
         print("\n## max |estimate - true| on ranks 1-5, per seed\n")

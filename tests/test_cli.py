@@ -148,5 +148,6 @@ def test_clickmodel_examination_of_a_dataset_log(
     assert table.loc[5, "harvested"] < table.loc[2, "harvested"] < 1.0
     assert (table["pairs_shared_with_above"].loc[2:5] > 0).all()
     assert (out / "examination.png").read_bytes()[:4] == b"\x89PNG"
-    # A dataset without a log: one clear line, exit code 2.
+    # A dataset that is not there: one clear line naming it, a non-zero exit.
     assert main(["clickmodel", "examination", "--dataset", str(tmp_path / "nope")]) != 0
+    assert "nope" in capsys.readouterr().err

@@ -68,13 +68,16 @@ def cmd_clickmodel_examination(args: argparse.Namespace) -> int:
     found = harvest_examination(log, args.max_position, path=str(args.dataset))
     shown = log[log[C.POSITION] <= args.max_position]
     ctr = shown.groupby(C.POSITION)[C.CLICK].mean()
+    top = float(ctr.get(1, 0.0))
+    ctr = ctr / top if top > 0 else ctr * np.nan  # no clicks at position 1: no ratio
     ratios = found.ratios
     adjacent = ratios[ratios["l"] == ratios["k"] + 1].set_index("l")["pairs"]
     table = pd.DataFrame(
         {
             "harvested": found.curve,
             "pbm_em": pbm_examination(log, args.max_position),
-            "ctr_by_position": ctr / ctr.iloc[0],
+            "ctr_by_position": ctr.reindex(found.curve.index),
+            # Position pairs whose shared pairs had no click at one of them count 0.
             "pairs_shared_with_above": adjacent.reindex(found.curve.index).fillna(0).astype(int),
         }
     )

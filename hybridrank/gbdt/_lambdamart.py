@@ -19,7 +19,7 @@ from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._grouping import offsets_from_qid, qid_codes
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
 from hybridrank.gbdt._device import DEVICES, resolve_device
-from hybridrank.gbdt._params import check_params, engine_errors, override
+from hybridrank.gbdt._params import canonical_name, check_params, engine_errors, override
 from hybridrank.gbdt._position import (
     LIGHTGBM_SOURCE,
     XGBOOST_SOURCE,
@@ -167,7 +167,9 @@ class LambdaMARTConfig:
                 raise ConfigError(
                     f"gbdt.monotone.{name} must be 1 (rising) or -1 (falling), got {direction!r}"
                 )
-        if self.monotone and "monotone_constraints" in self.params:
+        if self.monotone and any(
+            canonical_name(self.engine, key) == "monotone_constraints" for key in self.params
+        ):
             raise ConfigError("set gbdt.monotone or gbdt.params.monotone_constraints, not both")
 
     def monotone_constraints(self, names: Sequence[str]) -> list[int] | None:
@@ -549,6 +551,7 @@ class LambdaMARTRanker:
         bias = getattr(self, "position_bias_", None)
         if bias is not None:
             meta["position_bias"] = {str(k): float(v) for k, v in bias.items()}
+            meta["position_bias_name"] = str(bias.name or self.engine_)
             meta["position_bias_source"] = self.position_bias_source_
         paths["meta"] = out / "ranker.json"
         paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
@@ -573,7 +576,8 @@ class LambdaMARTRanker:
             None
             if saved_bias is None
             else pd.Series(
-                {int(k): float(v) for k, v in saved_bias.items()}, name=ranker.engine_
+                {int(k): float(v) for k, v in saved_bias.items()},
+                name=meta.get("position_bias_name", ranker.engine_),
             ).rename_axis("position")
         )
         ranker.position_bias_source_ = meta.get("position_bias_source")

@@ -64,10 +64,10 @@ def harvest_examination(
 
     Raises:
         DataFormatError: The log is malformed (see
-            :func:`~hybridrank.labels.validate_log`), or no (query, document)
-            pair was shown at two positions with a click at each: the logging
-            ranker never varied its order, and position and relevance cannot be
-            told apart.
+            :func:`~hybridrank.labels.validate_log`), or no two positions
+            share shown (query, document) pairs with clicks at both (pooled
+            over those pairs): the logging ranker never varied its order, and
+            position and relevance cannot be told apart.
     """
     if max_position < 2:
         raise ValueError(f"max_position must be >= 2, got {max_position}")
@@ -104,7 +104,7 @@ def harvest_examination(
     )
     if ratios.empty:
         raise DataFormatError(
-            "no (query, document) pair was shown at two positions with clicks at both: the "
+            "no two positions share shown (query, document) pairs with clicks at both: the "
             "logging ranker never varied its order, so examination cannot be told apart from "
             "relevance (swap results now and then, or use a click model)",
             path=path,

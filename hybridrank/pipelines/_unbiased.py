@@ -183,7 +183,12 @@ def fit_unbiased(
     position). With ``options.propensity == "harvest"`` the examination curve
     is estimated from ``rows`` themselves, so a fold's model never sees the
     clicks of another fold. The ranker's ``position_bias_`` is the curve it
-    corrected for.
+    corrected for (a position no shown pair links to position 1 takes the
+    estimate above it), before clipping at ``min_propensity``.
+
+    With ``harvest`` and ``none`` the loss is the custom LambdaRank over
+    sessions, so ``gbdt.objective`` and ``gbdt.label_gain`` do not apply
+    (a warning says so when they are set).
     """
     options = options or UnbiasedConfig()
     click = rows[C.CLICK].to_numpy(dtype=np.int32)
@@ -192,14 +197,30 @@ def fit_unbiased(
         return LambdaMARTRanker(config).fit(
             rows[features], click, qid=session, position=rows[C.POSITION].to_numpy()
         )
+    ignored = [name for name in ("objective", "label_gain") if getattr(config, name) is not None]
+    if ignored:
+        logger.warning(
+            "unbiased.propensity %s trains its own LambdaRank over sessions: gbdt.%s ignored "
+            "(propensity: engine uses the engine's objective)",
+            options.propensity, " and gbdt.".join(ignored),
+        )  # fmt: skip
     curve: pd.Series | None = None
     gain = click.astype(np.float64)
     if options.propensity == "harvest":
-        curve = harvest_examination(rows, options.max_position).curve
+        try:
+            harvested = harvest_examination(rows, options.max_position).curve
+        except DataFormatError as err:
+            raise DataFormatError(
+                f"{err.reason}; or set unbiased.propensity: engine (the engine learns the "
+                f"biases) or none (no correction)",
+                path=err.path,
+                row=err.row,
+                column=err.column,
+            ) from err
         # A position no shown pair links to position 1 takes the nearest estimate above it.
-        known = curve.ffill().fillna(1.0).to_numpy()
-        position = np.minimum(rows[C.POSITION].to_numpy(dtype=np.int64), known.shape[0])
-        gain = click / np.maximum(known[position - 1], options.min_propensity)
+        curve = harvested.ffill().fillna(1.0)
+        position = np.minimum(rows[C.POSITION].to_numpy(dtype=np.int64), curve.shape[0])
+        gain = click / np.maximum(curve.to_numpy()[position - 1], options.min_propensity)
     ranker = LambdaMARTRanker(config).fit(
         rows[features], click, qid=session, objective=propensity_objective(session, click, gain)
     )

@@ -228,3 +228,37 @@ def test_dense_feature_group_in_train_gbdt(tmp_path, tiny_collection) -> None:
     assert dense.notna().all() and dense.between(-1, 1).all() and dense.std() > 0
     schema = json.loads((run.path / "schema.json").read_text())
     assert "dense_cosine" in json.dumps(schema)
+
+
+def test_propensities_reach_the_gradients_and_a_fixed_order_log_names_the_way_out() -> None:
+    import pandas as pd
+
+    from hybridrank.errors import DataFormatError
+    from hybridrank.gbdt import LambdaMARTConfig
+    from hybridrank.pipelines import UnbiasedConfig, fit_unbiased
+    from hybridrank.pipelines._unbiased import propensity_objective
+
+    # One session, clicks at positions 1 and 4; equal scores.
+    session = np.zeros(5, dtype=np.int64)
+    click = np.array([1, 0, 0, 1, 0])
+    exam = np.array([1.0, 0.7, 0.5, 0.25, 0.2])
+    rows = np.arange(5)
+    plain, _ = propensity_objective(session, click, click.astype(float))(rows)(np.zeros(5))
+    weighted, _ = propensity_objective(session, click, click / exam)(rows)(np.zeros(5))
+    # Both clicks are pushed up; weighting by 1 / examination pushes the click shown at
+    # position 4 (examined a quarter as often) 4x as hard, relative to the unweighted loss.
+    assert plain[0] < 0 and plain[3] < 0 and weighted[0] < 0 and weighted[3] < 0
+    assert (weighted[3] / plain[3]) / (weighted[0] / plain[0]) == pytest.approx(4.0)
+
+    fixed = pd.DataFrame(
+        {
+            C.SESSION_ID: np.repeat(np.arange(50), 3),
+            C.QID: "q",
+            C.DOCID: np.tile(["a", "b", "c"], 50),
+            C.POSITION: np.tile([1, 2, 3], 50),
+            C.CLICK: np.tile([1, 1, 0], 50),
+            "bm25": np.tile([3.0, 2.0, 1.0], 50),
+        }
+    )
+    with pytest.raises(DataFormatError, match=r"never varied.*propensity: engine"):
+        fit_unbiased(fixed, ["bm25"], LambdaMARTConfig(n_estimators=5), UnbiasedConfig())
