@@ -372,6 +372,19 @@ def _train_on_labels(
     features = resolve_features(config.features, table, dataset.features)
     name = _system_name(config, dataset)
     labelled = ~table[label].isna().to_numpy()
+    if (
+        config.label in ("click", "ctr")
+        and not config.click_split.enabled
+        and not set(features) & set(CLICK_FEATURES)
+        and labelled.mean() < 0.9
+    ):
+        logger.warning(
+            "label %s without click features: only the %.0f%% of candidates the log showed have "
+            "a label, so the model never sees a never-shown one and ranks them anywhere; "
+            "click_split: {mode: session, unshown: zero} labels them 0 (on the NFCorpus world "
+            "NDCG@10 0.364 -> 0.587)",
+            config.label, 100 * labelled.mean(),
+        )  # fmt: skip
     with ExitStack() as stack:
         # A lost worker raises WorkerLostError here, before anything is written.
         client = stack.enter_context(dask_client(config.dask)) if config.dask.enabled else None

@@ -262,3 +262,29 @@ def test_propensities_reach_the_gradients_and_a_fixed_order_log_names_the_way_ou
     )
     with pytest.raises(DataFormatError, match=r"never varied.*propensity: engine"):
         fit_unbiased(fixed, ["bm25"], LambdaMARTConfig(n_estimators=5), UnbiasedConfig())
+
+
+def test_click_labels_on_shown_pairs_only_without_click_features_warn(
+    tmp_path, tiny_collection, caplog
+) -> None:
+    import logging
+
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    spec = {
+        "world": {
+            "data": {"format": "trec", "path": str(root)},
+            "simulation": {"n_sessions": 400, "seed": 1},
+        },
+        "label": "click",
+        "features": ["text"],
+        "gbdt": {"n_estimators": 5, "early_stopping_rounds": None, "min_child_samples": 5},
+        "metrics": ["ndcg@10"],
+    }
+    with caplog.at_level(logging.WARNING, logger="hybridrank.pipelines._train_gbdt"):
+        train_gbdt(GBDTTrainConfig.from_dict(spec), tmp_path / "a", progress=False)
+    assert "never sees a never-shown one" in caplog.text
+    caplog.clear()
+    spec["click_split"] = {"mode": "session", "unshown": "zero"}
+    with caplog.at_level(logging.WARNING, logger="hybridrank.pipelines._train_gbdt"):
+        train_gbdt(GBDTTrainConfig.from_dict(spec), tmp_path / "b", progress=False)
+    assert "never sees a never-shown one" not in caplog.text
