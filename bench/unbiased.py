@@ -99,9 +99,10 @@ def biases(
     table, _ = build_table(dataset)
     features = list(dataset.features)
     learned: dict[str, pd.Series | None] = {}
+    # The impression rows depend on max_position and the features only: built once.
+    rows = impression_rows(dataset, table, features, UnbiasedConfig())
     for column, propensity, engine in ESTIMATES:
         options = UnbiasedConfig(propensity=propensity)
-        rows = impression_rows(dataset, table, features, options)
         t0 = time.perf_counter()
         config = LambdaMARTConfig(engine=engine or args.engine, n_jobs=args.n_jobs)
         ranker = fit_unbiased(rows, features, config, options)

@@ -20,6 +20,7 @@ import pandas as pd
 from hybridrank.data import Dataset
 from hybridrank.errors import DataFormatError
 from hybridrank.neural import NeuralConfig
+from hybridrank.pipelines._annotate import default_answer_cache
 from hybridrank.pipelines._train_neural import attach_texts, minilm_cosine
 
 logger = logging.getLogger(__name__)
@@ -31,15 +32,18 @@ DENSE_MAX_SEQ_LENGTH = 64
 def dense_similarity(
     table: pd.DataFrame,
     dataset: Dataset,
-    cache: str | Path,
+    cache: str | Path | None = None,
     *,
     max_seq_length: int = DENSE_MAX_SEQ_LENGTH,
 ) -> np.ndarray:
-    """The untrained MiniLM cosine of each row of ``table``, through the answer cache."""
+    """The untrained MiniLM cosine of each row of ``table``, through the answer cache
+    (``cache``; None: the one default cache every command shares)."""
     if dataset.queries is None or dataset.docs is None:
         raise DataFormatError(
             "feature group dense needs the query and document texts; the dataset has none",
             path=dataset.path,
         )
+    path = Path(cache) if cache is not None else default_answer_cache()
+    path.parent.mkdir(parents=True, exist_ok=True)
     texts = attach_texts(table, dataset.queries, dataset.docs)
-    return minilm_cosine(texts, NeuralConfig(), max_seq_length=max_seq_length, cache=cache)
+    return minilm_cosine(texts, NeuralConfig(), max_seq_length=max_seq_length, cache=path)

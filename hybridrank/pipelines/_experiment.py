@@ -556,9 +556,7 @@ def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) 
     if shared.llm_labels is not None:
         table = attach_llm_labels(table, shared.llm_labels)
     if "dense" in config.features and dataset.has_texts:
-        cache = Path(config.cache) if config.cache else default_answer_cache()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        table[DENSE] = dense_similarity(table, dataset, cache)
+        table[DENSE] = dense_similarity(table, dataset, config.cache)
     return table
 
 

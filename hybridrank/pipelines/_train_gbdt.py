@@ -30,7 +30,6 @@ from hybridrank.features import (
 )
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
-from hybridrank.pipelines._annotate import default_answer_cache
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._dense import dense_similarity
 from hybridrank.pipelines._tables import (
@@ -231,9 +230,7 @@ def training_table(dataset: Dataset, config: GBDTTrainConfig) -> tuple[pd.DataFr
     options = TableOptions(click_features=config.click_features, labels=labels, click_split=split)
     table, feats = build_table(dataset, options)
     if "dense" in config.features and dataset.has_texts:
-        cache = default_answer_cache()
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        table[DENSE] = dense_similarity(table, dataset, cache)
+        table[DENSE] = dense_similarity(table, dataset)
     return table, feats
 
 

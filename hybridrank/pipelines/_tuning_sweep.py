@@ -111,6 +111,12 @@ def tuning_sweep(
         # Bucket medians from the rarest bucket to the most frequent one.
         medians = np.sort(first.groupby(C.BUCKET, observed=True)[C.FREQ].median().to_numpy())
         click, llm = _oof(table, "click_gbdt"), _oof(table, llm_model)
+        # Anchors read from the table are the same for every size; retrained ones are not.
+        fixed = {
+            name: _oof(table, name)
+            for name in stacker.anchors
+            if not (retrain and name in retrain) and name in table.columns
+        }
         table_qids = table[C.QID].astype(str)
         for n, chosen in sets.items():
             rows = table_qids.isin(chosen).to_numpy()
@@ -120,8 +126,8 @@ def tuning_sweep(
                     rebuilt = retrain[name](table, rows)
                     if rebuilt is not None:
                         anchors.append(rebuilt)
-                elif name in table.columns:
-                    anchors.append(_oof(table, name))
+                elif name in fixed:
+                    anchors.append(fixed[name])
             fitted = FrequencyGatedStacker(stacker).fit(
                 click, llm, freq=table[C.FREQ], labels=table[C.Y_EXPERT], rows=rows,
                 anchors=anchors,
