@@ -2,8 +2,10 @@
 
 Tables (pandas DataFrames, stored as parquet):
 
-* Collection: ``docs(docid, text[, title])``, ``queries(qid, text)``,
-  ``qrels(qid, docid, grade)``.
+* Collection: ``docs(docid, text[, title])``,
+  ``queries(qid, text[, description, narrative])``, ``qrels(qid, docid, grade)``.
+  A query's optional description and narrative (TREC topics, NFCorpus
+  ``vid-desc``) say what the searcher meant; LLM judges may read them.
 * Impression log, one row per shown result:
   ``session_id, ts, qid, docid, position (1-based), click (0/1), dwell_s``.
 * Candidate table, one row per (qid, docid) to rank, rows of a query
@@ -20,6 +22,8 @@ QID: Final = "qid"
 DOCID: Final = "docid"
 TEXT: Final = "text"
 TITLE: Final = "title"
+DESCRIPTION: Final = "description"
+NARRATIVE: Final = "narrative"
 GRADE: Final = "grade"
 
 SESSION_ID: Final = "session_id"
@@ -40,6 +44,8 @@ BM25_RANK: Final = "bm25_rank"
 
 DOC_COLUMNS: Final = (DOCID, TEXT)
 QUERY_COLUMNS: Final = (QID, TEXT)
+#: Optional text columns of the queries table (missing where a query has none).
+QUERY_CONTEXT_COLUMNS: Final = (DESCRIPTION, NARRATIVE)
 QREL_COLUMNS: Final = (QID, DOCID, GRADE)
 IMPRESSION_COLUMNS: Final = (SESSION_ID, TS, QID, DOCID, POSITION, CLICK, DWELL_S)
 LABEL_COLUMNS: Final = (Y_CLICK, Y_LLM, Y_EXPERT)
@@ -49,6 +55,7 @@ __all__ = [
     "BM25_RANK",
     "BUCKET",
     "CLICK",
+    "DESCRIPTION",
     "DOCID",
     "DOC_COLUMNS",
     "DWELL_S",
@@ -57,10 +64,12 @@ __all__ = [
     "GRADE",
     "IMPRESSION_COLUMNS",
     "LABEL_COLUMNS",
+    "NARRATIVE",
     "POSITION",
     "QID",
     "QREL_COLUMNS",
     "QUERY_COLUMNS",
+    "QUERY_CONTEXT_COLUMNS",
     "SESSION_ID",
     "TEXT",
     "TITLE",

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.cli._common import add_dataset_option, positive_int, print_paths
-from hybridrank.errors import MissingInputError
+from hybridrank.cli._common import add_dataset_option, at_least_one, positive_int, print_paths
+from hybridrank.errors import ConfigError, MissingInputError
 
 
 def _backend_params(args: argparse.Namespace) -> dict[str, object]:
@@ -35,11 +38,156 @@ def _backend_params(args: argparse.Namespace) -> dict[str, object]:
     return params
 
 
+#: Pairs per backend call when neither the flag nor the config sets it.
+CLI_BATCH_SIZE = 256
+
+
+def _parse_judge(spec: list[str]) -> dict[str, Any]:
+    """One ``--judge BACKEND [KEY=VALUE ...]``: ``{"backend", "params"[, "name"]}``.
+
+    Values are read as YAML scalars (``0.5``, ``true``, ``null``); anything
+    else stays text. The key ``name`` names the judge.
+    """
+    import yaml
+
+    backend, *pairs = spec
+    params: dict[str, Any] = {}
+    judge: dict[str, Any] = {"backend": backend, "params": params}
+    for item in pairs:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(
+                f"--judge {backend}: expected KEY=VALUE after the backend, got {item!r} "
+                "(e.g. --judge openai model=qwen2.5-7b base_url=http://127.0.0.1:8000/v1)"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, dict | list) or (value is None and text not in ("null", "~", "")):
+            value = text
+        if key == "name":
+            judge["name"] = str(value)
+        else:
+            params[key] = value
+    return judge
+
+
+def _accepts(backend: str, key: str) -> bool:
+    """Whether the backend's constructor takes keyword ``key``."""
+    from hybridrank.labels.llm import ANNOTATORS
+
+    cls = ANNOTATORS.get(backend)
+    return cls is not None and key in inspect.signature(cls.__init__).parameters
+
+
+def annotate_config(args: argparse.Namespace) -> Any:
+    """The :class:`~hybridrank.labels.llm.AnnotateConfig` of ``--config`` with the flags over it.
+
+    ``--judge`` (repeated) replaces the file's judges or backend; ``--backend``
+    names one judge instead. The backend flags (``--base-url``, ``--max-tokens``,
+    ...) set those parameters of the one judge, or of every judge whose
+    backend takes them and that does not set them itself.
+    """
+    from hybridrank._config import read_yaml_mapping
+    from hybridrank.labels.llm import PANEL, AnnotateConfig
+
+    values: dict[str, Any] = (
+        read_yaml_mapping(args.config, section="annotate") if args.config else {}
+    )
+    if values.get("backend") == PANEL and isinstance(values.get("params"), dict):
+        # The written form of several judges (backend: panel) read as the judges it names.
+        params = values.pop("params")
+        values.pop("backend")
+        values.update(judges=params.get("judges"), combine=params.get("combine", "mean"))
+    shared = _backend_params(args)
+    if args.judge:
+        if args.backend is not None:
+            raise ConfigError(
+                "--backend names one judge and --judge several: give one of them "
+                "(--judge BACKEND KEY=VALUE ... once per judge)"
+            )
+        for key in ("backend", "params", "judges"):
+            values.pop(key, None)
+        values["judges"] = [_parse_judge(spec) for spec in args.judge]
+    elif args.backend is not None:
+        if values.get("backend") != args.backend:
+            values.pop("params", None)
+        for key in ("judges", "combine"):
+            values.pop(key, None)
+        values["backend"] = args.backend
+    if args.combine is not None:
+        if "judges" not in values:
+            raise ConfigError(
+                "--combine combines several judges: name them with --judge (repeated) or under "
+                "`annotate.judges` in --config"
+            )
+        values["combine"] = args.combine
+    if "judges" in values and isinstance(values["judges"], list):
+        values["judges"] = [
+            {
+                **judge,
+                "params": {
+                    **{
+                        k: v
+                        for k, v in shared.items()
+                        if _accepts(str(judge.get("backend")), k)
+                    },
+                    **dict(judge.get("params") or {}),
+                },
+            }
+            if isinstance(judge, dict)
+            else judge
+            for judge in values["judges"]
+        ]
+    elif shared:
+        base = values.get("params") or {}
+        values["params"] = {**(base if isinstance(base, dict) else {}), **shared}
+    for key, value in (("prompt", args.prompt), ("batch_size", args.batch_size)):
+        if value is not None:
+            values[key] = value
+    if args.retry_failed:
+        values["retry_failed"] = True
+    values.setdefault("batch_size", CLI_BATCH_SIZE)
+    try:
+        return AnnotateConfig.from_dict(values)
+    except ConfigError as exc:
+        if args.config:
+            raise ConfigError(f"{args.config} (with the command-line flags): {exc}") from None
+        raise
+
+
+def _describe_judge(annotator: Any) -> str:
+    """One line per judge: backend, kind, model, prompt version."""
+    from hybridrank.labels.llm import JudgePanel
+
+    if isinstance(annotator, JudgePanel):
+        lines = [f"{len(annotator.judges)} LLM judges combined by {annotator.combine}:"]
+        lines += [
+            f"  judge {name}: {judge.backend} model {judge.model}, prompt {judge.prompt_version}"
+            for name, judge in annotator.judges
+        ]
+        return "\n".join(lines)
+    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    return (
+        f"{annotator.backend} [{kind}] model {annotator.model}, prompt {annotator.prompt_version}"
+    )
+
+
+def _print_judges(result: Any) -> None:
+    """Each judge's counts and the judges' agreement (several judges)."""
+    if result.judge_stats:
+        for name, stats in result.judge_stats.items():
+            print(f"judge {name}: {stats.summary()}")
+    if result.judge_agreement is not None:
+        print(result.judge_agreement.to_text())
+
+
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.action == "report":
         return _annotate_report(args)
     from hybridrank.data import Dataset, read_table
-    from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+    from hybridrank.labels.llm import AnswerCache
     from hybridrank.pipelines import annotate_dataset, default_answer_cache
 
     if args.dataset is None:
@@ -47,28 +195,23 @@ def cmd_annotate(args: argparse.Namespace) -> int:
             "annotate needs --dataset DIR (from `hybridrank dataset import` or `world build`)"
         )
     dataset = Dataset.read(args.dataset)
+    config = annotate_config(args)
     if args.strategy is not None or (args.budget is not None and args.candidates is None):
-        return _annotate_budgeted(args, dataset)
+        return _annotate_budgeted(args, dataset, config)
     if args.budget is not None and not str(args.budget).isdigit():
         raise MissingInputError("with --candidates, --budget is a whole number of new pairs")
     candidates = None
     if args.candidates is not None:
         candidates = read_table(args.candidates, required=(C.QID, C.DOCID))
-    config = AnnotateConfig(
-        backend=args.backend,
-        budget=int(args.budget) if args.budget is not None else None,
-        batch_size=args.batch_size,
-        retry_failed=args.retry_failed,
-    )
+    if args.budget is not None:
+        config = replace(config, budget=int(args.budget))
     cache_path: Path = args.cache or default_answer_cache()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    annotator = make_annotator(args.backend, **_backend_params(args))
-    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    annotator = config.make_annotator()
     n_pairs = len(candidates) if candidates is not None else len(dataset.candidates)
     print(
-        f"annotating {n_pairs} pairs with {args.backend} [{kind}] model {annotator.model}, "
-        f"prompt {annotator.prompt_version}; calibration: the dataset's "
-        f"{len(dataset.tuning_qids)} tuning queries; cache {cache_path}",
+        f"annotating {n_pairs} pairs with {_describe_judge(annotator)}\ncalibration: the "
+        f"dataset's {len(dataset.tuning_qids)} tuning queries; cache {cache_path}",
         flush=True,
     )
     with annotator, AnswerCache(cache_path) as cache:
@@ -81,19 +224,25 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         )
         labels = pd.concat([dataset.llm_labels.loc[keep], labels], ignore_index=True)
     dataset.update(llm_labels=labels)
-    print(result.stats.summary())
+    _print_judges(result)
+    print(("all judges: " if result.judge_stats else "") + result.stats.summary())
     if result.grader is not None:
         print(f"grades: {result.grader.describe()}")
+    per_judge = (
+        "; each judge's own grade: y_llm@NAME, soft grade y_llm_soft@NAME, status llm_status@NAME"
+        if result.judge_stats
+        else ""
+    )
     print(
         f"labels: {args.dataset}/llm_labels.parquet (column y_llm; failed or unannotated pairs "
-        f"are NaN); next: hybridrank annotate report --dataset {args.dataset}"
+        f"are NaN{per_judge}); next: hybridrank annotate report --dataset {args.dataset}"
     )
     return 0
 
 
-def _annotate_budgeted(args: argparse.Namespace, dataset: Any) -> int:
+def _annotate_budgeted(args: argparse.Namespace, dataset: Any, config: Any) -> int:
     """``annotate --budget N|SHARE --strategy S``: label the pairs the strategy chooses."""
-    from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+    from hybridrank.labels.llm import AnswerCache
     from hybridrank.pipelines import Budget, annotate_with_budget, default_answer_cache
 
     if args.budget is None:
@@ -105,16 +254,12 @@ def _annotate_budgeted(args: argparse.Namespace, dataset: Any) -> int:
         raise MissingInputError("--candidates and --strategy exclude each other: the strategy chooses")
     budget = Budget.parse(args.budget)
     strategy = args.strategy or "tail-first"
-    config = AnnotateConfig(
-        backend=args.backend, batch_size=args.batch_size, retry_failed=args.retry_failed
-    )
     cache_path: Path = args.cache or default_answer_cache()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
-    annotator = make_annotator(args.backend, **_backend_params(args))
-    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    annotator = config.make_annotator()
     print(
-        f"budgeted annotation with {args.backend} [{kind}] model {annotator.model}: budget "
-        f"{args.budget}, strategy {strategy}; cache {cache_path}",
+        f"budgeted annotation with {_describe_judge(annotator)}\nbudget {args.budget}, "
+        f"strategy {strategy}; cache {cache_path}",
         flush=True,
     )
     with annotator, AnswerCache(cache_path) as cache:
@@ -139,7 +284,14 @@ def _annotate_budgeted(args: argparse.Namespace, dataset: Any) -> int:
 
 def _annotate_report(args: argparse.Namespace) -> int:
     from hybridrank.data import Dataset
-    from hybridrank.labels.llm import LLM_SCORE, agreement_report
+    from hybridrank.labels.llm import (
+        LLM_SCORE,
+        LLM_SOFT,
+        agreement_report,
+        judge_agreement,
+        judge_columns,
+        judge_names,
+    )
     from hybridrank.pipelines import attach_llm_labels, evaluation_rows
 
     if args.dataset is None:
@@ -161,20 +313,48 @@ def _annotate_report(args: argparse.Namespace) -> int:
     table = attach_llm_labels(table, dataset.llm_labels)
     n_tuning = len(dataset.tuning_qids)
     table = table.loc[evaluation_rows(table)]
+    # Grade ties are broken by the judge's continuous output: a score-only judge's score, an
+    # LLM's soft grade (expected grade, or several judges' mean) where it is not the grade.
+    score = None
+    if LLM_SCORE in dataset.llm_labels.columns and dataset.llm_labels[LLM_SCORE].notna().any():
+        score = "semantic_similarity"
+    elif LLM_SOFT in table.columns:
+        soft = table[LLM_SOFT].to_numpy(dtype="float64")
+        grade = table[C.Y_LLM].to_numpy(dtype="float64")
+        if (~np.isnan(soft) & ~np.isnan(grade) & (soft != grade)).any():
+            score = LLM_SOFT
     report = agreement_report(
         table,
-        score="semantic_similarity" if LLM_SCORE in dataset.llm_labels.columns else None,
+        score=score,
         bucket_order=tuple(dataset.bucket_names),
         title=f"Annotator agreement with expert grades ({args.dataset}); "
         f"{n_tuning} tuning/calibration queries left out, as in every evaluation",
     )
     print(report.to_text())
-    print_paths(report.write(args.out or Path(args.dataset) / "agreement"), width=9)
+    out = args.out or Path(args.dataset) / "agreement"
+    paths = report.write(out)
+    names = judge_names(dataset.llm_labels.columns)
+    if names:
+        # Several judges: each judge's grade against the others' and the experts'.
+        keyed = dataset.llm_labels.set_index([C.QID, C.DOCID])
+        index = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])
+        by_judge = {
+            n: keyed[judge_columns(n)[0]].reindex(index).to_numpy(dtype="float64") for n in names
+        }
+        judges = judge_agreement(
+            by_judge,
+            combined=table[C.Y_LLM].to_numpy(dtype="float64"),
+            expert=table[C.Y_EXPERT].to_numpy(dtype="float64"),
+        )
+        print()
+        print(judges.to_text())
+        paths.update(judges.write(out))
+    print_paths(paths, width=15 if names else 9)
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hybridrank.labels.llm import ANNOTATORS
+    from hybridrank.labels.llm import ANNOTATORS, COMBINERS, PANEL, PROMPTS
 
     an = sub.add_parser(
         "annotate",
@@ -187,8 +367,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--candidates", type=Path, help="label only these (qid, docid) pairs of the dataset"
     )
     an.add_argument(
-        "--backend", default="embedding", choices=sorted(ANNOTATORS),
-        help="embedding (default, the embedded semantic judge) | openai | transformers",
+        "--config", type=Path,
+        help="YAML with an `annotate:` section (backend and params, or judges and combine; "
+        "prompt, budget, batch_size, ...); the flags override it",
+    )
+    an.add_argument(
+        "--backend", choices=sorted(b for b in ANNOTATORS if b != PANEL),
+        help="one judge: embedding (default, the embedded semantic judge) | openai | transformers",
+    )
+    an.add_argument(
+        "--judge", action="append", nargs="+", metavar=("BACKEND", "KEY=VALUE"),
+        help="one of several LLM judges, combined per pair (repeat: --judge openai model=a "
+        "--judge openai model=b name=second); KEY=VALUE are the backend's parameters, name= the "
+        "judge's name; the backend flags (--base-url, --max-tokens, ...) fill in what a judge "
+        "does not set",
+    )
+    an.add_argument(
+        "--combine", choices=sorted(COMBINERS),
+        help="how several judges' grades combine: mean (default; the rounded mean, halves up) | "
+        "majority (the most common grade; a tie goes to the tied grade nearest the median, then "
+        "the lower)",
+    )
+    an.add_argument(
+        "--prompt", choices=sorted(PROMPTS),
+        help="LLM judges' prompt: title (default; the query text) | described (adds the query's "
+        "description and narrative where the dataset has them)",
     )  # fmt: skip
     an.add_argument(
         "--budget",
@@ -201,7 +404,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evidence), uncertainty (weak click evidence or click/text disagreement), random",
     )  # fmt: skip
     an.add_argument("--seed", type=int, default=0, help="seed of the strategy's tie-breaks")
-    an.add_argument("--batch-size", type=int, default=256)
+    an.add_argument("--batch-size", type=at_least_one, help="pairs per backend call (default 256)")
     an.add_argument(
         "--retry-failed", action="store_true", help="ask again where the stored answer failed"
     )

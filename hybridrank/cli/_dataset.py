@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hybridrank import columns as C
 from hybridrank.cli._common import positive_int
 from hybridrank.data import LOG_READERS, QRELS_READERS, Dataset
 
@@ -42,7 +43,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument(
         "--collection", help="TREC-layout directory: docs.tsv|docs.jsonl, queries.tsv, qrels"
     )
-    imp.add_argument("--queries", help="query texts, QID<TAB>TEXT")
+    imp.add_argument(
+        "--queries",
+        help="query texts: QID<TAB>TEXT, .jsonl (qid, text[, description, narrative]) or a TREC "
+        "topics file (<top> blocks with <title>, <desc>, <narr>)",
+    )
+    imp.add_argument(
+        "--query-descriptions",
+        help="query descriptions, QID<TAB>TEXT (e.g. NFCorpus dev.vid-desc.queries); read by LLM "
+        "judges with `annotate --prompt described`",
+    )
+    imp.add_argument("--query-narratives", help="query narratives, QID<TAB>TEXT")
     imp.add_argument("--docs", help="document texts, DOCID<TAB>TEXT or .jsonl")
     imp.add_argument("--qrels", help="expert grades")
     imp.add_argument(
@@ -93,6 +104,8 @@ def import_config(args: argparse.Namespace) -> Any:
         "on_bad": args.on_bad,
         "collection": args.collection,
         "queries": args.queries,
+        "query_descriptions": args.query_descriptions,
+        "query_narratives": args.query_narratives,
         "docs": args.docs,
         "qrels": args.qrels,
         "qrels_format": args.qrels_format,
@@ -174,6 +187,14 @@ def describe(dataset: Dataset) -> str:
             lines.append(f"  {key}: {counts[key]}")
     labels = [n for n in ("qrels", "llm_labels") if dataset.has(n)]
     texts = [n for n in ("queries", "docs") if dataset.has(n)]
+    if dataset.queries is not None:
+        with_context = [
+            f"{int(dataset.queries[c].notna().sum())} with a {c}"
+            for c in C.QUERY_CONTEXT_COLUMNS
+            if c in dataset.queries.columns
+        ]
+        if with_context:
+            texts[0] = f"queries ({', '.join(with_context)})"
     lines.append(
         "tables: candidates, splits"
         + (", impressions" if dataset.has("impressions") else "")

@@ -99,7 +99,10 @@ from hybridrank.data._formats import (
     LINE,
     read_docs_jsonl,
     read_id_text_tsv,
+    read_queries,
+    read_queries_jsonl,
     read_trec_qrels,
+    read_trec_topics,
 )
 from hybridrank.data._relevance import (
     QRELS_READERS,
@@ -114,5 +117,8 @@ __all__ += [
     "read_docs_jsonl",
     "read_id_text_tsv",
     "read_qrels",
+    "read_queries",
+    "read_queries_jsonl",
     "read_trec_qrels",
+    "read_trec_topics",
 ]

@@ -24,7 +24,8 @@ class Collection:
     Attributes:
         name: Short name shown in reports (``"nfcorpus-titles"``).
         docs: ``docid, text[, title]``; docids unique, text non-empty.
-        queries: ``qid, text``; qids unique, text non-empty.
+        queries: ``qid, text[, description, narrative]``; qids unique, text
+            non-empty; description and narrative text or None.
         qrels: ``qid, docid, grade`` (int grade >= 0); one row per judged pair.
             Unlisted pairs are grade 0.
     """

@@ -10,7 +10,7 @@ candidates     always    qid, docid, optional feature columns, ``y_expert``
                          (the qrels grade, 0 where unjudged) when qrels exist
 splits         always    qid, freq, bucket, fold, tuning (one row per query)
 impressions    optional  session_id, ts, qid, docid, position, click, dwell_s
-queries        optional  qid, text
+queries        optional  qid, text [, description, narrative]
 docs           optional  docid, text [, title]
 qrels          optional  qid, docid, grade
 llm_labels     optional  qid, docid, y_llm [, llm_score, ...]
@@ -59,12 +59,15 @@ class TableSpec:
         required: Columns every such table must have.
         key: Columns that identify a row; duplicates are an error.
         needed: Whether every dataset has it.
+        optional_text: Columns the table may have; where present they hold
+            text, or nothing (None) for rows without it.
     """
 
     name: str
     required: tuple[str, ...]
     key: tuple[str, ...]
     needed: bool = False
+    optional_text: tuple[str, ...] = ()
 
     @property
     def file(self) -> str:
@@ -81,7 +84,7 @@ TABLES: dict[str, TableSpec] = {
             (C.SESSION_ID, C.QID, C.DOCID, C.POSITION, C.CLICK),
             (C.SESSION_ID, C.POSITION),
         ),
-        TableSpec("queries", (C.QID, C.TEXT), (C.QID,)),
+        TableSpec("queries", (C.QID, C.TEXT), (C.QID,), optional_text=C.QUERY_CONTEXT_COLUMNS),
         TableSpec("docs", (C.DOCID, C.TEXT), (C.DOCID,)),
         TableSpec("qrels", (C.QID, C.DOCID, C.GRADE), (C.QID, C.DOCID)),
         TableSpec("llm_labels", (C.QID, C.DOCID, C.Y_LLM), (C.QID, C.DOCID)),
@@ -478,6 +481,19 @@ def _check_table(frame: pd.DataFrame, spec: TableSpec, path: Path) -> None:
                 raise DataFormatError(
                     f"{spec.name}: missing id", path=path, row=int(np.flatnonzero(bad)[0]), column=col
                 )
+    for col in spec.optional_text:
+        if col in frame.columns:
+            values = frame[col]
+            bad = ~values.map(lambda v: v is None or isinstance(v, str)).to_numpy(dtype=bool)
+            bad &= values.notna().to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                value = values.iloc[row]
+                value = value.item() if isinstance(value, np.generic) else value
+                raise DataFormatError(
+                    f"{spec.name}: {col} must be text or missing, got {value!r}",
+                    path=path, row=row, column=col,
+                )  # fmt: skip
     dup = frame.duplicated(list(spec.key)).to_numpy()
     if dup.any():
         row = int(np.flatnonzero(dup)[0])

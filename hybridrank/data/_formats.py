@@ -7,6 +7,7 @@ that later checks can point at the exact place in the file.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,152 @@ def read_docs_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
+def read_queries_jsonl(path: Path) -> pd.DataFrame:
+    """Read queries from JSON lines: ``{"qid"|"_id"|"id", "text"|"title"|"query"[,
+    "description"][, "narrative"]}``.
+
+    Returns:
+        DataFrame ``qid, text[, description][, narrative], _line``; a column
+        present on some lines only is missing (None) on the others.
+    """
+    rows: list[dict[str, object]] = []
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"invalid JSON ({exc.msg})", path=path, line=lineno) from None
+        if not isinstance(record, dict):
+            raise DataFormatError("expected a JSON object", path=path, line=lineno)
+        ident = next((record[k] for k in ("qid", "_id", "id") if k in record), None)
+        if ident is None or str(ident).strip() == "":
+            raise DataFormatError("no query id (qid, _id or id)", path=path, line=lineno)
+        text = next((record[k] for k in ("text", "title", "query") if k in record), None)
+        if not isinstance(text, str) or not text.strip():
+            raise DataFormatError(
+                f"empty or missing text (text, title or query) for id {ident!r}",
+                path=path, line=lineno, column=C.TEXT,
+            )  # fmt: skip
+        row: dict[str, object] = {C.QID: str(ident).strip(), C.TEXT: text.strip(), LINE: lineno}
+        for key in C.QUERY_CONTEXT_COLUMNS:
+            value = record.get(key)
+            if value is not None and not isinstance(value, str):
+                raise DataFormatError(
+                    f"{key} must be a string", path=path, line=lineno, column=key
+                )
+            if value and value.strip():
+                row[key] = value.strip()
+        rows.append(row)
+    names = [C.QID, C.TEXT, *(c for c in C.QUERY_CONTEXT_COLUMNS if any(c in r for r in rows))]
+    frame = _missing_as_none(pd.DataFrame(rows, columns=[*names, LINE]), names[2:])
+    frame[LINE] = frame[LINE].astype("int64")
+    _reject_duplicates(frame, C.QID, path)
+    return frame
+
+
+#: The fields of a TREC topic (``<num>``, ``<title>``, ``<desc>``, ``<narr>``) and their columns.
+_TOPIC_FIELDS = {"num": C.QID, "title": C.TEXT, "desc": C.DESCRIPTION, "narr": C.NARRATIVE}
+_TOPIC_TAG = re.compile(r"<(/?)(top|num|title|desc|narr)>", re.IGNORECASE)
+_TOPIC_LABEL = re.compile(r"\A\s*(?:number|topic|description|narrative)\s*:", re.IGNORECASE)
+
+
+def read_trec_topics(path: Path) -> pd.DataFrame:
+    """Read a TREC topics file (the SGML-like ``<top>`` blocks of TREC ad hoc tracks).
+
+    Each ``<top> ... </top>`` block holds ``<num>`` (the query id; a leading
+    ``Number:`` is dropped), ``<title>`` (the query text), and optionally
+    ``<desc>`` and ``<narr>`` (leading ``Description:`` / ``Narrative:``
+    dropped); a field runs to the next tag, whitespace is collapsed.
+    Closing field tags (``</title>``) are accepted.
+
+    Returns:
+        DataFrame ``qid, text, description, narrative, _line`` (the line of
+        each ``<top>``; a missing description or narrative is None).
+
+    Raises:
+        DataFormatError: Text outside a block, a block without ``<num>`` or
+            ``<title>``, a field given twice, an unclosed block, a repeated id.
+    """
+    rows: list[dict[str, object]] = []
+    block: dict[str, str] | None = None
+    field: str | None = None
+    start = 0
+    for lineno, line in _lines(path):
+        pos = 0
+        for m in [*_TOPIC_TAG.finditer(line), None]:
+            chunk = line[pos : m.start() if m else len(line)]
+            if chunk.strip():
+                if block is None or field is None:
+                    raise DataFormatError(
+                        "text outside a <top> field (is this a TREC topics file?)",
+                        path=path, line=lineno,
+                    )  # fmt: skip
+                block[field] += " " + chunk
+            if m is None:
+                break
+            pos = m.end()
+            closing, tag = m.group(1) == "/", m.group(2).lower()
+            if tag == "top" and not closing:
+                if block is not None:
+                    raise DataFormatError("<top> inside an unclosed <top>", path=path, line=lineno)
+                block, field, start = {}, None, lineno
+            elif tag == "top":
+                if block is None:
+                    raise DataFormatError("</top> without <top>", path=path, line=lineno)
+                rows.append(_topic_row(block, path, start))
+                block, field = None, None
+            elif block is None:
+                raise DataFormatError(f"<{tag}> outside a <top> block", path=path, line=lineno)
+            elif closing:
+                field = None
+            elif tag in block:
+                raise DataFormatError(f"<{tag}> given twice in one topic", path=path, line=lineno)
+            else:
+                block[tag], field = "", tag
+    if block is not None:
+        raise DataFormatError("the last <top> is not closed by </top>", path=path, line=start)
+    frame = pd.DataFrame(rows, columns=[C.QID, C.TEXT, *C.QUERY_CONTEXT_COLUMNS, LINE])
+    frame = _missing_as_none(frame, C.QUERY_CONTEXT_COLUMNS)
+    frame[LINE] = frame[LINE].astype("int64")
+    _reject_duplicates(frame, C.QID, path)
+    return frame
+
+
+def _topic_row(block: dict[str, str], path: Path, line: int) -> dict[str, object]:
+    row: dict[str, object] = {LINE: line}
+    for tag, column in _TOPIC_FIELDS.items():
+        text = " ".join(block.get(tag, "").split())
+        text = _TOPIC_LABEL.sub("", text, count=1).strip()
+        row[column] = text or None
+    if not row[C.QID]:
+        raise DataFormatError("a topic without <num>", path=path, line=line, column=C.QID)
+    if not row[C.TEXT]:
+        raise DataFormatError(
+            f"topic {row[C.QID]!r} has no <title> text", path=path, line=line, column=C.TEXT
+        )
+    return row
+
+
+def read_queries(path: Path) -> pd.DataFrame:
+    """Queries in any supported format, told apart by name and content.
+
+    * ``.jsonl``: :func:`read_queries_jsonl` (optional description, narrative);
+    * a TREC topics file (first non-blank line starts with ``<top>``):
+      :func:`read_trec_topics` (title, description, narrative);
+    * anything else: ``QID<TAB>TEXT`` (:func:`read_id_text_tsv`).
+
+    Returns:
+        DataFrame ``qid, text[, description][, narrative], _line``.
+    """
+    if path.suffix.lower() == ".jsonl":
+        return read_queries_jsonl(path)
+    first = next((line for _, line in _lines(path) if line.strip()), "")
+    if first.lstrip().lower().startswith("<top>"):
+        return read_trec_topics(path)
+    return read_id_text_tsv(path, id_column=C.QID)
+
+
 def read_trec_qrels(path: Path) -> pd.DataFrame:
     """Read TREC qrels: ``QID ITERATION DOCID GRADE``, whitespace-separated.
 
@@ -158,6 +305,14 @@ def read_trec_qrels(path: Path) -> pd.DataFrame:
             line=int(bad[LINE]),
             column=C.DOCID,
         )
+    return frame
+
+
+def _missing_as_none(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Optional text columns as object columns holding None (not NaN) where a row has none."""
+    for col in columns:
+        values = frame[col].astype(object)
+        frame[col] = values.where(values.notna(), None)
     return frame
 
 

@@ -10,13 +10,21 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank.data._collection import Collection, UnknownIds, drop_unknown_qrels
-from hybridrank.data._formats import LINE, read_docs_jsonl, read_id_text_tsv, read_trec_qrels
+from hybridrank.data._formats import (
+    LINE,
+    read_docs_jsonl,
+    read_id_text_tsv,
+    read_queries,
+    read_trec_qrels,
+)
 from hybridrank.errors import DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
 
 NFCORPUS_QUERY_TYPES = ("titles", "all", "vid-titles", "vid-desc", "nontopic-titles")
 NFCORPUS_SPLITS = ("train", "dev", "test")
+#: The query files of a TREC-layout directory, in the order they are looked for.
+QUERY_FILES = ("queries.tsv", "queries.jsonl", "topics.txt")
 
 
 def load_nfcorpus(
@@ -25,6 +33,7 @@ def load_nfcorpus(
     query_type: str = "titles",
     splits: Sequence[str] = ("dev", "test"),
     unknown_ids: UnknownIds = "drop",
+    descriptions: str | None = None,
 ) -> Collection:
     """Load NFCorpus from its original release layout.
 
@@ -41,11 +50,22 @@ def load_nfcorpus(
         unknown_ids: What to do with judged pairs naming documents outside the
             loaded splits: ``"drop"`` (default; the release has a few, counted and
             logged) or ``"error"``.
+        descriptions: Another query type whose texts become the queries'
+            ``description`` column (``vid-desc``: the video descriptions of the
+            102 video queries per split); queries it does not name have none.
     """
     root = Path(root)
     if query_type not in NFCORPUS_QUERY_TYPES:
         raise DataFormatError(
             f"unknown NFCorpus query type {query_type!r}; choose from {NFCORPUS_QUERY_TYPES}",
+            path=root,
+        )
+    if descriptions is not None and (
+        descriptions not in NFCORPUS_QUERY_TYPES or descriptions == query_type
+    ):
+        raise DataFormatError(
+            f"NFCorpus descriptions {descriptions!r}: choose another query type than "
+            f"{query_type!r} from {NFCORPUS_QUERY_TYPES}, e.g. 'vid-desc'",
             path=root,
         )
     if not splits:
@@ -58,8 +78,12 @@ def load_nfcorpus(
     if not root.is_dir():
         raise MissingInputError(f"{root}: NFCorpus directory not found")
 
-    docs_parts, query_parts, qrel_parts = [], [], []
+    docs_parts, query_parts, qrel_parts, desc_parts = [], [], [], []
     for split in splits:
+        if descriptions is not None:
+            desc = read_id_text_tsv(root / f"{split}.{descriptions}.queries", id_column=C.QID)
+            desc["_source"] = f"{split}.{descriptions}.queries"
+            desc_parts.append(desc)
         docs = read_id_text_tsv(root / f"{split}.docs", id_column=C.DOCID)
         docs["_source"] = f"{split}.docs"
         docs_parts.append(docs)
@@ -72,6 +96,13 @@ def load_nfcorpus(
 
     docs = _merge_splits(pd.concat(docs_parts, ignore_index=True), C.DOCID, root)
     queries = _merge_splits(pd.concat(query_parts, ignore_index=True), C.QID, root)
+    if desc_parts:
+        desc = _merge_splits(pd.concat(desc_parts, ignore_index=True), C.QID, root)
+        text = desc.set_index(C.QID)[C.TEXT].reindex(queries[C.QID]).to_numpy(dtype=object)
+        queries[C.DESCRIPTION] = [t if isinstance(t, str) else None for t in text]
+        unknown = int((~desc[C.QID].isin(queries[C.QID])).sum())
+        if unknown:
+            logger.info("%s: %d descriptions of queries not loaded, left out", root, unknown)
     qrels = pd.concat(qrel_parts, ignore_index=True)
     qrels = qrels.drop_duplicates([C.QID, C.DOCID, C.GRADE], ignore_index=True)
     clash = qrels.duplicated([C.QID, C.DOCID], keep=False)
@@ -125,7 +156,9 @@ def load_trec(
     Layout:
         * ``docs.tsv`` (``DOCID<TAB>TEXT`` or ``DOCID<TAB>TITLE<TAB>TEXT``, no
           header) or ``docs.jsonl`` (``{"docid", "text"[, "title"]}``);
-        * ``queries.tsv`` (``QID<TAB>TEXT``);
+        * ``queries.tsv`` (``QID<TAB>TEXT``), ``queries.jsonl`` (``{"qid", "text"[,
+          "description"][, "narrative"]}``) or ``topics.txt`` (TREC ``<top>``
+          blocks: title, description, narrative);
         * ``qrels`` or ``qrels.txt`` (TREC: ``QID 0 DOCID GRADE``).
 
     Args:
@@ -143,7 +176,10 @@ def load_trec(
         docs = read_docs_jsonl(root / "docs.jsonl")
     else:
         raise MissingInputError(f"{root}: neither docs.tsv nor docs.jsonl found")
-    queries = read_id_text_tsv(root / "queries.tsv", id_column=C.QID)
+    queries_path = next(
+        (root / n for n in QUERY_FILES if (root / n).exists()), root / QUERY_FILES[0]
+    )
+    queries = read_queries(queries_path)
     qrels_path = next((root / n for n in ("qrels", "qrels.txt") if (root / n).exists()), None)
     if qrels_path is None:
         raise MissingInputError(f"{root}: neither qrels nor qrels.txt found")

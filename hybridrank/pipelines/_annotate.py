@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,21 +15,26 @@ from hybridrank.errors import DataFormatError
 from hybridrank.labels.llm import (
     CALIBRATION,
     LLM_SCORE,
+    LLM_SOFT,
     LLM_STATUS,
     AnnotateConfig,
     AnnotationStats,
     Annotator,
     AnswerCache,
+    JudgeAgreement,
     SemanticGrader,
     annotate_candidates,
+    judge_columns,
+    judge_names,
 )
 
 logger = logging.getLogger(__name__)
 
 #: Fewest tuning-query pairs that calibrate a score-only judge on expert grades.
 MIN_CALIBRATION_PAIRS = 20
-#: Columns of a dataset's ``llm_labels`` table.
-LLM_LABEL_COLUMNS = (C.QID, C.DOCID, C.Y_LLM, LLM_SCORE, LLM_STATUS, CALIBRATION)
+#: Columns of a dataset's ``llm_labels`` table (several judges add their own:
+#: ``y_llm@NAME``, ``y_llm_soft@NAME``, ``llm_status@NAME`` per judge).
+LLM_LABEL_COLUMNS = (C.QID, C.DOCID, C.Y_LLM, LLM_SOFT, LLM_SCORE, LLM_STATUS, CALIBRATION)
 
 
 def default_answer_cache() -> Path:
@@ -46,18 +52,25 @@ class DatasetLabels:
     """The result of :func:`annotate_dataset`.
 
     Attributes:
-        llm_labels: One row per annotated pair: ``qid, docid, y_llm, llm_score,
-            llm_status, calibration`` (``y_llm`` NaN where the judge failed or
-            the budget stopped it).
-        answers: One row per pair as returned by the runner.
-        stats: Counts of the run.
+        llm_labels: One row per annotated pair: ``qid, docid, y_llm,
+            y_llm_soft, llm_score, llm_status, calibration`` (``y_llm`` NaN
+            where the judge failed or the budget stopped it); with several
+            judges, each judge's ``y_llm@NAME, y_llm_soft@NAME, llm_status@NAME``.
+        answers: One row per pair as returned by the runner (several judges:
+            per pair and judge, with a ``judge`` column).
+        stats: Counts of the run (several judges: all together).
         grader: The fitted grader of a score-only judge, else None.
+        judge_stats: Each judge's counts by name (several judges), else None.
+        judge_agreement: The judges' agreement with each other (several
+            judges), else None.
     """
 
     llm_labels: pd.DataFrame
     answers: pd.DataFrame
     stats: AnnotationStats
     grader: SemanticGrader | None
+    judge_stats: Mapping[str, AnnotationStats] | None = None
+    judge_agreement: JudgeAgreement | None = None
 
 
 def annotate_dataset(
@@ -78,7 +91,8 @@ def annotate_dataset(
 
     Args:
         dataset: The dataset; it must hold query and document texts.
-        annotator: The judge.
+        annotator: The judge (a :class:`~hybridrank.labels.llm.JudgePanel` for
+            several LLM judges, combined).
         cache: The answer cache.
         config: Budget, batch size, retries, grader.
         candidates: A subset of the dataset's candidates to label (default all).
@@ -121,15 +135,22 @@ def annotate_dataset(
             scored = out.assign(score=out[LLM_SCORE])
             grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
             out[C.Y_LLM] = grader.transform(scored)
+            out[LLM_SOFT] = grader.soft_grade(scored)
         else:
             logger.warning(
                 "only %d of the labelled pairs belong to the tuning queries (at least %d are "
                 "needed to calibrate the judge on their grades): grades by quantiles instead",
                 int(rows.sum()), MIN_CALIBRATION_PAIRS,
             )
-    labels = out[list(LLM_LABEL_COLUMNS)].reset_index(drop=True)
+    per_judge = [c for name in judge_names(out.columns) for c in judge_columns(name)]
+    labels = out[[*LLM_LABEL_COLUMNS, *per_judge]].reset_index(drop=True)
     return DatasetLabels(
-        llm_labels=labels, answers=annotated.labels, stats=annotated.stats, grader=grader
+        llm_labels=labels,
+        answers=annotated.labels,
+        stats=annotated.stats,
+        grader=grader,
+        judge_stats=annotated.judge_stats,
+        judge_agreement=annotated.judge_agreement,
     )
 
 

@@ -28,7 +28,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.labels.llm import AnnotateConfig, AnnotationStats, Annotator, AnswerCache
+from hybridrank.labels.llm import LLM_SOFT, AnnotateConfig, AnnotationStats, Annotator, AnswerCache
 from hybridrank.pipelines._annotate import LLM_LABEL_COLUMNS, annotate_dataset
 from hybridrank.pipelines._tables import CLICK_ESTIMATE, SEMANTIC, TableOptions, build_table
 
@@ -266,13 +266,13 @@ def budget_mask(
 
 
 def mask_llm_labels(table: pd.DataFrame, labelled: np.ndarray) -> pd.DataFrame:
-    """``table`` with the judge's outputs (``y_llm`` and its raw score) removed where not labelled.
+    """``table`` with the judge's outputs (``y_llm``, its soft grade and raw score) removed where not labelled.
 
     A pair the budget did not choose was never shown to the judge: it has no
     label and no judge score (the ``semantic_similarity`` feature is missing).
     """
     out = table.copy()
-    for column in (C.Y_LLM, SEMANTIC):
+    for column in (C.Y_LLM, LLM_SOFT, SEMANTIC):
         if column in out.columns:
             out[column] = out[column].where(labelled)
     return out
@@ -333,7 +333,7 @@ def annotate_with_budget(
     strat = get_strategy(strategy)
     config = replace(config or AnnotateConfig(), budget=None)
     table, _ = build_table(dataset, options)
-    table = table.drop(columns=[c for c in (C.Y_LLM, SEMANTIC) if c in table.columns])
+    table = table.drop(columns=[c for c in (C.Y_LLM, LLM_SOFT, SEMANTIC) if c in table.columns])
     existing = dataset.llm_labels
     if existing is not None:
         existing = existing.copy()

@@ -46,6 +46,7 @@ from hybridrank.data import (
     read_docs_jsonl,
     read_id_text_tsv,
     read_qrels,
+    read_queries,
     read_stopwords,
     read_svmlight,
 )
@@ -66,6 +67,8 @@ LOGGED_POSITION: Final = "logged_position_mean"
 #: What the manifest's ``source.producer`` says.
 PRODUCER: Final = "dataset import"
 
+#: Options naming a file of extra query text, and the column each fills.
+_CONTEXT_OPTIONS: Final = {"query_descriptions": C.DESCRIPTION, "query_narratives": C.NARRATIVE}
 _DOCID_COMMENT = re.compile(r"\bdocid\s*=\s*(\S+)")
 _TREC_QRELS = ("qrels", "qrels.txt")
 
@@ -87,7 +90,15 @@ class ImportConfig:
             that take it: ``impressions``, ``tiangong``, ``baidu-ultr``).
         collection: A TREC-layout directory (``docs.tsv|docs.jsonl``,
             ``queries.tsv``, ``qrels``), instead of ``queries``/``docs``/``qrels``.
-        queries: Query texts, ``QID<TAB>TEXT``.
+        queries: Query texts: ``QID<TAB>TEXT``, JSON lines (``.jsonl``:
+            ``{"qid", "text"[, "description"][, "narrative"]}``) or a TREC
+            topics file (``<top>`` blocks: ``<num>``, ``<title>``, ``<desc>``,
+            ``<narr>``).
+        query_descriptions: A ``QID<TAB>TEXT`` file of query descriptions
+            (NFCorpus ``*.vid-desc.queries``); queries it does not name have
+            none. Read by LLM judges asked with the ``described`` prompt.
+        query_narratives: The same for narratives (what a relevant document
+            must contain).
         docs: Document texts, ``DOCID<TAB>TEXT`` (or ``DOCID<TAB>TITLE<TAB>TEXT``)
             or JSON lines (``.jsonl``: ``{"docid", "text"[, "title"]}``).
         qrels: Expert grades, in ``qrels_format``.
@@ -112,6 +123,8 @@ class ImportConfig:
     on_bad: Literal["error", "skip"] = "error"
     collection: str | None = None
     queries: str | None = None
+    query_descriptions: str | None = None
+    query_narratives: str | None = None
     docs: str | None = None
     qrels: str | None = None
     qrels_format: str = "trec"
@@ -158,7 +171,7 @@ class ImportConfig:
         if self.letor:
             clash = [
                 k
-                for k in ("log", "collection", "queries", "docs", "qrels")
+                for k in ("log", "collection", "queries", "docs", "qrels", *_CONTEXT_OPTIONS)
                 if getattr(self, k) is not None
             ]
             if clash or self.bm25_top_k:
@@ -167,6 +180,12 @@ class ImportConfig:
                     f"them with {clash or ['bm25_top_k']}"
                 )
             return
+        given = [k for k in _CONTEXT_OPTIONS if getattr(self, k) is not None]
+        if given and not self.has_texts:
+            raise ConfigError(
+                f"dataset.{given[0]} adds to query texts: give dataset.queries (with docs) or "
+                "dataset.collection too"
+            )
         if self.bm25_top_k and not self.has_texts:
             raise ConfigError(
                 "dataset.bm25_top_k needs texts: dataset.collection, or dataset.queries and "
@@ -286,7 +305,7 @@ def _check_inputs(config: ImportConfig) -> None:
     """Every named input exists, before anything is read (the message names the option)."""
     named = [
         (key, getattr(config, key))
-        for key in ("log", "collection", "queries", "docs", "qrels", "stopwords")
+        for key in ("log", "collection", "queries", "docs", "qrels", "stopwords", *_CONTEXT_OPTIONS)
     ]
     named += [("letor", p) for p in config.letor]
     for key, value in named:
@@ -343,8 +362,10 @@ def _load_texts(config: ImportConfig, record: _Record) -> _Texts | None:
             "queries": len(collection.queries),
             "qrels_rows": len(qrels),
         }
+        queries = collection.queries
+        queries = queries[[C.QID, C.TEXT, *(c for c in C.QUERY_CONTEXT_COLUMNS if c in queries)]]
         return _Texts(
-            queries=collection.queries[[C.QID, C.TEXT]].reset_index(drop=True),
+            queries=_add_query_context(queries.reset_index(drop=True), config, record),
             docs=collection.docs.reset_index(drop=True),
             qrels=qrels,
             qrels_path=qrels_path,
@@ -353,18 +374,63 @@ def _load_texts(config: ImportConfig, record: _Record) -> _Texts | None:
         )
     if config.queries is None or config.docs is None:
         return None
-    queries = read_id_text_tsv(Path(config.queries), id_column=C.QID).drop(columns=LINE)
+    queries = read_queries(Path(config.queries)).drop(columns=LINE)
     docs = _read_docs(Path(config.docs)).drop(columns=LINE)
     record.inputs["queries"] = {"path": config.queries, "rows": len(queries)}
+    for column in C.QUERY_CONTEXT_COLUMNS:
+        if column in queries:
+            record.inputs["queries"][f"with_{column}"] = int(queries[column].notna().sum())
     record.inputs["docs"] = {"path": config.docs, "rows": len(docs)}
     return _Texts(
-        queries=queries,
+        queries=_add_query_context(queries, config, record),
         docs=docs,
         qrels=None,
         qrels_path=None,
         stopwords=stopwords,
         name=Path(config.docs).stem,
     )
+
+
+def _add_query_context(queries: pd.DataFrame, config: ImportConfig, record: _Record) -> pd.DataFrame:
+    """``queries`` with the description and narrative files of ``config`` joined by qid.
+
+    A file naming a query without text follows ``unknown_ids`` (an error, or
+    dropped and counted); a queries input that already holds the column is
+    an error (the text would be given twice).
+    """
+    out = queries.copy()
+    for key, column in _CONTEXT_OPTIONS.items():
+        given = getattr(config, key)
+        if given is None:
+            continue
+        path = Path(given)
+        if column in out.columns and out[column].notna().any():
+            raise DataFormatError(
+                f"the queries already hold a {column} column; give each query's {column} once "
+                f"(drop dataset.{key}, or the field from the queries file)",
+                path=path,
+            )
+        extra = read_id_text_tsv(path, id_column=C.QID)
+        unknown = ~extra[C.QID].isin(out[C.QID]).to_numpy()
+        if unknown.any():
+            if config.unknown_ids == "error":
+                row = int(np.flatnonzero(unknown)[0])
+                raise DataFormatError(
+                    f"{column} of query {extra[C.QID].iloc[row]!r}, which has no text; "
+                    f"{int(unknown.sum())} such rows ({_unknown_hint()})",
+                    path=path,
+                    line=int(extra[LINE].iloc[row]),
+                    column=C.QID,
+                )
+            record.drop(
+                f"{key}_unknown_query",
+                int(unknown.sum()),
+                f"{path}: {column}s of queries without text (unknown_ids: drop)",
+            )
+        text = extra.set_index(C.QID)[C.TEXT].reindex(out[C.QID]).to_numpy(dtype=object)
+        out[column] = [t if isinstance(t, str) else None for t in text]
+        record.inputs[key] = {"path": given, "rows": len(extra), "matched": int((~unknown).sum())}
+    return out
 
 
 def _unknown_hint() -> str:

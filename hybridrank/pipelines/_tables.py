@@ -17,7 +17,7 @@ from hybridrank.features import (
     join_click_features,
 )
 from hybridrank.labels import ClickLabelConfig, click_labels
-from hybridrank.labels.llm import LLM_SCORE
+from hybridrank.labels.llm import LLM_SCORE, LLM_SOFT
 from hybridrank.pipelines._click_split import (
     TRAIN_PREFIX,
     ClickSplitConfig,
@@ -113,11 +113,14 @@ def build_table(
 
 
 def attach_llm_labels(table: pd.DataFrame, llm_labels: pd.DataFrame) -> pd.DataFrame:
-    """Join ``y_llm`` and the judge's raw score (as ``semantic_similarity``) by (qid, docid)."""
+    """Join ``y_llm``, ``y_llm_soft`` and the judge's raw score (as ``semantic_similarity``) by (qid, docid)."""
     out = table.copy()
     keyed = llm_labels.set_index([C.QID, C.DOCID])
     index = pd.MultiIndex.from_frame(out[[C.QID, C.DOCID]])
     out[C.Y_LLM] = keyed[C.Y_LLM].reindex(index).to_numpy()
+    # The judge's continuous grade (labels written before it existed: the grade itself).
+    soft = keyed[LLM_SOFT] if LLM_SOFT in keyed.columns else keyed[C.Y_LLM]
+    out[LLM_SOFT] = soft.reindex(index).to_numpy()
     if LLM_SCORE in keyed.columns:
         out[SEMANTIC] = keyed[LLM_SCORE].reindex(index).to_numpy()
     return out

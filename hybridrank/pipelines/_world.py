@@ -66,6 +66,10 @@ class DataConfig:
         unknown_ids: Judged pairs naming unknown documents or queries:
             ``error`` (default) or ``drop`` (counted and logged).
         query_type: NFCorpus query type (``titles``, ``vid-titles``, ...).
+        query_descriptions: NFCorpus query type whose texts become the queries'
+            ``description`` (``vid-desc``), read by an LLM judge asked with the
+            ``described`` prompt; None: no descriptions. (A TREC directory's
+            ``queries.jsonl`` or ``topics.txt`` carries its own.)
         splits: NFCorpus splits to merge.
         stopwords: ``collection`` (the release's ``stopwords.large`` for
             NFCorpus, none for TREC), ``none``, or a path to a word list.
@@ -74,6 +78,7 @@ class DataConfig:
     format: str = "auto"
     path: str | None = None
     query_type: str = "titles"
+    query_descriptions: str | None = None
     splits: tuple[str, ...] = ("dev", "test")
     stopwords: str = "collection"
     unknown_ids: str = "error"
@@ -87,6 +92,11 @@ class DataConfig:
             raise ConfigError("data.path is required for data.format 'trec'")
         if self.unknown_ids not in ("error", "drop"):
             raise ConfigError(f"data.unknown_ids must be 'error' or 'drop', got {self.unknown_ids!r}")
+        if self.query_descriptions is not None and self.format == "trec":
+            raise ConfigError(
+                "data.query_descriptions names an NFCorpus query type; a TREC directory gives "
+                "descriptions in queries.jsonl or topics.txt"
+            )
 
 
 @dataclass(frozen=True)
@@ -187,9 +197,19 @@ def load_collection(
         fmt = "trec" if path and any((Path(path) / n).exists() for n in TREC_DOCS) else "nfcorpus"
     if fmt == "nfcorpus":
         root = resolve_nfcorpus_dir(path)
-        collection = load_nfcorpus(root, query_type=config.query_type, splits=config.splits)
+        collection = load_nfcorpus(
+            root,
+            query_type=config.query_type,
+            splits=config.splits,
+            descriptions=config.query_descriptions,
+        )
         default_sw = root / "stopwords.large"
     else:
+        if config.query_descriptions is not None:
+            raise ConfigError(
+                f"data.query_descriptions={config.query_descriptions!r} is for NFCorpus; the TREC "
+                f"directory {path} gives descriptions in queries.jsonl or topics.txt"
+            )
         root = Path(str(path))
         collection = load_trec(root, unknown_ids=config.unknown_ids)  # type: ignore[arg-type]
         default_sw = None
@@ -303,7 +323,9 @@ def build_world(
         candidates=candidates.reset_index(drop=True),
         splits=splits,
         impressions=log,
-        queries=collection.queries[[C.QID, C.TEXT]].reset_index(drop=True),
+        queries=collection.queries[
+            [C.QID, C.TEXT, *(c for c in C.QUERY_CONTEXT_COLUMNS if c in collection.queries)]
+        ].reset_index(drop=True),
         docs=collection.docs.reset_index(drop=True),
         qrels=collection.qrels.reset_index(drop=True),
         source={

@@ -429,3 +429,74 @@ def test_shared_letor_mq2008(shared_datasets: Path, tmp_path: Path) -> None:
     assert ds.candidates[C.DOCID].iloc[0].startswith("GX")
     assert ds.source["inputs"]["letor"][0]["docids"].startswith("comment")
     Dataset.read(ds.write(tmp_path / "mq"))
+
+
+# ------------------------------------------------------------------ descriptions, narratives
+
+
+def test_import_query_descriptions_and_narratives(files: dict[str, Path], tmp_path: Path) -> None:
+    qids = pd.read_csv(files["queries"], sep="\t", header=None)[0].astype(str).tolist()
+    desc = tmp_path / "dev.vid-desc.queries"  # the NFCorpus layout: QID<TAB>TEXT
+    desc.write_text("".join(f"{q}\tdescription of {q}\n" for q in qids[:5]) + "Q-unknown\tnobody\n")
+    narr = tmp_path / "narratives.tsv"
+    narr.write_text(f"{qids[0]}\ta relevant document names the cause\n")
+    config = _config(files, query_descriptions=str(desc), query_narratives=str(narr))
+    with pytest.raises(DataFormatError, match="'Q-unknown', which has no text") as info:
+        import_dataset(config)
+    assert info.value.line == 6
+    ds = import_dataset(replace(config, unknown_ids="drop"))
+    assert ds.queries is not None
+    by_qid = ds.queries.set_index(C.QID)
+    assert by_qid.loc[qids[0], C.DESCRIPTION] == f"description of {qids[0]}"
+    assert by_qid[C.DESCRIPTION].notna().sum() == 5
+    assert by_qid.loc[qids[0], C.NARRATIVE] == "a relevant document names the cause"
+    assert by_qid[C.NARRATIVE].notna().sum() == 1
+    assert ds.source["dropped"]["query_descriptions_unknown_query"]["count"] == 1
+    assert ds.source["inputs"]["query_descriptions"]["matched"] == 5
+    written = Dataset.read(ds.write(tmp_path / "ds"))
+    assert written.queries is not None and written.queries[C.DESCRIPTION].notna().sum() == 5
+
+
+def test_import_queries_with_their_own_descriptions(files: dict[str, Path], tmp_path: Path) -> None:
+    qids = pd.read_csv(files["queries"], sep="\t", header=None)
+    topics = tmp_path / "topics.txt"
+    topics.write_text(
+        "".join(
+            f"<top>\n<num> Number: {q}\n<title> {t}\n<desc> Description:\nwhat {t} means\n</top>\n"
+            for q, t in qids.itertuples(index=False)
+        )
+    )
+    ds = import_dataset(_config(files, queries=str(topics)))
+    assert ds.queries is not None and ds.queries[C.DESCRIPTION].str.startswith("what ").all()
+    assert ds.source["inputs"]["queries"]["with_description"] == len(qids)
+    # The texts are the titles: the candidates and text features are those of the TSV import.
+    pd.testing.assert_frame_equal(ds.candidates, import_dataset(_config(files)).candidates)
+    desc = tmp_path / "desc.tsv"
+    desc.write_text(f"{qids.iloc[0, 0]}\tagain\n")
+    with pytest.raises(DataFormatError, match="already hold a description column"):
+        import_dataset(_config(files, queries=str(topics), query_descriptions=str(desc)))
+
+
+def test_query_descriptions_need_query_texts(files: dict[str, Path]) -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.query_descriptions adds to query texts"):
+        ImportConfig(log=str(files["log"]), log_format="impressions", query_descriptions="d.tsv")
+    with pytest.raises(ConfigError, match="letor"):
+        ImportConfig(letor=("a.txt",), query_narratives="n.tsv")
+    with pytest.raises(MissingInputError, match="--query-descriptions"):
+        import_dataset(_config(files, query_descriptions="no/such/file"))
+
+
+def test_cli_import_with_query_descriptions(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qid = pd.read_csv(files["queries"], sep="\t", header=None)[0].astype(str).iloc[0]
+    desc = tmp_path / "desc.tsv"
+    desc.write_text(f"{qid}\twhat the searcher meant\n")
+    out = tmp_path / "ds"
+    argv = ["dataset", "import", "--out", str(out), "--queries", str(files["queries"]),
+            "--docs", str(files["docs"]), "--bm25-top-k", "3", "--query-descriptions", str(desc)]  # fmt: skip
+    assert _cli(argv) == 0
+    assert "texts: queries (1 with a description), docs" in capsys.readouterr().out
+    queries = Dataset.read(out).queries
+    assert queries is not None
+    assert queries.set_index(C.QID).loc[qid, C.DESCRIPTION] == "what the searcher meant"

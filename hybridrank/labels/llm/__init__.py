@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from hybridrank.labels.llm._agreement import Agreement, agreement_report
+from hybridrank.labels.llm._agreement import (
+    Agreement,
+    JudgeAgreement,
+    agreement_report,
+    judge_agreement,
+)
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
 from hybridrank.labels.llm._grading import (
@@ -12,9 +17,22 @@ from hybridrank.labels.llm._grading import (
     within_query_zscore,
 )
 from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter, grade_distribution
+from hybridrank.labels.llm._panel import (
+    COMBINERS,
+    PANEL,
+    JudgeConfig,
+    JudgePanel,
+    PanelRun,
+    annotate_panel,
+    combine_majority,
+    combine_mean,
+    judge_columns,
+    judge_names,
+)
 from hybridrank.labels.llm._pipeline import (
     CALIBRATION,
     LLM_SCORE,
+    LLM_SOFT,
     LLM_STATUS,
     AnnotateConfig,
     Annotated,
@@ -22,9 +40,14 @@ from hybridrank.labels.llm._pipeline import (
     choose_calibration_queries,
 )
 from hybridrank.labels.llm._prompt import (
+    DESCRIBED_PROMPT_VERSION,
     PROMPT_VERSION,
+    PROMPTS,
     AnswerParseError,
+    PromptVariant,
+    build_described_messages,
     build_messages,
+    get_prompt,
     parse_grade,
 )
 from hybridrank.labels.llm._protocol import (
@@ -47,10 +70,15 @@ from hybridrank.labels.llm._transformers import TransformersAnnotator
 __all__ = [
     "ANNOTATORS",
     "CALIBRATION",
+    "COMBINERS",
+    "DESCRIBED_PROMPT_VERSION",
     "GRADES",
     "LABEL_TABLE_COLUMNS",
     "LLM_SCORE",
+    "LLM_SOFT",
     "LLM_STATUS",
+    "PANEL",
+    "PROMPTS",
     "PROMPT_VERSION",
     "Agreement",
     "AnnotateConfig",
@@ -61,19 +89,32 @@ __all__ = [
     "AnswerParseError",
     "EmbeddingJudge",
     "GraderConfig",
+    "JudgeAgreement",
+    "JudgeConfig",
+    "JudgePanel",
     "Judgment",
     "OpenAIAnnotator",
     "Pair",
+    "PanelRun",
+    "PromptVariant",
     "RateLimiter",
     "SemanticGrader",
     "TransformersAnnotator",
     "agreement_report",
     "annotate_candidates",
     "annotate_pairs",
+    "annotate_panel",
+    "build_described_messages",
     "build_messages",
     "cache_key",
     "choose_calibration_queries",
+    "combine_majority",
+    "combine_mean",
+    "get_prompt",
     "grade_distribution",
+    "judge_agreement",
+    "judge_columns",
+    "judge_names",
     "make_annotator",
     "packaged_minilm_path",
     "pairs_from_candidates",

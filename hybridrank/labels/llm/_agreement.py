@@ -1,8 +1,10 @@
-"""How far an annotator agrees with expert grades: weighted kappa, Kendall tau, confusion, per bucket."""
+"""How far an annotator agrees with expert grades (weighted kappa, Kendall tau, confusion, per
+bucket), and several judges with each other."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -242,3 +244,125 @@ def within_unit(values: npt.ArrayLike) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     lo, hi = np.nanmin(v), np.nanmax(v)
     return np.zeros_like(v) if hi <= lo else (v - lo) / (hi - lo)
+
+
+def _pair_measures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Quadratic-weighted Cohen's kappa and exact agreement of two graders on the pairs both graded."""
+    both = ~(np.isnan(a) | np.isnan(b))
+    x = a[both].clip(0, 3).round().astype(int)
+    y = b[both].clip(0, 3).round().astype(int)
+    n = int(x.size)
+    if n == 0:
+        return {"pairs": 0.0, "kappa_quadratic": np.nan, "exact_agreement": np.nan}
+    # Kappa is undefined when the two use one grade between them (no chance disagreement).
+    single = np.unique(np.concatenate([x, y])).size < 2
+    kappa = (
+        np.nan
+        if single or n < 2
+        else float(cohen_kappa_score(x, y, labels=[0, 1, 2, 3], weights="quadratic"))
+    )
+    return {"pairs": float(n), "kappa_quadratic": kappa, "exact_agreement": float(np.mean(x == y))}
+
+
+@dataclass(frozen=True)
+class JudgeAgreement:
+    """How far several judges agree with each other (and with expert grades, where given).
+
+    Attributes:
+        pairwise: One row per pair of judges (``judge_a``, ``judge_b``): the
+            pairs both graded, quadratic-weighted Cohen's kappa and exact
+            agreement on them.
+        per_judge: One row per judge (index ``judge``; the combined grade last
+            where given): pairs graded, and with expert grades their kappa,
+            exact agreement and the pairs compared.
+        combine: How the judges' grades were combined (``mean``, ``majority``).
+    """
+
+    pairwise: pd.DataFrame
+    per_judge: pd.DataFrame
+    combine: str = ""
+
+    def to_text(self) -> str:
+        how = f", combined by {self.combine}" if self.combine else ""
+        pairwise = _counts_as_ints(self.pairwise, ["pairs"])
+        per_judge = _counts_as_ints(
+            self.per_judge, [c for c in self.per_judge.columns if c.endswith("pairs")]
+        )
+        n_judges = sum(not str(n).startswith("combined") for n in self.per_judge.index)
+        return "\n".join(
+            [
+                f"Agreement between the {n_judges} judges{how} (on the pairs both graded)",
+                pairwise.to_markdown(index=False, floatfmt=".3f"),
+                "",
+                "Per judge",
+                per_judge.to_markdown(floatfmt=".3f"),
+            ]
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "combine": self.combine,
+            "pairwise": json.loads(self.pairwise.to_json(orient="records")),
+            "per_judge": json.loads(self.per_judge.reset_index().to_json(orient="records")),
+        }
+
+    def write(self, out_dir: str | Path) -> dict[str, Path]:
+        """``judges.md`` and ``judges.json`` in ``out_dir`` (each written atomically)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"judges_markdown": out / "judges.md", "judges_json": out / "judges.json"}
+        write_text(paths["judges_markdown"], self.to_text() + "\n")
+        write_text(paths["judges_json"], json.dumps(self.to_dict(), indent=2) + "\n")
+        return paths
+
+
+def judge_agreement(
+    grades: Mapping[str, npt.ArrayLike],
+    *,
+    combined: npt.ArrayLike | None = None,
+    combine: str = "",
+    expert: npt.ArrayLike | None = None,
+) -> JudgeAgreement:
+    """Agreement of several judges' grades over the same pairs.
+
+    Args:
+        grades: Judge name -> grades, one per pair (NaN where the judge gave none).
+        combined: The combined grade per pair, shown as the last judge row.
+        combine: How ``combined`` was made (its row is ``combined (<combine>)``).
+        expert: Expert grades per pair: each judge's agreement with them.
+
+    Example:
+        >>> rep = judge_agreement({"a": [0, 1, 2, 3], "b": [0, 1, 2, 2]})
+        >>> rep.pairwise["exact_agreement"].item()
+        0.75
+    """
+    names = list(grades)
+    values = {n: np.asarray(grades[n], dtype=np.float64) for n in names}
+    rows = [
+        {"judge_a": a, "judge_b": b, **_pair_measures(values[a], values[b])}
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
+    pairwise = pd.DataFrame(
+        rows, columns=["judge_a", "judge_b", "pairs", "kappa_quadratic", "exact_agreement"]
+    )
+    judged = dict(values)
+    if combined is not None:
+        judged[f"combined ({combine})" if combine else "combined"] = np.asarray(
+            combined, dtype=np.float64
+        )
+    per: dict[str, dict[str, float]] = {}
+    truth = None if expert is None else np.asarray(expert, dtype=np.float64)
+    for name, g in judged.items():
+        row: dict[str, float] = {"graded_pairs": float(np.sum(~np.isnan(g)))}
+        if truth is not None:
+            m = _pair_measures(g, truth)
+            row.update(
+                expert_pairs=m["pairs"],
+                kappa_quadratic_vs_expert=m["kappa_quadratic"],
+                exact_agreement_vs_expert=m["exact_agreement"],
+            )
+        per[name] = row
+    per_judge = pd.DataFrame.from_dict(per, orient="index")
+    per_judge.index.name = "judge"
+    return JudgeAgreement(pairwise=pairwise, per_judge=per_judge, combine=combine)

@@ -48,6 +48,9 @@ class EmbeddingJudge(Annotator):
     """Semantic judge: cosine similarity of MiniLM embeddings of query and document.
 
     Not a language model and named as such everywhere (``backend="embedding"``).
+    It reads the query text and the document only: a query's description and
+    narrative, and the prompt variants of the LLM judges (``prompt:
+    described``), do not apply to it, and its cache keys ignore them.
     Each judgment carries the similarity as ``score``; grades come later from
     :class:`~hybridrank.labels.llm.SemanticGrader`, which can fuse the score
     with BM25 and calibrates thresholds on a labelled seed set or quantiles.

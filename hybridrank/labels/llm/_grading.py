@@ -202,6 +202,18 @@ class SemanticGrader:
             )
         return s
 
+    def soft_grade(self, table: pd.DataFrame) -> np.ndarray:
+        """The judge's continuous grade on the 0-3 scale (NaN where the score is missing).
+
+        With ``ordinal`` calibration this is the expected grade the thresholds
+        cut, so it orders pairs within a grade too: the target a student model
+        distils from. With ``shares`` there is no grade-scale score, and the
+        soft grade is the grade itself.
+        """
+        if getattr(self, "method_", "shares") == "ordinal":
+            return np.clip(self.calibrated_score(table), 0.0, 3.0)
+        return self.transform(table)
+
     def transform(self, table: pd.DataFrame) -> np.ndarray:
         """Grades (float, NaN where the score is missing)."""
         s = self.calibrated_score(table)

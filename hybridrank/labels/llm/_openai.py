@@ -20,12 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from hybridrank.errors import ConfigError
-from hybridrank.labels.llm._prompt import (
-    PROMPT_VERSION,
-    AnswerParseError,
-    build_messages,
-    parse_grade,
-)
+from hybridrank.labels.llm._prompt import AnswerParseError, get_prompt, parse_grade
 from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair, register_annotator
 
 logger = logging.getLogger(__name__)
@@ -112,8 +107,9 @@ class RateLimiter:
 class OpenAIAnnotator(Annotator):
     """An OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp, Ollama, ...).
 
-    Each pair is one request with the prompt of
-    :func:`~hybridrank.labels.llm.build_messages`; the answer is read by
+    Each pair is one request with the prompt variant ``prompt`` (``title``:
+    :func:`~hybridrank.labels.llm.build_messages`; ``described``: with the
+    query's description and narrative where it has them); the answer is read by
     :func:`~hybridrank.labels.llm.parse_grade` and nothing else. A batch is
     sent over ``concurrency`` threads. Rate limits (429), server errors (5xx),
     timeouts and dropped connections are retried with exponential backoff and
@@ -147,6 +143,9 @@ class OpenAIAnnotator(Annotator):
         logprobs: Ask the server for the answer tokens' log-probabilities
             (``logprobs``, ``top_logprobs: 5``) and record the expected grade
             and the parsed grade's probability where it returns them.
+        prompt: The prompt variant, ``title`` (the query text alone) or
+            ``described`` (adds the query's description and narrative in their
+            own blocks; pairs without them are asked the ``title`` question).
 
     Example:
         >>> ann = OpenAIAnnotator(base_url="http://127.0.0.1:8000/v1", model="smollm2")
@@ -175,6 +174,7 @@ class OpenAIAnnotator(Annotator):
         max_backoff_s: float = 30.0,
         seed: int = 0,
         logprobs: bool = False,
+        prompt: str = "title",
     ) -> None:
         parsed = urllib.parse.urlsplit(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -219,6 +219,11 @@ class OpenAIAnnotator(Annotator):
         self.backoff_s = float(backoff_s)
         self.max_backoff_s = float(max_backoff_s)
         self.logprobs = bool(logprobs)
+        self.prompt = prompt
+        try:
+            self._prompt = get_prompt(prompt)
+        except ConfigError as exc:
+            raise ConfigError(f"openai annotator: {exc}") from None
         self._url = self.base_url + "/chat/completions"
         if not isinstance(api_key_env, str) or not api_key_env:
             raise ConfigError("openai annotator: api_key_env must name an environment variable")
@@ -262,7 +267,14 @@ class OpenAIAnnotator(Annotator):
 
     @property
     def prompt_version(self) -> str:
-        return PROMPT_VERSION
+        return self._prompt.version
+
+    @property
+    def reads_query_context(self) -> bool:
+        return self._prompt.reads_query_context
+
+    def prompt_version_for(self, pair: Pair) -> str:
+        return self._prompt.version_for(pair)
 
     def cost_estimate(self, tokens_in: int, tokens_out: int) -> float | None:
         """Tokens times the configured prices per 1,000; None when no price is set."""
@@ -289,7 +301,7 @@ class OpenAIAnnotator(Annotator):
     def _judge(self, pair: Pair) -> Judgment:
         request: dict[str, Any] = {
             "model": self._model,
-            "messages": build_messages(pair.query, pair.document),
+            "messages": self._prompt.messages(pair),
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "n": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from hybridrank.errors import ConfigError
@@ -22,20 +22,44 @@ class Pair:
         docid: Document id.
         query: Query text.
         document: Document text.
+        description: The query's description, where the collection gives one
+            (what the searcher meant); "" when none.
+        narrative: The query's narrative (what a relevant document must
+            contain); "" when none.
     """
 
     qid: str
     docid: str
     query: str
     document: str
+    description: str = ""
+    narrative: str = ""
+
+    @property
+    def has_context(self) -> bool:
+        """Whether the query comes with a description or a narrative."""
+        return bool(self.description or self.narrative)
+
+    def without_context(self) -> Pair:
+        """The pair as a judge that reads only the query sees it (description and narrative dropped)."""
+        return replace(self, description="", narrative="") if self.has_context else self
 
     @property
     def text_hash(self) -> str:
-        """SHA-256 of the pair's texts (not its ids): the same texts share one answer."""
+        """SHA-256 of the pair's texts (not its ids): the same texts share one answer.
+
+        A pair without description and narrative hashes its query and document
+        alone (as before they existed, so stored answers stay valid); with
+        them, they are part of the hash, so a changed description is a new text.
+        """
         digest = hashlib.sha256()
         digest.update(self.query.encode("utf-8"))
         digest.update(b"\x00")
         digest.update(self.document.encode("utf-8"))
+        if self.has_context:
+            for name, text in (("description", self.description), ("narrative", self.narrative)):
+                digest.update(b"\x00" + name.encode("ascii") + b"\x00")
+                digest.update(text.encode("utf-8"))
         return digest.hexdigest()
 
 
@@ -96,6 +120,24 @@ class Annotator(ABC):
     @abstractmethod
     def prompt_version(self) -> str:
         """Version of the prompt or scoring rule (part of the cache key)."""
+
+    @property
+    def reads_query_context(self) -> bool:
+        """Whether the judge reads a query's description and narrative.
+
+        A judge that does not is given every pair without them (see
+        :meth:`Pair.without_context`), so its cache keys ignore them.
+        """
+        return False
+
+    def prompt_version_for(self, pair: Pair) -> str:
+        """The version of the prompt ``pair`` is asked with (part of its cache key).
+
+        Default :attr:`prompt_version`; a prompt variant that asks some pairs
+        exactly as another variant does names that variant's version for them,
+        so identical questions share one stored answer.
+        """
+        return self.prompt_version
 
     @abstractmethod
     def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:

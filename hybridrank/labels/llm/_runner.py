@@ -58,6 +58,27 @@ class AnnotationStats:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    @classmethod
+    def total(cls, parts: Sequence[AnnotationStats]) -> AnnotationStats:
+        """The counts of several judges over the same pairs: ``pairs`` once, the rest summed
+        (texts, calls and tokens of every judge; cost where any judge has prices)."""
+        if not parts:
+            raise ValueError("AnnotationStats.total needs at least one part")
+        costs = [p.cost for p in parts if p.cost is not None]
+        return cls(
+            pairs=max(p.pairs for p in parts),
+            distinct=sum(p.distinct for p in parts),
+            cached=sum(p.cached for p in parts),
+            new=sum(p.new for p in parts),
+            failed=sum(p.failed for p in parts),
+            not_run=sum(p.not_run for p in parts),
+            calls=sum(p.calls for p in parts),
+            tokens_in=sum(p.tokens_in for p in parts),
+            tokens_out=sum(p.tokens_out for p in parts),
+            cost=sum(costs) if costs else None,
+            seconds=sum(p.seconds for p in parts),
+        )
+
     def summary(self) -> str:
         parts = [
             f"{self.pairs} pairs ({self.distinct} distinct texts): {self.cached} cached, "
@@ -74,10 +95,15 @@ class AnnotationStats:
 def pairs_from_candidates(
     candidates: pd.DataFrame, queries: pd.DataFrame, docs: pd.DataFrame
 ) -> list[Pair]:
-    """The pairs of a candidate table, with query and document texts looked up by id."""
-    qtext = queries.set_index(C.QID)[C.TEXT]
+    """The pairs of a candidate table, with query and document texts looked up by id.
+
+    A query's ``description`` and ``narrative`` (where the queries table has
+    them) travel with its pairs; a judge that does not read them never sees
+    them (:func:`annotate_pairs` drops them first).
+    """
+    by_qid = queries.set_index(C.QID)
     dtext = docs.set_index(C.DOCID)[C.TEXT]
-    q = qtext.reindex(candidates[C.QID]).to_numpy()
+    q = by_qid[C.TEXT].reindex(candidates[C.QID]).to_numpy()
     d = dtext.reindex(candidates[C.DOCID]).to_numpy()
     missing = pd.isna(q) | pd.isna(d)
     if missing.any():
@@ -86,9 +112,18 @@ def pairs_from_candidates(
             f"candidate row {row} ({candidates[C.QID].iloc[row]!r}, {candidates[C.DOCID].iloc[row]!r}) "
             "names a query or document without text"
         )
+    context = []
+    for column in C.QUERY_CONTEXT_COLUMNS:
+        if column in by_qid.columns:
+            values = by_qid[column].reindex(candidates[C.QID]).to_numpy(dtype=object)
+            context.append([v if isinstance(v, str) else "" for v in values])
+        else:
+            context.append([""] * len(candidates))
     return [
-        Pair(str(qid), str(docid), str(qt), str(dt))
-        for qid, docid, qt, dt in zip(candidates[C.QID], candidates[C.DOCID], q, d, strict=True)
+        Pair(str(qid), str(docid), str(qt), str(dt), description=de, narrative=na)
+        for qid, docid, qt, dt, de, na in zip(
+            candidates[C.QID], candidates[C.DOCID], q, d, *context, strict=True
+        )
     ]
 
 
@@ -101,6 +136,7 @@ def annotate_pairs(
     batch_size: int = 16,
     retry_failed: bool = False,
     progress: bool = True,
+    label: str | None = None,
 ) -> tuple[pd.DataFrame, AnnotationStats]:
     """Judge pairs, asking the backend only for texts the cache lacks.
 
@@ -116,17 +152,23 @@ def annotate_pairs(
         batch_size: Pairs per backend call.
         retry_failed: Ask again for texts whose stored answer is a failure.
         progress: Show a progress bar.
+        label: What the progress bar names (default the backend).
 
     Returns:
         The labels table (one row per pair, :data:`LABEL_TABLE_COLUMNS`; rows
         left by the budget have status ``not_run``) and the run's counts.
     """
     start = time.perf_counter()
-    backend, model, version = annotator.backend, annotator.model, annotator.prompt_version
-    keys = [cache_key(backend, model, version, p.text_hash) for p in pairs]
+    backend, model = annotator.backend, annotator.model
+    if not annotator.reads_query_context:
+        pairs = [p.without_context() for p in pairs]
+    versions = [annotator.prompt_version_for(p) for p in pairs]
+    keys = [cache_key(backend, model, v, p.text_hash) for v, p in zip(versions, pairs, strict=True)]
     first: dict[str, Pair] = {}
-    for key, pair in zip(keys, pairs, strict=True):
+    version_of: dict[str, str] = {}
+    for key, version, pair in zip(keys, versions, pairs, strict=True):
         first.setdefault(key, pair)
+        version_of.setdefault(key, version)
     stored = cache.get_many(list(first))
     cached_ok = {k for k, j in stored.items() if j.ok}
     todo = [k for k in first if k not in stored or (retry_failed and k not in cached_ok)]
@@ -141,7 +183,7 @@ def annotate_pairs(
     answers: dict[str, Judgment] = dict(stored)
     bar = tqdm(
         total=len(todo),
-        desc=f"annotate ({backend})",
+        desc=f"annotate ({label or backend})",
         unit="pair",
         disable=not progress,
         leave=False,
@@ -156,7 +198,7 @@ def annotate_pairs(
                     f"annotator {backend!r} returned {len(judgments)} judgments for {len(batch)} pairs"
                 )
             cache.put_many(
-                (k, backend, model, version, p.text_hash, p.qid, p.docid, j)
+                (k, backend, model, version_of[k], p.text_hash, p.qid, p.docid, j)
                 for k, p, j in zip(batch_keys, batch, judgments, strict=True)
             )
             for k, j in zip(batch_keys, judgments, strict=True):
@@ -169,7 +211,7 @@ def annotate_pairs(
         bar.close()
 
     rows: list[tuple[object, ...]] = []
-    for key, pair in zip(keys, pairs, strict=True):
+    for key, version, pair in zip(keys, versions, pairs, strict=True):
         answer = answers.get(key)
         if answer is None:
             rows.append(

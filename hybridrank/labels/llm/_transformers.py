@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from hybridrank.errors import ConfigError
-from hybridrank.labels.llm._prompt import PROMPT_VERSION, build_messages
+from hybridrank.labels.llm._prompt import build_messages, get_prompt
 from hybridrank.labels.llm._protocol import GRADES, Annotator, Judgment, Pair, register_annotator
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ _MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".json", ".model", ".tx
 class TransformersAnnotator(Annotator):
     """A local causal language model read by its next-token grade probabilities.
 
-    The prompt of :func:`~hybridrank.labels.llm.build_messages` goes through the
+    The prompt (variant ``prompt``: ``title`` is
+    :func:`~hybridrank.labels.llm.build_messages`) goes through the
     tokenizer's chat template, the assistant turn is started with ``"Grade: "``
     and the model's next-token distribution is restricted to the tokens
     ``0``-``3``: the grade is the most probable one, ``confidence`` its
@@ -49,6 +50,9 @@ class TransformersAnnotator(Annotator):
             together hold less than this share of the next-token probability:
             the model is not answering with a grade, and no grade is invented.
         seed: Seeds torch before loading, for any backend nondeterminism.
+        prompt: The prompt variant, ``title`` (the query text alone) or
+            ``described`` (adds the query's description and narrative in their
+            own blocks; pairs without them are asked the ``title`` question).
 
     Example:
         >>> ann = TransformersAnnotator(model_path="models/SmolLM2-135M-Instruct.Q4_1.gguf")  # doctest: +SKIP
@@ -67,6 +71,7 @@ class TransformersAnnotator(Annotator):
         dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto",
         min_grade_mass: float = 0.05,
         seed: int = 0,
+        prompt: str = "title",
     ) -> None:
         path = Path(model_path).expanduser()
         if not path.exists():
@@ -101,6 +106,11 @@ class TransformersAnnotator(Annotator):
         self.dtype = dtype
         self.min_grade_mass = float(min_grade_mass)
         self.seed = seed
+        self.prompt = prompt
+        try:
+            self._variant = get_prompt(prompt)
+        except ConfigError as exc:
+            raise ConfigError(f"transformers annotator: {exc}") from None
         self._model_id: str | None = None
         self._tokenizer: Any = None
         self._lm: Any = None
@@ -123,7 +133,14 @@ class TransformersAnnotator(Annotator):
 
     @property
     def prompt_version(self) -> str:
-        return PROMPT_VERSION
+        return self._variant.version
+
+    @property
+    def reads_query_context(self) -> bool:
+        return self._variant.reads_query_context
+
+    def prompt_version_for(self, pair: Pair) -> str:
+        return self._variant.version_for(pair)
 
     @property
     def hf_tokenizer(self) -> Any:
@@ -185,8 +202,7 @@ class TransformersAnnotator(Annotator):
         self._prefix, self._grade_token_ids = self._grade_tokens(tokenizer)
         self._lm = lm
 
-    def _prompt(self, tokenizer: Any, query: str, document: str, prefix: str) -> str:
-        messages = build_messages(query, document)
+    def _prompt(self, tokenizer: Any, messages: list[dict[str, str]], prefix: str) -> str:
         if getattr(tokenizer, "chat_template", None):
             text = tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
@@ -207,7 +223,7 @@ class TransformersAnnotator(Annotator):
         which every grade is exactly one more token is used.
         """
         for prefix in (ANSWER_PREFIX, ANSWER_PREFIX.rstrip()):
-            base_text = self._prompt(tokenizer, "q", "d", prefix)
+            base_text = self._prompt(tokenizer, build_messages("q", "d"), prefix)
             base = tokenizer.encode(base_text, add_special_tokens=False)
             ids: list[int] = []
             for grade in GRADES:
@@ -228,7 +244,7 @@ class TransformersAnnotator(Annotator):
             return []
         self._load()
         tokenizer = self._tokenizer
-        texts = [self._prompt(tokenizer, p.query, p.document, self._prefix) for p in pairs]
+        texts = [self._prompt(tokenizer, self._variant.messages(p), self._prefix) for p in pairs]
         # Similar lengths share a batch, so little compute goes to padding.
         lengths = [len(tokenizer.encode(t, add_special_tokens=False)) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: lengths[i])

@@ -71,6 +71,37 @@ def test_deterministic_and_through_the_cache(
         assert again.calls == 0 and again.cached == 3
 
 
+@pytest.mark.slow
+def test_the_described_prompt_on_the_local_model(
+    smollm2: TransformersAnnotator, batched: list[Judgment], tmp_path: Path
+) -> None:
+    from hybridrank.labels.llm import DESCRIBED_PROMPT_VERSION, PROMPT_VERSION
+
+    described = TransformersAnnotator(model_path=smollm2.model_path, device="cpu", prompt="described")
+    # The loaded model is shared (loading it again would only take time).
+    for attr in ("_tokenizer", "_lm", "_torch_device", "_prefix", "_grade_token_ids"):
+        setattr(described, attr, getattr(smollm2, attr))
+    assert described.prompt_version == DESCRIBED_PROMPT_VERSION and described.reads_query_context
+    with_description = Pair(
+        "q0", "d0", PAIRS[0].query, PAIRS[0].document,
+        description="How do cats make the purring sound?",
+    )  # fmt: skip
+    text = described._prompt(described.hf_tokenizer, described._variant.messages(with_description), "")
+    assert "<description>\nHow do cats make the purring sound?\n</description>" in text
+    plain, told = described.annotate([PAIRS[0], with_description])
+    # Without a description the question is the title one: the same probabilities.
+    assert plain.grade == batched[0].grade
+    assert plain.expected_grade == pytest.approx(batched[0].expected_grade, abs=1e-4)
+    assert told.ok and told.tokens_in is not None and told.tokens_in > (plain.tokens_in or 0)
+    with AnswerCache(tmp_path / "a.sqlite") as cache:
+        table, _ = annotate_pairs(described, [PAIRS[0], with_description], cache, progress=False)
+        assert table["prompt_version"].tolist() == [PROMPT_VERSION, DESCRIBED_PROMPT_VERSION]
+        # The title judge reads no description: to it both pairs are one text, and the described
+        # judge's answer to the pair without description is its own (the same question).
+        _, stats = annotate_pairs(smollm2, [PAIRS[0], with_description], cache, progress=False)
+        assert (stats.distinct, stats.cached, stats.new) == (1, 1, 0)
+
+
 def test_the_cache_key_changes_with_the_model_file(smollm2_file: Path, tmp_path: Path) -> None:
     same = tmp_path / "same" / smollm2_file.name
     other = tmp_path / "other" / smollm2_file.name
