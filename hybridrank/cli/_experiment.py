@@ -11,17 +11,6 @@ from typing import Any
 from hybridrank import __version__
 from hybridrank.cli._common import add_dataset_option, add_world_options, positive_int, world_config
 
-#: The demo's LLM-neural model: a bi-encoder, short inputs, one epoch (2 CPU cores).
-DEMO_NEURAL = {
-    "architecture": "bi-encoder",
-    "max_seq_length": 96,
-    "batch_size": 32,
-    "epochs": 1,
-    "learning_rate": 5.0e-5,
-    "subsample_queries": 150,
-    "early_stopping_patience": 1,
-}
-
 
 def print_experiment(result: Any) -> None:
     print(result.main.to_text())
@@ -68,13 +57,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         world=world_config(args),
         seeds=(args.seed if args.seed is not None else 0,),
         sessions=(),
-        neural=DEMO_NEURAL if args.neural else None,
         cache=str(args.cache) if args.cache else None,
     )
     config = replace(config, metrics=tuple(args.metrics))
+    if args.no_neural:
+        config = replace(config, neural=None)
     print(
         f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
-        f"click-GBDT, LLM-GBDT{', LLM-neural (quick bi-encoder)' if args.neural else ''}, data scheduling, "
+        f"click-GBDT, LLM-GBDT{'' if args.no_neural else ', LLM-neural (the MiniLM query tower distilled from the judge)'}, data scheduling, "
         "FAMOL, the gold expert (LambdaMART on the tuning queries' expert grades), the "
         "frequency-gated stacker and the meta-ranker",
         flush=True,
@@ -113,8 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr"])
     demo.add_argument("--cache", type=Path, help="answer cache (default: the one shared cache)")
     demo.add_argument(
-        "--neural",
+        "--no-neural",
         action="store_true",
-        help="add the LLM-neural model (a quick bi-encoder; slow on CPU, see README)",
+        help="leave out the LLM-neural model (the query tower; about 2 of the demo's minutes on 2 cores)",
     )
     demo.set_defaults(func=cmd_demo)

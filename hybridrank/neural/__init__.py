@@ -1,4 +1,4 @@
-"""The transformer semantic model trained on LLM labels: cross-encoder and bi-encoder rankers.
+"""The transformer semantic model trained on LLM labels: cross-encoder, bi-encoder and query-tower rankers.
 
 Importing this package is light: torch and sentence-transformers load when a
 ranker is built or fitted.
@@ -11,21 +11,22 @@ from hybridrank.neural._config import (
     BACKENDS,
     LISTWISE_LOSSES,
     LOSSES,
+    TARGETS,
     NeuralConfig,
     packaged_minilm_path,
 )
 from hybridrank.neural._device import resolve_torch_device
+from hybridrank.neural._query_tower import QueryTowerRanker
 from hybridrank.neural._rankers import (
     DOCUMENT,
     QUERY,
-    RANKERS,
     BiEncoderRanker,
     CrossEncoderRanker,
     NeuralRanker,
     as_pairs,
-    make_ranker,
     text_hash,
 )
+from hybridrank.neural._registry import RANKERS, make_ranker
 
 __all__ = [
     "ARCHITECTURES",
@@ -35,10 +36,12 @@ __all__ = [
     "LOSSES",
     "QUERY",
     "RANKERS",
+    "TARGETS",
     "BiEncoderRanker",
     "CrossEncoderRanker",
     "NeuralConfig",
     "NeuralRanker",
+    "QueryTowerRanker",
     "as_pairs",
     "make_ranker",
     "packaged_minilm_path",

@@ -9,8 +9,10 @@ from typing import Any, Literal
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank.errors import ConfigError
 
-ARCHITECTURES = ("cross-encoder", "bi-encoder")
+ARCHITECTURES = ("cross-encoder", "bi-encoder", "query-tower")
 LOSSES = ("pointwise", "listwise")
+#: Which LLM label the pipelines train on: the judge's continuous grade or its 0-3 grade.
+TARGETS = ("soft", "grade")
 LISTWISE_LOSSES = ("listnet", "lambdaloss")
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda", "auto")
@@ -38,13 +40,32 @@ class NeuralConfig:
 
     Attributes:
         architecture: ``cross-encoder`` (query and document read together; a
-            new one-logit head on top of the encoder) or ``bi-encoder``
-            (query and document embedded apart, scored by cosine).
+            new one-logit head on top of the encoder), ``bi-encoder``
+            (query and document embedded apart, scored by cosine) or
+            ``query-tower`` (a bi-encoder whose query encoder alone is
+            fine-tuned, documents embedded once by the frozen start model:
+            seconds per epoch on a CPU, and the document index stays valid).
         loss: ``pointwise`` (cross-encoder: BCE on grades scaled to [0, 1];
             bi-encoder: squared error between cosine and the scaled grade) or
             ``listwise`` (one query's documents at a time: ``listwise_loss``).
         listwise_loss: ``listnet`` or ``lambdaloss`` (cross-encoder; the
-            bi-encoder's listwise loss is ListNet on scaled cosines).
+            bi-encoder's and the query tower's listwise loss is ListNet on
+            scaled cosines: with soft targets, listwise distillation).
+        target: What the pipelines train on: ``soft`` (the judge's continuous
+            grade ``y_llm_soft``, distillation; the grade where a dataset has
+            none) or ``grade`` (``y_llm``).
+        clicks: Pipelines (the experiment): mix each query's click labels into
+            the listwise loss with FAMOL's frequency weight (the experiment's
+            ``famol.centre`` and ``slope``): frequent queries learn mostly from
+            clicks, rare ones from the judge. Query tower only.
+        expert: Pipelines (the experiment): the labelled tuning queries learn
+            from their expert grades instead of the judge's (they are never
+            evaluated; out of fold, no query learns from its own grades).
+        temperature: Query tower, listwise: the student's distribution is
+            ``softmax(cosine / temperature)`` at the start; the inverse
+            temperature is learned with the encoder.
+        target_temperature: Query tower, listwise: the teacher's distribution
+            is ``softmax(y / target_temperature)``.
         max_grade: The highest label; pointwise targets are ``y / max_grade``.
         max_seq_length: Tokens per input (cross-encoder: query and document
             together; bi-encoder: each text).
@@ -71,9 +92,14 @@ class NeuralConfig:
         num_threads: Torch CPU threads; 0 leaves torch's default.
     """
 
-    architecture: Literal["cross-encoder", "bi-encoder"] = "cross-encoder"
+    architecture: Literal["cross-encoder", "bi-encoder", "query-tower"] = "cross-encoder"
     loss: Literal["pointwise", "listwise"] = "pointwise"
     listwise_loss: Literal["listnet", "lambdaloss"] = "listnet"
+    target: Literal["soft", "grade"] = "soft"
+    clicks: bool = False
+    expert: bool = False
+    temperature: float = 0.05
+    target_temperature: float = 0.5
     max_grade: float = 3.0
     max_seq_length: int = 256
     batch_size: int = 32
@@ -99,6 +125,7 @@ class NeuralConfig:
             ("architecture", self.architecture, ARCHITECTURES),
             ("loss", self.loss, LOSSES),
             ("listwise_loss", self.listwise_loss, LISTWISE_LOSSES),
+            ("target", self.target, TARGETS),
             ("backend", self.backend, BACKENDS),
             ("device", self.device, DEVICES),
         )
@@ -116,6 +143,19 @@ class NeuralConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"neural.{name} must be >= 1, got {value}")
+        if self.clicks and (self.architecture != "query-tower" or self.loss != "listwise"):
+            raise ConfigError("neural.clicks needs architecture: query-tower and loss: listwise")
+        if self.architecture == "query-tower" and self.listwise_loss != "listnet":
+            raise ConfigError(
+                "neural.listwise_loss: the query tower's listwise loss is listnet "
+                f"(distillation over cosines), got {self.listwise_loss!r}"
+            )
+        for name, t in (
+            ("temperature", self.temperature),
+            ("target_temperature", self.target_temperature),
+        ):
+            if not t > 0:
+                raise ConfigError(f"neural.{name} must be > 0, got {t}")
         if self.max_grade <= 0:
             raise ConfigError(f"neural.max_grade must be > 0, got {self.max_grade}")
         if self.learning_rate <= 0:

@@ -226,10 +226,30 @@ class NeuralRanker:
                 "no training pairs left after subsampling and validation hold-out"
             )
 
-        import transformers
-
         self.device_ = resolve_torch_device(cfg.device)
         _set_threads(cfg.num_threads)
+        self._train(cfg, (tq, td, ty, tqid, tw), (vq, vd, vy, vqid), rng, rows)
+        self.n_train_pairs_ = int(rows.size)
+        self.n_train_queries_ = int(np.unique(tqid).size)
+        self.config_ = cfg
+        self._reset_cache()
+        return self
+
+    def _train(
+        self,
+        cfg: NeuralConfig,
+        train: tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray],
+        valid: tuple[list[str], list[str], np.ndarray, np.ndarray],
+        rng: np.random.Generator,
+        rows: np.ndarray,
+    ) -> None:
+        """Build ``model_`` and train it through sentence-transformers' trainer, with early
+        stopping on the validation rows; sets ``loss_history_``, ``valid_history_`` and ``best_score_``.
+        ``rows`` are the training rows' positions in the input of :meth:`fit`."""
+        import transformers
+
+        tq, td, ty, tqid, tw = train
+        vq, vd, vy, vqid = valid
         transformers.set_seed(cfg.seed)
         self.model_ = self._new_model(cfg.resolved_model_path, cfg, self.device_)
         self._reset_cache()
@@ -280,11 +300,6 @@ class NeuralRanker:
         ]
         self.valid_history_ = [] if stopper is None else list(stopper.history)
         self.best_score_ = None if stopper is None or not stopper.history else float(stopper.best)
-        self.n_train_pairs_ = int(rows.size)
-        self.n_train_queries_ = int(np.unique(tqid).size)
-        self.config_ = cfg
-        self._reset_cache()
-        return self
 
     # -------------------------------------------------------------- predict
 
@@ -641,11 +656,17 @@ class BiEncoderRanker(NeuralRanker):
         self.cache_hits_ = 0
         self.cache_misses_ = 0
 
-    def _encode(self, texts: list[str], cfg: NeuralConfig, *, show: bool) -> np.ndarray:
+    def _document_model(self) -> Any:
+        """The model that embeds documents (the bi-encoder's one shared model)."""
+        return self.model_
+
+    def _encode(
+        self, texts: list[str], cfg: NeuralConfig, *, show: bool, model: Any = None
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         with self._autocast():
-            emb = self.model_.encode(
+            emb = (self.model_ if model is None else model).encode(
                 texts,
                 batch_size=cfg.batch_size,
                 show_progress_bar=show,
@@ -672,7 +693,10 @@ class BiEncoderRanker(NeuralRanker):
                 self.cache_hits_ += 1
         fresh: dict[str, np.ndarray] = {}
         if todo:
-            emb = self._encode(list(todo.values()), self.config_, show=show_progress_bar)
+            emb = self._encode(
+                list(todo.values()), self.config_, show=show_progress_bar,
+                model=self._document_model(),
+            )  # fmt: skip
             fresh = dict(zip(todo, emb, strict=True))
             self._doc_cache.update(fresh)
         out = (
@@ -711,7 +735,7 @@ class BiEncoderRanker(NeuralRanker):
             d = self.encode_documents(documents, show_progress_bar=show)
         else:
             uniq_d, inv_d = np.unique(np.asarray(documents, dtype=object), return_inverse=True)
-            d = self._encode(list(uniq_d), cfg, show=show)[inv_d]
+            d = self._encode(list(uniq_d), cfg, show=show, model=self._document_model())[inv_d]
         uniq_q, inv_q = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
         qe = self._encode(list(uniq_q), cfg, show=False)[inv_q]
         return np.einsum("ij,ij->i", qe, d).astype(np.float64)
@@ -758,15 +782,3 @@ class BiEncoderRanker(NeuralRanker):
         return SentenceTransformerTrainer(
             model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks
         )
-
-
-#: The rankers by ``neural.architecture``.
-RANKERS: dict[str, type[NeuralRanker]] = {
-    CrossEncoderRanker.architecture: CrossEncoderRanker,
-    BiEncoderRanker.architecture: BiEncoderRanker,
-}
-
-
-def make_ranker(config: NeuralConfig) -> NeuralRanker:
-    """The ranker of ``config.architecture``."""
-    return RANKERS[config.architecture](config)

@@ -9,6 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,8 @@ from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.features import ClickFeatureConfig
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 from hybridrank.labels import ClickLabelConfig
-from hybridrank.labels.llm import AnnotateConfig, AnswerCache, make_annotator
+from hybridrank.labels.llm import LLM_SOFT, AnnotateConfig, AnswerCache, make_annotator
+from hybridrank.neural import NeuralConfig
 from hybridrank.pipelines._annotate import annotate_dataset, default_answer_cache
 from hybridrank.pipelines._budget import (
     budget_curve_markdown,
@@ -74,6 +76,23 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 logger = logging.getLogger(__name__)
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt")
+#: The LLM-neural model's start (the packaged MiniLM's cosine at the same length, untrained),
+#: shown beside it: a trained transformer should rank above where it started.
+UNTRAINED = "raw_minilm"
+#: The experiment's LLM-neural model: the packaged MiniLM's query encoder
+#: distilled, listwise, from the judge's continuous grades at 64 tokens, with
+#: FAMOL's click loss mixed in by query frequency and the tuning queries'
+#: expert grades, the documents embedded once by the frozen start model (two
+#: CPU cores: about ten seconds an epoch on NFCorpus's 400 training queries).
+#: No validation split: validation against the judge would reward agreeing
+#: with the judge, which the click and expert losses deliberately depart from.
+DEFAULT_NEURAL: Mapping[str, Any] = MappingProxyType({
+    "architecture": "query-tower", "loss": "listwise", "target": "soft",
+    "clicks": True, "expert": True,
+    "max_seq_length": 64, "queries_per_batch": 16, "max_docs_per_query": 100,
+    "epochs": 2, "learning_rate": 5.0e-5, "temperature": 0.05, "target_temperature": 0.1,
+    "validation_fraction": 0.0, "seed": 0,
+})  # fmt: skip
 #: The experiment stacker's anchor experts unless the config names others.
 DEFAULT_ANCHORS = ("famol", "gold_gbdt")
 #: The gold expert's LambdaMART: small trees, some L2, its rounds chosen by
@@ -117,8 +136,9 @@ class ExperimentConfig:
         gbdt: LambdaMART for click-GBDT and LLM-GBDT.
         famol: FAMOL.
         scheduling: Data scheduling (both orders run).
-        neural: LLM-neural model config (keys of NeuralConfig); None skips it
-            and the stacker uses LLM-GBDT as its LLM model.
+        neural: LLM-neural model config (keys of NeuralConfig); default
+            :data:`DEFAULT_NEURAL`, the query tower distilled from the judge's
+            continuous grades. None skips it.
         stacker: The frequency-gated stacker; its ``anchors`` default to
             ``[famol, gold_gbdt]`` here (each mixed in with a tuned weight;
             ``[]``: the two-expert stacker).
@@ -179,7 +199,7 @@ class ExperimentConfig:
     )
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
-    neural: Mapping[str, Any] | None = None
+    neural: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_NEURAL))
     stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchors=DEFAULT_ANCHORS))
     gold: LambdaMARTConfig | None = field(default_factory=lambda: GOLD_GBDT)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
@@ -236,7 +256,11 @@ class ExperimentConfig:
             "scheduling": SchedulingConfig.from_dict(v.pop("scheduling", None)),
             "stacker": _stacker_config(v.pop("stacker", None)),
         }
-        neural = v.pop("neural", None)
+        neural = v.pop("neural") if "neural" in v else dict(DEFAULT_NEURAL)
+        if neural is not None:
+            if not isinstance(neural, Mapping):
+                raise ConfigError(f"experiment.neural must be a mapping or null, got {neural!r}")
+            NeuralConfig.from_dict(neural)  # a bad key fails here, not after the world is built
         if "gold" in v:
             raw = v.pop("gold")
             gold = None if raw is None else config_from_dict(LambdaMARTConfig, raw, "gold")
@@ -306,6 +330,8 @@ class _Shared:
     tuning: set[str]
     llm_labels: pd.DataFrame | None
     neural: OOFScores | None = None
+    #: The neural model's untrained start (same architecture and length), per base-table row.
+    untrained: np.ndarray | None = None
 
 
 def _stacker_config(values: Mapping[str, Any] | None) -> StackerConfig:
@@ -455,6 +481,8 @@ def _run_systems(
     for name, scores in oof.items():
         out[name] = scores.scores
     add_raw_baselines(out)
+    if shared.untrained is not None:
+        out[UNTRAINED] = shared.untrained
     info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
     text = text_scores(out) if config.tie_break == "text" else None
     if text is not None:
@@ -514,7 +542,7 @@ def _run_systems(
 
 
 SYSTEM_ORDER = (
-    C.BM25, *RAW_BASELINES, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt",
+    C.BM25, *RAW_BASELINES, UNTRAINED, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt",
     "ds_llm_then_click", "ds_click_then_llm",
     "famol", "famol_label_mixing", "gated_stacker", "meta_ranker",
 )  # fmt: skip
@@ -572,6 +600,50 @@ def _evaluate(
     pooled = pooled.loc[~pooled[TUNING].to_numpy()]
     return evaluate_table(pooled, systems, metrics=config.metrics, bucket_order=bucket_order,
                           baseline=baseline, title=title)  # fmt: skip
+
+
+def _neural_scores(
+    dataset: Dataset, base: pd.DataFrame, config: ExperimentConfig, progress: bool
+) -> tuple[OOFScores, np.ndarray | None, str]:
+    """The LLM-neural model's out-of-fold scores, its untrained start's scores (None for a
+    cross-encoder, whose head starts random) and the label column it learned from."""
+    from hybridrank.neural import RANKERS, QueryTowerRanker, make_ranker
+    from hybridrank.pipelines._train_neural import attach_texts
+
+    ncfg = NeuralConfig.from_dict(config.neural)
+    assert dataset.queries is not None and dataset.docs is not None  # has_texts
+    texts = attach_texts(base, dataset.queries, dataset.docs)
+    target = LLM_SOFT if ncfg.target == "soft" and LLM_SOFT in texts.columns else C.Y_LLM
+    pairs = texts[["query", "document"]]
+    start = None
+    untrained: np.ndarray | None = None
+    if ncfg.architecture != "cross-encoder":
+        start = RANKERS[ncfg.architecture].pretrained(ncfg)
+        untrained = start.predict(pairs)
+
+    if ncfg.expert and C.Y_EXPERT in texts.columns:
+        gold = texts[TUNING].to_numpy() & texts[C.Y_EXPERT].notna().to_numpy()
+        texts[target] = np.where(gold, texts[C.Y_EXPERT].to_numpy(), texts[target].to_numpy())
+    clicks = ncfg.clicks and C.Y_CLICK in texts.columns
+    if clicks:
+        texts["click_share"] = FAMOLRanker(config.famol).alpha(texts[C.FREQ].to_numpy())
+
+    def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        ranker = make_ranker(ncfg)
+        if isinstance(ranker, QueryTowerRanker) and isinstance(start, QueryTowerRanker):
+            ranker.share_documents(start)  # every fold reuses the one document encoding
+        X, y, qid = train[["query", "document"]], train[target].to_numpy(), train[C.QID].to_numpy()
+        if clicks and isinstance(ranker, QueryTowerRanker):
+            ranker.fit(X, y, qid=qid, y_click=train[C.Y_CLICK].to_numpy(),
+                       click_share=train["click_share"].to_numpy())  # fmt: skip
+        else:
+            ranker.fit(X, y, qid=qid)
+        return ranker.predict(test[["query", "document"]])
+
+    scores = out_of_fold(
+        texts, "llm_neural", neural, train_mask=~texts[target].isna().to_numpy(), progress=progress
+    )
+    return scores, untrained, target
 
 
 def _label_dataset(
@@ -670,30 +742,10 @@ def run_experiment(
     features = resolve_features(config.features, base, first.features)
 
     if config.neural is not None and first.has_texts and shared.llm_labels is not None:
-        from hybridrank.neural import NeuralConfig, make_ranker
-        from hybridrank.pipelines._train_neural import attach_texts
-
-        ncfg = NeuralConfig.from_dict(config.neural)
-        assert first.queries is not None and first.docs is not None  # has_texts
-        texts = attach_texts(base, first.queries, first.docs)
-
-        def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
-            ranker = make_ranker(ncfg).fit(
-                train[["query", "document"]], train[C.Y_LLM].to_numpy(), qid=train[C.QID].to_numpy()
-            )
-            return ranker.predict(test[["query", "document"]])
-
         t0 = time.perf_counter()
-        shared.neural = out_of_fold(
-            texts,
-            "llm_neural",
-            neural,
-            train_mask=~texts[C.Y_LLM].isna().to_numpy(),
-            progress=progress,
-        )
-        echo(
-            f"LLM-neural ({ncfg.architecture}) out-of-fold scores in {time.perf_counter() - t0:.0f}s"
-        )
+        shared.neural, shared.untrained, target = _neural_scores(first, base, config, progress)
+        echo(f"LLM-neural ({config.neural.get('architecture', 'cross-encoder')}, trained on "
+             f"{target}) out-of-fold scores in {time.perf_counter() - t0:.0f}s")  # fmt: skip
 
     info: dict[str, Any] = {"runs": {}}
     tables: dict[tuple[int, int], pd.DataFrame] = {}

@@ -100,7 +100,7 @@ def _experiment(params: dict[str, Any]) -> Writer:
         config = ExperimentConfig(
             seeds=(0,), sessions=(), gbdt=small, cache=params["cache"],
             famol=FAMOLConfig(gbdt=small), scheduling=SchedulingConfig(gbdt=small),
-            metrics=("ndcg@10",),
+            metrics=("ndcg@10",), neural=None,
         )  # fmt: skip
         run_experiment(config, target, dataset=Dataset.read(params["dataset"]), progress=False)
 

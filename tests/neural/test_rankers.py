@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker, as_pairs
+from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker, QueryTowerRanker, as_pairs
 from hybridrank.neural._rankers import text_hash
 
 from .conftest import fast
 
-RANKERS = [CrossEncoderRanker, BiEncoderRanker]
+RANKERS = [CrossEncoderRanker, BiEncoderRanker, QueryTowerRanker]
 
 
 @pytest.mark.parametrize("cls", RANKERS)

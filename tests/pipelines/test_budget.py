@@ -174,7 +174,7 @@ def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
         seeds=(0,), sessions=(), tuning_queries=10, metrics=("ndcg@10",),
         budgets=(0.3, 1.0), budget_strategies=("tail-first", "random"),
         budget_systems=("famol", "gated_stacker"), stacker=StackerConfig(n_trials=10),
-        tuning_sweep=(10, 20),
+        tuning_sweep=(10, 20), neural=None,
     )  # fmt: skip
     result = run_small(config, dataset, tmp_path / "exp")
     # The tuning sweep rides along: the stacker refitted on 10 and 20 labelled queries.

@@ -35,7 +35,8 @@ def test_experiment_on_written_world_equals_in_memory(
     world_config: WorldConfig, tmp_path: Path
 ) -> None:
     config = ExperimentConfig(
-        world=world_config, seeds=(0,), sessions=(), tuning_queries=12, metrics=("ndcg@10", "mrr")
+        world=world_config, seeds=(0,), sessions=(), tuning_queries=12, metrics=("ndcg@10", "mrr"),
+        neural=None,
     )
     in_memory = run_experiment(config, tmp_path / "a", progress=False)
 

@@ -1,0 +1,404 @@
+"""The query-tower ranker: a bi-encoder whose document side stays the frozen start model.
+
+Only the query encoder is fine-tuned; every document is embedded once, by the
+model it starts from, and never again. That is what makes it trainable in
+seconds on two CPU cores: a training step runs the transformer over a few
+short queries (a handful of tokens each) and scores them against cached
+document embeddings, instead of re-encoding every candidate document. It is
+also what a production index wants: fine-tuning the ranker does not
+invalidate the stored document vectors.
+
+The default loss is listwise distillation: within each query, the cross
+entropy between the teacher's distribution over the candidates
+(``softmax(y / target_temperature)``, where ``y`` is the judge's continuous
+grade) and the student's (``softmax(cosine / temperature)``), i.e. ListNet on
+soft targets, equivalent to KL(teacher || student) up to a constant.
+Pointwise is the squared error between the cosine and ``y / max_grade``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from hybridrank._grouping import offsets_from_qid
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+from hybridrank.evaluate import ndcg_at_k
+from hybridrank.neural._config import NeuralConfig
+from hybridrank.neural._rankers import BiEncoderRanker, Pairs
+
+logger = logging.getLogger(__name__)
+
+#: Learning rate of the student's log inverse temperature (a single scalar).
+SCALE_LEARNING_RATE = 1e-2
+
+
+class QueryTowerRanker(BiEncoderRanker):
+    """A bi-encoder with a fine-tuned query encoder and the frozen start model for documents.
+
+    Example:
+        >>> ranker = QueryTowerRanker(loss="listwise", epochs=3, queries_per_batch=16)
+        >>> ranker.fit(pairs, y_llm_soft, qid=qid).predict(test_pairs)  # doctest: +SKIP
+
+    Attributes (after ``fit``): as :class:`BiEncoderRanker`, plus
+        document_model_: The frozen ``SentenceTransformer`` that embeds documents.
+        best_step_: The optimisation step whose weights were kept (0: the start model).
+    """
+
+    architecture = "query-tower"
+    _document_dir = "document_model"
+
+    document_model_: Any
+    best_step_: int
+    _clicks: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _document_model(self) -> Any:
+        return self.document_model_
+
+    def fit(
+        self,
+        pairs: Pairs,
+        y: npt.ArrayLike,
+        *,
+        qid: npt.ArrayLike,
+        sample_weight: npt.ArrayLike | None = None,
+        eval_set: tuple[Pairs, npt.ArrayLike] | None = None,
+        eval_qid: npt.ArrayLike | None = None,
+        y_click: npt.ArrayLike | None = None,
+        click_share: npt.ArrayLike | None = None,
+    ) -> Self:
+        """Fine-tune the query encoder; as :meth:`NeuralRanker.fit`, plus FAMOL's two losses.
+
+        Args:
+            y_click: A second label per row (click labels; NaN where a pair has
+                none), listwise only. A query's loss is ``(1 - a) * L(y) + a * L(y_click)``
+                with ``a`` its ``click_share``: with listwise cross entropy that is
+                one teacher distribution, the mixture of the two.
+            click_share: ``a`` per row, in [0, 1], one value per query (FAMOL's
+                frequency weight); queries without any click label use 0.
+
+        Raises:
+            DataFormatError: ``y_click`` or ``click_share`` of the wrong shape or
+                range, or ``click_share`` differing within a query.
+            ConfigError: Click labels with the pointwise loss.
+        """
+        self._clicks = None
+        if y_click is not None or click_share is not None:
+            self._clicks = _click_inputs(self.get_config(), y_click, click_share, qid)
+        try:
+            return super().fit(
+                pairs, y, qid=qid, sample_weight=sample_weight, eval_set=eval_set,
+                eval_qid=eval_qid,
+            )  # fmt: skip
+        finally:
+            self._clicks = None
+
+    def _reset_cache(self) -> None:
+        # Document embeddings come from the frozen encoder: training never invalidates them.
+        if not hasattr(self, "_doc_cache"):
+            super()._reset_cache()
+
+    def share_documents(self, other: QueryTowerRanker) -> Self:
+        """Embed documents with ``other``'s frozen encoder and cache, not a fresh copy.
+
+        The document side never trains, so rankers fitted on different folds
+        of one collection can share one set of document embeddings: each
+        document is encoded once for all of them. ``other`` must start from
+        the same model at the same sequence length.
+
+        Raises:
+            ConfigError: ``other`` starts from another model or length.
+        """
+        other._check_fitted()
+        mine, theirs = self.get_config(), other.config_
+        if (mine.resolved_model_path, mine.max_seq_length) != (
+            theirs.resolved_model_path,
+            theirs.max_seq_length,
+        ):
+            raise ConfigError(
+                "share_documents needs the same start model and max_seq_length: "
+                f"{mine.resolved_model_path}@{mine.max_seq_length} vs "
+                f"{theirs.resolved_model_path}@{theirs.max_seq_length}"
+            )
+        self._shared_from = other
+        return self
+
+    # ------------------------------------------------------------------ train
+
+    def _train(
+        self,
+        cfg: NeuralConfig,
+        train: tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray],
+        valid: tuple[list[str], list[str], np.ndarray, np.ndarray],
+        rng: np.random.Generator,
+        rows: np.ndarray,
+    ) -> None:
+        import torch
+        from tqdm.auto import tqdm
+
+        tq, td, ty, tqid, tw = train
+        vq, vd, vy, vqid = valid
+        torch.manual_seed(cfg.seed)
+        path = cfg.resolved_model_path
+        self.model_ = self._new_model(path, cfg, self.device_)
+        shared = getattr(self, "_shared_from", None)
+        super()._reset_cache()
+        if shared is not None:
+            self.document_model_ = shared.document_model_
+            self._doc_cache = shared._doc_cache
+        else:
+            self.document_model_ = self._new_model(path, cfg, self.device_)
+        self.document_model_.eval()
+        for p in self.document_model_.parameters():
+            p.requires_grad_(False)
+        self.config_ = cfg
+
+        offsets = offsets_from_qid(tqid)
+        n_q = offsets.shape[0] - 1
+        docs = torch.from_numpy(self.encode_documents(td, show_progress_bar=False)).to(self.device_)
+        targets = torch.as_tensor(ty, dtype=torch.float32, device=self.device_)
+        clicks = shares = None
+        mixed: tuple[np.ndarray, np.ndarray] | None = getattr(self, "_clicks", None)
+        if mixed is not None:
+            yc, share = mixed
+            clicks = torch.as_tensor(yc[rows], dtype=torch.float32, device=self.device_)
+            shares = torch.as_tensor(share[rows], dtype=torch.float32, device=self.device_)
+        weights = torch.as_tensor(tw, dtype=torch.float32, device=self.device_)
+        query_text = [tq[offsets[i]] for i in range(n_q)]
+        # sentence-transformers 6 renamed tokenize to preprocess (tokenize warns)
+        tokenize = getattr(self.model_, "preprocess", None) or self.model_.tokenize
+        features = tokenize(query_text)
+        lengths = features["attention_mask"].sum(dim=1)
+
+        per_epoch = -(-n_q // cfg.queries_per_batch)
+        total = per_epoch * cfg.epochs
+        warmup = max(1, round(cfg.warmup_ratio * total))
+        # The student's inverse temperature is learned (from 1 / temperature): matching the
+        # teacher's spread through the scale, not by squeezing the embedding geometry.
+        log_scale = torch.nn.Parameter(
+            torch.tensor(-np.log(cfg.temperature), dtype=torch.float32, device=self.device_)
+        )
+        optimiser = torch.optim.AdamW(
+            [
+                {"params": list(self.model_.parameters()), "weight_decay": cfg.weight_decay},
+                {"params": [log_scale], "weight_decay": 0.0, "lr": SCALE_LEARNING_RATE},
+            ],
+            lr=cfg.learning_rate,
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimiser,
+            lambda step: min(1.0, (step + 1) / warmup) * max(0.0, (total - step) / total),
+        )
+
+        valid_unique = len(vq) > 0
+        self.loss_history_, self.valid_history_ = [], []
+        best, best_state, best_step, bad = -np.inf, None, 0, 0
+
+        def evaluate(step: int) -> bool:
+            """Score the validation rows; keep the best weights; True when patience runs out."""
+            nonlocal best, best_state, best_step, bad
+            self.model_.eval()
+            with torch.no_grad():
+                scores = self._score(vq, vd, cfg, cached=True, show=False)
+            self.model_.train()
+            value = float(np.nanmean(ndcg_at_k(scores, vy, qid=vqid, k=cfg.eval_at)))
+            self.valid_history_.append((step, value))
+            if value > best + 1e-9:
+                best, best_step, bad = value, step, 0
+                best_state = copy.deepcopy(self.model_.state_dict())
+                return False
+            bad += 1
+            return cfg.early_stopping_patience is not None and bad >= cfg.early_stopping_patience
+
+        if valid_unique:
+            evaluate(0)
+        step, stop = 0, False
+        self.model_.train()
+        bar = tqdm(total=total, desc="query tower", leave=False, disable=None)
+        for epoch in range(cfg.epochs):
+            order = np.random.default_rng((cfg.seed, epoch)).permutation(n_q)
+            running = 0.0
+            for start in range(0, n_q, cfg.queries_per_batch):
+                chosen = order[start : start + cfg.queries_per_batch]
+                index = torch.as_tensor(chosen)
+                width = int(lengths[index].max())
+                batch = {
+                    k: v[index, :width].to(self.device_)
+                    for k, v in features.items()
+                    if isinstance(v, torch.Tensor) and v.dim() == 2
+                }
+                with self._autocast():
+                    embedded = self.model_(batch)["sentence_embedding"]
+                q = torch.nn.functional.normalize(embedded.float(), dim=-1)
+                loss = self._batch_loss(
+                    cfg,
+                    q,
+                    log_scale.exp(),
+                    chosen,
+                    offsets,
+                    docs,
+                    targets,
+                    weights,
+                    rng,
+                    clicks,
+                    shares,
+                )
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+                running += float(loss.detach())
+                bar.update(1)
+                if cfg.eval_steps is not None and valid_unique and step % cfg.eval_steps == 0:
+                    stop = evaluate(step)
+                    if stop:
+                        break
+            self.loss_history_.append((step, running / max(1, per_epoch)))
+            if stop:
+                break
+            if cfg.eval_steps is None and valid_unique:
+                stop = evaluate(step)
+                if stop:
+                    break
+        bar.close()
+        if valid_unique and self.valid_history_[-1][0] != step:
+            evaluate(step)
+        if best_state is not None:
+            self.model_.load_state_dict(best_state)
+        self.model_.eval()
+        self.best_score_ = None if not valid_unique else float(best)
+        self.best_step_ = best_step if valid_unique else step
+        logger.info(
+            "query tower: %d steps, kept step %d (validation NDCG@%d %s)",
+            step, self.best_step_, cfg.eval_at,
+            "n/a" if self.best_score_ is None else f"{self.best_score_:.4f}",
+        )  # fmt: skip
+
+    @staticmethod
+    def _batch_loss(
+        cfg: NeuralConfig,
+        q: Any,
+        scale: Any,
+        chosen: np.ndarray,
+        offsets: np.ndarray,
+        docs: Any,
+        targets: Any,
+        weights: Any,
+        rng: np.random.Generator,
+        clicks: Any = None,
+        shares: Any = None,
+    ) -> Any:
+        """The weighted mean loss of the chosen queries (rows of a query: one list);
+        ``scale`` is the listwise student's learned inverse temperature; ``clicks`` and
+        ``shares`` mix FAMOL's click loss in (see :meth:`fit`)."""
+        import torch
+
+        losses, total_weight = [], 0.0
+        for j, i in enumerate(chosen):
+            rows = np.arange(offsets[i], offsets[i + 1])
+            if rows.size > cfg.max_docs_per_query:
+                rows = np.sort(rng.choice(rows, cfg.max_docs_per_query, replace=False))
+            r = torch.as_tensor(rows, device=docs.device)
+            cosine = docs[r] @ q[j]
+            y = targets[r]
+            if cfg.loss == "listwise":
+                teacher = torch.softmax(y / cfg.target_temperature, dim=0)
+                if clicks is not None and shares is not None:
+                    c = clicks[r]
+                    known = ~torch.isnan(c)
+                    a = shares[r[0]]
+                    if bool(known.any()) and float(a) > 0:
+                        logits = torch.where(known, c / cfg.target_temperature, -torch.inf)
+                        teacher = (1 - a) * teacher + a * torch.softmax(logits, dim=0)
+                student = torch.log_softmax(cosine * scale, dim=0)
+                value = -(teacher * student).sum()
+                w = weights[r[0]]
+            else:
+                per_row = (cosine - torch.clamp(y / cfg.max_grade, 0.0, 1.0)) ** 2
+                w = weights[r].mean()
+                value = (weights[r] * per_row).sum() / weights[r].sum().clamp_min(1e-12)
+            losses.append(w * value)
+            total_weight += float(w)
+        return torch.stack(losses).sum() / max(total_weight, 1e-12)
+
+    # ------------------------------------------------------------ save / load
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the query encoder (``model/``), the frozen document encoder
+        (``document_model/``) and ``ranker.json``."""
+        out = super().save(directory)
+        target = out / self._document_dir
+        if target.exists():
+            shutil.rmtree(target)
+        self.document_model_.save_pretrained(str(target))
+        return out
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, *, device: str | None = None, backend: str | None = None
+    ) -> Self:
+        ranker = super().load(directory, device=device, backend=backend)
+        d = Path(directory) / cls._document_dir
+        if not d.is_dir():
+            raise MissingInputError(
+                f"{d}: missing; a query-tower ranker is saved with its frozen document encoder"
+            )
+        ranker.document_model_ = ranker._new_model(str(d), ranker.config_, ranker.device_)
+        ranker.best_step_ = 0
+        ranker._reset_cache()
+        return ranker
+
+    @classmethod
+    def pretrained(cls, config: NeuralConfig | None = None, **params: Any) -> Self:
+        """The untrained start model on both sides: the zero-shot cosine baseline."""
+        ranker = super().pretrained(config, **params)
+        ranker.document_model_ = ranker.model_
+        ranker.best_step_ = 0
+        return ranker
+
+
+def _click_inputs(
+    cfg: NeuralConfig,
+    y_click: npt.ArrayLike | None,
+    click_share: npt.ArrayLike | None,
+    qid: npt.ArrayLike,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(y_click, click_share)`` arrays, one value per row."""
+    if y_click is None or click_share is None:
+        raise DataFormatError("y_click and click_share go together: give both or neither")
+    if cfg.loss != "listwise":
+        raise ConfigError("click labels mix into the listwise loss; set neural.loss: listwise")
+    q = np.asarray(qid)
+    yc = np.asarray(y_click, dtype=np.float64)
+    share = np.asarray(click_share, dtype=np.float64)
+    for name, arr in (("y_click", yc), ("click_share", share)):
+        if arr.shape != q.shape:
+            raise DataFormatError(f"{name} has shape {arr.shape}; expected {q.shape}, one per pair")
+    known = ~np.isnan(yc)
+    if (yc[known] < 0).any():
+        raise DataFormatError(
+            "click labels must be >= 0",
+            row=int(np.flatnonzero(known & (yc < 0))[0]),
+            column="y_click",
+        )
+    bad = ~np.isfinite(share) | (share < 0) | (share > 1)
+    if bad.any():
+        raise DataFormatError(
+            "click_share must be in [0, 1]", row=int(np.flatnonzero(bad)[0]), column="click_share"
+        )
+    offsets = offsets_from_qid(q)
+    first = np.repeat(share[offsets[:-1]], np.diff(offsets))
+    if not np.allclose(first, share):
+        raise DataFormatError(
+            "click_share is one value per query; rows of a query differ",
+            row=int(np.flatnonzero(~np.isclose(first, share))[0]),
+            column="click_share",
+        )
+    return yc, share

@@ -1,0 +1,104 @@
+"""The query tower: only the query encoder trains; documents stay the start model's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.neural import NeuralConfig, QueryTowerRanker
+
+from .conftest import fast
+
+
+def _listwise(tiny_bert: str, **overrides: object) -> dict[str, object]:
+    return fast(tiny_bert, loss="listwise", validation_fraction=0.0, epochs=2, **overrides)
+
+
+def test_documents_stay_the_start_models(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
+    ranker = QueryTowerRanker(**_listwise(tiny_bert)).fit(pairs, y, qid=qid)
+    docs = list(dict.fromkeys(pairs["document"]))
+    np.testing.assert_allclose(
+        ranker.encode_documents(docs), start.encode_documents(docs), rtol=1e-5, atol=1e-6
+    )
+    queries = list(dict.fromkeys(pairs["query"]))
+    moved = np.abs(ranker.encode_queries(queries) - start.encode_queries(queries)).max()
+    assert moved > 1e-4  # the query encoder trained
+    assert ranker.loss_history_ and ranker.loss_history_[-1][1] < ranker.loss_history_[0][1] + 1.0
+
+
+def test_share_documents_encodes_each_document_once(tiny_bert, pairs_data, monkeypatch) -> None:
+    pairs, y, qid = pairs_data
+    start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
+    start.predict(pairs)  # every document now in the start model's cache
+    encoded: list[str] = []
+    real = start.model_.encode
+
+    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(start.model_, "encode", spy)
+    a = QueryTowerRanker(**_listwise(tiny_bert)).share_documents(start).fit(pairs, y, qid=qid)
+    b = QueryTowerRanker(**_listwise(tiny_bert)).fit(pairs, y, qid=qid)
+    np.testing.assert_allclose(a.predict(pairs), b.predict(pairs), rtol=1e-5, atol=1e-6)
+    assert not set(encoded) & set(pairs["document"])  # no document encoded again
+    with pytest.raises(ConfigError, match="same start model"):
+        QueryTowerRanker(**_listwise(tiny_bert, max_seq_length=16)).share_documents(start)
+
+
+def test_click_labels_change_the_model_by_their_share(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    # Clicks that contradict the judge: the off-topic documents were clicked.
+    y_click = np.where(y > 0, 0.0, 3.0)
+    kw = _listwise(tiny_bert)
+    plain = QueryTowerRanker(**kw).fit(pairs, y, qid=qid).predict(pairs)
+    none = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=y_click, click_share=np.zeros(len(y))
+    ).predict(pairs)
+    np.testing.assert_allclose(none, plain, rtol=1e-5, atol=1e-6)  # share 0: the judge alone
+    clicked = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=y_click, click_share=np.ones(len(y))
+    ).predict(pairs)
+    assert np.abs(clicked - plain).max() > 1e-4
+    # Unknown click labels (never shown) leave a query on the judge's loss.
+    unknown = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=np.full(len(y), np.nan), click_share=np.ones(len(y))
+    ).predict(pairs)
+    np.testing.assert_allclose(unknown, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_click_inputs_are_checked(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    ranker = QueryTowerRanker(**_listwise(tiny_bert))
+    share = np.full(len(y), 0.5)
+    with pytest.raises(DataFormatError, match="give both"):
+        ranker.fit(pairs, y, qid=qid, y_click=y)
+    with pytest.raises(DataFormatError, match=r"\[0, 1\]"):
+        ranker.fit(pairs, y, qid=qid, y_click=y, click_share=share * 3)
+    varying = share.copy()
+    varying[1] = 0.1
+    with pytest.raises(DataFormatError, match="one value per query"):
+        ranker.fit(pairs, y, qid=qid, y_click=y, click_share=varying)
+    with pytest.raises(ConfigError, match="listwise"):
+        QueryTowerRanker(**fast(tiny_bert)).fit(pairs, y, qid=qid, y_click=y, click_share=share)
+
+
+def test_config_checks() -> None:
+    with pytest.raises(ConfigError, match="listnet"):
+        NeuralConfig(architecture="query-tower", loss="listwise", listwise_loss="lambdaloss")
+    with pytest.raises(ConfigError, match="temperature"):
+        NeuralConfig(architecture="query-tower", temperature=0.0)
+    with pytest.raises(ConfigError, match="clicks needs"):
+        NeuralConfig(architecture="bi-encoder", clicks=True)
+
+
+def test_save_load_keeps_the_frozen_document_encoder(tiny_bert, pairs_data, tmp_path) -> None:
+    pairs, y, qid = pairs_data
+    ranker = QueryTowerRanker(**_listwise(tiny_bert)).fit(pairs, y, qid=qid)
+    ranker.save(tmp_path / "qt")
+    assert (tmp_path / "qt" / "document_model").is_dir()
+    loaded = QueryTowerRanker.load(tmp_path / "qt")
+    np.testing.assert_allclose(loaded.predict(pairs), ranker.predict(pairs), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,64 @@
+"""The experiment's default LLM-neural model: out of fold, beside its untrained start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrank.data import Dataset, SimulationConfig
+from hybridrank.errors import ConfigError
+from hybridrank.pipelines import (
+    DataConfig,
+    ExperimentConfig,
+    WorldConfig,
+    build_world,
+    run_experiment,
+    write_world,
+)
+from hybridrank.pipelines._experiment import DEFAULT_NEURAL, UNTRAINED
+from tests.conftest import make_collection, write_trec_dir
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_trec_dir(
+        make_collection(n_queries=40, n_docs=200, seed=7), tmp_path_factory.mktemp("c")
+    )
+    config = WorldConfig(
+        data=DataConfig(format="trec", path=str(root), stopwords="none"),
+        simulation=SimulationConfig(n_sessions=400, seed=0),
+    )
+    out = tmp_path_factory.mktemp("w") / "world"
+    write_world(build_world(config), out)
+    return out
+
+
+def test_the_default_experiment_trains_the_query_tower(
+    small_world: Path, tiny_bert: str, tmp_path: Path
+) -> None:
+    from hybridrank.ensemble import StackerConfig
+
+    assert ExperimentConfig().neural == dict(DEFAULT_NEURAL)
+    config = ExperimentConfig(
+        seeds=(0,), sessions=(), tuning_queries=10, metrics=("ndcg@10",),
+        stacker=StackerConfig(n_trials=5), cache=str(tmp_path / "cache.sqlite"),
+        neural={**DEFAULT_NEURAL, "model_path": tiny_bert, "max_seq_length": 32},
+    )  # fmt: skip
+    result = run_experiment(config, tmp_path / "exp", dataset=Dataset.read(small_world), progress=False)
+    scores = pd.read_parquet(tmp_path / "exp" / "scores.parquet")
+    assert {"llm_neural", UNTRAINED} <= set(scores.columns)
+    assert np.isfinite(scores["llm_neural"]).all() and np.isfinite(scores[UNTRAINED]).all()
+    assert not np.allclose(scores["llm_neural"], scores[UNTRAINED])  # it trained
+    systems = set(result.main.summary["system"])
+    assert {"llm_neural", UNTRAINED} <= systems
+    run = next(iter(result.info["runs"].values()))
+    assert run["llm_model"] == "llm_neural"  # the transformer is the stacker's LLM expert
+
+
+def test_neural_config_is_checked_when_read() -> None:
+    with pytest.raises(ConfigError, match="epoch"):
+        ExperimentConfig.from_dict({"neural": {"epoch": 3}})
+    assert ExperimentConfig.from_dict({"neural": None}).neural is None
