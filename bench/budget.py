@@ -78,6 +78,7 @@ def main() -> None:
         budget_strategies=tuple(args.strategies),
         budget_systems=systems,
         stacker=StackerConfig(n_trials=60, anchors=anchors),
+        neural=None,  # the budget runs use LLM-GBDT as the stacker's LLM expert
     )
     if args.features is not None:
         config = replace(config, features=tuple(args.features))

@@ -102,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", type=Path, default=Path("runs/demo"))
     demo.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr"])
     demo.add_argument("--cache", type=Path, help="answer cache (default: the one shared cache)")
+    demo.add_argument("--neural", action="store_true", help=argparse.SUPPRESS)  # the old opt-in
     demo.add_argument(
         "--no-neural",
         action="store_true",

@@ -331,14 +331,16 @@ class QueryTowerRanker(BiEncoderRanker):
     # ------------------------------------------------------------ save / load
 
     def save(self, directory: str | Path) -> Path:
-        """Write the query encoder (``model/``), the frozen document encoder
-        (``document_model/``) and ``ranker.json``."""
-        out = super().save(directory)
+        """Write the frozen document encoder (``document_model/``) first, then the query
+        encoder (``model/``) and ``ranker.json``, so a directory with ``ranker.json`` is whole."""
+        self._check_fitted()
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
         target = out / self._document_dir
         if target.exists():
             shutil.rmtree(target)
         self.document_model_.save_pretrained(str(target))
-        return out
+        return super().save(out)
 
     @classmethod
     def load(

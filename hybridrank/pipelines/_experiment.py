@@ -80,15 +80,16 @@ SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt")
 #: shown beside it: a trained transformer should rank above where it started.
 UNTRAINED = "raw_minilm"
 #: The experiment's LLM-neural model: the packaged MiniLM's query encoder
-#: distilled, listwise, from the judge's continuous grades at 64 tokens, with
-#: FAMOL's click loss mixed in by query frequency and the tuning queries'
-#: expert grades, the documents embedded once by the frozen start model (two
-#: CPU cores: about ten seconds an epoch on NFCorpus's 400 training queries).
-#: No validation split: validation against the judge would reward agreeing
-#: with the judge, which the click and expert losses deliberately depart from.
+#: distilled, listwise, from the judge's continuous grades at 64 tokens, the
+#: documents embedded once by the frozen start model (two CPU cores: about ten
+#: seconds an epoch on NFCorpus's 400 training queries). LLM labels only, so it
+#: stays a single-source expert; ``clicks: true`` / ``expert: true`` mix in
+#: FAMOL's click loss and the tuning queries' grades. No validation split:
+#: validation against the judge rewards agreeing with the judge, which the
+#: click and expert losses deliberately depart from.
 DEFAULT_NEURAL: Mapping[str, Any] = MappingProxyType({
     "architecture": "query-tower", "loss": "listwise", "target": "soft",
-    "clicks": True, "expert": True,
+    "clicks": False, "expert": False,
     "max_seq_length": 64, "queries_per_batch": 16, "max_docs_per_query": 100,
     "epochs": 2, "learning_rate": 5.0e-5, "temperature": 0.05, "target_temperature": 0.1,
     "validation_fraction": 0.0, "seed": 0,
@@ -260,6 +261,8 @@ class ExperimentConfig:
         if neural is not None:
             if not isinstance(neural, Mapping):
                 raise ConfigError(f"experiment.neural must be a mapping or null, got {neural!r}")
+            if "architecture" not in neural:  # a few keys tune the default model
+                neural = {**DEFAULT_NEURAL, **neural}
             NeuralConfig.from_dict(neural)  # a bad key fails here, not after the world is built
         if "gold" in v:
             raw = v.pop("gold")
@@ -625,6 +628,11 @@ def _neural_scores(
         gold = texts[TUNING].to_numpy() & texts[C.Y_EXPERT].notna().to_numpy()
         texts[target] = np.where(gold, texts[C.Y_EXPERT].to_numpy(), texts[target].to_numpy())
     clicks = ncfg.clicks and C.Y_CLICK in texts.columns
+    if clicks or ncfg.expert:
+        logger.warning(
+            "neural.clicks/expert: llm_neural learns from more than LLM labels (so it is no "
+            "single-source model), and from the first world's clicks in every run"
+        )
     if clicks:
         texts["click_share"] = FAMOLRanker(config.famol).alpha(texts[C.FREQ].to_numpy())
 

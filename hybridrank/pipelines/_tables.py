@@ -119,7 +119,8 @@ def attach_llm_labels(table: pd.DataFrame, llm_labels: pd.DataFrame) -> pd.DataF
     index = pd.MultiIndex.from_frame(out[[C.QID, C.DOCID]])
     out[C.Y_LLM] = keyed[C.Y_LLM].reindex(index).to_numpy()
     # The judge's continuous grade (labels written before it existed: the grade itself).
-    soft = keyed[LLM_SOFT] if LLM_SOFT in keyed.columns else keyed[C.Y_LLM]
+    # Rows written before it existed (old tables concatenated with new ones) read the grade too.
+    soft = keyed[LLM_SOFT].fillna(keyed[C.Y_LLM]) if LLM_SOFT in keyed.columns else keyed[C.Y_LLM]
     out[LLM_SOFT] = soft.reindex(index).to_numpy()
     if LLM_SCORE in keyed.columns:
         out[SEMANTIC] = keyed[LLM_SCORE].reindex(index).to_numpy()

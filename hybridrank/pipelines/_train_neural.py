@@ -38,7 +38,7 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 logger = logging.getLogger(__name__)
 
 #: Score column of each architecture's out-of-fold predictions.
-SCORE_COLUMNS = {"cross-encoder": "neural_ce", "bi-encoder": "neural_bi"}
+SCORE_COLUMNS = {"cross-encoder": "neural_ce", "bi-encoder": "neural_bi", "query-tower": "neural_qt"}
 #: Score column of the untrained MiniLM cosine baseline.
 COSINE = "minilm_cosine"
 #: Tokens per text of the untrained cosine baseline (MiniLM's own limit).
@@ -275,6 +275,8 @@ def minilm_cosine(
         backend="torch",
         max_seq_length=max_seq_length,
         model_path=None,
+        clicks=False,
+        listwise_loss="listnet",
     )
     return BiEncoderRanker.pretrained(base).predict(pairs, show_progress_bar=True)
 

@@ -32,6 +32,7 @@ from hybridrank.ensemble import NORMALISERS, Gate, fuse, gate_from_dict
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
+from hybridrank.neural import BiEncoderRanker
 from hybridrank.serve._store import ClickFeatureStore
 
 logger = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ class _NeuralScorer:
         self, queries: list[str], query_of_row: np.ndarray, docids: np.ndarray, texts: Any
     ) -> np.ndarray:
         """Scores of rows pairing ``queries[query_of_row[i]]`` with document ``i``."""
-        if self.ranker.architecture == "bi-encoder":
+        if isinstance(self.ranker, BiEncoderRanker):  # the query tower too
             docs = self._doc_vectors(docids, texts)
             q = np.asarray(self.ranker.encode_queries(queries))[query_of_row]
             return np.einsum("ij,ij->i", q, docs).astype(np.float64)
@@ -568,7 +569,7 @@ def build_hybrid_bundle(
         else:
             shutil.copytree(neural_dir, tmp / "llm")
             ranker = _load_neural(tmp / "llm", device)
-            if docs is not None and ranker.architecture == "bi-encoder":
+            if docs is not None and isinstance(ranker, BiEncoderRanker):
                 emb = ranker.encode_documents(
                     docs[C.TEXT].astype(str).tolist(), show_progress_bar=True
                 )

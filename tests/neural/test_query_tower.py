@@ -26,7 +26,7 @@ def test_documents_stay_the_start_models(tiny_bert, pairs_data) -> None:
     queries = list(dict.fromkeys(pairs["query"]))
     moved = np.abs(ranker.encode_queries(queries) - start.encode_queries(queries)).max()
     assert moved > 1e-4  # the query encoder trained
-    assert ranker.loss_history_ and ranker.loss_history_[-1][1] < ranker.loss_history_[0][1] + 1.0
+    assert ranker.loss_history_[-1][1] < ranker.loss_history_[0][1]  # the loss fell
 
 
 def test_share_documents_encodes_each_document_once(tiny_bert, pairs_data, monkeypatch) -> None:

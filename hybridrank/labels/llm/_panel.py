@@ -83,9 +83,9 @@ def combine_majority(grades: np.ndarray) -> np.ndarray:
     """The most common grade of each row.
 
     A tie goes to the tied grade nearest the median of all the row's grades,
-    and a tie in that to the lower grade: ``[1, 1, 3, 3, 2]`` -> 2 is not
-    tied, ``[0, 3, 3, 2, 2]`` -> 2 (median 2), ``[1, 3]`` -> 1 (median 2,
-    both as near: the lower).
+    and a tie in that to the lower grade: ``[1, 1, 2]`` -> 1 (no tie),
+    ``[0, 3, 3, 2, 2]`` -> 2 (median 2), ``[1, 1, 3, 3, 2]`` -> 1 (1 and 3
+    tie; median 2, both as near: the lower).
 
     Args:
         grades: ``(pairs, judges)``, NaN where a judge gave no grade.
