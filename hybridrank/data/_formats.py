@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -89,9 +91,12 @@ def read_id_text_tsv(path: Path, *, id_column: str, allow_title: bool = False) -
     return frame
 
 
-def read_docs_jsonl(path: Path) -> pd.DataFrame:
-    """Read documents from JSON lines: ``{"docid"|"_id"|"id", "text"[, "title"]}``."""
-    rows: list[tuple[str, str, str, int]] = []
+def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSON-lines file.
+
+    Raises:
+        DataFormatError: A line that is not a JSON object (naming file and line).
+    """
     for lineno, line in _lines(path):
         if not line.strip():
             continue
@@ -101,6 +106,13 @@ def read_docs_jsonl(path: Path) -> pd.DataFrame:
             raise DataFormatError(f"invalid JSON ({exc.msg})", path=path, line=lineno) from None
         if not isinstance(record, dict):
             raise DataFormatError("expected a JSON object", path=path, line=lineno)
+        yield lineno, record
+
+
+def read_docs_jsonl(path: Path) -> pd.DataFrame:
+    """Read documents from JSON lines: ``{"docid"|"_id"|"id", "text"[, "title"]}``."""
+    rows: list[tuple[str, str, str, int]] = []
+    for lineno, record in _json_records(path):
         ident = next((record[k] for k in ("docid", "_id", "id") if k in record), None)
         if ident is None or str(ident).strip() == "":
             raise DataFormatError("no document id (docid, _id or id)", path=path, line=lineno)
@@ -129,15 +141,7 @@ def read_queries_jsonl(path: Path) -> pd.DataFrame:
         present on some lines only is missing (None) on the others.
     """
     rows: list[dict[str, object]] = []
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"invalid JSON ({exc.msg})", path=path, line=lineno) from None
-        if not isinstance(record, dict):
-            raise DataFormatError("expected a JSON object", path=path, line=lineno)
+    for lineno, record in _json_records(path):
         ident = next((record[k] for k in ("qid", "_id", "id") if k in record), None)
         if ident is None or str(ident).strip() == "":
             raise DataFormatError("no query id (qid, _id or id)", path=path, line=lineno)
