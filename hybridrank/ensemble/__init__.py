@@ -15,7 +15,7 @@ from hybridrank.ensemble._gates import (
     make_gate,
     parse_gate,
 )
-from hybridrank.ensemble._lambdarank import lambdarank_gradients
+from hybridrank.ensemble._lambdarank import LambdaRankPairs, lambdarank_gradients
 from hybridrank.ensemble._normalize import (
     NORMALISERS,
     break_ties,
@@ -43,6 +43,7 @@ __all__ = [
     "FrequencyGatedStacker",
     "Gate",
     "GateSpace",
+    "LambdaRankPairs",
     "LeakageError",
     "OOFScores",
     "SchedulingConfig",

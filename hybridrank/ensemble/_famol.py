@@ -15,7 +15,7 @@ from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import Padded, offsets_from_qid
 from hybridrank.ensemble._gates import SigmoidGate
-from hybridrank.ensemble._lambdarank import lambdarank_gradients
+from hybridrank.ensemble._lambdarank import LambdaRankPairs
 from hybridrank.errors import ConfigError
 from hybridrank.gbdt import Gradients, LambdaMARTConfig, LambdaMARTRanker, Objective
 
@@ -165,15 +165,16 @@ def famol_objective(
     def for_rows(rows: np.ndarray) -> Gradients:
         offsets = offsets_from_qid(qid[rows])
         pad = Padded.from_offsets(offsets)
-        yc, yl, a = y_click[rows], y_llm[rows], alpha[rows]
+        a = alpha[rows]
+        # The labels are fixed: each source's pairs are listed once for all rounds.
+        click_pairs, llm_pairs = (
+            LambdaRankPairs.build(y[rows], offsets, padded=pad, label_gain=label_gain)
+            for y in (y_click, y_llm)
+        )
 
         def gradients(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            g_click, h_click = lambdarank_gradients(
-                scores, yc, offsets, sigma=sigma, padded=pad, label_gain=label_gain
-            )
-            g_llm, h_llm = lambdarank_gradients(
-                scores, yl, offsets, sigma=sigma, padded=pad, label_gain=label_gain
-            )
+            g_click, h_click = click_pairs.gradients(scores, sigma)
+            g_llm, h_llm = llm_pairs.gradients(scores, sigma)
             grad = a * g_click + (1 - a) * g_llm
             hess = a * h_click + (1 - a) * h_llm
             return grad, np.maximum(hess, 1e-9)

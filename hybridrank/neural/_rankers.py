@@ -19,7 +19,7 @@ import json
 import logging
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -707,6 +707,38 @@ class BiEncoderRanker(NeuralRanker):
         while len(self._doc_cache) > self.max_cached_documents:  # least recently used first
             self._doc_cache.popitem(last=False)
         return out
+
+    def add_document_embeddings(self, embeddings: Mapping[str, np.ndarray]) -> int:
+        """Seed the document cache with embeddings made elsewhere; returns how many were new.
+
+        For vectors the document model would compute itself: the same weights
+        at the same ``max_seq_length``, normalised (e.g. the embedded judge's
+        head view, :meth:`~hybridrank.labels.llm.EmbeddingJudge.embedded`),
+        so a collection is encoded once for both. The caller vouches for the
+        model; the shape is checked here.
+
+        Raises:
+            NotFittedError: Before ``fit``, ``load`` or ``pretrained``.
+            DataFormatError: A vector that is not 1-D of the model's dimension.
+        """
+        self._check_fitted()
+        model = self._document_model()
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
+        dim = (getattr(model, "get_embedding_dimension", None) or
+               model.get_sentence_embedding_dimension)()  # fmt: skip
+        added = 0
+        for text, vector in embeddings.items():
+            v = np.asarray(vector, dtype=np.float32)
+            if v.shape != (dim,):
+                raise DataFormatError(
+                    f"add_document_embeddings: the vector of {text[:40]!r} has shape {v.shape}, "
+                    f"the document model embeds in {dim} dimensions"
+                )
+            key = text_hash(text)
+            if key not in self._doc_cache:
+                self._doc_cache[key] = v
+                added += 1
+        return added
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings, shape ``(n, dim)``, as scoring computes them (not cached)."""

@@ -335,6 +335,8 @@ class _Shared:
     neural: OOFScores | None = None
     #: The neural model's untrained start (same architecture and length), per base-table row.
     untrained: np.ndarray | None = None
+    #: Texts the judge embedded with the neural model's start weights at its length.
+    embedded: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def _stacker_config(values: Mapping[str, Any] | None) -> StackerConfig:
@@ -606,11 +608,15 @@ def _evaluate(
 
 
 def _neural_scores(
-    dataset: Dataset, base: pd.DataFrame, config: ExperimentConfig, progress: bool
+    dataset: Dataset,
+    base: pd.DataFrame,
+    config: ExperimentConfig,
+    progress: bool,
+    embedded: Mapping[str, np.ndarray],
 ) -> tuple[OOFScores, np.ndarray | None, str]:
     """The LLM-neural model's out-of-fold scores, its untrained start's scores (None for a
     cross-encoder, whose head starts random) and the label column it learned from."""
-    from hybridrank.neural import RANKERS, QueryTowerRanker, make_ranker
+    from hybridrank.neural import RANKERS, BiEncoderRanker, QueryTowerRanker, make_ranker
     from hybridrank.pipelines._train_neural import attach_texts
 
     ncfg = NeuralConfig.from_dict(config.neural)
@@ -622,6 +628,8 @@ def _neural_scores(
     untrained: np.ndarray | None = None
     if ncfg.architecture != "cross-encoder":
         start = RANKERS[ncfg.architecture].pretrained(ncfg)
+        if embedded and isinstance(start, BiEncoderRanker):
+            start.add_document_embeddings(embedded)  # the judge's head view: not encoded again
         untrained = start.predict(pairs)
 
     if ncfg.expert and C.Y_EXPERT in texts.columns:
@@ -656,14 +664,15 @@ def _neural_scores(
 
 def _label_dataset(
     dataset: Dataset, config: ExperimentConfig, *, progress: bool, echo: Callable[[str], None]
-) -> pd.DataFrame | None:
+) -> tuple[pd.DataFrame | None, Mapping[str, np.ndarray]]:
     """The LLM labels the experiment uses: the dataset's own (from `annotate`, any backend)
-    when it holds them, else the config's judge through the answer cache (cheap when cached)."""
+    when it holds them, else the config's judge through the answer cache (cheap when cached);
+    and the texts the judge embedded that the LLM-neural model can reuse."""
     if dataset.llm_labels is not None:
         echo(f"LLM labels: the dataset's own ({len(dataset.llm_labels)} pairs, from `annotate`)")
-        return dataset.llm_labels
+        return dataset.llm_labels, {}
     if not dataset.has_texts:
-        return None
+        return None, {}
     annotator = make_annotator(config.annotate.backend, **dict(config.annotate.params))
     cache_path = Path(config.cache) if config.cache else default_answer_cache()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -671,8 +680,33 @@ def _label_dataset(
         labelled = annotate_dataset(
             dataset, annotator, cache, config.annotate, progress=progress
         )
+        embedded = _reusable_embeddings(annotator, config.neural)
     echo(f"LLM labels ({config.annotate.backend}; cache {cache_path}): {labelled.stats.summary()}")
-    return labelled.llm_labels
+    return labelled.llm_labels, embedded
+
+
+def _reusable_embeddings(
+    annotator: object, neural: Mapping[str, Any] | None
+) -> dict[str, np.ndarray]:
+    """What the embedded judge encoded that the neural model would encode again: only
+    when both run the same weights on the CPU (torch) at one length of the judge's
+    views. On a cold cache that is every document (about a minute on 2 cores for
+    NFCorpus at 64 tokens); with the answers cached the judge encodes nothing."""
+    from hybridrank.labels.llm import EmbeddingJudge
+    from hybridrank.neural import resolve_torch_device
+
+    if neural is None or not isinstance(annotator, EmbeddingJudge):
+        return {}
+    ncfg = NeuralConfig.from_dict(neural)
+    same = (
+        ncfg.architecture != "cross-encoder"
+        and ncfg.backend == "torch"
+        and annotator.device == "cpu"
+        and resolve_torch_device(ncfg.device) == "cpu"
+        and ncfg.max_seq_length in annotator.views
+        and Path(ncfg.resolved_model_path).resolve() == annotator.model_path.resolve()
+    )
+    return annotator.embedded(ncfg.max_seq_length) if same else {}
 
 
 def _ppi(
@@ -741,17 +775,16 @@ def run_experiment(
          f"{len(tuning)} tuning queries (left out of evaluation)")  # fmt: skip
 
     # LLM labels: the judge calibrated on the tuning queries' expert grades.
-    shared = _Shared(
-        folds=folds,
-        tuning=tuning,
-        llm_labels=_label_dataset(first, config, progress=progress, echo=echo),
-    )
+    llm_labels, embedded = _label_dataset(first, config, progress=progress, echo=echo)
+    shared = _Shared(folds=folds, tuning=tuning, llm_labels=llm_labels, embedded=embedded)
     base = _prepare_table(first, config, shared)
     features = resolve_features(config.features, base, first.features)
 
     if config.neural is not None and first.has_texts and shared.llm_labels is not None:
         t0 = time.perf_counter()
-        shared.neural, shared.untrained, target = _neural_scores(first, base, config, progress)
+        shared.neural, shared.untrained, target = _neural_scores(
+            first, base, config, progress, shared.embedded
+        )
         echo(f"LLM-neural ({config.neural.get('architecture', 'cross-encoder')}, trained on "
              f"{target}) out-of-fold scores in {time.perf_counter() - t0:.0f}s")  # fmt: skip
 

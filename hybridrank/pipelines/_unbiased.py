@@ -48,7 +48,7 @@ from hybridrank import columns as C
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._grouping import Padded, offsets_from_qid
 from hybridrank.data import Dataset
-from hybridrank.ensemble import lambdarank_gradients
+from hybridrank.ensemble import LambdaRankPairs
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import Gradients, LambdaMARTConfig, LambdaMARTRanker, Objective
@@ -242,8 +242,10 @@ def propensity_objective(session: np.ndarray, click: np.ndarray, gain: np.ndarra
         labels = click[index].astype(np.float64)
         gains = gain[index]
 
+        pairs = LambdaRankPairs.build(labels, offsets, gain=gains, padded=padded)
+
         def gradients(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            grad, hess = lambdarank_gradients(scores, labels, offsets, gain=gains, padded=padded)
+            grad, hess = pairs.gradients(scores)
             # Rows in no pair (sessions without a click) have no curvature.
             return grad, np.maximum(hess, 1e-9)
 

@@ -16,6 +16,7 @@ from hybridrank.ensemble import (
     FAMOLConfig,
     FAMOLRanker,
     FrequencyGatedStacker,
+    LambdaRankPairs,
     LeakageError,
     OOFScores,
     SchedulingConfig,
@@ -221,6 +222,27 @@ def test_lambdarank_gradients_match_the_pairwise_definition(low_label: float) ->
     g_ref, h_ref = _lambdarank_by_pairs(s, y, offsets)
     np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_lambdarank_pairs_built_once_score_every_round() -> None:
+    """A boosting loop lists the pairs once; each round's scores give the definition's
+    gradients, including a row mask and a query where every row has one label."""
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(1, 12, 30)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    y = rng.choice([0, 1, 2, 3], size=offsets[-1]).astype(float)
+    y[offsets[0] : offsets[1]] = 2.0  # no pair in the first query
+    valid = rng.random(y.size) < 0.8
+    pairs = LambdaRankPairs.build(y, offsets, valid=valid)
+    assert pairs.higher.size == pairs.lower.size == pairs.weight.size > 0
+    masked = np.where(valid, y, np.nan)
+    for round_ in range(3):
+        s = np.random.default_rng(round_).normal(size=y.size)
+        g, h = pairs.gradients(s)
+        g_ref, h_ref = _lambdarank_by_pairs(s, masked, offsets)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(h, h_ref, rtol=1e-10, atol=1e-12)
+        assert (g[offsets[0] : offsets[1]] == 0).all()
 
 
 def test_lambdarank_gradients_take_a_gain_per_row() -> None:

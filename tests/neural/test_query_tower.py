@@ -102,3 +102,38 @@ def test_save_load_keeps_the_frozen_document_encoder(tiny_bert, pairs_data, tmp_
     assert (tmp_path / "qt" / "document_model").is_dir()
     loaded = QueryTowerRanker.load(tmp_path / "qt")
     np.testing.assert_allclose(loaded.predict(pairs), ranker.predict(pairs), rtol=1e-5, atol=1e-6)
+
+
+def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, monkeypatch) -> None:
+    """The embedded judge's head view is the frozen document model's input: reused, not
+    encoded again, and scoring as if the ranker had encoded it."""
+    from hybridrank.errors import NotFittedError
+    from hybridrank.labels.llm import EmbeddingJudge, Pair
+
+    pairs, _, qid = pairs_data
+    judge = EmbeddingJudge(model_path=tiny_bert, max_seq_length=32, head_tokens=16, batch_size=8)
+    judge.annotate(
+        [Pair(str(q), str(i), qt, dt) for i, (q, qt, dt) in enumerate(
+            zip(qid, pairs["query"], pairs["document"], strict=True))]
+    )  # fmt: skip
+    embedded = judge.embedded(16)
+    assert set(pairs["document"]) <= set(embedded) and not judge.embedded(24)
+    kw = _listwise(tiny_bert, max_seq_length=16)
+    fresh = QueryTowerRanker.pretrained(**kw).predict(pairs)
+    start = QueryTowerRanker.pretrained(**kw)
+    assert start.add_document_embeddings(embedded) == len(embedded)
+    assert start.add_document_embeddings(embedded) == 0  # already there
+    encoded: list[str] = []
+    real = start.model_.encode
+
+    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(start.model_, "encode", spy)
+    np.testing.assert_allclose(start.predict(pairs), fresh, rtol=1e-5, atol=1e-6)
+    assert not set(encoded) & set(pairs["document"])
+    with pytest.raises(DataFormatError, match="dimensions"):
+        start.add_document_embeddings({"a new text": np.zeros(7)})
+    with pytest.raises(NotFittedError):
+        QueryTowerRanker(**kw).add_document_embeddings(embedded)

@@ -62,3 +62,18 @@ def test_neural_config_is_checked_when_read() -> None:
     with pytest.raises(ConfigError, match="epoch"):
         ExperimentConfig.from_dict({"neural": {"epoch": 3}})
     assert ExperimentConfig.from_dict({"neural": None}).neural is None
+
+
+def test_the_neural_model_reuses_only_the_judges_matching_view(tiny_bert: str) -> None:
+    from hybridrank.labels.llm import EmbeddingJudge, Pair
+    from hybridrank.pipelines._experiment import _reusable_embeddings
+
+    judge = EmbeddingJudge(model_path=tiny_bert, max_seq_length=32, head_tokens=16, batch_size=8)
+    judge.annotate([Pair("q", "d", "a query", "a document about it")])
+    neural = {**DEFAULT_NEURAL, "model_path": tiny_bert, "max_seq_length": 16}
+    assert set(_reusable_embeddings(judge, neural)) == {"a query", "a document about it"}
+    assert not _reusable_embeddings(judge, {**neural, "max_seq_length": 24})  # no such view
+    assert not _reusable_embeddings(judge, {**neural, "architecture": "cross-encoder"})
+    assert not _reusable_embeddings(judge, {**neural, "model_path": None})  # other weights
+    assert not _reusable_embeddings(judge, None)
+    assert not _reusable_embeddings(object(), neural)

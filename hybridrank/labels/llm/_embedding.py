@@ -153,6 +153,12 @@ class EmbeddingJudge(Annotator):
             self._memo.update(zip([(length, t) for t in new], vectors, strict=True))
         return np.stack([self._memo[length, t] for t in texts]) if texts else np.zeros((0, 0))
 
+    def embedded(self, max_seq_length: int) -> dict[str, np.ndarray]:
+        """Every text embedded so far at ``max_seq_length`` tokens, with its normalised
+        vector (until :meth:`close`): a model of the same weights and length can reuse
+        them instead of encoding the texts again."""
+        return {t: v for (n, t), v in self._memo.items() if n == max_seq_length}
+
     def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
         if not pairs:
             return []
