@@ -106,6 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--no-neural",
         action="store_true",
-        help="leave out the LLM-neural model (the query tower; about 2 of the demo's minutes on 2 cores)",
+        help="leave out the LLM-neural model (the query tower; about 1 min 45 s of a cold demo on 2 cores; a rerun reads its cached scores)",
     )
     demo.set_defaults(func=cmd_demo)

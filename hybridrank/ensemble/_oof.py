@@ -79,21 +79,45 @@ def out_of_fold(
         fold_column: Fold per row.
     """
     folds = table[fold_column].to_numpy()
-    qid = table[C.QID].astype(str).to_numpy()
-    allowed = (
-        np.ones(len(table), dtype=bool)
-        if train_mask is None
-        else np.asarray(train_mask, dtype=bool)
-    )
+    allowed = _allowed(table, train_mask)
     scores = np.full(len(table), np.nan)
-    trained_on: dict[int, frozenset[str]] = {}
     for f in tqdm(np.unique(folds), desc=f"{name} folds", leave=False, disable=not progress):
         train = (folds != f) & allowed
         test = folds == f
         scores[test] = fit_predict(table.loc[train], table.loc[test])
-        trained_on[int(f)] = frozenset(np.unique(qid[train]).tolist())
+    return oof_from_scores(table, name, scores, train_mask=allowed, fold_column=fold_column)
+
+
+def _allowed(table: pd.DataFrame, train_mask: np.ndarray | None) -> np.ndarray:
+    if train_mask is None:
+        return np.ones(len(table), dtype=bool)
+    return np.asarray(train_mask, dtype=bool)
+
+
+def oof_from_scores(
+    table: pd.DataFrame,
+    name: str,
+    scores: np.ndarray,
+    *,
+    train_mask: np.ndarray | None = None,
+    fold_column: str = C.FOLD,
+) -> OOFScores:
+    """The checked :class:`OOFScores` of scores that :func:`out_of_fold` made on ``table``
+    with ``train_mask`` (e.g. read back from a cache): fold ``f``'s model was trained on
+    the allowed rows of the other folds."""
+    folds = table[fold_column].to_numpy()
+    qid = table[C.QID].astype(str).to_numpy()
+    allowed = _allowed(table, train_mask)
+    trained_on = {
+        int(f): frozenset(np.unique(qid[(folds != f) & allowed]).tolist())
+        for f in np.unique(folds)
+    }
     result = OOFScores(
-        name=name, scores=scores, qid=qid, fold=folds.astype(np.int64), trained_on=trained_on
+        name=name,
+        scores=np.asarray(scores, dtype=np.float64),
+        qid=qid,
+        fold=folds.astype(np.int64),
+        trained_on=trained_on,
     )
     result.check()
     return result

@@ -31,6 +31,7 @@ from hybridrank.ensemble import (
     StackerConfig,
     break_ties,
     make_gate,
+    oof_from_scores,
     out_of_fold,
     prepare,
 )
@@ -54,6 +55,8 @@ from hybridrank.pipelines._budget import (
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._dense import dense_similarity
 from hybridrank.pipelines._gold import GOLD, gold_scores
+from hybridrank.pipelines._neural_cache import NEURAL_CACHE_DIR, SCORE, NeuralScoreCache
+from hybridrank.pipelines._neural_cache import UNTRAINED as CACHED_UNTRAINED
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._tables import (
     DENSE,
@@ -613,9 +616,10 @@ def _neural_scores(
     config: ExperimentConfig,
     progress: bool,
     embedded: Mapping[str, np.ndarray],
-) -> tuple[OOFScores, np.ndarray | None, str]:
+) -> tuple[OOFScores, np.ndarray | None, str, Path | None]:
     """The LLM-neural model's out-of-fold scores, its untrained start's scores (None for a
-    cross-encoder, whose head starts random) and the label column it learned from."""
+    cross-encoder, whose head starts random), the label column it learned from, and the
+    cache file the scores were read from (None: trained now, and cached)."""
     from hybridrank.neural import RANKERS, BiEncoderRanker, QueryTowerRanker, make_ranker
     from hybridrank.pipelines._train_neural import attach_texts
 
@@ -624,13 +628,6 @@ def _neural_scores(
     texts = attach_texts(base, dataset.queries, dataset.docs)
     target = LLM_SOFT if ncfg.target == "soft" and LLM_SOFT in texts.columns else C.Y_LLM
     pairs = texts[["query", "document"]]
-    start = None
-    untrained: np.ndarray | None = None
-    if ncfg.architecture != "cross-encoder":
-        start = RANKERS[ncfg.architecture].pretrained(ncfg)
-        if embedded and isinstance(start, BiEncoderRanker):
-            start.add_document_embeddings(embedded)  # the judge's head view: not encoded again
-        untrained = start.predict(pairs)
 
     if ncfg.expert and C.Y_EXPERT in texts.columns:
         gold = texts[TUNING].to_numpy() & texts[C.Y_EXPERT].notna().to_numpy()
@@ -643,6 +640,28 @@ def _neural_scores(
         )
     if clicks:
         texts["click_share"] = FAMOLRanker(config.famol).alpha(texts[C.FREQ].to_numpy())
+    train_mask = ~texts[target].isna().to_numpy()
+    inputs = [C.QID, "query", "document", target, C.FOLD] + (
+        [C.Y_CLICK, "click_share"] if clicks else []
+    )
+    answers = Path(config.cache) if config.cache else default_answer_cache()
+    cache = NeuralScoreCache(answers.parent / NEURAL_CACHE_DIR)
+    key = cache.key(texts, inputs, ncfg, train_mask)
+    hit = cache.load(key, len(texts))
+    if hit is not None:
+        scores = oof_from_scores(texts, "llm_neural", hit[SCORE].to_numpy(), train_mask=train_mask)
+        untrained_hit = hit[CACHED_UNTRAINED].to_numpy()
+        return scores, None if np.isnan(untrained_hit).all() else untrained_hit, target, (
+            cache.path(key)
+        )
+
+    start = None
+    untrained: np.ndarray | None = None
+    if ncfg.architecture != "cross-encoder":
+        start = RANKERS[ncfg.architecture].pretrained(ncfg)
+        if embedded and isinstance(start, BiEncoderRanker):
+            start.add_document_embeddings(embedded)  # the judge's head view: not encoded again
+        untrained = start.predict(pairs)
 
     def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
         ranker = make_ranker(ncfg)
@@ -656,10 +675,9 @@ def _neural_scores(
             ranker.fit(X, y, qid=qid)
         return ranker.predict(test[["query", "document"]])
 
-    scores = out_of_fold(
-        texts, "llm_neural", neural, train_mask=~texts[target].isna().to_numpy(), progress=progress
-    )
-    return scores, untrained, target
+    scores = out_of_fold(texts, "llm_neural", neural, train_mask=train_mask, progress=progress)
+    cache.save(key, scores.scores, untrained)
+    return scores, untrained, target, None
 
 
 def _label_dataset(
@@ -782,11 +800,14 @@ def run_experiment(
 
     if config.neural is not None and first.has_texts and shared.llm_labels is not None:
         t0 = time.perf_counter()
-        shared.neural, shared.untrained, target = _neural_scores(
+        shared.neural, shared.untrained, target, cached = _neural_scores(
             first, base, config, progress, shared.embedded
         )
         echo(f"LLM-neural ({config.neural.get('architecture', 'cross-encoder')}, trained on "
-             f"{target}) out-of-fold scores in {time.perf_counter() - t0:.0f}s")  # fmt: skip
+             f"{target}) out-of-fold scores "
+             + (f"from the cache {cached}" if cached else
+                f"in {time.perf_counter() - t0:.0f}s")
+             )  # fmt: skip
 
     info: dict[str, Any] = {"runs": {}}
     tables: dict[tuple[int, int], pd.DataFrame] = {}

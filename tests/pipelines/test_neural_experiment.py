@@ -37,7 +37,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_default_experiment_trains_the_query_tower(
-    small_world: Path, tiny_bert: str, tmp_path: Path
+    small_world: Path, tiny_bert: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from hybridrank.ensemble import StackerConfig
 
@@ -56,6 +56,20 @@ def test_the_default_experiment_trains_the_query_tower(
     assert {"llm_neural", UNTRAINED} <= systems
     run = next(iter(result.info["runs"].values()))
     assert run["llm_model"] == "llm_neural"  # the transformer is the stacker's LLM expert
+
+    # A rerun on the same inputs reads the scores back from beside the answer cache.
+    from hybridrank.neural import QueryTowerRanker
+
+    assert len(list((tmp_path / "neural-scores").glob("*.parquet"))) == 1
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the rerun trained the neural model")
+
+    monkeypatch.setattr(QueryTowerRanker, "fit", no_training)
+    run_experiment(config, tmp_path / "again", dataset=Dataset.read(small_world), progress=False)
+    again = pd.read_parquet(tmp_path / "again" / "scores.parquet")
+    np.testing.assert_array_equal(again["llm_neural"], scores["llm_neural"])
+    np.testing.assert_array_equal(again[UNTRAINED], scores[UNTRAINED])
 
 
 def test_neural_config_is_checked_when_read() -> None:
