@@ -118,8 +118,11 @@ def write_text(path: str | Path, text: str) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, p)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no temporary behind
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
@@ -127,8 +130,11 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, p)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no temporary behind
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, **savefig: Any) -> Path:

@@ -19,6 +19,9 @@ import numpy as np
 
 from hybridrank._grouping import Padded
 
+#: Most (query, row, row) cells compared at once while listing pairs (16 MiB of booleans).
+PAIR_BLOCK_CELLS = 1 << 24
+
 
 @dataclass(frozen=True)
 class LambdaRankPairs:
@@ -69,18 +72,18 @@ class LambdaRankPairs:
         idcg = (ideal / np.log2(np.arange(2, width + 2))[None, :]).sum(axis=1)
         inv_idcg = np.divide(1.0, idcg, out=np.zeros_like(idcg), where=idcg > 0)
 
-        # Only a row above its query's lowest label can be the higher side of a pair; one
-        # query at a time keeps the (higher, any) comparison small.
-        y_low = np.where(mask, y, np.inf).min(axis=1, initial=np.inf)
-        candidates = np.flatnonzero((mask & (y > y_low[:, None])).any(axis=1) & (inv_idcg > 0))
+        # Every (higher, lower) pair, a block of queries at a time: the block's
+        # (query, row, row) comparison stays under PAIR_BLOCK_CELLS cells.
+        block = max(1, PAIR_BLOCK_CELLS // max(width * width, 1))
         higher, lower = [], []
-        for qi in candidates:
-            cells = np.flatnonzero(mask[qi])
-            yq = y[qi, cells]
-            hi, lo = np.nonzero(yq[:, None] > yq[None, :])
-            base = qi * width
-            higher.append(base + cells[hi])
-            lower.append(base + cells[lo])
+        for start in range(0, mask.shape[0], block):
+            ys, ms = y[start : start + block], mask[start : start + block]
+            pair = (ys[:, :, None] > ys[:, None, :]) & ms[:, :, None] & ms[:, None, :]
+            pair &= (inv_idcg[start : start + block] > 0)[:, None, None]
+            q, i, j = np.nonzero(pair)
+            base = (q + start) * width
+            higher.append(base + i)
+            lower.append(base + j)
         hi_cell = np.concatenate(higher) if higher else np.zeros(0, dtype=np.int64)
         lo_cell = np.concatenate(lower) if lower else np.zeros(0, dtype=np.int64)
         flat_g = g.ravel()

@@ -99,6 +99,9 @@ class QueryTowerRanker(BiEncoderRanker):
         finally:
             self._clicks = None
 
+    def _documents_are_start_model(self) -> bool:
+        return True  # the document encoder never trains
+
     def _reset_cache(self) -> None:
         # Document embeddings come from the frozen encoder: training never invalidates them.
         if not hasattr(self, "_doc_cache"):

@@ -708,20 +708,44 @@ class BiEncoderRanker(NeuralRanker):
             self._doc_cache.popitem(last=False)
         return out
 
-    def add_document_embeddings(self, embeddings: Mapping[str, np.ndarray]) -> int:
+    def add_document_embeddings(
+        self,
+        embeddings: Mapping[str, np.ndarray],
+        *,
+        model_path: str | Path,
+        max_seq_length: int,
+    ) -> int:
         """Seed the document cache with embeddings made elsewhere; returns how many were new.
 
-        For vectors the document model would compute itself: the same weights
-        at the same ``max_seq_length``, normalised (e.g. the embedded judge's
-        head view, :meth:`~hybridrank.labels.llm.EmbeddingJudge.embedded`),
-        so a collection is encoded once for both. The caller vouches for the
-        model; the shape is checked here.
+        For vectors the document model would compute itself: normalised, by
+        the start weights at ``model_path`` truncated to ``max_seq_length``
+        tokens (e.g. the embedded judge's head view,
+        :meth:`~hybridrank.labels.llm.EmbeddingJudge.embedded`), so a
+        collection is encoded once for both. Only a document model that is
+        still the start model takes them: the query tower's frozen one, or an
+        untrained bi-encoder (``pretrained``).
 
         Raises:
             NotFittedError: Before ``fit``, ``load`` or ``pretrained``.
-            DataFormatError: A vector that is not 1-D of the model's dimension.
+            ConfigError: Another model or length than the document model's, or a
+                document model that was fine-tuned.
+            DataFormatError: A vector that is not 1-D of the model's dimension, or not
+                of unit length.
         """
         self._check_fitted()
+        cfg = self.config_
+        mine = (Path(cfg.resolved_model_path).resolve(), cfg.max_seq_length)
+        theirs = (Path(model_path).resolve(), max_seq_length)
+        if mine != theirs:
+            raise ConfigError(
+                f"add_document_embeddings: vectors of {theirs[0]}@{theirs[1]} tokens, but the "
+                f"document model is {mine[0]}@{mine[1]}"
+            )
+        if not self._documents_are_start_model():
+            raise ConfigError(
+                f"add_document_embeddings: this {type(self).__name__}'s document model was "
+                "fine-tuned; the start model's vectors would not match it"
+            )
         model = self._document_model()
         # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
         dim = (getattr(model, "get_embedding_dimension", None) or
@@ -729,16 +753,24 @@ class BiEncoderRanker(NeuralRanker):
         added = 0
         for text, vector in embeddings.items():
             v = np.asarray(vector, dtype=np.float32)
-            if v.shape != (dim,):
+            if v.shape != (dim,) or not abs(float(np.linalg.norm(v)) - 1.0) < 1e-3:
                 raise DataFormatError(
-                    f"add_document_embeddings: the vector of {text[:40]!r} has shape {v.shape}, "
-                    f"the document model embeds in {dim} dimensions"
+                    f"add_document_embeddings: the vector of {text[:40]!r} has shape {v.shape} "
+                    f"and norm {float(np.linalg.norm(v)):.4f}; the document model embeds in "
+                    f"{dim} dimensions, normalised"
                 )
             key = text_hash(text)
             if key not in self._doc_cache:
                 self._doc_cache[key] = v
                 added += 1
+        while len(self._doc_cache) > self.max_cached_documents:  # least recently used first
+            self._doc_cache.popitem(last=False)
         return added
+
+    def _documents_are_start_model(self) -> bool:
+        """Whether the document model still has the start weights (a bi-encoder shares
+        one model for queries and documents, which ``fit`` fine-tunes)."""
+        return self.n_train_pairs_ == 0
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Normalised query embeddings, shape ``(n, dim)``, as scoring computes them (not cached)."""

@@ -328,6 +328,15 @@ class _Plain:
     tie_break: str = "text"
 
 
+@dataclass(frozen=True)
+class JudgeVectors:
+    """Normalised embeddings the embedded judge made, by text, and what made them."""
+
+    model_path: Path
+    max_seq_length: int
+    vectors: Mapping[str, np.ndarray]
+
+
 @dataclass
 class _Shared:
     """State computed once and reused by every run: folds, tuning set, LLM labels, neural scores."""
@@ -339,7 +348,7 @@ class _Shared:
     #: The neural model's untrained start (same architecture and length), per base-table row.
     untrained: np.ndarray | None = None
     #: Texts the judge embedded with the neural model's start weights at its length.
-    embedded: Mapping[str, np.ndarray] = field(default_factory=dict)
+    embedded: JudgeVectors | None = None
 
 
 def _stacker_config(values: Mapping[str, Any] | None) -> StackerConfig:
@@ -615,7 +624,7 @@ def _neural_scores(
     base: pd.DataFrame,
     config: ExperimentConfig,
     progress: bool,
-    embedded: Mapping[str, np.ndarray],
+    embedded: JudgeVectors | None,
 ) -> tuple[OOFScores, np.ndarray | None, str, Path | None]:
     """The LLM-neural model's out-of-fold scores, its untrained start's scores (None for a
     cross-encoder, whose head starts random), the label column it learned from, and the
@@ -641,12 +650,14 @@ def _neural_scores(
     if clicks:
         texts["click_share"] = FAMOLRanker(config.famol).alpha(texts[C.FREQ].to_numpy())
     train_mask = ~texts[target].isna().to_numpy()
+    # The model sees these columns only, so the cache key covers all it learns from.
     inputs = [C.QID, "query", "document", target, C.FOLD] + (
         [C.Y_CLICK, "click_share"] if clicks else []
     )
+    texts = texts[inputs]
     answers = Path(config.cache) if config.cache else default_answer_cache()
     cache = NeuralScoreCache(answers.parent / NEURAL_CACHE_DIR)
-    key = cache.key(texts, inputs, ncfg, train_mask)
+    key = cache.key(texts, ncfg, train_mask)
     hit = cache.load(key, len(texts))
     if hit is not None:
         scores = oof_from_scores(texts, "llm_neural", hit[SCORE].to_numpy(), train_mask=train_mask)
@@ -659,8 +670,13 @@ def _neural_scores(
     untrained: np.ndarray | None = None
     if ncfg.architecture != "cross-encoder":
         start = RANKERS[ncfg.architecture].pretrained(ncfg)
-        if embedded and isinstance(start, BiEncoderRanker):
-            start.add_document_embeddings(embedded)  # the judge's head view: not encoded again
+        if embedded is not None and isinstance(start, BiEncoderRanker):
+            documents = set(texts["document"])
+            start.add_document_embeddings(  # the judge's head view: not encoded again
+                {t: v for t, v in embedded.vectors.items() if t in documents},
+                model_path=embedded.model_path,
+                max_seq_length=embedded.max_seq_length,
+            )
         untrained = start.predict(pairs)
 
     def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -682,15 +698,15 @@ def _neural_scores(
 
 def _label_dataset(
     dataset: Dataset, config: ExperimentConfig, *, progress: bool, echo: Callable[[str], None]
-) -> tuple[pd.DataFrame | None, Mapping[str, np.ndarray]]:
+) -> tuple[pd.DataFrame | None, JudgeVectors | None]:
     """The LLM labels the experiment uses: the dataset's own (from `annotate`, any backend)
     when it holds them, else the config's judge through the answer cache (cheap when cached);
     and the texts the judge embedded that the LLM-neural model can reuse."""
     if dataset.llm_labels is not None:
         echo(f"LLM labels: the dataset's own ({len(dataset.llm_labels)} pairs, from `annotate`)")
-        return dataset.llm_labels, {}
+        return dataset.llm_labels, None
     if not dataset.has_texts:
-        return None, {}
+        return None, None
     annotator = make_annotator(config.annotate.backend, **dict(config.annotate.params))
     cache_path = Path(config.cache) if config.cache else default_answer_cache()
     cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -705,7 +721,7 @@ def _label_dataset(
 
 def _reusable_embeddings(
     annotator: object, neural: Mapping[str, Any] | None
-) -> dict[str, np.ndarray]:
+) -> JudgeVectors | None:
     """What the embedded judge encoded that the neural model would encode again: only
     when both run the same weights on the CPU (torch) at one length of the judge's
     views. On a cold cache that is every document (about a minute on 2 cores for
@@ -714,7 +730,7 @@ def _reusable_embeddings(
     from hybridrank.neural import resolve_torch_device
 
     if neural is None or not isinstance(annotator, EmbeddingJudge):
-        return {}
+        return None
     ncfg = NeuralConfig.from_dict(neural)
     same = (
         ncfg.architecture != "cross-encoder"
@@ -724,7 +740,11 @@ def _reusable_embeddings(
         and ncfg.max_seq_length in annotator.views
         and Path(ncfg.resolved_model_path).resolve() == annotator.model_path.resolve()
     )
-    return annotator.embedded(ncfg.max_seq_length) if same else {}
+    if not same:
+        return None
+    return JudgeVectors(
+        annotator.model_path, ncfg.max_seq_length, annotator.embedded(ncfg.max_seq_length)
+    )
 
 
 def _ppi(
@@ -803,6 +823,7 @@ def run_experiment(
         shared.neural, shared.untrained, target, cached = _neural_scores(
             first, base, config, progress, shared.embedded
         )
+        shared.embedded = None  # used once: the run does not keep the vectors
         echo(f"LLM-neural ({config.neural.get('architecture', 'cross-encoder')}, trained on "
              f"{target}) out-of-fold scores "
              + (f"from the cache {cached}" if cached else

@@ -245,6 +245,27 @@ def test_lambdarank_pairs_built_once_score_every_round() -> None:
         assert (g[offsets[0] : offsets[1]] == 0).all()
 
 
+def test_lambdarank_pairs_honour_sigma_and_label_gain() -> None:
+    """sigma scales the scores inside the sigmoid and the gradients outside it; a label
+    gain table replaces 2^l - 1 (FAMOL passes the ranker's own)."""
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(1, 10, 20)
+    offsets = np.r_[0, np.cumsum(sizes)]
+    s = rng.normal(size=offsets[-1])
+    y = rng.choice([0, 1, 2, 3], size=offsets[-1]).astype(float)
+    table = np.array([0.0, 2.0, 5.0, 9.0])
+    sigma = 2.5
+    g, h = LambdaRankPairs.build(y, offsets, label_gain=table).gradients(s, sigma)
+    g_ref, h_ref = _lambdarank_by_pairs(sigma * s, y, offsets, row_gain=table[y.astype(int)])
+    np.testing.assert_allclose(g, sigma * g_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h, sigma**2 * h_ref, rtol=1e-10, atol=1e-12)
+    # No rows, or no labels: no pairs and zero gradients.
+    empty = LambdaRankPairs.build(np.zeros(0), np.array([0]))
+    assert empty.higher.size == 0 and empty.gradients(np.zeros(0))[0].shape == (0,)
+    unlabelled = LambdaRankPairs.build(np.full(5, np.nan), np.array([0, 5]))
+    assert not unlabelled.gradients(np.arange(5.0))[0].any()
+
+
 def test_lambdarank_gradients_take_a_gain_per_row() -> None:
     """Clicks weighted by inverse propensity: pairs from the clicks, gains from the weights."""
     rng = np.random.default_rng(2)

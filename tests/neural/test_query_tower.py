@@ -109,8 +109,9 @@ def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, mo
     encoded again, and scoring as if the ranker had encoded it."""
     from hybridrank.errors import NotFittedError
     from hybridrank.labels.llm import EmbeddingJudge, Pair
+    from hybridrank.neural import BiEncoderRanker
 
-    pairs, _, qid = pairs_data
+    pairs, y, qid = pairs_data
     judge = EmbeddingJudge(model_path=tiny_bert, max_seq_length=32, head_tokens=16, batch_size=8)
     judge.annotate(
         [Pair(str(q), str(i), qt, dt) for i, (q, qt, dt) in enumerate(
@@ -118,11 +119,12 @@ def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, mo
     )  # fmt: skip
     embedded = judge.embedded(16)
     assert set(pairs["document"]) <= set(embedded) and not judge.embedded(24)
+    made_by = {"model_path": tiny_bert, "max_seq_length": 16}
     kw = _listwise(tiny_bert, max_seq_length=16)
     fresh = QueryTowerRanker.pretrained(**kw).predict(pairs)
     start = QueryTowerRanker.pretrained(**kw)
-    assert start.add_document_embeddings(embedded) == len(embedded)
-    assert start.add_document_embeddings(embedded) == 0  # already there
+    assert start.add_document_embeddings(embedded, **made_by) == len(embedded)
+    assert start.add_document_embeddings(embedded, **made_by) == 0  # already there
     encoded: list[str] = []
     real = start.model_.encode
 
@@ -133,7 +135,19 @@ def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, mo
     monkeypatch.setattr(start.model_, "encode", spy)
     np.testing.assert_allclose(start.predict(pairs), fresh, rtol=1e-5, atol=1e-6)
     assert not set(encoded) & set(pairs["document"])
+
+    # Vectors of another length, a wrong shape or scale, or a fine-tuned document model.
+    with pytest.raises(ConfigError, match="@32"):
+        start.add_document_embeddings(judge.embedded(32), model_path=tiny_bert, max_seq_length=32)
+    first = next(iter(embedded.values()))
     with pytest.raises(DataFormatError, match="dimensions"):
-        start.add_document_embeddings({"a new text": np.zeros(7)})
+        start.add_document_embeddings({"new": np.zeros(7)}, **made_by)
+    with pytest.raises(DataFormatError, match="normalised"):
+        start.add_document_embeddings({"new": 2 * first}, **made_by)
     with pytest.raises(NotFittedError):
-        QueryTowerRanker(**kw).add_document_embeddings(embedded)
+        QueryTowerRanker(**kw).add_document_embeddings(embedded, **made_by)
+    bi = fast(tiny_bert, max_seq_length=16)
+    tuned = BiEncoderRanker(**bi).fit(pairs, y, qid=qid)
+    with pytest.raises(ConfigError, match="fine-tuned"):
+        tuned.add_document_embeddings(embedded, **made_by)
+    assert BiEncoderRanker.pretrained(**bi).add_document_embeddings(embedded, **made_by) > 0

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hybridrank.neural import NeuralConfig
-from hybridrank.pipelines._neural_cache import NeuralScoreCache
+from hybridrank.pipelines._neural_cache import NeuralScoreCache, model_fingerprint
 
 
 @pytest.fixture
@@ -28,31 +28,44 @@ def table() -> pd.DataFrame:
 
 def test_the_key_changes_with_every_input(table: pd.DataFrame, tmp_path: Path) -> None:
     cache = NeuralScoreCache(tmp_path)
-    cols = list(table.columns)
     mask = table["y_llm_soft"].notna().to_numpy()
     cfg = NeuralConfig(architecture="query-tower")
-    key = cache.key(table, cols, cfg, mask)
-    assert key == cache.key(table.copy(), cols, cfg, mask.copy())  # same inputs, same key
-    relabelled = table.assign(y_llm_soft=[2.5, 0.2, 3.0, np.nan])
-    refolded = table.assign(fold=[1, 1, 0, 0])
-    reordered = table.iloc[[1, 0, 2, 3]]
+    key = cache.key(table, cfg, mask)
+    assert key == cache.key(table.copy(), cfg, mask.copy())  # same inputs, same key
     others = {
-        cache.key(relabelled, cols, cfg, mask),
-        cache.key(refolded, cols, cfg, mask),
-        cache.key(reordered, cols, cfg, mask),
-        cache.key(table, cols, NeuralConfig(architecture="query-tower", epochs=3), mask),
-        cache.key(table, cols, cfg, np.array([True, True, False, False])),
-        cache.key(table, cols[:-1], cfg, mask),
+        cache.key(table.assign(y_llm_soft=[2.5, 0.2, 3.0, np.nan]), cfg, mask),  # a label
+        cache.key(table.assign(fold=[1, 1, 0, 0]), cfg, mask),  # the folds
+        cache.key(table.iloc[[1, 0, 2, 3]], cfg, mask),  # the row order
+        cache.key(table.assign(click_share=0.5), cfg, mask),  # another column it reads
+        cache.key(table, NeuralConfig(architecture="query-tower", epochs=3), mask),
+        cache.key(table, NeuralConfig(architecture="query-tower", target="grade"), mask),
+        cache.key(table, cfg, np.array([True, True, False, False])),  # the training rows
     }
-    assert key not in others and len(others) == 6
+    assert key not in others and len(others) == 7
+
+
+def test_the_start_models_files_name_it(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    (model / "1_Pooling").mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"\0" * (3 << 20))
+    (model / "1_Pooling" / "config.json").write_text("{}")
+    before = model_fingerprint(model)
+    with (model / "model.safetensors").open("r+b") as fh:  # a change past the first MiB
+        fh.seek(2 << 20)
+        fh.write(b"\1")
+    assert model_fingerprint(model) != before
+    changed = model_fingerprint(model)
+    (model / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
+    assert model_fingerprint(model) != changed
+    assert model_fingerprint("some/hub-name") == "some/hub-name"
 
 
 def test_scores_round_trip_and_bad_files_miss(
-    table: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = NeuralScoreCache(tmp_path / "scores")
     assert cache.load("k", 4) is None  # nothing yet
-    cache.save("k", np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 0.1, 0.2, 0.3]))
+    assert cache.save("k", np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.0, 0.1, 0.2, 0.3]))
     hit = cache.load("k", 4)
     assert hit is not None
     np.testing.assert_array_equal(hit["score"], [0.1, 0.2, 0.3, 0.4])
@@ -64,6 +77,22 @@ def test_scores_round_trip_and_bad_files_miss(
 
     with caplog.at_level(logging.WARNING):
         assert cache.load("k", 5) is None  # made for another table
+        cache.save("p", np.array([0.5, 0.6, 0.7, 0.8]), np.array([0.1, np.nan, 0.2, 0.3]))
+        assert cache.load("p", 4) is None  # a partial untrained column
+        pd.DataFrame({"score": ["a", "b"], "untrained": [1.0, 2.0]}).to_parquet(cache.path("s"))
+        assert cache.load("s", 2) is None  # not numbers
         cache.path("k").write_bytes(b"not parquet")
         assert cache.load("k", 4) is None
     assert "expected 5 rows" in caplog.text and "unreadable" in caplog.text
+    assert "not numbers" in caplog.text
+
+
+def test_a_cache_that_cannot_be_written_does_not_stop_the_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    cache = NeuralScoreCache(blocked / "scores")  # its folder cannot be made
+    with caplog.at_level(logging.WARNING):
+        assert cache.save("k", np.array([0.1, 0.2]), None) is None
+    assert "could not be cached" in caplog.text

@@ -85,9 +85,12 @@ def test_the_neural_model_reuses_only_the_judges_matching_view(tiny_bert: str) -
     judge = EmbeddingJudge(model_path=tiny_bert, max_seq_length=32, head_tokens=16, batch_size=8)
     judge.annotate([Pair("q", "d", "a query", "a document about it")])
     neural = {**DEFAULT_NEURAL, "model_path": tiny_bert, "max_seq_length": 16}
-    assert set(_reusable_embeddings(judge, neural)) == {"a query", "a document about it"}
-    assert not _reusable_embeddings(judge, {**neural, "max_seq_length": 24})  # no such view
-    assert not _reusable_embeddings(judge, {**neural, "architecture": "cross-encoder"})
-    assert not _reusable_embeddings(judge, {**neural, "model_path": None})  # other weights
-    assert not _reusable_embeddings(judge, None)
-    assert not _reusable_embeddings(object(), neural)
+    reused = _reusable_embeddings(judge, neural)
+    assert reused is not None and reused.max_seq_length == 16
+    assert reused.model_path == Path(tiny_bert)
+    assert set(reused.vectors) == {"a query", "a document about it"}
+    assert _reusable_embeddings(judge, {**neural, "max_seq_length": 24}) is None  # no such view
+    assert _reusable_embeddings(judge, {**neural, "architecture": "cross-encoder"}) is None
+    assert _reusable_embeddings(judge, {**neural, "model_path": None}) is None  # other weights
+    assert _reusable_embeddings(judge, None) is None
+    assert _reusable_embeddings(object(), neural) is None
