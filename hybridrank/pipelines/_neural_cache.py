@@ -27,6 +27,7 @@ import pandas as pd
 
 from hybridrank import __version__
 from hybridrank._atomic import write_parquet
+from hybridrank._digest import files_sha256
 from hybridrank.neural import NeuralConfig, resolve_torch_device
 
 logger = logging.getLogger(__name__)
@@ -49,30 +50,18 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
-def _files_digest(paths: list[Path], root: Path) -> str:
-    """SHA-256 over each file's name and bytes (MiniLM's 90 MB in about a quarter second)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 22):
-                digest.update(chunk)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def model_fingerprint(path: str | Path) -> str:
     """A digest of every file under a model directory (a path that is no directory: its name)."""
     root = Path(path)
     if not root.is_dir():
         return str(path)
-    return _files_digest(sorted(p for p in root.rglob("*") if p.is_file()), root)
+    return files_sha256(sorted(p for p in root.rglob("*") if p.is_file()), root)
 
 
 def neural_code_fingerprint() -> str:
     """A digest of hybridrank's neural package, which trains and scores the model."""
     root = Path(__file__).resolve().parent.parent / "neural"
-    return _files_digest(sorted(root.glob("*.py")), root)
+    return files_sha256(sorted(root.glob("*.py")), root)
 
 
 @dataclass(frozen=True)

@@ -86,4 +86,17 @@ def fast(tiny_bert: str, **overrides: object) -> dict[str, object]:
     return params
 
 
-__all__ = ["fast", "make_pairs"]
+def record_encodes(model: object, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text ``model.encode`` is called with from now on, in call order."""
+    encoded: list[str] = []
+    real = model.encode  # type: ignore[attr-defined]
+
+    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
+        encoded.extend(texts)
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(model, "encode", spy)
+    return encoded
+
+
+__all__ = ["fast", "make_pairs", "record_encodes"]

@@ -8,7 +8,7 @@ import pytest
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.neural import NeuralConfig, QueryTowerRanker
 
-from .conftest import fast
+from .conftest import fast, record_encodes
 
 
 def _listwise(tiny_bert: str, **overrides: object) -> dict[str, object]:
@@ -33,14 +33,7 @@ def test_share_documents_encodes_each_document_once(tiny_bert, pairs_data, monke
     pairs, y, qid = pairs_data
     start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
     start.predict(pairs)  # every document now in the start model's cache
-    encoded: list[str] = []
-    real = start.model_.encode
-
-    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
-        encoded.extend(texts)
-        return real(texts, **kwargs)
-
-    monkeypatch.setattr(start.model_, "encode", spy)
+    encoded = record_encodes(start.model_, monkeypatch)
     a = QueryTowerRanker(**_listwise(tiny_bert)).share_documents(start).fit(pairs, y, qid=qid)
     b = QueryTowerRanker(**_listwise(tiny_bert)).fit(pairs, y, qid=qid)
     np.testing.assert_allclose(a.predict(pairs), b.predict(pairs), rtol=1e-5, atol=1e-6)
@@ -125,14 +118,7 @@ def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, mo
     start = QueryTowerRanker.pretrained(**kw)
     assert start.add_document_embeddings(embedded, **made_by) == len(embedded)
     assert start.add_document_embeddings(embedded, **made_by) == 0  # already there
-    encoded: list[str] = []
-    real = start.model_.encode
-
-    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
-        encoded.extend(texts)
-        return real(texts, **kwargs)
-
-    monkeypatch.setattr(start.model_, "encode", spy)
+    encoded = record_encodes(start.model_, monkeypatch)
     np.testing.assert_allclose(start.predict(pairs), fresh, rtol=1e-5, atol=1e-6)
     assert not set(encoded) & set(pairs["document"])
 

@@ -8,7 +8,7 @@ from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.neural import BiEncoderRanker, CrossEncoderRanker, QueryTowerRanker, as_pairs
 from hybridrank.neural._rankers import text_hash
 
-from .conftest import fast
+from .conftest import fast, record_encodes
 
 RANKERS = [CrossEncoderRanker, BiEncoderRanker, QueryTowerRanker]
 
@@ -82,14 +82,7 @@ def test_save_load_round_trip(cls, tiny_bert, pairs_data, tmp_path) -> None:
 def test_bi_encoder_caches_document_embeddings(tiny_bert, pairs_data, monkeypatch) -> None:
     pairs, y, qid = pairs_data
     ranker = BiEncoderRanker(**fast(tiny_bert)).fit(pairs, y, qid=qid)
-    encoded: list[str] = []
-    real = ranker.model_.encode
-
-    def spy(texts, **kwargs):  # type: ignore[no-untyped-def]
-        encoded.extend(texts)
-        return real(texts, **kwargs)
-
-    monkeypatch.setattr(ranker.model_, "encode", spy)
+    encoded = record_encodes(ranker.model_, monkeypatch)
     first = ranker.predict(pairs)
     docs = set(pairs["document"])
     queries = set(pairs["query"])

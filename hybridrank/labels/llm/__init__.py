@@ -9,11 +9,7 @@ from hybridrank.labels.llm._agreement import (
     judge_agreement,
 )
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
-from hybridrank.labels.llm._embedding import (
-    EmbeddingJudge,
-    packaged_minilm_path,
-    weights_fingerprint,
-)
+from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
 from hybridrank.labels.llm._grading import (
     GraderConfig,
     SemanticGrader,
@@ -124,7 +120,6 @@ __all__ = [
     "pairs_from_candidates",
     "parse_grade",
     "register_annotator",
-    "weights_fingerprint",
     "within_query_percentile",
     "within_query_zscore",
 ]

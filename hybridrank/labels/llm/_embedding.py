@@ -30,9 +30,7 @@ def packaged_minilm_path() -> Path:
     return path
 
 
-def weights_fingerprint(path: Path) -> str:
-    """A short digest naming a model directory's weights (their first MiB and size);
-    ``unknown`` where the directory holds no ``.safetensors`` or ``.bin`` file."""
+def _weights_fingerprint(path: Path) -> str:
     weights = next(iter(sorted(path.glob("*.safetensors"))), None) or next(
         iter(sorted(path.glob("*.bin"))), None
     )
@@ -103,7 +101,7 @@ class EmbeddingJudge(Annotator):
         self.head_tokens = head_tokens
         self._encoder: Any = None
         self._memo: dict[tuple[int, str], np.ndarray] = {}
-        self._model_id = f"{self.model_path.name}@{weights_fingerprint(self.model_path)}"
+        self._model_id = f"{self.model_path.name}@{_weights_fingerprint(self.model_path)}"
 
     @property
     def model(self) -> str:

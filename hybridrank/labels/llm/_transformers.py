@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from hybridrank._digest import files_sha256
 from hybridrank.errors import ConfigError
 from hybridrank.labels.llm._prompt import build_messages, get_prompt
 from hybridrank.labels.llm._protocol import GRADES, Annotator, Judgment, Pair, register_annotator
@@ -298,7 +298,6 @@ class TransformersAnnotator(Annotator):
 
 def _digest(path: Path) -> str:
     """SHA-256 of a model file, or of a directory's model files (names and bytes)."""
-    digest = hashlib.sha256()
     files = (
         [path]
         if path.is_file()
@@ -306,10 +305,4 @@ def _digest(path: Path) -> str:
     )
     if not files:
         raise ConfigError(f"transformers annotator: no model files under {str(path)!r}")
-    for file in files:
-        if file != path:
-            digest.update(str(file.relative_to(path)).encode("utf-8") + b"\x00")
-        with file.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return files_sha256(files, path)
