@@ -29,7 +29,8 @@ LAYERS = {
 ALLOWED_SIDEWAYS = {("ensemble", "gbdt"), ("ensemble", "neural"), ("pipelines", "serve")}
 #: Top-level modules every part may use: the schema, the errors, shared internals.
 SHARED = {
-    "columns", "errors", "_config", "_grouping", "_atomic", "_estimator", "__init__", "__main__"
+    "columns", "errors", "_config", "_grouping", "_atomic", "_digest", "_estimator",
+    "__init__", "__main__",
 }
 
 

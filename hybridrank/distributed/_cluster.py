@@ -122,6 +122,23 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
             "pip install 'hybridrank[dask]' (or: pip install distributed)"
         ) from exc
 
+    import dask
+
+    # A Client makes itself dask's default scheduler ("dask.distributed") and only
+    # undoes that on a clean close; one that fails half-way, or a close that fails on
+    # a dead scheduler, would leave every later dask computation of this process
+    # sent to a client that is gone. Whatever happens here, that setting is put back.
+    default_scheduler = dask.config.get("scheduler", None)
+    try:
+        yield from _open_client(config, Client, SubprocessCluster)
+    finally:
+        if default_scheduler is None:
+            dask.config.config.pop("scheduler", None)
+        else:
+            dask.config.set(scheduler=default_scheduler)
+
+
+def _open_client(config: DaskConfig, Client: Any, SubprocessCluster: Any) -> Iterator[Any]:
     cluster: Any = None
     if config.scheduler is not None:
         try:
@@ -145,7 +162,7 @@ def dask_client(config: DaskConfig) -> Iterator[Any]:
                     host="127.0.0.1",
                     n_workers=config.n_workers,
                     threads_per_worker=config.threads_per_worker,
-                    dashboard_address=None,  # type: ignore[arg-type]  # documented: None, no dashboard
+                    dashboard_address=None,  # documented: None, no dashboard
                     worker_kwargs={"memory_limit": _memory_limit(config.memory_limit)},
                 )
             client = Client(cluster)

@@ -24,6 +24,22 @@ def client() -> Iterator[Any]:
         yield c
 
 
+@pytest.fixture()
+def own_client() -> Iterator[Any]:
+    """A 2-worker local cluster of one test's own, for tests that kill a worker.
+
+    XGBoost runs its collective tracker inside the scheduler process, and a tracker
+    whose peer is killed can take that process down with it; the module's shared
+    cluster must not be the one it happens to.
+    """
+    pytest.importorskip("distributed")
+    from hybridrank.distributed import DaskConfig, dask_client
+
+    with dask_client(DaskConfig(n_workers=2, memory_limit="2GiB", timeout_s=60)) as c:
+        c.wait_for_workers(2, timeout=60)
+        yield c
+
+
 def make_impressions(n_sessions: int = 3000, *, seed: int = 0) -> pd.DataFrame:
     """A click log: Zipf queries over 300 ids, 4-10 results a session, clicks decaying with rank."""
     rng = np.random.default_rng(seed)

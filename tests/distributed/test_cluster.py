@@ -61,12 +61,39 @@ def test_cli_rejects_a_bad_scheduler_address(tmp_path: Path, capsys) -> None:
 
 def test_unreachable_scheduler_is_a_clear_error() -> None:
     pytest.importorskip("distributed")
+    import dask
+
+    before = dask.config.get("scheduler", None)
     # Port 9 (discard) is closed on loopback; nothing listens there.
     with (
         pytest.raises(ClusterError, match=r"tcp://127\.0\.0\.1:9 .*running"),
         dask_client(DaskConfig(scheduler="tcp://127.0.0.1:9", timeout_s=2)),
     ):
         pass
+    assert dask.config.get("scheduler", None) == before
+
+
+def test_a_failed_close_leaves_no_default_scheduler(monkeypatch) -> None:
+    """A client closed on a dead scheduler must not leave itself dask's default: every
+    later dask computation of the process would go to it and fail."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    class DiesOnClose:
+        def __init__(self, address: str, timeout: str) -> None:
+            dask.config.set(scheduler="dask.distributed")  # as a real Client does
+
+        def close(self) -> None:
+            raise OSError("the scheduler is gone")
+
+    monkeypatch.setattr(distributed, "Client", DiesOnClose)
+    before = dask.config.get("scheduler", None)
+    with (
+        pytest.raises(OSError, match="gone"),
+        dask_client(DaskConfig(scheduler="tcp://127.0.0.1:9", timeout_s=2)),
+    ):
+        assert dask.config.get("scheduler") == "dask.distributed"
+    assert dask.config.get("scheduler", None) == before
 
 
 def test_partitions_hold_whole_queries() -> None:

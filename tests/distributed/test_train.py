@@ -77,7 +77,8 @@ def test_both_workers_train(data, client) -> None:
 
 
 @pytest.mark.parametrize("engine", ["lightgbm", "xgboost"])
-def test_lost_worker_is_a_clear_error(engine, data, client) -> None:
+def test_lost_worker_is_a_clear_error(engine, data, own_client) -> None:
+    client = own_client
     workers = sorted(client.scheduler_info()["workers"])
     victim = workers[-1]
     pid = client.run(os.getpid, workers=[victim])[victim]
@@ -96,7 +97,7 @@ def test_lost_worker_is_a_clear_error(engine, data, client) -> None:
     assert victim in str(info.value)
     assert time.perf_counter() - start < 60
     assert not hasattr(ranker, "booster_")
-    # The nanny restarts the worker; later tests get two workers again.
+    # The nanny restarts the worker: the cluster is whole again.
     client.wait_for_workers(2, timeout=60)
 
 
