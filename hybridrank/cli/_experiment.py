@@ -38,6 +38,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         config = replace(config, sessions=tuple(args.sessions))
     if args.cache is not None:
         config = replace(config, cache=str(args.cache))
+    if args.no_neural_cache:
+        config = replace(config, neural_cache=False)
     dataset = Dataset.read(args.dataset) if args.dataset else None
     start = time.perf_counter()
     result = run_experiment(
@@ -62,6 +64,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = replace(config, metrics=tuple(args.metrics))
     if args.no_neural:
         config = replace(config, neural=None)
+    if args.no_neural_cache:
+        config = replace(config, neural_cache=False)
     print(
         f"hybridrank {__version__} demo: NFCorpus click world, embedded semantic judge (MiniLM, not an LLM), "
         f"click-GBDT, LLM-GBDT{'' if args.no_neural else ', LLM-neural (the MiniLM query tower distilled from the judge)'}, data scheduling, "
@@ -95,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--sessions", type=positive_int, nargs="*", help="session counts of the sweep")
     ex.add_argument("--cache", type=Path, help="answer cache (default: the one shared cache)")
     ex.add_argument("--out", type=Path, default=Path("runs/experiment"))
+    _add_neural_cache_option(ex)
     ex.set_defaults(func=cmd_experiment)
 
     demo = sub.add_parser("demo", help="the end-to-end demo on the embedded default world")
@@ -108,4 +113,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="leave out the LLM-neural model (the query tower; about 1 min 45 s of a cold demo on 2 cores; a rerun reads its cached scores)",
     )
+    _add_neural_cache_option(demo)
     demo.set_defaults(func=cmd_demo)
+
+
+def _add_neural_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-neural-cache",
+        action="store_true",
+        help="train the LLM-neural model even when its scores for these inputs are cached, "
+        "and cache nothing (config: neural_cache: false)",
+    )

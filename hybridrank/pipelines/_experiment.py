@@ -143,6 +143,10 @@ class ExperimentConfig:
         neural: LLM-neural model config (keys of NeuralConfig); default
             :data:`DEFAULT_NEURAL`, the query tower distilled from the judge's
             continuous grades. None skips it.
+        neural_cache: Keep the LLM-neural model's out-of-fold scores beside
+            the answer cache (``neural-scores/``, keyed by everything they
+            depend on) so a rerun reads them instead of training; false
+            always trains and writes nothing there.
         stacker: The frequency-gated stacker; its ``anchors`` default to
             ``[famol, gold_gbdt]`` here (each mixed in with a tuned weight;
             ``[]``: the two-expert stacker).
@@ -204,6 +208,7 @@ class ExperimentConfig:
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
     neural: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_NEURAL))
+    neural_cache: bool = True
     stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchors=DEFAULT_ANCHORS))
     gold: LambdaMARTConfig | None = field(default_factory=lambda: GOLD_GBDT)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
@@ -299,6 +304,7 @@ class ExperimentConfig:
             "famol": self.famol.to_dict(),
             "scheduling": self.scheduling.to_dict(),
             "neural": None if self.neural is None else dict(self.neural),
+            "neural_cache": self.neural_cache,
             "stacker": self.stacker.to_dict(),
             "gold": None if self.gold is None else self.gold.to_dict(),
             "metrics": list(self.metrics),
@@ -326,6 +332,7 @@ class _Plain:
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
     tuning_sweep: tuple[int, ...] = ()
     tie_break: str = "text"
+    neural_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -656,10 +663,10 @@ def _neural_scores(
     )
     texts = texts[inputs]
     answers = Path(config.cache) if config.cache else default_answer_cache()
-    cache = NeuralScoreCache(answers.parent / NEURAL_CACHE_DIR)
-    key = cache.key(texts, ncfg, train_mask)
-    hit = cache.load(key, len(texts))
-    if hit is not None:
+    cache = NeuralScoreCache(answers.parent / NEURAL_CACHE_DIR) if config.neural_cache else None
+    key = "" if cache is None else cache.key(texts, ncfg, train_mask)
+    hit = None if cache is None else cache.load(key, len(texts))
+    if cache is not None and hit is not None:
         scores = oof_from_scores(texts, "llm_neural", hit[SCORE].to_numpy(), train_mask=train_mask)
         untrained_hit = hit[CACHED_UNTRAINED].to_numpy()
         return scores, None if np.isnan(untrained_hit).all() else untrained_hit, target, (
@@ -692,7 +699,8 @@ def _neural_scores(
         return ranker.predict(test[["query", "document"]])
 
     scores = out_of_fold(texts, "llm_neural", neural, train_mask=train_mask, progress=progress)
-    cache.save(key, scores.scores, untrained)
+    if cache is not None:
+        cache.save(key, scores.scores, untrained)
     return scores, untrained, target, None
 
 

@@ -10,15 +10,20 @@ of all of those: a rerun with the same inputs reads them back, and any change
 neural code, a library version) misses and trains. A file that cannot be
 read or does not fit the table is a miss too, and a cache that cannot be
 written is logged: the cache never stops a run. Files are written whole or
-not at all. Delete the folder to drop it.
+not at all. The folder keeps the ``max_files`` most recently used files (a
+file holds two numbers a candidate: about 350 KB for the NFCorpus world);
+delete it to drop them all, or turn the cache off (``neural_cache: false``,
+``--no-neural-cache``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +43,8 @@ CACHE_FORMAT = 1
 NEURAL_CACHE_DIR = "neural-scores"
 #: The columns a cached file holds, one row per table row.
 SCORE, UNTRAINED = "score", "untrained"
+#: Files kept by default; the least recently used go first.
+MAX_FILES = 64
 
 
 def _library_versions() -> dict[str, str]:
@@ -66,9 +73,20 @@ def neural_code_fingerprint() -> str:
 
 @dataclass(frozen=True)
 class NeuralScoreCache:
-    """Out-of-fold scores of the neural model, one parquet file per key under ``directory``."""
+    """Out-of-fold scores of the neural model, one parquet file per key under ``directory``.
+
+    Attributes:
+        directory: Where the files are.
+        max_files: Files kept; a save removes the least recently used beyond it
+            (a hit counts as a use).
+    """
 
     directory: Path
+    max_files: int = MAX_FILES
+
+    def __post_init__(self) -> None:
+        if self.max_files < 1:
+            raise ValueError(f"max_files must be >= 1, got {self.max_files}")
 
     def key(self, table: pd.DataFrame, config: NeuralConfig, train_mask: np.ndarray) -> str:
         """The digest of everything the scores depend on: ``table`` (every column the model
@@ -117,6 +135,8 @@ class NeuralScoreCache:
         ):
             logger.warning("%s: scores missing or not numbers; training again", path)
             return None
+        with contextlib.suppress(OSError):  # a hit is a use: the last file to go when pruning
+            os.utime(path)
         return frame
 
     def save(self, key: str, scores: np.ndarray, untrained: np.ndarray | None) -> Path | None:
@@ -135,4 +155,22 @@ class NeuralScoreCache:
         except OSError as exc:
             logger.warning("%s: the neural scores could not be cached (%s)", path, exc)
             return None
+        self._prune(keep=path)
         return path
+
+    def _prune(self, *, keep: Path) -> None:
+        """Remove the least recently used files beyond ``max_files`` (never ``keep``)."""
+        files = []
+        for p in self.directory.glob("*.parquet"):
+            try:
+                files.append((p.stat().st_mtime, p))
+            except OSError:  # removed meanwhile by another run
+                continue
+        files.sort(key=lambda item: item[0], reverse=True)
+        for _, p in files[self.max_files :]:
+            if p == keep:
+                continue
+            try:
+                p.unlink()
+            except OSError as exc:
+                logger.warning("%s: could not remove an old cached file (%s)", p, exc)

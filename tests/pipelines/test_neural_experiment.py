@@ -72,6 +72,65 @@ def test_the_default_experiment_trains_the_query_tower(
     np.testing.assert_array_equal(again[UNTRAINED], scores[UNTRAINED])
 
 
+def test_the_query_tower_reuses_the_judges_vectors_and_the_cache_can_be_off(
+    small_world: Path, tiny_bert: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judge's head view and the query tower read the same model at the same length:
+    the documents are encoded once, by the judge. ``neural_cache: false`` trains and
+    writes no score file."""
+    from dataclasses import replace
+
+    from hybridrank.ensemble import StackerConfig
+    from hybridrank.labels.llm import AnnotateConfig
+    from hybridrank.neural import BiEncoderRanker
+
+    handed: list[int] = []
+    real = BiEncoderRanker.add_document_embeddings
+
+    def spy(self, vectors, **kwargs):  # type: ignore[no-untyped-def]
+        handed.append(len(vectors))
+        return real(self, vectors, **kwargs)
+
+    monkeypatch.setattr(BiEncoderRanker, "add_document_embeddings", spy)
+    judge = {"model_path": tiny_bert, "max_seq_length": 32, "head_tokens": 16, "batch_size": 16}
+    config = ExperimentConfig(
+        seeds=(0,), sessions=(), tuning_queries=10, metrics=("ndcg@10",),
+        stacker=StackerConfig(n_trials=5), cache=str(tmp_path / "cache.sqlite"),
+        annotate=AnnotateConfig.from_dict({"backend": "embedding", "params": judge}),
+        neural={**DEFAULT_NEURAL, "model_path": tiny_bert, "max_seq_length": 16, "epochs": 1},
+        neural_cache=False,
+    )  # fmt: skip
+    assert ExperimentConfig.from_dict(config.to_dict()) == config
+    dataset = Dataset.read(small_world)
+    run_experiment(config, tmp_path / "exp", dataset=dataset, progress=False)
+    n_docs = dataset.candidates["docid"].nunique()
+    assert len(handed) == 1 and handed[0] >= n_docs  # every document (and query) handed over
+    assert not (tmp_path / "neural-scores").exists()  # nothing cached
+    scores = pd.read_parquet(tmp_path / "exp" / "scores.parquet")
+    assert np.isfinite(scores["llm_neural"]).all()
+
+    # With the cache on, the same run writes one file.
+    run_experiment(replace(config, neural_cache=True), tmp_path / "again", dataset=dataset,
+                   progress=False)  # fmt: skip
+    assert len(list((tmp_path / "neural-scores").glob("*.parquet"))) == 1
+
+
+def test_the_score_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> None:
+    import os
+
+    from hybridrank.pipelines._neural_cache import NeuralScoreCache
+
+    cache = NeuralScoreCache(tmp_path, max_files=2)
+    for i, key in enumerate(["a", "b"]):
+        cache.save(key, np.array([0.1, 0.2]), None)
+        os.utime(cache.path(key), (1000 + i, 1000 + i))  # "a" older than "b"
+    assert cache.load("a", 2) is not None  # a hit: "a" is now the most recent
+    cache.save("c", np.array([0.3, 0.4]), None)
+    assert sorted(p.stem for p in tmp_path.glob("*.parquet")) == ["a", "c"]  # "b" went
+    with pytest.raises(ValueError, match="max_files"):
+        NeuralScoreCache(tmp_path, max_files=0)
+
+
 def test_neural_config_is_checked_when_read() -> None:
     with pytest.raises(ConfigError, match="epoch"):
         ExperimentConfig.from_dict({"neural": {"epoch": 3}})
