@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from hybridrank._atomic import staged_directory, write_text
 from hybridrank._config import config_from_dict, config_to_dict
 from hybridrank._grouping import offsets_from_qid, qid_codes
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
@@ -522,10 +523,17 @@ class LambdaMARTRanker:
 
         LightGBM: ``model.txt`` and ``model_dump.json`` (``dump_model``).
         XGBoost: ``model.json``, ``model.ubj`` and ``model_dump.json``.
+        The files are written into a temporary sibling that replaces
+        ``directory`` when complete (a crash leaves the previous model as it
+        was); an existing ``directory`` without ``ranker.json`` is refused.
         """
         self._check_fitted()
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        target = Path(directory)
+        with staged_directory(target, markers=("ranker.json",)) as tmp:
+            written = self._write(tmp)
+        return {kind: target / path.name for kind, path in written.items()}
+
+    def _write(self, out: Path) -> dict[str, Path]:
         paths: dict[str, Path] = {}
         if self.engine_ == "lightgbm":
             paths["native"] = out / "model.txt"
@@ -554,7 +562,7 @@ class LambdaMARTRanker:
             meta["position_bias_name"] = str(bias.name or self.engine_)
             meta["position_bias_source"] = self.position_bias_source_
         paths["meta"] = out / "ranker.json"
-        paths["meta"].write_text(json.dumps(meta, indent=2) + "\n")
+        write_text(paths["meta"], json.dumps(meta, indent=2) + "\n")
         return paths
 
     @classmethod

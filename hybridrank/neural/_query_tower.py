@@ -19,8 +19,8 @@ Pointwise is the squared error between the cosine and ``y / max_grade``.
 from __future__ import annotations
 
 import copy
+import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any, Self
 
@@ -336,17 +336,13 @@ class QueryTowerRanker(BiEncoderRanker):
 
     # ------------------------------------------------------------ save / load
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the frozen document encoder (``document_model/``) first, then the query
-        encoder (``model/``) and ``ranker.json``, so a directory with ``ranker.json`` is whole."""
-        self._check_fitted()
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        target = out / self._document_dir
-        if target.exists():
-            shutil.rmtree(target)
-        self.document_model_.save_pretrained(str(target))
-        return super().save(out)
+    def _write(self, out: Path) -> None:
+        """The frozen document encoder (``document_model/``) beside the query encoder."""
+        self.document_model_.save_pretrained(str(out / self._document_dir))
+        super()._write(out)
+
+    def _meta(self) -> dict[str, Any]:
+        return {**super()._meta(), "best_step": int(self.best_step_)}
 
     @classmethod
     def load(
@@ -359,7 +355,8 @@ class QueryTowerRanker(BiEncoderRanker):
                 f"{d}: missing; a query-tower ranker is saved with its frozen document encoder"
             )
         ranker.document_model_ = ranker._new_model(str(d), ranker.config_, ranker.device_)
-        ranker.best_step_ = 0
+        meta = json.loads((Path(directory) / "ranker.json").read_text())
+        ranker.best_step_ = int(meta.get("best_step", 0))  # files saved before it was kept: 0
         ranker._reset_cache()
         return ranker
 

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from hybridrank._atomic import staged_directory, write_text
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
 from hybridrank.neural._config import NeuralConfig
@@ -322,12 +323,25 @@ class NeuralRanker:
     # ---------------------------------------------------------- save / load
 
     def save(self, directory: str | Path) -> Path:
-        """Write the model (``model/``, a sentence-transformers directory) and ``ranker.json``."""
+        """Write the model (``model/``, a sentence-transformers directory) and ``ranker.json``.
+
+        The files are written into a temporary sibling that replaces ``directory``
+        when complete: a crash leaves the previous model as it was. An existing
+        ``directory`` that holds no ``ranker.json`` is refused, not replaced.
+        """
         self._check_fitted()
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        with staged_directory(out, markers=("ranker.json",)) as tmp:
+            self._write(tmp)
+        return out
+
+    def _write(self, out: Path) -> None:
+        """Write the saved files into ``out`` (an empty directory), ``ranker.json`` last."""
         self.model_.save_pretrained(str(out / self._model_dir))
-        meta = {
+        write_text(out / "ranker.json", json.dumps(self._meta(), indent=2) + "\n")
+
+    def _meta(self) -> dict[str, Any]:
+        return {
             "architecture": self.architecture,
             "config": self.config_.to_dict(),
             "best_score": self.best_score_,
@@ -336,8 +350,6 @@ class NeuralRanker:
             "n_train_pairs": self.n_train_pairs_,
             "n_train_queries": self.n_train_queries_,
         }
-        (out / "ranker.json").write_text(json.dumps(meta, indent=2) + "\n")
-        return out
 
     @classmethod
     def load(

@@ -107,6 +107,33 @@ class RankerContract:
         assert paths["dump"].stat().st_size > 100
         loaded = LambdaMARTRanker.load(tmp_path / "m")
         np.testing.assert_allclose(loaded.predict(X), ranker.predict(X), rtol=1e-6)
+        assert all(p.parent == tmp_path / "m" and p.exists() for p in paths.values())
+
+    def test_a_failed_save_leaves_the_previous_model(
+        self, ranking_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A retrain saved over a working model writes a sibling and renames it: a crash
+        half-way leaves the working model whole; a folder of the user's is never replaced."""
+        X, y, qid = ranking_data
+        ranker = self.make().fit(X, y, qid=qid)
+        ranker.save(tmp_path / "m")
+        before = LambdaMARTRanker.load(tmp_path / "m").predict(X)
+        other = self.make(n_estimators=3).fit(X, y, qid=qid)
+
+        def crash(*args: Any, **kwargs: Any) -> None:
+            raise OSError("disk full")
+
+        # The crash comes at the last file, ranker.json, after the model files are written.
+        monkeypatch.setattr("hybridrank.gbdt._lambdamart.write_text", crash)
+        with pytest.raises(OSError, match="disk full"):
+            other.save(tmp_path / "m")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+        np.testing.assert_allclose(LambdaMARTRanker.load(tmp_path / "m").predict(X), before)
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("keep")
+        with pytest.raises(FileExistsError, match="not written by hybridrank"):
+            ranker.save(tmp_path / "mine")
+        assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
     def test_trainer_hook(self, ranking_data) -> None:
         """``fit(trainer=...)`` hands the settled rows, holdout and device to the given trainer."""

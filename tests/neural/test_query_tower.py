@@ -95,6 +95,33 @@ def test_save_load_keeps_the_frozen_document_encoder(tiny_bert, pairs_data, tmp_
     assert (tmp_path / "qt" / "document_model").is_dir()
     loaded = QueryTowerRanker.load(tmp_path / "qt")
     np.testing.assert_allclose(loaded.predict(pairs), ranker.predict(pairs), rtol=1e-5, atol=1e-6)
+    assert loaded.best_step_ == ranker.best_step_
+
+
+def test_a_failed_save_leaves_the_previous_model(
+    tiny_bert, pairs_data, tmp_path, monkeypatch
+) -> None:
+    """Saving over a model writes a sibling and renames it: a crash half-way (here, in the
+    query encoder's files) leaves the saved model whole and loadable."""
+    pairs, y, qid = pairs_data
+    ranker = QueryTowerRanker(**_listwise(tiny_bert)).fit(pairs, y, qid=qid)
+    ranker.save(tmp_path / "qt")
+    before = QueryTowerRanker.load(tmp_path / "qt").predict(pairs)
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ranker.model_, "save_pretrained", crash)
+    with pytest.raises(OSError, match="disk full"):
+        ranker.save(tmp_path / "qt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qt"]  # no half-written sibling
+    np.testing.assert_allclose(QueryTowerRanker.load(tmp_path / "qt").predict(pairs), before)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    monkeypatch.undo()
+    with pytest.raises(FileExistsError, match="not written by hybridrank"):
+        ranker.save(tmp_path / "notes")  # a folder of the user's is never replaced
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
 def test_the_judges_embeddings_seed_the_document_cache(tiny_bert, pairs_data, monkeypatch) -> None:
