@@ -106,7 +106,12 @@ def main() -> None:
 
     rng = np.random.default_rng(spec.get("seed", 0))
     n = min(spec["kills"], total)
-    points = sorted(int(k) for k in rng.choice(np.arange(1, total + 1), size=n, replace=False))
+    # The first and the last point always (a kill before anything and one after the
+    # final rename: the old state and the new), the others a seeded draw between them.
+    ends = [1, total][:n] if total > 1 else [1]
+    inner = np.arange(2, total)
+    drawn = rng.choice(inner, size=min(n - len(ends), inner.size), replace=False)
+    points = sorted({*ends, *(int(k) for k in drawn)})
     for k in points:
         target = root / f"k{k}" / "target"
         if previous.exists():
