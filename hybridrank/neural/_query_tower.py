@@ -19,7 +19,6 @@ Pointwise is the squared error between the cosine and ``y / max_grade``.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from pathlib import Path
 from typing import Any, Self
@@ -344,21 +343,15 @@ class QueryTowerRanker(BiEncoderRanker):
     def _meta(self) -> dict[str, Any]:
         return {**super()._meta(), "best_step": int(self.best_step_)}
 
-    @classmethod
-    def load(
-        cls, directory: str | Path, *, device: str | None = None, backend: str | None = None
-    ) -> Self:
-        ranker = super().load(directory, device=device, backend=backend)
-        d = Path(directory) / cls._document_dir
+    def _read(self, directory: Path, meta: dict[str, Any]) -> None:
+        """The frozen document encoder and the kept step, beside what the bi-encoder reads."""
+        d = directory / self._document_dir
         if not d.is_dir():
             raise MissingInputError(
                 f"{d}: missing; a query-tower ranker is saved with its frozen document encoder"
             )
-        ranker.document_model_ = ranker._new_model(str(d), ranker.config_, ranker.device_)
-        meta = json.loads((Path(directory) / "ranker.json").read_text())
-        ranker.best_step_ = int(meta.get("best_step", 0))  # files saved before it was kept: 0
-        ranker._reset_cache()
-        return ranker
+        self.document_model_ = self._new_model(str(d), self.config_, self.device_)
+        self.best_step_ = int(meta.get("best_step", 0))  # files saved before it was kept: 0
 
     @classmethod
     def pretrained(cls, config: NeuralConfig | None = None, **params: Any) -> Self:

@@ -388,8 +388,12 @@ class NeuralRanker:
         ranker.best_score_ = meta.get("best_score")
         ranker.n_train_pairs_ = int(meta.get("n_train_pairs", 0))
         ranker.n_train_queries_ = int(meta.get("n_train_queries", 0))
+        ranker._read(d, meta)
         ranker._reset_cache()
         return ranker
+
+    def _read(self, directory: Path, meta: dict[str, Any]) -> None:
+        """What a subclass saved beyond the model and ``ranker.json`` (see :meth:`_write`)."""
 
     @classmethod
     def pretrained(cls, config: NeuralConfig | None = None, **params: Any) -> Self:
