@@ -50,6 +50,11 @@ def main() -> None:
         help="feature groups of the GBDT systems (default: the experiment's; add dense for the "
         "local MiniLM cosine of every pair, which the budget never masks)",
     )  # fmt: skip
+    parser.add_argument(
+        "--fill", choices=["dense", "none"], default=None,
+        help="the judge's score on unlabelled pairs (default: the experiment's, dense: the local "
+        "MiniLM cosine mapped onto the judge's scale; none: missing)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
 
@@ -82,6 +87,8 @@ def main() -> None:
     )
     if args.features is not None:
         config = replace(config, features=tuple(args.features))
+    if args.fill is not None:
+        config = replace(config, budget_fill=args.fill)
     config = replace(config, metrics=("ndcg@10",))
     start = time.perf_counter()
     out = args.out or tempfile.mkdtemp(prefix="bench-budget-")
@@ -108,7 +115,8 @@ def main() -> None:
     print()
     print(result.budget.markdown)
     print()
-    print(f"stacker anchors: {list(anchors) or 'none (two experts)'}; features {config.features}")
+    print(f"stacker anchors: {list(anchors) or 'none (two experts)'}; features {config.features}; "
+          f"judge score on unlabelled pairs: {config.budget_fill}")  # fmt: skip
     print(f"world {args.world}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
           f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     print(f"stacker NDCG@10: all pairs labelled {np.nanmean(full):.4f}; {share:.1%} tail-first "

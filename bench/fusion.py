@@ -10,7 +10,8 @@ queries (tuning queries left out), seeds pooled:
   similarity with a 95% bootstrap interval (met when no bucket is
   significantly below);
 - the stacker against the best single-source model (click-GBDT, LLM-GBDT and,
-  where the run has it, the gold expert on the tuning queries' grades) overall
+  where the run has them, the transformer, the two LLM models' ensemble and the
+  gold expert on the tuning queries' grades) overall
   and in every bucket, and against the untuned ``rule``;
 - the tuned gate's rise in click weight from the low to the high bucket, per seed;
 - the ceiling of fusion with these experts: the best weighted sum of the
@@ -49,7 +50,7 @@ import yaml
 from hybridrank import columns as C
 from hybridrank.ensemble import rank_per_query
 from hybridrank.evaluate import bootstrap_ci, ndcg_at_k, randomization_test
-from hybridrank.pipelines import gate_table
+from hybridrank.pipelines import SINGLE_SOURCE, gate_table
 
 BUCKETS = ["low", "mid", "high"]
 
@@ -120,7 +121,7 @@ def main() -> None:
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
     pairs = [("click_gbdt", "raw_debiased_ctr"), ("llm_gbdt", "raw_semantic")]
-    systems = sorted({"famol", "gated_stacker", "rule", "click_gbdt", "llm_gbdt", "gold_gbdt",
+    systems = sorted({"famol", "gated_stacker", "rule", *SINGLE_SOURCE,
                       *(s for p in pairs for s in p)} & set(scores.columns))  # fmt: skip
     q = per_query(scores, systems)
     print(f"# {run}: {scores['seed'].nunique()} seeds x {sessions} sessions, "
@@ -143,7 +144,7 @@ def main() -> None:
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"), "\n")
 
     # Single-source models: one label source each (clicks, the judge, the tuning queries' grades).
-    singles = [s for s in ("click_gbdt", "llm_gbdt", "gold_gbdt") if s in q]
+    singles = [s for s in SINGLE_SOURCE if s in q]
     best_single = max(singles, key=lambda s: q[s].mean())
     below_single = []
     for bucket in BUCKETS:

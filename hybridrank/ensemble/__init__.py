@@ -22,7 +22,13 @@ from hybridrank.ensemble._normalize import (
     rank_per_query,
     zscore_per_query,
 )
-from hybridrank.ensemble._oof import LeakageError, OOFScores, oof_from_scores, out_of_fold
+from hybridrank.ensemble._oof import (
+    LeakageError,
+    OOFScores,
+    mean_of_normalised,
+    oof_from_scores,
+    out_of_fold,
+)
 from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
 from hybridrank.ensemble._stacker import (
     FrequencyGatedStacker,
@@ -57,6 +63,7 @@ __all__ = [
     "lambdarank_gradients",
     "load_gate",
     "make_gate",
+    "mean_of_normalised",
     "oof_from_scores",
     "out_of_fold",
     "parse_gate",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
+from hybridrank.ensemble._normalize import NORMALISERS
 from hybridrank.errors import HybridRankError
 
 
@@ -119,5 +120,31 @@ def oof_from_scores(
         fold=folds.astype(np.int64),
         trained_on=trained_on,
     )
+    result.check()
+    return result
+
+
+def mean_of_normalised(
+    name: str, parts: Sequence[OOFScores], *, normalisation: str = "zscore"
+) -> OOFScores:
+    """The per-query mean of ``parts``' normalised scores, as one out-of-fold model.
+
+    The parts must score the same rows with the same folds (two systems of one
+    experiment table). Fold ``f``'s combined model was trained on every query any
+    part's fold-``f`` model saw, so the result is checked like its parts.
+    """
+    if not parts:
+        raise ValueError(f"{name}: nothing to average")
+    first = parts[0]
+    for part in parts[1:]:
+        if not (np.array_equal(part.qid, first.qid) and np.array_equal(part.fold, first.fold)):
+            raise ValueError(f"{name}: {part.name} and {first.name} score different rows or folds")
+    norm = NORMALISERS[normalisation]
+    scores = np.mean([norm(p.scores, qid=first.qid) for p in parts], axis=0)
+    trained_on = {
+        f: frozenset().union(*(p.trained_on.get(f, frozenset()) for p in parts))
+        for f in first.trained_on
+    }
+    result = OOFScores(name=name, scores=scores, qid=first.qid, fold=first.fold, trained_on=trained_on)
     result.check()
     return result

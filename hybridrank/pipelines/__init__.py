@@ -23,6 +23,7 @@ from hybridrank.pipelines._budget import (
     SelectionStrategy,
     annotate_with_budget,
     budget_mask,
+    fill_judge_score,
     mask_llm_labels,
     select_pairs,
 )
@@ -159,6 +160,7 @@ __all__ = [
     "default_answer_cache",
     "evaluate_on_clicks",
     "evaluation_rows",
+    "fill_judge_score",
     "fit_unbiased",
     "gate_table",
     "gold_scores",

@@ -278,6 +278,43 @@ def mask_llm_labels(table: pd.DataFrame, labelled: np.ndarray) -> pd.DataFrame:
     return out
 
 
+#: How a budget run fills the judge's score on the pairs it did not label.
+BUDGET_FILLS = ("dense", "none")
+#: Fewest pairs with both scores for :func:`fill_judge_score` to fit its map.
+MIN_FILL_PAIRS = 50
+
+
+def fill_judge_score(table: pd.DataFrame, proxy: np.ndarray) -> pd.DataFrame:
+    """``table`` with the judge's missing raw score estimated from a cheap local similarity.
+
+    A pair outside the budget has no judge score (``semantic_similarity`` is
+    missing), but a local model's similarity (``proxy``, e.g. the packaged
+    MiniLM's cosine) costs nothing next to an LLM call and exists for every
+    pair. An increasing isotonic fit of the judge's score on ``proxy``, over the
+    pairs that have both, puts the proxy on the judge's scale; each missing
+    score gets the fit's value. Judge scores that exist are kept, the LLM
+    labels stay missing (a label is what the budget pays for), and a table
+    with fewer than :data:`MIN_FILL_PAIRS` pairs to fit on is returned as it is.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    if SEMANTIC not in table.columns:
+        return table
+    proxy = np.asarray(proxy, dtype=np.float64)
+    if proxy.shape != (len(table),):
+        raise ValueError(f"proxy has {proxy.shape} values for {len(table)} rows")
+    score = table[SEMANTIC].to_numpy(dtype=np.float64, copy=True)
+    both = np.isfinite(score) & np.isfinite(proxy)
+    todo = ~np.isfinite(score) & np.isfinite(proxy)
+    if both.sum() < MIN_FILL_PAIRS or not todo.any():
+        return table
+    fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(proxy[both], score[both])
+    out = table.copy()
+    score[todo] = fit.predict(proxy[todo])
+    out[SEMANTIC] = score
+    return out
+
+
 @dataclass(frozen=True)
 class BudgetedLabels:
     """The result of :func:`annotate_with_budget`.

@@ -31,6 +31,7 @@ from hybridrank.ensemble import (
     StackerConfig,
     break_ties,
     make_gate,
+    mean_of_normalised,
     oof_from_scores,
     out_of_fold,
     prepare,
@@ -48,6 +49,7 @@ from hybridrank.pipelines._budget import (
     budget_curve_summary,
     budget_mask,
     budget_significance,
+    fill_judge_score,
     mask_llm_labels,
     per_query_values,
     plot_budget_curve,
@@ -62,6 +64,7 @@ from hybridrank.pipelines._tables import (
     DENSE,
     RAW_BASELINES,
     RULE,
+    SEMANTIC,
     TableOptions,
     add_raw_baselines,
     attach_llm_labels,
@@ -78,7 +81,12 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
 
-SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt")
+SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "llm_ensemble", "gold_gbdt")
+#: The stacker's LLM expert (``ExperimentConfig.llm_expert``): ``ensemble`` is
+#: ``llm_ensemble``, the per-query mean of LLM-GBDT's and the transformer's
+#: z-scored scores (both learn from LLM labels only); the others name one model.
+LLM_EXPERTS = ("ensemble", "llm_neural", "llm_gbdt")
+ENSEMBLE = "llm_ensemble"
 #: The LLM-neural model's start (the packaged MiniLM's cosine at the same length, untrained),
 #: shown beside it: a trained transformer should rank above where it started.
 UNTRAINED = "raw_minilm"
@@ -165,6 +173,12 @@ class ExperimentConfig:
         budget_strategies: Selection strategies of the curve (``tail-first``,
             ``uncertainty``, ``random``; see :mod:`hybridrank.pipelines._budget`).
         budget_systems: Systems retrained at each budget.
+        budget_fill: ``dense``: on the pairs a budget leaves unlabelled, the
+            judge's raw score (the ``semantic`` feature) is estimated from the
+            packaged MiniLM's cosine at 64 tokens, mapped onto the judge's
+            scale by an isotonic fit on the labelled pairs (see
+            :func:`~hybridrank.pipelines._budget.fill_judge_score`); the
+            labels stay missing. ``none``: the score stays missing.
         tuning_sweep: Numbers of labelled tuning queries (e.g. ``[20, 60,
             150]``) the stacker is refitted on, each scored on the same
             evaluation queries (those no size used), seeds pooled: the
@@ -177,6 +191,15 @@ class ExperimentConfig:
             quarters of its scores within a query tie and would otherwise be
             ordered by the candidates' row order. Unequal scores keep their
             order, and the raw baselines stay raw. ``none``: ties stay.
+        llm_expert: The stacker's LLM expert. ``ensemble`` (default):
+            ``llm_ensemble``, the per-query mean of LLM-GBDT's and the
+            transformer's z-scored out-of-fold scores, reported as a system of
+            its own; ``llm_neural`` or ``llm_gbdt``: that model alone. Without
+            the transformer (``neural: null``) every choice is LLM-GBDT. Which
+            single model helps the stacker more differs between collections
+            (the transformer on NFCorpus, LLM-GBDT on CISI), and the tuning
+            queries are too few to choose between them; their ensemble is as
+            good as the better one on both.
         ppi_gold_share: Also estimate each system's per-bucket quality by
             prediction-powered inference from the LLM labels of every
             evaluation query and the expert grades of this share of them (a
@@ -216,20 +239,31 @@ class ExperimentConfig:
     budgets: tuple[float, ...] = ()
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
+    budget_fill: str = "dense"
     tuning_sweep: tuple[int, ...] = ()
     tie_break: str = "text"
+    llm_expert: str = "ensemble"
 
     def __post_init__(self) -> None:
         if self.tie_break not in TIE_BREAKS:
             raise ConfigError(
                 f"experiment.tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"
             )
+        if self.llm_expert not in LLM_EXPERTS:
+            raise ConfigError(
+                f"experiment.llm_expert must be one of {list(LLM_EXPERTS)}, got {self.llm_expert!r}"
+            )
         if any(n < 10 for n in self.tuning_sweep):
             raise ConfigError(
                 f"experiment.tuning_sweep: sizes must be >= 10 queries, got {list(self.tuning_sweep)}"
             )
-        from hybridrank.pipelines._budget import get_strategy
+        from hybridrank.pipelines._budget import BUDGET_FILLS, get_strategy
 
+        if self.budget_fill not in BUDGET_FILLS:
+            raise ConfigError(
+                f"experiment.budget_fill must be one of {list(BUDGET_FILLS)}, "
+                f"got {self.budget_fill!r}"
+            )
         if any(not 0 < b <= 1 for b in self.budgets):
             raise ConfigError(f"experiment.budgets are shares in (0, 1], got {list(self.budgets)}")
         for name in self.budget_strategies if self.budgets else ():
@@ -312,8 +346,10 @@ class ExperimentConfig:
             "budgets": list(self.budgets),
             "budget_strategies": list(self.budget_strategies),
             "budget_systems": list(self.budget_systems),
+            "budget_fill": self.budget_fill,
             "tuning_sweep": list(self.tuning_sweep),
             "tie_break": self.tie_break,
+            "llm_expert": self.llm_expert,
         }  # fmt: skip
 
 
@@ -330,8 +366,10 @@ class _Plain:
     budgets: tuple[float, ...] = ()
     budget_strategies: tuple[str, ...] = ("tail-first", "uncertainty", "random")
     budget_systems: tuple[str, ...] = BUDGET_SYSTEMS
+    budget_fill: str = "dense"
     tuning_sweep: tuple[int, ...] = ()
     tie_break: str = "text"
+    llm_expert: str = "ensemble"
     neural_cache: bool = True
 
 
@@ -500,7 +538,7 @@ def _run_systems(
             timings[GOLD] = round(time.perf_counter() - start, 1)
     if shared.neural is not None:
         oof["llm_neural"] = shared.neural
-    llm_model = "llm_neural" if shared.neural is not None else "llm_gbdt"
+    llm_model = _llm_expert(config.llm_expert, oof)
     out = table.copy()
     for name, scores in oof.items():
         out[name] = scores.scores
@@ -565,8 +603,23 @@ def _run_systems(
     return out, info
 
 
+def _llm_expert(choice: str, oof: dict[str, OOFScores]) -> str:
+    """The stacker's LLM expert; ``ensemble`` adds ``llm_ensemble`` to ``oof`` when both LLM models ran.
+
+    A named model that did not run falls back to the other (the transformer is
+    off with ``neural: null``); the ensemble of one model is that model.
+    """
+    if choice == "ensemble" and "llm_gbdt" in oof and "llm_neural" in oof:
+        oof[ENSEMBLE] = mean_of_normalised(ENSEMBLE, [oof["llm_gbdt"], oof["llm_neural"]])
+        return ENSEMBLE
+    if choice == "llm_gbdt" or "llm_neural" not in oof:
+        return "llm_gbdt"
+    return "llm_neural"
+
+
 SYSTEM_ORDER = (
-    C.BM25, *RAW_BASELINES, UNTRAINED, RULE, "click_gbdt", "llm_gbdt", "llm_neural", "gold_gbdt",
+    C.BM25, *RAW_BASELINES, UNTRAINED, RULE, "click_gbdt", "llm_gbdt", "llm_neural", ENSEMBLE,
+    "gold_gbdt",
     "ds_llm_then_click", "ds_click_then_llm",
     "famol", "famol_label_mixing", "gated_stacker", "meta_ranker",
 )  # fmt: skip
@@ -607,7 +660,10 @@ def _prepare_table(dataset: Dataset, config: ExperimentConfig, shared: _Shared) 
     table[TUNING] = table[C.QID].isin(shared.tuning).to_numpy()
     if shared.llm_labels is not None:
         table = attach_llm_labels(table, shared.llm_labels)
-    if "dense" in config.features and dataset.has_texts:
+    wants_dense = "dense" in config.features or (
+        config.budgets and config.budget_fill == "dense"
+    )
+    if wants_dense and dataset.has_texts:
         table[DENSE] = dense_similarity(table, dataset, config.cache)
     return table
 
@@ -1043,12 +1099,17 @@ def _budget_curve(
                     scored, mask = full[seed], labelled_all
                 else:
                     mask = budget_mask(table, share, strategy, keep=keep, seed=seed)
+                    masked = mask_llm_labels(table, mask)
+                    missing = int(masked[SEMANTIC].isna().sum()) if SEMANTIC in masked else 0
+                    if config.budget_fill == "dense" and DENSE in table.columns:
+                        masked = fill_judge_score(masked, table[DENSE].to_numpy())
+                    filled = missing - (int(masked[SEMANTIC].isna().sum()) if missing else 0)
                     scored, run_info = _run_systems(
-                        mask_llm_labels(table, mask), config, budget_shared, features,
-                        progress=False, only=only,
-                    )  # fmt: skip
+                        masked, config, budget_shared, features, progress=False, only=only
+                    )
                     info[f"seed{seed}_{strategy}_{share}"] = {
                         "gate": run_info.get("gate"), "seconds": run_info["seconds"],
+                        "judge_scores_filled": filled,
                     }  # fmt: skip
                 actual = float((mask & labelled_all)[~keep].mean()) if (~keep).any() else 1.0
                 systems = [s for s in config.budget_systems if s in scored.columns]

@@ -25,6 +25,7 @@ from hybridrank.ensemble import (
     break_ties,
     lambdarank_gradients,
     make_gate,
+    mean_of_normalised,
     out_of_fold,
     rank_per_query,
     zscore_per_query,
@@ -138,6 +139,33 @@ def test_leak_is_detected() -> None:
         stacker.fit(leaky, honest, freq=np.ones(len(qid)), labels=table[C.Y_EXPERT])
     with pytest.raises(TypeError, match="OOFScores only"):
         stacker.fit(leaky.scores, honest, freq=np.ones(len(qid)), labels=table[C.Y_EXPERT])  # type: ignore[arg-type]
+
+
+def test_mean_of_normalised_averages_z_scores_and_keeps_the_leakage_record() -> None:
+    table = _table()
+    qid, fold = table[C.QID].to_numpy(), table[C.FOLD].to_numpy()
+    rng = np.random.default_rng(3)
+    honest = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    # The second model saw fewer queries (a train mask); the combination saw the union.
+    fewer = {f: frozenset(list(seen)[: len(seen) // 2]) for f, seen in honest.items()}
+    a = OOFScores("a", rng.normal(5, 3, len(table)), qid, fold, honest)
+    b = OOFScores("b", rng.normal(0, 0.01, len(table)), qid, fold, fewer)
+    both = mean_of_normalised("ab", [a, b])
+    expected = (zscore_per_query(a.scores, qid=qid) + zscore_per_query(b.scores, qid=qid)) / 2
+    np.testing.assert_allclose(both.scores, expected)
+    assert both.name == "ab" and both.trained_on == honest
+    # Each part counts as much as the other whatever its scale: a raw mean would
+    # follow the wide-spread ``a`` alone.
+    assert np.corrcoef(both.scores, b.scores)[0, 1] > 0.5
+    assert abs(np.corrcoef((a.scores + b.scores) / 2, b.scores)[0, 1]) < 0.2
+    leaky = OOFScores("leaky", b.scores, qid, fold, {f: frozenset(qid.tolist()) for f in range(5)})
+    with pytest.raises(LeakageError, match="trained on it"):
+        mean_of_normalised("x", [a, leaky])
+    other_folds = OOFScores("c", b.scores, qid, (fold + 1) % 5, honest)
+    with pytest.raises(ValueError, match="different rows or folds"):
+        mean_of_normalised("x", [a, other_folds])
+    with pytest.raises(ValueError, match="nothing to average"):
+        mean_of_normalised("x", [])
 
 
 def test_stacker_learns_the_frequency_pattern() -> None:

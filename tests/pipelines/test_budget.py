@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hybridrank.pipelines import (
     annotate_with_budget,
     budget_mask,
     build_world,
+    fill_judge_score,
     mask_llm_labels,
     select_pairs,
     write_world,
@@ -89,6 +91,36 @@ def test_budget_parse_and_mask() -> None:
     masked = mask_llm_labels(table, mask)
     assert masked.loc[~mask, C.Y_LLM].isna().all() and masked.loc[~mask, SEMANTIC].isna().all()
     assert masked.loc[mask, C.Y_LLM].notna().all()
+
+
+def test_fill_judge_score_maps_the_proxy_onto_the_judge_scale() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    proxy = rng.uniform(-0.2, 0.8, n)
+    judge = 3.0 * proxy**2 + 0.5  # increasing in proxy on [0, 0.8], on another scale
+    table = pd.DataFrame({C.QID: np.repeat(np.arange(40), 10), SEMANTIC: judge, C.Y_LLM: 1.0})
+    labelled = rng.random(n) < 0.3
+    labelled[proxy > 0.7] = True  # the fit sees the top of the range
+    masked = mask_llm_labels(table, labelled)
+    filled = fill_judge_score(masked, proxy)
+    # Judge scores that exist are kept; labels stay missing; every gap is filled.
+    np.testing.assert_array_equal(filled.loc[labelled, SEMANTIC], judge[labelled])
+    assert filled.loc[~labelled, C.Y_LLM].isna().all()
+    assert filled[SEMANTIC].notna().all()
+    # On the judge's scale and in the proxy's order.
+    gap = ~labelled & (proxy > 0.1)
+    np.testing.assert_allclose(filled.loc[gap, SEMANTIC], judge[gap], atol=0.2)
+    order = np.argsort(proxy[~labelled])
+    assert np.all(np.diff(filled.loc[~labelled, SEMANTIC].to_numpy()[order]) >= -1e-12)
+    assert masked[SEMANTIC].isna().sum() == (~labelled).sum()  # the input is not modified
+    # A missing proxy leaves the gap; too few pairs to fit leaves the table as it was.
+    holes = proxy.copy()
+    holes[~labelled] = np.nan
+    assert fill_judge_score(masked, holes)[SEMANTIC].isna().sum() == (~labelled).sum()
+    few = mask_llm_labels(table, np.arange(n) < 10)
+    assert fill_judge_score(few, proxy)[SEMANTIC].isna().sum() == n - 10
+    with pytest.raises(ValueError, match="proxy"):
+        fill_judge_score(masked, proxy[:10])
 
 
 class CountingLLM(Annotator):
@@ -192,6 +224,9 @@ def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
     assert (tmp_path / "exp" / "report" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert "gated_stacker" in (tmp_path / "exp" / "report" / "budget_curve.md").read_text()
     assert len(curve.significance) == 2  # tail-first vs random, one row per system
+    # Outside the budget the judge's score came from the local MiniLM cosine (budget_fill: dense).
+    runs = json.loads((tmp_path / "exp" / "info.json").read_text())["budget"]
+    assert all(run["judge_scores_filled"] > 0 for run in runs.values())
 
 
 def run_small(config: ExperimentConfig, dataset: Dataset, out: Path):  # type: ignore[no-untyped-def]
@@ -234,3 +269,8 @@ def test_experiment_config_reads_budgets() -> None:
         ExperimentConfig.from_dict({"budgets": [1.5]})
     with pytest.raises(ConfigError):
         ExperimentConfig.from_dict({"budgets": [0.5], "budget_strategies": ["nope"]})
+    assert cfg.budget_fill == "dense"
+    off = ExperimentConfig.from_dict({"budgets": [0.3], "budget_fill": "none"})
+    assert ExperimentConfig.from_dict(off.to_dict()).budget_fill == "none"
+    with pytest.raises(ConfigError, match="budget_fill"):
+        ExperimentConfig.from_dict({"budget_fill": "bm25"})

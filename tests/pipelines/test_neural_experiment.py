@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from hybridrank.pipelines import (
     run_experiment,
     write_world,
 )
-from hybridrank.pipelines._experiment import DEFAULT_NEURAL, UNTRAINED
+from hybridrank.pipelines._experiment import DEFAULT_NEURAL, ENSEMBLE, UNTRAINED
 from tests.conftest import make_collection, write_trec_dir
 
 
@@ -53,9 +54,14 @@ def test_the_default_experiment_trains_the_query_tower(
     assert np.isfinite(scores["llm_neural"]).all() and np.isfinite(scores[UNTRAINED]).all()
     assert not np.allclose(scores["llm_neural"], scores[UNTRAINED])  # it trained
     systems = set(result.main.summary["system"])
-    assert {"llm_neural", UNTRAINED} <= systems
+    assert {"llm_neural", UNTRAINED, ENSEMBLE} <= systems
     run = next(iter(result.info["runs"].values()))
-    assert run["llm_model"] == "llm_neural"  # the transformer is the stacker's LLM expert
+    # The stacker's LLM expert: LLM-GBDT and the transformer, z-scored and averaged.
+    assert run["llm_model"] == ENSEMBLE
+    assert np.isfinite(scores[ENSEMBLE]).all()
+    for name in ("llm_gbdt", "llm_neural"):
+        r = scores.groupby("qid").apply(lambda g, n=name: g[ENSEMBLE].corr(g[n], method="spearman"))
+        assert r.mean() > 0.3
 
     # A rerun on the same inputs reads the scores back from beside the answer cache.
     from hybridrank.neural import QueryTowerRanker
@@ -66,10 +72,14 @@ def test_the_default_experiment_trains_the_query_tower(
         raise AssertionError("the rerun trained the neural model")
 
     monkeypatch.setattr(QueryTowerRanker, "fit", no_training)
-    run_experiment(config, tmp_path / "again", dataset=Dataset.read(small_world), progress=False)
+    # The stacker's expert is no input of the transformer: the rerun hits the cache.
+    rerun = replace(config, llm_expert="llm_neural")
+    result = run_experiment(rerun, tmp_path / "again", dataset=Dataset.read(small_world), progress=False)
     again = pd.read_parquet(tmp_path / "again" / "scores.parquet")
     np.testing.assert_array_equal(again["llm_neural"], scores["llm_neural"])
     np.testing.assert_array_equal(again[UNTRAINED], scores[UNTRAINED])
+    assert next(iter(result.info["runs"].values()))["llm_model"] == "llm_neural"
+    assert ENSEMBLE not in again.columns
 
 
 def test_the_query_tower_reuses_the_judges_vectors_and_the_cache_can_be_off(
@@ -135,6 +145,27 @@ def test_neural_config_is_checked_when_read() -> None:
     with pytest.raises(ConfigError, match="epoch"):
         ExperimentConfig.from_dict({"neural": {"epoch": 3}})
     assert ExperimentConfig.from_dict({"neural": None}).neural is None
+    assert ExperimentConfig().llm_expert == "ensemble"
+    assert ExperimentConfig.from_dict({"llm_expert": "llm_gbdt"}).to_dict()["llm_expert"] == "llm_gbdt"
+    with pytest.raises(ConfigError, match="llm_expert must be one of"):
+        ExperimentConfig.from_dict({"llm_expert": "neural"})
+
+
+def test_the_stackers_llm_expert_falls_back_to_the_model_that_ran() -> None:
+    from hybridrank.ensemble import OOFScores
+    from hybridrank.pipelines._experiment import _llm_expert
+
+    qid, fold = np.repeat(["a", "b"], 3), np.repeat([0, 1], 3)
+    trained = {0: frozenset({"b"}), 1: frozenset({"a"})}
+    gbdt = OOFScores("llm_gbdt", np.arange(6.0), qid, fold, trained)
+    neural = OOFScores("llm_neural", -np.arange(6.0), qid, fold, trained)
+    assert _llm_expert("ensemble", {"llm_gbdt": gbdt}) == "llm_gbdt"  # neural: null
+    assert _llm_expert("llm_neural", {"llm_gbdt": gbdt}) == "llm_gbdt"
+    assert _llm_expert("llm_gbdt", {"llm_gbdt": gbdt, "llm_neural": neural}) == "llm_gbdt"
+    assert _llm_expert("llm_neural", {"llm_gbdt": gbdt, "llm_neural": neural}) == "llm_neural"
+    oof = {"llm_gbdt": gbdt, "llm_neural": neural}
+    assert _llm_expert("ensemble", oof) == ENSEMBLE
+    np.testing.assert_allclose(oof[ENSEMBLE].scores, 0.0, atol=1e-12)  # opposite orders cancel
 
 
 def test_the_neural_model_reuses_only_the_judges_matching_view(tiny_bert: str) -> None:
