@@ -5,18 +5,20 @@ Runs the experiment's budget curve on a click world (NFCorpus by default,
 gate tuned on the labelled tuning queries) is trained with every pair's LLM
 label, and again with the labels of 30% of the pairs chosen tail-first and at
 random (the judge's cached answers are masked outside the chosen pairs, label
-and raw score alike: equivalent to asking only those pairs). The fully labelled
-run trains every system of the experiment; the budget runs only the stacker's
-experts: click-GBDT, LLM-GBDT and its anchors (the experiment's default:
-FAMOL, retrained per budget, and the gold expert, which reads no LLM label).
-``--anchors`` (none) measures the two-expert stacker.
+and raw score alike: equivalent to asking only those pairs; by default the raw
+score is then estimated there from the packaged MiniLM's cosine, ``--fill
+none`` leaves it missing). The fully labelled run trains every system of the
+experiment; the budget runs only the stacker's experts: click-GBDT, LLM-GBDT
+and its anchors (the experiment's default: FAMOL, retrained per budget, and the
+gold expert, which reads no LLM label). ``--anchors`` (none) measures the
+two-expert stacker.
 
 Smaller than ``studies/paper.yaml``: no session sweep, the stacker tuned with
 60 trials. About 9 minutes on two cores with the default anchors (FAMOL is
 retrained for each seed and strategy), 6 without.
 
 Usage: python bench/budget.py [--world nfcorpus|cisi] [--seeds 0 1 2] [--budget 0.3] [--anchors ...]
-       [--features click text semantic dataset dense]
+       [--features click text semantic dataset dense] [--fill dense|none]
 Ends with: RESULT budget_<world>_stacker_retained <tail-first / full> target >= 0.98 : met|missed
 (met needs tail-first beating random with p < 0.05 as well; both are printed).
 """

@@ -282,6 +282,8 @@ def mask_llm_labels(table: pd.DataFrame, labelled: np.ndarray) -> pd.DataFrame:
 BUDGET_FILLS = ("dense", "none")
 #: Fewest pairs with both scores for :func:`fill_judge_score` to fit its map.
 MIN_FILL_PAIRS = 50
+#: Quantiles :func:`fill_judge_score` matches between the proxy and the judge's score.
+FILL_QUANTILES = 1001
 
 
 def fill_judge_score(table: pd.DataFrame, proxy: np.ndarray) -> pd.DataFrame:
@@ -290,14 +292,15 @@ def fill_judge_score(table: pd.DataFrame, proxy: np.ndarray) -> pd.DataFrame:
     A pair outside the budget has no judge score (``semantic_similarity`` is
     missing), but a local model's similarity (``proxy``, e.g. the packaged
     MiniLM's cosine) costs nothing next to an LLM call and exists for every
-    pair. An increasing isotonic fit of the judge's score on ``proxy``, over the
-    pairs that have both, puts the proxy on the judge's scale; each missing
-    score gets the fit's value. Judge scores that exist are kept, the LLM
-    labels stay missing (a label is what the budget pays for), and a table
-    with fewer than :data:`MIN_FILL_PAIRS` pairs to fit on is returned as it is.
+    pair. Quantile mapping over the pairs that have both puts the proxy on the
+    judge's scale: a missing score becomes the judge score at the quantile its
+    proxy holds among those pairs' proxies (linear between quantiles). The map
+    is increasing, so filled pairs keep the proxy's order; beyond the range of
+    the fitted proxies they take the end values. Judge scores that exist are
+    kept, the LLM labels stay missing (a label is what the budget pays for),
+    and a table with fewer than :data:`MIN_FILL_PAIRS` pairs to fit on is
+    returned as it is.
     """
-    from sklearn.isotonic import IsotonicRegression
-
     if SEMANTIC not in table.columns:
         return table
     proxy = np.asarray(proxy, dtype=np.float64)
@@ -308,9 +311,11 @@ def fill_judge_score(table: pd.DataFrame, proxy: np.ndarray) -> pd.DataFrame:
     todo = ~np.isfinite(score) & np.isfinite(proxy)
     if both.sum() < MIN_FILL_PAIRS or not todo.any():
         return table
-    fit = IsotonicRegression(increasing=True, out_of_bounds="clip").fit(proxy[both], score[both])
+    levels = np.linspace(0.0, 1.0, min(int(both.sum()), FILL_QUANTILES))
+    xp, first = np.unique(np.quantile(proxy[both], levels), return_index=True)
+    fp = np.quantile(score[both], levels)[first]
     out = table.copy()
-    score[todo] = fit.predict(proxy[todo])
+    score[todo] = np.interp(proxy[todo], xp, fp)
     out[SEMANTIC] = score
     return out
 

@@ -197,9 +197,10 @@ class ExperimentConfig:
             its own; ``llm_neural`` or ``llm_gbdt``: that model alone. Without
             the transformer (``neural: null``) every choice is LLM-GBDT. Which
             single model helps the stacker more differs between collections
-            (the transformer on NFCorpus, LLM-GBDT on CISI), and the tuning
-            queries are too few to choose between them; their ensemble is as
-            good as the better one on both.
+            (the transformer on NFCorpus at 20,000 sessions, LLM-GBDT on
+            CISI), and the tuning queries are too few to choose between them;
+            their ensemble is never far below the better one (README,
+            "Both LLM models as the LLM expert").
         ppi_gold_share: Also estimate each system's per-bucket quality by
             prediction-powered inference from the LLM labels of every
             evaluation query and the expert grades of this share of them (a
@@ -1082,10 +1083,16 @@ def _budget_curve(
     only = set(config.budget_systems)
     if "gated_stacker" in only:
         only |= {"click_gbdt", "llm_gbdt", *config.stacker.anchors}
-    # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every label).
+    # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every
+    # label), the fully labelled point too: with the transformer in the main run it is
+    # rerun without it, so every point of the curve has the same stacker.
     budget_shared = replace(shared, neural=None)
     frames: list[pd.DataFrame] = []
     info: dict[str, Any] = {}
+    all_labelled: dict[int, pd.DataFrame] = {}
+    if config.budget_fill == "dense" and not all(DENSE in t.columns for t in prepared.values()):
+        echo("budget_fill: dense needs the documents' texts for the MiniLM cosine; the dataset "
+             "has none, so the judge's score stays missing outside the budget")  # fmt: skip
     for seed, table in prepared.items():
         if C.Y_LLM not in table.columns:
             echo("budget curve skipped: the dataset has no LLM labels")
@@ -1096,7 +1103,17 @@ def _budget_curve(
             for share in config.budgets:
                 t0 = time.perf_counter()
                 if share >= 1.0:
-                    scored, mask = full[seed], labelled_all
+                    if seed not in all_labelled and shared.neural is None:
+                        all_labelled[seed] = full[seed]
+                    elif seed not in all_labelled:
+                        all_labelled[seed], run_info = _run_systems(
+                            table, config, budget_shared, features, progress=False, only=only
+                        )
+                        info[f"seed{seed}_all_labelled"] = {
+                            "gate": run_info.get("gate"), "seconds": run_info["seconds"],
+                            "llm_model": run_info["llm_model"],
+                        }  # fmt: skip
+                    scored, mask = all_labelled[seed], labelled_all
                 else:
                     mask = budget_mask(table, share, strategy, keep=keep, seed=seed)
                     masked = mask_llm_labels(table, mask)
@@ -1109,7 +1126,7 @@ def _budget_curve(
                     )
                     info[f"seed{seed}_{strategy}_{share}"] = {
                         "gate": run_info.get("gate"), "seconds": run_info["seconds"],
-                        "judge_scores_filled": filled,
+                        "llm_model": run_info["llm_model"], "judge_scores_filled": filled,
                     }  # fmt: skip
                 actual = float((mask & labelled_all)[~keep].mean()) if (~keep).any() else 1.0
                 systems = [s for s in config.budget_systems if s in scored.columns]

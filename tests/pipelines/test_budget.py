@@ -112,6 +112,9 @@ def test_fill_judge_score_maps_the_proxy_onto_the_judge_scale() -> None:
     np.testing.assert_allclose(filled.loc[gap, SEMANTIC], judge[gap], atol=0.2)
     order = np.argsort(proxy[~labelled])
     assert np.all(np.diff(filled.loc[~labelled, SEMANTIC].to_numpy()[order]) >= -1e-12)
+    # Strictly increasing inside the fitted range: filled pairs keep the proxy's order.
+    inside = ~labelled & (proxy > proxy[labelled].min()) & (proxy < proxy[labelled].max())
+    assert filled.loc[inside, SEMANTIC].nunique() == inside.sum()
     assert masked[SEMANTIC].isna().sum() == (~labelled).sum()  # the input is not modified
     # A missing proxy leaves the gap; too few pairs to fit leaves the table as it was.
     holes = proxy.copy()

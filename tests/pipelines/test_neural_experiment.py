@@ -19,6 +19,7 @@ from hybridrank.pipelines import (
     run_experiment,
     write_world,
 )
+from hybridrank.pipelines._budget import per_query_values
 from hybridrank.pipelines._experiment import DEFAULT_NEURAL, ENSEMBLE, UNTRAINED
 from tests.conftest import make_collection, write_trec_dir
 
@@ -73,13 +74,25 @@ def test_the_default_experiment_trains_the_query_tower(
 
     monkeypatch.setattr(QueryTowerRanker, "fit", no_training)
     # The stacker's expert is no input of the transformer: the rerun hits the cache.
-    rerun = replace(config, llm_expert="llm_neural")
+    rerun = replace(config, llm_expert="llm_neural", budgets=(0.5, 1.0), budget_strategies=("random",))
     result = run_experiment(rerun, tmp_path / "again", dataset=Dataset.read(small_world), progress=False)
     again = pd.read_parquet(tmp_path / "again" / "scores.parquet")
     np.testing.assert_array_equal(again["llm_neural"], scores["llm_neural"])
     np.testing.assert_array_equal(again[UNTRAINED], scores[UNTRAINED])
     assert next(iter(result.info["runs"].values()))["llm_model"] == "llm_neural"
     assert ENSEMBLE not in again.columns
+    # The budget curve's stacker has LLM-GBDT as its expert at every point: the fully
+    # labelled point is rerun without the transformer, not read from the main run.
+    assert result.budget is not None
+    assert {run["llm_model"] for run in result.budget.info.values()} == {"llm_gbdt"}
+    curve = result.budget.per_query
+    full = curve[(curve["budget"] == 1.0)].set_index(["system", "qid"])["value"]
+    main = per_query_values(again, ["llm_gbdt", "gated_stacker"], "ndcg@10", {}).set_index(
+        ["system", "qid"]
+    )["value"]
+    np.testing.assert_allclose(full["llm_gbdt"], main["llm_gbdt"].reindex(full["llm_gbdt"].index))
+    stacker = main["gated_stacker"].reindex(full["gated_stacker"].index)
+    assert not np.allclose(full["gated_stacker"], stacker)
 
 
 def test_the_query_tower_reuses_the_judges_vectors_and_the_cache_can_be_off(
