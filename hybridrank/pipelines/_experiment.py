@@ -176,7 +176,7 @@ class ExperimentConfig:
         budget_fill: ``dense``: on the pairs a budget leaves unlabelled, the
             judge's raw score (the ``semantic`` feature) is estimated from the
             packaged MiniLM's cosine at 64 tokens, mapped onto the judge's
-            scale by an isotonic fit on the labelled pairs (see
+            scale by quantile mapping over the labelled pairs (see
             :func:`~hybridrank.pipelines._budget.fill_judge_score`); the
             labels stay missing. ``none``: the score stays missing.
         tuning_sweep: Numbers of labelled tuning queries (e.g. ``[20, 60,
