@@ -292,8 +292,18 @@ _ENGINES: dict[str, Callable[..., Result]] = {
 # ---------------------------------------------------------------- helpers
 
 
+def _live_workers(client: Any) -> set[str]:
+    """The workers the scheduler lists now, asked directly.
+
+    Not ``client.scheduler_info()``: it returns the client's cached identity,
+    which the client's own periodic refresh replaces with one that lists no
+    workers, so a concurrent read can see every worker gone.
+    """
+    return set(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+
+
 def _worker_addresses(client: Any) -> list[str]:
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(_live_workers(client))
     if not workers:
         raise WorkerLostError(
             f"the Dask cluster at {client.scheduler.address} has no workers; nothing was trained"
@@ -364,7 +374,7 @@ def _guard_workers(client: Any, engine: str, job: Callable[[], Result]) -> Resul
         if not thread.is_alive():
             break
         try:
-            lost = before - set(client.scheduler_info(n_workers=-1)["workers"])
+            lost = before - _live_workers(client)
         except Exception:  # scheduler busy or gone: the job will tell
             lost = set()
         if lost:
@@ -413,6 +423,6 @@ def _current_workers(client: Any) -> set[str] | None:
     # A worker that just died may still be listed for a moment.
     time.sleep(0.5)
     try:
-        return set(client.scheduler_info(n_workers=-1)["workers"])
+        return _live_workers(client)
     except Exception:
         return None
