@@ -59,7 +59,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
         write_text(args.out, ranked.to_csv(index=False))
     else:
         write_parquet(ranked, args.out)
-    kind = "fused (click GBDT + LLM model, gated by frequency)" if ranker.fused else "GBDT"
+    kind = "GBDT"
+    if ranker.fused:
+        n_llm = len(ranker.llm or ())
+        kind = (
+            f"fused (click GBDT + {n_llm} LLM model{'s' if n_llm > 1 else ''}"
+            + "".join(f" + {a.name} x {a.weight:.3f}" for a in ranker.anchors)
+            + ", gated by frequency)"
+        )
     n_q = ranked["qid"].nunique()
     print(
         f"ranked {len(candidates):,} candidates of {n_q:,} queries with the {kind} bundle "
@@ -73,7 +80,31 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     from hybridrank.ensemble import StackerConfig
     from hybridrank.serve import build_hybrid_bundle
 
-    if args.study is not None:
+    given = [flag for flag, v in (("--gate", args.gate), ("--study", args.study),
+                                  ("--experiment", args.experiment)) if v is not None]  # fmt: skip
+    if len(given) > 1:
+        raise ConfigError(f"give the gate once: {' and '.join(given)} both set it")
+    if args.experiment_run is not None and args.experiment is None:
+        raise ConfigError("--experiment-run needs --experiment DIR")
+    normalisation = args.normalisation
+    tuned_anchors: dict[str, float] = {}
+    if args.experiment is not None:
+        from hybridrank.pipelines import load_experiment_stacker
+
+        stacker = load_experiment_stacker(args.experiment, args.experiment_run)
+        gate, tuned_anchors = stacker.gate, dict(stacker.anchors)
+        if normalisation is None:
+            normalisation = stacker.normalisation
+        print(
+            f"stacker of experiment run {stacker.run}: gate {gate.kind} {gate.params()}, "
+            f"anchors {tuned_anchors or 'none'}, LLM expert {stacker.llm_model}"
+        )
+        if stacker.llm_model == "llm_ensemble" and len(args.llm) < 2:
+            print(
+                "note: that stacker mixed llm_ensemble (LLM-GBDT and the transformer averaged); "
+                "give both runs as --llm to serve the same LLM expert"
+            )
+    elif args.study is not None:
         import optuna
 
         from hybridrank.ensemble import gate_from_params
@@ -97,15 +128,52 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         gate = parse_gate(args.gate)
     else:
         raise ConfigError(
-            "give the gate: --gate sigmoid:centre=C,slope=S or --study STACKER_STUDY.yaml"
+            "give the gate: --gate sigmoid:centre=C,slope=S, --study STACKER_STUDY.yaml or "
+            "--experiment DIR"
         )
+    anchors = _anchors(args.anchor or [], tuned_anchors, args.experiment)
     docs = read_table(args.docs, required=("docid", "text")) if args.docs else None
     path = build_hybrid_bundle(
-        args.click, args.llm, args.out, gate=gate, normalisation=args.normalisation,
-        docs=docs, device=args.device,
+        args.click, args.llm, args.out, gate=gate, anchors=anchors,
+        normalisation=normalisation or "zscore", docs=docs, device=args.device,
     )  # fmt: skip
     print(f"hybrid bundle: {path}")
     return 0
+
+
+def _anchors(
+    specs: list[list[str]], tuned: dict[str, float], experiment: Path | None
+) -> list[tuple[str, Path, float]]:
+    """``--anchor NAME RUN [WEIGHT]`` values; a weight left out is the experiment's tuned one."""
+    anchors: list[tuple[str, Path, float]] = []
+    for spec in specs:
+        if len(spec) not in (2, 3):
+            raise ConfigError(f"--anchor takes NAME RUN [WEIGHT], got {' '.join(spec)!r}")
+        name, run = spec[0], Path(spec[1])
+        if len(spec) == 3:
+            try:
+                weight = float(spec[2])
+            except ValueError:
+                raise ConfigError(f"--anchor {name}: weight {spec[2]!r} is not a number") from None
+        elif name in tuned:
+            weight = tuned[name]
+        elif experiment is None:
+            raise ConfigError(f"--anchor {name}: give its weight, or --experiment DIR to read it")
+        else:
+            raise ConfigError(
+                f"--anchor {name}: the experiment's stacker has no anchor of that name "
+                f"(it has {sorted(tuned) or 'none'}); give its weight"
+            )
+        anchors.append((name, run, weight))
+    missing = sorted(set(tuned) - {a[0] for a in anchors})
+    if missing:
+        listed = ", ".join(f"{m} ({tuned[m]:.3f})" for m in missing)
+        raise ConfigError(
+            f"the experiment's stacker also mixes {listed}; "
+            "give each as --anchor NAME RUN (a `hybridrank train gbdt` run: famol is "
+            "--label famol, gold_gbdt --label expert), or the bundle would serve another stacker"
+        )
+    return anchors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -155,18 +223,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     rk.set_defaults(func=cmd_rank)
 
     bd = sub.add_parser(
-        "bundle", help="assemble a hybrid bundle: click GBDT + LLM model + frequency gate"
+        "bundle",
+        help="assemble a hybrid bundle: click GBDT + LLM model(s) + frequency gate (+ anchors)",
     )
     bd.add_argument(
         "--click", type=Path, required=True, help="`hybridrank train gbdt` run directory"
     )
     bd.add_argument(
-        "--llm", type=Path, required=True, help="`hybridrank train neural` run, or a GBDT run"
-    )
+        "--llm", type=Path, required=True, action="append",
+        help="`hybridrank train neural` run, or a GBDT run; repeat it to serve the mean of "
+        "several models' normalised scores (the experiment's llm_ensemble)",
+    )  # fmt: skip
+    bd.add_argument(
+        "--anchor", nargs="+", action="append", metavar="NAME RUN [WEIGHT]",
+        help="an anchor expert (a `train gbdt` run, e.g. --label famol) mixed in with WEIGHT; "
+        "without WEIGHT, the weight the --experiment's stacker tuned for NAME",
+    )  # fmt: skip
     bd.add_argument("--gate", help="sigmoid:centre=C,slope=S or bucket:edges=2/20,weights=.2/.5/.9")
     bd.add_argument("--study", type=Path, help="a stacker study YAML: its best gate")
     bd.add_argument("--storage", help="the study's storage (default: the spec's)")
-    bd.add_argument("--normalisation", default="zscore", choices=["zscore", "rank"])
+    bd.add_argument(
+        "--experiment", type=Path,
+        help="an experiment's output directory: the gate, anchor weights and normalisation its "
+        "stacker tuned",
+    )  # fmt: skip
+    bd.add_argument(
+        "--experiment-run",
+        help="which of its runs (seed0_sessions5000); needed when it has several",
+    )
+    bd.add_argument(
+        "--normalisation", default=None, choices=["zscore", "rank"],
+        help="default: the experiment's, else zscore",
+    )  # fmt: skip
     bd.add_argument("--docs", type=Path, help="docid, text: store bi-encoder document embeddings")
     bd.add_argument("--device", help="device for those embeddings")
     bd.add_argument("--out", type=Path, required=True, help="new bundle directory")

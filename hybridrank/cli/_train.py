@@ -71,11 +71,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train production models on a dataset")
     tsub = train.add_subparsers(dest="train_command", required=True)
     tg = tsub.add_parser(
-        "gbdt", help="LambdaMART (click, LLM, raw-CTR or grade labels) -> a run directory (bundle)"
+        "gbdt",
+        help="LambdaMART (click, LLM, raw-CTR or grade labels, or FAMOL on click and LLM labels) "
+        "-> a run directory (bundle)",
     )
     tg.add_argument("--config", type=Path, help="train YAML (see studies/gbdt.yaml)")
     add_dataset_option(tg)
-    tg.add_argument("--label", choices=sorted(LABELS), help="label to train on (overrides label:)")
+    tg.add_argument(
+        "--label",
+        choices=sorted(LABELS),
+        help="label to train on (overrides label:); famol: FAMOL, one LambdaMART on click and "
+        "LLM labels weighted by query frequency (needs a click log and `annotate`; options in "
+        "famol:, the model in gbdt:)",
+    )
     tg.add_argument(
         "--features", nargs="+", help="feature groups (click, text, semantic, dataset) or columns"
     )

@@ -19,6 +19,7 @@ from hybridrank.ensemble._lambdarank import LambdaRankPairs, lambdarank_gradient
 from hybridrank.ensemble._normalize import (
     NORMALISERS,
     break_ties,
+    normalised_mean,
     rank_per_query,
     zscore_per_query,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "load_gate",
     "make_gate",
     "mean_of_normalised",
+    "normalised_mean",
     "oof_from_scores",
     "out_of_fold",
     "parse_gate",

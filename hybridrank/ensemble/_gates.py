@@ -200,10 +200,30 @@ def parse_gate(text: str) -> Gate:
     return make_gate(kind, params)
 
 
-def fuse(gate: np.ndarray, click: np.ndarray, llm: np.ndarray) -> np.ndarray:
-    """The fusion: ``g * click + (1 - g) * llm`` of per-query normalised scores, row by row.
+def fuse(
+    gate: np.ndarray,
+    click: np.ndarray,
+    llm: np.ndarray,
+    *,
+    anchors: Sequence[np.ndarray] = (),
+    anchor_weights: Sequence[float] = (),
+) -> np.ndarray:
+    """The fusion of per-query normalised scores, row by row.
 
-    The stacker's tuning, its predictions, the hybrid bundle and
-    ``HybridRanker`` all fuse through this one function.
+    ``g * click + (1 - g) * llm`` gated by query frequency; with anchor experts
+    (FAMOL, the gold expert, ...), ``sum_a w_a * anchor_a + (1 - sum_a w_a) *``
+    that gated mix. The stacker's tuning, its predictions, the hybrid bundle
+    and ``HybridRanker`` all fuse through this one function.
+
+    Raises:
+        ValueError: A weight count differing from the anchor count.
     """
-    return gate * click + (1.0 - gate) * llm
+    gated = gate * click + (1.0 - gate) * llm
+    if len(anchor_weights) != len(anchors):
+        raise ValueError(f"{len(anchor_weights)} anchor weights for {len(anchors)} anchor experts")
+    if not anchors:
+        return gated
+    out = (1.0 - float(sum(anchor_weights))) * gated
+    for weight, scores in zip(anchor_weights, anchors, strict=True):
+        out = out + float(weight) * scores
+    return out

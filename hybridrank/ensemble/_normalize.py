@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -85,3 +85,21 @@ NORMALISERS: dict[str, Callable[..., np.ndarray]] = {
     "zscore": zscore_per_query,
     "rank": rank_per_query,
 }
+
+
+def normalised_mean(
+    parts: Sequence[npt.ArrayLike],
+    *,
+    qid: npt.ArrayLike | None = None,
+    offsets: npt.ArrayLike | None = None,
+    normalisation: str = "zscore",
+) -> np.ndarray:
+    """The row-wise mean of several models' per-query normalised scores: one model of them.
+
+    The experiment's ``llm_ensemble`` and a bundle's several LLM models both
+    combine through this function.
+    """
+    if not parts:
+        raise ValueError("normalised_mean: no scores to average")
+    norm = NORMALISERS[normalisation]
+    return np.mean([norm(p, qid=qid, offsets=offsets) for p in parts], axis=0)

@@ -10,7 +10,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
-from hybridrank.ensemble._normalize import NORMALISERS
+from hybridrank.ensemble._normalize import normalised_mean
 from hybridrank.errors import HybridRankError
 
 
@@ -139,8 +139,7 @@ def mean_of_normalised(
     for part in parts[1:]:
         if not (np.array_equal(part.qid, first.qid) and np.array_equal(part.fold, first.fold)):
             raise ValueError(f"{name}: {part.name} and {first.name} score different rows or folds")
-    norm = NORMALISERS[normalisation]
-    scores = np.mean([norm(p.scores, qid=first.qid) for p in parts], axis=0)
+    scores = normalised_mean([p.scores for p in parts], qid=first.qid, normalisation=normalisation)
     trained_on = {
         f: frozenset().union(*(p.trained_on.get(f, frozenset()) for p in parts))
         for f in first.trained_on

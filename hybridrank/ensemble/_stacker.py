@@ -113,17 +113,9 @@ class StackerData:
 
     def fused(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> np.ndarray:
         """``sum_a w_a * anchor_a + (1 - sum_a w_a) * gated``; no weights: the gated mix."""
-        gated = fuse(gate(self.row_freq), self.click, self.llm)
-        if not anchor_weights:
-            return gated
-        if len(anchor_weights) != len(self.anchors):
-            raise ValueError(
-                f"{len(anchor_weights)} anchor weights for {len(self.anchors)} anchor experts"
-            )
-        out = (1.0 - float(sum(anchor_weights))) * gated
-        for weight, scores in zip(anchor_weights, self.anchors, strict=True):
-            out = out + weight * scores
-        return out
+        anchors = self.anchors if anchor_weights else ()
+        return fuse(gate(self.row_freq), self.click, self.llm, anchors=anchors,
+                    anchor_weights=tuple(anchor_weights))  # fmt: skip
 
     def value(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> float:
         v = ndcg_at_k(

@@ -34,6 +34,7 @@ from hybridrank.pipelines._click_eval import (
     split_log,
 )
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
+from hybridrank.pipelines._deploy import ExperimentStacker, load_experiment_stacker
 from hybridrank.pipelines._experiment import (
     BUDGET_SYSTEMS,
     SINGLE_SOURCE,
@@ -138,6 +139,7 @@ __all__ = [
     "DatasetLabels",
     "ExperimentConfig",
     "ExperimentResult",
+    "ExperimentStacker",
     "FoldConfig",
     "GBDTRun",
     "GBDTTrainConfig",
@@ -168,6 +170,7 @@ __all__ = [
     "impression_rows",
     "load_collection",
     "load_dataset",
+    "load_experiment_stacker",
     "make_splits",
     "mask_llm_labels",
     "minilm_cosine",

@@ -19,7 +19,7 @@ from hybridrank._atomic import staged_directory
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
-from hybridrank.ensemble import out_of_fold
+from hybridrank.ensemble import FAMOLConfig, FAMOLRanker, out_of_fold
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.features import (
@@ -66,13 +66,27 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 #: Label columns a run can train on. ``y_expert`` is the oracle on click data: evaluation
 #: grades used for training; on a dataset without a log (LETOR) the grades are the labels.
 #: ``clicks`` trains on the impression log's own clicks (unbiased LambdaMART), not a column.
+#: ``famol`` trains FAMOL on ``y_click`` and ``y_llm`` at once, weighted by query frequency.
 LABELS = {
     "click": C.Y_CLICK,
     "ctr": C.Y_CLICK,
     "clicks": C.CLICK,
     "expert": C.Y_EXPERT,
     "llm": C.Y_LLM,
+    "famol": C.Y_CLICK,
 }
+#: Labels whose click label can come from a click split's label window.
+_CLICK_SPLIT_LABELS = ("click", "ctr", "famol")
+#: What to run when a column a label needs is not in the candidate table.
+_MISSING_COLUMN_HINTS = {
+    C.Y_LLM: "label the dataset first: `hybridrank annotate --dataset DIR`",
+    C.Y_CLICK: "the dataset has no impressions (click log)",
+    C.Y_EXPERT: "the dataset has no qrels (expert grades)",
+    C.FREQ: "the dataset's splits give no query frequency; rebuild it with `hybridrank "
+    "dataset import` or `hybridrank world build`",
+}
+#: The ``famol:`` keys of a train config. FAMOL's LambdaMART is the run's own ``gbdt:``.
+FAMOL_KEYS = tuple(f.name for f in fields(FAMOLConfig) if f.name != "gbdt")
 
 
 @dataclass(frozen=True)
@@ -88,19 +102,27 @@ class GBDTTrainConfig:
             impression log, one group per session, position bias learned by
             the engine; see ``unbiased``), ``expert`` (the dataset's grades: the oracle run on click
             data, named as such in every report; the plain labels of a LETOR
-            dataset) or ``llm`` (the dataset's LLM labels, from ``annotate``).
+            dataset), ``llm`` (the dataset's LLM labels, from ``annotate``) or
+            ``famol`` (FAMOL: one LambdaMART on the click and the LLM labels at
+            once, a query's click loss weighted by alpha(its frequency) and its
+            LLM loss by 1 - alpha; rows without an LLM label use their click
+            label; needs a click log and ``annotate``; see ``famol``). The
+            saved model is a plain LambdaMART either way.
         labels: How click labels are derived.
         features: Feature groups (``click``, ``text``, ``semantic``,
             ``dataset``: the dataset's declared feature columns) or column
             names. A group the dataset cannot provide (``click`` without a
             log) is skipped with a log line; a missing column is an error.
         click_features: Options of the click features.
-        click_split: With a click label (``click``, ``ctr``): which sessions
+        click_split: With a click label (``click``, ``ctr``, ``famol``): which sessions
             give the training rows' click features and which the labels
             (``mode: none`` by default; the saved feature store always holds
             the whole log's features).
         gbdt: The LambdaMART model.
         unbiased: Options of ``label: clicks`` (positions kept, click features).
+        famol: Options of ``label: famol``: alpha's ``centre`` and ``slope``,
+            ``sigma`` and ``mode`` (see :class:`~hybridrank.ensemble.FAMOLConfig`).
+            Its LambdaMART is the run's ``gbdt:`` block; a ``famol.gbdt`` is an error.
         metrics: Metrics of the report.
         dask: Train the cross-validation folds and the final model on a Dask
             cluster (a scheduler address, or a local cluster of ``n_workers``);
@@ -116,6 +138,7 @@ class GBDTTrainConfig:
     click_split: ClickSplitConfig = field(default_factory=ClickSplitConfig)
     gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
     unbiased: UnbiasedConfig = field(default_factory=UnbiasedConfig)
+    famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
     dask: DaskConfig = field(default_factory=DaskConfig)
 
@@ -126,6 +149,21 @@ class GBDTTrainConfig:
             raise ConfigError(
                 "label clicks (unbiased LambdaMART) trains in one process; turn dask off"
             )
+        if self.label == "famol" and self.dask.enabled:
+            raise ConfigError(
+                "label famol (a custom objective) trains in one process; turn dask off"
+            )
+        if self.famol.gbdt != FAMOLConfig().gbdt:
+            # Not saved and never read: one gbdt: block serves every label.
+            raise ConfigError(
+                "famol.gbdt: train gbdt builds FAMOL's LambdaMART from the run's gbdt: block; "
+                "set those options there"
+            )
+
+    @property
+    def famol_model(self) -> FAMOLConfig:
+        """FAMOL as ``label: famol`` trains it: ``famol:`` with the run's ``gbdt:``."""
+        return replace(self.famol, gbdt=self.gbdt)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> GBDTTrainConfig:
@@ -149,6 +187,7 @@ class GBDTTrainConfig:
             click_split=ClickSplitConfig.from_dict(values.get("click_split")),
             gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
             unbiased=UnbiasedConfig.from_dict(values.get("unbiased")),
+            famol=_famol_from_dict(values.get("famol")),
             metrics=base.metrics,
             dask=DaskConfig.from_dict(values.get("dask")),
         )
@@ -170,9 +209,27 @@ class GBDTTrainConfig:
             "click_split": self.click_split.to_dict(),
             "gbdt": self.gbdt.to_dict(),
             "unbiased": self.unbiased.to_dict(),
+            "famol": {k: v for k, v in self.famol.to_dict().items() if k in FAMOL_KEYS},
             "metrics": list(self.metrics),
             "dask": self.dask.to_dict(),
         }
+
+
+def _famol_from_dict(values: Any) -> FAMOLConfig:
+    """The ``famol:`` section: FAMOLConfig's own keys, its LambdaMART left to ``gbdt:``."""
+    if values is None:
+        return FAMOLConfig()
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"famol: expected a mapping of keys, got {type(values).__name__}")
+    if "gbdt" in values:
+        raise ConfigError(
+            "famol.gbdt: train gbdt trains FAMOL with the run's own gbdt: block (engine, "
+            "device, label_gain, early stopping, ...); move these keys there"
+        )
+    unknown = sorted(set(values) - set(FAMOL_KEYS))
+    if unknown:
+        raise ConfigError(f"famol: unknown keys {unknown}; known keys are {sorted(FAMOL_KEYS)}")
+    return config_from_dict(FAMOLConfig, values, "famol")
 
 
 @dataclass(frozen=True)
@@ -226,7 +283,7 @@ def training_table(dataset: Dataset, config: GBDTTrainConfig) -> tuple[pd.DataFr
     labels = config.labels
     if config.label == "ctr":
         labels = replace(labels, source="ctr")
-    split = config.click_split if config.label in ("click", "ctr") else ClickSplitConfig()
+    split = config.click_split if config.label in _CLICK_SPLIT_LABELS else ClickSplitConfig()
     options = TableOptions(click_features=config.click_features, labels=labels, click_split=split)
     table, feats = build_table(dataset, options)
     if "dense" in config.features and dataset.has_texts:
@@ -285,6 +342,9 @@ def train_gbdt(
     table, click_features = training_table(dataset, config)
     if config.label == "clicks":
         ranker, features, name, bias = _train_on_clicks(dataset, table, config, progress)
+    elif config.label == "famol":
+        ranker, features, name = _train_famol(dataset, table, config, progress)
+        bias = None
     else:
         ranker, features, name = _train_on_labels(dataset, table, config, progress)
         bias = None
@@ -296,6 +356,8 @@ def train_gbdt(
             if name == "gbdt_oracle"
             else "unbiased LambdaMART on raw clicks"
             if config.label == "clicks"
+            else "FAMOL: click and LLM labels weighted by query frequency"
+            if config.label == "famol"
             else f"{config.label} labels"
         )
         baseline = C.BM25 if C.BM25 in table.columns else None
@@ -357,13 +419,9 @@ def _train_on_labels(
     """Out-of-fold scores into ``table[name]`` and the production model, on a label column."""
     label = LABELS[config.label]
     if label not in table.columns:
-        hint = {
-            C.Y_LLM: "label the dataset first: `hybridrank annotate --dataset DIR`",
-            C.Y_CLICK: "the dataset has no impressions (click log)",
-            C.Y_EXPERT: "the dataset has no qrels (expert grades)",
-        }[label]
         raise DataFormatError(
-            f"label column {label!r} is not in the candidate table (label: {config.label}): {hint}",
+            f"label column {label!r} is not in the candidate table (label: {config.label}): "
+            f"{_MISSING_COLUMN_HINTS[label]}",
             path=dataset.path,
         )
     features = resolve_features(config.features, table, dataset.features)
@@ -405,6 +463,46 @@ def _train_on_labels(
             trainer=trainer,
         )
     return ranker, features, name
+
+
+def _train_famol(
+    dataset: Dataset, table: pd.DataFrame, config: GBDTTrainConfig, progress: bool
+) -> tuple[LambdaMARTRanker, list[str], str]:
+    """FAMOL's out-of-fold scores into ``table[name]``, and the production model's LambdaMART.
+
+    As in the experiment: a row without an LLM label uses its click label in the
+    LLM loss; rows with neither label are scored but not trained on.
+    """
+    missing = [c for c in (C.Y_CLICK, C.Y_LLM, C.FREQ) if c not in table.columns]
+    if missing:
+        raise DataFormatError(
+            f"label famol trains on {C.Y_CLICK}, {C.Y_LLM} and {C.FREQ}; not in the candidate "
+            f"table: {missing}: " + "; ".join(_MISSING_COLUMN_HINTS[c] for c in missing),
+            path=dataset.path,
+        )
+    features = resolve_features(config.features, table, dataset.features)
+    name = _system_name(config, dataset)
+    labelled = (table[C.Y_CLICK].notna() | table[C.Y_LLM].notna()).to_numpy()
+    model = config.famol_model
+
+    def fit(rows: pd.DataFrame) -> FAMOLRanker:
+        rows = training_view(rows)
+        return FAMOLRanker(model).fit(
+            rows[features],
+            rows[C.Y_CLICK],
+            rows[C.Y_LLM].fillna(rows[C.Y_CLICK]),
+            qid=rows[C.QID].to_numpy(),
+            freq=rows[C.FREQ],
+        )
+
+    def fit_predict(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        return fit(train).predict(test[features])
+
+    table[name] = out_of_fold(
+        table, name, fit_predict, train_mask=labelled, progress=progress
+    ).scores
+    # The bundle holds FAMOL's LambdaMART: serving, `bundle` and `importance` need nothing else.
+    return fit(table.loc[labelled]).ranker_, features, name
 
 
 def _train_on_clicks(

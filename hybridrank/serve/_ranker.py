@@ -3,11 +3,13 @@
 Two bundle kinds load into :class:`HybridRanker`:
 
 * a GBDT run directory (``hybridrank train gbdt``): the click LambdaMART alone;
-* a hybrid bundle (``hybridrank bundle``): the click LambdaMART, an
-  LLM-supervised model (a neural run or a second GBDT run) and the
-  frequency gate, fused as the stacker fuses them:
-  ``g(freq) * z(click) + (1 - g(freq)) * z(llm)``, z-scored (or ranked) within
-  the query.
+* a hybrid bundle (``hybridrank bundle``): the click LambdaMART, one or more
+  LLM-supervised models (neural runs or GBDT runs; several are averaged as
+  the experiment's ``llm_ensemble`` is), optional anchor experts (GBDT runs:
+  FAMOL, the gold expert) with fixed weights, and the frequency gate, fused
+  by :func:`hybridrank.ensemble.fuse` as the experiment's stacker fuses them:
+  ``sum_a w_a * z(anchor_a) + (1 - sum_a w_a) * [g(freq) * z(click) +
+  (1 - g(freq)) * z(llm)]``, z-scored (or ranked) within the query.
 
 Click features come from the bundle's click-feature store (the training
 log's aggregates); every other feature of the model's schema must come with
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.ensemble import NORMALISERS, Gate, fuse, gate_from_dict
+from hybridrank.ensemble import NORMALISERS, Gate, fuse, gate_from_dict, normalised_mean
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
@@ -40,8 +44,13 @@ logger = logging.getLogger(__name__)
 HYBRID_META = "hybrid.json"
 STORE_DIR = "click_features"
 _CLICK = frozenset(CLICK_FEATURES)
-#: Columns :meth:`HybridRanker.rank_table` adds; an input column of that name is an error.
+#: Columns :meth:`HybridRanker.rank_table` adds (and ``<anchor>_score`` per anchor expert);
+#: an input column of that name is an error.
 OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
+#: What an anchor expert may be called (its ``<name>_score`` output column).
+ANCHOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: The bundle layout ``hybrid.json`` describes; version 1 had one LLM model and no anchors.
+HYBRID_FORMAT = 2
 
 Docs = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
@@ -228,6 +237,46 @@ def _load_neural(directory: Path, device: str | None) -> Any:
     return RANKERS[kind].load(directory, device=device)
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """An anchor expert of a fused bundle: a GBDT mixed into the score with a fixed weight.
+
+    Attributes:
+        name: What it is called (``famol``, ``gold_gbdt``); ``rank_table`` adds
+            ``<name>_score``.
+        bundle: The GBDT run.
+        weight: Its share of the fused score, in [0, 1].
+    """
+
+    name: str
+    bundle: GBDTBundle
+    weight: float
+
+
+def _check_anchors(anchors: Sequence[tuple[str, float]], *, source: str) -> None:
+    """Names usable as column prefixes, unique; weights finite, >= 0, summing to at most 1."""
+    names = [n for n, _ in anchors]
+    for name, weight in anchors:
+        if not isinstance(name, str) or not ANCHOR_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: anchor name {name!r} must be a letter then letters, digits or _"
+            )
+        if name in {"click", "llm", "gate", "score", "rank"}:
+            raise ConfigError(f"{source}: anchor name {name!r} is taken by the fused ranker")
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(
+                f"{source}: anchor {name!r} weight must be a number >= 0, got {weight!r}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: anchor names repeat: {names}")
+    total = float(sum(w for _, w in anchors))
+    if total > 1.0 + 1e-9:
+        raise ConfigError(
+            f"{source}: anchor weights sum to {total:.4g}; at most 1 (the gated click/LLM mix "
+            "takes the rest)"
+        )
+
+
 class HybridRanker:
     """Scores candidates with a trained bundle: GBDT alone or the frequency-gated fusion.
 
@@ -238,8 +287,10 @@ class HybridRanker:
     Attributes:
         click: The click LambdaMART bundle.
         store: Click features of the training log (None: the request brings them).
-        llm: The LLM-supervised scorer (None: GBDT-only).
-        gate: g(freq), the click model's weight (None: GBDT-only).
+        llm: The LLM-supervised scorers (None: GBDT-only); several are combined
+            as their per-query normalised mean (the experiment's ``llm_ensemble``).
+        anchors: Anchor experts mixed in with fixed weights (empty: none).
+        gate: g(freq), the click model's weight within the gated mix (None: GBDT-only).
         normalisation: Per-query score normalisation of the fusion.
         path: Where the bundle was loaded from.
     """
@@ -249,26 +300,37 @@ class HybridRanker:
         click: GBDTBundle,
         *,
         store: ClickFeatureStore | None = None,
-        llm: _LLMScorer | None = None,
+        llm: _LLMScorer | Sequence[_LLMScorer] | None = None,
         gate: Gate | None = None,
+        anchors: Sequence[Anchor] = (),
         normalisation: str = "zscore",
         path: Path | None = None,
     ) -> None:
         if (llm is None) != (gate is None):
             raise ConfigError("a fused ranker needs both an LLM model and a gate")
+        if anchors and llm is None:
+            raise ConfigError("anchor experts need a fused ranker (an LLM model and a gate)")
         if normalisation not in NORMALISERS:
             raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
+        scorers = None if llm is None else tuple(llm) if isinstance(llm, Sequence) else (llm,)
+        if scorers is not None and not scorers:
+            raise ConfigError("a fused ranker needs at least one LLM model")
+        _check_anchors([(a.name, a.weight) for a in anchors], source="HybridRanker")
         self.click = click
         self.store = store
-        self.llm = llm
+        self.llm = scorers
         self.gate = gate
+        self.anchors = tuple(anchors)
         self.normalisation = normalisation
         self.path = path
         self._click = _GBDTScorer(click, store)
+        self._anchors = [_GBDTScorer(a.bundle, store) for a in self.anchors]
         names = set(click.schema.names)
-        if isinstance(llm, _GBDTScorer):
-            names |= set(llm.names)
+        for scorer in [*(scorers or ()), *self._anchors]:
+            if isinstance(scorer, _GBDTScorer):
+                names |= set(scorer.names)
         self._request_columns = frozenset({C.DOCID, C.TEXT, *names})
+        self.output_columns = (*OUTPUT_COLUMNS, *(f"{a.name}_score" for a in self.anchors))
 
     @property
     def fused(self) -> bool:
@@ -296,24 +358,52 @@ class HybridRanker:
             return cls(bundle, store=store, path=d)
         if verify:
             verify_manifest(d)
-        meta = json.loads((d / HYBRID_META).read_text())
+        meta_path = d / HYBRID_META
+        meta = json.loads(meta_path.read_text())
         click = GBDTBundle.load(d / "click", verify=False)
         store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
-        llm: _LLMScorer
-        if meta["llm"] == "gbdt":
-            llm = _GBDTScorer(GBDTBundle.load(d / "llm", verify=False), store)
-        else:
+        llm: list[_LLMScorer] = []
+        for member in _llm_members(meta, meta_path):
+            if member["kind"] == "gbdt":
+                llm.append(_GBDTScorer(GBDTBundle.load(d / member["dir"], verify=False), store))
+                continue
             emb = None
-            if (d / "doc_embeddings.npy").exists():
-                ids = np.asarray(json.loads((d / "doc_ids.json").read_text()), dtype=object)
-                emb = (ids, np.load(d / "doc_embeddings.npy"))
-            llm = _NeuralScorer(_load_neural(d / "llm", device), emb)
-        gate = gate_from_dict(meta.get("gate"), source=f"{d / HYBRID_META}: gate")
+            ids_file, emb_file = _embedding_files(member["dir"])
+            if (d / emb_file).exists():
+                ids = np.asarray(json.loads((d / ids_file).read_text()), dtype=object)
+                emb = (ids, np.load(d / emb_file))
+            llm.append(_NeuralScorer(_load_neural(d / member["dir"], device), emb))
+        anchors = [
+            Anchor(a["name"], GBDTBundle.load(d / a["dir"], verify=False), float(a["weight"]))
+            for a in _anchor_members(meta, meta_path)
+        ]
+        gate = gate_from_dict(meta.get("gate"), source=f"{meta_path}: gate")
         return cls(
-            click, store=store, llm=llm, gate=gate, normalisation=meta["normalisation"], path=d
-        )
+            click, store=store, llm=llm, gate=gate, anchors=anchors,
+            normalisation=meta["normalisation"], path=d,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ rank
+
+    def _fuse(
+        self,
+        g: np.ndarray,
+        click: np.ndarray,
+        llm: list[np.ndarray],
+        anchors: list[np.ndarray],
+        offsets: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The fused score and the LLM side's one score (several models: their normalised mean)."""
+        norm = NORMALISERS[self.normalisation]
+        side = llm[0] if len(llm) == 1 else normalised_mean(llm, offsets=offsets)
+        fused = fuse(
+            g,
+            norm(click, offsets=offsets),
+            norm(side, offsets=offsets),
+            anchors=[norm(a, offsets=offsets) for a in anchors],
+            anchor_weights=[a.weight for a in self.anchors],
+        )
+        return fused, side
 
     def rank(
         self,
@@ -333,7 +423,9 @@ class HybridRanker:
                 query's frequency, overriding the store's count.
 
         Returns:
-            :class:`Ranking`, best first.
+            :class:`Ranking`, best first; its components hold the raw
+            ``click`` and ``llm`` scores, the ``gate`` value and each anchor's
+            raw score under its name.
         """
         ctx = dict(context or {})
         columns = _as_columns(docs, self._request_columns)
@@ -345,17 +437,16 @@ class HybridRanker:
             order = np.argsort(-click, kind="stable")
             return Ranking(docids[order], click[order], {})
         freq = float(ctx["freq"]) if "freq" in ctx else self._frequency(query)
-        llm = self.llm.score(query, ctx.get("text"), docids, columns)
+        llm = [m.score(query, ctx.get("text"), docids, columns) for m in self.llm]
+        anchors = [a.score(query, None, docids, columns) for a in self._anchors]
         g = float(self.gate(np.array([freq]))[0])
-        norm = NORMALISERS[self.normalisation]
         offsets = np.array([0, docids.shape[0]])
-        fused = fuse(np.full(docids.shape[0], g), norm(click, offsets=offsets), norm(llm, offsets=offsets))
+        fused, side = self._fuse(np.full(docids.shape[0], g), click, llm, anchors, offsets)
         order = np.argsort(-fused, kind="stable")
-        return Ranking(
-            docids[order],
-            fused[order],
-            {"click": click[order], "llm": llm[order], "gate": g},
-        )
+        components: dict[str, Any] = {"click": click[order], "llm": side[order], "gate": g}
+        for anchor, scores in zip(self.anchors, anchors, strict=True):
+            components[anchor.name] = scores[order]
+        return Ranking(docids[order], fused[order], components)
 
     def _frequency(self, qid: str) -> float:
         if self.store is None:
@@ -383,7 +474,7 @@ class HybridRanker:
                 raise DataFormatError(
                     "missing id", path=source, row=int(np.flatnonzero(bad)[0]), column=col
                 )
-        clash = [c for c in OUTPUT_COLUMNS if c in table.columns]
+        clash = [c for c in self.output_columns if c in table.columns]
         if clash:
             raise DataFormatError(
                 f"input columns {clash} have the names of the ranker's outputs and would be "
@@ -402,7 +493,10 @@ class HybridRanker:
                 row=row,
                 column=C.DOCID,
             )
-        names = self._click.names
+        names = list(dict.fromkeys(
+            n for scorer in (self._click, *(self.llm or ()), *self._anchors)
+            if isinstance(scorer, _GBDTScorer) for n in scorer.names
+        ))  # fmt: skip
         if click_features_from == "store" and self.store is not None:
             stored = [f for f in names if f in _CLICK and f in table.columns]
             if stored:
@@ -449,8 +543,9 @@ class HybridRanker:
         """Score a whole candidate table; rows of a query must be contiguous.
 
         Adds ``score`` and ``rank`` (1 = best within the query) and, when
-        fused, ``click_score``, ``llm_score`` and ``gate``; an input column
-        with one of those names is an error, never overwritten. ``queries``
+        fused, ``click_score``, ``llm_score``, ``gate`` and ``<name>_score``
+        per anchor expert; an input column with one of those names is an
+        error, never overwritten. ``queries``
         (``qid, text``) supplies query texts where the table has no ``query`` column.
 
         Args:
@@ -489,7 +584,8 @@ class HybridRanker:
                 if query_text.isna().any():
                     bad = table.loc[query_text.isna(), C.QID].iloc[0]
                     raise DataFormatError(f"query {bad!r} has no text in the queries table")
-            llm = self.llm.score_table(table, query_text)
+            llm = [m.score_table(table, query_text) for m in self.llm]
+            anchors = [a.score_table(table, None) for a in self._anchors]
             if C.FREQ in table.columns:
                 freq = table[C.FREQ].to_numpy(dtype=np.float64)
             elif self.store is not None:
@@ -502,9 +598,11 @@ class HybridRanker:
                     column=C.FREQ,
                 )
             g = self.gate(freq)
-            norm = NORMALISERS[self.normalisation]
-            out["click_score"], out["llm_score"], out["gate"] = click, llm, g
-            out["score"] = fuse(g, norm(click, offsets=offsets), norm(llm, offsets=offsets))
+            fused, side = self._fuse(g, click, llm, anchors, offsets)
+            out["click_score"], out["llm_score"], out["gate"] = click, side, g
+            out["score"] = fused
+            for anchor, scores in zip(self.anchors, anchors, strict=True):
+                out[f"{anchor.name}_score"] = scores
         gid = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
         order = np.lexsort((-out["score"].to_numpy(), gid))
         ranks = np.empty(len(out), dtype=np.int64)
@@ -513,45 +611,100 @@ class HybridRanker:
         return out
 
 
+def _embedding_files(member_dir: str) -> tuple[str, str]:
+    """Where a bi-encoder member's stored document embeddings live (ids, vectors)."""
+    if member_dir == "llm":  # the one LLM model of a format-1 bundle
+        return "doc_ids.json", "doc_embeddings.npy"
+    return f"doc_ids_{member_dir}.json", f"doc_embeddings_{member_dir}.npy"
+
+
+def _llm_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, str]]:
+    """The LLM models ``hybrid.json`` lists: ``[{"kind": "gbdt"|"neural", "dir": ...}]``."""
+    raw = meta.get("llm")
+    members = [{"kind": raw, "dir": "llm"}] if isinstance(raw, str) else raw  # format 1
+    if not isinstance(members, list) or not members:
+        raise DataFormatError("'llm' must list the bundle's LLM models", path=source)
+    for i, m in enumerate(members):
+        ok = isinstance(m, Mapping) and m.get("kind") in ("gbdt", "neural")
+        if not ok or not isinstance(m.get("dir"), str):
+            raise DataFormatError(
+                f"llm[{i}] must be {{'kind': 'gbdt' or 'neural', 'dir': ...}}, got {m!r}",
+                path=source,
+            )
+    return [dict(m) for m in members]
+
+
+def _anchor_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
+    """The anchor experts ``hybrid.json`` lists: ``[{"name", "dir", "weight"}]`` (format 1: none)."""
+    members = meta.get("anchors", [])
+    if not isinstance(members, list) or not all(
+        isinstance(m, Mapping) and {"name", "dir", "weight"} <= set(m) for m in members
+    ):
+        raise DataFormatError(
+            "'anchors' must be a list of {'name', 'dir', 'weight'}", path=source
+        )
+    _check_anchors([(m["name"], m["weight"]) for m in members], source=str(source))
+    return [dict(m) for m in members]
+
+
 def build_hybrid_bundle(
     click_run: str | Path,
-    llm_run: str | Path,
+    llm_run: str | Path | Sequence[str | Path],
     out: str | Path,
     *,
     gate: Gate,
+    anchors: Sequence[tuple[str, str | Path, float]] = (),
     normalisation: str = "zscore",
     docs: pd.DataFrame | None = None,
     device: str | None = None,
 ) -> Path:
-    """Assemble a hybrid bundle from a click GBDT run and an LLM-supervised run.
+    """Assemble a hybrid bundle from a click GBDT run and LLM-supervised runs.
 
     Args:
         click_run: A ``hybridrank train gbdt`` run directory (its click-feature
             store travels along).
         llm_run: A ``hybridrank train neural`` run directory (its ``model/``) or
-            a second GBDT run directory.
+            a GBDT run directory; or several of them, served as the per-query
+            mean of their normalised scores (the experiment's ``llm_ensemble``:
+            ``[llm_gbdt_run, neural_run]``).
         out: The new bundle directory (must not exist).
         gate: The tuned gate (for example a stacker study's best parameters).
+        anchors: ``(name, gbdt_run, weight)`` per anchor expert (the
+            experiment's ``famol`` and ``gold_gbdt``, with the weights its
+            stacker tuned); the weights sum to at most 1.
         normalisation: ``zscore`` or ``rank``.
         docs: ``docid, text`` of the collection: with a bi-encoder, their
             embeddings are computed now and stored, so serving encodes only queries.
         device: Device for computing those embeddings.
     """
-    click_dir, llm_dir, dest = Path(click_run), Path(llm_run), Path(out)
+    click_dir, dest = Path(click_run), Path(out)
+    llm_dirs = [Path(llm_run)] if isinstance(llm_run, (str, Path)) else [Path(r) for r in llm_run]
     if dest.exists():
         raise FileExistsError(f"{dest} exists; choose a new bundle directory")
-    GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
+    if not llm_dirs:
+        raise ConfigError("a hybrid bundle needs at least one LLM model run")
     if normalisation not in NORMALISERS:
         raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
-    neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
-    is_gbdt = (llm_dir / "schema.json").exists()
-    if not is_gbdt and not (neural_dir / "ranker.json").exists():
-        raise MissingInputError(f"{llm_dir} is neither a GBDT run nor a neural model")
-    if is_gbdt:
-        GBDTBundle.load(llm_dir)
+    _check_anchors([(name, weight) for name, _, weight in anchors], source="bundle")
+    GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
+    members: list[tuple[str, Path, Path]] = []  # (kind, run, the files to copy)
+    for llm_dir in llm_dirs:
+        neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
+        if (llm_dir / "schema.json").exists():
+            GBDTBundle.load(llm_dir)
+            members.append(("gbdt", llm_dir, llm_dir))
+        elif (neural_dir / "ranker.json").exists():
+            members.append(("neural", llm_dir, neural_dir))
+        else:
+            raise MissingInputError(f"{llm_dir} is neither a GBDT run nor a neural model")
+    for name, run, _ in anchors:
+        if not (Path(run) / "schema.json").exists():
+            raise MissingInputError(f"anchor {name!r}: {run} is not a `hybridrank train gbdt` run")
+        GBDTBundle.load(Path(run))
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    gbdt_only = shutil.ignore_patterns("train_table.parquet", "report", STORE_DIR, "manifest.json")
     try:
         shutil.copytree(click_dir, tmp / "click")
         (tmp / "click" / "manifest.json").unlink(missing_ok=True)
@@ -563,23 +716,37 @@ def build_hybrid_bundle(
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-        if is_gbdt:
-            shutil.copytree(llm_dir, tmp / "llm", ignore=shutil.ignore_patterns(
-                "train_table.parquet", "report", STORE_DIR, "manifest.json"))  # fmt: skip
-        else:
-            shutil.copytree(neural_dir, tmp / "llm")
-            ranker = _load_neural(tmp / "llm", device)
+        llm_meta: list[dict[str, str]] = []
+        for i, (kind, _, files) in enumerate(members):
+            member_dir = "llm" if i == 0 else f"llm_{i + 1}"
+            llm_meta.append({"kind": kind, "dir": member_dir})
+            if kind == "gbdt":
+                shutil.copytree(files, tmp / member_dir, ignore=gbdt_only)
+                continue
+            shutil.copytree(files, tmp / member_dir)
+            ranker = _load_neural(tmp / member_dir, device)
             if docs is not None and isinstance(ranker, BiEncoderRanker):
                 emb = ranker.encode_documents(
                     docs[C.TEXT].astype(str).tolist(), show_progress_bar=True
                 )
-                np.save(tmp / "doc_embeddings.npy", np.asarray(emb, dtype=np.float32))
-                (tmp / "doc_ids.json").write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
+                ids_file, emb_file = _embedding_files(member_dir)
+                np.save(tmp / emb_file, np.asarray(emb, dtype=np.float32))
+                (tmp / ids_file).write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
+        anchor_meta: list[dict[str, Any]] = []
+        for name, run, weight in anchors:
+            shutil.copytree(Path(run), tmp / "anchors" / name, ignore=gbdt_only)
+            anchor_meta.append({"name": name, "dir": f"anchors/{name}", "weight": float(weight)})
         meta = {
-            "llm": "gbdt" if is_gbdt else "neural",
+            "format": HYBRID_FORMAT,
+            "llm": llm_meta,
+            "anchors": anchor_meta,
             "gate": gate.to_dict(),
             "normalisation": normalisation,
-            "sources": {"click": str(click_dir), "llm": str(llm_dir)},
+            "sources": {
+                "click": str(click_dir),
+                "llm": [str(r) for _, r, _ in members],
+                "anchors": {name: str(run) for name, run, _ in anchors},
+            },
         }
         (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
         write_manifest(tmp)

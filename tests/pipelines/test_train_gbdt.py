@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,19 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank.cli import main
-from hybridrank.data import TUNING, SimulationConfig
+from hybridrank.data import TUNING, Dataset, SimulationConfig
+from hybridrank.ensemble import FAMOLConfig, FAMOLRanker
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.features import CLICK_FEATURES
-from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, feature_importance
-from hybridrank.pipelines import DataConfig, GBDTTrainConfig, WorldConfig, train_gbdt
+from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, LambdaMARTRanker, feature_importance
+from hybridrank.pipelines import (
+    DataConfig,
+    GBDTTrainConfig,
+    WorldConfig,
+    build_world,
+    train_gbdt,
+    write_world,
+)
 
 from ..conftest import write_trec_dir
 
@@ -288,3 +297,145 @@ def test_click_labels_on_shown_pairs_only_without_click_features_warn(
     with caplog.at_level(logging.WARNING, logger="hybridrank.pipelines._train_gbdt"):
         train_gbdt(GBDTTrainConfig.from_dict(spec), tmp_path / "b", progress=False)
     assert "never sees a never-shown one" not in caplog.text
+
+
+def _with_stand_in_llm_labels(dataset: Dataset, seed: int = 0) -> Dataset:
+    """``dataset`` with LLM labels as ``annotate`` leaves them: noisy expert grades on 80% of
+    the candidates (the rest unlabelled, so FAMOL's LLM loss falls back to the click label)."""
+    rng = np.random.default_rng(seed)
+    table = dataset.table()
+    grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]
+    y = grades.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).fillna(0).to_numpy()
+    noisy = rng.random(len(table)) < 0.3
+    y = np.where(noisy, rng.integers(0, 4, len(table)), y).astype(np.float64)
+    keep = rng.random(len(table)) < 0.8
+    labels = pd.DataFrame({C.QID: table[C.QID], C.DOCID: table[C.DOCID], C.Y_LLM: y})[keep]
+    return dataset.with_tables(llm_labels=labels.reset_index(drop=True))
+
+
+@pytest.fixture(scope="module")
+def famol_run(trained, tmp_path_factory):
+    """The ``trained`` fixture's world with stand-in LLM labels, written out, and a famol run on it."""
+    _, click_config = trained
+    world = _with_stand_in_llm_labels(build_world(click_config.world))
+    world_dir = tmp_path_factory.mktemp("world-llm")
+    write_world(world, world_dir)
+    config = replace(
+        click_config,
+        dataset=str(world_dir),
+        label="famol",
+        famol=FAMOLConfig.from_dict({"centre": 1.5, "slope": 3.0}),
+    )
+    run = train_gbdt(config, tmp_path_factory.mktemp("run-famol"), progress=False)
+    return run, config
+
+
+def test_famol_label_trains_a_plain_gbdt_run(trained, famol_run) -> None:
+    click_run, _ = trained
+    run, config = famol_run
+    assert run.name == "gbdt_famol"
+    assert type(run.ranker) is LambdaMARTRanker
+    # Out-of-fold scores for every row, compared with BM25 in the report.
+    scores = run.table["gbdt_famol"]
+    assert scores.notna().all()
+    assert run.report is not None
+    assert set(run.report.summary["system"]) == {"bm25", "gbdt_famol"}
+    # Same world, same features: the LLM loss alone makes the scores differ from a click run's.
+    assert run.features == click_run.features
+    assert run.table[C.QID].tolist() == click_run.table[C.QID].tolist()
+    assert not np.allclose(scores.to_numpy(), click_run.table["gbdt_click"].to_numpy())
+    # The run directory is a normal GBDT run: the bundle loads and scores as the model does.
+    bundle = GBDTBundle.load(run.path)
+    table = pd.read_parquet(run.path / "train_table.parquet")
+    np.testing.assert_allclose(
+        bundle.predict(table), run.ranker.predict(table[run.features]), rtol=1e-6
+    )
+    assert bundle.config["label"] == "famol"
+    assert bundle.config["famol"] == {
+        "centre": 1.5,
+        "slope": 3.0,
+        "mode": "objective",
+        "sigma": 1.0,
+    }
+    assert GBDTTrainConfig.from_yaml(run.path / "config.yaml") == config
+
+
+def test_famol_production_model_is_famol_on_every_labelled_row(famol_run) -> None:
+    """The saved model is FAMOLRanker's LambdaMART: ``famol:`` with the run's ``gbdt:``, on the
+    rows with a click or an LLM label, the click label standing in for a missing LLM label."""
+    run, config = famol_run
+    rows = run.table.loc[run.table[C.Y_CLICK].notna() | run.table[C.Y_LLM].notna()]
+    assert rows[C.Y_LLM].isna().any() and len(rows) < len(run.table)
+    famol = FAMOLRanker(replace(config.famol, gbdt=config.gbdt)).fit(
+        rows[run.features],
+        rows[C.Y_CLICK],
+        rows[C.Y_LLM].fillna(rows[C.Y_CLICK]),
+        qid=rows[C.QID].to_numpy(),
+        freq=rows[C.FREQ],
+    )
+    X = run.table[run.features]
+    np.testing.assert_allclose(run.ranker.predict(X), famol.predict(X), rtol=1e-6)
+    assert config.famol_model == replace(config.famol, gbdt=config.gbdt)
+
+
+def test_cli_label_famol_round_trips_its_config(
+    famol_run, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run, config = famol_run
+    # The click config of the same dataset, switched to FAMOL on the command line.
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(replace(config, label="click").to_dict()))
+    out = tmp_path / "cli-famol"
+    assert main(["train", "gbdt", "--config", str(cfg), "--label", "famol", "--out", str(out)]) == 0
+    assert "gbdt_famol" in capsys.readouterr().out
+    back = GBDTTrainConfig.from_yaml(out / "config.yaml")
+    assert back == config and back.famol.centre == 1.5
+    # The run's own config.yaml trains the same model again.
+    again = tmp_path / "again"
+    assert main(["train", "gbdt", "--config", str(out / "config.yaml"), "--out", str(again)]) == 0
+    assert GBDTTrainConfig.from_yaml(again / "config.yaml").famol.centre == 1.5
+    assert main(["importance", str(again), "--top", "3", "--repeats", "1"]) == 0
+    assert "Top 3 features" in capsys.readouterr().out
+    table = pd.read_parquet(run.path / "train_table.parquet")
+    np.testing.assert_allclose(
+        GBDTBundle.load(again).predict(table), GBDTBundle.load(out).predict(table), rtol=1e-6
+    )
+    # Dask and FAMOL do not mix: one clear line, before anything trains.
+    argv = ["train", "gbdt", "--config", str(cfg), "--label", "famol", "--dask-workers", "2"]
+    assert main([*argv, "--out", str(tmp_path / "dask")]) == 2
+    assert "label famol" in capsys.readouterr().err
+    assert not (tmp_path / "dask").exists()
+
+
+def test_famol_config_options_and_errors() -> None:
+    assert GBDTTrainConfig().famol == FAMOLConfig()
+    assert GBDTTrainConfig.from_dict({"label": "famol"}).famol == FAMOLConfig()
+    config = GBDTTrainConfig.from_dict({"label": "famol", "famol": {"mode": "label_mixing"}})
+    assert config.famol.mode == "label_mixing"
+    assert GBDTTrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match=r"label famol .* one process"):
+        GBDTTrainConfig.from_dict({"label": "famol", "dask": {"n_workers": 2}})
+    with pytest.raises(ConfigError, match=r"label famol .* one process"):
+        GBDTTrainConfig.from_dict({"label": "famol", "dask": {"scheduler": "tcp://h:8786"}})
+    with pytest.raises(ConfigError, match=r"famol: unknown keys \['centr'\]"):
+        GBDTTrainConfig.from_dict({"famol": {"centr": 1.0}})
+    with pytest.raises(ConfigError, match=r"famol\.gbdt: .*gbdt: block"):
+        GBDTTrainConfig.from_dict({"famol": {"gbdt": {"n_estimators": 5}}})
+    with pytest.raises(ConfigError, match=r"famol\.gbdt"):
+        GBDTTrainConfig(famol=FAMOLConfig(gbdt=LambdaMARTConfig(n_estimators=5)))
+    with pytest.raises(ConfigError, match=r"famol\.mode must be one of"):
+        GBDTTrainConfig.from_dict({"famol": {"mode": "mixed"}})
+    with pytest.raises(ConfigError, match=r"famol\.sigma must be > 0"):
+        GBDTTrainConfig.from_dict({"famol": {"sigma": 0}})
+    with pytest.raises(ConfigError, match=r"famol\.centre: expected a number"):
+        GBDTTrainConfig.from_dict({"famol": {"centre": "high"}})
+
+
+def test_famol_without_llm_labels_names_annotate(trained, tmp_path: Path) -> None:
+    _, click_config = trained
+    world = build_world(click_config.world)
+    assert world.llm_labels is None
+    config = replace(click_config, label="famol")
+    with pytest.raises(DataFormatError, match=r"y_llm.*hybridrank annotate --dataset DIR"):
+        train_gbdt(config, tmp_path / "run", dataset=world, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,201 @@
+"""A bundle serving the experiment's stacker: several LLM models, anchor experts, tuned weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hybridrank import columns as C
+from hybridrank.cli import main
+from hybridrank.ensemble import SigmoidGate, normalised_mean, prepare
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+from hybridrank.gbdt import GBDTBundle, write_manifest
+from hybridrank.pipelines import load_experiment_stacker
+from hybridrank.serve import ClickFeatureStore, HybridRanker, build_hybrid_bundle
+
+from .conftest import request_table as _request_table
+
+
+def _predict(run: Path) -> np.ndarray:
+    return GBDTBundle.load(run).predict(pd.read_parquet(run / "train_table.parquet"))
+
+
+def test_bundle_with_two_llm_models_and_an_anchor_fuses_as_the_stacker(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    gate = SigmoidGate(centre=1.0, slope=3.0)
+    # The click run doubles as a second LLM model: the arithmetic is what is checked.
+    path = build_hybrid_bundle(
+        runs["click"], [runs["llm"], runs["click"]], tmp_path / "stack", gate=gate,
+        anchors=[("gold", runs["llm"], 0.3)],
+    )  # fmt: skip
+    ranker = HybridRanker.load(path)
+    assert len(ranker.llm or ()) == 2 and [a.name for a in ranker.anchors] == ["gold"]
+    request = _request_table(runs["click"])
+    ranked = ranker.rank_table(request)
+    click, llm = _predict(runs["click"]), _predict(runs["llm"])
+    qid = request[C.QID].to_numpy()
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    freq = store.frequencies(qid)
+    # What the experiment's stacker computes from the same scores: llm_ensemble is the
+    # normalised mean of the LLM models, and the stacker normalises every expert again.
+    ensemble = normalised_mean([llm, click], qid=qid)
+    expected = prepare(click, ensemble, qid=qid, freq=freq, anchors=[llm]).fused(gate, [0.3])
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ranked["llm_score"].to_numpy(), ensemble, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ranked["gold_score"].to_numpy(), llm, rtol=1e-6)
+    # Online agrees with batch, and names the anchor's scores.
+    q = qid[0]
+    online = ranker.rank(q, request.loc[request[C.QID] == q])
+    batch = ranked.loc[ranked[C.QID] == q].sort_values("rank")
+    np.testing.assert_allclose(online.scores, batch["score"].to_numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(online.components["gold"], batch["gold_score"].to_numpy(), rtol=1e-6)
+    # The anchor's output column is refused as input, like the other outputs.
+    with pytest.raises(DataFormatError, match="outputs") as info:
+        ranker.rank_table(request.assign(gold_score=1.0))
+    assert info.value.column == "gold_score"
+    meta = json.loads((path / "hybrid.json").read_text())
+    assert meta["format"] == 2
+    assert [m["kind"] for m in meta["llm"]] == ["gbdt", "gbdt"]
+    assert meta["anchors"] == [{"name": "gold", "dir": "anchors/gold", "weight": 0.3}]
+
+
+def test_a_format_1_bundle_still_loads(runs: dict[str, Path], tmp_path: Path) -> None:
+    gate = SigmoidGate(centre=1.0, slope=3.0)
+    path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "old", gate=gate)
+    meta = json.loads((path / "hybrid.json").read_text())
+    old = {"llm": "gbdt", "gate": meta["gate"], "normalisation": "zscore",
+           "sources": {"click": "c", "llm": "l"}}  # fmt: skip
+    (path / "hybrid.json").write_text(json.dumps(old))
+    (path / "manifest.json").unlink()
+    write_manifest(path)
+    request = _request_table(runs["click"])
+    expected = HybridRanker.load(build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "new", gate=gate)).rank_table(request)  # fmt: skip
+    got = HybridRanker.load(path).rank_table(request)
+    np.testing.assert_allclose(got["score"].to_numpy(), expected["score"].to_numpy())
+
+
+def test_bad_anchors_are_refused_before_anything_is_written(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    gate = SigmoidGate()
+    out = tmp_path / "b"
+    bad = [
+        ([("a", runs["llm"], 0.7), ("b", runs["llm"], 0.5)], ConfigError, "sum to 1.2"),
+        ([("a", runs["llm"], -0.1)], ConfigError, ">= 0"),
+        ([("a", runs["llm"], 0.1), ("a", runs["llm"], 0.1)], ConfigError, "repeat"),
+        ([("llm", runs["llm"], 0.1)], ConfigError, "taken"),
+        ([("x-y", runs["llm"], 0.1)], ConfigError, "letter"),
+        ([("a", tmp_path, 0.1)], MissingInputError, "not a `hybridrank train gbdt` run"),
+    ]
+    for anchors, error, message in bad:
+        with pytest.raises(error, match=message):
+            build_hybrid_bundle(runs["click"], runs["llm"], out, gate=gate, anchors=anchors)
+        assert not out.exists() and not out.with_name("b.partial").exists()
+    with pytest.raises(ConfigError, match="at least one LLM model"):
+        build_hybrid_bundle(runs["click"], [], out, gate=gate)
+
+
+def _experiment_dir(root: Path, runs_info: dict) -> Path:
+    root.mkdir()
+    (root / "info.json").write_text(json.dumps({"runs": runs_info}))
+    (root / "config.yaml").write_text(
+        yaml.safe_dump({"experiment": {"stacker": {"normalisation": "rank"}}})
+    )
+    return root
+
+
+def test_bundle_cli_serves_an_experiments_stacker(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    run = {"gate": {"centre": 1.2, "slope": 2.5}, "gate_kind": "sigmoid",
+           "anchors": {"gold_gbdt": 0.4}, "llm_model": "llm_ensemble"}  # fmt: skip
+    exp = _experiment_dir(tmp_path / "exp", {"seed0_sessions5000": run,
+                                             "seed1_sessions5000": {"seconds": {}}})  # fmt: skip
+    base = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+            "--experiment", str(exp)]  # fmt: skip
+    # Two runs: which one must be said; a run without a stacker is refused.
+    assert main([*base, "--out", str(tmp_path / "a")]) == 2
+    assert "seed0_sessions5000" in capsys.readouterr().err
+    no_stacker = [*base, "--experiment-run", "seed1_sessions5000"]
+    assert main([*no_stacker, "--out", str(tmp_path / "a")]) == 2
+    assert "no tuned stacker" in capsys.readouterr().err
+    # The stacker mixes gold_gbdt: leaving it out would serve another stacker.
+    with_run = [*base, "--experiment-run", "seed0_sessions5000"]
+    assert main([*with_run, "--out", str(tmp_path / "a")]) == 2
+    assert "gold_gbdt (0.400)" in capsys.readouterr().err
+    assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]),
+                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "llm_ensemble" in out and "give both runs as --llm" in out
+    meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
+    assert meta["gate"]["params"] == {"centre": 1.2, "slope": 2.5}
+    assert meta["anchors"][0]["weight"] == 0.4 and meta["normalisation"] == "rank"
+    assert HybridRanker.load(tmp_path / "a").rank_table(_request_table(runs["click"])).shape[0] > 0
+    # An explicit weight wins; a gate given twice is refused.
+    assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]), "0.1",
+                 "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "b" / "hybrid.json").read_text())["anchors"][0]["weight"] == 0.1
+    assert main([*with_run, "--gate", "sigmoid:centre=1", "--out", str(tmp_path / "c")]) == 2
+    assert "give the gate once" in capsys.readouterr().err
+    assert main(["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1", "--anchor", "g", str(runs["llm"]),
+                 "--out", str(tmp_path / "d")]) == 2  # fmt: skip
+    assert "give its weight" in capsys.readouterr().err
+
+
+def test_load_experiment_stacker_names_what_is_wrong(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError, match=r"info\.json"):
+        load_experiment_stacker(tmp_path)
+    exp = _experiment_dir(tmp_path / "e", {"r": {"gate": {"centre": 1.0}, "anchors": {"f": -1}}})
+    with pytest.raises(DataFormatError, match="anchors") as info:
+        load_experiment_stacker(exp)
+    assert info.value.column == "runs.r.anchors"
+    with pytest.raises(ConfigError, match="no run 'x'"):
+        load_experiment_stacker(exp, "x")
+    good = _experiment_dir(tmp_path / "g", {"r": {"gate": {"centre": 1.0, "slope": 2.0}}})
+    stacker = load_experiment_stacker(good)
+    assert stacker.run == "r" and stacker.anchors == {} and stacker.normalisation == "rank"
+    assert stacker.gate.params() == {"centre": 1.0, "slope": 2.0}
+
+
+def test_a_second_llm_model_may_be_neural_with_its_own_stored_embeddings(
+    runs: dict[str, Path], tmp_path: Path, tiny_bert: str
+) -> None:
+    from hybridrank.neural import BiEncoderRanker
+
+    BiEncoderRanker.pretrained(model_path=tiny_bert, device="cpu").save(tmp_path / "nn" / "model")
+    request = _request_table(runs["click"])
+    collection = pd.DataFrame({C.DOCID: request[C.DOCID].unique()})
+    collection[C.TEXT] = "document " + collection[C.DOCID].astype(str)
+    gate = SigmoidGate(1.0, 2.0)
+    path = build_hybrid_bundle(
+        runs["click"], [runs["llm"], tmp_path / "nn"], tmp_path / "b", gate=gate,
+        docs=collection, device="cpu",
+    )  # fmt: skip
+    assert (path / "doc_embeddings_llm_2.npy").exists()
+    assert not (path / "doc_embeddings.npy").exists()
+    ranker = HybridRanker.load(path, device="cpu")
+    queries = pd.DataFrame({C.QID: request[C.QID].unique(), C.TEXT: "a query"})
+    batch = ranker.rank_table(request, queries=queries)
+    qid = request[C.QID].to_numpy()
+    own = BiEncoderRanker.load(path / "llm_2", device="cpu")
+    texts = request[[C.DOCID]].merge(collection, on=C.DOCID, how="left")[C.TEXT].tolist()
+    neural = np.einsum(
+        "ij,ij->i",
+        np.asarray(own.encode_queries(["a query"]))[np.zeros(len(texts), dtype=int)],
+        np.asarray(own.encode_documents(texts)),
+    )
+    expected = normalised_mean([_predict(runs["llm"]), neural], qid=qid)
+    np.testing.assert_allclose(batch["llm_score"].to_numpy(), expected, rtol=1e-4, atol=1e-5)
+    # Online, the stored embeddings serve the documents (no texts sent).
+    q = qid[0]
+    online = ranker.rank(q, request.loc[request[C.QID] == q], {"text": "a query"})
+    one = batch.loc[batch[C.QID] == q].sort_values("rank")
+    np.testing.assert_allclose(online.scores, one["score"].to_numpy(), rtol=1e-4, atol=1e-5)
