@@ -93,17 +93,17 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
         stacker = load_experiment_stacker(args.experiment, args.experiment_run)
         gate, tuned_anchors = stacker.gate, dict(stacker.anchors)
-        if normalisation is None:
-            normalisation = stacker.normalisation
+        if normalisation is not None and normalisation != stacker.normalisation:
+            raise ConfigError(
+                f"--normalisation {normalisation}: the experiment's stacker was tuned with "
+                f"{stacker.normalisation}; leave the flag out"
+            )
+        normalisation = stacker.normalisation
+        _check_llm_expert(stacker.llm_model, args.llm)
         print(
             f"stacker of experiment run {stacker.run}: gate {gate.kind} {gate.params()}, "
             f"anchors {tuned_anchors or 'none'}, LLM expert {stacker.llm_model}"
         )
-        if stacker.llm_model == "llm_ensemble" and len(args.llm) < 2:
-            print(
-                "note: that stacker mixed llm_ensemble (LLM-GBDT and the transformer averaged); "
-                "give both runs as --llm to serve the same LLM expert"
-            )
     elif args.study is not None:
         import optuna
 
@@ -139,6 +139,31 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"hybrid bundle: {path}")
     return 0
+
+
+#: The LLM runs each LLM expert of an experiment's stacker is served by (kinds, sorted).
+_EXPERT_RUNS = {
+    "llm_ensemble": ("gbdt", "neural"),
+    "llm_gbdt": ("gbdt",),
+    "llm_neural": ("neural",),
+}
+
+
+def _check_llm_expert(expert: str, runs: list[Path]) -> None:
+    """The ``--llm`` runs must make the LLM expert the experiment's stacker mixed."""
+    kinds = tuple(sorted("gbdt" if (r / "schema.json").exists() else "neural" for r in runs))
+    want = _EXPERT_RUNS[expert]
+    if kinds != want:
+        described = {
+            ("gbdt", "neural"): "an LLM-label GBDT run and a neural run (the two are averaged)",
+            ("gbdt",): "one LLM-label GBDT run",
+            ("neural",): "one neural run",
+        }[want]
+        raise ConfigError(
+            f"the experiment's stacker mixed {expert} as its LLM expert: give {described} as "
+            f"--llm (got {len(runs)}: {', '.join(kinds)}); otherwise the bundle serves "
+            "another stacker"
+        )
 
 
 def _anchors(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
 from hybridrank.ensemble._gates import (
+    ANCHOR_NAME,
     GATES,
     BucketGate,
     Gate,
     GateSpace,
     SigmoidGate,
+    check_anchors,
     fuse,
     gate_from_dict,
     load_gate,
@@ -41,6 +43,7 @@ from hybridrank.ensemble._stacker import (
 )
 
 __all__ = [
+    "ANCHOR_NAME",
     "GATES",
     "NORMALISERS",
     "BucketGate",
@@ -58,6 +61,7 @@ __all__ = [
     "StackerConfig",
     "StackerData",
     "break_ties",
+    "check_anchors",
     "fuse",
     "gate_from_dict",
     "gate_from_params",

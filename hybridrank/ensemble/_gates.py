@@ -11,6 +11,8 @@ the one fusion formula the stacker, the bundle and ``HybridRanker`` share.
 from __future__ import annotations
 
 import json
+import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,18 +168,29 @@ def make_gate(kind: str, params: Mapping[str, Any] | None = None) -> Gate:
         raise ConfigError(f"unknown gate {kind!r}; choose from {sorted(GATES)}")
     try:
         return GATES[kind](**dict(params or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"gate {kind!r}: {exc}") from None
 
 
 def gate_from_dict(values: Any, *, source: str = "gate") -> Gate:
-    """The gate of ``{"kind": ..., "params": {...}}`` (what :meth:`Gate.to_dict` writes)."""
+    """The gate of ``{"kind": ..., "params": {...}}`` (what :meth:`Gate.to_dict` writes).
+
+    A saved gate names every parameter: a missing one is an error, never a default.
+    """
     if not isinstance(values, Mapping) or "kind" not in values:
         raise ConfigError(f"{source}: expected a mapping with 'kind' and 'params', got {values!r}")
     params = values.get("params") or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f"{source}.params must be a mapping, got {params!r}")
-    return make_gate(str(values["kind"]), params)
+    kind = str(values["kind"])
+    if kind in GATES:
+        missing = sorted(set(GATES[kind]().params()) - set(params))
+        if missing:
+            raise ConfigError(f"{source}: the {kind} gate's parameters {missing} are missing")
+    try:
+        return make_gate(kind, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def load_gate(path: str | Path) -> Gate:
@@ -198,6 +211,42 @@ def parse_gate(text: str) -> Gate:
         except ValueError:
             raise ConfigError(f"--gate: {key}={value!r} is not a number") from None
     return make_gate(kind, params)
+
+
+#: What an anchor expert may be called: a letter, then letters, digits or ``_`` (it names
+#: a score column). The fused ranker's own outputs and ids are taken.
+ANCHOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+RESERVED_ANCHOR_NAMES = frozenset({"click", "llm", "gate", "score", "rank", "docid", "qid"})
+
+
+def check_anchors(anchors: Sequence[tuple[str, Any]], *, source: str) -> None:
+    """Anchor experts ``(name, weight)`` as :func:`fuse` mixes them: names usable as
+    column prefixes and unique, weights finite numbers >= 0 summing to at most 1.
+
+    Raises:
+        ConfigError: Naming ``source`` and the offending anchor.
+    """
+    names = [name for name, _ in anchors]
+    for name, weight in anchors:
+        if not isinstance(name, str) or not ANCHOR_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{source}: anchor name {name!r} must be a letter then letters, digits or _"
+            )
+        if name in RESERVED_ANCHOR_NAMES:
+            raise ConfigError(f"{source}: anchor name {name!r} is taken by the fused ranker")
+        number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if not number or not math.isfinite(weight) or weight < 0:
+            raise ConfigError(
+                f"{source}: anchor {name!r} weight must be a number >= 0, got {weight!r}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{source}: anchor names repeat: {names}")
+    total = float(sum(w for _, w in anchors))
+    if total > 1.0 + 1e-9:
+        raise ConfigError(
+            f"{source}: anchor weights sum to {total:.4g}; at most 1 (the gated click/LLM mix "
+            "takes the rest)"
+        )
 
 
 def fuse(

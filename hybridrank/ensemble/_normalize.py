@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._grouping import resolve_groups
+from hybridrank.errors import ConfigError
 
 
 def _group_ids(
@@ -101,5 +102,9 @@ def normalised_mean(
     """
     if not parts:
         raise ValueError("normalised_mean: no scores to average")
+    if normalisation not in NORMALISERS:
+        raise ConfigError(
+            f"normalisation must be one of {sorted(NORMALISERS)}, got {normalisation!r}"
+        )
     norm = NORMALISERS[normalisation]
     return np.mean([norm(p, qid=qid, offsets=offsets) for p in parts], axis=0)

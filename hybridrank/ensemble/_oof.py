@@ -144,6 +144,8 @@ def mean_of_normalised(
         f: frozenset().union(*(p.trained_on.get(f, frozenset()) for p in parts))
         for f in first.trained_on
     }
-    result = OOFScores(name=name, scores=scores, qid=first.qid, fold=first.fold, trained_on=trained_on)
+    result = OOFScores(
+        name=name, scores=scores, qid=first.qid, fold=first.fold, trained_on=trained_on
+    )
     result.check()
     return result

@@ -8,17 +8,17 @@ experiment measured (``hybridrank bundle --experiment DIR --experiment-run RUN``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hybridrank._config import read_json
-from hybridrank.ensemble import NORMALISERS, Gate, make_gate
+from hybridrank._config import read_json, read_yaml_mapping
+from hybridrank.ensemble import NORMALISERS, Gate, check_anchors, gate_from_dict
 from hybridrank.errors import ConfigError, DataFormatError
+
+#: The LLM experts an experiment's stacker may have mixed.
+LLM_MODELS = frozenset({"llm_ensemble", "llm_gbdt", "llm_neural"})
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,11 @@ def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> Expe
     """An experiment directory's tuned stacker of ``run`` (optional when it has one run).
 
     Raises:
-        MissingInputError: No ``info.json`` in ``out_dir``.
+        MissingInputError: No ``info.json`` or ``config.yaml`` in ``out_dir``.
         ConfigError: ``run`` is not one of the experiment's runs, or none was given
             and it has several (the message lists them).
-        DataFormatError: The run recorded no stacker, or a malformed one.
+        DataFormatError: The run recorded no stacker, or a malformed one (each
+            naming the file and the field).
     """
     d = Path(out_dir)
     info_path = d / "info.json"
@@ -74,34 +75,52 @@ def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> Expe
             column=where,
         )
     try:
-        gate = make_gate(str(record.get("gate_kind", "sigmoid")), record["gate"])
-    except (ConfigError, TypeError, KeyError) as exc:
-        raise DataFormatError(f"bad gate: {exc}", path=info_path, column=f"{where}.gate") from None
-    anchors = record.get("anchors") or {}
-    if not isinstance(anchors, Mapping) or not all(
-        isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in anchors.values()
-    ):
+        gate = gate_from_dict(
+            {"kind": record.get("gate_kind", "sigmoid"), "params": record["gate"]}, source="gate"
+        )
+    except ConfigError as exc:
+        raise DataFormatError(str(exc), path=info_path, column=f"{where}.gate") from None
+    if "anchors" in record:
+        anchors = record["anchors"] or {}
+    elif record.get("anchor"):  # written before several anchors: one name and its weight
+        anchors = {record["anchor"]: record.get("anchor_weight")}
+    else:
+        anchors = {}
+    if not isinstance(anchors, Mapping):
         raise DataFormatError(
-            f"anchors must map names to weights >= 0, got {anchors!r}",
+            f"anchors must map names to weights, got {anchors!r}",
             path=info_path,
             column=f"{where}.anchors",
         )
-    normalisation = "zscore"
-    config_path = d / "config.yaml"
-    if config_path.is_file():
-        config = yaml.safe_load(config_path.read_text()) or {}
-        stacker = (config.get("experiment") or {}).get("stacker") or {}
-        normalisation = str(stacker.get("normalisation", "zscore"))
-        if normalisation not in NORMALISERS:
-            raise DataFormatError(
-                f"unknown normalisation {normalisation!r}",
-                path=config_path,
-                column="experiment.stacker.normalisation",
-            )
+    try:
+        check_anchors(list(anchors.items()), source="anchors")
+    except ConfigError as exc:
+        raise DataFormatError(str(exc), path=info_path, column=f"{where}.anchors") from None
+    llm_model = record.get("llm_model", "llm_gbdt")
+    if llm_model not in LLM_MODELS:
+        raise DataFormatError(
+            f"llm_model must be one of {sorted(LLM_MODELS)}, got {llm_model!r}",
+            path=info_path,
+            column=f"{where}.llm_model",
+        )
     return ExperimentStacker(
         run=run,
         gate=gate,
         anchors={str(k): float(v) for k, v in anchors.items()},
-        llm_model=str(record.get("llm_model", "llm_gbdt")),
-        normalisation=normalisation,
+        llm_model=str(llm_model),
+        normalisation=_normalisation(d / "config.yaml"),
     )
+
+
+def _normalisation(path: Path) -> str:
+    """``experiment.stacker.normalisation`` of an experiment's saved config."""
+    experiment = read_yaml_mapping(path, section="experiment")
+    stacker = experiment.get("stacker")
+    value = stacker.get("normalisation", "zscore") if isinstance(stacker, Mapping) else "zscore"
+    if value not in NORMALISERS:
+        raise DataFormatError(
+            f"normalisation must be one of {sorted(NORMALISERS)}, got {value!r}",
+            path=path,
+            column="experiment.stacker.normalisation",
+        )
+    return str(value)

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +30,15 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.ensemble import NORMALISERS, Gate, fuse, gate_from_dict, normalised_mean
+from hybridrank._config import read_json
+from hybridrank.ensemble import (
+    NORMALISERS,
+    Gate,
+    check_anchors,
+    fuse,
+    gate_from_dict,
+    normalised_mean,
+)
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
@@ -47,8 +53,6 @@ _CLICK = frozenset(CLICK_FEATURES)
 #: Columns :meth:`HybridRanker.rank_table` adds (and ``<anchor>_score`` per anchor expert);
 #: an input column of that name is an error.
 OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
-#: What an anchor expert may be called (its ``<name>_score`` output column).
-ANCHOR_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 #: The bundle layout ``hybrid.json`` describes; version 1 had one LLM model and no anchors.
 HYBRID_FORMAT = 2
 
@@ -62,8 +66,10 @@ class Ranking:
     Attributes:
         docids: Documents, best first.
         scores: Final scores, aligned with ``docids`` (descending).
-        components: Per-model scores aligned with ``docids`` (``click``,
-            ``llm``: the raw scores before normalisation) and the ``gate`` value.
+        components: Per-model scores aligned with ``docids`` before the
+            fusion's normalisation (``click``; ``llm``: the LLM model's raw
+            score, or with several LLM models the per-query mean of their
+            z-scores; each anchor's raw score under its name) and the ``gate`` value.
     """
 
     docids: np.ndarray
@@ -253,30 +259,6 @@ class Anchor:
     weight: float
 
 
-def _check_anchors(anchors: Sequence[tuple[str, float]], *, source: str) -> None:
-    """Names usable as column prefixes, unique; weights finite, >= 0, summing to at most 1."""
-    names = [n for n, _ in anchors]
-    for name, weight in anchors:
-        if not isinstance(name, str) or not ANCHOR_NAME.fullmatch(name):
-            raise ConfigError(
-                f"{source}: anchor name {name!r} must be a letter then letters, digits or _"
-            )
-        if name in {"click", "llm", "gate", "score", "rank"}:
-            raise ConfigError(f"{source}: anchor name {name!r} is taken by the fused ranker")
-        if not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-            raise ConfigError(
-                f"{source}: anchor {name!r} weight must be a number >= 0, got {weight!r}"
-            )
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{source}: anchor names repeat: {names}")
-    total = float(sum(w for _, w in anchors))
-    if total > 1.0 + 1e-9:
-        raise ConfigError(
-            f"{source}: anchor weights sum to {total:.4g}; at most 1 (the gated click/LLM mix "
-            "takes the rest)"
-        )
-
-
 class HybridRanker:
     """Scores candidates with a trained bundle: GBDT alone or the frequency-gated fusion.
 
@@ -315,7 +297,7 @@ class HybridRanker:
         scorers = None if llm is None else tuple(llm) if isinstance(llm, Sequence) else (llm,)
         if scorers is not None and not scorers:
             raise ConfigError("a fused ranker needs at least one LLM model")
-        _check_anchors([(a.name, a.weight) for a in anchors], source="HybridRanker")
+        check_anchors([(a.name, a.weight) for a in anchors], source="HybridRanker")
         self.click = click
         self.store = store
         self.llm = scorers
@@ -359,7 +341,7 @@ class HybridRanker:
         if verify:
             verify_manifest(d)
         meta_path = d / HYBRID_META
-        meta = json.loads(meta_path.read_text())
+        meta = _read_meta(meta_path)
         click = GBDTBundle.load(d / "click", verify=False)
         store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
         llm: list[_LLMScorer] = []
@@ -377,7 +359,10 @@ class HybridRanker:
             Anchor(a["name"], GBDTBundle.load(d / a["dir"], verify=False), float(a["weight"]))
             for a in _anchor_members(meta, meta_path)
         ]
-        gate = gate_from_dict(meta.get("gate"), source=f"{meta_path}: gate")
+        try:
+            gate = gate_from_dict(meta.get("gate"), source="gate")
+        except ConfigError as exc:
+            raise DataFormatError(str(exc), path=meta_path, column="gate") from None
         return cls(
             click, store=store, llm=llm, gate=gate, anchors=anchors,
             normalisation=meta["normalisation"], path=d,
@@ -577,6 +562,12 @@ class HybridRanker:
         else:
             query_text = None
             if "query" in table.columns:
+                blank = table["query"].isna().to_numpy()
+                if blank.any():
+                    raise DataFormatError(
+                        "missing query text", path=source, row=int(np.flatnonzero(blank)[0]),
+                        column="query",
+                    )  # fmt: skip
                 query_text = table["query"].astype(str)
             elif queries is not None:
                 lookup = dict(zip(queries[C.QID].astype(str), queries[C.TEXT], strict=True))
@@ -611,6 +602,48 @@ class HybridRanker:
         return out
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    """``hybrid.json``, checked: a mapping of a format this version reads, a known normalisation."""
+    meta = read_json(path, "hybrid bundle description")
+    if not isinstance(meta, dict):
+        raise DataFormatError("expected a JSON object", path=path)
+    version = meta.get("format", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version > HYBRID_FORMAT:
+        raise DataFormatError(
+            f"bundle format {version!r}: this hybridrank reads formats 1 to {HYBRID_FORMAT}; "
+            "upgrade hybridrank",
+            path=path,
+            column="format",
+        )
+    if meta.get("normalisation") not in NORMALISERS:
+        raise DataFormatError(
+            f"normalisation must be one of {sorted(NORMALISERS)}, "
+            f"got {meta.get('normalisation')!r}",
+            path=path,
+            column="normalisation",
+        )
+    return meta
+
+
+def _member_dir(value: Any, path: Path, column: str) -> str:
+    """A member's folder inside the bundle: relative, never leaving it."""
+    parts = Path(value).parts if isinstance(value, str) else ()
+    if not parts or Path(value).is_absolute() or ".." in parts:
+        raise DataFormatError(
+            f"must be a folder inside the bundle, got {value!r}", path=path, column=column
+        )
+    return str(value)
+
+
+def _store_digest(run: Path) -> dict[str, str]:
+    """The SHA-256 of each click-feature store file, from a GBDT run's manifest ({} without)."""
+    manifest = run / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    entries = json.loads(manifest.read_text())
+    return {k: v for k, v in entries.items() if k.startswith(f"{STORE_DIR}/")}
+
+
 def _embedding_files(member_dir: str) -> tuple[str, str]:
     """Where a bi-encoder member's stored document embeddings live (ids, vectors)."""
     if member_dir == "llm":  # the one LLM model of a format-1 bundle
@@ -623,27 +656,33 @@ def _llm_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, str]]:
     raw = meta.get("llm")
     members = [{"kind": raw, "dir": "llm"}] if isinstance(raw, str) else raw  # format 1
     if not isinstance(members, list) or not members:
-        raise DataFormatError("'llm' must list the bundle's LLM models", path=source)
+        raise DataFormatError("must list the bundle's LLM models", path=source, column="llm")
     for i, m in enumerate(members):
-        ok = isinstance(m, Mapping) and m.get("kind") in ("gbdt", "neural")
-        if not ok or not isinstance(m.get("dir"), str):
+        if not isinstance(m, Mapping) or m.get("kind") not in ("gbdt", "neural"):
             raise DataFormatError(
-                f"llm[{i}] must be {{'kind': 'gbdt' or 'neural', 'dir': ...}}, got {m!r}",
+                f"must be {{'kind': 'gbdt' or 'neural', 'dir': ...}}, got {m!r}",
                 path=source,
+                column=f"llm[{i}]",
             )
+        _member_dir(m.get("dir"), source, f"llm[{i}].dir")
     return [dict(m) for m in members]
 
 
 def _anchor_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
-    """The anchor experts ``hybrid.json`` lists: ``[{"name", "dir", "weight"}]`` (format 1: none)."""
+    """The anchor experts ``hybrid.json`` lists (name, dir, weight); none in format 1."""
     members = meta.get("anchors", [])
     if not isinstance(members, list) or not all(
         isinstance(m, Mapping) and {"name", "dir", "weight"} <= set(m) for m in members
     ):
         raise DataFormatError(
-            "'anchors' must be a list of {'name', 'dir', 'weight'}", path=source
+            "must be a list of {'name', 'dir', 'weight'}", path=source, column="anchors"
         )
-    _check_anchors([(m["name"], m["weight"]) for m in members], source=str(source))
+    try:
+        check_anchors([(m["name"], m["weight"]) for m in members], source="anchors")
+    except ConfigError as exc:
+        raise DataFormatError(str(exc), path=source, column="anchors") from None
+    for i, m in enumerate(members):
+        _member_dir(m["dir"], source, f"anchors[{i}].dir")
     return [dict(m) for m in members]
 
 
@@ -685,7 +724,7 @@ def build_hybrid_bundle(
         raise ConfigError("a hybrid bundle needs at least one LLM model run")
     if normalisation not in NORMALISERS:
         raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
-    _check_anchors([(name, weight) for name, _, weight in anchors], source="bundle")
+    check_anchors([(name, weight) for name, _, weight in anchors], source="bundle")
     GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
     members: list[tuple[str, Path, Path]] = []  # (kind, run, the files to copy)
     for llm_dir in llm_dirs:
@@ -701,6 +740,16 @@ def build_hybrid_bundle(
         if not (Path(run) / "schema.json").exists():
             raise MissingInputError(f"anchor {name!r}: {run} is not a `hybridrank train gbdt` run")
         GBDTBundle.load(Path(run))
+    # Every GBDT member reads its click features from the click run's store at serving time.
+    store = _store_digest(click_dir)
+    for run in [r for kind, r, _ in members if kind == "gbdt"] + [Path(a[1]) for a in anchors]:
+        own = _store_digest(run)
+        if own and store and own != store:
+            raise ConfigError(
+                f"{run} was trained on another click log than {click_dir} (their click-feature "
+                "stores differ); serving looks every model's click features up in the click "
+                "run's store, so train them on the same dataset"
+            )
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

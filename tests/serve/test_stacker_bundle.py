@@ -12,7 +12,15 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank.cli import main
-from hybridrank.ensemble import SigmoidGate, normalised_mean, prepare
+from hybridrank.ensemble import (
+    FrequencyGatedStacker,
+    SigmoidGate,
+    StackerConfig,
+    mean_of_normalised,
+    normalised_mean,
+    oof_from_scores,
+    prepare,
+)
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.gbdt import GBDTBundle, write_manifest
 from hybridrank.pipelines import load_experiment_stacker
@@ -65,6 +73,33 @@ def test_bundle_with_two_llm_models_and_an_anchor_fuses_as_the_stacker(
     assert meta["anchors"] == [{"name": "gold", "dir": "anchors/gold", "weight": 0.3}]
 
 
+def test_bundle_with_rank_normalisation_equals_the_experiments_stacker(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The experiment's own path: llm_ensemble by mean_of_normalised, then the stacker."""
+    gate = SigmoidGate(centre=0.5, slope=1.5)
+    path = build_hybrid_bundle(
+        runs["click"], [runs["llm"], runs["click"]], tmp_path / "rank", gate=gate,
+        anchors=[("gold", runs["llm"], 0.2), ("other", runs["click"], 0.1)],
+        normalisation="rank",
+    )  # fmt: skip
+    request = _request_table(runs["click"])
+    ranked = HybridRanker.load(path).rank_table(request)
+    table = pd.read_parquet(runs["click"] / "train_table.parquet")
+    click, llm = _predict(runs["click"]), _predict(runs["llm"])
+    ensemble = mean_of_normalised(
+        "llm_ensemble", [oof_from_scores(table, "a", llm), oof_from_scores(table, "b", click)]
+    )
+    stacker = FrequencyGatedStacker(StackerConfig(normalisation="rank"))
+    stacker.gate_, stacker.anchor_weights_ = gate, (0.2, 0.1)
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    qid = table[C.QID].to_numpy()
+    expected = stacker.predict(
+        click, ensemble.scores, qid=qid, freq=store.frequencies(qid), anchors=[llm, click]
+    )
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+
+
 def test_a_format_1_bundle_still_loads(runs: dict[str, Path], tmp_path: Path) -> None:
     gate = SigmoidGate(centre=1.0, slope=3.0)
     path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "old", gate=gate)
@@ -92,6 +127,8 @@ def test_bad_anchors_are_refused_before_anything_is_written(
         ([("a", runs["llm"], 0.1), ("a", runs["llm"], 0.1)], ConfigError, "repeat"),
         ([("llm", runs["llm"], 0.1)], ConfigError, "taken"),
         ([("x-y", runs["llm"], 0.1)], ConfigError, "letter"),
+        ([("docid", runs["llm"], 0.1)], ConfigError, "taken"),
+        ([("a", runs["llm"], True)], ConfigError, "a number"),
         ([("a", tmp_path, 0.1)], MissingInputError, "not a `hybridrank train gbdt` run"),
     ]
     for anchors, error, message in bad:
@@ -115,9 +152,11 @@ def test_bundle_cli_serves_an_experiments_stacker(
     runs: dict[str, Path], tmp_path: Path, capsys
 ) -> None:
     run = {"gate": {"centre": 1.2, "slope": 2.5}, "gate_kind": "sigmoid",
-           "anchors": {"gold_gbdt": 0.4}, "llm_model": "llm_ensemble"}  # fmt: skip
+           "anchors": {"gold_gbdt": 0.4}, "llm_model": "llm_gbdt"}  # fmt: skip
+    ensemble = {**run, "llm_model": "llm_ensemble"}
     exp = _experiment_dir(tmp_path / "exp", {"seed0_sessions5000": run,
-                                             "seed1_sessions5000": {"seconds": {}}})  # fmt: skip
+                                             "seed1_sessions5000": {"seconds": {}},
+                                             "seed2_sessions5000": ensemble})  # fmt: skip
     base = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
             "--experiment", str(exp)]  # fmt: skip
     # Two runs: which one must be said; a run without a stacker is refused.
@@ -132,8 +171,7 @@ def test_bundle_cli_serves_an_experiments_stacker(
     assert "gold_gbdt (0.400)" in capsys.readouterr().err
     assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]),
                  "--out", str(tmp_path / "a")]) == 0  # fmt: skip
-    out = capsys.readouterr().out
-    assert "llm_ensemble" in out and "give both runs as --llm" in out
+    assert "LLM expert llm_gbdt" in capsys.readouterr().out
     meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
     assert meta["gate"]["params"] == {"centre": 1.2, "slope": 2.5}
     assert meta["anchors"][0]["weight"] == 0.4 and meta["normalisation"] == "rank"
@@ -148,17 +186,43 @@ def test_bundle_cli_serves_an_experiments_stacker(
                  "--gate", "sigmoid:centre=1", "--anchor", "g", str(runs["llm"]),
                  "--out", str(tmp_path / "d")]) == 2  # fmt: skip
     assert "give its weight" in capsys.readouterr().err
+    # The LLM side must be the experiment's LLM expert: llm_ensemble is a GBDT and a neural run.
+    argv = [*base, "--experiment-run", "seed2_sessions5000", "--anchor", "gold_gbdt",
+            str(runs["llm"])]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "e")]) == 2
+    assert "mixed llm_ensemble" in capsys.readouterr().err
+    assert main([*argv, "--llm", str(runs["click"]), "--out", str(tmp_path / "e")]) == 2
+    assert "got 2: gbdt, gbdt" in capsys.readouterr().err
+    # The normalisation it was tuned with is served; another is refused.
+    assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]), "--normalisation",
+                 "zscore", "--out", str(tmp_path / "f")]) == 2  # fmt: skip
+    assert "tuned with rank" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in "cdef")
 
 
 def test_load_experiment_stacker_names_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(MissingInputError, match=r"info\.json"):
         load_experiment_stacker(tmp_path)
-    exp = _experiment_dir(tmp_path / "e", {"r": {"gate": {"centre": 1.0}, "anchors": {"f": -1}}})
+    exp = _experiment_dir(
+        tmp_path / "e", {"r": {"gate": {"centre": 1.0, "slope": 2.0}, "anchors": {"f": -1}}}
+    )
     with pytest.raises(DataFormatError, match="anchors") as info:
         load_experiment_stacker(exp)
     assert info.value.column == "runs.r.anchors"
     with pytest.raises(ConfigError, match="no run 'x'"):
         load_experiment_stacker(exp, "x")
+    partial = _experiment_dir(tmp_path / "p", {"r": {"gate": {"centre": 1.0}}})
+    with pytest.raises(DataFormatError, match=r"\['slope'\] are missing") as info:
+        load_experiment_stacker(partial)
+    assert info.value.column == "runs.r.gate"
+    odd = _experiment_dir(tmp_path / "o", {"r": {"gate": {"centre": 1.0, "slope": 2.0},
+                                                 "llm_model": "gpt"}})  # fmt: skip
+    with pytest.raises(DataFormatError, match="llm_model"):
+        load_experiment_stacker(odd)
+    # A run written before several anchors: one anchor and its weight.
+    record = {"gate": {"centre": 1.0, "slope": 2.0}, "anchor": "famol", "anchor_weight": 0.3}
+    old = _experiment_dir(tmp_path / "old", {"r": record})
+    assert load_experiment_stacker(old).anchors == {"famol": 0.3}
     good = _experiment_dir(tmp_path / "g", {"r": {"gate": {"centre": 1.0, "slope": 2.0}}})
     stacker = load_experiment_stacker(good)
     assert stacker.run == "r" and stacker.anchors == {} and stacker.normalisation == "rank"
@@ -199,3 +263,42 @@ def test_a_second_llm_model_may_be_neural_with_its_own_stored_embeddings(
     online = ranker.rank(q, request.loc[request[C.QID] == q], {"text": "a query"})
     one = batch.loc[batch[C.QID] == q].sort_values("rank")
     np.testing.assert_allclose(online.scores, one["score"].to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_damaged_or_foreign_hybrid_json_is_refused_by_field(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "h", gate=SigmoidGate())
+    meta = json.loads((path / "hybrid.json").read_text())
+    cases = [
+        ({**meta, "format": 3}, "format", "upgrade hybridrank"),
+        ({**meta, "normalisation": "minmax"}, "normalisation", "must be one of"),
+        ({**meta, "llm": [{"kind": "gbdt", "dir": "../elsewhere"}]}, "llm[0].dir", "inside"),
+        ({**meta, "gate": {"kind": "sigmoid", "params": {"centre": 1.0}}}, "gate", "missing"),
+    ]
+    for edited, column, message in cases:
+        (path / "hybrid.json").write_text(json.dumps(edited))
+        with pytest.raises(DataFormatError, match=message) as info:
+            HybridRanker.load(path, verify=False)
+        assert info.value.column == column
+    (path / "hybrid.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match="not JSON") as info:
+        HybridRanker.load(path, verify=False)
+    assert "hybrid.json" in str(info.value)
+
+
+def test_models_from_another_click_log_are_refused(runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(runs["llm"], foreign)
+    store_file = next(p for p in sorted((foreign / "click_features").iterdir()) if p.is_file())
+    store_file.write_bytes(store_file.read_bytes() + b"\0")  # another log's aggregates
+    (foreign / "manifest.json").unlink()
+    write_manifest(foreign)
+    with pytest.raises(ConfigError, match="another click log"):
+        build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "b", gate=SigmoidGate(),
+                            anchors=[("f", foreign, 0.2)])  # fmt: skip
+    with pytest.raises(ConfigError, match="another click log"):
+        build_hybrid_bundle(runs["click"], foreign, tmp_path / "b", gate=SigmoidGate())
+    assert not (tmp_path / "b").exists()
