@@ -30,6 +30,7 @@ from hybridrank.features import (
 )
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
+from hybridrank.pipelines._budget import BUDGET_FILLS, fill_judge_score
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._dense import dense_similarity
 from hybridrank.pipelines._tables import (
@@ -123,6 +124,14 @@ class GBDTTrainConfig:
         famol: Options of ``label: famol``: alpha's ``centre`` and ``slope``,
             ``sigma`` and ``mode`` (see :class:`~hybridrank.ensemble.FAMOLConfig`).
             Its LambdaMART is the run's ``gbdt:`` block; a ``famol.gbdt`` is an error.
+        judge_fill: ``dense`` (default): where the judge's raw score (the
+            ``semantic`` feature) is missing because a budget left the pair
+            unlabelled (``annotate --budget``), it is estimated from the
+            packaged MiniLM's 64-token cosine by quantile mapping over the
+            pairs that have both, as the experiment's budget curve does
+            (:func:`~hybridrank.pipelines._budget.fill_judge_score`); LLM labels
+            stay missing. ``none``: the score stays missing (the model's
+            missing-value branch). Only matters with the ``semantic`` features.
         metrics: Metrics of the report.
         dask: Train the cross-validation folds and the final model on a Dask
             cluster (a scheduler address, or a local cluster of ``n_workers``);
@@ -139,12 +148,17 @@ class GBDTTrainConfig:
     gbdt: LambdaMARTConfig = field(default_factory=LambdaMARTConfig)
     unbiased: UnbiasedConfig = field(default_factory=UnbiasedConfig)
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
+    judge_fill: str = "dense"
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
     dask: DaskConfig = field(default_factory=DaskConfig)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
+        if self.judge_fill not in BUDGET_FILLS:
+            raise ConfigError(
+                f"judge_fill must be one of {list(BUDGET_FILLS)}, got {self.judge_fill!r}"
+            )
         if self.label == "clicks" and self.dask.enabled:
             raise ConfigError(
                 "label clicks (unbiased LambdaMART) trains in one process; turn dask off"
@@ -174,7 +188,9 @@ class GBDTTrainConfig:
                 f"train config: unknown sections {unknown}; known: {sorted(f.name for f in fields(cls))}"
             )
         simple: dict[str, Any] = {
-            k: values[k] for k in ("dataset", "label", "features", "metrics") if k in values
+            k: values[k]
+            for k in ("dataset", "label", "features", "metrics", "judge_fill")
+            if k in values
         }
         base = config_from_dict(_Simple, simple, "train")
         return cls(
@@ -188,6 +204,7 @@ class GBDTTrainConfig:
             gbdt=LambdaMARTConfig.from_dict(values.get("gbdt")),
             unbiased=UnbiasedConfig.from_dict(values.get("unbiased")),
             famol=_famol_from_dict(values.get("famol")),
+            judge_fill=base.judge_fill,
             metrics=base.metrics,
             dask=DaskConfig.from_dict(values.get("dask")),
         )
@@ -210,6 +227,7 @@ class GBDTTrainConfig:
             "gbdt": self.gbdt.to_dict(),
             "unbiased": self.unbiased.to_dict(),
             "famol": {k: v for k, v in self.famol.to_dict().items() if k in FAMOL_KEYS},
+            "judge_fill": self.judge_fill,
             "metrics": list(self.metrics),
             "dask": self.dask.to_dict(),
         }
@@ -238,6 +256,7 @@ class _Simple:
     label: str = "click"
     features: tuple[str, ...] = ("click", "dataset")
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
+    judge_fill: str = "dense"
 
 
 def resolve_features(
@@ -288,6 +307,21 @@ def training_table(dataset: Dataset, config: GBDTTrainConfig) -> tuple[pd.DataFr
     table, feats = build_table(dataset, options)
     if "dense" in config.features and dataset.has_texts:
         table[DENSE] = dense_similarity(table, dataset)
+    missing = int(table[SEMANTIC].isna().sum()) if SEMANTIC in table.columns else 0
+    if missing and config.judge_fill == "dense" and "semantic" in config.features:
+        if not dataset.has_texts:
+            logger.warning(
+                "%d pairs have no judge score (a labelling budget) and the dataset has no texts "
+                "to estimate it from: they stay missing", missing,
+            )  # fmt: skip
+        else:
+            proxy = table[DENSE] if DENSE in table.columns else dense_similarity(table, dataset)
+            table = fill_judge_score(table, np.asarray(proxy, dtype=np.float64))
+            left = int(table[SEMANTIC].isna().sum())
+            logger.info(
+                "judge score estimated from the MiniLM cosine on %d pairs a budget left "
+                "unlabelled (judge_fill: dense)", missing - left,
+            )  # fmt: skip
     return table, feats
 
 

@@ -277,3 +277,45 @@ def test_experiment_config_reads_budgets() -> None:
     assert ExperimentConfig.from_dict(off.to_dict()).budget_fill == "none"
     with pytest.raises(ConfigError, match="budget_fill"):
         ExperimentConfig.from_dict({"budget_fill": "bm25"})
+
+
+def test_train_gbdt_fills_the_judge_score_a_budget_left_missing(
+    world: Path, tmp_path: Path
+) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from hybridrank.gbdt import LambdaMARTConfig
+    from hybridrank.labels.llm import make_annotator
+    from hybridrank.pipelines import GBDTTrainConfig, train_gbdt
+    from hybridrank.pipelines._dense import dense_similarity
+
+    path = tmp_path / "ds"
+    shutil.copytree(world, path)
+    dataset = Dataset.read(path)
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        labelled = annotate_with_budget(
+            dataset, make_annotator("embedding"), cache, Budget(share=0.3), "tail-first",
+            progress=False,
+        )  # fmt: skip
+    dataset = dataset.update(llm_labels=labelled.llm_labels)
+    config = GBDTTrainConfig(
+        dataset=str(path), label="llm", features=("click", "dataset", "semantic"),
+        gbdt=LambdaMARTConfig(n_estimators=10, min_child_samples=5, early_stopping_rounds=None),
+        metrics=("ndcg@10",), judge_fill="none",
+    )  # fmt: skip
+    bare = train_gbdt(config, tmp_path / "none", progress=False).table
+    holes = bare[SEMANTIC].isna().to_numpy()
+    assert 0 < holes.mean() < 1  # the budget left pairs without a judge score
+    filled = train_gbdt(replace(config, judge_fill="dense"), tmp_path / "dense", progress=False)
+    table = filled.table
+    assert table[SEMANTIC].notna().all() and SEMANTIC in filled.features
+    # Judge scores that exist are kept; the others come from the MiniLM cosine, mapped.
+    np.testing.assert_array_equal(table[SEMANTIC].to_numpy()[~holes], bare[SEMANTIC][~holes])
+    expected = fill_judge_score(bare, dense_similarity(bare, dataset))[SEMANTIC].to_numpy()
+    np.testing.assert_allclose(table[SEMANTIC].to_numpy(), expected, rtol=1e-6)
+    assert table[C.Y_LLM].isna().sum() == bare[C.Y_LLM].isna().sum()  # labels stay missing
+    saved = config.to_dict()
+    assert saved["judge_fill"] == "none" and GBDTTrainConfig.from_dict(saved) == config
+    with pytest.raises(ConfigError, match="judge_fill"):
+        GBDTTrainConfig.from_dict({"judge_fill": "isotonic"})
