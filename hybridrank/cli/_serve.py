@@ -260,9 +260,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "several models' normalised scores (the experiment's llm_ensemble)",
     )  # fmt: skip
     bd.add_argument(
-        "--anchor", nargs="+", action="append", metavar="NAME RUN [WEIGHT]",
-        help="an anchor expert (a `train gbdt` run, e.g. --label famol) mixed in with WEIGHT; "
-        "without WEIGHT, the weight the --experiment's stacker tuned for NAME",
+        "--anchor", nargs="+", action="append", metavar="ARG",
+        help="NAME RUN [WEIGHT]: an anchor expert (a `train gbdt` run, e.g. --label famol) "
+        "mixed in with WEIGHT; without WEIGHT, the weight the --experiment's stacker tuned "
+        "for NAME; repeat it for several anchors",
     )  # fmt: skip
     bd.add_argument("--gate", help="sigmoid:centre=C,slope=S or bucket:edges=2/20,weights=.2/.5/.9")
     bd.add_argument("--study", type=Path, help="a stacker study YAML: its best gate")
