@@ -19,6 +19,15 @@ def cmd_train_gbdt(args: argparse.Namespace) -> int:
         config = replace(config, dataset=str(args.dataset))
     if args.label:
         config = replace(config, label=args.label)
+    if args.like_experiment is not None:
+        from hybridrank.pipelines import train_config_like_experiment
+
+        config = train_config_like_experiment(args.like_experiment, config.label, config)
+        print(
+            f"trained as the experiment {args.like_experiment} trained its {config.label} model: "
+            f"features {list(config.features)}, gbdt n_estimators {config.gbdt.n_estimators}, "
+            f"early_stopping_rounds {config.gbdt.early_stopping_rounds}"
+        )
     if args.features:
         config = replace(config, features=tuple(args.features))
     config = replace(
@@ -87,6 +96,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     tg.add_argument(
         "--features", nargs="+", help="feature groups (click, text, semantic, dataset) or columns"
     )
+    tg.add_argument(
+        "--like-experiment", type=Path, metavar="DIR",
+        help="train the label's model as the experiment in DIR trained its own (features, click "
+        "labels and features, its LambdaMART settings; famol and expert included), for a bundle "
+        "serving that experiment's stacker; --features still overrides",
+    )  # fmt: skip
     tg.add_argument("--data", type=Path, help="collection directory, when the world is built here")
     tg.add_argument("--out", type=Path, default=Path("runs/gbdt"))
     tg.add_argument(

@@ -34,7 +34,11 @@ from hybridrank.pipelines._click_eval import (
     split_log,
 )
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
-from hybridrank.pipelines._deploy import ExperimentStacker, load_experiment_stacker
+from hybridrank.pipelines._deploy import (
+    ExperimentStacker,
+    load_experiment_stacker,
+    train_config_like_experiment,
+)
 from hybridrank.pipelines._experiment import (
     BUDGET_SYSTEMS,
     SINGLE_SOURCE,
@@ -190,6 +194,7 @@ __all__ = [
     "study_features",
     "study_inputs",
     "train_config_for_trial",
+    "train_config_like_experiment",
     "train_gbdt",
     "train_neural",
     "training_table",

@@ -1,4 +1,5 @@
-"""What an experiment's stacker needs to be served: its gate, anchor weights and LLM expert.
+"""Deploying what an experiment measured: its stacker's tuned gate, anchor weights and LLM
+expert, and train configs that train each expert as the experiment did.
 
 ``hybridrank experiment`` records, per run (``seed<S>_sessions<N>``), the gate and
 anchor weights its stacker tuned and which LLM expert it mixed. A hybrid bundle
@@ -9,13 +10,15 @@ experiment measured (``hybridrank bundle --experiment DIR --experiment-run RUN``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hybridrank._config import read_json, read_yaml_mapping
-from hybridrank.ensemble import NORMALISERS, Gate, check_anchors, gate_from_dict
+from hybridrank._config import in_file, read_json, read_yaml_mapping
+from hybridrank.ensemble import NORMALISERS, FAMOLConfig, Gate, check_anchors, gate_from_dict
 from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.pipelines._experiment import ExperimentConfig
+from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
 
 #: The LLM experts an experiment's stacker may have mixed.
 LLM_MODELS = frozenset({"llm_ensemble", "llm_gbdt", "llm_neural"})
@@ -124,3 +127,61 @@ def _normalisation(path: Path) -> str:
             column="experiment.stacker.normalisation",
         )
     return str(value)
+
+
+#: ``train gbdt`` labels with a model in the experiment, and which one.
+EXPERIMENT_MODELS = {
+    "click": "click_gbdt",
+    "ctr": "click_gbdt",
+    "llm": "llm_gbdt",
+    "famol": "famol",
+    "expert": "gold_gbdt",
+}
+
+
+def train_config_like_experiment(
+    out_dir: str | Path, label: str, base: GBDTTrainConfig | None = None
+) -> GBDTTrainConfig:
+    """A ``train gbdt`` config that trains ``label``'s model as the experiment in ``out_dir``
+    trained its own: its features, click labels, click features and split, and the
+    LambdaMART settings of that model (``gbdt:`` for click-GBDT and LLM-GBDT,
+    ``famol:`` for FAMOL, ``gold:`` for the gold expert on ``label: expert``).
+
+    The stacker's tuned weights were tuned on models trained this way, so a bundle
+    serving them (``hybridrank bundle --experiment``) should be built from such runs.
+    Everything else (dataset, metrics, dask, ``judge_fill``) comes from ``base``.
+
+    Raises:
+        MissingInputError: No ``config.yaml`` in ``out_dir``.
+        ConfigError: A label with no model in the experiment, a gold expert the
+            experiment did not run, or a bad experiment config (naming the file).
+    """
+    if label not in EXPERIMENT_MODELS:
+        raise ConfigError(
+            f"label {label!r} has no counterpart in the experiment; like-experiment labels: "
+            f"{sorted(EXPERIMENT_MODELS)}"
+        )
+    path = Path(out_dir) / "config.yaml"
+    raw = read_yaml_mapping(path, section="experiment")
+    experiment = in_file(path, lambda: ExperimentConfig.from_dict(raw))
+    base = base or GBDTTrainConfig()
+    famol = base.famol
+    if label == "famol":
+        gbdt = experiment.famol.gbdt
+        famol = replace(experiment.famol, gbdt=FAMOLConfig().gbdt)  # its model is gbdt: here
+    elif label == "expert":
+        if experiment.gold is None:
+            raise ConfigError(f"{path}: the experiment ran no gold expert (gold: null)")
+        gbdt = experiment.gold
+    else:
+        gbdt = experiment.gbdt
+    return replace(
+        base,
+        label=label,
+        features=experiment.features,
+        labels=experiment.labels,
+        click_features=experiment.click_features,
+        click_split=experiment.click_split,
+        gbdt=gbdt,
+        famol=famol,
+    )

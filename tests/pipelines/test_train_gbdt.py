@@ -439,3 +439,26 @@ def test_famol_without_llm_labels_names_annotate(trained, tmp_path: Path) -> Non
     with pytest.raises(DataFormatError, match=r"y_llm.*hybridrank annotate --dataset DIR"):
         train_gbdt(config, tmp_path / "run", dataset=world, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_cli_like_experiment_trains_the_experiments_model(
+    famol_run, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _, config = famol_run
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump(replace(config, label="click").to_dict()))
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": {
+        "features": ["click", "dataset"],
+        "famol": {"centre": 0.7, "gbdt": {"n_estimators": 12, "early_stopping_rounds": None}},
+    }}))  # fmt: skip
+    out = tmp_path / "famol"
+    argv = ["train", "gbdt", "--config", str(cfg), "--label", "famol", "--like-experiment",
+            str(exp), "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "trained as the experiment" in capsys.readouterr().out
+    saved = GBDTTrainConfig.from_yaml(out / "config.yaml")
+    assert saved.label == "famol" and saved.famol.centre == 0.7
+    assert saved.gbdt.n_estimators == 12 and saved.features == ("click", "dataset")
+    assert GBDTBundle.load(out).ranker.best_iteration_ == 12

@@ -302,3 +302,41 @@ def test_models_from_another_click_log_are_refused(runs: dict[str, Path], tmp_pa
     with pytest.raises(ConfigError, match="another click log"):
         build_hybrid_bundle(runs["click"], foreign, tmp_path / "b", gate=SigmoidGate())
     assert not (tmp_path / "b").exists()
+
+
+def test_train_config_like_experiment_copies_each_models_settings(tmp_path: Path) -> None:
+    from hybridrank.ensemble import FAMOLConfig
+    from hybridrank.pipelines import GBDTTrainConfig, train_config_like_experiment
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": {
+        "features": ["click", "semantic"],
+        "gbdt": {"n_estimators": 123, "learning_rate": 0.1},
+        "famol": {"centre": 1.1, "slope": 3.3, "gbdt": {"n_estimators": 77}},
+        "gold": {"n_estimators": 55, "num_leaves": 5},
+        "click_split": {"mode": "session"},
+    }}))  # fmt: skip
+    base = GBDTTrainConfig(metrics=("ndcg@10",), judge_fill="none")
+    click = train_config_like_experiment(exp, "click", base)
+    assert click.features == ("click", "semantic") and click.gbdt.n_estimators == 123
+    assert click.click_split.mode == "session" and click.metrics == ("ndcg@10",)
+    assert click.judge_fill == "none"  # what the experiment has no say in stays the user's
+    famol = train_config_like_experiment(exp, "famol", base)
+    assert famol.gbdt.n_estimators == 77 and famol.famol_model.gbdt.n_estimators == 77
+    assert (famol.famol.centre, famol.famol.slope) == (1.1, 3.3)
+    assert famol.famol.gbdt == FAMOLConfig().gbdt  # its model is the run's gbdt: block
+    gold = train_config_like_experiment(exp, "expert", base)
+    assert (gold.gbdt.n_estimators, gold.gbdt.num_leaves) == (55, 5)
+    # It round-trips through a run's config.yaml like any train config.
+    assert GBDTTrainConfig.from_dict(famol.to_dict()) == famol
+    with pytest.raises(ConfigError, match="no counterpart"):
+        train_config_like_experiment(exp, "clicks", base)
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": {"gold": None}}))
+    with pytest.raises(ConfigError, match="no gold expert"):
+        train_config_like_experiment(exp, "expert", base)
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": {"gbdt": {"num_leafs": 3}}}))
+    with pytest.raises(ConfigError, match=r"config\.yaml"):
+        train_config_like_experiment(exp, "click", base)
+    with pytest.raises(MissingInputError):
+        train_config_like_experiment(tmp_path / "nowhere", "click", base)
