@@ -131,12 +131,14 @@ def main() -> None:
         X = {q: full.loc[full[C.QID] == q, names].to_numpy(np.float32) for q in qids}
         booster = gbdt.click.ranker.booster_
         n_iter = gbdt.click.ranker.best_iteration_
-        st = fused.llm.ranker.model_  # type: ignore[union-attr]
+        assert fused.llm is not None
+        neural = fused.llm[0]  # the bundle's one LLM model, the bi-encoder
+        st = neural.ranker.model_  # type: ignore[attr-defined]
         emb_rows = {
-            q: np.asarray([fused.llm.doc_row[d] for d in req[q][C.DOCID]])  # type: ignore[union-attr]
+            q: np.asarray([neural.doc_row[d] for d in req[q][C.DOCID]])  # type: ignore[attr-defined]
             for q in qids
         }
-        emb = fused.llm.doc_emb  # type: ignore[union-attr]
+        emb = neural.doc_emb  # type: ignore[attr-defined]
         text = "vitamin d and bone density"
 
         def raw_gbdt(q: str) -> None:

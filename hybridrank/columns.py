@@ -41,6 +41,8 @@ FOLD: Final = "fold"
 
 BM25: Final = "bm25"
 BM25_RANK: Final = "bm25_rank"
+#: The LLM judge's raw score of a pair (the ``semantic`` feature).
+SEMANTIC: Final = "semantic_similarity"
 
 DOC_COLUMNS: Final = (DOCID, TEXT)
 QUERY_COLUMNS: Final = (QID, TEXT)

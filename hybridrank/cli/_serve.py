@@ -87,6 +87,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     if args.experiment_run is not None and args.experiment is None:
         raise ConfigError("--experiment-run needs --experiment DIR")
     normalisation = args.normalisation
+    tie_break = args.tie_break
     tuned_anchors: dict[str, float] = {}
     if args.experiment is not None:
         from hybridrank.pipelines import load_experiment_stacker
@@ -99,6 +100,12 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 f"{stacker.normalisation}; leave the flag out"
             )
         normalisation = stacker.normalisation
+        if args.tie_break is not None and args.tie_break != stacker.tie_break:
+            raise ConfigError(
+                f"--tie-break {args.tie_break}: the experiment ranked ties by "
+                f"{stacker.tie_break}; leave the flag out"
+            )
+        tie_break = stacker.tie_break
         _check_llm_expert(stacker.llm_model, args.llm)
         print(
             f"stacker of experiment run {stacker.run}: gate {gate.kind} {gate.params()}, "
@@ -135,7 +142,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     docs = read_table(args.docs, required=("docid", "text")) if args.docs else None
     path = build_hybrid_bundle(
         args.click, args.llm, args.out, gate=gate, anchors=anchors,
-        normalisation=normalisation or "zscore", docs=docs, device=args.device,
+        normalisation=normalisation or "zscore", tie_break=tie_break or "text", docs=docs,
+        device=args.device,
     )  # fmt: skip
     print(f"hybrid bundle: {path}")
     return 0
@@ -280,6 +288,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     bd.add_argument(
         "--normalisation", default=None, choices=["zscore", "rank"],
         help="default: the experiment's, else zscore",
+    )  # fmt: skip
+    bd.add_argument(
+        "--tie-break", choices=["text", "none"], default=None,
+        help="order of documents with exactly the same score: text (semantic similarity and "
+        "BM25 percentiles; the default) or none (request order); default the experiment's",
     )  # fmt: skip
     bd.add_argument("--docs", type=Path, help="docid, text: store bi-encoder document embeddings")
     bd.add_argument("--device", help="device for those embeddings")

@@ -20,9 +20,11 @@ from hybridrank.ensemble._gates import (
 from hybridrank.ensemble._lambdarank import LambdaRankPairs, lambdarank_gradients
 from hybridrank.ensemble._normalize import (
     NORMALISERS,
+    TIE_BREAKS,
     break_ties,
     normalised_mean,
     rank_per_query,
+    text_order,
     zscore_per_query,
 )
 from hybridrank.ensemble._oof import (
@@ -46,6 +48,7 @@ __all__ = [
     "ANCHOR_NAME",
     "GATES",
     "NORMALISERS",
+    "TIE_BREAKS",
     "BucketGate",
     "DataSchedulingRanker",
     "FAMOLConfig",
@@ -76,5 +79,6 @@ __all__ = [
     "prepare",
     "rank_per_query",
     "suggest_gate",
+    "text_order",
     "zscore_per_query",
 ]

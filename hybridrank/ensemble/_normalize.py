@@ -108,3 +108,52 @@ def normalised_mean(
         )
     norm = NORMALISERS[normalisation]
     return np.mean([norm(p, qid=qid, offsets=offsets) for p in parts], axis=0)
+
+
+#: How exact score ties inside a query are ordered: ``text`` (by :func:`text_order` of the
+#: pair's text scores) or ``none`` (the input order).
+TIE_BREAKS = ("text", "none")
+
+
+def _percentile_ignoring_nan(values: np.ndarray, gid: np.ndarray, n_groups: int) -> np.ndarray:
+    """Percentile rank (0, 1] within each group among its finite values (ties averaged); NaN
+    stays NaN. Groups need not be contiguous."""
+    out = np.full(values.shape[0], np.nan)
+    idx = np.flatnonzero(np.isfinite(values))
+    if idx.size == 0:
+        return out
+    g, x = gid[idx], values[idx]
+    order = np.lexsort((x, g))
+    sorted_g, sorted_x = g[order], x[order]
+    counts = np.bincount(g, minlength=n_groups)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(idx.size) - starts[sorted_g] + 1.0
+    new_run = np.r_[True, (sorted_x[1:] != sorted_x[:-1]) | (sorted_g[1:] != sorted_g[:-1])]
+    run_id = np.cumsum(new_run) - 1
+    run_mean = np.bincount(run_id, weights=position) / np.bincount(run_id)
+    ranks = np.empty(idx.size)
+    ranks[order] = run_mean[run_id] / counts[sorted_g]
+    out[idx] = ranks
+    return out
+
+
+def text_order(columns: Sequence[npt.ArrayLike], *, qid: npt.ArrayLike) -> np.ndarray:
+    """The mean of ``columns``' within-query percentile ranks, in [0, 1] (1 the best).
+
+    A NaN value takes no part: its pair averages the other columns' percentiles
+    (0 with none). ``columns`` are text scores, e.g. the judge's semantic
+    similarity and BM25: the order ``rule`` ranks by and exact ties are broken by.
+    Rows of a query need not be contiguous.
+    """
+    q = np.asarray(qid)
+    if not columns:
+        return np.zeros(q.shape[0])
+    _, gid = np.unique(q, return_inverse=True)
+    gid = gid.ravel()
+    n_groups = int(gid.max()) + 1 if gid.size else 0
+    stacked = np.column_stack(
+        [_percentile_ignoring_nan(np.asarray(c, dtype=np.float64), gid, n_groups) for c in columns]
+    )
+    present = np.isfinite(stacked)
+    total = np.where(present, stacked, 0.0).sum(axis=1)
+    return total / np.maximum(present.sum(axis=1), 1)

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from hybridrank._config import in_file, read_json, read_yaml_mapping
-from hybridrank.ensemble import NORMALISERS, FAMOLConfig, Gate, check_anchors, gate_from_dict
+from hybridrank.ensemble import (
+    NORMALISERS,
+    TIE_BREAKS,
+    FAMOLConfig,
+    Gate,
+    check_anchors,
+    gate_from_dict,
+)
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.pipelines._experiment import ExperimentConfig
 from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
@@ -35,6 +42,7 @@ class ExperimentStacker:
             ``famol``, ``gold_gbdt``).
         llm_model: The LLM expert it mixed (``llm_ensemble``, ``llm_gbdt``, ``llm_neural``).
         normalisation: Per-query normalisation of the fusion.
+        tie_break: How the experiment ordered exact score ties (``text`` or ``none``).
     """
 
     run: str
@@ -42,6 +50,7 @@ class ExperimentStacker:
     anchors: Mapping[str, float] = field(default_factory=dict)
     llm_model: str = "llm_gbdt"
     normalisation: str = "zscore"
+    tie_break: str = "text"
 
 
 def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> ExperimentStacker:
@@ -111,22 +120,30 @@ def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> Expe
         gate=gate,
         anchors={str(k): float(v) for k, v in anchors.items()},
         llm_model=str(llm_model),
-        normalisation=_normalisation(d / "config.yaml"),
+        **_ranking_settings(d / "config.yaml"),
     )
 
 
-def _normalisation(path: Path) -> str:
-    """``experiment.stacker.normalisation`` of an experiment's saved config."""
+def _ranking_settings(path: Path) -> dict[str, str]:
+    """``normalisation`` (of ``experiment.stacker``) and ``tie_break`` of an experiment's
+    saved config."""
     experiment = read_yaml_mapping(path, section="experiment")
     stacker = experiment.get("stacker")
-    value = stacker.get("normalisation", "zscore") if isinstance(stacker, Mapping) else "zscore"
-    if value not in NORMALISERS:
-        raise DataFormatError(
-            f"normalisation must be one of {sorted(NORMALISERS)}, got {value!r}",
-            path=path,
-            column="experiment.stacker.normalisation",
-        )
-    return str(value)
+    found = {
+        "normalisation": (
+            stacker.get("normalisation", "zscore") if isinstance(stacker, Mapping) else "zscore"
+        ),
+        "tie_break": experiment.get("tie_break", "text"),
+    }
+    for key, allowed, column in (
+        ("normalisation", NORMALISERS, "experiment.stacker.normalisation"),
+        ("tie_break", TIE_BREAKS, "experiment.tie_break"),
+    ):
+        if found[key] not in allowed:
+            raise DataFormatError(
+                f"must be one of {sorted(allowed)}, got {found[key]!r}", path=path, column=column
+            )
+    return {k: str(v) for k, v in found.items()}
 
 
 #: ``train gbdt`` labels with a model in the experiment, and which one.
@@ -143,8 +160,8 @@ def train_config_like_experiment(
     out_dir: str | Path, label: str, base: GBDTTrainConfig | None = None
 ) -> GBDTTrainConfig:
     """A ``train gbdt`` config that trains ``label``'s model as the experiment in ``out_dir``
-    trained its own: its features, click labels, click features and split, and the
-    LambdaMART settings of that model (``gbdt:`` for click-GBDT and LLM-GBDT,
+    trained its own: its features, click labels, click features and split, its tie
+    order, and the LambdaMART settings of that model (``gbdt:`` for click-GBDT and LLM-GBDT,
     ``famol:`` for FAMOL, ``gold:`` for the gold expert on ``label: expert``).
 
     The stacker's tuned weights were tuned on models trained this way, so a bundle
@@ -184,4 +201,5 @@ def train_config_like_experiment(
         click_split=experiment.click_split,
         gbdt=gbdt,
         famol=famol,
+        tie_break=experiment.tie_break,
     )

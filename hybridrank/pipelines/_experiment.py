@@ -21,6 +21,7 @@ from hybridrank._atomic import save_figure, staged_directory, write_parquet, wri
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
+    TIE_BREAKS,
     DataSchedulingRanker,
     FAMOLConfig,
     FAMOLRanker,
@@ -113,8 +114,6 @@ GOLD_GBDT = LambdaMARTConfig(
     n_estimators=300, num_leaves=7, min_child_samples=20, reg_lambda=1.0,
     early_stopping_rounds=30, n_jobs=1,
 )  # fmt: skip
-#: How exact ties in a learned system's scores are ordered (``ExperimentConfig.tie_break``).
-TIE_BREAKS = ("text", "none")
 #: Systems the budget curve can retrain (the stacker needs click_gbdt and llm_gbdt).
 BUDGET_SYSTEMS = ("click_gbdt", "llm_gbdt", "famol", "famol_label_mixing", "gated_stacker")
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset
+from hybridrank.ensemble import text_order
 from hybridrank.features import (
     ClickFeatureConfig,
     ClickFeatures,
@@ -28,7 +29,7 @@ from hybridrank.pipelines._click_split import (
 logger = logging.getLogger(__name__)
 
 #: The semantic judge's raw similarity, usable as a text-only feature (group ``semantic``).
-SEMANTIC = "semantic_similarity"
+SEMANTIC = C.SEMANTIC
 #: The local transformer's cosine of every candidate, never masked by an LLM budget
 #: (group ``dense``; see :mod:`hybridrank.pipelines._dense`).
 DENSE = "dense_cosine"
@@ -177,10 +178,7 @@ def text_scores(table: pd.DataFrame) -> np.ndarray | None:
     text_columns = [c for c in (SEMANTIC, C.BM25) if c in table.columns]
     if not text_columns:
         return None
-    stacked = np.column_stack([_percentile(table, c) for c in text_columns])
-    present = np.isfinite(stacked)
-    total = np.where(present, stacked, 0.0).sum(axis=1)
-    return total / np.maximum(present.sum(axis=1), 1)
+    return text_order([table[c] for c in text_columns], qid=table[C.QID].to_numpy())
 
 
 def rule_scores(table: pd.DataFrame) -> np.ndarray | None:

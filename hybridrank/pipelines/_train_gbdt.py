@@ -19,7 +19,7 @@ from hybridrank._atomic import staged_directory
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
-from hybridrank.ensemble import FAMOLConfig, FAMOLRanker, out_of_fold
+from hybridrank.ensemble import TIE_BREAKS, FAMOLConfig, FAMOLRanker, break_ties, out_of_fold
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, evaluate_table
 from hybridrank.features import (
@@ -39,6 +39,7 @@ from hybridrank.pipelines._tables import (
     TableOptions,
     build_table,
     evaluation_rows,
+    text_scores,
 )
 from hybridrank.pipelines._unbiased import (
     HARVESTED,
@@ -132,6 +133,12 @@ class GBDTTrainConfig:
             (:func:`~hybridrank.pipelines._budget.fill_judge_score`); LLM labels
             stay missing. ``none``: the score stays missing (the model's
             missing-value branch). Only matters with the ``semantic`` features.
+        tie_break: ``text`` (default): exact score ties inside a query are
+            ranked by the text order (the mean of the semantic-similarity and
+            BM25 within-query percentiles), in the report and when the run is
+            served (``HybridRanker``, ``hybridrank rank``), as the experiment
+            ranks them; the scores themselves are the model's. ``none``: ties
+            keep the input order.
         metrics: Metrics of the report.
         dask: Train the cross-validation folds and the final model on a Dask
             cluster (a scheduler address, or a local cluster of ``n_workers``);
@@ -149,12 +156,17 @@ class GBDTTrainConfig:
     unbiased: UnbiasedConfig = field(default_factory=UnbiasedConfig)
     famol: FAMOLConfig = field(default_factory=FAMOLConfig)
     judge_fill: str = "dense"
+    tie_break: str = "text"
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
     dask: DaskConfig = field(default_factory=DaskConfig)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
+        if self.tie_break not in TIE_BREAKS:
+            raise ConfigError(
+                f"tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"
+            )
         if self.judge_fill not in BUDGET_FILLS:
             raise ConfigError(
                 f"judge_fill must be one of {list(BUDGET_FILLS)}, got {self.judge_fill!r}"
@@ -189,7 +201,7 @@ class GBDTTrainConfig:
             )
         simple: dict[str, Any] = {
             k: values[k]
-            for k in ("dataset", "label", "features", "metrics", "judge_fill")
+            for k in ("dataset", "label", "features", "metrics", "judge_fill", "tie_break")
             if k in values
         }
         base = config_from_dict(_Simple, simple, "train")
@@ -205,6 +217,7 @@ class GBDTTrainConfig:
             unbiased=UnbiasedConfig.from_dict(values.get("unbiased")),
             famol=_famol_from_dict(values.get("famol")),
             judge_fill=base.judge_fill,
+            tie_break=base.tie_break,
             metrics=base.metrics,
             dask=DaskConfig.from_dict(values.get("dask")),
         )
@@ -228,6 +241,7 @@ class GBDTTrainConfig:
             "unbiased": self.unbiased.to_dict(),
             "famol": {k: v for k, v in self.famol.to_dict().items() if k in FAMOL_KEYS},
             "judge_fill": self.judge_fill,
+            "tie_break": self.tie_break,
             "metrics": list(self.metrics),
             "dask": self.dask.to_dict(),
         }
@@ -257,6 +271,7 @@ class _Simple:
     features: tuple[str, ...] = ("click", "dataset")
     metrics: tuple[str, ...] = ("ndcg@10", "mrr", "err@10")
     judge_fill: str = "dense"
+    tie_break: str = "text"
 
 
 def resolve_features(
@@ -396,6 +411,12 @@ def train_gbdt(
         )
         baseline = C.BM25 if C.BM25 in table.columns else None
         evaluated = table.loc[evaluation_rows(table)]
+        text = text_scores(evaluated) if config.tie_break == "text" else None
+        if text is not None:
+            # As served: exact ties inside a query ranked by the text order (HybridRanker).
+            evaluated = evaluated.assign(**{name: break_ties(
+                evaluated[name].to_numpy(), text, qid=evaluated[C.QID].to_numpy()
+            )})  # fmt: skip
         report = evaluate_table(
             evaluated,
             [s for s in (baseline, name) if s is not None],
@@ -404,7 +425,8 @@ def train_gbdt(
             baseline=baseline,
             title=f"LambdaMART ({config.gbdt.engine}, {what}){' vs BM25' if baseline else ''}, "
             f"{dataset.split_info.n_folds}-fold cross-validated by query; expert grades"
-            f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}",
+            f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}"
+            f"{'; exact ties ranked by the text order' if text is not None else ''}",
         )
     else:
         logger.warning("the dataset has no expert grades: no per-bucket report")

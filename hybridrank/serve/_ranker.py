@@ -33,11 +33,13 @@ from hybridrank import columns as C
 from hybridrank._config import read_json
 from hybridrank.ensemble import (
     NORMALISERS,
+    TIE_BREAKS,
     Gate,
     check_anchors,
     fuse,
     gate_from_dict,
     normalised_mean,
+    text_order,
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES
@@ -274,6 +276,11 @@ class HybridRanker:
         anchors: Anchor experts mixed in with fixed weights (empty: none).
         gate: g(freq), the click model's weight within the gated mix (None: GBDT-only).
         normalisation: Per-query score normalisation of the fusion.
+        tie_break: ``text``: documents with exactly the same score are ranked
+            by the text order (the mean of the request's ``semantic_similarity``
+            and ``bm25`` within-query percentiles, those it has), as the
+            experiment and ``train gbdt``'s report rank them; ``none``: in
+            request order. Scores are never changed.
         path: Where the bundle was loaded from.
     """
 
@@ -286,6 +293,7 @@ class HybridRanker:
         gate: Gate | None = None,
         anchors: Sequence[Anchor] = (),
         normalisation: str = "zscore",
+        tie_break: str = "text",
         path: Path | None = None,
     ) -> None:
         if (llm is None) != (gate is None):
@@ -294,6 +302,8 @@ class HybridRanker:
             raise ConfigError("anchor experts need a fused ranker (an LLM model and a gate)")
         if normalisation not in NORMALISERS:
             raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
+        if tie_break not in TIE_BREAKS:
+            raise ConfigError(f"tie_break must be one of {list(TIE_BREAKS)}, got {tie_break!r}")
         scorers = None if llm is None else tuple(llm) if isinstance(llm, Sequence) else (llm,)
         if scorers is not None and not scorers:
             raise ConfigError("a fused ranker needs at least one LLM model")
@@ -304,6 +314,7 @@ class HybridRanker:
         self.gate = gate
         self.anchors = tuple(anchors)
         self.normalisation = normalisation
+        self.tie_break = tie_break
         self.path = path
         self._click = _GBDTScorer(click, store)
         self._anchors = [_GBDTScorer(a.bundle, store) for a in self.anchors]
@@ -337,7 +348,8 @@ class HybridRanker:
         if not (d / HYBRID_META).exists():
             bundle = GBDTBundle.load(d, verify=verify)
             store = ClickFeatureStore.load(d / STORE_DIR) if (d / STORE_DIR).is_dir() else None
-            return cls(bundle, store=store, path=d)
+            tie = str(bundle.config.get("tie_break", "none"))  # runs before tie_break: none
+            return cls(bundle, store=store, tie_break=tie, path=d)
         if verify:
             verify_manifest(d)
         meta_path = d / HYBRID_META
@@ -365,7 +377,8 @@ class HybridRanker:
             raise DataFormatError(str(exc), path=meta_path, column="gate") from None
         return cls(
             click, store=store, llm=llm, gate=gate, anchors=anchors,
-            normalisation=meta["normalisation"], path=d,
+            normalisation=meta["normalisation"], tie_break=meta.get("tie_break", "none"),
+            path=d,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ rank
@@ -418,8 +431,9 @@ class HybridRanker:
             raise DataFormatError("docs need a `docid` column")
         docids = np.asarray(columns[C.DOCID]).astype(str)
         click = self._click.score(query, None, docids, columns)
+        text = self._text(columns, np.zeros(docids.shape[0], dtype=np.int64))
         if self.llm is None or self.gate is None:
-            order = np.argsort(-click, kind="stable")
+            order = np.lexsort((-text, -click))
             return Ranking(docids[order], click[order], {})
         freq = float(ctx["freq"]) if "freq" in ctx else self._frequency(query)
         llm = [m.score(query, ctx.get("text"), docids, columns) for m in self.llm]
@@ -427,11 +441,23 @@ class HybridRanker:
         g = float(self.gate(np.array([freq]))[0])
         offsets = np.array([0, docids.shape[0]])
         fused, side = self._fuse(np.full(docids.shape[0], g), click, llm, anchors, offsets)
-        order = np.argsort(-fused, kind="stable")
+        order = np.lexsort((-text, -fused))
         components: dict[str, Any] = {"click": click[order], "llm": side[order], "gate": g}
         for anchor, scores in zip(self.anchors, anchors, strict=True):
             components[anchor.name] = scores[order]
         return Ranking(docids[order], fused[order], components)
+
+    def _text(self, columns: Mapping[str, Any] | pd.DataFrame, qid: np.ndarray) -> np.ndarray:
+        """The secondary ranking key: the text order with ``tie_break: text``, else zeros
+        (a stable sort then keeps the request order)."""
+        present = [c for c in (C.SEMANTIC, C.BM25) if c in columns]
+        if self.tie_break != "text" or not present:
+            return np.zeros(qid.shape[0])
+        values = []
+        for c in present:
+            v = pd.to_numeric(pd.Series(np.asarray(columns[c]).ravel()), errors="coerce")
+            values.append(v.to_numpy(dtype=np.float64))
+        return text_order(values, qid=qid)
 
     def _frequency(self, qid: str) -> float:
         if self.store is None:
@@ -595,7 +621,8 @@ class HybridRanker:
             for anchor, scores in zip(self.anchors, anchors, strict=True):
                 out[f"{anchor.name}_score"] = scores
         gid = np.repeat(np.arange(offsets.shape[0] - 1), np.diff(offsets))
-        order = np.lexsort((-out["score"].to_numpy(), gid))
+        text = self._text(table, table[C.QID].to_numpy())
+        order = np.lexsort((-text, -out["score"].to_numpy(), gid))
         ranks = np.empty(len(out), dtype=np.int64)
         ranks[order] = np.arange(len(out)) - offsets[gid[order]] + 1
         out["rank"] = ranks
@@ -614,6 +641,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
             "upgrade hybridrank",
             path=path,
             column="format",
+        )
+    if meta.get("tie_break", "none") not in TIE_BREAKS:
+        raise DataFormatError(
+            f"tie_break must be one of {list(TIE_BREAKS)}, got {meta.get('tie_break')!r}",
+            path=path,
+            column="tie_break",
         )
     if meta.get("normalisation") not in NORMALISERS:
         raise DataFormatError(
@@ -694,6 +727,7 @@ def build_hybrid_bundle(
     gate: Gate,
     anchors: Sequence[tuple[str, str | Path, float]] = (),
     normalisation: str = "zscore",
+    tie_break: str = "text",
     docs: pd.DataFrame | None = None,
     device: str | None = None,
 ) -> Path:
@@ -712,6 +746,7 @@ def build_hybrid_bundle(
             experiment's ``famol`` and ``gold_gbdt``, with the weights its
             stacker tuned); the weights sum to at most 1.
         normalisation: ``zscore`` or ``rank``.
+        tie_break: ``text`` or ``none`` (see :class:`HybridRanker`).
         docs: ``docid, text`` of the collection: with a bi-encoder, their
             embeddings are computed now and stored, so serving encodes only queries.
         device: Device for computing those embeddings.
@@ -724,6 +759,8 @@ def build_hybrid_bundle(
         raise ConfigError("a hybrid bundle needs at least one LLM model run")
     if normalisation not in NORMALISERS:
         raise ConfigError(f"normalisation must be one of {sorted(NORMALISERS)}")
+    if tie_break not in TIE_BREAKS:
+        raise ConfigError(f"tie_break must be one of {list(TIE_BREAKS)}, got {tie_break!r}")
     check_anchors([(name, weight) for name, _, weight in anchors], source="bundle")
     GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
     members: list[tuple[str, Path, Path]] = []  # (kind, run, the files to copy)
@@ -791,6 +828,7 @@ def build_hybrid_bundle(
             "anchors": anchor_meta,
             "gate": gate.to_dict(),
             "normalisation": normalisation,
+            "tie_break": tie_break,
             "sources": {
                 "click": str(click_dir),
                 "llm": [str(r) for _, r, _ in members],

@@ -462,3 +462,12 @@ def test_cli_like_experiment_trains_the_experiments_model(
     assert saved.label == "famol" and saved.famol.centre == 0.7
     assert saved.gbdt.n_estimators == 12 and saved.features == ("click", "dataset")
     assert GBDTBundle.load(out).ranker.best_iteration_ == 12
+
+
+def test_report_ranks_exact_ties_by_the_text_order_as_serving_does(famol_run) -> None:
+    run, config = famol_run
+    assert config.tie_break == "text" and run.report is not None
+    assert "exact ties ranked by the text order" in run.report.title
+    assert GBDTTrainConfig.from_dict({"tie_break": "none"}).tie_break == "none"
+    with pytest.raises(ConfigError, match="tie_break"):
+        GBDTTrainConfig.from_dict({"tie_break": "bm25"})

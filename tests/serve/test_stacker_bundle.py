@@ -197,6 +197,9 @@ def test_bundle_cli_serves_an_experiments_stacker(
     assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]), "--normalisation",
                  "zscore", "--out", str(tmp_path / "f")]) == 2  # fmt: skip
     assert "tuned with rank" in capsys.readouterr().err
+    assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]), "--tie-break", "none",
+                 "--out", str(tmp_path / "f")]) == 2  # fmt: skip
+    assert "ranked ties by text" in capsys.readouterr().err
     assert not any((tmp_path / d).exists() for d in "cdef")
 
 
@@ -226,6 +229,7 @@ def test_load_experiment_stacker_names_what_is_wrong(tmp_path: Path) -> None:
     good = _experiment_dir(tmp_path / "g", {"r": {"gate": {"centre": 1.0, "slope": 2.0}}})
     stacker = load_experiment_stacker(good)
     assert stacker.run == "r" and stacker.anchors == {} and stacker.normalisation == "rank"
+    assert stacker.tie_break == "text"
     assert stacker.gate.params() == {"centre": 1.0, "slope": 2.0}
 
 
@@ -316,12 +320,14 @@ def test_train_config_like_experiment_copies_each_models_settings(tmp_path: Path
         "famol": {"centre": 1.1, "slope": 3.3, "gbdt": {"n_estimators": 77}},
         "gold": {"n_estimators": 55, "num_leaves": 5},
         "click_split": {"mode": "session"},
+        "tie_break": "none",
     }}))  # fmt: skip
     base = GBDTTrainConfig(metrics=("ndcg@10",), judge_fill="none")
     click = train_config_like_experiment(exp, "click", base)
     assert click.features == ("click", "semantic") and click.gbdt.n_estimators == 123
     assert click.click_split.mode == "session" and click.metrics == ("ndcg@10",)
     assert click.judge_fill == "none"  # what the experiment has no say in stays the user's
+    assert click.tie_break == "none"  # the experiment's tie order
     famol = train_config_like_experiment(exp, "famol", base)
     assert famol.gbdt.n_estimators == 77 and famol.famol_model.gbdt.n_estimators == 77
     assert (famol.famol.centre, famol.famol.slope) == (1.1, 3.3)
@@ -340,3 +346,45 @@ def test_train_config_like_experiment_copies_each_models_settings(tmp_path: Path
         train_config_like_experiment(exp, "click", base)
     with pytest.raises(MissingInputError):
         train_config_like_experiment(tmp_path / "nowhere", "click", base)
+
+
+def test_exact_ties_are_ranked_by_the_text_order_as_the_experiment_ranks_them(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    from hybridrank.ensemble import text_order
+
+    ranker = HybridRanker.load(runs["click"])
+    assert ranker.tie_break == "text"  # train gbdt's default, saved in the run's config
+    request = _request_table(runs["click"])
+    # Candidates arrive in BM25 order; shuffle each query's rows so request order differs.
+    shuffle = np.random.default_rng(0).random(len(request))
+    request = request.assign(_r=shuffle).sort_values([C.QID, "_r"], kind="stable")
+    request = request.drop(columns="_r").reset_index(drop=True)
+    ranked = ranker.rank_table(request)
+    text = text_order([request[C.BM25]], qid=request[C.QID].to_numpy())
+    ranked = ranked.assign(_text=text)
+    tied = ranked[ranked.duplicated([C.QID, "score"], keep=False)]
+    assert len(tied) > 0  # a click GBDT gives many pairs exactly the same score
+    for _, group in tied.groupby([C.QID, "score"]):
+        by_rank = group.sort_values("rank")["_text"].to_numpy()
+        assert (np.diff(by_rank) <= 1e-12).all()  # better text order first
+    # Online: the same order as batch.
+    q = tied[C.QID].iloc[0]
+    online = ranker.rank(q, request.loc[request[C.QID] == q])
+    batch = ranked.loc[ranked[C.QID] == q].sort_values("rank")
+    assert list(online.docids) == batch[C.DOCID].astype(str).tolist()
+    # none: ties keep the request order, scores unchanged.
+    plain = HybridRanker(ranker.click, store=ranker.store, tie_break="none").rank_table(request)
+    np.testing.assert_array_equal(plain["score"].to_numpy(), ranked["score"].to_numpy())
+    assert not np.array_equal(plain["rank"].to_numpy(), ranked["rank"].to_numpy())
+    # A fused bundle records its tie order; one from before tie_break keeps request order.
+    path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "h", gate=SigmoidGate(),
+                               tie_break="none")  # fmt: skip
+    assert HybridRanker.load(path).tie_break == "none"
+    meta = json.loads((path / "hybrid.json").read_text())
+    (path / "hybrid.json").write_text(json.dumps({**meta, "tie_break": "alphabetical"}))
+    with pytest.raises(DataFormatError, match="tie_break") as info:
+        HybridRanker.load(path, verify=False)
+    assert info.value.column == "tie_break"
+    with pytest.raises(ConfigError, match="tie_break"):
+        HybridRanker(ranker.click, tie_break="random")
