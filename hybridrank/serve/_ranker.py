@@ -322,7 +322,8 @@ class HybridRanker:
         for scorer in [*(scorers or ()), *self._anchors]:
             if isinstance(scorer, _GBDTScorer):
                 names |= set(scorer.names)
-        self._request_columns = frozenset({C.DOCID, C.TEXT, *names})
+        # The text scores travel too: they order exact ties (tie_break: text).
+        self._request_columns = frozenset({C.DOCID, C.TEXT, C.SEMANTIC, C.BM25, *names})
         self.output_columns = (*OUTPUT_COLUMNS, *(f"{a.name}_score" for a in self.anchors))
 
     @property

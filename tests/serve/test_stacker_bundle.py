@@ -373,6 +373,13 @@ def test_exact_ties_are_ranked_by_the_text_order_as_the_experiment_ranks_them(
     online = ranker.rank(q, request.loc[request[C.QID] == q])
     batch = ranked.loc[ranked[C.QID] == q].sort_values("rank")
     assert list(online.docids) == batch[C.DOCID].astype(str).tolist()
+    # A judge score the model does not use still orders ties, online as in batch.
+    judged = request.assign(**{C.SEMANTIC: np.random.default_rng(1).random(len(request))})
+    batch = ranker.rank_table(judged)
+    one = batch.loc[batch[C.QID] == q].sort_values("rank")
+    online = ranker.rank(q, judged.loc[judged[C.QID] == q])
+    assert list(online.docids) == one[C.DOCID].astype(str).tolist()
+    assert not np.array_equal(batch["rank"].to_numpy(), ranked["rank"].to_numpy())
     # none: ties keep the request order, scores unchanged.
     plain = HybridRanker(ranker.click, store=ranker.store, tie_break="none").rank_table(request)
     np.testing.assert_array_equal(plain["score"].to_numpy(), ranked["score"].to_numpy())
