@@ -481,6 +481,7 @@ def _train_on_labels(
             path=dataset.path,
         )
     features = resolve_features(config.features, table, dataset.features)
+    _warn_without_judge_score(config, table, features)
     name = _system_name(config, dataset)
     labelled = ~table[label].isna().to_numpy()
     if (
@@ -521,6 +522,25 @@ def _train_on_labels(
     return ranker, features, name
 
 
+def _warn_without_judge_score(
+    config: GBDTTrainConfig, table: pd.DataFrame, features: list[str]
+) -> None:
+    """An LLM-label model that cannot see the judge's score learns little from its labels."""
+    if (
+        config.label in ("llm", "famol")
+        and SEMANTIC in table.columns
+        and table[SEMANTIC].notna().any()
+        and SEMANTIC not in features
+    ):
+        logger.warning(
+            "label %s without the judge's score as a feature: the LLM labels are grades of "
+            "%s, which the model cannot see; add the semantic group (--features click dataset "
+            "semantic, or --like-experiment DIR). On the default world LLM-GBDT scores "
+            "NDCG@10 0.597 without it and 0.632 with it",
+            config.label, SEMANTIC,
+        )  # fmt: skip
+
+
 def _train_famol(
     dataset: Dataset, table: pd.DataFrame, config: GBDTTrainConfig, progress: bool
 ) -> tuple[LambdaMARTRanker, list[str], str]:
@@ -537,6 +557,7 @@ def _train_famol(
             path=dataset.path,
         )
     features = resolve_features(config.features, table, dataset.features)
+    _warn_without_judge_score(config, table, features)
     name = _system_name(config, dataset)
     labelled = (table[C.Y_CLICK].notna() | table[C.Y_LLM].notna()).to_numpy()
     model = config.famol_model

@@ -280,8 +280,9 @@ def test_experiment_config_reads_budgets() -> None:
 
 
 def test_train_gbdt_fills_the_judge_score_a_budget_left_missing(
-    world: Path, tmp_path: Path
+    world: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import logging
     import shutil
     from dataclasses import replace
 
@@ -317,5 +318,10 @@ def test_train_gbdt_fills_the_judge_score_a_budget_left_missing(
     assert table[C.Y_LLM].isna().sum() == bare[C.Y_LLM].isna().sum()  # labels stay missing
     saved = config.to_dict()
     assert saved["judge_fill"] == "none" and GBDTTrainConfig.from_dict(saved) == config
+    # Without the judge's score as a feature the LLM-label model is warned about.
+    with caplog.at_level(logging.WARNING, logger="hybridrank.pipelines._train_gbdt"):
+        train_gbdt(replace(config, features=("click", "dataset")), tmp_path / "blind",
+                   progress=False)  # fmt: skip
+    assert "without the judge's score as a feature" in caplog.text
     with pytest.raises(ConfigError, match="judge_fill"):
         GBDTTrainConfig.from_dict({"judge_fill": "isotonic"})
