@@ -159,7 +159,9 @@ _EXPERT_RUNS = {
 
 def _check_llm_expert(expert: str, runs: list[Path]) -> None:
     """The ``--llm`` runs must make the LLM expert the experiment's stacker mixed."""
-    kinds = tuple(sorted("gbdt" if (r / "schema.json").exists() else "neural" for r in runs))
+    from hybridrank.serve import llm_run_kind
+
+    kinds = tuple(sorted(llm_run_kind(r) for r in runs))
     want = _EXPERT_RUNS[expert]
     if kinds != want:
         described = {

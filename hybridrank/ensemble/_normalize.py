@@ -38,17 +38,23 @@ def rank_per_query(
     """Percentile rank within each query in (0, 1], 1 the best; ties share their mean rank."""
     s = np.asarray(scores, dtype=np.float64)
     gid, off = _group_ids(s.shape[0], qid, offsets)
-    order = np.lexsort((s, gid))
-    ranks = np.empty(s.shape[0], dtype=np.float64)
-    ranks[order] = np.arange(s.shape[0]) - off[gid[order]] + 1.0
-    # Average ranks over ties (same group, same score).
-    sorted_s, sorted_g = s[order], gid[order]
-    new_run = np.r_[True, (sorted_s[1:] != sorted_s[:-1]) | (sorted_g[1:] != sorted_g[:-1])]
+    return _group_percentile(s, gid, np.diff(off))
+
+
+def _group_percentile(values: np.ndarray, gid: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Percentile rank (0, 1] of ``values`` within their group ``gid`` (``counts`` rows per
+    group, groups in any row order); ties share their mean rank."""
+    order = np.lexsort((values, gid))
+    sorted_v, sorted_g = values[order], gid[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    position = np.arange(values.shape[0]) - starts[sorted_g] + 1.0
+    # Average ranks over ties (same group, same value).
+    new_run = np.r_[True, (sorted_v[1:] != sorted_v[:-1]) | (sorted_g[1:] != sorted_g[:-1])]
     run_id = np.cumsum(new_run) - 1
-    run_mean = np.bincount(run_id, weights=ranks[order]) / np.bincount(run_id)
-    ranks[order] = run_mean[run_id]
-    counts = np.diff(off).astype(np.float64)
-    return ranks / counts[gid]
+    run_mean = np.bincount(run_id, weights=position) / np.bincount(run_id)
+    ranks = np.empty(values.shape[0], dtype=np.float64)
+    ranks[order] = run_mean[run_id] / np.asarray(counts, dtype=np.float64)[sorted_g]
+    return ranks
 
 
 def break_ties(
@@ -120,20 +126,9 @@ def _percentile_ignoring_nan(values: np.ndarray, gid: np.ndarray, n_groups: int)
     stays NaN. Groups need not be contiguous."""
     out = np.full(values.shape[0], np.nan)
     idx = np.flatnonzero(np.isfinite(values))
-    if idx.size == 0:
-        return out
-    g, x = gid[idx], values[idx]
-    order = np.lexsort((x, g))
-    sorted_g, sorted_x = g[order], x[order]
-    counts = np.bincount(g, minlength=n_groups)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.arange(idx.size) - starts[sorted_g] + 1.0
-    new_run = np.r_[True, (sorted_x[1:] != sorted_x[:-1]) | (sorted_g[1:] != sorted_g[:-1])]
-    run_id = np.cumsum(new_run) - 1
-    run_mean = np.bincount(run_id, weights=position) / np.bincount(run_id)
-    ranks = np.empty(idx.size)
-    ranks[order] = run_mean[run_id] / counts[sorted_g]
-    out[idx] = ranks
+    if idx.size:
+        g = gid[idx]
+        out[idx] = _group_percentile(values[idx], g, np.bincount(g, minlength=n_groups))
     return out
 
 

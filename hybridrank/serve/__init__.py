@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridrank.serve._ranker import HybridRanker, Ranking, build_hybrid_bundle
+from hybridrank.serve._ranker import HybridRanker, Ranking, build_hybrid_bundle, llm_run_kind
 from hybridrank.serve._store import ClickFeatureStore
 
-__all__ = ["ClickFeatureStore", "HybridRanker", "Ranking", "build_hybrid_bundle"]
+__all__ = ["ClickFeatureStore", "HybridRanker", "Ranking", "build_hybrid_bundle", "llm_run_kind"]

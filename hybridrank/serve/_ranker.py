@@ -720,6 +720,11 @@ def _anchor_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, Any
     return [dict(m) for m in members]
 
 
+def llm_run_kind(run: str | Path) -> str:
+    """``gbdt`` for a ``train gbdt`` run directory (it has ``schema.json``), else ``neural``."""
+    return "gbdt" if (Path(run) / "schema.json").exists() else "neural"
+
+
 def build_hybrid_bundle(
     click_run: str | Path,
     llm_run: str | Path | Sequence[str | Path],
@@ -767,7 +772,7 @@ def build_hybrid_bundle(
     members: list[tuple[str, Path, Path]] = []  # (kind, run, the files to copy)
     for llm_dir in llm_dirs:
         neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
-        if (llm_dir / "schema.json").exists():
+        if llm_run_kind(llm_dir) == "gbdt":
             GBDTBundle.load(llm_dir)
             members.append(("gbdt", llm_dir, llm_dir))
         elif (neural_dir / "ranker.json").exists():
