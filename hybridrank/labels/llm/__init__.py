@@ -13,6 +13,8 @@ from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_pat
 from hybridrank.labels.llm._grading import (
     GraderConfig,
     SemanticGrader,
+    kappa_thresholds,
+    quadratic_kappa,
     within_query_percentile,
     within_query_zscore,
 )
@@ -115,10 +117,12 @@ __all__ = [
     "judge_agreement",
     "judge_columns",
     "judge_names",
+    "kappa_thresholds",
     "make_annotator",
     "packaged_minilm_path",
     "pairs_from_candidates",
     "parse_grade",
+    "quadratic_kappa",
     "register_annotator",
     "within_query_percentile",
     "within_query_zscore",

@@ -17,6 +17,15 @@ from hybridrank.errors import ConfigError, MissingColumnError
 
 #: How seed grades calibrate a score-only judge (``GraderConfig.calibration``).
 CALIBRATIONS = ("ordinal", "shares")
+#: Where the three cut points sit (``GraderConfig.thresholds``).
+THRESHOLDS = ("kappa", "shares")
+#: The lexical evidence the ordinal model reads beside the score when the table has it
+#: (``GraderConfig.overlap``): the share of the query's distinct terms found in the document.
+OVERLAP = "term_overlap"
+#: Rounds of the coordinate search for kappa-optimal cut points.
+KAPPA_ROUNDS = 3
+#: Candidate cut points per threshold in that search (quantiles of the seed pairs' scores).
+KAPPA_GRID = 200
 #: Fewest seed pairs at or above a grade (and below it) for that grade's logistic model;
 #: with fewer, P(grade >= k) is the seed set's share.
 MIN_CLASS_PAIRS = 5
@@ -41,18 +50,37 @@ class GraderConfig:
             grades. ``shares``: the mean of the score's and BM25's
             within-query percentiles cut at the seed set's grade shares
             (every query gets the same share of each grade).
+        overlap: With ``ordinal``, also read the table's ``term_overlap`` (the
+            share of the query's terms in the document; every dataset with
+            texts has it), as it is and as within-query percentile and z-score.
+            A similarity judge misses whether a document covers the whole
+            query; the overlap says so (quadratic kappa on the default world
+            0.352 -> 0.396). Ignored where the table has no such column.
+        thresholds: Where the cut points sit on the calibrated score, with a
+            seed set. ``kappa`` (default): start at the seed set's grade
+            shares, then move each cut point (coordinate search over the seed
+            scores' quantiles) while the seed pairs' quadratic-weighted kappa
+            rises: the grades then agree with the experts as well as the
+            score allows, rather than only matching their proportions.
+            ``shares``: at the seed set's grade shares.
         quantiles: Without a seed set: the shares of pairs below grade 1, 2 and
             3 (increasing, in (0, 1)).
     """
 
     fuse_bm25: bool = True
     calibration: str = "ordinal"
+    overlap: bool = True
+    thresholds: str = "kappa"
     quantiles: tuple[float, ...] = (0.75, 0.85, 0.95)
 
     def __post_init__(self) -> None:
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(
                 f"grader.calibration must be one of {list(CALIBRATIONS)}, got {self.calibration!r}"
+            )
+        if self.thresholds not in THRESHOLDS:
+            raise ConfigError(
+                f"grader.thresholds must be one of {list(THRESHOLDS)}, got {self.thresholds!r}"
             )
         q = self.quantiles
         if (
@@ -125,7 +153,9 @@ class SemanticGrader:
 
     def evidence(self, table: pd.DataFrame) -> np.ndarray:
         """The ordinal model's inputs, one row per pair: the score, its within-query
-        percentile and z-score, and (with ``fuse_bm25``) BM25's percentile and z-score."""
+        percentile and z-score, (with ``fuse_bm25``) BM25's percentile and z-score, and
+        (when fitted with it, see ``GraderConfig.overlap``) the term overlap as it is and
+        as percentile and z-score."""
         cfg = self.config or GraderConfig()
         score = table["score"].to_numpy(dtype=np.float64)
         qid = self._bm25_qid(table) if cfg.fuse_bm25 else table[C.QID].to_numpy()
@@ -133,6 +163,18 @@ class SemanticGrader:
         if cfg.fuse_bm25:
             bm25 = table[C.BM25].to_numpy(dtype=np.float64)
             columns += [within_query_percentile(bm25, qid), within_query_zscore(bm25, qid)]
+        if getattr(self, "overlap_", False):
+            if OVERLAP not in table.columns:
+                raise MissingColumnError(
+                    f"the grader was calibrated with {OVERLAP!r} as evidence; the table to grade "
+                    "has no such column"
+                )
+            overlap = table[OVERLAP].to_numpy(dtype=np.float64)
+            columns += [
+                overlap,
+                within_query_percentile(overlap, qid),
+                within_query_zscore(overlap, qid),
+            ]
         return np.column_stack(columns)
 
     def fit(self, table: pd.DataFrame, seed_grades: npt.ArrayLike | None = None) -> SemanticGrader:
@@ -140,6 +182,13 @@ class SemanticGrader:
         s = self.fused(table)
         ok = ~np.isnan(s)
         self.method_ = "shares"
+        self.overlap_ = (
+            seed_grades is not None
+            and cfg.calibration == "ordinal"
+            and cfg.overlap
+            and OVERLAP in table.columns
+        )
+        self.kappa_tuned_ = False
         self.levels_: list[tuple[np.ndarray, float] | float] = []
         if seed_grades is not None:
             g = np.asarray(seed_grades, dtype=np.float64)
@@ -156,6 +205,10 @@ class SemanticGrader:
             self.thresholds_ = np.quantile(s[known], np.clip(shares, 1e-3, 1 - 1e-3))
             # A grade no seed pair has (binary seed grades: none above 1) is never given.
             self.thresholds_[shares >= 1.0] = np.inf
+            self.thresholds_ = np.maximum.accumulate(self.thresholds_)
+            if cfg.thresholds == "kappa":
+                self.thresholds_ = kappa_thresholds(s[known], graded, self.thresholds_)
+                self.kappa_tuned_ = True
             self.source_ = "seed set"
         else:
             self.thresholds_ = np.quantile(s[ok], cfg.quantiles)
@@ -228,6 +281,7 @@ class SemanticGrader:
             what = (
                 "expected grade of a cumulative logistic model on the score"
                 + (" and BM25" if cfg.fuse_bm25 else "")
+                + (" and the term overlap" if getattr(self, "overlap_", False) else "")
                 + " (absolute, within-query percentile and z-score)"
             )
         else:
@@ -236,6 +290,64 @@ class SemanticGrader:
                 if cfg.fuse_bm25
                 else "score"
             )
+        how = " (kappa-optimal)" if getattr(self, "kappa_tuned_", False) else ""
         return (
-            f"{what}, thresholds {np.round(self.thresholds_, 4).tolist()} from the {self.source_}"
+            f"{what}, thresholds {np.round(self.thresholds_, 4).tolist()} from the "
+            f"{self.source_}{how}"
         )
+
+
+def quadratic_kappa(expert: npt.ArrayLike, judge: npt.ArrayLike, levels: int = 4) -> float:
+    """Cohen's kappa with quadratic weights over grades ``0..levels-1`` (0 where either side
+    gives a single grade only, so no agreement beyond chance can be measured)."""
+    e = np.asarray(expert, dtype=np.int64)
+    j = np.asarray(judge, dtype=np.int64)
+    observed = np.bincount(e * levels + j, minlength=levels * levels).reshape(levels, levels)
+    n = observed.sum()
+    if n == 0:
+        return 0.0
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / n
+    grid = np.arange(levels)
+    weights = (grid[:, None] - grid[None, :]) ** 2
+    disagreement = float((weights * expected).sum())
+    if disagreement <= 0:
+        return 0.0
+    return 1.0 - float((weights * observed).sum()) / disagreement
+
+
+def kappa_thresholds(
+    scores: np.ndarray, grades: np.ndarray, start: np.ndarray
+) -> np.ndarray:
+    """Cut points that raise the seed pairs' quadratic kappa, from ``start`` by coordinate search.
+
+    Each finite cut point in turn moves to the candidate (a quantile of ``scores``
+    between its neighbours) that gives the highest kappa; a move is kept only when
+    kappa strictly rises, so the result is never worse than ``start`` on the seed
+    pairs. Infinite cut points (grades the seed set never gives) stay infinite.
+    """
+    expert = np.rint(grades).astype(np.int64)
+    best = np.asarray(start, dtype=np.float64).copy()
+    grid = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, KAPPA_GRID)))
+    # A cut just above the largest score gives no pair that grade; keep it reachable.
+    grid = np.append(grid, np.nextafter(grid[-1], np.inf))
+
+    def kappa(cuts: np.ndarray) -> float:
+        return quadratic_kappa(expert, np.searchsorted(cuts, scores, side="right"))
+
+    best_kappa = kappa(best)
+    for _ in range(KAPPA_ROUNDS):
+        moved = False
+        for j in range(best.size):
+            if not np.isfinite(best[j]):
+                continue
+            low = best[j - 1] if j > 0 else -np.inf
+            high = best[j + 1] if j + 1 < best.size else np.inf
+            for value in grid[(grid >= low) & (grid <= high)]:
+                trial = best.copy()
+                trial[j] = value
+                value_kappa = kappa(trial)
+                if value_kappa > best_kappa + 1e-12:
+                    best, best_kappa, moved = trial, value_kappa, True
+        if not moved:
+            break
+    return best

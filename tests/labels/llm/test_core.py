@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hybridrank import columns as C
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, MissingColumnError
 from hybridrank.labels.llm import (
     ANNOTATORS,
     PROMPT_VERSION,
@@ -30,8 +30,10 @@ from hybridrank.labels.llm import (
     annotate_pairs,
     build_messages,
     cache_key,
+    kappa_thresholds,
     make_annotator,
     parse_grade,
+    quadratic_kappa,
 )
 
 
@@ -221,7 +223,7 @@ def test_grader_quantiles_and_seed() -> None:
     assert np.mean(grades == 0) == pytest.approx(0.5, abs=0.02)
     assert np.mean(grades == 3) == pytest.approx(0.05, abs=0.02)
     seed = np.where(table["score"] > 0.9, 3, 0)
-    g2 = SemanticGrader(GraderConfig(fuse_bm25=False)).fit(table, seed)
+    g2 = SemanticGrader(GraderConfig(fuse_bm25=False, thresholds="shares")).fit(table, seed)
     assert np.mean(g2.transform(table) == 3) == pytest.approx(np.mean(seed == 3), abs=0.02)
     fused = SemanticGrader(GraderConfig(fuse_bm25=True)).fit(table).fused(table)
     assert fused.min() > 0 and fused.max() <= 1
@@ -273,6 +275,92 @@ def test_ordinal_grader_with_binary_seed_grades_keeps_upper_levels_constant() ->
     grades = grader.transform(seed_table)
     assert np.mean(grades >= 1) == pytest.approx(np.mean(binary), abs=0.03)
     assert grades.max() == 1  # no seed pair is graded 2 or 3, so no pair is
+
+
+def test_quadratic_kappa_matches_sklearn() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = np.random.default_rng(3)
+    expert = rng.integers(0, 4, 500)
+    judge = np.clip(expert + rng.integers(-1, 2, 500), 0, 3)
+    ours = quadratic_kappa(expert, judge)
+    assert ours == pytest.approx(
+        cohen_kappa_score(expert, judge, labels=[0, 1, 2, 3], weights="quadratic")
+    )
+    assert quadratic_kappa(expert, expert) == pytest.approx(1.0)
+    assert quadratic_kappa(np.zeros(5, int), np.zeros(5, int)) == 0.0  # no chance term
+
+
+def test_kappa_thresholds_raise_seed_kappa_and_stay_ordered() -> None:
+    seed_table, seed_grades = _graded_queries(0)
+    table, grades = _graded_queries(1)
+    by = {}
+    for thresholds in ("shares", "kappa"):
+        grader = SemanticGrader(GraderConfig(thresholds=thresholds)).fit(seed_table, seed_grades)
+        assert np.all(np.diff(grader.thresholds_) >= 0)
+        by[thresholds] = grader
+    seed_kappa = {k: quadratic_kappa(seed_grades, g.transform(seed_table)) for k, g in by.items()}
+    assert seed_kappa["kappa"] >= seed_kappa["shares"]
+    assert "kappa-optimal" in by["kappa"].describe()
+    assert "kappa-optimal" not in by["shares"].describe()
+    # On fresh queries the kappa-tuned cut points agree at least about as well.
+    fresh = {k: quadratic_kappa(grades, g.transform(table)) for k, g in by.items()}
+    assert fresh["kappa"] > fresh["shares"] - 0.02
+    # Direct: never worse than the start on the pairs it searched, cut points stay finite.
+    scores = by["kappa"].calibrated_score(seed_table)
+    start = np.quantile(scores, [0.5, 0.7, 0.9])
+    cuts = kappa_thresholds(scores, seed_grades.astype(float), start)
+    assert np.isfinite(cuts).all() and np.all(np.diff(cuts) >= 0)
+    assert quadratic_kappa(seed_grades, np.searchsorted(cuts, scores, side="right")) >= (
+        quadratic_kappa(seed_grades, np.searchsorted(start, scores, side="right"))
+    )
+    with pytest.raises(ConfigError, match="thresholds"):
+        GraderConfig(thresholds="median")
+
+
+def test_kappa_thresholds_keep_grades_the_seed_set_never_gives() -> None:
+    seed_table, seed_grades = _graded_queries(2)
+    binary = (seed_grades > 0).astype(int)
+    grader = SemanticGrader().fit(seed_table, binary)
+    assert np.isinf(grader.thresholds_[1:]).all()
+    assert grader.transform(seed_table).max() == 1
+
+
+OVERLAP = "term_overlap"
+
+
+def _overlap_queries(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    # The similarity score cannot tell a document that covers the whole query from one that
+    # covers half of it; the term overlap can, and the grade follows it.
+    table, grades = _graded_queries(seed)
+    rng = np.random.default_rng(seed + 10)
+    covers = rng.random(len(table)) < 0.5
+    table["score"] = 0.3 + 0.15 * np.maximum(grades, 1) + rng.normal(0, 0.05, len(table))
+    table["score"] = np.where(grades == 0, table["score"] - 0.15 * (rng.random(len(table)) < 0.5),
+                              table["score"])  # fmt: skip
+    grades = np.where((grades > 0) & ~covers, 0, grades)
+    table[OVERLAP] = np.where(covers, 1.0, 0.5) + rng.normal(0, 0.05, len(table))
+    return table, grades
+
+
+def test_ordinal_grader_reads_the_term_overlap_where_the_table_has_it() -> None:
+    seed_table, seed_grades = _overlap_queries(0)
+    table, grades = _overlap_queries(1)
+    with_overlap = SemanticGrader().fit(seed_table, seed_grades)
+    without = SemanticGrader(GraderConfig(overlap=False)).fit(seed_table, seed_grades)
+    assert with_overlap.overlap_ and not without.overlap_
+    assert with_overlap.evidence(table).shape[1] == without.evidence(table).shape[1] + 3
+    assert "term overlap" in with_overlap.describe()
+    kappa_with = quadratic_kappa(grades, with_overlap.transform(table))
+    kappa_without = quadratic_kappa(grades, without.transform(table))
+    assert kappa_with > kappa_without + 0.1
+    # Calibrated with it, grading without it is an error, never a silent change of inputs.
+    with pytest.raises(MissingColumnError, match=OVERLAP):
+        with_overlap.transform(table.drop(columns=OVERLAP))
+    # A table without the column calibrates on the score and BM25 alone.
+    plain = SemanticGrader().fit(seed_table.drop(columns=OVERLAP), seed_grades)
+    assert not plain.overlap_
+    assert plain.transform(table).shape == (len(table),)
 
 
 def test_annotate_candidates_with_llm_grades_and_agreement(tmp_path: Path) -> None:
