@@ -10,10 +10,11 @@ queries (their grades calibrate the judge):
 - NDCG@10 by the judge's grades alone (ties broken by BM25) minus BM25's
   NDCG@10 on the same pairs.
 
-``--draws N`` then refits the judge's calibration on N other random query sets
-of the same size (the judge's scores are fixed; only the calibration queries
-change) and prints the mean and the lowest of both figures, so a result is not
-the luck of one calibration set.
+``--draws N`` (passed to ``annotate report``) also refits the judge's
+calibration on N other random query sets of the same size (the judge's scores
+are fixed; only the calibration queries change) and prints the mean, lowest
+and highest of both figures, so a result is not the luck of one calibration
+set.
 
 The judge's answers come from the answer cache (``$HYBRIDRANK_CACHE``) when
 warm: about a minute then; a cold NFCorpus world takes 5-10 minutes on 2 cores.
@@ -45,48 +46,6 @@ def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "hybridrank", *args], check=True)
 
 
-def _draws(dataset_dir: Path, n: int) -> None:
-    """Refit the calibration on ``n`` random query sets the size of the tuning set."""
-    import numpy as np
-    import pandas as pd
-
-    from hybridrank import columns as C
-    from hybridrank.data import Dataset
-    from hybridrank.evaluate import ndcg_at_k
-    from hybridrank.labels.llm import LLM_SCORE, SemanticGrader, quadratic_kappa
-    from hybridrank.pipelines import attach_llm_labels
-
-    dataset = Dataset.read(dataset_dir)
-    table = attach_llm_labels(dataset.table(), dataset.llm_labels)
-    if C.Y_EXPERT not in table.columns:
-        grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]
-        index = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])
-        table[C.Y_EXPERT] = grades.reindex(index).fillna(0).to_numpy()
-    keyed = dataset.llm_labels.set_index([C.QID, C.DOCID])[LLM_SCORE]
-    table["score"] = keyed.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).to_numpy()
-    table = table.loc[table["score"].notna()].reset_index(drop=True)
-    qid = table[C.QID].to_numpy()
-    expert = table[C.Y_EXPERT].to_numpy().astype(int)
-    queries = np.unique(qid)
-    size = len(dataset.tuning_qids)
-    bm25_rank = table.groupby(C.QID)[C.BM25].rank(pct=True).to_numpy()
-    rows = []
-    for draw in range(n):
-        calibration = np.isin(qid, np.random.default_rng(draw).choice(queries, size, replace=False))
-        grader = SemanticGrader().fit(table.loc[calibration], expert[calibration])
-        held = table.loc[~calibration]
-        grades = grader.transform(held)
-        q, e = qid[~calibration], expert[~calibration]
-        by_grades = np.nanmean(ndcg_at_k(grades + 1e-3 * bm25_rank[~calibration], e, qid=q, k=10))
-        by_bm25 = np.nanmean(ndcg_at_k(held[C.BM25].to_numpy(), e, qid=q, k=10))
-        rows.append(
-            {"kappa": quadratic_kappa(e, grades.astype(int)), "grades_only": by_grades - by_bm25}
-        )
-    frame = pd.DataFrame(rows)
-    print(f"\n{n} random calibration sets of {size} queries (the judge's scores unchanged):")
-    print(frame.agg(["mean", "min", "max"]).T.to_markdown(floatfmt=".4f"))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,13 +65,11 @@ def main() -> None:
             build += ["--data", "../shared/datasets/cisi", "--sessions", "2000"]
         _cli(*build)
     _cli("annotate", "--dataset", str(out))
-    _cli("annotate", "report", "--dataset", str(out))
+    _cli("annotate", "report", "--dataset", str(out), "--draws", str(args.draws))
     report = json.loads((out / "agreement" / "agreement.json").read_text())
     overall = next(r for r in report["by_bucket"] if r.get("bucket", r.get("index")) == "all")
     kappa = float(report["overall"]["kappa_quadratic"])
     diff = float(overall["ndcg@10_grades_only"]) - float(overall["ndcg@10_bm25"])
-    if args.draws > 0:
-        _draws(out, args.draws)
     print(f"\nworld {args.world}: {out} ({time.perf_counter() - start:.0f}s)")
     print(
         f"RESULT judge_{args.world}_kappa_quadratic {kappa:.4f} target >= {KAPPA_TARGET} : "

@@ -312,6 +312,7 @@ def _annotate_report(args: argparse.Namespace) -> int:
         raise MissingInputError(f"{args.dataset}: no expert grades (qrels) to compare with")
     table = attach_llm_labels(table, dataset.llm_labels)
     n_tuning = len(dataset.tuning_qids)
+    full = table
     table = table.loc[evaluation_rows(table)]
     # Grade ties are broken by the judge's continuous output: a score-only judge's score, an
     # LLM's soft grade (expected grade, or several judges' mean) where it is not the grade.
@@ -333,6 +334,8 @@ def _annotate_report(args: argparse.Namespace) -> int:
     print(report.to_text())
     out = args.out or Path(args.dataset) / "agreement"
     paths = report.write(out)
+    if score == "semantic_similarity" and args.draws > 0 and n_tuning > 0:
+        paths.update(_calibration_draws(args, dataset, full, out))
     names = judge_names(dataset.llm_labels.columns)
     if names:
         # Several judges: each judge's grade against the others' and the experts'.
@@ -351,6 +354,35 @@ def _annotate_report(args: argparse.Namespace) -> int:
         paths.update(judges.write(out))
     print_paths(paths, width=15 if names else 9)
     return 0
+
+
+def _calibration_draws(
+    args: argparse.Namespace, dataset: Any, table: pd.DataFrame, out: Path
+) -> dict[str, Path]:
+    """The report's agreement again after calibrating on other random query sets."""
+    from hybridrank._atomic import write_text
+    from hybridrank.labels.llm import LLM_SCORE, calibration_draws, summarise_draws
+
+    size = len(dataset.tuning_qids)
+    config = annotate_config(args).grader if args.config else None
+    keyed = dataset.llm_labels.set_index([C.QID, C.DOCID])[LLM_SCORE]
+    scored = table.assign(
+        score=keyed.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).to_numpy()
+    )
+    try:
+        draws = calibration_draws(scored, size, draws=args.draws, seed=args.seed, config=config)
+    except ValueError as exc:
+        print(f"\ncalibration draws skipped: {exc}")
+        return {}
+    print(
+        f"\nThe same after calibrating on {args.draws} random sets of {size} queries instead of "
+        "the tuning set (the judge's scores unchanged; each measured on the queries outside its "
+        "set; `--draws 0` skips this)"
+    )
+    print(summarise_draws(draws).to_markdown(floatfmt=".4f"))
+    path = out / "calibration_draws.csv"
+    write_text(path, draws.to_csv(index=False))
+    return {"draws": path}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -403,7 +435,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which pairs a budget labels: tail-first (fewest sessions first, then weakest click "
         "evidence), uncertainty (weak click evidence or click/text disagreement), random",
     )  # fmt: skip
-    an.add_argument("--seed", type=int, default=0, help="seed of the strategy's tie-breaks")
+    an.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of the strategy's tie-breaks (report: of the calibration draws)",
+    )  # fmt: skip
     an.add_argument("--batch-size", type=at_least_one, help="pairs per backend call (default 256)")
     an.add_argument(
         "--retry-failed", action="store_true", help="ask again where the stored answer failed"
@@ -414,6 +449,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="SQLite answer cache (default: the one shared cache, $HYBRIDRANK_CACHE/annotations.sqlite)",
     )
     an.add_argument("--out", type=Path, help="report: output directory (default DATASET/agreement)")
+    an.add_argument(
+        "--draws", type=positive_int, default=10,
+        help="report, embedded judge: recalibrate on this many random query sets of the tuning "
+        "set's size and show the spread of kappa and grades-only NDCG@10 (0: skip; default 10)",
+    )  # fmt: skip
     an.add_argument("--base-url", help="openai: e.g. http://127.0.0.1:8000/v1")
     an.add_argument("--model", help="openai: model name")
     an.add_argument("--api-key-env", help="openai: environment variable holding the API key")

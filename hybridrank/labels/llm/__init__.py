@@ -67,6 +67,11 @@ from hybridrank.labels.llm._runner import (
     annotate_pairs,
     pairs_from_candidates,
 )
+from hybridrank.labels.llm._stability import (
+    DRAW_COLUMNS,
+    calibration_draws,
+    summarise_draws,
+)
 from hybridrank.labels.llm._transformers import TransformersAnnotator
 
 __all__ = [
@@ -74,6 +79,7 @@ __all__ = [
     "CALIBRATION",
     "COMBINERS",
     "DESCRIBED_PROMPT_VERSION",
+    "DRAW_COLUMNS",
     "GRADES",
     "LABEL_TABLE_COLUMNS",
     "LLM_SCORE",
@@ -109,6 +115,7 @@ __all__ = [
     "build_described_messages",
     "build_messages",
     "cache_key",
+    "calibration_draws",
     "choose_calibration_queries",
     "combine_majority",
     "combine_mean",
@@ -124,6 +131,7 @@ __all__ = [
     "parse_grade",
     "quadratic_kappa",
     "register_annotator",
+    "summarise_draws",
     "within_query_percentile",
     "within_query_zscore",
 ]

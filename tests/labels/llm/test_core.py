@@ -16,6 +16,7 @@ from hybridrank import columns as C
 from hybridrank.errors import ConfigError, MissingColumnError
 from hybridrank.labels.llm import (
     ANNOTATORS,
+    DRAW_COLUMNS,
     PROMPT_VERSION,
     AnnotateConfig,
     Annotator,
@@ -30,10 +31,12 @@ from hybridrank.labels.llm import (
     annotate_pairs,
     build_messages,
     cache_key,
+    calibration_draws,
     kappa_thresholds,
     make_annotator,
     parse_grade,
     quadratic_kappa,
+    summarise_draws,
 )
 
 
@@ -361,6 +364,32 @@ def test_ordinal_grader_reads_the_term_overlap_where_the_table_has_it() -> None:
     plain = SemanticGrader().fit(seed_table.drop(columns=OVERLAP), seed_grades)
     assert not plain.overlap_
     assert plain.transform(table).shape == (len(table),)
+
+
+def test_calibration_draws_refit_on_other_query_sets() -> None:
+    table, grades = _graded_queries(3)
+    table = table.assign(**{C.Y_EXPERT: grades})
+    draws = calibration_draws(table, 30, draws=4, seed=7)
+    assert list(draws.columns) == list(DRAW_COLUMNS) and len(draws) == 4
+    assert (draws["pairs"] == 90 * 20).all()  # 120 queries of 20 pairs, 30 calibrate
+    assert draws["kappa_quadratic"].between(0.3, 1).all()  # the score carries the grade
+    assert np.allclose(
+        draws["grades_only_minus_bm25"], draws["ndcg@10_grades_only"] - draws["ndcg@10_bm25"]
+    )
+    assert draws["kappa_quadratic"].nunique() > 1  # different sets, different fits
+    again = calibration_draws(table, 30, draws=4, seed=7)
+    pd.testing.assert_frame_equal(draws, again)
+    summary = summarise_draws(draws)
+    assert list(summary.columns) == ["mean", "min", "max"]
+    assert summary.loc["kappa_quadratic", "min"] <= summary.loc["kappa_quadratic", "mean"]
+    shares = calibration_draws(table, 30, draws=2, seed=7, config=GraderConfig(thresholds="shares"))
+    assert not shares["kappa_quadratic"].equals(draws["kappa_quadratic"].iloc[:2])
+    with pytest.raises(ValueError, match="more than 120"):
+        calibration_draws(table, 120)
+    with pytest.raises(ValueError, match="draws"):
+        calibration_draws(table, 30, draws=0)
+    with pytest.raises(MissingColumnError, match="y_expert"):
+        calibration_draws(table.drop(columns=C.Y_EXPERT), 30)
 
 
 def test_annotate_candidates_with_llm_grades_and_agreement(tmp_path: Path) -> None:

@@ -113,6 +113,13 @@ def test_annotate_cli_and_report(
     assert "weighted kappa (quadratic)" in report
     assert f"{len(tuning)} tuning/calibration queries left out" in report
     assert (world / "agreement" / "confusion.png").exists()
+    # The spread over other calibration sets of the same size.
+    assert f"random sets of {len(tuning)} queries" in report
+    draws = pd.read_csv(world / "agreement" / "calibration_draws.csv")
+    assert len(draws) == 10 and (draws["calibration_queries"] == len(tuning)).all()
+    assert draws["kappa_quadratic"].between(-1, 1).all()
+    assert main(["annotate", "report", "--dataset", str(world), "--draws", "0"]) == 0
+    assert "random sets of" not in capsys.readouterr().out
 
 
 def test_budget_via_runner(judge: EmbeddingJudge, tmp_path: Path) -> None:
