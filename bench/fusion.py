@@ -14,6 +14,9 @@ queries (tuning queries left out), seeds pooled:
   gold expert on the tuning queries' grades) overall
   and in every bucket, and against the untuned ``rule``;
 - the tuned gate's rise in click weight from the low to the high bucket, per seed;
+  for a seed whose gate rises less than 0.3, the same stacker (anchors as tuned)
+  with the rising gate that scores best on the tuning queries, on the tuning and
+  the evaluated queries: whether the tuning data prefers the flat gate at all;
 - the ceiling of fusion with these experts: the best weighted sum of the
   experts' within-query percentiles per bucket (weights 0, 0.5, 1 each),
   chosen on the evaluated queries themselves. No gate tuned on other queries
@@ -44,11 +47,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from hybridrank import columns as C
-from hybridrank.ensemble import rank_per_query
+from hybridrank.ensemble import Gate, make_gate, prepare, rank_per_query
 from hybridrank.evaluate import bootstrap_ci, ndcg_at_k, randomization_test
 from hybridrank.pipelines import SINGLE_SOURCE, gate_table
 
@@ -98,6 +102,71 @@ def mix_ceiling(scores: pd.DataFrame, experts: list[str]) -> pd.DataFrame:
                                             "ceiling": total}])], ignore_index=True)  # fmt: skip
 
 
+#: The stacker's LLM expert column for each ``llm_expert`` setting.
+LLM_EXPERT_COLUMN = {"ensemble": "llm_ensemble", "llm_neural": "llm_neural", "llm_gbdt": "llm_gbdt"}
+#: Rising gates tried when a tuned gate is flat (sigmoid centre x slope).
+CENTRES = np.arange(0.0, 5.01, 0.25)
+SLOPES = (0.5, 1.0, 2.0, 4.0, 8.0)
+MIN_RISE = 0.3
+
+
+def flat_gate_check(scores: pd.DataFrame, info: dict, config: dict, sessions: int,
+                    buckets: list[str]) -> pd.DataFrame:  # fmt: skip
+    """For each seed whose tuned gate rises less than MIN_RISE: is a rising gate any better?
+
+    The seed's anchors and weights stay as tuned; the gate is replaced by the sigmoid
+    gate (from a centre x slope grid) that rises at least MIN_RISE between the lowest and
+    highest bucket's median frequency and scores best on the tuning queries, the only
+    queries the stacker may tune on. Both are then scored on the tuning and the evaluated
+    queries. When the rising gate is no better on the tuning queries, the tuning data
+    cannot prefer it; when it is no better on the evaluated queries either, the flat gate
+    costs nothing there.
+    """
+    column = LLM_EXPERT_COLUMN.get(str(config.get("llm_expert", "ensemble")), "llm_ensemble")
+    norm = str((config.get("stacker") or {}).get("normalisation", "zscore"))
+    rows = []
+    for seed, table in scores.groupby("seed"):
+        run = info["runs"].get(f"seed{int(seed)}_sessions{sessions}", {})
+        if run.get("gate_kind", "sigmoid") != "sigmoid" or "gate" not in run:
+            continue
+        gate = make_gate("sigmoid", run["gate"])
+        per_query_freq = table.drop_duplicates(C.QID).groupby(C.BUCKET, observed=True)[C.FREQ]
+        medians = per_query_freq.median()
+        ends = np.array([medians[buckets[0]], medians[buckets[-1]]], dtype=np.float64)
+
+        def rise(g: Gate, ends: np.ndarray = ends) -> float:
+            low, high = g(ends)
+            return float(high - low)
+
+        if rise(gate) >= MIN_RISE:
+            continue
+        anchors = run.get("anchors") or {}
+        names, weights = list(anchors), tuple(float(w) for w in anchors.values())
+        data = {}
+        for part, mask in (("tuning", table["tuning"].to_numpy(bool)),
+                           ("evaluated", ~table["tuning"].to_numpy(bool))):  # fmt: skip
+            t = table.loc[mask].sort_values(C.QID, kind="stable")
+            data[part] = prepare(
+                t["click_gbdt"].to_numpy(), t[column].to_numpy(), qid=t[C.QID].to_numpy(),
+                freq=t[C.FREQ].to_numpy(), labels=t[C.Y_EXPERT].to_numpy(), normalisation=norm,
+                anchors=[t[a].to_numpy() for a in names],
+            )  # fmt: skip
+        rising = [make_gate("sigmoid", {"centre": c, "slope": sl}) for c in CENTRES for sl in SLOPES]
+        rising = [g for g in rising if rise(g) >= MIN_RISE]
+        best = max(rising, key=lambda g: data["tuning"].value(g, weights))
+        rows.append({
+            "seed": int(seed), "tuned rise": rise(gate),
+            "rising gate": f"centre {best.params()['centre']:.2f}, slope {best.params()['slope']:g}",
+            "its rise": rise(best),
+            "tuning: tuned": data["tuning"].value(gate, weights),
+            "tuning: rising": data["tuning"].value(best, weights),
+            "evaluated: tuned": data["evaluated"].value(gate, weights),
+            "evaluated: rising": data["evaluated"].value(best, weights),
+            "anchor weight": sum(weights),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def run_experiment(out: Path, sessions: int) -> None:
     config = out.parent / "fusion.yaml"
     config.write_text(yaml.safe_dump({"experiment": {
@@ -118,6 +187,8 @@ def main() -> None:
             run_experiment(run, args.sessions)
         scores = pd.read_parquet(run / "scores.parquet")
         info = json.loads((run / "info.json").read_text())
+        written = yaml.safe_load((run / "config.yaml").read_text()) or {}
+        config = written.get("experiment", written)
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
     pairs = [("click_gbdt", "raw_debiased_ctr"), ("llm_gbdt", "raw_semantic")]
@@ -165,6 +236,11 @@ def main() -> None:
     tables = {(int(s), sessions): t for s, t in scores.groupby("seed")}
     gates = gate_table(tables, info, sessions, buckets)
     print(gates.to_markdown(index=False, floatfmt=".3f"), "\n")
+    flat = flat_gate_check(scores, info, config, sessions, buckets)
+    if not flat.empty:
+        print(f"Seeds whose gate rises less than {MIN_RISE}: the same stacker with the rising "
+              "gate that scores best on the tuning queries (anchors as tuned), NDCG@10:\n")  # fmt: skip
+        print(flat.to_markdown(index=False, floatfmt=".4f"), "\n")
 
     experts = [e for e in ("famol", "click_gbdt", "llm_gbdt", "gold_gbdt", "raw_semantic")
                if e in scores]  # fmt: skip
