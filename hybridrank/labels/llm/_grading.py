@@ -302,6 +302,12 @@ def quadratic_kappa(expert: npt.ArrayLike, judge: npt.ArrayLike, levels: int = 4
     gives a single grade only, so no agreement beyond chance can be measured)."""
     e = np.asarray(expert, dtype=np.int64)
     j = np.asarray(judge, dtype=np.int64)
+    for side, values in (("expert", e), ("judge", j)):
+        if values.size and (values.min() < 0 or values.max() >= levels):
+            raise ValueError(
+                f"quadratic_kappa: {side} grades must lie in 0..{levels - 1}, "
+                f"got {int(values.min())}..{int(values.max())}"
+            )
     observed = np.bincount(e * levels + j, minlength=levels * levels).reshape(levels, levels)
     n = observed.sum()
     if n == 0:

@@ -73,7 +73,8 @@ def calibration_draws(
             f"a calibration set of {size} queries needs more than {size} judged queries "
             f"with expert grades, got {len(queries)}"
         )
-    expert = np.rint(rows[C.Y_EXPERT].to_numpy(dtype=np.float64)).astype(np.int64)
+    # Grades above 3 (a 0-4 scale) count as 3, as the grader reads them.
+    expert = np.clip(np.rint(rows[C.Y_EXPERT].to_numpy(dtype=np.float64)), 0, 3).astype(np.int64)
     bm25 = rows[C.BM25].to_numpy(dtype=np.float64)
     out = []
     for i in range(draws):

@@ -292,6 +292,8 @@ def test_quadratic_kappa_matches_sklearn() -> None:
     )
     assert quadratic_kappa(expert, expert) == pytest.approx(1.0)
     assert quadratic_kappa(np.zeros(5, int), np.zeros(5, int)) == 0.0  # no chance term
+    with pytest.raises(ValueError, match=r"0\.\.3"):
+        quadratic_kappa([0, 4], [0, 1])
 
 
 def test_kappa_thresholds_raise_seed_kappa_and_stay_ordered() -> None:
@@ -384,6 +386,10 @@ def test_calibration_draws_refit_on_other_query_sets() -> None:
     assert summary.loc["kappa_quadratic", "min"] <= summary.loc["kappa_quadratic", "mean"]
     shares = calibration_draws(table, 30, draws=2, seed=7, config=GraderConfig(thresholds="shares"))
     assert not shares["kappa_quadratic"].equals(draws["kappa_quadratic"].iloc[:2])
+    # A 0-4 scale: grade 4 counts as 3.
+    five = calibration_draws(table.assign(**{C.Y_EXPERT: np.where(grades == 3, 4, grades)}), 30,
+                             draws=4, seed=7)  # fmt: skip
+    assert np.allclose(five["kappa_quadratic"], draws["kappa_quadratic"])
     with pytest.raises(ValueError, match="more than 120"):
         calibration_draws(table, 120)
     with pytest.raises(ValueError, match="draws"):
