@@ -17,7 +17,7 @@ and highest of both figures, so a result is not the luck of one calibration
 set.
 
 The judge's answers come from the answer cache (``$HYBRIDRANK_CACHE``) when
-warm: about a minute then; a cold NFCorpus world takes 5-10 minutes on 2 cores.
+warm: about 15 seconds then; a cold NFCorpus world takes 5-10 minutes on 2 cores.
 
 Usage: python bench/judge.py [--world nfcorpus|cisi] [--draws 10] [--out DIR]
 Ends with two lines:
