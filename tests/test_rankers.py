@@ -1,20 +1,24 @@
 """One contract, every ranker: LambdaMART (both engines), FAMOL (both modes), data
-scheduling, the frequency-gated stacker and the meta-ranker.
+scheduling, the frequency-gated stacker, the meta-ranker and the serving ``HybridRanker``.
 
 Each case says how to build the ranker, fit it on small seeded data and
 predict; the contract class checks what every ranker promises: the
 ``Ranker`` protocol, scikit-learn parameters (``clone`` gives an unfitted
 copy with the same parameters), ``NotFittedError`` before ``fit``, ``fit``
-returning the ranker, one finite score per row, and determinism.
+returning the ranker, one finite score per row, and determinism. A frozen
+ranker (``HybridRanker``: built from trained models) is fitted from
+construction on: it predicts before ``fit``, and ``fit`` changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 
@@ -29,7 +33,9 @@ from hybridrank.ensemble import (
     StackerConfig,
 )
 from hybridrank.errors import NotFittedError
-from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
+from hybridrank.features import FeatureSchema
+from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, LambdaMARTRanker
+from hybridrank.serve import HybridRanker
 
 from .gbdt.conftest import make_ranking
 
@@ -41,6 +47,7 @@ class Case:
     make: Callable[[], Any]
     fit: Callable[[Any, dict[str, Any]], Any]
     predict: Callable[[Any, dict[str, Any]], np.ndarray]
+    frozen: bool = False
 
 
 def _data() -> dict[str, Any]:
@@ -76,12 +83,30 @@ def _hybrid(make: Callable[[], Any]) -> Case:
     )
 
 
+def _request(d: dict[str, Any]) -> pd.DataFrame:
+    """The small data as a serving request: ids and the features by name."""
+    frame = pd.DataFrame(d["X"], columns=[f"f{i}" for i in range(d["X"].shape[1])])
+    frame.insert(0, "docid", [f"d{i}" for i in range(len(frame))])
+    frame.insert(0, "qid", d["qid"].astype(str))
+    return frame
+
+
+def _frozen_hybrid() -> HybridRanker:
+    # A production bundle trained once on the small data, served GBDT-only.
+    d = _data()
+    request = _request(d)
+    names = [c for c in request.columns if c.startswith("f")]
+    model = LambdaMARTRanker(LambdaMARTConfig(**SMALL)).fit(request[names], d["y"], qid=d["qid"])
+    bundle = GBDTBundle(
+        ranker=model, schema=FeatureSchema.from_frame(request, names), config={}, path=Path(".")
+    )
+    return HybridRanker(bundle, tie_break="none")
+
+
 CASES: dict[str, Case] = {
     "lambdamart-lightgbm": _gbdt("lightgbm"),
     "lambdamart-xgboost": _gbdt("xgboost"),
-    "famol-lightgbm": _hybrid(
-        lambda: FAMOLRanker(FAMOLConfig(gbdt=LambdaMARTConfig(**SMALL)))
-    ),
+    "famol-lightgbm": _hybrid(lambda: FAMOLRanker(FAMOLConfig(gbdt=LambdaMARTConfig(**SMALL)))),
     "famol-xgboost": _hybrid(
         lambda: FAMOLRanker(FAMOLConfig(gbdt=LambdaMARTConfig(engine="xgboost", **SMALL)))
     ),
@@ -112,6 +137,13 @@ CASES: dict[str, Case] = {
             np.column_stack([d["oof_click"].scores, d["oof_llm"].scores, np.log1p(d["freq"])])
         ),
     ),
+    # The serving ranker: built from trained bundles, so fitted from construction on.
+    "hybrid-ranker": Case(
+        make=_frozen_hybrid,
+        fit=lambda r, d: r.fit(_request(d), d["y"]),
+        predict=lambda r, d: r.predict(_request(d)),
+        frozen=True,
+    ),
 }
 
 
@@ -128,14 +160,28 @@ class TestRankerContract:
         params = ranker.get_params()
         copy = clone(ranker)
         assert type(copy) is type(ranker) and copy is not ranker
-        assert copy.get_params() == params
+        if CASES[name].frozen:
+            # Its parameters are trained models, copied by clone: compared by what they
+            # score (below), the rest by value.
+            assert copy.get_params().keys() == params.keys()
+            plain = {k: v for k, v in params.items() if isinstance(v, str | int | float | None)}
+            assert {k: copy.get_params()[k] for k in plain} == plain
+        else:
+            assert copy.get_params() == params
         assert copy.set_params(**params) is copy
         with pytest.raises((ValueError, TypeError)):
             ranker.set_params(no_such_parameter=1)
 
     def test_not_fitted_error_before_fit(self, name: str, data: dict[str, Any]) -> None:
+        case = CASES[name]
+        if case.frozen:
+            ranker = case.make()
+            before = case.predict(ranker, data)
+            assert case.fit(ranker, data) is ranker
+            np.testing.assert_array_equal(case.predict(ranker, data), before)
+            return
         with pytest.raises(NotFittedError):
-            CASES[name].predict(CASES[name].make(), data)
+            case.predict(case.make(), data)
 
     def test_fit_returns_the_ranker_and_scores_every_row(
         self, name: str, data: dict[str, Any]
@@ -148,6 +194,27 @@ class TestRankerContract:
         assert np.unique(scores).size > 1
         # Deterministic: a clone fitted on the same data scores the same.
         again = clone(ranker)
-        with pytest.raises(NotFittedError):
-            case.predict(again, data)
+        if case.frozen:
+            np.testing.assert_allclose(case.predict(again, data), scores)
+        else:
+            with pytest.raises(NotFittedError):
+                case.predict(again, data)
         np.testing.assert_allclose(case.predict(case.fit(again, data), data), scores)
+
+
+def test_hybrid_ranker_parameters_are_checked_like_its_constructor() -> None:
+    from hybridrank.ensemble import SigmoidGate
+    from hybridrank.errors import ConfigError
+
+    ranker = _frozen_hybrid()
+    request = _request(_data())
+    assert ranker.set_params(tie_break="text") is ranker and ranker.tie_break == "text"
+    # An invalid value raises as the constructor would, and leaves the ranker unchanged.
+    with pytest.raises(ConfigError, match="tie_break"):
+        ranker.set_params(tie_break="random")
+    with pytest.raises(ConfigError, match="LLM model and a gate"):
+        ranker.set_params(gate=SigmoidGate())
+    assert ranker.tie_break == "text" and ranker.gate is None
+    np.testing.assert_array_equal(
+        ranker.predict(request), ranker.rank_table(request)["score"].to_numpy()
+    )

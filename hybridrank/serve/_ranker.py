@@ -330,6 +330,39 @@ class HybridRanker:
     def fused(self) -> bool:
         return self.llm is not None
 
+    # --------------------------------------------------- the ranker contract
+
+    #: The constructor's arguments: ``get_params`` returns them as stored.
+    _PARAMS = ("click", "store", "llm", "gate", "anchors", "normalisation", "tie_break", "path")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (scikit-learn style; ``clone`` rebuilds from them)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params: Any) -> HybridRanker:
+        """Replace constructor arguments; the ranker is rebuilt and checked as a new one
+        (an invalid value raises and leaves it unchanged)."""
+        unknown = sorted(set(params) - set(self._PARAMS))
+        if unknown:
+            raise ValueError(
+                f"HybridRanker has no parameters {unknown}; its parameters are {list(self._PARAMS)}"
+            )
+        values = {**self.get_params(), **params}
+        # Built and checked first: an invalid value leaves this ranker as it was.
+        fresh = type(self)(values.pop("click"), **values)
+        self.__dict__.update(fresh.__dict__)
+        return self
+
+    def fit(self, *args: Any, **kwargs: Any) -> HybridRanker:
+        """Nothing to learn: a HybridRanker is built from trained models and is fitted
+        from construction on (like scikit-learn's ``FrozenEstimator``). Returns the ranker."""
+        return self
+
+    def predict(self, candidates: pd.DataFrame, **options: Any) -> np.ndarray:
+        """One score per row of a candidate table (:meth:`rank_table`'s ``score``; the same
+        options)."""
+        return self.rank_table(candidates, **options)["score"].to_numpy()
+
     # ------------------------------------------------------------------ load
 
     @classmethod
