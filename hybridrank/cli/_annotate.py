@@ -361,14 +361,12 @@ def _calibration_draws(
 ) -> dict[str, Path]:
     """The report's agreement again after calibrating on other random query sets."""
     from hybridrank._atomic import write_text
-    from hybridrank.labels.llm import LLM_SCORE, calibration_draws, summarise_draws
+    from hybridrank.labels.llm import calibration_draws, summarise_draws
 
     size = len(dataset.tuning_qids)
     config = annotate_config(args).grader if args.config else None
-    keyed = dataset.llm_labels.set_index([C.QID, C.DOCID])[LLM_SCORE]
-    scored = table.assign(
-        score=keyed.reindex(pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]])).to_numpy()
-    )
+    # attach_llm_labels already joined the judge's raw score as semantic_similarity.
+    scored = table.assign(score=table[C.SEMANTIC])
     try:
         draws = calibration_draws(scored, size, draws=args.draws, seed=args.seed, config=config)
     except ValueError as exc:
