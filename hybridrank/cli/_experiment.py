@@ -24,6 +24,15 @@ def print_experiment(result: Any) -> None:
     gates = {k: v["gate"] for k, v in runs.items() if "gate" in v}
     if gates:
         print(f"\ntuned gates (click weight g = sigmoid(slope * (log1p(freq) - centre))): {gates}")
+    heads = {k: v["click_tuning"] for k, v in runs.items() if "click_tuning" in v}
+    for name, head in heads.items():
+        chosen = (
+            f"weight {head['weight']:g} for queries of >= {head['min_frequency']:g} sessions "
+            f"(at most that below them)" if head["weight"] is not None
+            else f"none ({head['kept_base']})"
+        )  # fmt: skip
+        print(f"{name}: head click weight from {head['held_out_sessions']} held-out sessions: "
+              f"{chosen}")  # fmt: skip
     print(f"reports: {result.path / 'report'}  (main.md/.csv/.json, main_*.png)")
 
 

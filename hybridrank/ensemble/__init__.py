@@ -6,9 +6,11 @@ from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
 from hybridrank.ensemble._gates import (
     ANCHOR_NAME,
     GATES,
+    TUNABLE_GATES,
     BucketGate,
     Gate,
     GateSpace,
+    HeadGate,
     SigmoidGate,
     check_anchors,
     fuse,
@@ -17,6 +19,7 @@ from hybridrank.ensemble._gates import (
     make_gate,
     parse_gate,
 )
+from hybridrank.ensemble._head import HeadTuning, tune_head_weight
 from hybridrank.ensemble._lambdarank import LambdaRankPairs, lambdarank_gradients
 from hybridrank.ensemble._normalize import (
     NORMALISERS,
@@ -49,6 +52,7 @@ __all__ = [
     "GATES",
     "NORMALISERS",
     "TIE_BREAKS",
+    "TUNABLE_GATES",
     "BucketGate",
     "DataSchedulingRanker",
     "FAMOLConfig",
@@ -56,6 +60,8 @@ __all__ = [
     "FrequencyGatedStacker",
     "Gate",
     "GateSpace",
+    "HeadGate",
+    "HeadTuning",
     "LambdaRankPairs",
     "LeakageError",
     "OOFScores",
@@ -80,5 +86,6 @@ __all__ = [
     "rank_per_query",
     "suggest_gate",
     "text_order",
+    "tune_head_weight",
     "zscore_per_query",
 ]

@@ -159,8 +159,71 @@ class BucketGate(Gate):
         return cls(space.bucket_edges, [params[f"w{i}"] for i in range(n)])
 
 
+class HeadGate(Gate):
+    """A tuned gate whose head queries take a click weight chosen on held-out clicks.
+
+    From ``min_frequency`` on, ``g(f) = weight``; below it, ``min(base(f),
+    weight)``, so the gate never falls with frequency whatever the weight. The
+    base gate comes from the labelled tuning queries, of which few are head
+    queries; ``weight`` comes from the clicks of sessions no model saw (see
+    :func:`~hybridrank.ensemble.tune_head_weight`), which head queries have
+    plenty of. It is not proposed by a study (:meth:`suggest` refuses).
+
+    Example:
+        >>> gate = HeadGate(SigmoidGate(centre=2.0, slope=2.0), min_frequency=21, weight=0.8)
+        >>> [round(float(v), 3) for v in gate([0, 5, 20, 21, 10_000])]
+        [0.018, 0.397, 0.8, 0.8, 0.8]
+    """
+
+    kind = "head"
+
+    def __init__(
+        self,
+        base: Gate | Mapping[str, Any] | None = None,
+        min_frequency: float = 21.0,
+        weight: float = 1.0,
+    ) -> None:
+        if base is None:
+            base = SigmoidGate()
+        elif not isinstance(base, Gate):
+            base = gate_from_dict(base, source="head gate: base")
+        if isinstance(base, HeadGate):
+            raise ConfigError("head gate: its base cannot be a head gate")
+        if not math.isfinite(float(min_frequency)) or min_frequency < 0:
+            raise ConfigError(f"head gate: min_frequency must be >= 0, got {min_frequency}")
+        if not 0 <= weight <= 1:
+            raise ConfigError(f"head gate: weight must be in [0, 1], got {weight}")
+        self.base = base
+        self.min_frequency = float(min_frequency)
+        self.weight = float(weight)
+
+    def __call__(self, freq: npt.ArrayLike) -> np.ndarray:
+        f = np.asarray(freq, dtype=np.float64)
+        g = np.minimum(self.base(f), self.weight)
+        return np.where(f >= self.min_frequency, self.weight, g)
+
+    def params(self) -> dict[str, Any]:
+        return {"base": self.base.to_dict(), "min_frequency": self.min_frequency,
+                "weight": self.weight}  # fmt: skip
+
+    @classmethod
+    def suggest(cls, trial: Any, space: GateSpace) -> HeadGate:
+        raise ConfigError(
+            "the head gate is not searched by a study: its head weight is chosen on held-out "
+            "clicks (experiment.click_tuning); tune a sigmoid or bucket gate"
+        )
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], space: GateSpace) -> HeadGate:
+        return cls(params["base"], params["min_frequency"], params["weight"])
+
+
 #: The gate kinds, by name (the registry every parser and loader goes through).
-GATES: dict[str, type[Gate]] = {SigmoidGate.kind: SigmoidGate, BucketGate.kind: BucketGate}
+GATES: dict[str, type[Gate]] = {
+    SigmoidGate.kind: SigmoidGate, BucketGate.kind: BucketGate, HeadGate.kind: HeadGate,
+}  # fmt: skip
+#: The gate kinds a stacker study can search.
+TUNABLE_GATES = (SigmoidGate.kind, BucketGate.kind)
 
 
 def make_gate(kind: str, params: Mapping[str, Any] | None = None) -> Gate:
@@ -201,6 +264,11 @@ def load_gate(path: str | Path) -> Gate:
 def parse_gate(text: str) -> Gate:
     """The CLI form: ``sigmoid:centre=1.5,slope=2`` or ``bucket:weights=0.2/0.5/0.9``."""
     kind, _, rest = text.partition(":")
+    if kind == HeadGate.kind:
+        raise ConfigError(
+            "--gate: a head gate has a nested base gate; pass it as a saved gate or stacker "
+            "(--study), or give its base gate here"
+        )
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")

@@ -16,7 +16,15 @@ from hybridrank._atomic import write_text
 from hybridrank._config import config_from_dict, config_to_dict, read_json
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.ensemble._gates import GATES, Gate, GateSpace, fuse, gate_from_dict
+from hybridrank.ensemble._gates import (
+    GATES,
+    TUNABLE_GATES,
+    Gate,
+    GateSpace,
+    HeadGate,
+    fuse,
+    gate_from_dict,
+)
 from hybridrank.ensemble._normalize import NORMALISERS
 from hybridrank.ensemble._oof import OOFScores
 from hybridrank.errors import ConfigError, DataFormatError
@@ -69,8 +77,10 @@ class StackerConfig:
             raise ConfigError(
                 f"stacker.anchor_weight_range must be [low, high] in [0, 1], got {[low, high]}"
             )
-        if self.gate not in GATES:
-            raise ConfigError(f"stacker.gate must be one of {sorted(GATES)}, got {self.gate!r}")
+        if self.gate not in TUNABLE_GATES:
+            raise ConfigError(
+                f"stacker.gate must be one of {list(TUNABLE_GATES)}, got {self.gate!r}"
+            )
         if self.normalisation not in NORMALISERS:
             raise ConfigError(f"stacker.normalisation must be one of {sorted(NORMALISERS)}")
         if self.n_trials < 1:
@@ -212,6 +222,7 @@ class FrequencyGatedStacker(ConfigParams):
         storage: str | None = None,
         study_name: str | None = None,
         anchors: Sequence[OOFScores] = (),
+        head: tuple[float, float] | None = None,
     ) -> FrequencyGatedStacker:
         """Tune the gate on the given rows (default all) of out-of-fold scores.
 
@@ -226,6 +237,11 @@ class FrequencyGatedStacker(ConfigParams):
             anchors: Out-of-fold scores of further experts mixed in with
                 tuned weights (``config.anchor_weight_range``, see
                 :class:`StackerConfig`).
+            head: ``(min_frequency, weight)``: the head queries' click weight,
+                fixed (chosen on held-out clicks, see
+                :func:`~hybridrank.ensemble.tune_head_weight`); every trial's
+                gate is ``HeadGate(gate, min_frequency, weight)``, so the study
+                tunes the rest of the gate and the anchors around it.
         """
         import optuna
 
@@ -261,13 +277,16 @@ class FrequencyGatedStacker(ConfigParams):
             load_if_exists=storage is not None,
         )
         remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
+        def with_head(gate: Gate) -> Gate:
+            return gate if head is None else HeadGate(gate, *head)
+
         def objective(trial: Any) -> float:
-            gate = suggest_gate(trial, cfg)
+            gate = with_head(suggest_gate(trial, cfg))
             return data.value(gate, suggest_anchor_weights(trial, cfg, len(anchors)))
 
         if remaining > 0:
             study.optimize(objective, n_trials=remaining)
-        self.gate_ = gate_from_params(study.best_params, cfg)
+        self.gate_ = with_head(gate_from_params(study.best_params, cfg))
         self.anchor_weights_: tuple[float, ...] = anchor_weights_from_params(
             study.best_params, len(anchors)
         )

@@ -34,6 +34,7 @@ from hybridrank.pipelines._click_eval import (
     split_log,
 )
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
+from hybridrank.pipelines._click_tuning import ClickTuningConfig
 from hybridrank.pipelines._deploy import (
     ExperimentStacker,
     load_experiment_stacker,
@@ -139,6 +140,7 @@ __all__ = [
     "ClickEvalConfig",
     "ClickEvaluation",
     "ClickSplitConfig",
+    "ClickTuningConfig",
     "DataConfig",
     "DatasetLabels",
     "ExperimentConfig",

@@ -27,6 +27,8 @@ from hybridrank.ensemble import (
     FAMOLRanker,
     FrequencyGatedStacker,
     Gate,
+    HeadGate,
+    HeadTuning,
     OOFScores,
     SchedulingConfig,
     StackerConfig,
@@ -55,7 +57,16 @@ from hybridrank.pipelines._budget import (
     per_query_values,
     plot_budget_curve,
 )
-from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
+from hybridrank.pipelines._click_split import ClickSplitConfig, split_windows, training_view
+from hybridrank.pipelines._click_tuning import (
+    ClickTuningConfig,
+    curve_table,
+    examination_curve,
+    head_min_frequency,
+    plot_click_tuning,
+    summary_table,
+    tune_on_held_out,
+)
 from hybridrank.pipelines._dense import dense_similarity
 from hybridrank.pipelines._gold import GOLD, gold_scores
 from hybridrank.pipelines._neural_cache import NEURAL_CACHE_DIR, SCORE, NeuralScoreCache
@@ -157,6 +168,15 @@ class ExperimentConfig:
         stacker: The frequency-gated stacker; its ``anchors`` default to
             ``[famol, gold_gbdt]`` here (each mixed in with a tuned weight;
             ``[]``: the two-expert stacker).
+        click_tuning: The head queries' click weight chosen on held-out
+            clicks (see :mod:`hybridrank.pipelines._click_tuning`): each run
+            first trains the stacker's experts with a share of the sessions
+            held out, tunes the gate as usual, and picks the head queries'
+            click weight that scores best on the held-out sessions by the
+            position-debiased click metric; the run's own models are trained
+            on the whole log and its stacker is tuned with that weight fixed
+            on the head queries. Costs a second training of the stacker's
+            experts per run. None (default): off.
         gold: The gold expert ``gold_gbdt``: LambdaMART on the expert grades
             of the labelled tuning queries, cross-fitted over them (see
             :mod:`hybridrank.pipelines._gold`); null: not trained.
@@ -233,6 +253,7 @@ class ExperimentConfig:
     neural: Mapping[str, Any] | None = field(default_factory=lambda: dict(DEFAULT_NEURAL))
     neural_cache: bool = True
     stacker: StackerConfig = field(default_factory=lambda: StackerConfig(anchors=DEFAULT_ANCHORS))
+    click_tuning: ClickTuningConfig | None = None
     gold: LambdaMARTConfig | None = field(default_factory=lambda: GOLD_GBDT)
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
     ppi_gold_share: float | None = None
@@ -299,6 +320,10 @@ class ExperimentConfig:
             "scheduling": SchedulingConfig.from_dict(v.pop("scheduling", None)),
             "stacker": _stacker_config(v.pop("stacker", None)),
         }
+        tuning = v.pop("click_tuning", None)
+        sections["click_tuning"] = (
+            None if tuning is None else ClickTuningConfig.from_dict(tuning)
+        )
         neural = v.pop("neural") if "neural" in v else dict(DEFAULT_NEURAL)
         if neural is not None:
             if not isinstance(neural, Mapping):
@@ -340,6 +365,7 @@ class ExperimentConfig:
             "neural": None if self.neural is None else dict(self.neural),
             "neural_cache": self.neural_cache,
             "stacker": self.stacker.to_dict(),
+            "click_tuning": None if self.click_tuning is None else self.click_tuning.to_dict(),
             "gold": None if self.gold is None else self.gold.to_dict(),
             "metrics": list(self.metrics),
             "ppi_gold_share": self.ppi_gold_share,
@@ -482,10 +508,14 @@ def _run_systems(
     *,
     progress: bool,
     only: Collection[str] | None = None,
+    head: HeadTuning | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Out-of-fold scores of every system the dataset supports, plus the stacker's tuned gate.
 
-    ``only`` restricts the run to these systems (the budget curve's).
+    ``only`` restricts the run to these systems (the budget curve's). ``head``:
+    the click weight held-out clicks chose for the head queries; when they
+    chose one, the stacker tunes the rest of its gate and its anchors with the
+    head queries' weight fixed (a :class:`HeadGate`).
     """
     skipped = skipped_systems(table, shared)
     oof: dict[str, OOFScores] = {}
@@ -567,7 +597,10 @@ def _run_systems(
         labels=table[C.Y_EXPERT],
         rows=tuning_rows,
         anchors=anchors,
+        head=None if head is None or head.weight is None else (head.min_frequency, head.weight),
     )
+    if head is not None:
+        info["click_tuning"] = {**head.summary(), "curve": head.curve.to_dict(orient="list")}
     out["gated_stacker"] = stacker.predict(
         oof["click_gbdt"].scores,
         oof[llm_model].scores,
@@ -577,7 +610,7 @@ def _run_systems(
     )
     if text is not None:
         out["gated_stacker"] = break_ties(out["gated_stacker"].to_numpy(), text, qid=qid)
-    info.update({"gate": stacker.gate_.params(), "gate_kind": config.stacker.gate,
+    info.update({"gate": stacker.gate_.params(), "gate_kind": stacker.gate_.kind,
                  "anchors": {a.name: w for a, w in zip(anchors, stacker.anchor_weights_,
                                                        strict=True)},
                  "tuning_ndcg": stacker.best_value_})  # fmt: skip
@@ -833,6 +866,50 @@ def _ppi(
     return ppi_report(evaluated, systems, gold, metric=config.metrics[0])
 
 
+def _head_tuning(
+    dataset: Dataset,
+    config: ExperimentConfig,
+    shared: _Shared,
+    features: list[str],
+    *,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> HeadTuning | None:
+    """The head queries' click weight, chosen on held-out sessions (``click_tuning``).
+
+    The stacker's experts are trained and its gate tuned with the held-out
+    sessions removed from the log (click features, click labels, click model);
+    the head weight is chosen on those sessions' clicks. None when the dataset
+    has no log or the stacker cannot run.
+    """
+    tuning = config.click_tuning
+    assert tuning is not None
+    if dataset.impressions is None:
+        echo("click_tuning: the dataset has no click log; the tuned gate stays as it is")
+        return None
+    earlier, held, how = split_windows(
+        dataset.impressions, tuning.holdout, by_time=tuning.by_time, seed=tuning.seed
+    )
+    table = _prepare_table(replace(dataset, impressions=earlier), config, shared)
+    needed = {"click_gbdt", "llm_gbdt", "gated_stacker", *config.stacker.anchors}
+    scored, info = _run_systems(table, config, shared, features, progress=progress, only=needed)
+    if "gate" not in info:
+        echo("click_tuning: the stacker did not run on the tuning split; the gate stays as tuned")
+        return None
+    result = tune_on_held_out(
+        scored, info, held, examination_curve(earlier, held, tuning.click_model),
+        config=tuning, stacker=config.stacker, min_frequency=head_min_frequency(dataset, tuning),
+    )  # fmt: skip
+    chosen = (
+        f"head click weight {result.weight:.2f} (IPS-DCG@{tuning.k} {result.base_value:.4f} -> "
+        f"{result.best_value:.4f})" if result.weight is not None
+        else f"gate kept as tuned: {result.reason}"
+    )  # fmt: skip
+    echo(f"click_tuning ({how}, {held[C.SESSION_ID].nunique()} sessions held out): "
+         f"{result.n_queries} head queries (>= {result.min_frequency:g} sessions); {chosen}")  # fmt: skip
+    return result
+
+
 def run_experiment(
     config: ExperimentConfig,
     out_dir: str | Path,
@@ -903,12 +980,17 @@ def run_experiment(
     ]
     for seed, sessions in runs:
         t0 = time.perf_counter()
-        table = base if (seed, sessions) == first_key else _prepare_table(
-            world_for(seed, sessions), config, shared
-        )
+        run_data = first if (seed, sessions) == first_key else world_for(seed, sessions)
+        table = base if (seed, sessions) == first_key else _prepare_table(run_data, config, shared)
         if sessions == main_sessions:
             prepared[seed] = table
-        scored, run_info = _run_systems(table, config, shared, features, progress=progress)
+        head = (
+            None if config.click_tuning is None
+            else _head_tuning(run_data, config, shared, features, progress=progress, echo=echo)
+        )  # fmt: skip
+        scored, run_info = _run_systems(
+            table, config, shared, features, progress=progress, head=head
+        )
         scored["seed"] = seed
         scored["sessions"] = sessions
         tables[(seed, sessions)] = scored
@@ -1019,6 +1101,14 @@ def run_experiment(
             write_text(report / "gate.csv", gates.to_csv(index=False))
             write_text(report / "gate.md", gates.to_markdown(index=False, floatfmt=".3f") + "\n")
             _plot_gates(gates, tables, info, main_sessions, bucket_order, report / "gate_curve.png")
+        heads = {
+            s: run["click_tuning"]
+            for (s, n) in tables
+            if n == main_sessions
+            and "click_tuning" in (run := info["runs"][f"seed{s}_sessions{n}"])
+        }
+        if heads:
+            _write_click_tuning(heads, report)
         if sweep_tuning is not None:
             write_text(report / "tuning_sweep.csv", sweep_tuning.to_csv(index=False))
             write_text(report / "tuning_sweep.md", tuning_sweep_markdown(sweep_tuning) + "\n")
@@ -1083,8 +1173,9 @@ def _budget_curve(
     if "gated_stacker" in only:
         only |= {"click_gbdt", "llm_gbdt", *config.stacker.anchors}
     # The budget runs use LLM-GBDT as the stacker's LLM model (the neural model saw every
-    # label), the fully labelled point too: with the transformer in the main run it is
-    # rerun without it, so every point of the curve has the same stacker.
+    # label) and the label-tuned gate, the fully labelled point too: with the transformer
+    # or the held-out click tuning in the main run it is rerun without them, so every
+    # point of the curve has the same stacker.
     budget_shared = replace(shared, neural=None)
     frames: list[pd.DataFrame] = []
     info: dict[str, Any] = {}
@@ -1102,7 +1193,8 @@ def _budget_curve(
             for share in config.budgets:
                 t0 = time.perf_counter()
                 if share >= 1.0:
-                    if seed not in all_labelled and shared.neural is None:
+                    if (seed not in all_labelled and shared.neural is None
+                            and config.click_tuning is None):  # fmt: skip
                         all_labelled[seed] = full[seed]
                     elif seed not in all_labelled:
                         all_labelled[seed], run_info = _run_systems(
@@ -1146,6 +1238,27 @@ def _empty_curve() -> BudgetCurve:
     return BudgetCurve(empty, empty, empty, "budget curve: not run (no LLM labels)", {})
 
 
+def _write_click_tuning(heads: Mapping[int, Mapping[str, Any]], report: Path) -> None:
+    """``click_tuning.md`` (per seed: head queries, head weight, click metric),
+    ``click_tuning.csv`` and ``click_tuning.png`` (the click metric against the head weight)."""
+    text = (
+        "Head queries' click weight, chosen on held-out sessions (position-debiased "
+        "click metric, IPS-weighted DCG)\n\n"
+        + summary_table(heads).to_markdown(index=False, floatfmt=".4f")
+    )
+    write_text(report / "click_tuning.md", text + "\n")
+    write_text(report / "click_tuning.csv", curve_table(heads).to_csv(index=False))
+    plot_click_tuning(heads, report / "click_tuning.png")
+
+
+def _gate_columns(gate: Gate) -> dict[str, Any]:
+    """A gate's parameters as flat report columns (a head gate: its base's, then the head weight)."""
+    if isinstance(gate, HeadGate):
+        return {"gate": f"head({gate.base.kind})", **gate.base.params(),
+                "head min sessions": gate.min_frequency, "head weight": gate.weight}  # fmt: skip
+    return {"gate": gate.kind, **gate.params()}
+
+
 def _run_gate(info: Mapping[str, Any], seed: int, sessions: int) -> Gate | None:
     run = info["runs"].get(f"seed{seed}_sessions{sessions}", {})
     if "gate" not in run:
@@ -1168,7 +1281,7 @@ def gate_table(
         if n != sessions or gate is None:
             continue
         per_query = table.drop_duplicates(C.QID)
-        row: dict[str, Any] = {"seed": seed, "gate": gate.kind, **gate.params()}
+        row: dict[str, Any] = {"seed": seed, **_gate_columns(gate)}
         medians = per_query.groupby(C.BUCKET, observed=True)[C.FREQ].median()
         present = [b for b in bucket_order if b in medians.index]
         for b in present:
