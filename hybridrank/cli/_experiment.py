@@ -23,7 +23,8 @@ def print_experiment(result: Any) -> None:
     runs = result.info["runs"]
     gates = {k: v["gate"] for k, v in runs.items() if "gate" in v}
     if gates:
-        print(f"\ntuned gates (click weight g = sigmoid(slope * (log1p(freq) - centre))): {gates}")
+        print("\ntuned gates (sigmoid: click weight g = sigmoid(slope * (log1p(freq) - centre)); "
+              f"head: a base gate with the head queries' weight fixed): {gates}")  # fmt: skip
     heads = {k: v["click_tuning"] for k, v in runs.items() if "click_tuning" in v}
     for name, head in heads.items():
         chosen = (

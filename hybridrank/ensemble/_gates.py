@@ -163,7 +163,9 @@ class HeadGate(Gate):
     """A tuned gate whose head queries take a click weight chosen on held-out clicks.
 
     From ``min_frequency`` on, ``g(f) = weight``; below it, ``min(base(f),
-    weight)``, so the gate never falls with frequency whatever the weight. The
+    weight)``: over a base gate that never falls with frequency (any sigmoid
+    gate, a bucket gate with rising weights) it never falls either, whatever
+    the weight. The
     base gate comes from the labelled tuning queries, of which few are head
     queries; ``weight`` comes from the clicks of sessions no model saw (see
     :func:`~hybridrank.ensemble.tune_head_weight`), which head queries have
@@ -189,6 +191,9 @@ class HeadGate(Gate):
             base = gate_from_dict(base, source="head gate: base")
         if isinstance(base, HeadGate):
             raise ConfigError("head gate: its base cannot be a head gate")
+        for name, value in (("min_frequency", min_frequency), ("weight", weight)):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ConfigError(f"head gate: {name} must be a number, got {value!r}")
         if not math.isfinite(float(min_frequency)) or min_frequency < 0:
             raise ConfigError(f"head gate: min_frequency must be >= 0, got {min_frequency}")
         if not 0 <= weight <= 1:
@@ -266,8 +271,8 @@ def parse_gate(text: str) -> Gate:
     kind, _, rest = text.partition(":")
     if kind == HeadGate.kind:
         raise ConfigError(
-            "--gate: a head gate has a nested base gate; pass it as a saved gate or stacker "
-            "(--study), or give its base gate here"
+            "--gate: a head gate has a nested base gate and no text form; build the bundle "
+            "from the experiment run that tuned it (--experiment DIR), or give its base gate here"
         )
     params: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):

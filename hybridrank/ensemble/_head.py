@@ -7,8 +7,9 @@ judged: their held-out sessions (sessions no model was trained on) score any
 ranking with the position-debiased click metric (IPS-weighted DCG@k, see
 :func:`~hybridrank.evaluate.ips_click_metric`). :func:`tune_head_weight` scores
 the stacker's fused ranking of the head queries for a grid of click weights
-and keeps the best one as a :class:`~hybridrank.ensemble.HeadGate`, or the
-tuned gate unchanged when no weight scores above it.
+and keeps the best one as a :class:`~hybridrank.ensemble.HeadGate` when it
+beats the tuned gate significantly (a sign-flip test that allows for the
+choice among the grid), or the tuned gate unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank.ensemble._gates import Gate, HeadGate
 from hybridrank.ensemble._stacker import StackerData
-from hybridrank.evaluate import ips_click_metric, randomization_test
+from hybridrank.evaluate import ips_click_metric, max_gain_test
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,9 @@ class HeadTuning:
         curve: ``weight`` and the click metric (mean over head queries) per grid point;
             empty when the clicks were too few.
         base_value: The click metric of the base gate's ranking.
-        best_value: The click metric of the chosen gate's ranking.
+        best_value: The click metric of the grid's best weight (that of the
+            base gate when no weight scores above it), kept or not.
+        best_weight: The grid's best weight, kept or not (None without a grid).
         p_value: Paired randomisation test over the head queries of the best
             weight against the base gate (NaN when not tested).
         n_queries: Head queries with at least one clicked held-out session.
@@ -57,14 +60,19 @@ class HeadTuning:
     n_sessions: int
     reason: str | None = None
     p_value: float = float("nan")
+    best_weight: float | None = None
 
     def summary(self) -> dict[str, object]:
-        """The figures a report or ``info.json`` keeps."""
+        """The figures a report or ``info.json`` keeps (a figure not computed is None)."""
+
+        def number(x: float) -> float | None:
+            return None if np.isnan(x) else float(x)
+
         return {
             "min_frequency": self.min_frequency, "weight": self.weight,
-            "base_value": self.base_value, "best_value": self.best_value,
-            "head_queries": self.n_queries, "held_out_sessions": self.n_sessions,
-            "p_value": self.p_value, "kept_base": self.reason,
+            "base_value": number(self.base_value), "best_value": number(self.best_value),
+            "best_weight": self.best_weight, "head_queries": self.n_queries, "held_out_sessions": self.n_sessions,
+            "p_value": number(self.p_value), "kept_base": self.reason,
         }  # fmt: skip
 
 
@@ -83,16 +91,18 @@ def tune_head_weight(
     min_sessions: int = 50,
     max_p: float = 0.05,
     clip: float = 0.01,
+    seed: int = 0,
 ) -> HeadTuning:
     """Choose the head queries' click weight on held-out clicks.
 
     Each weight of the grid is scored as ``HeadGate(base, min_frequency, w)``
     (the head queries take ``w``; the rarer ones at most ``w``, so the gate
     stays monotone) on the head queries' held-out sessions; the base gate is
-    scored too, and the best weight is kept only when it scores above it and
-    a paired randomisation test over the head queries (each query's mean over
-    its held-out sessions) gives p < ``max_p``: with a few head queries a
-    weight chosen by noise must not move the gate.
+    scored too, and the best weight is kept only when it scores above it with
+    p < ``max_p`` by :func:`~hybridrank.evaluate.max_gain_test` over the head queries (each query's
+    mean over its held-out sessions), which accounts for the best of the grid
+    having been picked on the same clicks: with a few head queries a weight
+    chosen by noise must not move the gate.
 
     Args:
         base: The gate tuned on the labelled queries.
@@ -112,6 +122,7 @@ def tune_head_weight(
         max_p: The best weight must beat the base gate with p below this
             (1.0: any gain is kept).
         clip: Lower bound of the propensities.
+        seed: Seed of the test's sign flips.
 
     Raises:
         ValueError: ``grid`` below 2, or rows that do not match ``data``.
@@ -157,12 +168,13 @@ def tune_head_weight(
     best = int(np.argmax(values))  # the first of equal values: the lowest weight
     if values[best] <= base_value:
         return keep("no head weight scores above the tuned gate", curve, base_value)
-    p_value = randomization_test(runs[best].to_numpy(), base_run.to_numpy()).p_value
+    gains = np.vstack([r.reindex(base_run.index).to_numpy() - base_run.to_numpy() for r in runs])
+    p_value = max_gain_test(gains, rng=seed)
     if not p_value < max_p:
         return replace(
             keep(f"weight {weights[best]:g} scores above it with p = {p_value:.3f} "
                  f"(not < {max_p:g})", curve, base_value),
-            p_value=p_value,
+            p_value=p_value, best_value=float(values[best]), best_weight=float(weights[best]),
         )  # fmt: skip
     return HeadTuning(
         gate=HeadGate(base, min_frequency, float(weights[best])),
@@ -171,6 +183,7 @@ def tune_head_weight(
         curve=curve,
         base_value=base_value,
         best_value=float(values[best]),
+        best_weight=float(weights[best]),
         n_queries=n_queries,
         n_sessions=n_sessions,
         p_value=p_value,

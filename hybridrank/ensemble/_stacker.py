@@ -241,7 +241,8 @@ class FrequencyGatedStacker(ConfigParams):
                 fixed (chosen on held-out clicks, see
                 :func:`~hybridrank.ensemble.tune_head_weight`); every trial's
                 gate is ``HeadGate(gate, min_frequency, weight)``, so the study
-                tunes the rest of the gate and the anchors around it.
+                tunes the rest of the gate and the anchors around it. A study
+                resumed from ``storage`` must have been run with the same head.
         """
         import optuna
 
@@ -276,7 +277,18 @@ class FrequencyGatedStacker(ConfigParams):
             study_name=study_name,
             load_if_exists=storage is not None,
         )
-        remaining = cfg.n_trials - len([t for t in study.trials if t.state.is_finished()])
+        # A resumed study must have scored its trials with the same fixed head weight.
+        head_attr = None if head is None else [float(head[0]), float(head[1])]
+        finished = [t for t in study.trials if t.state.is_finished()]
+        if finished and study.user_attrs.get("head") != head_attr:
+            raise ConfigError(
+                f"stacker study {study.study_name!r}: its trials were scored with head weight "
+                f"{study.user_attrs.get('head')} (min_frequency, weight), this fit asks for "
+                f"{head_attr}; use another study name"
+            )
+        study.set_user_attr("head", head_attr)
+        remaining = cfg.n_trials - len(finished)
+
         def with_head(gate: Gate) -> Gate:
             return gate if head is None else HeadGate(gate, *head)
 
@@ -294,7 +306,7 @@ class FrequencyGatedStacker(ConfigParams):
         self.study_ = study
         logger.info(
             "stacker: %s gate %s, tuning NDCG@%d %.4f",
-            cfg.gate,
+            self.gate_.kind,
             self.gate_.params(),
             cfg.k,
             self.best_value_,

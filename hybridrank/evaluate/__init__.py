@@ -25,6 +25,7 @@ from hybridrank.evaluate._report import Report, evaluate_table
 from hybridrank.evaluate._significance import (
     PairedTest,
     bootstrap_ci,
+    max_gain_test,
     paired_t_test,
     randomization_test,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "evaluate_table",
     "ips_click_metric",
     "ips_click_report",
+    "max_gain_test",
     "mrr",
     "ndcg_at_k",
     "offsets_from_qid",

@@ -53,11 +53,13 @@ class ClickTuningConfig:
         seed: Seed of a random draw.
         min_frequency: Queries of at least this many sessions are head
             queries; None: the smallest frequency of the dataset's top bucket.
-        grid: Floor weights tried, evenly spaced in [0, 1].
+        grid: Head click weights tried, evenly spaced in [0, 1].
         min_sessions: Fewer clicked held-out sessions on head queries keep the tuned gate.
         max_p: The chosen weight must beat the tuned gate on the head queries'
-            held-out clicks with p below this (paired randomisation test over
-            the head queries), else the tuned gate is kept; 1.0: any gain.
+            held-out clicks with p below this (sign-flip test over the head
+            queries of the best weight of the grid, see
+            :func:`~hybridrank.evaluate.max_gain_test`), else the tuned gate is
+            kept; 1.0: any gain.
         click_model: The click model (``pbm`` or ``dbn``) fitted on the other
             sessions whose examination curve weights the click metric.
         k: Cut-off of the click metric (IPS-weighted DCG@k).
@@ -176,8 +178,10 @@ def summary_table(runs: Mapping[int, Mapping[str, Any]]) -> pd.DataFrame:
         rows.append({"seed": seed, "head min sessions": r["min_frequency"],
                      "head queries": r["head_queries"],
                      "held-out sessions": r["held_out_sessions"],
-                     "head weight": r["weight"], "click metric, tuned gate": r["base_value"],
-                     "with head weight": r["best_value"], "p": r.get("p_value"),
+                     "head weight set": r["weight"],
+                     "click metric, tuned gate": r["base_value"],
+                     "best weight": r.get("best_weight"), "its click metric": r["best_value"],
+                     "p": r.get("p_value"),
                      "kept tuned gate because": r["kept_base"] or ""})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -200,12 +204,16 @@ def plot_click_tuning(runs: Mapping[int, Mapping[str, Any]], path: Path) -> None
         ax.axhline(r["base_value"], color=line.get_color(), ls=":", lw=1)
         if r["weight"] is not None:
             ax.plot([r["weight"]], [r["best_value"]], "o", color=line.get_color())
+        elif r.get("best_weight") is not None:
+            ax.plot([r["best_weight"]], [r["best_value"]], "o", mfc="none", color=line.get_color())
         ax.set_ylabel(f"{metric}, held-out sessions")
     ax.set_xlabel("click weight of the head queries")
-    ax.set_title("head queries: click metric by weight (dotted: the label-tuned gate; "
-                 "dot: chosen)", fontsize=9)  # fmt: skip
+    ax.set_title("head queries' held-out click metric by their click weight\n(dotted: the "
+                 "label-tuned gate; dot: weight kept; ring: best, not significant)",
+                 fontsize=8)  # fmt: skip
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
 

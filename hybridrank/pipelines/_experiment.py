@@ -891,6 +891,15 @@ def _head_tuning(
         dataset.impressions, tuning.holdout, by_time=tuning.by_time, seed=tuning.seed
     )
     table = _prepare_table(replace(dataset, impressions=earlier), config, shared)
+    why = skipped_systems(table, shared).get("gated_stacker")
+    if why is not None:
+        echo(f"click_tuning: the stacker cannot run ({why}); nothing to tune")
+        return None
+    if shared.neural is not None and config.neural and config.neural.get("clicks"):
+        # A transformer trained with the click loss saw the held-out sessions' clicks.
+        echo("click_tuning: the transformer learned from every session's clicks "
+             "(neural.clicks); the tuning run leaves it out of the stacker")  # fmt: skip
+        shared = replace(shared, neural=None)
     needed = {"click_gbdt", "llm_gbdt", "gated_stacker", *config.stacker.anchors}
     scored, info = _run_systems(table, config, shared, features, progress=progress, only=needed)
     if "gate" not in info:

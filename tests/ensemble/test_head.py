@@ -50,6 +50,8 @@ def test_head_gate_errors() -> None:
         ({"base": HeadGate()}, "cannot be a head gate"),
         ({"base": {"kind": "tanh", "params": {}}}, "unknown gate"),
         ({"base": {"kind": "sigmoid", "params": {"centre": 1.0}}}, "slope"),
+        ({"weight": True}, "must be a number"),
+        ({"min_frequency": "x"}, "must be a number"),
     ):
         with pytest.raises(ConfigError, match=match):
             HeadGate(**kwargs)
@@ -110,8 +112,8 @@ def test_held_out_clicks_lower_the_head_weight_where_the_llm_expert_ranks_better
     base = SigmoidGate(centre=-8.0, slope=1.0)  # near 1 everywhere: the click expert
     tuned = tune_head_weight(base, data, qid=qid, docid=docid, log=log, examination=exam,
                              min_frequency=21, grid=11)  # fmt: skip
-    assert tuned.weight is not None and tuned.weight <= 0.5
-    assert tuned.best_value > tuned.base_value
+    assert isinstance(tuned.gate, HeadGate) and tuned.weight is not None and tuned.weight <= 0.5
+    assert tuned.best_value > tuned.base_value and tuned.p_value < 0.05
     # Rarer queries may not trust clicks more than head queries do.
     assert tuned.gate(np.array([1.0]))[0] <= tuned.weight
 
@@ -134,6 +136,7 @@ def test_too_few_held_out_sessions_keep_the_gate() -> None:
     tuned = tune_head_weight(base, data, qid=qid, docid=docid, log=log, examination=exam,
                              min_frequency=21, min_sessions=50)  # fmt: skip
     assert tuned.gate is base and tuned.curve.empty and "< 50" in (tuned.reason or "")
+    assert tuned.summary()["base_value"] is None and tuned.summary()["p_value"] is None
     # A gain eight head queries cannot make significant at max_p keeps the gate too.
     data, qid, docid, log, exam = _world(click_helps=True)
     strict = tune_head_weight(SigmoidGate(centre=8.0, slope=1.0), data, qid=qid, docid=docid,
@@ -141,7 +144,8 @@ def test_too_few_held_out_sessions_keep_the_gate() -> None:
                               max_p=0.001)  # fmt: skip
     assert strict.weight is None and isinstance(strict.gate, SigmoidGate)
     assert 0.001 <= strict.p_value < 0.05 and "p = " in (strict.reason or "")
-    assert strict.curve["ips_dcg@10"].max() > strict.base_value
+    assert strict.curve["ips_dcg@10"].max() == strict.best_value > strict.base_value
+    assert strict.best_weight is not None and strict.summary()["weight"] is None
     with pytest.raises(ValueError, match="max_p"):
         tune_head_weight(base, data, qid=qid, docid=docid, log=log, examination=exam,
                          min_frequency=21, max_p=0.0)  # fmt: skip
@@ -179,3 +183,39 @@ def test_stacker_tunes_the_rest_of_the_gate_around_a_fixed_head_weight(tmp_path)
     np.testing.assert_array_equal(
         loaded.predict(click, llm, qid=qid, freq=freq), stacker.predict(click, llm, qid=qid, freq=freq)
     )
+
+
+def test_a_resumed_stacker_study_must_share_its_head_weight(tmp_path) -> None:
+    from hybridrank.ensemble import FrequencyGatedStacker, OOFScores
+
+    rng = np.random.default_rng(0)
+    qid = np.repeat(np.arange(20).astype(str), 5)
+    fold = np.repeat(np.arange(20) % 5, 5)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    oof = [OOFScores(n, rng.normal(size=qid.size), qid, fold, trained) for n in ("c", "l")]
+    kwargs = {"freq": np.repeat(np.arange(20) * 3.0, 5), "labels": rng.integers(0, 3, qid.size),
+              "storage": f"sqlite:///{tmp_path / 's.db'}", "study_name": "gate"}  # fmt: skip
+    config = StackerConfig(n_trials=3)
+    FrequencyGatedStacker(config).fit(*oof, head=(21.0, 0.5), **kwargs)
+    again = FrequencyGatedStacker(config).fit(*oof, head=(21.0, 0.5), **kwargs)
+    assert len(again.study_.trials) == 3 and isinstance(again.gate_, HeadGate)
+    for other in (None, (21.0, 0.7)):
+        with pytest.raises(ConfigError, match="head weight"):
+            FrequencyGatedStacker(config).fit(*oof, head=other, **kwargs)
+
+
+def test_gate_table_reports_head_and_plain_gates_side_by_side() -> None:
+    from hybridrank.pipelines import gate_table
+
+    table = pd.DataFrame({C.QID: ["a", "b", "c"], C.BUCKET: ["low", "mid", "high"],
+                          C.FREQ: [1.0, 10.0, 50.0]})  # fmt: skip
+    head = HeadGate(SigmoidGate(centre=5.0, slope=1.0), 21, 0.7)
+    plain = SigmoidGate(centre=2.0, slope=2.0)
+    info = {"runs": {"seed0_sessions100": {"gate": head.params(), "gate_kind": "head"},
+                     "seed1_sessions100": {"gate": plain.params(), "gate_kind": "sigmoid"}}}  # fmt: skip
+    out = gate_table({(0, 100): table, (1, 100): table}, info, 100, ["low", "mid", "high"])
+    assert list(out["gate"]) == ["head(sigmoid)", "sigmoid"]
+    assert out.loc[0, "head weight"] == 0.7 and np.isnan(out.loc[1, "head weight"])
+    assert out.loc[0, "g(high)"] == pytest.approx(0.7)
+    assert out.loc[0, "rise low->high"] == pytest.approx(0.7 - head(np.array([1.0]))[0])
+    assert out.loc[1, "centre"] == 2.0 and out.loc[0, "centre"] == 5.0

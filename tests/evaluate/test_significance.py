@@ -51,3 +51,26 @@ def test_bootstrap_ci_brackets_mean_and_is_seeded(rng: np.random.Generator) -> N
     se = x.std(ddof=1) / np.sqrt(x.size)
     assert high - low == pytest.approx(2 * 1.96 * se, rel=0.15)
     assert all(np.isnan(bootstrap_ci([np.nan])))
+
+
+def test_max_gain_test_allows_for_choosing_the_best_candidate() -> None:
+    from hybridrank.evaluate import max_gain_test
+
+    gen = np.random.default_rng(3)
+    # Every query gains: significant even though it is the best of one.
+    assert max_gain_test(np.full((1, 12), 0.5)) < 0.001
+    # Twenty candidates of pure noise: the best one alone looks significant
+    # far more often than one time in twenty; the max test does not.
+    single, joint = [], []
+    for _ in range(40):
+        noise = gen.normal(size=(20, 15))
+        best = int(noise.mean(axis=1).argmax())
+        single.append(randomization_test(noise[best], np.zeros(15), n_resamples=2_000).p_value)
+        joint.append(max_gain_test(noise, n_resamples=2_000, rng=1))
+    assert np.mean(np.array(single) < 0.05) > 0.2
+    assert np.mean(np.array(joint) < 0.05) <= 0.1
+    assert all(j >= s / 2 for s, j in zip(single, joint, strict=True))
+    # NaN queries are left out; none left is NaN.
+    assert np.isnan(max_gain_test([[np.nan, np.nan]]))
+    with_nan = np.array([[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, np.nan]])
+    assert max_gain_test(with_nan) == pytest.approx(max_gain_test(with_nan[:, :6]))

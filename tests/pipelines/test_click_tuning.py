@@ -39,7 +39,19 @@ def test_click_tuning_config_is_validated_and_round_trips() -> None:
 
 
 @pytest.mark.slow
-def test_experiment_chooses_the_head_weight_on_held_out_clicks(tmp_path: Path) -> None:
+def test_experiment_chooses_the_head_weight_on_held_out_clicks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hybridrank.pipelines._experiment as experiment
+
+    logs: list[pd.DataFrame] = []
+    prepare = experiment._prepare_table
+
+    def spy(dataset, *args, **kwargs):  # type: ignore[no-untyped-def]
+        logs.append(dataset.impressions[[C.SESSION_ID, C.TS]].drop_duplicates(C.SESSION_ID))
+        return prepare(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "_prepare_table", spy)
     root = write_trec_dir(make_collection(n_queries=80, n_docs=500, seed=3), tmp_path / "c")
     world = WorldConfig(
         data=DataConfig(format="trec", path=str(root), stopwords="none"),
@@ -51,6 +63,12 @@ def test_experiment_chooses_the_head_weight_on_held_out_clicks(tmp_path: Path) -
         click_tuning=ClickTuningConfig(holdout=0.3, grid=6, min_sessions=5, max_p=1.0),
     )  # fmt: skip
     result = run_experiment(config, tmp_path / "exp", progress=False)
+    # The main table sees every session; the tuning run only the earliest 70%.
+    full, tuning = logs
+    assert set(tuning[C.SESSION_ID]) < set(full[C.SESSION_ID])
+    assert len(tuning) == round(0.7 * len(full))
+    held = full[~full[C.SESSION_ID].isin(tuning[C.SESSION_ID])]
+    assert tuning[C.TS].max() <= held[C.TS].min()
     run = result.info["runs"]["seed0_sessions1500"]
     record = run["click_tuning"]
     assert record["held_out_sessions"] >= 5 and record["head_queries"] > 0
