@@ -165,11 +165,11 @@ class HeadGate(Gate):
     From ``min_frequency`` on, ``g(f) = weight``; below it, ``min(base(f),
     weight)``: over a base gate that never falls with frequency (any sigmoid
     gate, a bucket gate with rising weights) it never falls either, whatever
-    the weight. The
-    base gate comes from the labelled tuning queries, of which few are head
-    queries; ``weight`` comes from the clicks of sessions no model saw (see
-    :func:`~hybridrank.ensemble.tune_head_weight`), which head queries have
-    plenty of. It is not proposed by a study (:meth:`suggest` refuses).
+    the weight. The base gate comes from the labelled tuning queries, of which
+    few are head queries; ``weight`` comes from the clicks of sessions no
+    model saw (see :func:`~hybridrank.ensemble.tune_head_weight`), which head
+    queries have plenty of. It is not proposed by a study (:meth:`suggest`
+    refuses).
 
     Example:
         >>> gate = HeadGate(SigmoidGate(centre=2.0, slope=2.0), min_frequency=21, weight=0.8)

@@ -43,8 +43,9 @@ class HeadTuning:
         best_value: The click metric of the grid's best weight (that of the
             base gate when no weight scores above it), kept or not.
         best_weight: The grid's best weight, kept or not (None without a grid).
-        p_value: Paired randomisation test over the head queries of the best
-            weight against the base gate (NaN when not tested).
+        p_value: :func:`~hybridrank.evaluate.max_gain_test` of the grid's
+            weights against the base gate over the head queries (NaN when not
+            tested).
         n_queries: Head queries with at least one clicked held-out session.
         n_sessions: Their held-out sessions with a click.
         reason: Why the base gate was kept, else None.
@@ -71,7 +72,8 @@ class HeadTuning:
         return {
             "min_frequency": self.min_frequency, "weight": self.weight,
             "base_value": number(self.base_value), "best_value": number(self.best_value),
-            "best_weight": self.best_weight, "head_queries": self.n_queries, "held_out_sessions": self.n_sessions,
+            "best_weight": self.best_weight, "head_queries": self.n_queries,
+            "held_out_sessions": self.n_sessions,
             "p_value": number(self.p_value), "kept_base": self.reason,
         }  # fmt: skip
 
@@ -96,13 +98,13 @@ def tune_head_weight(
     """Choose the head queries' click weight on held-out clicks.
 
     Each weight of the grid is scored as ``HeadGate(base, min_frequency, w)``
-    (the head queries take ``w``; the rarer ones at most ``w``, so the gate
-    stays monotone) on the head queries' held-out sessions; the base gate is
-    scored too, and the best weight is kept only when it scores above it with
-    p < ``max_p`` by :func:`~hybridrank.evaluate.max_gain_test` over the head queries (each query's
-    mean over its held-out sessions), which accounts for the best of the grid
-    having been picked on the same clicks: with a few head queries a weight
-    chosen by noise must not move the gate.
+    (the head queries take ``w``, the rarer ones at most ``w``, so a rising
+    base gate stays rising) on the head queries' held-out sessions. The base
+    gate is scored too, and the best weight is kept only when it scores above
+    it with p < ``max_p`` by :func:`~hybridrank.evaluate.max_gain_test` over
+    the head queries (each query's mean over its held-out sessions), which
+    allows for the best of the grid having been picked on the same clicks:
+    with a few head queries a weight chosen by noise must not move the gate.
 
     Args:
         base: The gate tuned on the labelled queries.

@@ -13,7 +13,6 @@ labelled queries with the head queries' weight fixed at that value (a
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,6 @@ from hybridrank.ensemble import (
 )
 from hybridrank.errors import ConfigError
 from hybridrank.labels import make_click_model
-
-logger = logging.getLogger(__name__)
 
 #: Click models whose examination curve can weight the click metric.
 EXAMINATION_MODELS = ("pbm", "dbn")
