@@ -203,6 +203,7 @@ def test_annotate_budget_records_and_extends_the_selection(world: Path, tmp_path
 
 def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
     from hybridrank.ensemble import StackerConfig
+    from hybridrank.pipelines import ClickTuningConfig
 
     dataset = Dataset.read(world)
     config = ExperimentConfig(
@@ -210,8 +211,15 @@ def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
         budgets=(0.3, 1.0), budget_strategies=("tail-first", "random"),
         budget_systems=("famol", "gated_stacker"), stacker=StackerConfig(n_trials=10),
         tuning_sweep=(10, 20), neural=None,
+        click_tuning=ClickTuningConfig(min_sessions=1, max_p=1.0, grid=5),
     )  # fmt: skip
     result = run_small(config, dataset, tmp_path / "exp")
+    # With the head weight from held-out clicks in the main run, the curve's fully
+    # labelled point is rerun with the label-tuned gate, like every other point.
+    info = json.loads((tmp_path / "exp" / "info.json").read_text())
+    main_run = next(iter(info["runs"].values()))  # a fixed dataset: one run
+    assert "click_tuning" in main_run
+    assert "base" not in info["budget"]["seed0_all_labelled"]["gate"]
     # The tuning sweep rides along: the stacker refitted on 10 and 20 labelled queries.
     sweep = pd.read_csv(tmp_path / "exp" / "report" / "tuning_sweep.csv")
     assert set(sweep["n_tuning"]) == {10, 20} and "gated_stacker" in set(sweep["system"])
@@ -229,7 +237,8 @@ def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
     assert len(curve.significance) == 2  # tail-first vs random, one row per system
     # Outside the budget the judge's score came from the local MiniLM cosine (budget_fill: dense).
     runs = json.loads((tmp_path / "exp" / "info.json").read_text())["budget"]
-    assert all(run["judge_scores_filled"] > 0 for run in runs.values())
+    budgeted = {k: r for k, r in runs.items() if not k.endswith("_all_labelled")}
+    assert budgeted and all(run["judge_scores_filled"] > 0 for run in budgeted.values())
 
 
 def run_small(config: ExperimentConfig, dataset: Dataset, out: Path):  # type: ignore[no-untyped-def]
