@@ -102,8 +102,6 @@ def mix_ceiling(scores: pd.DataFrame, experts: list[str]) -> pd.DataFrame:
                                             "ceiling": total}])], ignore_index=True)  # fmt: skip
 
 
-#: The stacker's LLM expert column for each ``llm_expert`` setting.
-LLM_EXPERT_COLUMN = {"ensemble": "llm_ensemble", "llm_neural": "llm_neural", "llm_gbdt": "llm_gbdt"}
 #: Rising gates tried when a tuned gate is flat (sigmoid centre x slope).
 CENTRES = np.arange(0.0, 5.01, 0.25)
 SLOPES = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -122,7 +120,6 @@ def flat_gate_check(scores: pd.DataFrame, info: dict, config: dict, sessions: in
     cannot prefer it; when it is no better on the evaluated queries either, the flat gate
     costs nothing there.
     """
-    column = LLM_EXPERT_COLUMN.get(str(config.get("llm_expert", "ensemble")), "llm_ensemble")
     norm = str((config.get("stacker") or {}).get("normalisation", "zscore"))
     rows = []
     for seed, table in scores.groupby("seed"):
@@ -130,6 +127,7 @@ def flat_gate_check(scores: pd.DataFrame, info: dict, config: dict, sessions: in
         if run.get("gate_kind", "sigmoid") != "sigmoid" or "gate" not in run:
             continue
         gate = make_gate("sigmoid", run["gate"])
+        column = run.get("llm_model", "llm_gbdt")  # the LLM expert this run's stacker used
         per_query_freq = table.drop_duplicates(C.QID).groupby(C.BUCKET, observed=True)[C.FREQ]
         medians = per_query_freq.median()
         ends = np.array([medians[buckets[0]], medians[buckets[-1]]], dtype=np.float64)

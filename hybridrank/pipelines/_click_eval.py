@@ -81,6 +81,15 @@ class ClickEvalConfig:
             )
 
 
+def reach_positions(examination: np.ndarray, log: pd.DataFrame) -> np.ndarray:
+    """An examination curve long enough for every position of ``log``: deeper positions
+    than the fitted curve take its last value."""
+    deepest = int(log[C.POSITION].max()) if len(log) else examination.size
+    if examination.size >= deepest:
+        return examination
+    return np.r_[examination, np.full(deepest - examination.size, examination[-1])]
+
+
 def split_log(log: pd.DataFrame, config: ClickEvalConfig) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """(earlier, held-out, how): the log split by session, the latest sessions held out."""
     return split_windows(log, config.holdout, by_time=config.by_time, seed=config.seed)
@@ -184,9 +193,7 @@ def evaluate_on_clicks(
             f"click_models {list(config.click_models)}: none has an examination curve to weight "
             "the metric; include pbm or dbn"
         )
-    deepest = int(test_log[C.POSITION].max())
-    if examination.size < deepest:
-        examination = np.r_[examination, np.full(deepest - examination.size, examination[-1])]
+    examination = reach_positions(examination, test_log)
     bucket_of = dataset.splits.set_index(C.QID)[C.BUCKET].astype(str)
     metric = ips_click_report(
         test_log, table, systems, examination, bucket_of=bucket_of, k=config.k

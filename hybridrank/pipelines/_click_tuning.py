@@ -34,6 +34,7 @@ from hybridrank.ensemble import (
 )
 from hybridrank.errors import ConfigError
 from hybridrank.labels import make_click_model
+from hybridrank.pipelines._click_eval import reach_positions
 
 #: Click models whose examination curve can weight the click metric.
 EXAMINATION_MODELS = ("pbm", "dbn")
@@ -117,10 +118,7 @@ def examination_curve(log: pd.DataFrame, held: pd.DataFrame, click_model: str) -
     Positions deeper than the fitted curve take its last value.
     """
     curve = np.asarray(make_click_model(click_model).fit(log).examination_, dtype=np.float64)
-    deepest = int(held[C.POSITION].max()) if len(held) else curve.size
-    if curve.size < deepest:
-        curve = np.r_[curve, np.full(deepest - curve.size, curve[-1])]
-    return curve
+    return reach_positions(curve, held)
 
 
 def tune_on_held_out(
