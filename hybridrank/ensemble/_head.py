@@ -172,7 +172,7 @@ def tune_head_weight(
         return keep("no head weight scores above the tuned gate", curve, base_value)
     gains = np.vstack([r.reindex(base_run.index).to_numpy() - base_run.to_numpy() for r in runs])
     p_value = max_gain_test(gains, rng=seed)
-    if not p_value < max_p:
+    if max_p < 1 and not p_value < max_p:  # max_p 1: any gain, even at p = 1
         return replace(
             keep(f"weight {weights[best]:g} scores above it with p = {p_value:.3f} "
                  f"(not < {max_p:g})", curve, base_value),
