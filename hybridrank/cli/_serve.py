@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -139,6 +140,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             "--experiment DIR"
         )
     anchors = _anchors(args.anchor or [], tuned_anchors, args.experiment)
+    if args.experiment is not None:
+        _check_training(args.experiment, args.click, args.llm, anchors, args.allow_other_training)
     docs = read_table(args.docs, required=("docid", "text")) if args.docs else None
     path = build_hybrid_bundle(
         args.click, args.llm, args.out, gate=gate, anchors=anchors,
@@ -174,6 +177,41 @@ def _check_llm_expert(expert: str, runs: list[Path]) -> None:
             f"--llm (got {len(runs)}: {', '.join(kinds)}); otherwise the bundle serves "
             "another stacker"
         )
+
+
+def _check_training(
+    experiment: Path,
+    click: Path,
+    llm: list[Path],
+    anchors: list[tuple[str, Path, float]],
+    allow: bool,
+) -> None:
+    """Every member must be trained as the experiment trained its model in that role;
+    ``--allow-other-training`` turns the refusal into a warning."""
+    from hybridrank.pipelines import training_differences
+
+    members = [("--click", click, "click"), *(("--llm", r, "llm") for r in llm),
+               *((f"--anchor {n}", r, n) for n, r, _ in anchors)]  # fmt: skip
+    found = []
+    for flag, run, role in members:
+        found += [f"  {flag} {run}: {line}" for line in training_differences(experiment, run, role)]
+    if not found:
+        print("every member was trained as the experiment trained its model")
+        return
+    listed = "\n".join(found)
+    if allow:
+        print(
+            f"warning: serving the experiment's stacker on models trained differently:\n{listed}",
+            file=sys.stderr,
+        )
+        return
+    raise ConfigError(
+        "the experiment's stacker was tuned on models trained otherwise:\n"
+        f"{listed}\n"
+        f"train them with `hybridrank train gbdt --like-experiment {experiment}` (and "
+        "`train neural --config studies/neural-experiment.yaml`), or pass "
+        "--allow-other-training to serve them anyway"
+    )
 
 
 def _anchors(
@@ -296,8 +334,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="order of documents with exactly the same score: text (semantic similarity and "
         "BM25 percentiles; the default) or none (request order); default the experiment's",
     )  # fmt: skip
+    bd.add_argument(
+        "--allow-other-training", action="store_true",
+        help="with --experiment: build the bundle even when a member was trained otherwise "
+        "than the experiment's model (a warning lists the differences)",
+    )  # fmt: skip
     bd.add_argument("--docs", type=Path, help="docid, text: store bi-encoder document embeddings")
     bd.add_argument("--device", help="device for those embeddings")
     bd.add_argument("--out", type=Path, required=True, help="new bundle directory")
     bd.set_defaults(func=cmd_bundle)
-

@@ -39,6 +39,7 @@ from hybridrank.pipelines._deploy import (
     ExperimentStacker,
     load_experiment_stacker,
     train_config_like_experiment,
+    training_differences,
 )
 from hybridrank.pipelines._experiment import (
     BUDGET_SYSTEMS,
@@ -199,6 +200,7 @@ __all__ = [
     "train_config_like_experiment",
     "train_gbdt",
     "train_neural",
+    "training_differences",
     "training_table",
     "training_view",
     "world_config_of",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hybridrank import columns as C
 from hybridrank._config import in_file, read_json, read_yaml_mapping
 from hybridrank.ensemble import (
     NORMALISERS,
@@ -23,7 +24,7 @@ from hybridrank.ensemble import (
     check_anchors,
     gate_from_dict,
 )
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.pipelines._experiment import ExperimentConfig
 from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
 
@@ -71,9 +72,7 @@ def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> Expe
         raise DataFormatError("no runs recorded", path=info_path, column="runs")
     if run is None:
         if len(runs) > 1:
-            raise ConfigError(
-                f"{d}: the experiment has {len(runs)} runs; name one: {sorted(runs)}"
-            )
+            raise ConfigError(f"{d}: the experiment has {len(runs)} runs; name one: {sorted(runs)}")
         run = next(iter(runs))
     if run not in runs:
         raise ConfigError(f"{d}: no run {run!r}; the experiment's runs: {sorted(runs)}")
@@ -203,3 +202,100 @@ def train_config_like_experiment(
         famol=famol,
         tie_break=experiment.tie_break,
     )
+
+
+#: Config leaves that say where or how fast a model runs, not what it scores.
+_RUNTIME_LEAVES = frozenset(
+    {"device", "n_jobs", "threads", "memory_limit", "temp_directory", "num_threads", "backend"}
+)
+_RUNTIME_PATHS = frozenset({"click_features.engine"})
+
+#: The ``train gbdt`` label of each experiment model a bundle may serve as an anchor.
+ANCHOR_LABELS = {"click_gbdt": "click", "llm_gbdt": "llm", "famol": "famol", "gold_gbdt": "expert"}
+
+
+def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(values, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(values) if isinstance(values, tuple) else values}
+
+
+def _config_differences(run: Mapping[str, Any], experiment: Mapping[str, Any]) -> list[str]:
+    """``field: run X, experiment Y`` for every leaf the two configs set differently,
+    runtime settings (device, threads, backend) left out."""
+    a, b = _flatten(run), _flatten(experiment)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key.rsplit(".", 1)[-1] in _RUNTIME_LEAVES or key in _RUNTIME_PATHS:
+            continue
+        if a.get(key) != b.get(key):
+            lines.append(f"{key}: run {a.get(key)!r}, experiment {b.get(key)!r}")
+    return lines
+
+
+def _run_config(run_dir: Path) -> Path:
+    """A run's ``config.yaml``: in the run directory, or beside a neural run's ``model/``."""
+    for candidate in (run_dir / "config.yaml", run_dir.parent / "config.yaml"):
+        if candidate.is_file():
+            return candidate
+    raise MissingInputError(
+        f"{run_dir}: no config.yaml, so how it was trained cannot be compared with the "
+        "experiment (a `hybridrank train gbdt` or `train neural` run writes one)"
+    )
+
+
+def training_differences(out_dir: str | Path, run_dir: str | Path, role: str) -> list[str]:
+    """How a production run was trained differently from the experiment's model in its role.
+
+    The experiment's stacker tuned its gate and anchor weights on scores of models
+    trained one way; a bundle serving those weights on models trained another way
+    serves a stacker nobody measured. ``role`` is the member's place in the bundle:
+    ``click`` (the click-GBDT), ``llm`` (an LLM-label GBDT or the transformer) or the
+    experiment's anchor name (``famol``, ``gold_gbdt``, ...). A GBDT run is compared
+    with :func:`train_config_like_experiment` of its label, a neural run with the
+    experiment's ``neural:`` block; devices, thread counts and inference backends
+    are not compared.
+
+    Returns:
+        One line per difference (``field: run X, experiment Y``), empty when the run
+        was trained as the experiment trained its model.
+
+    Raises:
+        MissingInputError: The run has no ``config.yaml``, or the experiment none.
+        ConfigError: A bad run or experiment config (naming the file).
+    """
+    from hybridrank.neural import NeuralConfig
+    from hybridrank.pipelines._train_neural import NeuralTrainConfig
+
+    run = Path(run_dir)
+    path = _run_config(run)
+    raw = read_yaml_mapping(path)
+    if "neural" in raw:  # a `train neural` run
+        exp_path = Path(out_dir) / "config.yaml"
+        exp_raw = read_yaml_mapping(exp_path, section="experiment")
+        experiment = in_file(exp_path, lambda: ExperimentConfig.from_dict(exp_raw))
+        if role != "llm":
+            return [f"role: a neural run serves only as an LLM model, not as {role}"]
+        if experiment.neural is None:
+            return ["neural: the experiment trained no transformer (neural: null)"]
+        neural_run = in_file(path, lambda: NeuralTrainConfig.from_dict(raw))
+        return _config_differences(
+            {"label": neural_run.label, "neural": neural_run.neural.to_dict()},
+            {"label": C.Y_LLM, "neural": NeuralConfig.from_dict(experiment.neural).to_dict()},
+        )
+    gbdt_run = in_file(path, lambda: GBDTTrainConfig.from_dict(raw))
+    wanted = {"click": ("click", "ctr"), "llm": ("llm",)}.get(role)
+    if wanted is None:
+        if role not in ANCHOR_LABELS:
+            return [
+                f"role: the experiment's {role} has no `train gbdt` counterpart, so this run "
+                "cannot be checked against it"
+            ]
+        wanted = (ANCHOR_LABELS[role],)
+    if gbdt_run.label not in wanted:
+        return [f"label: run {gbdt_run.label!r}, experiment {' or '.join(map(repr, wanted))}"]
+    expected = train_config_like_experiment(out_dir, gbdt_run.label, base=gbdt_run)
+    return _config_differences(gbdt_run.to_dict(), expected.to_dict())

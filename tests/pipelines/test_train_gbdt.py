@@ -22,6 +22,7 @@ from hybridrank.pipelines import (
     WorldConfig,
     build_world,
     train_gbdt,
+    training_differences,
     write_world,
 )
 
@@ -462,6 +463,9 @@ def test_cli_like_experiment_trains_the_experiments_model(
     assert saved.label == "famol" and saved.famol.centre == 0.7
     assert saved.gbdt.n_estimators == 12 and saved.features == ("click", "dataset")
     assert GBDTBundle.load(out).ranker.best_iteration_ == 12
+    # The run passes the check `bundle --experiment` makes of its members.
+    assert training_differences(exp, out, "famol") == []
+    assert training_differences(exp, out, "gold_gbdt") == ["label: run 'famol', experiment 'expert'"]
 
 
 def test_report_ranks_exact_ties_by_the_text_order_as_serving_does(famol_run) -> None:

@@ -158,7 +158,7 @@ def test_bundle_cli_serves_an_experiments_stacker(
                                              "seed1_sessions5000": {"seconds": {}},
                                              "seed2_sessions5000": ensemble})  # fmt: skip
     base = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
-            "--experiment", str(exp)]  # fmt: skip
+            "--experiment", str(exp), "--allow-other-training"]  # fmt: skip
     # Two runs: which one must be said; a run without a stacker is refused.
     assert main([*base, "--out", str(tmp_path / "a")]) == 2
     assert "seed0_sessions5000" in capsys.readouterr().err
@@ -171,7 +171,12 @@ def test_bundle_cli_serves_an_experiments_stacker(
     assert "gold_gbdt (0.400)" in capsys.readouterr().err
     assert main([*with_run, "--anchor", "gold_gbdt", str(runs["llm"]),
                  "--out", str(tmp_path / "a")]) == 0  # fmt: skip
-    assert "LLM expert llm_gbdt" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "LLM expert llm_gbdt" in out
+    # The fixture's runs are not trained as the experiment trained its models: allowed, said.
+    assert "warning: serving the experiment's stacker on models trained differently" in err
+    assert "--anchor gold_gbdt" in err and "label: run 'expert', experiment 'expert'" not in err
+    assert f"--llm {runs['llm']}: label: run 'expert', experiment 'llm'" in err
     meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
     assert meta["gate"]["params"] == {"centre": 1.2, "slope": 2.5}
     assert meta["anchors"][0]["weight"] == 0.4 and meta["normalisation"] == "rank"
@@ -201,6 +206,87 @@ def test_bundle_cli_serves_an_experiments_stacker(
                  "--out", str(tmp_path / "f")]) == 2  # fmt: skip
     assert "ranked ties by text" in capsys.readouterr().err
     assert not any((tmp_path / d).exists() for d in "cdef")
+
+
+def test_bundle_cli_refuses_members_trained_otherwise(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    run = {"gate": {"centre": 1.2, "slope": 2.5}, "gate_kind": "sigmoid",
+           "anchors": {"gold_gbdt": 0.4}, "llm_model": "llm_gbdt"}  # fmt: skip
+    exp = _experiment_dir(tmp_path / "exp", {"seed0_sessions5000": run})
+    argv = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+            "--anchor", "gold_gbdt", str(runs["llm"]), "--experiment", str(exp),
+            "--out", str(tmp_path / "a")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "tuned on models trained otherwise" in err
+    # Each member and field is named, with both values, and how to mend it.
+    assert f"--click {runs['click']}: gbdt.n_estimators: run 30, experiment 300" in err
+    assert f"--llm {runs['llm']}: label: run 'expert', experiment 'llm'" in err
+    assert f"--anchor gold_gbdt {runs['llm']}: gbdt.min_child_samples: run 5" in err
+    assert f"--like-experiment {exp}" in err and "--allow-other-training" in err
+    assert not (tmp_path / "a").exists()
+
+
+def _write_config(run: Path, values: dict) -> Path:
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(values))
+    return run
+
+
+def test_training_differences_compare_each_role_with_the_experiment(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hybridrank.neural import NeuralConfig
+    from hybridrank.pipelines import (
+        GBDTTrainConfig,
+        NeuralTrainConfig,
+        train_config_like_experiment,
+        training_differences,
+    )
+    from hybridrank.pipelines._experiment import DEFAULT_NEURAL
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump({"experiment": {
+        "features": ["click", "text"], "gbdt": {"n_estimators": 50, "num_leaves": 7},
+        "famol": {"centre": 1.5}}}))  # fmt: skip
+    click = train_config_like_experiment(exp, "click", GBDTTrainConfig())
+    # Where and how fast it runs is not how it was trained.
+    fast = replace(click, gbdt=replace(click.gbdt, device="cuda", n_jobs=4))
+    assert training_differences(exp, _write_config(tmp_path / "c", fast.to_dict()), "click") == []
+    other = replace(click, gbdt=replace(click.gbdt, num_leaves=31), features=("click",))
+    assert training_differences(exp, _write_config(tmp_path / "o", other.to_dict()), "click") == [
+        "features: run ['click'], experiment ['click', 'text']",
+        "gbdt.num_leaves: run 31, experiment 7",
+    ]
+    famol = train_config_like_experiment(exp, "famol", GBDTTrainConfig())
+    famol_run = _write_config(tmp_path / "f", famol.to_dict())
+    assert training_differences(exp, famol_run, "famol") == []
+    # A run in the wrong role is named by its label.
+    assert training_differences(exp, famol_run, "gold_gbdt") == [
+        "label: run 'famol', experiment 'expert'"
+    ]
+    assert training_differences(exp, famol_run, "click") == [
+        "label: run 'famol', experiment 'click' or 'ctr'"
+    ]
+    assert "no `train gbdt` counterpart" in training_differences(exp, famol_run, "rule")[0]
+    # A neural run is compared with the experiment's neural block; its model/ works too.
+    neural = NeuralTrainConfig(neural=NeuralConfig.from_dict(DEFAULT_NEURAL))
+    nrun = _write_config(tmp_path / "n", neural.to_dict())
+    (nrun / "model").mkdir()
+    assert training_differences(exp, nrun / "model", "llm") == []
+    longer = replace(neural, neural=replace(neural.neural, epochs=5, device="cpu"))
+    assert training_differences(exp, _write_config(tmp_path / "l", longer.to_dict()), "llm") == [
+        f"neural.epochs: run 5, experiment {DEFAULT_NEURAL['epochs']}"
+    ]
+    assert "only as an LLM model" in training_differences(exp, nrun, "famol")[0]
+    # The README's production transformer is the experiment's default one.
+    spec = Path(__file__).resolve().parents[2] / "studies" / "neural-experiment.yaml"
+    shipped = NeuralTrainConfig.from_yaml(spec)
+    assert training_differences(exp, _write_config(tmp_path / "s", shipped.to_dict()), "llm") == []
+    with pytest.raises(MissingInputError, match=r"no config\.yaml"):
+        training_differences(exp, tmp_path / "nowhere", "click")
 
 
 def test_load_experiment_stacker_names_what_is_wrong(tmp_path: Path) -> None:
