@@ -25,7 +25,7 @@ from hybridrank.labels.llm._panel import (
     with_prompt,
 )
 from hybridrank.labels.llm._prompt import PROMPTS
-from hybridrank.labels.llm._protocol import Annotator, make_annotator
+from hybridrank.labels.llm._protocol import ANNOTATORS, Annotator, make_annotator
 from hybridrank.labels.llm._runner import AnnotationStats, annotate_pairs, pairs_from_candidates
 
 logger = logging.getLogger(__name__)
@@ -105,6 +105,14 @@ class AnnotateConfig:
                 f"annotate.prompt: {self.prompt!r} is not one of {sorted(PROMPTS)}"
             )
         params = dict(self.params)
+        judge = ANNOTATORS.get(self.backend)
+        if self.prompt not in (None, "title") and judge is not None and not judge.is_llm:
+            logger.warning(
+                "annotate.prompt %r has no effect: the %s judge reads no prompt (only the "
+                "query text and the document)",
+                self.prompt,
+                self.backend,
+            )
         if self.backend == PANEL:
             unknown = sorted(set(params) - {"judges", "combine"})
             if unknown:

@@ -397,7 +397,7 @@ def test_config_errors(values: dict[str, object], match: str) -> None:
         AnnotateConfig.from_dict(values)
 
 
-def test_config_forms_and_the_prompt_default() -> None:
+def test_config_forms_and_the_prompt_default(caplog: pytest.LogCaptureFixture) -> None:
     config = AnnotateConfig.from_dict(
         {"judges": [_judge(), {**_judge(prompt="title"), "name": "plain"}], "prompt": "described"}
     )
@@ -415,8 +415,16 @@ def test_config_forms_and_the_prompt_default() -> None:
     assert AnnotateConfig.from_dict({k: v for k, v in asdict(config).items()}) == config
     one = AnnotateConfig.from_dict({"backend": "openai", "params": _judge()["params"], "prompt": "described"})
     assert one.params["prompt"] == "described" and one.judges == () and one.combine is None
-    # The embedded semantic judge reads no prompt: nothing is passed to it.
-    assert AnnotateConfig(prompt="described").params == {}
+    # The embedded semantic judge reads no prompt: nothing is passed to it, and it is said.
+    with caplog.at_level("WARNING", logger="hybridrank.labels.llm._pipeline"):
+        assert AnnotateConfig(prompt="described").params == {}
+    assert "annotate.prompt 'described' has no effect: the embedding judge" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybridrank.labels.llm._pipeline"):
+        AnnotateConfig(prompt="title")
+        AnnotateConfig.from_dict({"backend": "openai", "params": _judge()["params"],
+                                  "prompt": "described"})  # fmt: skip
+    assert "no effect" not in caplog.text
 
 
 def test_cli_judge_options_are_checked(tmp_path: Path) -> None:
