@@ -112,21 +112,22 @@ class QueryTowerRanker(BiEncoderRanker):
         The document side never trains, so rankers fitted on different folds
         of one collection can share one set of document embeddings: each
         document is encoded once for all of them. ``other`` must start from
-        the same model at the same sequence length.
+        the same model at the same sequence length, run by the same inference
+        backend (an int8 ONNX encoder gives other vectors than torch).
 
         Raises:
-            ConfigError: ``other`` starts from another model or length.
+            ConfigError: ``other`` starts from another model, length or backend.
         """
         other._check_fitted()
         mine, theirs = self.get_config(), other.config_
-        if (mine.resolved_model_path, mine.max_seq_length) != (
-            theirs.resolved_model_path,
-            theirs.max_seq_length,
-        ):
+
+        def start(c: NeuralConfig) -> tuple[str, int, str]:
+            return (str(c.resolved_model_path), c.max_seq_length, c.backend)
+
+        if start(mine) != start(theirs):
             raise ConfigError(
-                "share_documents needs the same start model and max_seq_length: "
-                f"{mine.resolved_model_path}@{mine.max_seq_length} vs "
-                f"{theirs.resolved_model_path}@{theirs.max_seq_length}"
+                "share_documents needs the same start model, max_seq_length and backend: "
+                "{}@{} ({}) vs {}@{} ({})".format(*start(mine), *start(theirs))
             )
         self._shared_from = other
         return self

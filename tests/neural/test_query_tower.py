@@ -40,6 +40,9 @@ def test_share_documents_encodes_each_document_once(tiny_bert, pairs_data, monke
     assert not set(encoded) & set(pairs["document"])  # no document encoded again
     with pytest.raises(ConfigError, match="same start model"):
         QueryTowerRanker(**_listwise(tiny_bert, max_seq_length=16)).share_documents(start)
+    # Another inference backend encodes other vectors: not shared either.
+    with pytest.raises(ConfigError, match=r"\(onnx-int8\) vs"):
+        QueryTowerRanker(**_listwise(tiny_bert, backend="onnx-int8")).share_documents(start)
 
 
 def test_click_labels_change_the_model_by_their_share(tiny_bert, pairs_data) -> None:
