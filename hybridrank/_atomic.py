@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from hybridrank.errors import OutputExistsError
+
 logger = logging.getLogger(__name__)
 
 
@@ -33,16 +35,12 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
             hold the first marker, written last.
 
     Raises:
-        FileExistsError: ``out`` exists and is not such a directory.
+        OutputExistsError: ``out`` exists and is not such a directory.
     """
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(target, markers[0])
-    if target.exists() and not _replaceable(target, markers):
-        raise FileExistsError(
-            f"{target}: exists and was not written by hybridrank (none of {list(markers)} in it); "
-            "refusing to replace it: choose another directory or remove it"
-        )
+    check_output_dir(target, markers=markers)
     _remove_stale_siblings(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -62,6 +60,37 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
     os.replace(tmp, target)
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_dir(out: str | Path, *, markers: Sequence[str]) -> None:
+    """Refuse an output directory that a writer with these ``markers`` may not replace.
+
+    Commands call it before their work starts, so a taken ``--out`` fails at
+    once rather than after the training; :func:`staged_directory` calls it again.
+
+    Raises:
+        OutputExistsError: ``out`` is a file, or a non-empty directory holding
+            none of ``markers`` (not written by this kind of command).
+    """
+    target = Path(out)
+    if target.exists() and not _replaceable(target, markers):
+        what = "a file" if not target.is_dir() else f"none of {list(markers)} in it"
+        raise OutputExistsError(
+            f"{target}: exists and was not written by hybridrank ({what}); "
+            "refusing to replace it: choose another path or remove it"
+        )
+
+
+def check_output_file(path: str | Path) -> None:
+    """Refuse an output file path that is an existing directory.
+
+    Raises:
+        OutputExistsError: ``path`` is a directory.
+    """
+    if Path(path).is_dir():
+        raise OutputExistsError(
+            f"{path}: is a directory; give a file path to write (for example {Path(path) / 'out'})"
+        )
 
 
 def _remove_stale_siblings(target: Path) -> None:
@@ -114,8 +143,9 @@ def recover_directory(target: Path, marker: str) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a text file whole or not at all."""
+    """Write a text file whole or not at all (an existing directory there is refused)."""
     p = Path(path)
+    check_output_file(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
@@ -126,8 +156,9 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a parquet file whole or not at all."""
+    """Write a parquet file whole or not at all (an existing directory there is refused)."""
     p = Path(path)
+    check_output_file(p)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:

@@ -74,6 +74,11 @@ class MissingInputError(HybridRankError, FileNotFoundError):
     """A file or directory the user named (or a default one) does not exist."""
 
 
+class OutputExistsError(HybridRankError, FileExistsError):
+    """An output path is taken by something hybridrank did not write (or of another kind);
+    nothing was replaced."""
+
+
 class MissingColumnError(DataFormatError, KeyError):
     """A table lacks a column a step needs; the message names it."""
 

@@ -64,6 +64,50 @@ def test_world_build_and_evaluate(
     assert (rep / "report.csv").exists()
 
 
+def test_a_taken_out_or_a_bad_option_fails_before_any_work(
+    tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    scored = tmp_path / "scored.csv"
+    scored.write_text("qid,docid,y_expert,bm25\nq1,a,1,2.0\nq1,b,0,1.0\nq2,c,2,0.5\nq2,d,0,0.7\n")
+    evaluate = ["evaluate", "--candidates", str(scored), "--systems", "bm25"]
+    missing = str(tmp_path / "no-such-dataset")
+    for argv in (
+        [*evaluate, "--out", str(mine)],
+        [*evaluate, "--out", str(scored)],  # a file where the report folder goes
+        ["world", "build", "--config", str(trec_config), "--sessions", "200", "--out", str(mine)],
+        ["train", "gbdt", "--dataset", missing, "--out", str(mine)],  # before the dataset is read
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "not written by hybridrank" in err and "Traceback" not in err, argv
+    # An experiment refuses it before it simulates anything.
+    from hybridrank.errors import OutputExistsError
+    from hybridrank.pipelines import ExperimentConfig, run_experiment
+
+    with pytest.raises(OutputExistsError):
+        run_experiment(ExperimentConfig(), mine, progress=False)
+    assert (mine / "report.md").read_text() == "my notes"
+    assert sorted(p.name for p in mine.iterdir()) == ["report.md"]
+    # Options are checked before the table is scored, in one line.
+    assert main([*evaluate, "--metrics", "ndcg@0", "--out", str(tmp_path / "r")]) == 2
+    assert "cut-off after '@' must be a positive integer" in capsys.readouterr().err
+    assert main([*evaluate, "--baseline", "nosuch", "--out", str(tmp_path / "r")]) == 2
+    assert "--baseline 'nosuch' is not one of --systems" in capsys.readouterr().err
+    # Its own earlier report is replaced.
+    assert main([*evaluate, "--out", str(tmp_path / "r")]) == 0
+    assert main([*evaluate, "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    # A train config with a bad metric fails when it is read, naming the key.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("metrics: [ndcg@x]\n")
+    assert main(["train", "gbdt", "--config", str(bad), "--out", str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "metrics" in err and "ndcg@x" in err
+
+
 @pytest.mark.slow
 def test_demo_on_small_world(
     tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture

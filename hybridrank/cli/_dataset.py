@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from hybridrank import columns as C
+from hybridrank._atomic import check_output_dir
 from hybridrank.cli._common import positive_int
-from hybridrank.data import LOG_READERS, QRELS_READERS, Dataset
+from hybridrank.data import LOG_READERS, MANIFEST, QRELS_READERS, Dataset
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -138,6 +139,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from hybridrank.pipelines import import_dataset
 
     config = import_config(args)
+    check_output_dir(args.out, markers=(MANIFEST,))  # before the work, not after it
     dataset = import_dataset(config)
     out = dataset.write(args.out)
     print(describe(Dataset.read(out)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from hybridrank import columns as C
+from hybridrank._atomic import check_output_dir
 from hybridrank.cli._common import add_dataset_option, bucket_order, print_paths
 from hybridrank.errors import ConfigError
 
@@ -16,10 +17,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mode == "clicks":
         return _evaluate_clicks(args)
     from hybridrank.data import read_table
-    from hybridrank.evaluate import evaluate_table
+    from hybridrank.evaluate import evaluate_table, parse_metric
 
     if args.candidates is None:
         raise ConfigError("evaluate grades needs --candidates FILE (a candidate table)")
+    for metric in args.metrics:
+        parse_metric(metric)
+    if args.baseline is not None and args.baseline not in args.systems:
+        raise ConfigError(f"--baseline {args.baseline!r} is not one of --systems {args.systems}")
+    # Its own earlier report may be replaced, a folder of other files may not.
+    check_output_dir(args.out, markers=("report.json",))
     path: Path = args.candidates
     table = read_table(path)
     if args.on_missing == "worst":
@@ -51,6 +58,7 @@ def _evaluate_clicks(args: argparse.Namespace) -> int:
 
     if args.dataset is None:
         raise ConfigError("evaluate clicks needs --dataset DIR (a dataset with a click log)")
+    check_output_dir(args.out, markers=("clicks.md",))
     dataset = Dataset.read(args.dataset)
     config = ClickEvalConfig(holdout=args.holdout, by_time=not args.random_split, seed=args.seed)
     result = evaluate_on_clicks(dataset, config)

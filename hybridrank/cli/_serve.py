@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from hybridrank._atomic import write_parquet, write_text
+from hybridrank._atomic import check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one
 from hybridrank.errors import ConfigError
 
@@ -36,6 +36,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from hybridrank.data import read_table
     from hybridrank.serve import HybridRanker
 
+    check_output_file(args.out)
     ranker = HybridRanker.load(args.model, device=args.device)
     candidates = read_table(args.candidates, required=("qid", "docid"))
     queries = read_table(args.queries, required=("qid", "text")) if args.queries else None

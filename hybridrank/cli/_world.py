@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybridrank._atomic import check_output_dir
 from hybridrank.cli._common import add_world_options, world_config
 
 
 def cmd_world_build(args: argparse.Namespace) -> int:
+    from hybridrank.data import MANIFEST
     from hybridrank.pipelines import build_world, world_summary, write_world
 
     config = world_config(args)
+    check_output_dir(args.out, markers=(MANIFEST,))  # before the work, not after it
     start = time.perf_counter()
     dataset = build_world(config, data=args.data)
     out = write_world(dataset, args.out)

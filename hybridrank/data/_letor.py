@@ -51,7 +51,10 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
             str(p), n_features=n_features, query_id=True, zero_based=False
         )
     except ValueError as exc:
+        _raise_first_bad_line(p)  # names the line and the field where it can
         raise DataFormatError(f"not SVMlight/LETOR text ({exc})", path=p) from None
+    if X.shape[0] == 0:
+        raise DataFormatError("no data lines (LABEL [qid:Q] i:v ...)", path=p)
     group_file = p.with_name(p.name + ".query")
     if group_file.exists() and (qid.size == 0 or np.all(qid == qid[0])):
         sizes = np.loadtxt(group_file, dtype=np.int64, ndmin=1)
@@ -66,3 +69,51 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
     return LetorData(
         X=np.asarray(X.todense(), dtype=np.float32), y=y.astype(np.int32), qid=np.asarray(qid)
     )
+
+
+def _raise_first_bad_line(path: Path) -> None:
+    """Find the first line the strict parser refused and raise naming it and its field.
+
+    Checks what ``load_svmlight_file`` checks, in Python, only after it failed:
+    a numeric label, ``qid:`` an integer, ``INDEX:VALUE`` tokens with integer
+    indices >= 1 in increasing order and numeric values. Returns when no line
+    breaks those rules (the caller then reports the parser's own message).
+
+    Raises:
+        DataFormatError: With ``line`` and ``column`` (``label``, ``qid`` or
+            ``feature N``) of the first bad token.
+    """
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, raw in enumerate(fh, start=1):
+            tokens = raw.split("#", 1)[0].split()
+            if not tokens:
+                continue
+
+            def bad(message: str, column: str, *, _n: int = number) -> DataFormatError:
+                return DataFormatError(message, path=path, line=_n, column=column)
+
+            try:
+                float(tokens[0])
+            except ValueError:
+                raise bad(f"label {tokens[0]!r} is not a number", "label") from None
+            previous = 0
+            for token in tokens[1:]:
+                key, sep, value = token.partition(":")
+                if not sep:
+                    raise bad(f"{token!r} is not INDEX:VALUE", "features")
+                if key == "qid":
+                    if not value.lstrip("-").isdigit():
+                        raise bad(f"qid {value!r} is not an integer", "qid")
+                    continue
+                if not key.isdigit() or int(key) < 1:
+                    raise bad(f"feature index {key!r} is not an integer >= 1", f"feature {key}")
+                try:
+                    float(value)
+                except ValueError:
+                    raise bad(f"value {value!r} is not a number", f"feature {key}") from None
+                if int(key) <= previous:
+                    raise bad(
+                        f"feature {key} after feature {previous}: indices must increase",
+                        f"feature {key}",
+                    )
+                previous = int(key)

@@ -8,6 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from hybridrank.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -32,9 +34,16 @@ def query_folds(
         [2, 2, 2, 2, 2]
     """
     if n_folds < 2:
-        raise ValueError(f"n_folds must be >= 2, got {n_folds}")
+        raise ConfigError(f"n_folds must be >= 2, got {n_folds}")
     if n_queries < n_folds:
-        raise ValueError(f"cannot split {n_queries} queries into {n_folds} folds")
+        hint = (
+            "no queries were read"
+            if n_queries == 0
+            else f"use at most {n_queries} folds (--folds, folds.n_folds) or more queries"
+            if n_queries >= 2
+            else "cross-validation needs at least 2 queries"
+        )
+        raise ConfigError(f"cannot split {n_queries} queries into {n_folds} folds: {hint}")
     rng = np.random.default_rng(seed)
     folds = np.empty(n_queries, dtype=np.int64)
     groups = np.zeros(n_queries, dtype=np.int64)

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._grouping import Padded, resolve_groups
+from hybridrank.errors import ConfigError
 
 Gain = Literal["exp", "linear"]
 
@@ -386,15 +387,19 @@ class Metric:
 
 
 def parse_metric(name: str) -> Metric:
-    """Parse ``family[@k]`` (``ndcg@10``, ``ndcg_lin@5``, ``mrr``, ``err@20``, ``p@10``)."""
-    family, _, cut = name.strip().lower().partition("@")
+    """Parse ``family[@k]`` (``ndcg@10``, ``ndcg_lin@5``, ``mrr``, ``err@20``, ``p@10``).
+
+    Raises:
+        ConfigError: An unknown family or a cut-off that is not a positive integer.
+    """
+    family, _, cut = str(name).strip().lower().partition("@")
     if family not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; known families: {sorted(METRICS)}")
+        raise ConfigError(f"unknown metric {name!r}; known families: {sorted(METRICS)}")
     k: int | None = None
     if cut:
         if not cut.isdigit() or int(cut) < 1:
-            raise ValueError(f"metric {name!r}: cut-off after '@' must be a positive integer")
+            raise ConfigError(f"metric {name!r}: cut-off after '@' must be a positive integer")
         k = int(cut)
     if family == "p" and k is None:
-        raise ValueError("precision needs a cut-off, for example p@10")
+        raise ConfigError("precision needs a cut-off, for example p@10")
     return Metric(family=family, k=k)

@@ -16,7 +16,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
 from hybridrank._grouping import offsets_from_qid
-from hybridrank.errors import DataFormatError, MissingColumnError
+from hybridrank.errors import ConfigError, DataFormatError, MissingColumnError
 from hybridrank.evaluate._metrics import parse_metric
 from hybridrank.evaluate._significance import bootstrap_ci, randomization_test
 
@@ -200,7 +200,7 @@ def evaluate_table(
     if missing:
         raise MissingColumnError(f"candidate table lacks columns {missing}; it has {list(table.columns)}")
     if baseline is not None and baseline not in systems:
-        raise ValueError(f"baseline {baseline!r} is not among the systems {list(systems)}")
+        raise ConfigError(f"baseline {baseline!r} is not among the systems {list(systems)}")
     for column in [label, *systems]:
         col_values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(col_values)

@@ -17,7 +17,13 @@ import pandas as pd
 import yaml
 
 from hybridrank import columns as C
-from hybridrank._atomic import save_figure, staged_directory, write_parquet, write_text
+from hybridrank._atomic import (
+    check_output_dir,
+    save_figure,
+    staged_directory,
+    write_parquet,
+    write_text,
+)
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
@@ -40,7 +46,7 @@ from hybridrank.ensemble import (
     prepare,
 )
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.evaluate import Report, evaluate_table, parse_metric
 from hybridrank.features import ClickFeatureConfig
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 from hybridrank.labels import ClickLabelConfig
@@ -92,6 +98,9 @@ from hybridrank.pipelines._tuning_sweep import (
 from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
+
+#: Files that mark an experiment's output directory (the first is written last).
+EXPERIMENT_MARKERS = ("info.json", "config.yaml")
 
 SINGLE_SOURCE = ("click_gbdt", "llm_gbdt", "llm_neural", "llm_ensemble", "gold_gbdt")
 #: The stacker's LLM expert (``ExperimentConfig.llm_expert``): ``ensemble`` is
@@ -266,6 +275,11 @@ class ExperimentConfig:
     llm_expert: str = "ensemble"
 
     def __post_init__(self) -> None:
+        for metric in self.metrics:  # checked now, not when the report is made at the end
+            try:
+                parse_metric(metric)
+            except ConfigError as exc:
+                raise ConfigError(f"experiment.metrics: {exc}") from None
         if self.tie_break not in TIE_BREAKS:
             raise ConfigError(
                 f"experiment.tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"
@@ -938,6 +952,7 @@ def run_experiment(
     """
     start = time.perf_counter()
     out = Path(out_dir)
+    check_output_dir(out, markers=EXPERIMENT_MARKERS)  # before the work, not after it
     fixed = dataset is not None
     main_sessions = config.main_sessions or config.world.simulation.n_sessions
     world_cfg = config.world.replace(
@@ -1097,7 +1112,7 @@ def run_experiment(
                  "dataset": str(first.path) if first.path else None})  # fmt: skip
     # The run directory is built beside its target and renamed into place: a crash
     # leaves the previous complete run (info.json, written last, marks a complete one).
-    with staged_directory(out, markers=("info.json", "config.yaml")) as tmp:
+    with staged_directory(out, markers=EXPERIMENT_MARKERS) as tmp:
         write_text(tmp / "config.yaml", yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False))
         report = tmp / "report"
         if ppi is not None and ppi_text is not None:

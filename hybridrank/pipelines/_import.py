@@ -471,6 +471,8 @@ def _apply_qrels_policy(
 def _read_log(config: ImportConfig, record: _Record) -> pd.DataFrame:
     assert config.log is not None and config.log_format is not None
     log = read_click_log(config.log, config.log_format, on_bad=config.on_bad)
+    if len(log) == 0:
+        raise DataFormatError("holds no impressions (only a header, or no records)", path=config.log)
     report = log.attrs.get("read_report")
     entry: dict[str, Any] = {
         "path": config.log,

@@ -15,13 +15,13 @@ import pandas as pd
 import yaml
 
 from hybridrank import columns as C
-from hybridrank._atomic import staged_directory
+from hybridrank._atomic import check_output_dir, staged_directory
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
 from hybridrank.ensemble import TIE_BREAKS, FAMOLConfig, FAMOLRanker, break_ties, out_of_fold
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.evaluate import Report, evaluate_table, parse_metric
 from hybridrank.features import (
     CLICK_FEATURES,
     TEXT_FEATURES,
@@ -56,6 +56,9 @@ from hybridrank.pipelines._world import WorldConfig, build_world
 from hybridrank.serve import ClickFeatureStore
 
 logger = logging.getLogger(__name__)
+
+#: Files that mark a `train gbdt` run directory (the first is written last).
+RUN_MARKERS = ("manifest.json", "config.yaml")
 
 #: Named groups usable in ``features:``; anything else is a column name. ``dataset`` is the
 #: feature columns a dataset declares in its manifest (LETOR features, for example).
@@ -163,6 +166,11 @@ class GBDTTrainConfig:
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
+        for metric in self.metrics:  # checked now, not when the report is made after training
+            try:
+                parse_metric(metric)
+            except ConfigError as exc:
+                raise ConfigError(f"metrics: {exc}") from None
         if self.tie_break not in TIE_BREAKS:
             raise ConfigError(
                 f"tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"
@@ -386,6 +394,7 @@ def train_gbdt(
     The run directory is built beside ``out_dir`` and swapped in when it is
     complete: a crash leaves the previous run as it was.
     """
+    check_output_dir(out_dir, markers=RUN_MARKERS)  # before the work, not after it
     start = time.perf_counter()
     dataset = dataset if dataset is not None else load_dataset(config, data)
     table, click_features = training_table(dataset, config)
@@ -432,7 +441,7 @@ def train_gbdt(
         logger.warning("the dataset has no expert grades: no per-bucket report")
 
     out = Path(out_dir)
-    with staged_directory(out, markers=("manifest.json", "config.yaml")) as tmp:
+    with staged_directory(out, markers=RUN_MARKERS) as tmp:
         ranker.save(tmp / "model")
         FeatureSchema.from_frame(table, features).save(tmp / "schema.json")
         if click_features is not None:

@@ -16,11 +16,11 @@ import yaml
 from tqdm.auto import tqdm
 
 from hybridrank import columns as C
-from hybridrank._atomic import save_figure, staged_directory, write_text
+from hybridrank._atomic import check_output_dir, save_figure, staged_directory, write_text
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table
+from hybridrank.evaluate import Report, evaluate_table, parse_metric
 from hybridrank.neural import (
     ARCHITECTURES,
     DOCUMENT,
@@ -78,6 +78,13 @@ class NeuralTrainConfig:
     baseline_at_model_length: bool = True
     final_model: bool = True
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
+
+    def __post_init__(self) -> None:
+        for metric in self.metrics:  # checked now, not when the report is made after training
+            try:
+                parse_metric(metric)
+            except ConfigError as exc:
+                raise ConfigError(f"metrics: {exc}") from None
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> NeuralTrainConfig:
@@ -333,6 +340,7 @@ def train_neural(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out_dir)
+    check_output_dir(out, markers=("folds.json", "config.yaml"))  # before the work
     if dataset is None:
         dataset = (
             Dataset.read(config.dataset) if config.dataset else build_world(config.world, data=data)

@@ -41,7 +41,7 @@ from hybridrank.ensemble import (
     normalised_mean,
     text_order,
 )
-from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, OutputExistsError
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
 from hybridrank.neural import BiEncoderRanker
@@ -793,7 +793,7 @@ def build_hybrid_bundle(
     click_dir, dest = Path(click_run), Path(out)
     llm_dirs = [Path(llm_run)] if isinstance(llm_run, (str, Path)) else [Path(r) for r in llm_run]
     if dest.exists():
-        raise FileExistsError(f"{dest} exists; choose a new bundle directory")
+        raise OutputExistsError(f"{dest} exists; choose a new bundle directory")
     if not llm_dirs:
         raise ConfigError("a hybrid bundle needs at least one LLM model run")
     if normalisation not in NORMALISERS:

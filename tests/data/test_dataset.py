@@ -10,8 +10,14 @@ import pandas as pd
 import pytest
 
 from hybridrank import columns as C
+from hybridrank._atomic import write_parquet, write_text
 from hybridrank.data import MANIFEST, Dataset, SplitInfo
-from hybridrank.errors import ChecksumError, DataFormatError, MissingInputError
+from hybridrank.errors import (
+    ChecksumError,
+    DataFormatError,
+    MissingInputError,
+    OutputExistsError,
+)
 
 
 def small_dataset(n_queries: int = 6) -> Dataset:
@@ -116,9 +122,18 @@ def test_rewrite_replaces_whole_and_refuses_foreign_dirs(tmp_path: Path) -> None
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(OutputExistsError, match="not written by hybridrank"):
         ds.write(foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"
+    # A file where a directory goes, and a directory where a file goes: refused by name.
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputExistsError, match="a file"):
+        ds.write(tmp_path / "file")
+    with pytest.raises(OutputExistsError, match="is a directory"):
+        write_parquet(ds.candidates, foreign)
+    with pytest.raises(OutputExistsError, match="is a directory"):
+        write_text(foreign, "x")
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
 
 def test_update_adds_a_table_atomically(tmp_path: Path) -> None:

@@ -40,3 +40,31 @@ def test_bad_files(tmp_path: Path) -> None:
         read_svmlight(p)
     with pytest.raises(FileNotFoundError):
         read_svmlight(tmp_path / "nope.txt")
+
+
+@pytest.mark.parametrize(
+    ("line", "column", "message"),
+    [
+        ("1 qid:1 1:0.5 2:abc", "feature 2", "value 'abc' is not a number"),
+        ("1 qid:1 1:0.5 2", "features", "'2' is not INDEX:VALUE"),
+        ("1 qid: 1:0.5", "qid", "qid '' is not an integer"),
+        ("1 qid:1 0:0.5", "feature 0", "not an integer >= 1"),
+        ("1 qid:1 2:0.5 1:0.5", "feature 1", "indices must increase"),
+        ("x qid:1 1:0.5", "label", "label 'x' is not a number"),
+    ],
+)
+def test_a_bad_line_is_named_with_its_field(
+    tmp_path: Path, line: str, column: str, message: str
+) -> None:
+    p = tmp_path / "bad.txt"
+    p.write_text("0 qid:1 1:0.1 2:0.2  # docid = a\n2 qid:1 1:0.3 2:0.4\n" + line + "\n")
+    with pytest.raises(DataFormatError, match=message) as info:
+        read_svmlight(p)
+    assert (info.value.path, info.value.line, info.value.column) == (str(p), 3, column)
+
+
+def test_an_empty_file_is_refused_by_name(tmp_path: Path) -> None:
+    p = tmp_path / "empty.txt"
+    p.write_text("# only a comment\n")
+    with pytest.raises(DataFormatError, match="no data lines"):
+        read_svmlight(p)

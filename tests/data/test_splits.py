@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from hybridrank.data import fold_of_rows, query_folds
+from hybridrank.errors import ConfigError
 
 
 def test_folds_balanced_and_seeded() -> None:
@@ -20,9 +21,14 @@ def test_stratified_folds_spread_each_stratum() -> None:
 
 
 def test_fold_errors_and_rows() -> None:
-    with pytest.raises(ValueError):
+    # A configuration error (one line from the CLI) that says what to do.
+    with pytest.raises(ConfigError, match="use at most 3 folds"):
         query_folds(3, n_folds=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="no queries were read"):
+        query_folds(0, n_folds=5)
+    with pytest.raises(ConfigError, match="at least 2 queries"):
+        query_folds(1, n_folds=2)
+    with pytest.raises(ConfigError):
         query_folds(10, n_folds=1)
     rows = fold_of_rows(["a", "a", "b"], ["a", "b"], [3, 1])
     assert rows.tolist() == [3, 3, 1]
