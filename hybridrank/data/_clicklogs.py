@@ -40,10 +40,14 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
     where ``CLICKED`` is a comma-separated list of clicked URLs (possibly
     repeated, possibly empty). Each session becomes 10 impression rows; a URL
     counts as clicked once however often it was clicked. Dwell is unknown (NaN).
+    An empty URL slot shows nothing: no row, and the URLs after it keep their
+    positions. A clicked URL the session did not show is left out, counted in
+    ``frame.attrs["clicks_dropped"]`` and logged.
     """
     path = Path(path)
     rows: dict[str, list[object]] = {c: [] for c in C.IMPRESSION_COLUMNS}
     session = 0
+    dropped = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             for record in line.split(";"):
@@ -58,11 +62,14 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
                         line=lineno,
                     )
                 query, urls_part = head.split("\t", 1)
-                urls = [u.strip() for u in urls_part.split(",") if u.strip()]
-                if not urls:
+                slots = [u.strip() for u in urls_part.split(",")]
+                if not any(slots):
                     raise DataFormatError("session shows no URLs", path=path, line=lineno)
                 clicked = {u.strip() for u in clicked_part.split(",") if u.strip()}
-                for pos, url in enumerate(urls, start=1):
+                dropped += len(clicked - set(slots))
+                for pos, url in enumerate(slots, start=1):
+                    if not url:
+                        continue
                     rows[C.SESSION_ID].append(session)
                     rows[C.TS].append(float(session))
                     rows[C.QID].append(query.strip())
@@ -71,7 +78,11 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
                     rows[C.CLICK].append(int(url in clicked))
                     rows[C.DWELL_S].append(np.nan)
                 session += 1
-    return _impressions_frame(rows)
+    if dropped:
+        logger.warning("%s: %d clicks on URLs their session did not show; skipped", path, dropped)
+    frame = _impressions_frame(rows)
+    frame.attrs["clicks_dropped"] = dropped
+    return frame
 
 
 def read_clara2(path: str | Path) -> pd.DataFrame:
@@ -81,7 +92,8 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
     ``SESSION TIME C URL``. A click belongs to the latest impression of the same
     session that shows its URL; a click matching no impression is counted and
     logged. Dwell is the time to the session's next event, in the log's own
-    time unit (NaN for the last event).
+    time unit (NaN for the last event). The count of clicks left out is in
+    ``frame.attrs["clicks_dropped"]``.
     """
     path = Path(path)
     impressions: list[tuple[int, float, str, list[str], int]] = []
@@ -157,7 +169,9 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
             rows[C.POSITION].append(pos)
             rows[C.CLICK].append(int(is_click))
             rows[C.DWELL_S].append(click_dwell.get((idx, url), np.nan) if is_click else np.nan)
-    return _impressions_frame(rows)
+    frame = _impressions_frame(rows)
+    frame.attrs["clicks_dropped"] = unmatched
+    return frame
 
 
 def ctr_by_rank(log: pd.DataFrame, *, max_rank: int = 10) -> np.ndarray:

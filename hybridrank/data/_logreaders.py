@@ -63,14 +63,18 @@ class ReadReport:
         path: The file read.
         rows_read: Input records read, good and bad. The record is a row of the
             file for :func:`read_impression_log`, a query (one result page) for
-            :func:`read_tiangong_st` and a parquet row (one query session) for
-            :func:`read_baidu_ultr`.
+            :func:`read_tiangong_st`, a parquet row (one query session) for
+            :func:`read_baidu_ultr` and a result page for the Yandex and
+            CLARA2 readers.
         rows_skipped: Bad records left out (only with ``on_bad="skip"``).
         first_errors: The messages of the first few bad records, in file order.
         rows_dropped: Good data left out on purpose, not errors: impression rows
             beyond ``max_position`` (Baidu-ULTR), queries showing no result
             (TianGong-ST). Unit: impression rows for Baidu-ULTR, queries for
             TianGong-ST.
+        clicks_dropped: Clicks left out because no impression showed their
+            document: a clicked URL its session did not show (Yandex), a click
+            matching no earlier impression of its session (CLARA2).
     """
 
     path: str
@@ -78,6 +82,7 @@ class ReadReport:
     rows_skipped: int
     first_errors: tuple[str, ...]
     rows_dropped: int = 0
+    clicks_dropped: int = 0
 
 
 class _Reporter:
@@ -939,10 +944,32 @@ def read_baidu_ultr(
 # --------------------------------------------------------------------------------------
 # Registry.
 
+def _with_click_report(frame: pd.DataFrame, path: str | Path) -> pd.DataFrame:
+    """The :class:`ReadReport` of a reader that stops at the first bad record."""
+    dropped = int(frame.attrs.pop("clicks_dropped", 0))
+    frame.attrs[_REPORT_ATTR] = ReadReport(
+        path=str(path), rows_read=int(frame[C.SESSION_ID].nunique()), rows_skipped=0,
+        first_errors=(),
+        clicks_dropped=dropped,
+    )  # fmt: skip
+    return frame
+
+
+def _read_yandex(path: str | Path) -> pd.DataFrame:
+    return _with_click_report(read_yandex_sample(path), path)
+
+
+def _read_clara2(path: str | Path) -> pd.DataFrame:
+    return _with_click_report(read_clara2(path), path)
+
+
+_read_yandex.__doc__ = read_yandex_sample.__doc__
+_read_clara2.__doc__ = read_clara2.__doc__
+
 LOG_READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "impressions": read_impression_log,
-    "yandex": read_yandex_sample,
-    "clara2": read_clara2,
+    "yandex": _read_yandex,
+    "clara2": _read_clara2,
     "tiangong": read_tiangong_st,
     "baidu-ultr": read_baidu_ultr,
 }

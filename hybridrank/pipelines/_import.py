@@ -492,6 +492,11 @@ def _read_log(config: ImportConfig, record: _Record) -> pd.DataFrame:
             + "; ".join(report.first_errors[:1]),
         )
         record.drop(
+            "log_clicks_without_impression",
+            report.clicks_dropped,
+            f"{config.log}: clicks on documents no impression of their session showed",
+        )
+        record.drop(
             "log_records_beyond_reader_limits",
             report.rows_dropped,
             f"{config.log}: left out by the {config.log_format} reader "

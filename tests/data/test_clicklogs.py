@@ -23,6 +23,29 @@ def test_yandex_reader(tmp_path: Path) -> None:
     assert first[C.CLICK].tolist() == [0, 1, 0]  # a repeated click counts once
     assert log[log[C.SESSION_ID] == 3][C.CLICK].sum() == 0  # clicked URL not shown
     np.testing.assert_allclose(ctr_by_rank(log, max_rank=3), [0.25, 0.25, 0.0])
+    assert log.attrs["clicks_dropped"] == 1  # u9: counted, never silent
+
+
+def test_yandex_empty_slot_keeps_the_positions_after_it(tmp_path: Path) -> None:
+    path = tmp_path / "trainSample"
+    path.write_text("7_1\tu1,,u3 : u3\n")
+    log = read_yandex_sample(path)
+    assert log[C.DOCID].tolist() == ["u1", "u3"]
+    assert log[C.POSITION].tolist() == [1, 3] and log[C.CLICK].tolist() == [0, 1]
+
+
+def test_readers_that_drop_clicks_report_them_to_the_import(tmp_path: Path) -> None:
+    from hybridrank.data import read_click_log
+    from hybridrank.pipelines import FoldConfig, ImportConfig, import_dataset
+
+    path = tmp_path / "trainSample"
+    sessions = [f"q{i}\tu{i},v{i},w{i} : v{i}" for i in range(6)] + ["q0\tu0,v0,w0 : x"]
+    path.write_text(";".join(sessions) + "\n")
+    report = read_click_log(path, "yandex").attrs["read_report"]
+    assert (report.rows_read, report.clicks_dropped) == (7, 1)
+    config = ImportConfig(log=str(path), log_format="yandex", folds=FoldConfig(n_folds=2))
+    dropped = import_dataset(config).source["dropped"]["log_clicks_without_impression"]
+    assert dropped["count"] == 1 and "no impression" in dropped["why"]
 
 
 def test_yandex_bad_record(tmp_path: Path) -> None:
@@ -44,7 +67,7 @@ def test_clara2_reader(tmp_path: Path) -> None:
     ]
     path.write_text("\n".join(rows) + "\n")
     log = read_clara2(path)
-    assert len(log) == 6
+    assert len(log) == 6 and log.attrs["clicks_dropped"] == 1
     s0 = log[log[C.SESSION_ID] == 0]
     assert s0[C.CLICK].tolist() == [1, 1, 0]
     assert s0[C.DWELL_S].iloc[1] == 30.0  # time to the next event
