@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from hybridrank import columns as C
@@ -117,6 +118,33 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
             # A missing value must not become NaN ("no evidence") silently.
             raise DataFormatError(f"document record {i} lacks {absent}; others have them", row=i)
     return {k: np.asarray([r[k] for r in records]) for k in keys}
+
+
+def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
+    """Query frequencies as given to the gate: numbers >= 0, never NaN.
+
+    Raises:
+        DataFormatError: Naming ``source``, the first bad row and the value.
+    """
+    raw = np.asarray(values)
+    if raw.dtype.kind in "biuf":
+        freq = raw.astype(np.float64)
+        unparsed = np.zeros(freq.shape[0], dtype=bool)
+    else:
+        series = pd.Series(raw.ravel())
+        freq = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        unparsed = np.isnan(freq) & series.notna().to_numpy()
+    bad = unparsed | ~np.isfinite(freq) | (freq < 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(
+            f"frequency {raw[row]!r} is not a number >= 0 (sessions of the query; 0 for a "
+            "query the log never saw)",
+            path=source,
+            row=row,
+            column=C.FREQ,
+        )
+    return freq
 
 
 def _feature_matrix(
@@ -442,6 +470,8 @@ class HybridRanker:
         query: str,
         docs: Docs,
         context: Mapping[str, Any] | None = None,
+        *,
+        on_missing: str = "error",
     ) -> Ranking:
         """Rank one query's documents.
 
@@ -452,24 +482,49 @@ class HybridRanker:
                 a neural model, ``text`` (unless the bundle stores the
                 document's embedding).
             context: ``text``: the query text (neural models); ``freq``: the
-                query's frequency, overriding the store's count.
+                query's frequency (a number >= 0), overriding the store's count.
+            on_missing: A missing (NaN) feature value: ``error`` or ``keep``
+                (the GBDT's missing-value branch), as in :meth:`rank_table`.
 
         Returns:
             :class:`Ranking`, best first; its components hold the raw
             ``click`` and ``llm`` scores, the ``gate`` value and each anchor's
             raw score under its name.
+
+        Raises:
+            DataFormatError: No ``docid``, a document given twice, a NaN
+                (with ``on_missing="error"``) or infinite feature, or a
+                frequency that is not a number >= 0; as batch ranking checks.
         """
+        if on_missing not in ("error", "keep"):
+            raise ConfigError(f"on_missing must be 'error' or 'keep', got {on_missing!r}")
         ctx = dict(context or {})
+        source = f"query {query!r}"
         columns = _as_columns(docs, self._request_columns)
         if C.DOCID not in columns:
-            raise DataFormatError("docs need a `docid` column")
+            raise DataFormatError("docs need a `docid` column", path=source)
         docids = np.asarray(columns[C.DOCID]).astype(str)
+        unique, counts = np.unique(docids, return_counts=True)
+        if (counts > 1).any():
+            twice = unique[counts > 1]
+            raise DataFormatError(
+                f"documents {twice[:5].tolist()} are given {int(counts.max())} times: a document "
+                "would take two places in the ranking",
+                path=source,
+                row=int(np.flatnonzero(docids == twice[0])[1]),
+                column=C.DOCID,
+            )
+        self._check_feature_values(columns, on_missing, source)
         click = self._click.score(query, None, docids, columns)
         text = self._text(columns, np.zeros(docids.shape[0], dtype=np.int64))
         if self.llm is None or self.gate is None:
             order = np.lexsort((-text, -click))
             return Ranking(docids[order], click[order], {})
-        freq = float(ctx["freq"]) if "freq" in ctx else self._frequency(query)
+        freq = (
+            float(check_frequencies(np.array([ctx["freq"]], dtype=object), source=source)[0])
+            if "freq" in ctx
+            else self._frequency(query)
+        )
         llm = [m.score(query, ctx.get("text"), docids, columns) for m in self.llm]
         anchors = [a.score(query, None, docids, columns) for a in self._anchors]
         g = float(self.gate(np.array([freq]))[0])
@@ -538,10 +593,7 @@ class HybridRanker:
                 row=row,
                 column=C.DOCID,
             )
-        names = list(dict.fromkeys(
-            n for scorer in (self._click, *(self.llm or ()), *self._anchors)
-            if isinstance(scorer, _GBDTScorer) for n in scorer.names
-        ))  # fmt: skip
+        names = self._feature_names
         if click_features_from == "store" and self.store is not None:
             stored = [f for f in names if f in _CLICK and f in table.columns]
             if stored:
@@ -551,14 +603,34 @@ class HybridRanker:
                     path=source,
                     column=stored[0],
                 )
-        for f in names:
-            if f not in table.columns:
+        self._check_feature_values(table, on_missing, source)
+
+    @property
+    def _feature_names(self) -> list[str]:
+        """The features of every GBDT member, in first-seen order."""
+        return list(dict.fromkeys(
+            n for scorer in (self._click, *(self.llm or ()), *self._anchors)
+            if isinstance(scorer, _GBDTScorer) for n in scorer.names
+        ))  # fmt: skip
+
+    def _check_feature_values(
+        self, columns: Mapping[str, Any] | pd.DataFrame, on_missing: str, source: str
+    ) -> None:
+        """Every model feature the request brings is a number, finite, and not missing
+        unless ``on_missing`` is ``keep``; the error names the column and the first row."""
+        for f in self._feature_names:
+            if f not in columns:
                 continue
-            values = pd.to_numeric(table[f], errors="coerce").to_numpy(dtype=np.float64)
-            nan = np.isnan(values) & table[f].notna().to_numpy()
-            if nan.any():
+            raw = np.asarray(columns[f])
+            if raw.dtype.kind in "biuf":  # numbers already: no parsing (the online fast path)
+                values, unparsed = raw.astype(np.float64), np.zeros(raw.shape[0], dtype=bool)
+            else:
+                series = pd.Series(raw.ravel())
+                values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+                unparsed = np.isnan(values) & series.notna().to_numpy()
+            if unparsed.any():
                 raise DataFormatError(
-                    "not a number", path=source, row=int(np.flatnonzero(nan)[0]), column=f
+                    "not a number", path=source, row=int(np.flatnonzero(unparsed)[0]), column=f
                 )
             inf = np.isinf(values)
             if inf.any():
@@ -570,7 +642,8 @@ class HybridRanker:
                 raise DataFormatError(
                     f"{int(missing.sum())} missing values (first in row "
                     f"{int(np.flatnonzero(missing)[0])}); fill them, or rank with "
-                    "--on-missing keep to send them down the model's missing-value branch",
+                    "--on-missing keep (on_missing='keep') to send them down the model's "
+                    "missing-value branch",
                     path=source,
                     row=int(np.flatnonzero(missing)[0]),
                     column=f,
@@ -638,7 +711,7 @@ class HybridRanker:
             llm = [m.score_table(table, query_text) for m in self.llm]
             anchors = [a.score_table(table, None) for a in self._anchors]
             if C.FREQ in table.columns:
-                freq = table[C.FREQ].to_numpy(dtype=np.float64)
+                freq = check_frequencies(table[C.FREQ].to_numpy(), source=source)
             elif self.store is not None:
                 freq = self.store.frequencies(table[C.QID].to_numpy())
             else:

@@ -132,12 +132,51 @@ def test_fused_bundle_applies_the_gate_per_query(runs: dict[str, Path], tmp_path
     no_store = HybridRanker(ranker.click, llm=ranker.llm, gate=gate)
     full = store.join(request.drop(columns=[C.FREQ]))  # click features sent along, no freq
     with pytest.raises(DataFormatError, match="frequency"):
-        no_store.rank(q, full.loc[full[C.QID] == q])
+        no_store.rank(q, full.loc[full[C.QID] == q], on_missing="keep")
     with pytest.raises(DataFormatError, match="frequency") as info:
         no_store.rank_table(full, on_missing="keep")
     assert info.value.column == C.FREQ
     with_freq = no_store.rank_table(full.assign(**{C.FREQ: freq}), on_missing="keep")
     np.testing.assert_allclose(with_freq["gate"].to_numpy(), g)
+    # A frequency must be a number >= 0, online and in batch: never a NaN gate.
+    for bad in (float("nan"), -1, "abc", None):
+        with pytest.raises(DataFormatError, match="not a number >= 0") as info:
+            ranker.rank(q, docs, {"freq": bad})
+        assert info.value.column == C.FREQ
+    bad_freq = request.assign(**{C.FREQ: freq})
+    bad_freq.loc[bad_freq.index[3], C.FREQ] = np.nan
+    with pytest.raises(DataFormatError, match="not a number >= 0") as info:
+        ranker.rank_table(bad_freq)
+    assert (info.value.column, info.value.row) == (C.FREQ, 3)
+
+
+def test_online_ranking_checks_its_input_as_batch_does(runs: dict[str, Path]) -> None:
+    ranker = HybridRanker.load(runs["click"])
+    request = _request_table(runs["click"])
+    q = request[C.QID].iloc[0]
+    docs = request.loc[request[C.QID] == q].reset_index(drop=True)
+    # A document given twice would take two places.
+    twice = pd.concat([docs, docs.iloc[:1]], ignore_index=True)
+    with pytest.raises(DataFormatError, match="given 2 times") as info:
+        ranker.rank(q, twice)
+    assert (info.value.column, info.value.row) == (C.DOCID, len(docs))
+    # NaN: an error naming column and row unless kept; infinity and text always errors.
+    holes = docs.copy()
+    holes.loc[1, "bm25"] = np.nan
+    with pytest.raises(DataFormatError, match="missing values") as info:
+        ranker.rank(q, holes)
+    assert (info.value.column, info.value.row) == ("bm25", 1)
+    assert np.isfinite(ranker.rank(q, holes, on_missing="keep").scores).all()
+    records = docs.to_dict("records")
+    records[0]["bm25"] = float("inf")
+    with pytest.raises(DataFormatError, match="infinite"):
+        ranker.rank(q, records)
+    records[0]["bm25"] = "high"
+    with pytest.raises(DataFormatError, match="not a number") as info:
+        ranker.rank(q, records)
+    assert info.value.row == 0
+    with pytest.raises(ConfigError, match="on_missing"):
+        ranker.rank(q, docs, on_missing="drop")
 
 
 def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
