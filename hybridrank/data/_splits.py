@@ -103,9 +103,13 @@ def choose_tuning_queries(
     want = np.maximum(np.round(share * n).astype(int), np.minimum(4, sizes)).astype(int)
     # A bucket never gives more than a fifth of its eligible queries (at least one).
     want = np.minimum(want, np.maximum(sizes // 5, 1)).astype(int)
-    # The per-bucket floor can overshoot n: take the surplus from the largest buckets.
-    while want.sum() > n and (want > 1).any():
-        want.iloc[int(np.argmax(want.to_numpy()))] -= 1
+    # The per-bucket floor can overshoot n: take the surplus from the buckets that give
+    # most, the smaller bucket first on a tie; with fewer queries than buckets, the
+    # smallest buckets give none (n is a cap, never exceeded).
+    counts = sizes.to_numpy()
+    while want.sum() > n:
+        w = want.to_numpy()
+        want.iloc[max(range(len(w)), key=lambda i: (w[i], -counts[i]))] -= 1
     chosen: set[str] = set()
     for name, k in want.items():
         members = pool.loc[pool[bucket] == name, qid].to_numpy()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hybridrank.data import fold_of_rows, query_folds
@@ -34,3 +35,24 @@ def test_fold_errors_and_rows() -> None:
     assert rows.tolist() == [3, 3, 1]
     with pytest.raises(KeyError, match="'c'"):
         fold_of_rows(["c"], ["a"], [0])
+
+
+def test_tuning_queries_never_exceed_a_fifth_even_with_more_buckets() -> None:
+    from hybridrank.data import choose_tuning_queries
+
+    queries = pd.DataFrame({
+        "qid": [f"q{i}" for i in range(5)],
+        "bucket": ["low", "low", "low", "mid", "high"],
+        "has_relevant": True,
+    })  # fmt: skip
+    chosen = choose_tuning_queries(queries, 60, seed=0)
+    assert len(chosen) == 1 and chosen <= {"q0", "q1", "q2"}  # the largest bucket keeps its one
+    big = pd.DataFrame({
+        "qid": [f"q{i}" for i in range(300)],
+        "bucket": ["low"] * 150 + ["mid"] * 100 + ["high"] * 50,
+        "has_relevant": True,
+    })  # fmt: skip
+    chosen = choose_tuning_queries(big, 60, seed=0)
+    assert len(chosen) == 60
+    by_bucket = big.set_index("qid").loc[sorted(chosen), "bucket"].value_counts()
+    assert by_bucket.to_dict() == {"low": 30, "mid": 20, "high": 10}
