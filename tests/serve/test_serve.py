@@ -311,6 +311,8 @@ def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "cut.csv, line" in err and "fields" in err and not out.exists()
-    with pytest.raises(SystemExit):
-        main([*args[:-2], "--top-k", "-1", "--out", str(out)])
+    for bad in ("-1", "0"):
+        with pytest.raises(SystemExit):
+            main([*args[:-2], "--top-k", bad, "--out", str(out)])
+        assert f"expected a whole number >= 1, got {bad}" in capsys.readouterr().err
     assert not out.exists()
