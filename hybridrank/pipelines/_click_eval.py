@@ -121,7 +121,8 @@ class ClickEvaluation:
         lines = [
             f"Click-based evaluation (no expert grades): IPS-weighted DCG@{k} on "
             f"{self.info['test_sessions']} held-out sessions ({self.info['split']}); "
-            f"models trained on the {self.info['train_sessions']} earlier ones",
+            f"models trained on the {self.info['train_sessions']} "
+            + ("earlier ones" if str(self.info["split"]).startswith("latest") else "other ones"),
             pivot.to_markdown(floatfmt=".4f"),
             "",
             "Click models on the held-out sessions (higher log-likelihood, lower perplexity is better)",

@@ -54,6 +54,10 @@ def test_click_evaluation_without_grades(world) -> None:
     assert set(result.click_models["model"]) == {"pbm", "dbn", "cascade"}
     assert result.examination[0] == pytest.approx(1.0)
     assert "Click-based evaluation" in result.to_text()
+    assert "earlier ones" in result.to_text()
+    # A random split says it trained on the other sessions, not on earlier ones.
+    shuffled = replace(result, info={**result.info, "split": "random sessions (seed 0)"})
+    assert "other ones" in shuffled.to_text() and "earlier" not in shuffled.to_text()
 
 
 def test_click_evaluation_needs_a_log(world) -> None:
