@@ -36,6 +36,8 @@ Y_CLICK: Final = "y_click"
 Y_LLM: Final = "y_llm"
 Y_EXPERT: Final = "y_expert"
 FREQ: Final = "freq"
+#: The mean position a log showed a pair at: a feature of datasets imported from a log.
+LOGGED_POSITION: Final = "logged_position_mean"
 BUCKET: Final = "bucket"
 FOLD: Final = "fold"
 

@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 #: Feature column of a click-log import: the mean 1-based position a pair was shown at
 #: (lower is better: the production ranker's order, a "logged order" baseline).
-LOGGED_POSITION: Final = "logged_position_mean"
+LOGGED_POSITION: Final = C.LOGGED_POSITION
 #: What the manifest's ``source.producer`` says.
 PRODUCER: Final = "dataset import"
 

@@ -500,3 +500,32 @@ def test_cli_import_with_query_descriptions(
     queries = Dataset.read(out).queries
     assert queries is not None
     assert queries.set_index(C.QID).loc[qid, C.DESCRIPTION] == "what the searcher meant"
+
+
+def test_a_model_on_an_imported_log_ranks_new_requests_without_its_log_feature(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """`logged_position_mean` comes from the log: serving reads it from the store
+    (its `qd_mean_position`), so a request need not, and cannot, bring it."""
+    from hybridrank.gbdt import LambdaMARTConfig
+    from hybridrank.pipelines import GBDTTrainConfig, train_gbdt
+    from hybridrank.serve import HybridRanker
+
+    ds = import_dataset(_config(files)).write(tmp_path / "ds")
+    config = GBDTTrainConfig(
+        dataset=str(ds), label="click", features=("click", "dataset"), metrics=("ndcg@10",),
+        gbdt=LambdaMARTConfig(n_estimators=10, min_child_samples=2, early_stopping_rounds=None),
+    )  # fmt: skip
+    run = train_gbdt(config, tmp_path / "run", progress=False).path
+    ranker = HybridRanker.load(run)
+    table = Dataset.read(ds).candidates
+    assert LOGGED_POSITION in ranker.click.schema.names
+    request = table.drop(columns=[c for c in table.columns if c.startswith("y_")])
+    with_it = ranker.rank_table(request, on_missing="keep")
+    without = ranker.rank_table(request.drop(columns=[LOGGED_POSITION]))
+    np.testing.assert_allclose(without["score"], with_it["score"], rtol=1e-6)
+    q = str(table[C.QID].iloc[0])
+    docs = request.loc[request[C.QID] == q].drop(columns=[C.QID, LOGGED_POSITION])
+    online = ranker.rank(q, docs)
+    batch = without.loc[without[C.QID] == q].sort_values("rank")
+    np.testing.assert_allclose(online.scores, batch["score"], rtol=1e-6)
