@@ -124,6 +124,16 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
     return {k: np.asarray([r[k] for r in records]) for k in keys}
 
 
+def _as_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float values, mask of entries that are present but not numbers); numbers
+    already pass without parsing (the online fast path)."""
+    if raw.dtype.kind in "biuf":
+        return raw.astype(np.float64), np.zeros(raw.shape[0], dtype=bool)
+    series = pd.Series(raw.ravel())
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    return values, np.isnan(values) & series.notna().to_numpy()
+
+
 def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
     """Query frequencies as given to the gate: numbers >= 0, never NaN.
 
@@ -131,13 +141,7 @@ def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
         DataFormatError: Naming ``source``, the first bad row and the value.
     """
     raw = np.asarray(values)
-    if raw.dtype.kind in "biuf":
-        freq = raw.astype(np.float64)
-        unparsed = np.zeros(freq.shape[0], dtype=bool)
-    else:
-        series = pd.Series(raw.ravel())
-        freq = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-        unparsed = np.isnan(freq) & series.notna().to_numpy()
+    freq, unparsed = _as_numbers(raw)
     bad = unparsed | ~np.isfinite(freq) | (freq < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -631,13 +635,7 @@ class HybridRanker:
         for f in self._feature_names:
             if f not in columns:
                 continue
-            raw = np.asarray(columns[f])
-            if raw.dtype.kind in "biuf":  # numbers already: no parsing (the online fast path)
-                values, unparsed = raw.astype(np.float64), np.zeros(raw.shape[0], dtype=bool)
-            else:
-                series = pd.Series(raw.ravel())
-                values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-                unparsed = np.isnan(values) & series.notna().to_numpy()
+            values, unparsed = _as_numbers(np.asarray(columns[f]))
             if unparsed.any():
                 raise DataFormatError(
                     "not a number", path=source, row=int(np.flatnonzero(unparsed)[0]), column=f
