@@ -93,6 +93,11 @@ class SigmoidGate(Gate):
     kind = "sigmoid"
 
     def __init__(self, centre: float = 2.0, slope: float = 2.0) -> None:
+        for name, value in (("centre", centre), ("slope", slope)):
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+                raise ConfigError(f"sigmoid gate: {name} must be a number, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise ConfigError(f"sigmoid gate: {name} must be finite, got {value}")
         if slope < 0:
             raise ConfigError(f"sigmoid gate: slope must be >= 0, got {slope}")
         self.centre = float(centre)
@@ -137,6 +142,8 @@ class BucketGate(Gate):
             )
         if any(not 0 <= w <= 1 for w in weights):
             raise ConfigError(f"bucket gate: weights must be in [0, 1], got {list(weights)}")
+        if any(not math.isfinite(e) for e in edges) or list(edges) != sorted(edges):
+            raise ConfigError(f"bucket gate: edges must be finite and rising, got {list(edges)}")
         self.edges = np.asarray(edges, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
 
@@ -283,7 +290,19 @@ def parse_gate(text: str) -> Gate:
             params[key] = [float(v) for v in value.split("/")] if "/" in value else float(value)
         except ValueError:
             raise ConfigError(f"--gate: {key}={value!r} is not a number") from None
-    return make_gate(kind, params)
+    # A parameter left out is an error, never a silent default (bucket edges excepted:
+    # the documented default buckets).
+    missing = [k for k in _TEXT_REQUIRED.get(kind, ()) if k not in params]
+    if missing:
+        raise ConfigError(f"--gate {text!r}: give {', '.join(missing)} (the {kind} gate's parameters)")
+    try:
+        return make_gate(kind, params)
+    except ConfigError as exc:
+        raise ConfigError(f"--gate {text!r}: {exc}") from None
+
+
+#: The parameters the CLI form of each gate must name.
+_TEXT_REQUIRED = {"sigmoid": ("centre", "slope"), "bucket": ("weights",)}
 
 
 #: What an anchor expert may be called: a letter, then letters, digits or ``_`` (it names

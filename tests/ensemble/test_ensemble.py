@@ -422,9 +422,16 @@ def test_gate_hierarchy_suggests_rebuilds_parses_and_round_trips(tmp_path) -> No
         0.9,
     ]
     for bad, match in (("sigmoid:centre", "key=value"), ("sigmoid:slope=x", "not a number"),
-                       ("tanh:slope=1", "unknown gate"), ("sigmoid:slope=-1", "slope")):  # fmt: skip
+                       ("tanh:slope=1", "unknown gate"), ("sigmoid:centre=1,slope=-1", ">= 0"),
+                       ("sigmoid:centre=nan,slope=2", "centre must be finite"),
+                       ("sigmoid:centre=1,slope=inf", "slope must be finite"),
+                       ("sigmoid:centre=1.6", "give slope"), ("bucket:edges=2/20", "give weights"),
+                       ("bucket:edges=20/2,weights=.1/.5/.9", "rising")):  # fmt: skip
         with pytest.raises(ConfigError, match=match):
             parse_gate(bad)
+    # A NaN never reaches a saved gate (hybrid.json would not be JSON, every score NaN).
+    with pytest.raises(ConfigError, match="finite"):
+        SigmoidGate(centre=float("nan"))
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(Exception, match="not JSON"):
         load_gate(tmp_path / "bad.json")

@@ -188,7 +188,7 @@ def test_bundle_cli_serves_an_experiments_stacker(
     assert main([*with_run, "--gate", "sigmoid:centre=1", "--out", str(tmp_path / "c")]) == 2
     assert "give the gate once" in capsys.readouterr().err
     assert main(["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
-                 "--gate", "sigmoid:centre=1", "--anchor", "g", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1,slope=2", "--anchor", "g", str(runs["llm"]),
                  "--out", str(tmp_path / "d")]) == 2  # fmt: skip
     assert "give its weight" in capsys.readouterr().err
     # The LLM side must be the experiment's LLM expert: llm_ensemble is a GBDT and a neural run.
