@@ -61,11 +61,20 @@ def _load_study(spec: StudySpec, out: Path, storage_url: str | None) -> Any:
 
 
 def cmd_study_best(args: argparse.Namespace) -> int:
-    from hybridrank.pipelines import GBDTTrainConfig, train_config_for_trial, write_train_config
+    from hybridrank.pipelines import (
+        GBDTTrainConfig,
+        recorded_dataset,
+        train_config_for_trial,
+        write_train_config,
+    )
     from hybridrank.tuning import StudySpec, pick_trial, trials_table
 
     spec = StudySpec.from_yaml(args.spec)
     out = Path(args.out or spec.out)
+    if spec.dataset is None:  # `study run --dataset X`: the inputs record which one
+        from dataclasses import replace
+
+        spec = replace(spec, dataset=recorded_dataset(out))
     study = _load_study(spec, out, args.storage)
     table = trials_table(study)
     trial = pick_trial(table, args.pick)

@@ -56,7 +56,12 @@ from hybridrank.pipelines._gold import GOLD, MIN_GOLD_QUERIES, gold_scores
 from hybridrank.pipelines._import import LOGGED_POSITION, PRODUCER, ImportConfig, import_dataset
 from hybridrank.pipelines._pick import train_config_for_trial, write_train_config
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
-from hybridrank.pipelines._study import run_study_on_data, study_features, study_inputs
+from hybridrank.pipelines._study import (
+    recorded_dataset,
+    run_study_on_data,
+    study_features,
+    study_inputs,
+)
 from hybridrank.pipelines._tables import (
     CLICK_ESTIMATE,
     RAW_BASELINES,
@@ -187,6 +192,7 @@ __all__ = [
     "position_bias_table",
     "ppi_markdown",
     "ppi_report",
+    "recorded_dataset",
     "resolve_features",
     "rule_scores",
     "run_experiment",

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from hybridrank._atomic import write_text
+from hybridrank._config import read_json
 from hybridrank.data import Dataset
-from hybridrank.errors import DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.pipelines._experiment import ExperimentConfig, run_experiment
 from hybridrank.pipelines._train_gbdt import resolve_features
 from hybridrank.tuning import StudyResult, StudySpec, run_study
@@ -20,6 +24,44 @@ from hybridrank.tuning import StudyResult, StudySpec, run_study
 logger = logging.getLogger(__name__)
 
 INPUTS = "study_inputs.parquet"
+#: What the inputs were built from: the dataset and the spec's experiment block.
+INPUTS_RECORD = "study_inputs.json"
+
+
+def _inputs_record(spec: StudySpec, dataset: Dataset | None) -> dict[str, Any]:
+    path = dataset.path if dataset is not None else None
+    return {
+        "dataset": None if path is None else str(Path(path).resolve()),
+        "experiment": json.loads(json.dumps(dict(spec.experiment), default=str)),
+    }
+
+
+def _check_inputs_record(out: Path, spec: StudySpec, dataset: Dataset | None) -> None:
+    """Reused inputs must come from the same dataset and experiment block as this run asks,
+    or trials scored on different data would mix in one study."""
+    recorded_path = out / INPUTS_RECORD
+    if not recorded_path.exists():  # inputs built before the record was kept
+        return
+    recorded = read_json(recorded_path, "study inputs record")
+    wanted = _inputs_record(spec, dataset)
+    for key, what in (("dataset", "dataset"), ("experiment", "experiment: block")):
+        if isinstance(recorded, dict) and recorded.get(key) != wanted[key]:
+            raise ConfigError(
+                f"{out}: this study's inputs were built from {what} {recorded.get(key)!r}, "
+                f"this run asks for {wanted[key]!r}; give the study another `out:` (and study "
+                "name), or remove the directory to start over"
+            )
+
+
+def recorded_dataset(out: str | Path) -> str | None:
+    """The dataset a study's inputs in ``out`` were built from (None: a simulated world,
+    or inputs built before the record was kept)."""
+    path = Path(out) / INPUTS_RECORD
+    if not path.exists():
+        return None
+    recorded = read_json(path, "study inputs record")
+    value = recorded.get("dataset") if isinstance(recorded, dict) else None
+    return None if value is None else str(value)
 
 
 def study_inputs(
@@ -37,17 +79,19 @@ def study_inputs(
     """
     out = Path(spec.out)
     path = out / INPUTS
+    if dataset is None and spec.dataset:
+        dataset = Dataset.read(spec.dataset)
     if path.exists():
+        _check_inputs_record(out, spec, dataset)
         return _read_inputs(path)
     out.mkdir(parents=True, exist_ok=True)
     # Several workers may start together: one builds, the others wait for it.
     with _locked(out / ".study_inputs.lock"):
         if path.exists():
+            _check_inputs_record(out, spec, dataset)
             return _read_inputs(path)
         exp = ExperimentConfig.from_dict(spec.experiment)
         exp = replace(exp, seeds=exp.seeds[:1], sessions=())
-        if dataset is None and spec.dataset:
-            dataset = Dataset.read(spec.dataset)
         result = run_experiment(
             exp, out / "inputs", dataset=dataset, data=data, progress=progress
         )
@@ -61,6 +105,7 @@ def study_inputs(
                 f"the dataset supports no {spec.kind} study: {run['skipped']}",
                 path=dataset.path if dataset is not None else None,
             )
+        write_text(out / INPUTS_RECORD, json.dumps(_inputs_record(spec, dataset), indent=2) + "\n")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         scores.to_parquet(tmp, index=False)
         os.replace(tmp, path)  # atomic: a reader sees the whole file or none

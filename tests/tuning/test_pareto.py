@@ -121,3 +121,39 @@ def test_gbdt_study_searches_config_fields_on_either_engine_and_prunes(tmp_path:
     assert len(done[0].intermediate_values) in (rounds + 30, 300)
     with pytest.raises(ConfigError, match="twice"):
         StudySpec(kind="gbdt", space={"lambda_l2": [0.1, 1.0], "reg_lambda": [0.1, 1.0]})
+
+
+def test_study_inputs_record_their_dataset_for_reuse_and_study_best(tmp_path: Path) -> None:
+    """`study run --dataset X` records X with the inputs: a rerun on other data is refused
+    (its trials would mix with X's), and `study best` writes a config that trains on X."""
+    from types import SimpleNamespace
+
+    from hybridrank.cli import main
+    from hybridrank.pipelines._study import (
+        INPUTS_RECORD,
+        _check_inputs_record,
+        _inputs_record,
+        recorded_dataset,
+    )
+
+    out = tmp_path / "s"
+    spec = StudySpec(kind="gbdt", n_trials=3, out=str(out), space={"num_leaves": [2, 8]},
+                     experiment={"features": ["click"]})  # fmt: skip
+    run_study(spec, lambda: _gbdt_inputs(), progress=False)
+    world = SimpleNamespace(path=tmp_path / "world")
+    (out / INPUTS_RECORD).write_text(__import__("json").dumps(_inputs_record(spec, world)))
+    assert recorded_dataset(out) == str((tmp_path / "world").resolve())
+    _check_inputs_record(out, spec, world)  # the same data: reused
+    with pytest.raises(ConfigError, match="inputs were built from dataset"):
+        _check_inputs_record(out, spec, SimpleNamespace(path=tmp_path / "world2"))
+    other = StudySpec(kind="gbdt", out=str(out), experiment={"features": ["click", "text"]})
+    with pytest.raises(ConfigError, match="experiment: block"):
+        _check_inputs_record(out, other, world)
+    # The spec file names no dataset (it came from --dataset): the picked config has it.
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({"study": {
+        "kind": "gbdt", "out": str(out), "space": {"num_leaves": [2, 8]},
+        "experiment": {"features": ["click"]}}}))  # fmt: skip
+    picked = tmp_path / "picked.yaml"
+    assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
+    assert yaml.safe_load(picked.read_text())["dataset"] == str((tmp_path / "world").resolve())
