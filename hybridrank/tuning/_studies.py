@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,23 @@ class StudySpec:
                 raise ConfigError(f"study.space.{key} must be [low, high] with low <= high, got {value!r}")
             if key in _LOG_SCALE and value[0] <= 0:
                 raise ConfigError(f"study.space.{key} is searched on a log scale: low must be > 0")
+            self._check_bounds(key, value)
+
+    def _check_bounds(self, key: str, value: Sequence[float]) -> None:
+        """Both ends of a range are values the parameter may take (a gbdt study's as
+        ``LambdaMARTConfig`` checks them; a gate's or FAMOL's ``centre``/``slope`` as the
+        sigmoid does: finite, slope >= 0), so no trial fails on its own draw."""
+        from hybridrank.ensemble import SigmoidGate
+        from hybridrank.gbdt import LambdaMARTConfig
+
+        for v in value:
+            try:
+                if self.kind == "gbdt":
+                    LambdaMARTConfig.from_dict({key: v})
+                else:
+                    SigmoidGate(**{key: float(v)})
+            except ConfigError as exc:
+                raise ConfigError(f"study.space.{key}: {v} is out of range ({exc})") from None
 
     def open_storage(self, override: str | None = None) -> Any:
         """The Optuna storage of this study (``override`` replaces ``storage``)."""

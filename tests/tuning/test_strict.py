@@ -23,6 +23,12 @@ from hybridrank.tuning._storage import fail_orphaned_trials
         ("gbdt", {"num_leafs": [4, 8]}, "did you mean 'num_leaves'"),
         ("gbdt", {"learning_rate": [0, 0.3]}, "log scale"),
         ("famol", {"slope": ["a", 1]}, r"\[low, high\]"),
+        # Both ends must be values the parameter may take: no trial fails on its draw.
+        ("gbdt", {"colsample": [1.2, 1.5]}, r"colsample: 1.2 is out of range .*\(0, 1\]"),
+        ("gbdt", {"min_child_samples": [-5, 0]}, "min_child_samples: -5 is out of range"),
+        ("gbdt", {"num_leaves": [1, 8]}, "num_leaves: 1 is out of range"),
+        ("famol", {"slope": [-3.0, -1.0]}, "slope: -3.0 is out of range"),
+        ("stacker", {"slope": [0, float("inf")]}, "slope: inf is out of range"),
     ],
 )
 def test_search_space_is_checked_when_the_spec_is_read(
