@@ -6,20 +6,39 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hybridrank._config import in_file
 from hybridrank.cli._common import add_dataset_option
-from hybridrank.errors import MissingInputError
+from hybridrank.errors import ConfigError, MissingInputError
 
 if TYPE_CHECKING:
     from hybridrank.tuning import StudySpec
+
+
+def _read_spec(path: Path) -> StudySpec:
+    """A study spec with its ``experiment:`` block checked now, errors naming the file."""
+    from hybridrank.pipelines import ExperimentConfig
+    from hybridrank.tuning import StudySpec
+
+    spec = StudySpec.from_yaml(path)
+
+    def check() -> None:
+        try:
+            ExperimentConfig.from_dict(spec.experiment)
+        except ConfigError as exc:
+            raise ConfigError(f"study.{exc}" if str(exc).startswith("experiment") else
+                              f"study.experiment: {exc}") from None  # fmt: skip
+
+    in_file(path, check)
+    return spec
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from hybridrank.pipelines import run_study_on_data
-    from hybridrank.tuning import StudySpec, study_report
+    from hybridrank.tuning import study_report
 
-    spec = StudySpec.from_yaml(args.spec)
+    spec = _read_spec(args.spec)
     if args.out:
         spec = replace(spec, out=str(args.out))
     if args.dataset:
@@ -50,6 +69,12 @@ def _load_study(spec: StudySpec, out: Path, storage_url: str | None) -> Any:
 
     import optuna
 
+    if (storage_url or spec.storage) is None and not (out / "study.db").exists():
+        # Reading must not create: opening the default SQLite file would leave an empty one.
+        raise MissingInputError(
+            f"{out / 'study.db'}: no such study storage; run `hybridrank study run` first "
+            "(or give --storage)"
+        )
     storage = replace(spec, out=str(out)).open_storage(storage_url)
     name = spec.study_name
     try:
@@ -67,9 +92,9 @@ def cmd_study_best(args: argparse.Namespace) -> int:
         train_config_for_trial,
         write_train_config,
     )
-    from hybridrank.tuning import StudySpec, pick_trial, trials_table
+    from hybridrank.tuning import pick_trial, trials_table
 
-    spec = StudySpec.from_yaml(args.spec)
+    spec = _read_spec(args.spec)
     out = Path(args.out or spec.out)
     if spec.dataset is None:  # `study run --dataset X`: the inputs record which one
         from dataclasses import replace

@@ -89,3 +89,32 @@ def test_a_server_that_accepts_but_never_answers_times_out(tmp_path: Path) -> No
             conn.close()
         server.close()
     assert time.perf_counter() - start < 30
+
+
+def test_a_bad_experiment_block_names_the_spec_file_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from hybridrank.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        f"study: {{kind: stacker, out: {tmp_path / 'run'}, experiment: {{seeds: [0], sesions: []}}}}\n"
+    )
+    for argv in (["study", "run", str(spec)], ["study", "best", str(spec)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{spec}: study.experiment: unknown keys ['sesions']" in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_reading_a_study_that_was_never_run_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from hybridrank.cli import main
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"study: {{kind: gbdt, out: {tmp_path / 'run'}}}\n")
+    for command in ("best", "report"):
+        assert main(["study", command, str(spec)]) == 2
+        assert "no such study storage" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "study.db").exists()
