@@ -965,6 +965,9 @@ def run_experiment(
 
     if dataset is not None:
         first = dataset
+        # Runs and reports name the dataset's own traffic, not the config's simulation.
+        log = dataset.impressions
+        main_sessions = 0 if log is None else int(log[C.SESSION_ID].nunique())
         if len(config.seeds) > 1 or config.sessions:
             echo("a fixed dataset: the seeds and the session sweep of the config do not apply")
         if dataset.split_info.tuning_requested != config.tuning_queries:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,11 @@ def test_experiment_on_written_world_equals_in_memory(
     assert in_memory.main.to_text().splitlines()[1:] == from_disk.main.to_text().splitlines()[1:]
     gates = [r["runs"][next(iter(r["runs"]))]["gate"] for r in (in_memory.info, from_disk.info)]
     assert gates[0] == gates[1]
+    # The run is named by the dataset's own sessions, whatever the config would simulate.
+    assert list(from_disk.info["runs"]) == list(in_memory.info["runs"]) == ["seed0_sessions1500"]
+    other = run_experiment(replace(config, main_sessions=99), tmp_path / "c", dataset=read,
+                           progress=False)  # fmt: skip
+    assert list(other.info["runs"]) == ["seed0_sessions1500"]
 
 
 def test_world_dataset_round_trip_is_exact(world_config: WorldConfig, tmp_path: Path) -> None:
