@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -110,7 +110,14 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
         return {c: docs[c].to_numpy() for c in docs.columns if c in keep}
     if isinstance(docs, Mapping):
         return {k: np.asarray(v) for k, v in docs.items()}
+    if isinstance(docs, str | bytes) or not isinstance(docs, Iterable):
+        raise DataFormatError(
+            f"docs must be a DataFrame, a list of mappings or a mapping of columns, "
+            f"got {type(docs).__name__}"
+        )
     records = list(docs)
+    if not records:
+        return {C.DOCID: np.array([], dtype=object)}
     if records and not all(isinstance(r, Mapping) for r in records):
         raise DataFormatError(
             "docs must be a DataFrame, a list of mappings or a mapping of columns"
@@ -512,12 +519,27 @@ class HybridRanker:
         """
         if on_missing not in ("error", "keep"):
             raise ConfigError(f"on_missing must be 'error' or 'keep', got {on_missing!r}")
+        if context is not None and not isinstance(context, Mapping):
+            raise ConfigError(
+                f"context must be a mapping ({{'text': ..., 'freq': ...}}), got "
+                f"{type(context).__name__}"
+            )
+        if query is None or (isinstance(query, float) and np.isnan(query)):
+            raise DataFormatError("missing query id", column=C.QID)
         ctx = dict(context or {})
         source = f"query {query!r}"
         columns = _as_columns(docs, self._request_columns)
         if C.DOCID not in columns:
             raise DataFormatError("docs need a `docid` column", path=source)
-        docids = np.asarray(columns[C.DOCID]).astype(str)
+        raw_ids = pd.Series(np.asarray(columns[C.DOCID], dtype=object).ravel())
+        if raw_ids.isna().any():
+            raise DataFormatError(
+                "missing id", path=source, row=int(np.flatnonzero(raw_ids.isna())[0]),
+                column=C.DOCID,
+            )  # fmt: skip
+        docids = raw_ids.to_numpy().astype(str)
+        if docids.shape[0] == 0:
+            return Ranking(docids, np.array([], dtype=np.float64), {})
         unique, counts = np.unique(docids, return_counts=True)
         if (counts > 1).any():
             twice = unique[counts > 1]

@@ -177,6 +177,20 @@ def test_online_ranking_checks_its_input_as_batch_does(runs: dict[str, Path]) ->
     assert info.value.row == 0
     with pytest.raises(ConfigError, match="on_missing"):
         ranker.rank(q, docs, on_missing="drop")
+    # Odd requests get hybridrank's own errors (a server catching them answers 400).
+    with pytest.raises(DataFormatError, match="got NoneType"):
+        ranker.rank(q, None)
+    with pytest.raises(ConfigError, match="context must be a mapping"):
+        ranker.rank(q, docs, "vitamin d")
+    with pytest.raises(DataFormatError, match="missing query id"):
+        ranker.rank(None, docs)
+    no_ids = docs.assign(**{C.DOCID: None})
+    with pytest.raises(DataFormatError, match="missing id") as info:
+        ranker.rank(q, no_ids)
+    assert (info.value.column, info.value.row) == (C.DOCID, 0)
+    # No documents: an empty ranking, whatever form the empty request takes.
+    for empty in ([], docs.iloc[:0]):
+        assert len(ranker.rank(q, empty).docids) == 0
 
 
 def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
