@@ -136,6 +136,11 @@ GOLD_GBDT = LambdaMARTConfig(
 )  # fmt: skip
 #: Systems the budget curve can retrain (the stacker needs click_gbdt and llm_gbdt).
 BUDGET_SYSTEMS = ("click_gbdt", "llm_gbdt", "famol", "famol_label_mixing", "gated_stacker")
+#: The systems whose out-of-fold scores the stacker can mix in as anchors.
+ANCHOR_SYSTEMS = (
+    "click_gbdt", "llm_gbdt", "llm_neural", ENSEMBLE, "gold_gbdt", "ds_llm_then_click",
+    "ds_click_then_llm", "famol", "famol_label_mixing",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,12 @@ class ExperimentConfig:
     llm_expert: str = "ensemble"
 
     def __post_init__(self) -> None:
+        unknown = [a for a in self.stacker.anchors if a not in ANCHOR_SYSTEMS]
+        if unknown:
+            raise ConfigError(
+                f"experiment.stacker.anchors: {unknown} are not systems of the experiment; "
+                f"anchors are some of {list(ANCHOR_SYSTEMS)}"
+            )
         for metric in self.metrics:  # checked now, not when the report is made at the end
             try:
                 parse_metric(metric)

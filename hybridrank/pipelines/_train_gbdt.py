@@ -294,7 +294,14 @@ def resolve_features(
             members = groups[item]
             present = [n for n in members if n in table.columns]
             if not present:
-                logger.info("feature group %r: the dataset provides none of it; skipped", item)
+                logger.warning(
+                    "feature group %r: the dataset provides none of %s; skipped%s",
+                    item,
+                    list(members),
+                    " (the judge's score: run `hybridrank annotate` first)"
+                    if item == "semantic"
+                    else "",
+                )
             elif len(present) < len(members) and item != "dataset":
                 missing += [n for n in members if n not in table.columns]
             names += [n for n in present if n not in names]
@@ -304,7 +311,19 @@ def resolve_features(
         else:
             missing.append(item)
     if missing:
-        raise DataFormatError(f"features not in the candidate table: {missing}")
+        import difflib
+
+        known = [*groups, *table.columns]
+        hints = [
+            f"{m!r} -> {close[0]!r}"
+            for m in missing
+            if (close := difflib.get_close_matches(str(m), known, n=1))
+        ]
+        raise DataFormatError(
+            f"features: not in the candidate table: {missing}"
+            + (f"; did you mean {', '.join(hints)}?" if hints else "")
+            + f" (groups: {sorted(groups)})"
+        )
     if not names:
         raise DataFormatError(
             f"no features: the dataset provides none of {list(spec)}; name feature columns "

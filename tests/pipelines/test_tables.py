@@ -81,3 +81,32 @@ def test_experiment_tie_break_is_validated() -> None:
     assert ExperimentConfig.from_dict({"tie_break": "none"}).tie_break == "none"
     with pytest.raises(ConfigError, match="tie_break"):
         ExperimentConfig.from_dict({"tie_break": "bm25"})
+
+
+def test_experiment_names_are_checked_when_the_config_is_read() -> None:
+    from hybridrank.errors import ConfigError
+    from hybridrank.pipelines import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=r"stacker.anchors: \['nosuch'\] are not systems"):
+        ExperimentConfig.from_dict({"stacker": {"anchors": ["famol", "nosuch"]}})
+    with pytest.raises(ConfigError, match=r"experiment\.metrics: metric 'ndcg@0'"):
+        ExperimentConfig.from_dict({"metrics": ["ndcg@0"]})
+    assert ExperimentConfig.from_dict({"stacker": {"anchors": ["llm_gbdt"]}}).stacker.anchors == (
+        "llm_gbdt",
+    )
+
+
+def test_feature_names_suggest_the_group_meant_and_a_skipped_group_is_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from hybridrank.errors import DataFormatError
+    from hybridrank.pipelines import resolve_features
+
+    table = pd.DataFrame({C.QID: ["a"], "bm25": [1.0], "term_overlap": [0.5], "doc_len": [3.0],
+                          "query_len": [2.0], "tfidf_cosine": [0.1]})  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"'txt' -> 'text'"):
+        resolve_features(["click", "txt"], table)
+    with caplog.at_level("WARNING"):
+        names = resolve_features(["text", "semantic"], table)
+    assert "term_overlap" in names
+    assert "feature group 'semantic'" in caplog.text and "annotate" in caplog.text
