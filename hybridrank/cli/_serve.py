@@ -37,6 +37,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from hybridrank.serve import HybridRanker
 
     check_output_file(args.out)
+    if args.out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ConfigError(
+            f"--out {args.out}: name a .csv or .parquet file (the suffix picks the format)"
+        )
     ranker = HybridRanker.load(args.model, device=args.device)
     candidates = read_table(args.candidates, required=("qid", "docid"))
     queries = read_table(args.queries, required=("qid", "text")) if args.queries else None

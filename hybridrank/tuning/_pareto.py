@@ -104,6 +104,13 @@ class Pick:
     constraints: tuple[tuple[str, str, float, bool], ...]
     chooser: str
 
+    def describe(self) -> str:
+        """The constraints as written: ``ndcg>=best-0.005, p50_ms<=1.0``."""
+        def one(column: str, op: str, value: float, relative: bool) -> str:
+            return f"{column}{op}best{value:+g}" if relative else f"{column}{op}{value:g}"
+
+        return ", ".join(one(*c) for c in self.constraints) or "no constraint"
+
     @classmethod
     def parse(cls, text: str) -> Pick:
         """``"ndcg>=0.64, fastest"``, ``"ndcg>=best-0.005, latency<=1.0, smallest"``."""
@@ -152,7 +159,7 @@ def pick_trial(table: pd.DataFrame, pick: Pick | str) -> pd.Series:
         ok &= _OPS[op](col, threshold)
     if not ok.any():
         raise ConfigError(
-            f"no trial meets {rule.constraints}: NDCG ranges {table['ndcg'].min():.4f}.."
+            f"no trial meets {rule.describe()}: NDCG ranges {table['ndcg'].min():.4f}.."
             f"{table['ndcg'].max():.4f}, p50 {table['p50_ms'].min():.3f}..{table['p50_ms'].max():.3f} ms"
         )
     column, ascending = CHOOSERS[rule.chooser]

@@ -274,6 +274,11 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
     assert "broken.parquet" in err and "truncated" in err
     with pytest.raises(DataFormatError, match=r"broken\.parquet"):
         read_table(broken)
+    # The suffix picks the format: another suffix is refused, not written as parquet.
+    assert main(["rank", "--model", str(runs["click"]), "--candidates", str(req_path),
+                 "--out", str(tmp_path / "ranked.txt")]) == 2  # fmt: skip
+    assert "name a .csv or .parquet file" in capsys.readouterr().err
+    assert not (tmp_path / "ranked.txt").exists()
     gate_cli = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
                 "--out", str(tmp_path / "b")]  # fmt: skip
     assert main([*gate_cli, "--gate", "sigmoid:centre=abc"]) == 2

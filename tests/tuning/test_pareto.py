@@ -55,8 +55,11 @@ def test_multi_objective_gbdt_study_front_and_pick(cost: str, tmp_path: Path) ->
     assert fastest["p50_ms"] == table["p50_ms"].min()
     chosen = pick_trial(table, f"ndcg>={best - 1e-12}, smallest")
     assert chosen["ndcg"] == pytest.approx(best)
-    with pytest.raises(ConfigError, match="no trial meets"):
+    with pytest.raises(ConfigError, match="no trial meets ndcg>=2: NDCG ranges"):
         pick_trial(table, "ndcg>=2, fastest")
+    assert Pick.parse("ndcg>=best-0.005, p50_ms<=1.5, smallest").describe() == (
+        "ndcg>=best-0.005, p50_ms<=1.5"
+    )
     # Resuming a single-objective study under the same name is refused with a clear message.
     with pytest.raises(ConfigError, match="objective"):
         run_study(StudySpec(kind="gbdt", n_trials=7, out=spec.out), lambda: _gbdt_inputs(),
