@@ -195,3 +195,23 @@ def test_clickmodel_examination_of_a_dataset_log(
     # A dataset that is not there: one clear line naming it, a non-zero exit.
     assert main(["clickmodel", "examination", "--dataset", str(tmp_path / "nope")]) != 0
     assert "nope" in capsys.readouterr().err
+
+
+def test_an_interrupted_trial_logs_no_traceback() -> None:
+    import logging
+    import sys
+
+    from hybridrank.cli import _not_an_interrupt
+
+    def record(exc: BaseException | None) -> logging.LogRecord:
+        info = None
+        if exc is not None:
+            try:
+                raise exc
+            except BaseException:
+                info = sys.exc_info()
+        return logging.LogRecord("optuna", logging.WARNING, __file__, 1, "Trial 0 failed", (), info)
+
+    assert not _not_an_interrupt(record(KeyboardInterrupt()))
+    assert _not_an_interrupt(record(ValueError("a real failure keeps its traceback")))
+    assert _not_an_interrupt(record(None))

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _not_an_interrupt(record: logging.LogRecord) -> bool:
+    """False for a log record carrying a KeyboardInterrupt (a logging filter)."""
+    exc = record.exc_info[0] if record.exc_info else None
+    return not (exc is not None and issubclass(exc, KeyboardInterrupt))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -89,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(level)
+        # Ctrl-C inside a trial: Optuna logs "Trial N failed" with the traceback before it
+        # re-raises; the one line below says what is kept, so that record is dropped.
+        for h in logging.getLogger("optuna").handlers:
+            h.addFilter(_not_an_interrupt)
     try:
         return int(args.func(args))
     except HybridRankError as exc:
