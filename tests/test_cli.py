@@ -96,9 +96,14 @@ def test_a_taken_out_or_a_bad_option_fails_before_any_work(
     assert "cut-off after '@' must be a positive integer" in capsys.readouterr().err
     assert main([*evaluate, "--baseline", "nosuch", "--out", str(tmp_path / "r")]) == 2
     assert "--baseline 'nosuch' is not one of --systems" in capsys.readouterr().err
-    # Its own earlier report is replaced.
+    # Its own earlier report is replaced; so is the other mode's (`runs/report` is both
+    # modes' default) and what a killed run left (report.md written before report.json).
     assert main([*evaluate, "--out", str(tmp_path / "r")]) == 0
     assert main([*evaluate, "--out", str(tmp_path / "r")]) == 0
+    for left in ("clicks.md", "report.json"):
+        (tmp_path / left).mkdir()
+        (tmp_path / left / left).write_text("x")
+        assert main([*evaluate, "--out", str(tmp_path / left)]) == 0
     capsys.readouterr()
     # A train config with a bad metric fails when it is read, naming the key.
     bad = tmp_path / "bad.yaml"

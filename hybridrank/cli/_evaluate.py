@@ -12,6 +12,11 @@ from hybridrank._atomic import check_output_dir
 from hybridrank.cli._common import add_dataset_option, bucket_order, print_paths
 from hybridrank.errors import ConfigError
 
+#: Files either mode of `evaluate` writes into --out (the default one folder serves both).
+#: (`report.json` is written first, so a killed run's folder holds it; a user's own
+#: `report.md` is not taken for one.)
+EVALUATE_MARKERS = ("report.json", "clicks.md", "clicks_metric.csv", "click_models.csv")
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mode == "clicks":
@@ -25,8 +30,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         parse_metric(metric)
     if args.baseline is not None and args.baseline not in args.systems:
         raise ConfigError(f"--baseline {args.baseline!r} is not one of --systems {args.systems}")
-    # Its own earlier report may be replaced, a folder of other files may not.
-    check_output_dir(args.out, markers=("report.json",))
+    # Its own earlier reports (either mode's, also a killed run's) may be replaced, a folder
+    # of other files may not.
+    check_output_dir(args.out, markers=EVALUATE_MARKERS)
     path: Path = args.candidates
     table = read_table(path)
     if args.on_missing == "worst":
@@ -58,7 +64,7 @@ def _evaluate_clicks(args: argparse.Namespace) -> int:
 
     if args.dataset is None:
         raise ConfigError("evaluate clicks needs --dataset DIR (a dataset with a click log)")
-    check_output_dir(args.out, markers=("clicks.md",))
+    check_output_dir(args.out, markers=EVALUATE_MARKERS)
     dataset = Dataset.read(args.dataset)
     config = ClickEvalConfig(holdout=args.holdout, by_time=not args.random_split, seed=args.seed)
     result = evaluate_on_clicks(dataset, config)

@@ -96,10 +96,15 @@ def cmd_study_best(args: argparse.Namespace) -> int:
 
     spec = _read_spec(args.spec)
     out = Path(args.out or spec.out)
-    if spec.dataset is None:  # `study run --dataset X`: the inputs record which one
+    ran_on = recorded_dataset(out)  # what the study ran on, `study run --dataset X` included
+    if ran_on is not None and (
+        spec.dataset is None or Path(spec.dataset).resolve() != Path(ran_on)
+    ):
         from dataclasses import replace
 
-        spec = replace(spec, dataset=recorded_dataset(out))
+        if spec.dataset is not None:
+            print(f"the study ran on {ran_on} (study run --dataset), not the spec's {spec.dataset}")
+        spec = replace(spec, dataset=ran_on)
     study = _load_study(spec, out, args.storage)
     table = trials_table(study)
     trial = pick_trial(table, args.pick)

@@ -118,8 +118,8 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
                 ) from None
             kind = fields[2]
             if kind == "Q":
-                urls = [u for u in fields[5:] if u]
-                if not urls:
+                urls = list(fields[5:])  # an empty slot keeps the positions after it
+                if not any(urls):
                     raise DataFormatError("query row shows no URLs", path=path, line=lineno)
                 impressions.append((session, ts, fields[3], urls, lineno))
             elif kind == "C":
@@ -161,6 +161,8 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
     rows: dict[str, list[object]] = {c: [] for c in C.IMPRESSION_COLUMNS}
     for idx, (_session, ts, query, urls, _lineno) in enumerate(impressions):
         for pos, url in enumerate(urls, start=1):
+            if not url:
+                continue
             is_click = (idx, url) in clicked
             rows[C.SESSION_ID].append(idx)
             rows[C.TS].append(ts)

@@ -12,6 +12,7 @@ from hybridrank.evaluate._clickbased import (
 from hybridrank.evaluate._metrics import (
     METRICS,
     Metric,
+    check_metrics,
     dcg_at_k,
     err_at_k,
     mrr,
@@ -38,6 +39,7 @@ __all__ = [
     "PairedTest",
     "Report",
     "bootstrap_ci",
+    "check_metrics",
     "dcg_at_k",
     "err_at_k",
     "evaluate_table",

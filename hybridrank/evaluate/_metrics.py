@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -384,6 +384,19 @@ class Metric:
     ) -> np.ndarray:
         fn, extra = METRICS[self.family]
         return fn(scores, labels, qid=qid, offsets=offsets, k=self.k, **extra)
+
+
+def check_metrics(names: Sequence[str], *, key: str = "metrics") -> None:
+    """Every name parses (:func:`parse_metric`); the error names the config ``key``.
+
+    Config classes call it when they are built, so a bad metric fails when the config is
+    read, not when the report is made after the training.
+    """
+    for name in names:
+        try:
+            parse_metric(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
 
 
 def parse_metric(name: str) -> Metric:

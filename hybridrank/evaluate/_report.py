@@ -105,10 +105,8 @@ class Report:
             "per_query": out / f"{stem}_per_query.csv",
             "json": out / f"{stem}.json",
         }
-        # Each file appears whole or not at all (temporary sibling, then rename).
-        write_text(paths["markdown"], self.to_text() + "\n")
-        write_text(paths["csv"], self.summary.to_csv(index=False))
-        write_text(paths["per_query"], self.per_query.to_csv(index=False))
+        # Each file appears whole or not at all (temporary sibling, then rename). The JSON
+        # first: it marks the folder as a report's (`evaluate` replaces only such folders).
         payload = {
             "title": self.title,
             "metrics": list(self.metrics),
@@ -119,6 +117,9 @@ class Report:
             "summary": json.loads(self.summary.to_json(orient="records")),
         }
         write_text(paths["json"], json.dumps(payload, indent=2) + "\n")
+        write_text(paths["markdown"], self.to_text() + "\n")
+        write_text(paths["csv"], self.summary.to_csv(index=False))
+        write_text(paths["per_query"], self.per_query.to_csv(index=False))
         for metric in self.metrics:
             png = out / f"{stem}_{metric.replace('@', '_at_')}.png"
             self.plot(metric, png)

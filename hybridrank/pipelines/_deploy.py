@@ -204,14 +204,16 @@ def train_config_like_experiment(
     )
 
 
-#: Config leaves that say where or how fast a model runs, not what it scores.
+#: Config leaves that say where or how fast a model runs, not what it scores. (A neural
+#: model's inference ``backend`` is compared: an int8 ONNX encoder scores otherwise.)
 _RUNTIME_LEAVES = frozenset(
-    {"device", "n_jobs", "threads", "memory_limit", "temp_directory", "num_threads", "backend"}
+    {"device", "n_jobs", "threads", "memory_limit", "temp_directory", "num_threads"}
 )
 _RUNTIME_PATHS = frozenset({"click_features.engine"})
 
-#: The ``train gbdt`` label of each experiment model a bundle may serve as an anchor.
-ANCHOR_LABELS = {"click_gbdt": "click", "llm_gbdt": "llm", "famol": "famol", "gold_gbdt": "expert"}
+#: The ``train gbdt`` label that trains each experiment model (``ctr`` only where the
+#: experiment's own click labels are raw click-through rates, see ``_labels_for``).
+MODEL_LABELS = {model: label for label, model in EXPERIMENT_MODELS.items() if label != "ctr"}
 
 
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
@@ -245,6 +247,19 @@ def _run_config(run_dir: Path) -> Path:
         f"{run_dir}: no config.yaml, so how it was trained cannot be compared with the "
         "experiment (a `hybridrank train gbdt` or `train neural` run writes one)"
     )
+
+
+def _labels_for(model: str, out_dir: str | Path) -> tuple[str, ...]:
+    """The ``train gbdt`` labels that train the experiment's ``model``: click-GBDT's is
+    ``click``, or also ``ctr`` when the experiment's click labels are raw click-through
+    rates (``labels.source: ctr``), which is what ``label: ctr`` trains on."""
+    label = MODEL_LABELS[model]
+    if label != "click":
+        return (label,)
+    path = Path(out_dir) / "config.yaml"
+    raw = read_yaml_mapping(path, section="experiment")
+    experiment = in_file(path, lambda: ExperimentConfig.from_dict(raw))
+    return ("click", "ctr") if experiment.labels.source == "ctr" else ("click",)
 
 
 def training_differences(out_dir: str | Path, run_dir: str | Path, role: str) -> list[str]:
@@ -287,15 +302,16 @@ def training_differences(out_dir: str | Path, run_dir: str | Path, role: str) ->
             {"label": C.Y_LLM, "neural": NeuralConfig.from_dict(experiment.neural).to_dict()},
         )
     gbdt_run = in_file(path, lambda: GBDTTrainConfig.from_dict(raw))
-    wanted = {"click": ("click", "ctr"), "llm": ("llm",)}.get(role)
-    if wanted is None:
-        if role not in ANCHOR_LABELS:
-            return [
-                f"role: the experiment's {role} has no `train gbdt` counterpart, so this run "
-                "cannot be checked against it"
-            ]
-        wanted = (ANCHOR_LABELS[role],)
+    model = {"click": "click_gbdt", "llm": "llm_gbdt"}.get(role, role)
+    if model not in MODEL_LABELS:
+        return [
+            f"role: the experiment's {role} has no `train gbdt` counterpart, so this run "
+            "cannot be checked against it"
+        ]
+    wanted = _labels_for(model, out_dir)
     if gbdt_run.label not in wanted:
         return [f"label: run {gbdt_run.label!r}, experiment {' or '.join(map(repr, wanted))}"]
+    if gbdt_run.label == "ctr":  # what it trained on, whatever its saved labels.source says
+        gbdt_run = replace(gbdt_run, labels=replace(gbdt_run.labels, source="ctr"))
     expected = train_config_like_experiment(out_dir, gbdt_run.label, base=gbdt_run)
     return _config_differences(gbdt_run.to_dict(), expected.to_dict())

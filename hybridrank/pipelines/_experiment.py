@@ -46,7 +46,7 @@ from hybridrank.ensemble import (
     prepare,
 )
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table, parse_metric
+from hybridrank.evaluate import Report, check_metrics, evaluate_table
 from hybridrank.features import ClickFeatureConfig
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 from hybridrank.labels import ClickLabelConfig
@@ -286,11 +286,7 @@ class ExperimentConfig:
                 f"experiment.stacker.anchors: {unknown} are not systems of the experiment; "
                 f"anchors are some of {list(ANCHOR_SYSTEMS)}"
             )
-        for metric in self.metrics:  # checked now, not when the report is made at the end
-            try:
-                parse_metric(metric)
-            except ConfigError as exc:
-                raise ConfigError(f"experiment.metrics: {exc}") from None
+        check_metrics(self.metrics, key="experiment.metrics")
         if self.tie_break not in TIE_BREAKS:
             raise ConfigError(
                 f"experiment.tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"

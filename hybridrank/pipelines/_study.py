@@ -43,13 +43,22 @@ def _check_inputs_record(out: Path, spec: StudySpec, dataset: Dataset | None) ->
     if not recorded_path.exists():  # inputs built before the record was kept
         return
     recorded = read_json(recorded_path, "study inputs record")
+    if not isinstance(recorded, dict) or not {"dataset", "experiment"} <= set(recorded):
+        raise DataFormatError(
+            "not a study inputs record (needs 'dataset' and 'experiment')", path=recorded_path
+        )
     wanted = _inputs_record(spec, dataset)
     for key, what in (("dataset", "dataset"), ("experiment", "experiment: block")):
-        if isinstance(recorded, dict) and recorded.get(key) != wanted[key]:
+        if recorded[key] != wanted[key]:
+            same = (
+                f"rerun with --dataset {recorded[key]} to resume it, "
+                if key == "dataset" and recorded[key] is not None
+                else ""
+            )
             raise ConfigError(
-                f"{out}: this study's inputs were built from {what} {recorded.get(key)!r}, "
-                f"this run asks for {wanted[key]!r}; give the study another `out:` (and study "
-                "name), or remove the directory to start over"
+                f"{out}: this study's inputs were built from {what} {recorded[key]!r}, "
+                f"this run asks for {wanted[key]!r}; {same}give the study another `out:` "
+                "(and study name), or remove the directory to start over"
             )
 
 

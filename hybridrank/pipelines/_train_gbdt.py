@@ -21,7 +21,7 @@ from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
 from hybridrank.ensemble import TIE_BREAKS, FAMOLConfig, FAMOLRanker, break_ties, out_of_fold
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table, parse_metric
+from hybridrank.evaluate import Report, check_metrics, evaluate_table
 from hybridrank.features import (
     CLICK_FEATURES,
     TEXT_FEATURES,
@@ -166,11 +166,7 @@ class GBDTTrainConfig:
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ConfigError(f"label must be one of {sorted(LABELS)}, got {self.label!r}")
-        for metric in self.metrics:  # checked now, not when the report is made after training
-            try:
-                parse_metric(metric)
-            except ConfigError as exc:
-                raise ConfigError(f"metrics: {exc}") from None
+        check_metrics(self.metrics, key="metrics")
         if self.tie_break not in TIE_BREAKS:
             raise ConfigError(
                 f"tie_break must be one of {list(TIE_BREAKS)}, got {self.tie_break!r}"

@@ -20,7 +20,7 @@ from hybridrank._atomic import check_output_dir, save_figure, staged_directory, 
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.evaluate import Report, evaluate_table, parse_metric
+from hybridrank.evaluate import Report, check_metrics, evaluate_table
 from hybridrank.neural import (
     ARCHITECTURES,
     DOCUMENT,
@@ -36,6 +36,9 @@ from hybridrank.pipelines._tables import attach_llm_labels, evaluation_rows
 from hybridrank.pipelines._world import WorldConfig, build_world
 
 logger = logging.getLogger(__name__)
+
+#: Files that mark a `train neural` run directory (the first is written last).
+RUN_MARKERS = ("folds.json", "config.yaml")
 
 #: Score column of each architecture's out-of-fold predictions.
 SCORE_COLUMNS = {"cross-encoder": "neural_ce", "bi-encoder": "neural_bi", "query-tower": "neural_qt"}
@@ -80,11 +83,7 @@ class NeuralTrainConfig:
     metrics: tuple[str, ...] = ("ndcg@10", "mrr")
 
     def __post_init__(self) -> None:
-        for metric in self.metrics:  # checked now, not when the report is made after training
-            try:
-                parse_metric(metric)
-            except ConfigError as exc:
-                raise ConfigError(f"metrics: {exc}") from None
+        check_metrics(self.metrics, key="metrics")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> NeuralTrainConfig:
@@ -340,7 +339,7 @@ def train_neural(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out_dir)
-    check_output_dir(out, markers=("folds.json", "config.yaml"))  # before the work
+    check_output_dir(out, markers=RUN_MARKERS)  # before the work, not after it
     if dataset is None:
         dataset = (
             Dataset.read(config.dataset) if config.dataset else build_world(config.world, data=data)
@@ -415,7 +414,7 @@ def train_neural(
     keep = [C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, config.label, *systems[1:]]
     # Built beside its target and renamed into place; folds.json, written last, marks a
     # complete run. A crash leaves the previous run as it was.
-    with staged_directory(out, markers=("folds.json", "config.yaml")) as tmp:
+    with staged_directory(out, markers=RUN_MARKERS) as tmp:
         if ranker is not None:
             ranker.save(tmp / "model")
         write_text(

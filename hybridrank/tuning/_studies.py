@@ -195,7 +195,9 @@ class StudySpec:
         for v in value:
             try:
                 if self.kind == "gbdt":
-                    LambdaMARTConfig.from_dict({key: v})
+                    # An integer parameter's range may be written 4.0 (a trial draws integers).
+                    whole = isinstance(v, float) and v.is_integer()
+                    LambdaMARTConfig.from_dict({key: int(v) if whole else v})
                 else:
                     SigmoidGate(**{key: float(v)})
             except ConfigError as exc:

@@ -68,6 +68,11 @@ def test_clara2_reader(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n")
     log = read_clara2(path)
     assert len(log) == 6 and log.attrs["clicks_dropped"] == 1
+    # An empty URL slot shows nothing and keeps the positions after it.
+    path.write_text("0\t0\tQ\t11\t0.0\ta\t\tc\n0\t5\tC\tc\n")
+    gap = read_clara2(path)
+    assert gap[C.DOCID].tolist() == ["a", "c"] and gap[C.POSITION].tolist() == [1, 3]
+    assert gap[C.CLICK].tolist() == [0, 1]
     s0 = log[log[C.SESSION_ID] == 0]
     assert s0[C.CLICK].tolist() == [1, 1, 0]
     assert s0[C.DWELL_S].iloc[1] == 30.0  # time to the next event

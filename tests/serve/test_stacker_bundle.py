@@ -175,7 +175,7 @@ def test_bundle_cli_serves_an_experiments_stacker(
     assert "LLM expert llm_gbdt" in out
     # The fixture's runs are not trained as the experiment trained its models: allowed, said.
     assert "warning: serving the experiment's stacker on models trained differently" in err
-    assert "--anchor gold_gbdt" in err and "label: run 'expert', experiment 'expert'" not in err
+    assert f"--anchor gold_gbdt {runs['llm']}: gbdt.n_estimators: run 30" in err
     assert f"--llm {runs['llm']}: label: run 'expert', experiment 'llm'" in err
     meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
     assert meta["gate"]["params"] == {"centre": 1.2, "slope": 2.5}
@@ -226,6 +226,16 @@ def test_bundle_cli_refuses_members_trained_otherwise(
     assert f"--anchor gold_gbdt {runs['llm']}: gbdt.min_child_samples: run 5" in err
     assert f"--like-experiment {exp}" in err and "--allow-other-training" in err
     assert not (tmp_path / "a").exists()
+    # A member with nothing to compare (a neural model/ folder copied without its run's
+    # config): refused, or with --allow-other-training named in the warning.
+    from hybridrank.cli._serve import _check_training
+
+    bare = tmp_path / "copied" / "model"
+    bare.mkdir(parents=True)
+    with pytest.raises(MissingInputError, match=r"no config\.yaml"):
+        _check_training(exp, runs["click"], [bare], [], allow=False)
+    _check_training(exp, runs["click"], [bare], [], allow=True)
+    assert f"--llm {bare}: not checked: " in capsys.readouterr().err
 
 
 def _write_config(run: Path, values: dict) -> Path:
@@ -268,9 +278,19 @@ def test_training_differences_compare_each_role_with_the_experiment(tmp_path: Pa
         "label: run 'famol', experiment 'expert'"
     ]
     assert training_differences(exp, famol_run, "click") == [
-        "label: run 'famol', experiment 'click' or 'ctr'"
+        "label: run 'famol', experiment 'click'"
     ]
     assert "no `train gbdt` counterpart" in training_differences(exp, famol_run, "rule")[0]
+    # A ctr run trains on raw click-through rates: it is click-GBDT only where the
+    # experiment's own click labels are those (labels.source: ctr).
+    ctr = train_config_like_experiment(exp, "ctr", GBDTTrainConfig())
+    ctr_run = _write_config(tmp_path / "ctr", ctr.to_dict())
+    for role in ("click", "click_gbdt"):
+        assert training_differences(exp, ctr_run, role) == ["label: run 'ctr', experiment 'click'"]
+    raw = yaml.safe_load((exp / "config.yaml").read_text())
+    raw["experiment"]["labels"] = {"source": "ctr"}
+    (exp / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert training_differences(exp, ctr_run, "click") == []
     # A neural run is compared with the experiment's neural block; its model/ works too.
     neural = NeuralTrainConfig(neural=NeuralConfig.from_dict(DEFAULT_NEURAL))
     nrun = _write_config(tmp_path / "n", neural.to_dict())

@@ -126,12 +126,15 @@ def test_gbdt_study_searches_config_fields_on_either_engine_and_prunes(tmp_path:
         StudySpec(kind="gbdt", space={"lambda_l2": [0.1, 1.0], "reg_lambda": [0.1, 1.0]})
 
 
-def test_study_inputs_record_their_dataset_for_reuse_and_study_best(tmp_path: Path) -> None:
+def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """`study run --dataset X` records X with the inputs: a rerun on other data is refused
     (its trials would mix with X's), and `study best` writes a config that trains on X."""
     from types import SimpleNamespace
 
     from hybridrank.cli import main
+    from hybridrank.errors import DataFormatError
     from hybridrank.pipelines._study import (
         INPUTS_RECORD,
         _check_inputs_record,
@@ -160,3 +163,14 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(tmp_path: Pa
     picked = tmp_path / "picked.yaml"
     assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
     assert yaml.safe_load(picked.read_text())["dataset"] == str((tmp_path / "world").resolve())
+    # A spec naming another dataset: the one the study ran on wins, and it is said.
+    raw = yaml.safe_load(spec_file.read_text())
+    raw["study"]["dataset"] = str(tmp_path / "elsewhere")
+    spec_file.write_text(yaml.safe_dump(raw))
+    assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
+    assert yaml.safe_load(picked.read_text())["dataset"] == str((tmp_path / "world").resolve())
+    assert "the study ran on" in capsys.readouterr().out
+    # A damaged record is an error naming it, never a silent pass.
+    (out / INPUTS_RECORD).write_text("[1, 2]")
+    with pytest.raises(DataFormatError, match="not a study inputs record"):
+        _check_inputs_record(out, spec, world)

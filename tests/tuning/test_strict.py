@@ -15,6 +15,10 @@ from hybridrank.tuning import StudySpec, make_storage
 from hybridrank.tuning._storage import fail_orphaned_trials
 
 
+def test_an_integer_range_may_be_written_with_floats() -> None:
+    assert StudySpec(kind="gbdt", space={"num_leaves": [4.0, 64.0]}).space["num_leaves"] == [4.0, 64.0]
+
+
 @pytest.mark.parametrize(
     "kind, space, message",
     [
