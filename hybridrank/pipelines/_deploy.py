@@ -227,7 +227,7 @@ def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
 
 def _config_differences(run: Mapping[str, Any], experiment: Mapping[str, Any]) -> list[str]:
     """``field: run X, experiment Y`` for every leaf the two configs set differently,
-    runtime settings (device, threads, backend) left out."""
+    runtime settings (devices, thread counts) left out."""
     a, b = _flatten(run), _flatten(experiment)
     lines = []
     for key in sorted(set(a) | set(b)):
@@ -271,8 +271,8 @@ def training_differences(out_dir: str | Path, run_dir: str | Path, role: str) ->
     ``click`` (the click-GBDT), ``llm`` (an LLM-label GBDT or the transformer) or the
     experiment's anchor name (``famol``, ``gold_gbdt``, ...). A GBDT run is compared
     with :func:`train_config_like_experiment` of its label, a neural run with the
-    experiment's ``neural:`` block; devices, thread counts and inference backends
-    are not compared.
+    experiment's ``neural:`` block (its inference backend too); devices and thread
+    counts are not compared.
 
     Returns:
         One line per difference (``field: run X, experiment Y``), empty when the run
