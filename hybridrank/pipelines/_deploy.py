@@ -145,6 +145,13 @@ def _ranking_settings(path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in found.items()}
 
 
+def _experiment_config(out_dir: str | Path) -> ExperimentConfig:
+    """An experiment directory's saved config (errors name its ``config.yaml``)."""
+    path = Path(out_dir) / "config.yaml"
+    raw = read_yaml_mapping(path, section="experiment")
+    return in_file(path, lambda: ExperimentConfig.from_dict(raw))
+
+
 #: ``train gbdt`` labels with a model in the experiment, and which one.
 EXPERIMENT_MODELS = {
     "click": "click_gbdt",
@@ -177,9 +184,7 @@ def train_config_like_experiment(
             f"label {label!r} has no counterpart in the experiment; like-experiment labels: "
             f"{sorted(EXPERIMENT_MODELS)}"
         )
-    path = Path(out_dir) / "config.yaml"
-    raw = read_yaml_mapping(path, section="experiment")
-    experiment = in_file(path, lambda: ExperimentConfig.from_dict(raw))
+    experiment = _experiment_config(out_dir)
     base = base or GBDTTrainConfig()
     famol = base.famol
     if label == "famol":
@@ -187,7 +192,7 @@ def train_config_like_experiment(
         famol = replace(experiment.famol, gbdt=FAMOLConfig().gbdt)  # its model is gbdt: here
     elif label == "expert":
         if experiment.gold is None:
-            raise ConfigError(f"{path}: the experiment ran no gold expert (gold: null)")
+            raise ConfigError(f"{Path(out_dir) / 'config.yaml'}: the experiment ran no gold expert (gold: null)")
         gbdt = experiment.gold
     else:
         gbdt = experiment.gbdt
@@ -256,9 +261,7 @@ def _labels_for(model: str, out_dir: str | Path) -> tuple[str, ...]:
     label = MODEL_LABELS[model]
     if label != "click":
         return (label,)
-    path = Path(out_dir) / "config.yaml"
-    raw = read_yaml_mapping(path, section="experiment")
-    experiment = in_file(path, lambda: ExperimentConfig.from_dict(raw))
+    experiment = _experiment_config(out_dir)
     return ("click", "ctr") if experiment.labels.source == "ctr" else ("click",)
 
 
@@ -289,9 +292,7 @@ def training_differences(out_dir: str | Path, run_dir: str | Path, role: str) ->
     path = _run_config(run)
     raw = read_yaml_mapping(path)
     if "neural" in raw:  # a `train neural` run
-        exp_path = Path(out_dir) / "config.yaml"
-        exp_raw = read_yaml_mapping(exp_path, section="experiment")
-        experiment = in_file(exp_path, lambda: ExperimentConfig.from_dict(exp_raw))
+        experiment = _experiment_config(out_dir)
         if role != "llm":
             return [f"role: a neural run serves only as an LLM model, not as {role}"]
         if experiment.neural is None:

@@ -28,15 +28,18 @@ INPUTS = "study_inputs.parquet"
 INPUTS_RECORD = "study_inputs.json"
 
 
-def _inputs_record(spec: StudySpec, dataset: Dataset | None) -> dict[str, Any]:
-    path = dataset.path if dataset is not None else None
+def _inputs_record(spec: StudySpec, dataset: Dataset | str | Path | None) -> dict[str, Any]:
+    """What inputs built for ``spec`` from ``dataset`` (a dataset or its directory) record."""
+    path: Any = getattr(dataset, "path", dataset)  # a Dataset's directory, or the directory
     return {
         "dataset": None if path is None else str(Path(path).resolve()),
         "experiment": json.loads(json.dumps(dict(spec.experiment), default=str)),
     }
 
 
-def _check_inputs_record(out: Path, spec: StudySpec, dataset: Dataset | None) -> None:
+def _check_inputs_record(
+    out: Path, spec: StudySpec, dataset: Dataset | str | Path | None
+) -> None:
     """Reused inputs must come from the same dataset and experiment block as this run asks,
     or trials scored on different data would mix in one study."""
     recorded_path = out / INPUTS_RECORD
@@ -88,19 +91,21 @@ def study_inputs(
     """
     out = Path(spec.out)
     path = out / INPUTS
-    if dataset is None and spec.dataset:
-        dataset = Dataset.read(spec.dataset)
+    # Reused inputs are checked against the dataset's directory; it is read only to build.
+    source = dataset if dataset is not None else spec.dataset
     if path.exists():
-        _check_inputs_record(out, spec, dataset)
+        _check_inputs_record(out, spec, source)
         return _read_inputs(path)
     out.mkdir(parents=True, exist_ok=True)
     # Several workers may start together: one builds, the others wait for it.
     with _locked(out / ".study_inputs.lock"):
         if path.exists():
-            _check_inputs_record(out, spec, dataset)
+            _check_inputs_record(out, spec, source)
             return _read_inputs(path)
         exp = ExperimentConfig.from_dict(spec.experiment)
         exp = replace(exp, seeds=exp.seeds[:1], sessions=())
+        if dataset is None and spec.dataset:
+            dataset = Dataset.read(spec.dataset)
         result = run_experiment(
             exp, out / "inputs", dataset=dataset, data=data, progress=progress
         )
