@@ -150,6 +150,12 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     corrupt.write_bytes(b"PAR1 not really")
     assert main(["evaluate", "--candidates", str(corrupt)]) == 2
     assert "corrupt.parquet" in capsys.readouterr().err
+    # A bad value names the CSV's line (the header is line 1).
+    scored = tmp_path / "scored.csv"
+    scored.write_text("qid,docid,bm25,y_expert\nq1,a,1.0,2\nq1,b,0.5,\n")
+    assert main(["evaluate", "--candidates", str(scored), "--systems", "bm25",
+                 "--out", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "scored.csv, line 3, column 'y_expert'" in capsys.readouterr().err
 
 
 def test_negative_sessions_rejected(capsys: pytest.CaptureFixture) -> None:

@@ -67,3 +67,5 @@ def test_click_models_on_real_logs(shared_datasets: Path, capsys: pytest.Capture
     assert main(["clickmodel", "fit", "--clicklogs", str(shared_datasets / "clicklogs")]) == 0
     out = capsys.readouterr().out
     assert "pbm on clara2" in out and "| yandex | dbn" in out
+    curve = out.split("default curve")[1]
+    assert "|      1 |" in curve and "|    1.0 |" not in curve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -186,7 +187,7 @@ def _print_judges(result: Any) -> None:
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.action == "report":
         return _annotate_report(args)
-    from hybridrank.data import Dataset, read_table
+    from hybridrank.data import Dataset, file_lines, read_table
     from hybridrank.labels.llm import AnswerCache
     from hybridrank.pipelines import annotate_dataset, default_answer_cache
 
@@ -214,7 +215,10 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         f"dataset's {len(dataset.tuning_qids)} tuning queries; cache {cache_path}",
         flush=True,
     )
-    with annotator, AnswerCache(cache_path) as cache:
+    lines: AbstractContextManager[None] = (
+        file_lines(args.candidates) if args.candidates is not None else nullcontext()
+    )
+    with annotator, AnswerCache(cache_path) as cache, lines:
         result = annotate_dataset(dataset, annotator, cache, config, candidates=candidates)
     labels = result.llm_labels
     if candidates is not None and dataset.llm_labels is not None:

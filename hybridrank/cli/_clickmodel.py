@@ -41,13 +41,14 @@ def cmd_clickmodel_fit(args: argparse.Namespace) -> int:
         fitted = curves[("clara2", "pbm")][:10]
         table = pd.DataFrame(
             {
-                "rank": np.arange(1, fitted.size + 1),
+                # As text: tabulate would print a whole-number column beside floats as 1.0.
+                "rank": [str(r) for r in range(1, fitted.size + 1)],
                 "pbm on clara2": fitted,
                 "simulator default": np.asarray(DEFAULT_EXAMINATION[: fitted.size]),
             }
         )
         print("\nPBM examination fitted on CLARA2 against the simulator's default curve")
-        print(table.to_markdown(index=False, floatfmt=("d", ".3f", ".3f")))
+        print(table.to_markdown(index=False, floatfmt=".3f", colalign=("right",) * 3))
     return 0
 
 

@@ -21,7 +21,7 @@ EVALUATE_MARKERS = ("report.json", "clicks.md", "clicks_metric.csv", "click_mode
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mode == "clicks":
         return _evaluate_clicks(args)
-    from hybridrank.data import read_table
+    from hybridrank.data import file_lines, read_table
     from hybridrank.evaluate import evaluate_table, parse_metric
 
     if args.candidates is None:
@@ -43,16 +43,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 low = np.nanmin(values[np.isfinite(values)]) if np.isfinite(values).any() else 0.0
                 # Ranked after every real score of the query, ties among themselves.
                 table[system] = np.where(np.isfinite(filled), filled, low - 1.0)
-    report = evaluate_table(
-        table,
-        args.systems,
-        label=args.label,
-        metrics=args.metrics,
-        bucket=C.BUCKET if C.BUCKET in table else None,
-        bucket_order=bucket_order(table),
-        baseline=args.baseline,
-        title=f"{path}: {', '.join(args.systems)} against {args.label}",
-    )
+    with file_lines(path):
+        report = evaluate_table(
+            table,
+            args.systems,
+            label=args.label,
+            metrics=args.metrics,
+            bucket=C.BUCKET if C.BUCKET in table else None,
+            bucket_order=bucket_order(table),
+            baseline=args.baseline,
+            title=f"{path}: {', '.join(args.systems)} against {args.label}",
+        )
     print(report.to_text())
     print_paths(report.write(args.out))
     return 0

@@ -17,13 +17,15 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
     bundle = GBDTBundle.load(args.run_dir)
     table_path = args.data or (bundle.path / "train_table.parquet")
-    from hybridrank.data import read_table
+    from hybridrank.data import file_lines, read_table
 
     table = read_table(table_path)
-    bundle.schema.check(table, source=str(table_path))
-    imp = feature_importance(
-        bundle.ranker, table, list(bundle.schema.names), n_repeats=args.repeats, seed=args.seed
-    )
+    with file_lines(table_path):
+        bundle.schema.check(table, source=str(table_path))
+        imp = feature_importance(
+            bundle.ranker, table, list(bundle.schema.names), n_repeats=args.repeats,
+            seed=args.seed,
+        )
     print(imp.to_text(args.top))
     paths = imp.write(args.out or (bundle.path / "importance"), n=args.top)
     print()
@@ -33,7 +35,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from hybridrank.data import read_table
+    from hybridrank.data import file_lines, read_table
     from hybridrank.serve import HybridRanker
 
     check_output_file(args.out)
@@ -50,13 +52,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
             docs[["docid", "text"]], on="docid", how="left"
         )
     start = time.perf_counter()
-    ranked = ranker.rank_table(
-        candidates,
-        queries=queries,
-        on_missing=args.on_missing,
-        click_features_from=args.click_features_from,
-        source=str(args.candidates),
-    )
+    with file_lines(args.candidates):
+        ranked = ranker.rank_table(
+            candidates,
+            queries=queries,
+            on_missing=args.on_missing,
+            click_features_from=args.click_features_from,
+            source=str(args.candidates),
+        )
     seconds = time.perf_counter() - start
     if args.top_k:
         ranked = ranked.loc[ranked["rank"] <= args.top_k]

@@ -47,7 +47,7 @@ from hybridrank.data._sources import (
     resolve_nfcorpus_dir,
 )
 from hybridrank.data._splits import choose_tuning_queries, fold_of_rows, query_folds
-from hybridrank.data._tables import read_table
+from hybridrank.data._tables import data_row_lines, file_lines, read_table
 
 __all__ = [
     "CLICK_SIMULATORS",
@@ -73,9 +73,11 @@ __all__ = [
     "bm25_candidates",
     "choose_tuning_queries",
     "ctr_by_rank",
+    "data_row_lines",
     "default_cache_dir",
     "examination_from_ctr",
     "fetch_nfcorpus",
+    "file_lines",
     "fold_of_rows",
     "load_nfcorpus",
     "load_trec",

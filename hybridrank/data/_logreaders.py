@@ -20,9 +20,13 @@ Example:
 
 from __future__ import annotations
 
+import bz2
+import csv
+import gzip
 import inspect
 import itertools
 import logging
+import lzma
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
@@ -437,7 +441,46 @@ def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, np.ndarray, dic
     candidates = np.arange(2, 2 + len(raw) + len(malformed))
     lines = candidates[~np.isin(candidates, list(malformed))]
     filled = raw.notna().any(axis=1).to_numpy()
+    if raw.shape[1] > 1:
+        # pandas pads a line with too few fields with NaN: such a line is malformed too
+        # (a cut file, a lost separator), not a row of missing values. Only lines whose
+        # last field is empty can be short, so the file is counted again only then.
+        maybe_short = filled & raw.iloc[:, -1].isna().to_numpy()
+        if maybe_short.any():
+            counts = _field_counts(path, sep, set(lines[maybe_short].tolist()))
+            n_columns = raw.shape[1]
+            short = np.array(
+                [counts.get(int(line), n_columns) < n_columns for line in lines], dtype=bool
+            )
+            for line in lines[short]:
+                malformed[int(line)] = (
+                    f"{counts[int(line)]} fields where the header has {n_columns} "
+                    f"({', '.join(map(str, raw.columns))}); was the file cut or a separator lost?"
+                )
+            filled = filled & ~short
     return raw[filled].reset_index(drop=True), lines[filled], malformed
+
+
+def _field_counts(path: Path, sep: str, wanted: set[int]) -> dict[int, int]:
+    """The number of fields on each of the ``wanted`` 1-based lines of a CSV/TSV file
+    (plain, .gz, .bz2 or .xz); empty for another compression (the check is skipped)."""
+    name = path.name.lower()
+    openers: dict[str, Callable[..., Any]] = {
+        ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
+    }  # fmt: skip
+    suffix = next((s for s in _COMPRESSION_SUFFIXES if name.endswith(s)), None)
+    if suffix is not None and suffix not in openers:
+        return {}
+    opener = openers.get(suffix or "", open)
+    counts: dict[int, int] = {}
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        start = 1
+        for fields in reader:
+            if start in wanted:
+                counts[start] = len(fields)
+            start = reader.line_num + 1
+    return counts
 
 
 def _line_in_message(text: str) -> int | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -65,7 +66,8 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
         FileNotFoundError: No such file.
         DataFormatError: Unknown suffix, a corrupt or truncated file, a CSV/TSV
             line with the wrong number of fields or bytes that are not UTF-8,
-            or missing columns; the message names the file (and the line, for CSV).
+            missing columns, or no rows; the message names the file (and the line,
+            for CSV).
     """
     p = Path(path)
     if not p.exists():
@@ -95,7 +97,60 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
         raise DataFormatError(
             f"missing columns {missing}; the file has {list(frame.columns)}", path=p
         )
+    if len(frame) == 0:
+        raise DataFormatError("holds no rows (only a header, or nothing)", path=p)
     for key in ("qid", "docid"):
         if key in frame.columns:
             frame[key] = frame[key].astype(str)
     return frame
+
+
+def data_row_lines(path: str | Path) -> list[int] | None:
+    """The 1-based line on which each data row of a CSV/TSV file starts, as
+    :func:`read_table` reads it (the header is line 1; blank lines are no rows;
+    a quoted field may span lines); ``None`` for a parquet file."""
+    p = Path(path)
+    sep = _READERS.get(p.suffix.lower())
+    if sep is None or sep == "parquet":
+        return None
+    starts: list[int] = []
+    with p.open(encoding="utf-8", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        if next(reader, None) is None:
+            return starts
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields:
+                starts.append(start)
+            start = reader.line_num + 1
+    return starts
+
+
+@contextmanager
+def file_lines(path: str | Path) -> Iterator[None]:
+    """Errors about a data row of the table read from ``path`` name the file's line.
+
+    A table check names the 0-based row of the DataFrame (as ``iloc`` counts);
+    a user looking at the CSV/TSV file needs its line (the header is line 1).
+    Inside this block a :class:`DataFormatError` naming a row, and no other
+    file, is raised again naming ``path`` and the line that row was read
+    from; for a parquet file it names ``path`` and keeps the row.
+
+    Example:
+        >>> with file_lines("candidates.csv"):  # doctest: +SKIP
+        ...     ranker.rank_table(read_table("candidates.csv"))
+    """
+    p = Path(path)
+    try:
+        yield
+    except DataFormatError as exc:
+        if exc.row is None or exc.line is not None or exc.path not in (None, str(p)):
+            raise
+        lines = data_row_lines(p)
+        if lines is None:
+            if exc.path is not None:
+                raise
+            raise type(exc)(exc.reason, path=p, row=exc.row, column=exc.column) from None
+        if not 0 <= exc.row < len(lines):
+            raise
+        raise type(exc)(exc.reason, path=p, line=lines[exc.row], column=exc.column) from None

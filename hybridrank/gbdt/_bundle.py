@@ -27,7 +27,7 @@ import pandas as pd
 
 from hybridrank._atomic import recover_directory, write_text
 from hybridrank.errors import DataFormatError, MissingInputError
-from hybridrank.features import FeatureSchema
+from hybridrank.features import CLICK_FEATURES, FeatureSchema
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,25 @@ class GBDTBundle:
         return cls(ranker=ranker, schema=schema, config=config or {}, path=d)
 
     def predict(self, table: pd.DataFrame, *, source: str = "data") -> np.ndarray:
-        """Score rows of a table holding the schema's features (by name; extra columns ignored)."""
+        """Score rows of a table holding the schema's features (by name; extra columns ignored).
+
+        The table brings every feature, click features included: this is the
+        model alone. To have click features looked up in the run's
+        click-feature store, rank with ``HybridRanker.load(run_dir)``.
+
+        Raises:
+            DataFormatError: Missing or non-numeric features, naming them (and
+                ``HybridRanker`` where the missing ones are in the run's store).
+        """
+        missing = [n for n in self.schema.names if n not in table.columns]
+        stored = [n for n in missing if n in CLICK_FEATURES]
+        if stored and (self.path / "click_features").is_dir():
+            raise DataFormatError(
+                f"{len(missing)} features the model was trained on are missing: {missing[:10]}; "
+                f"the click features among them ({len(stored)}) are in the run's click-feature "
+                f"store, which predict() does not read: rank with "
+                f"hybridrank.serve.HybridRanker.load({str(self.path)!r}).rank_table(table)",
+                path=source,
+            )
         X = self.schema.matrix(table, source=source)
         return self.ranker.predict(X)

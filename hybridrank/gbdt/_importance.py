@@ -139,6 +139,7 @@ def feature_importance(
     k: int = 10,
     n_repeats: int = 3,
     seed: int = 0,
+    bucket_order: Sequence[str] | None = None,
 ) -> Importance:
     """Gain, split, SHAP and group-aware permutation importance, overall and per bucket.
 
@@ -152,6 +153,9 @@ def feature_importance(
         k: NDCG cut-off.
         n_repeats: Shuffles per feature (the mean drop is reported).
         seed: Seed of the shuffles.
+        bucket_order: The buckets' order in the tables and plots; by default
+            rising query frequency where the table has ``freq`` (low, mid,
+            high), else the order they first appear in.
     """
     X = table[list(features)].to_numpy(dtype=np.float32)
     qid = table[C.QID].to_numpy()
@@ -188,7 +192,7 @@ def feature_importance(
         index=pd.Index(list(features), name="feature"),
     )
     rows = []
-    for b in [*dict.fromkeys(q_bucket), ALL] if bucket else [ALL]:
+    for b in [*_ordered_buckets(table, bucket, q_bucket, bucket_order), ALL] if bucket else [ALL]:
         qmask = valid & ((q_bucket == b) if b != ALL else True)
         rmask = (row_bucket == b) if b != ALL else np.ones(row_bucket.shape[0], dtype=bool)
         shap_b = contrib[rmask].mean(axis=0) if rmask.any() else np.full(len(features), np.nan)
@@ -196,3 +200,16 @@ def feature_importance(
         for j, name in enumerate(features):
             rows.append({C.BUCKET: b, "feature": name, "shap": shap_b[j], "permutation": perm_b[j]})
     return Importance(overall=overall, by_bucket=pd.DataFrame(rows))
+
+
+def _ordered_buckets(
+    table: pd.DataFrame, column: str, q_bucket: np.ndarray, order: Sequence[str] | None
+) -> list[str]:
+    seen = list(dict.fromkeys(q_bucket.tolist()))
+    if order is not None:
+        return [b for b in order if b in seen] + [b for b in seen if b not in order]
+    if C.FREQ not in table.columns:
+        return seen
+    freq = pd.to_numeric(table[C.FREQ], errors="coerce")
+    lowest = freq.groupby(table[column].astype(str).to_numpy()).min()
+    return sorted(seen, key=lambda b: (lowest.get(b, np.inf), seen.index(b)))

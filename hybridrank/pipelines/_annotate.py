@@ -118,6 +118,7 @@ def annotate_dataset(
             raise DataFormatError(
                 f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
                 f"{int(unknown.sum())} such pairs",
+                row=int(unknown.argmax()),
                 column=C.DOCID,
             )
         table = table.set_index([C.QID, C.DOCID]).loc[wanted].reset_index()

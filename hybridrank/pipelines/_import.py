@@ -527,7 +527,6 @@ def _apply_log_policy(
             f"has no text; {int(unknown_q.sum())} rows name queries and {int(unknown_d.sum())} "
             f"documents without text ({_unknown_hint()})",
             path=config.log,
-            row=row,
             column=column,
         )
     sessions_q = int(log.loc[unknown_q, C.SESSION_ID].nunique())

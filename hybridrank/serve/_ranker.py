@@ -670,10 +670,9 @@ class HybridRanker:
             missing = np.isnan(values)
             if missing.any() and on_missing == "error":
                 raise DataFormatError(
-                    f"{int(missing.sum())} missing values (first in row "
-                    f"{int(np.flatnonzero(missing)[0])}); fill them, or rank with "
-                    "--on-missing keep (on_missing='keep') to send them down the model's "
-                    "missing-value branch",
+                    f"{int(missing.sum())} missing values in this column, the first here; fill "
+                    "them, or rank with --on-missing keep (on_missing='keep') to send them down "
+                    "the model's missing-value branch",
                     path=source,
                     row=int(np.flatnonzero(missing)[0]),
                     column=f,

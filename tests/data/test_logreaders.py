@@ -158,6 +158,27 @@ def test_impression_too_many_fields(tmp_path: Path) -> None:
     assert report(log).first_errors[1].startswith(f"{path}, line 4, column 'click'")
 
 
+@pytest.mark.parametrize("name", ["clicks.csv", "clicks.csv.gz"])
+def test_impression_too_few_fields(tmp_path: Path, name: str) -> None:
+    # pandas pads a short line with NaN; it is a malformed line, not "position nan".
+    lines = [GOOD, "0,1.0,q1,d2,2,0,", "0,1.0,q1,d3", "1,2.0,q2,d1,1,0,"]
+    path = tmp_path / name
+    text = "\n".join([HEADER, *lines]) + "\n"
+    if name.endswith(".gz"):
+        import gzip
+
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    with pytest.raises(DataFormatError) as info:
+        read_impression_log(path)
+    assert info.value.line == 4
+    assert "malformed line: 4 fields where the header has 7" in str(info.value)
+    log = read_impression_log(path, on_bad="skip")
+    assert (report(log).rows_read, report(log).rows_skipped) == (4, 1)
+    assert log[C.DOCID].tolist() == ["d1", "d2", "d1"]
+
+
 def test_impression_bad_row_parquet(tmp_path: Path) -> None:
     frame = CANONICAL.copy()
     frame[C.POSITION] = frame[C.POSITION].astype("int64")

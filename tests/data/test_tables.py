@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hybridrank.data import Dataset, read_table
+from hybridrank.data import Dataset, data_row_lines, file_lines, read_table
 from hybridrank.errors import ChecksumError, DataFormatError
 
 
@@ -43,6 +43,35 @@ def test_bad_tables_name_the_file(tmp_path: Path) -> None:
     ragged.write_text('qid,docid\n1,a\n2,"b\n')
     with pytest.raises(DataFormatError, match=r"ragged\.csv"):
         read_table(ragged)
+
+
+def test_header_only_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_text("qid,docid,bm25\n")
+    with pytest.raises(DataFormatError, match=r"empty\.csv: holds no rows"):
+        read_table(path, required=("qid", "docid"))
+
+
+def test_row_errors_name_the_csv_line(tmp_path: Path) -> None:
+    # Blank lines are no rows; a quoted field may span two lines.
+    path = tmp_path / "c.csv"
+    path.write_text('qid,docid,note\n1,a,x\n\n1,b,"two\nlines"\n2,c,y\n')
+    table = read_table(path)
+    assert table["docid"].tolist() == ["a", "b", "c"]
+    assert data_row_lines(path) == [2, 4, 6]
+    with pytest.raises(DataFormatError) as info, file_lines(path):
+        raise DataFormatError("bad", row=2, column="docid")
+    assert (info.value.path, info.value.line, info.value.row) == (str(path), 6, None)
+    assert str(info.value) == f"{path}, line 6, column 'docid': bad"
+    # An error naming another file, or a line already, passes through unchanged.
+    with pytest.raises(DataFormatError, match=r"^other\.csv, row 1"), file_lines(path):
+        raise DataFormatError("bad", path="other.csv", row=1)
+    # A parquet file keeps the 0-based row and gains its name.
+    pq = tmp_path / "c.parquet"
+    table.to_parquet(pq)
+    assert data_row_lines(pq) is None
+    with pytest.raises(DataFormatError, match=r"c\.parquet, row 2, column 'docid'"), file_lines(pq):
+        raise DataFormatError("bad", row=2, column="docid")
 
 
 def _touch(path: Path) -> Path:

@@ -106,6 +106,13 @@ def test_importance_tables(trained, tmp_path: Path) -> None:
     assert set(imp.overall.columns) == {"gain", "split", "shap", "permutation"}
     assert imp.overall["gain"].sum() == pytest.approx(1.0)
     assert set(imp.by_bucket[C.BUCKET]) >= {"all"}
+    # Bucket columns in rising frequency, whatever order the table lists queries in.
+    present = [b for b in ("low", "mid", "high") if b in set(run.table[C.BUCKET])]
+    assert len(present) >= 2
+    assert list(imp.bucket_table().columns) == [*present, "all"]
+    shuffled = run.table.iloc[::-1].reset_index(drop=True)
+    again = feature_importance(run.ranker, shuffled, run.features, n_repeats=1)
+    assert list(again.bucket_table().columns) == [*present, "all"]
     # The smoothed debiased CTR is what the model leans on; shuffling it hurts.
     assert imp.top(3).index.str.startswith(("qd_", "doc_", "bm25", "tfidf", "term")).all()
     paths = imp.write(tmp_path)

@@ -48,6 +48,9 @@ def test_gbdt_batch_and_online_rankings_agree_with_the_model(runs: dict[str, Pat
     train = pd.read_parquet(runs["click"] / "train_table.parquet")
     expected = GBDTBundle.load(runs["click"]).predict(train)
     np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6)
+    # The model alone reads no store: a request without click features says where they are.
+    with pytest.raises(DataFormatError, match=r"click-feature store.*HybridRanker\.load"):
+        GBDTBundle.load(runs["click"]).predict(request)
     qid = request[C.QID].iloc[0]
     one = request.loc[request[C.QID] == qid]
     online = ranker.rank(qid, one.sample(frac=1.0, random_state=0))  # order must not matter
@@ -330,6 +333,19 @@ def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "cut.csv, line" in err and "fields" in err and not out.exists()
+    # A table check names the CSV's line (the header is line 1), not a 0-based row.
+    holes = request.copy()
+    holes.loc[holes.index[4], "bm25"] = np.nan
+    holes_path = tmp_path / "holes.csv"
+    holes_path.write_text(holes.to_csv(index=False))
+    assert main([*args[:3], "--candidates", str(holes_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holes.csv, line 6, column 'bm25': 1 missing values" in err and not out.exists()
+    # A header-only file is refused by name.
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(text.splitlines()[0] + "\n")
+    assert main([*args[:3], "--candidates", str(header_only), "--out", str(out)]) == 2
+    assert "header.csv: holds no rows" in capsys.readouterr().err
     for bad in ("-1", "0"):
         with pytest.raises(SystemExit):
             main([*args[:-2], "--top-k", bad, "--out", str(out)])
