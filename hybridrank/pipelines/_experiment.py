@@ -796,7 +796,14 @@ def _neural_scores(
             )
         untrained = start.predict(pairs)
 
+    checkpoints = None if cache is None else cache.folds(key)
+
     def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        fold = int(test[C.FOLD].iloc[0])
+        done = None if checkpoints is None else checkpoints.load(fold, len(test))
+        if checkpoints is not None and done is not None:
+            logger.info("llm_neural fold %d: read from %s", fold, checkpoints.path(fold))
+            return done[0]
         ranker = make_ranker(ncfg)
         if isinstance(ranker, QueryTowerRanker) and isinstance(start, QueryTowerRanker):
             ranker.share_documents(start)  # every fold reuses the one document encoding
@@ -806,7 +813,10 @@ def _neural_scores(
                        click_share=train["click_share"].to_numpy())  # fmt: skip
         else:
             ranker.fit(X, y, qid=qid)
-        return ranker.predict(test[["query", "document"]])
+        scores = ranker.predict(test[["query", "document"]])
+        if checkpoints is not None:  # a stopped run resumes after this fold
+            checkpoints.save(fold, scores, {"fold": fold})
+        return scores
 
     scores = out_of_fold(texts, "llm_neural", neural, train_mask=train_mask, progress=progress)
     if cache is not None:

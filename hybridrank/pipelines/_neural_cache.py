@@ -14,6 +14,11 @@ not at all. The folder keeps the ``max_files`` most recently used files (a
 file holds two numbers a candidate: about 350 KB for the NFCorpus world);
 delete it to drop them all, or turn the cache off (``neural_cache: false``,
 ``--no-neural-cache``).
+
+While the model trains, each finished fold's scores are kept under
+``folds/`` in the same folder (:class:`FoldCheckpoints`, same key): a run
+killed in fold 4 resumes at fold 4 and does not retrain folds 1-3. They are
+removed once the whole run is stored.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import importlib.metadata
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,6 +52,10 @@ NEURAL_CACHE_DIR = "neural-scores"
 SCORE, UNTRAINED = "score", "untrained"
 #: Files kept by default; the least recently used go first.
 MAX_FILES = 64
+#: The folder of unfinished runs' fold checkpoints, inside the cache's folder.
+FOLDS_DIR = "folds"
+#: Fold files kept by default (of runs that were stopped and never resumed).
+MAX_FOLD_FILES = 64
 
 
 def _library_versions() -> dict[str, str]:
@@ -110,6 +121,10 @@ class NeuralScoreCache:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.parquet"
 
+    def folds(self, key: str) -> FoldCheckpoints:
+        """Where the run of ``key`` keeps its finished folds until it is stored whole."""
+        return FoldCheckpoints(self.directory / FOLDS_DIR, key)
+
     def load(self, key: str, n_rows: int) -> pd.DataFrame | None:
         """The cached scores (columns ``score`` and ``untrained``), or None on a miss."""
         path = self.path(key)
@@ -155,6 +170,7 @@ class NeuralScoreCache:
         except OSError as exc:
             logger.warning("%s: the neural scores could not be cached (%s)", path, exc)
             return None
+        self.folds(key).clear()
         self._prune(keep=path)
         return path
 
@@ -174,3 +190,86 @@ class NeuralScoreCache:
                 p.unlink()
             except OSError as exc:
                 logger.warning("%s: could not remove an old cached file (%s)", p, exc)
+
+
+@dataclass(frozen=True)
+class FoldCheckpoints:
+    """The finished folds of one neural cross-validation (``key``: what its scores
+    depend on, as :meth:`NeuralScoreCache.key` makes it), so that a run stopped
+    midway resumes at its first unfinished fold.
+
+    A fold file holds the fold's rows' scores and, in its metadata, the fold's
+    record (timings, loss curves). Files are written whole or not at all; one
+    that cannot be read or does not fit is retrained, and one that cannot be
+    written is logged: checkpoints never stop a run.
+
+    Attributes:
+        directory: Where the fold files are (``<neural cache>/folds``).
+        key: The run's key.
+        max_files: Fold files kept across runs; the oldest go first.
+    """
+
+    directory: Path
+    key: str
+    max_files: int = MAX_FOLD_FILES
+
+    def path(self, fold: int | str) -> Path:
+        return self.directory / f"{self.key}-fold{fold}.parquet"
+
+    def load(self, fold: int | str, n_rows: int) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The fold's scores and record, or None when it has not finished."""
+        path = self.path(fold)
+        if not path.exists():
+            return None
+        try:
+            frame = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: unreadable (%s); training fold %s again", path, exc, fold)
+            return None
+        record = frame.attrs.get("record")
+        scores = frame[SCORE].to_numpy(dtype=np.float64) if SCORE in frame.columns else None
+        if (
+            scores is None
+            or len(frame) != n_rows
+            or not np.isfinite(scores).all()
+            or not isinstance(record, dict)
+        ):
+            logger.warning("%s: does not fit this fold; training fold %s again", path, fold)
+            return None
+        return scores, record
+
+    def save(self, fold: int | str, scores: np.ndarray, record: Mapping[str, Any]) -> None:
+        frame = pd.DataFrame({SCORE: np.asarray(scores, dtype=np.float64)})
+        # Through JSON once: numpy numbers become plain ones the metadata can hold.
+        frame.attrs["record"] = json.loads(json.dumps(dict(record), default=_plain))
+        path = self.path(fold)
+        try:
+            write_parquet(frame, path)
+        except OSError as exc:
+            logger.warning("%s: fold %s could not be kept for a resume (%s)", path, fold, exc)
+            return
+        self._prune(keep=self.key)
+
+    def clear(self) -> None:
+        """Remove this run's fold files (its whole result is stored)."""
+        for path in self.directory.glob(f"{self.key}-fold*.parquet"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _prune(self, *, keep: str) -> None:
+        files = []
+        for p in self.directory.glob("*-fold*.parquet"):
+            with contextlib.suppress(OSError):
+                files.append((p.stat().st_mtime, p))
+        files.sort(key=lambda item: item[0], reverse=True)
+        for _, p in files[self.max_files :]:
+            if not p.name.startswith(f"{keep}-"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _plain(value: Any) -> Any:
+    """A numpy number as the plain Python one (for JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -32,6 +32,7 @@ from hybridrank.neural import (
     resolve_torch_device,
 )
 from hybridrank.pipelines._annotate import annotate_dataset, default_answer_cache
+from hybridrank.pipelines._neural_cache import NEURAL_CACHE_DIR, FoldCheckpoints, NeuralScoreCache
 from hybridrank.pipelines._tables import attach_llm_labels, evaluation_rows
 from hybridrank.pipelines._world import WorldConfig, build_world
 
@@ -204,11 +205,14 @@ def cross_validated_scores(
     *,
     fold_column: str = C.FOLD,
     desc: str = "folds",
+    checkpoints: FoldCheckpoints | None = None,
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Out-of-fold scores: each fold scored by a model fine-tuned on the other folds' labelled rows.
 
     ``table`` needs ``query`` and ``document`` text columns. Returns the scores
-    and one record per fold (seconds to train and to score, loss and validation curves).
+    and one record per fold (seconds to train and to score, loss and validation
+    curves). With ``checkpoints``, each finished fold is kept there and a fold
+    kept by an earlier, stopped run is read back (its record says ``resumed``).
     """
     scores = np.full(len(table), np.nan)
     folds = table[fold_column].to_numpy()
@@ -219,6 +223,12 @@ def cross_validated_scores(
     for f in tqdm(np.unique(folds), desc=desc):
         train = (folds != f) & ~np.isnan(y)
         test = folds == f
+        done = None if checkpoints is None else checkpoints.load(f, int(test.sum()))
+        if checkpoints is not None and done is not None:
+            scores[test] = done[0]
+            records.append({**done[1], "resumed": True})
+            logger.info("fold %s: read from %s (a stopped run's)", f, checkpoints.path(f))
+            continue
         start = time.perf_counter()
         ranker = make_ranker(config).fit(pairs[train], y[train], qid=qid[train])
         fit_s = time.perf_counter() - start
@@ -235,6 +245,8 @@ def cross_validated_scores(
                 "valid_history": ranker.valid_history_,
             }
         )
+        if checkpoints is not None:
+            checkpoints.save(f, scores[test], records[-1])
         logger.info("fold %s: fit %.0fs, scored %d pairs", f, fit_s, int(test.sum()))
     return scores, records
 
@@ -379,8 +391,14 @@ def train_neural(
             systems.append(column)
         timings["baseline_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    # Finished folds are kept beside the answer cache until the run is saved: a run
+    # stopped in fold 4 resumes there.
+    inputs = table[[C.QID, QUERY, DOCUMENT, config.label, C.FOLD]]
+    trainable = ~inputs[config.label].isna().to_numpy()
+    fold_cache = NeuralScoreCache(cache_path.parent / NEURAL_CACHE_DIR)
+    checkpoints = fold_cache.folds(fold_cache.key(inputs, config.neural, trainable))
     table[name], folds = cross_validated_scores(
-        table, config.label, config.neural, desc=f"{name} folds"
+        table, config.label, config.neural, desc=f"{name} folds", checkpoints=checkpoints
     )
     timings["cross_validation_s"] = time.perf_counter() - t
     systems.append(name)
@@ -431,6 +449,7 @@ def train_neural(
         write_text(
             tmp / "folds.json", json.dumps({"timings": timings, "folds": folds}, indent=2) + "\n"
         )
+    checkpoints.clear()
     logger.info("trained %s in %.1fs", name, timings["total_s"])
     return NeuralRun(
         ranker=ranker, report=report, table=table, folds=folds, timings=timings, path=out

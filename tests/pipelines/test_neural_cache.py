@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hybridrank.neural import NeuralConfig
-from hybridrank.pipelines._neural_cache import NeuralScoreCache, model_fingerprint
+from hybridrank.pipelines._neural_cache import FoldCheckpoints, NeuralScoreCache, model_fingerprint
 
 
 @pytest.fixture
@@ -96,3 +96,39 @@ def test_a_cache_that_cannot_be_written_does_not_stop_the_run(
     with caplog.at_level(logging.WARNING):
         assert cache.save("k", np.array([0.1, 0.2]), None) is None
     assert "could not be cached" in caplog.text
+
+
+def test_fold_checkpoints_round_trip_and_clear(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = NeuralScoreCache(tmp_path)
+    folds = cache.folds("k")
+    assert folds.directory == tmp_path / "folds" and folds.load(0, 2) is None
+    folds.save(0, np.array([0.5, 0.25]), {"fold": np.int64(0), "fit_s": np.float32(1.5)})
+    done = folds.load(0, 2)
+    assert done is not None
+    np.testing.assert_array_equal(done[0], [0.5, 0.25])
+    assert done[1] == {"fold": 0, "fit_s": 1.5} and isinstance(done[1]["fold"], int)
+    with caplog.at_level(logging.WARNING):
+        assert folds.load(0, 3) is None  # another table's fold
+        folds.path(1).write_bytes(b"cut")
+        assert folds.load(1, 2) is None
+    assert "does not fit" in caplog.text and "unreadable" in caplog.text
+    # Storing the whole run removes its folds, and only its folds.
+    other = cache.folds("other")
+    other.save(0, np.array([1.0]), {"fold": 0})
+    cache.save("k", np.array([0.5, 0.25, 0.1]), None)
+    assert folds.load(0, 2) is None and other.load(0, 1) is not None
+
+
+def test_fold_checkpoints_keep_the_newest_files(tmp_path: Path) -> None:
+    import os
+
+    for i, key in enumerate(["a", "b", "c"]):
+        FoldCheckpoints(tmp_path, key, max_files=2).save(0, np.array([0.1]), {"fold": 0})
+        os.utime(tmp_path / f"{key}-fold0.parquet", (1000 + i, 1000 + i))
+    FoldCheckpoints(tmp_path, "c", max_files=2).save(1, np.array([0.2]), {"fold": 1})
+    # The oldest go first, never the running key's own folds.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c-fold0.parquet", "c-fold1.parquet"]
+    FoldCheckpoints(tmp_path, "d", max_files=1).save(0, np.array([0.3]), {"fold": 0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d-fold0.parquet"]

@@ -68,6 +68,8 @@ def test_the_default_experiment_trains_the_query_tower(
     from hybridrank.neural import QueryTowerRanker
 
     assert len(list((tmp_path / "neural-scores").glob("*.parquet"))) == 1
+    # The folds kept for a resume are gone once the whole run is stored.
+    assert not list((tmp_path / "neural-scores" / "folds").glob("*.parquet"))
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("the rerun trained the neural model")
@@ -132,10 +134,35 @@ def test_the_query_tower_reuses_the_judges_vectors_and_the_cache_can_be_off(
     scores = pd.read_parquet(tmp_path / "exp" / "scores.parquet")
     assert np.isfinite(scores["llm_neural"]).all()
 
-    # With the cache on, the same run writes one file.
+    # With the cache on, a run stopped in the third fold keeps the two finished ones ...
+    from hybridrank.neural import QueryTowerRanker
+
+    fit = QueryTowerRanker.fit
+    fitted: list[int] = []
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(fitted) == stop_after:
+            raise KeyboardInterrupt
+        fitted.append(1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(QueryTowerRanker, "fit", counted)
+    stop_after = 2
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(replace(config, neural_cache=True), tmp_path / "again", dataset=dataset,
+                       progress=False)  # fmt: skip
+    folds = tmp_path / "neural-scores" / "folds"
+    assert len(list(folds.glob("*.parquet"))) == 2
+    # ... and the rerun trains the other folds only, then writes one file.
+    fitted.clear()
+    stop_after = -1
     run_experiment(replace(config, neural_cache=True), tmp_path / "again", dataset=dataset,
                    progress=False)  # fmt: skip
+    assert len(fitted) == dataset.splits["fold"].nunique() - 2
     assert len(list((tmp_path / "neural-scores").glob("*.parquet"))) == 1
+    assert not list(folds.glob("*.parquet"))  # gone once the whole run is stored
+    resumed = pd.read_parquet(tmp_path / "again" / "scores.parquet")
+    np.testing.assert_allclose(resumed["llm_neural"], scores["llm_neural"], rtol=1e-5, atol=1e-6)
 
 
 def test_the_score_cache_keeps_the_most_recently_used_files(tmp_path: Path) -> None:

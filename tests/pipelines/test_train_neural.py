@@ -72,6 +72,51 @@ def test_train_neural_writes_a_run(world_dir, tiny_bert, tmp_path) -> None:
     assert back == config
 
 
+def test_a_stopped_run_resumes_at_its_first_unfinished_fold(
+    world_dir, tiny_bert, tmp_path, monkeypatch
+) -> None:
+    world = Dataset.read(world_dir)
+    cand = world.table()
+    cand = cand[cand["bm25_rank"] <= 5].reset_index(drop=True)
+    rng = np.random.default_rng(1)
+    cand[COSINE] = rng.random(len(cand))
+    cand["y_llm"] = stand_in_llm_labels(cand, cand[COSINE].to_numpy())
+    neural = NeuralConfig(
+        architecture="bi-encoder", model_path=tiny_bert, device="cpu", max_seq_length=16,
+        batch_size=16, epochs=1, subsample_queries=4,
+    )  # fmt: skip
+    config = NeuralTrainConfig(
+        dataset=str(world_dir), neural=neural, metrics=("ndcg@10",), cache=str(tmp_path / "a.sqlite"),
+        baseline_at_model_length=False, final_model=False,
+    )  # fmt: skip
+    from hybridrank.neural import BiEncoderRanker
+
+    fit = BiEncoderRanker.fit
+    fitted: list[int] = []
+
+    def fails_in_the_third_fold(self, *args, **kwargs):
+        if len(fitted) == 2:
+            raise KeyboardInterrupt  # the run is stopped
+        fitted.append(1)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(BiEncoderRanker, "fit", fails_in_the_third_fold)
+    with pytest.raises(KeyboardInterrupt):
+        train_neural(config, tmp_path / "run", candidates=cand)
+    assert not (tmp_path / "run").exists()
+    kept = tmp_path / "neural-scores" / "folds"
+    assert len(list(kept.glob("*-fold*.parquet"))) == 2
+    # The rerun trains only the three unfinished folds, and reads the two others back.
+    fitted.clear()
+    monkeypatch.setattr(BiEncoderRanker, "fit", lambda self, *a, **k: (fitted.append(1), fit(self, *a, **k))[1])
+    run = train_neural(config, tmp_path / "run", candidates=cand)
+    assert len(fitted) == cand["fold"].nunique() - 2
+    assert [r.get("resumed", False) for r in run.folds][:2] == [True, True]
+    assert all("loss_history" in r for r in run.folds)
+    assert run.table["neural_bi"].notna().all()
+    assert not list(kept.glob("*.parquet"))  # gone once the run is saved
+
+
 def test_cli_parser_mounts_under_train() -> None:
     from hybridrank.cli import build_parser
     from hybridrank.cli._train import cmd_train_neural
