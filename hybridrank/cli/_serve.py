@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hybridrank._atomic import check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one
-from hybridrank.errors import ConfigError, HybridRankError
+from hybridrank.errors import ConfigError, DataFormatError, HybridRankError
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
@@ -48,6 +48,15 @@ def cmd_rank(args: argparse.Namespace) -> int:
     queries = read_table(args.queries, required=("qid", "text")) if args.queries else None
     if args.docs is not None:
         docs = read_table(args.docs, required=("docid", "text"))
+        twice = docs["docid"].duplicated().to_numpy()
+        if twice.any():  # the merge would give its candidates twice
+            with file_lines(args.docs):
+                raise DataFormatError(
+                    f"document {docs['docid'].iloc[int(twice.argmax())]!r} is listed again; "
+                    f"{int(twice.sum())} repeated ids in all: give each document once",
+                    row=int(twice.argmax()),
+                    column="docid",
+                )
         candidates = candidates.drop(columns=["text"], errors="ignore").merge(
             docs[["docid", "text"]], on="docid", how="left"
         )

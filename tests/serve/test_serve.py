@@ -346,6 +346,16 @@ def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
     header_only.write_text(text.splitlines()[0] + "\n")
     assert main([*args[:3], "--candidates", str(header_only), "--out", str(out)]) == 2
     assert "header.csv: holds no rows" in capsys.readouterr().err
+    # A document listed twice in --docs would give its candidates twice.
+    docs = tmp_path / "docs.csv"
+    ids = request[C.DOCID].unique()[:2].tolist()
+    docs.write_text(f"docid,text\n{ids[0]},a\n{ids[1]},b\n{ids[0]},c\n")
+    good = tmp_path / "good.csv"
+    good.write_text(text)
+    assert main([*args[:3], "--candidates", str(good), "--docs", str(docs), "--out", str(out)]) == 2
+    assert f"docs.csv, line 4, column 'docid': document {ids[0]!r} is listed again" in (
+        capsys.readouterr().err
+    )
     for bad in ("-1", "0"):
         with pytest.raises(SystemExit):
             main([*args[:-2], "--top-k", bad, "--out", str(out)])
