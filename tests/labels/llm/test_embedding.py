@@ -120,6 +120,12 @@ def test_annotate_cli_and_report(
     assert draws["kappa_quadratic"].between(-1, 1).all()
     assert main(["annotate", "report", "--dataset", str(world), "--draws", "0"]) == 0
     assert "random sets of" not in capsys.readouterr().out
+    # A --candidates file naming a pair the dataset lacks: its line, before any work.
+    subset = tmp_path / "subset.csv"
+    first = labels.iloc[0]
+    subset.write_text(f"qid,docid\n{first[C.QID]},{first[C.DOCID]}\n{first[C.QID]},no-such-doc\n")
+    assert main(["annotate", "--dataset", str(world), "--candidates", str(subset)]) == 2
+    assert "subset.csv, line 3, column 'docid': pair" in capsys.readouterr().err
 
 
 def test_budget_via_runner(judge: EmbeddingJudge, tmp_path: Path) -> None:
