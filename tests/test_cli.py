@@ -212,17 +212,22 @@ def test_an_interrupted_trial_logs_no_traceback() -> None:
     import logging
     import sys
 
-    from hybridrank.cli import _not_an_interrupt
+    from hybridrank.cli import _DropInterruptedTrials
 
-    def record(exc: BaseException | None) -> logging.LogRecord:
+    def record(message: str, exc: BaseException | None = None) -> logging.LogRecord:
         info = None
         if exc is not None:
             try:
                 raise exc
             except BaseException:
                 info = sys.exc_info()
-        return logging.LogRecord("optuna", logging.WARNING, __file__, 1, "Trial 0 failed", (), info)
+        return logging.LogRecord("optuna", logging.WARNING, __file__, 1, message, (), info)
 
-    assert not _not_an_interrupt(record(KeyboardInterrupt()))
-    assert _not_an_interrupt(record(ValueError("a real failure keeps its traceback")))
-    assert _not_an_interrupt(record(None))
+    keep = _DropInterruptedTrials().filter
+    # Optuna's two records of a trial stopped by Ctrl-C are dropped ...
+    assert not keep(record("Trial 3 failed with parameters: {} because of ...", KeyboardInterrupt()))
+    assert not keep(record("Trial 3 failed with value None."))
+    # ... those of a real failure are kept, with its traceback.
+    assert keep(record("Trial 4 failed with parameters: {} because of ...", ValueError("real")))
+    assert keep(record("Trial 4 failed with value None."))
+    assert keep(record("Trial 5 finished with value: 0.6"))

@@ -75,10 +75,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _not_an_interrupt(record: logging.LogRecord) -> bool:
-    """False for a log record carrying a KeyboardInterrupt (a logging filter)."""
-    exc = record.exc_info[0] if record.exc_info else None
-    return not (exc is not None and issubclass(exc, KeyboardInterrupt))
+class _DropInterruptedTrials(logging.Filter):
+    """Drops Optuna's two records of a trial stopped by Ctrl-C: "Trial N failed ..." with
+    the KeyboardInterrupt's traceback, then "Trial N failed with value None."; a trial
+    that failed for any other reason keeps both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._interrupted: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        if exc is not None and issubclass(exc, KeyboardInterrupt):
+            number = re.match(r"Trial (\d+) ", record.getMessage())
+            self._interrupted = number.group(1) if number else None
+            return False
+        if self._interrupted is not None and record.getMessage().startswith(
+            f"Trial {self._interrupted} failed with value"
+        ):
+            self._interrupted = None
+            return False
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,10 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(level)
-        # Ctrl-C inside a trial: Optuna logs "Trial N failed" with the traceback before it
-        # re-raises; the one line below says what is kept, so that record is dropped.
+        # Ctrl-C inside a trial: Optuna logs "Trial N failed" with the traceback, then
+        # "Trial N failed with value None.", before it re-raises; the one line below says
+        # what is kept, so both records are dropped.
+        interrupted = _DropInterruptedTrials()
         for h in logging.getLogger("optuna").handlers:
-            h.addFilter(_not_an_interrupt)
+            h.addFilter(interrupted)
     try:
         return int(args.func(args))
     except HybridRankError as exc:
