@@ -99,8 +99,26 @@ class _DropInterruptedTrials(logging.Filter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    command = "start-up"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        _configure_logging(args)
+        return int(args.func(args))
+    except HybridRankError as exc:
+        print(f"hybridrank: error: {escape_untrusted(str(exc))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"hybridrank: interrupted during `{command}`; finished files and caches are kept, "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     handler = logging.StreamHandler()
     handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
@@ -112,24 +130,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         import optuna
 
         optuna.logging.set_verbosity(level)
-        # Ctrl-C inside a trial: Optuna logs "Trial N failed" with the traceback, then
-        # "Trial N failed with value None.", before it re-raises; the one line below says
-        # what is kept, so both records are dropped.
-        interrupted = _DropInterruptedTrials()
-        for h in logging.getLogger("optuna").handlers:
-            h.addFilter(interrupted)
-    try:
-        return int(args.func(args))
-    except HybridRankError as exc:
-        print(f"hybridrank: error: {escape_untrusted(str(exc))}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            f"hybridrank: interrupted during `{args.command}`; finished files and caches are kept, "
-            "rerun the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
+        # A second Ctrl-C inside a trial (the first one stops the study after it):
+        # Optuna logs "Trial N failed" with the traceback, then "Trial N failed with value
+        # None.", before it re-raises; the one line below says what is kept, so both
+        # records are dropped. The filter sits on the logger that makes them: Optuna's
+        # progress bar replaces the handlers.
+        trials = logging.getLogger("optuna.study._optimize")
+        if not any(isinstance(f, _DropInterruptedTrials) for f in trials.filters):
+            trials.addFilter(_DropInterruptedTrials())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -492,17 +496,59 @@ def run_study(
         optuna.storages.fail_stale_trials(study)
     done = len(study.get_trials(deepcopy=False, states=counted))
     remaining = max(target - done, 0)
+    stopped = False
     if remaining:
         # Other workers may finish trials meanwhile: MaxTrialsCallback stops this
         # worker as soon as the study holds `target` finished trials in all.
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[MaxTrialsCallback(target, states=counted), reap],
-            show_progress_bar=progress,
-        )
+        with first_interrupt_stops(study) as interrupted:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                callbacks=[MaxTrialsCallback(target, states=counted), reap],
+                show_progress_bar=progress,
+            )
+        stopped = interrupted[0]
     n_new = len(study.get_trials(deepcopy=False, states=counted)) - done
+    if stopped:  # every finished trial is stored: the CLI says so in one line
+        raise KeyboardInterrupt
     return StudyResult(study=study, path=out, n_new=n_new)
+
+
+@contextmanager
+def first_interrupt_stops(study: Any) -> Iterator[list[bool]]:
+    """Within this block the first Ctrl-C (SIGINT) stops the study once its running
+    trial has finished and been stored (``study.stop()``); a second one interrupts at
+    once. Yields a one-item list that turns ``[True]`` on the first Ctrl-C.
+
+    Optuna's own handling of a KeyboardInterrupt raised mid-trial can leave it in a
+    bad state (an error of its own, a trial left RUNNING); a trial stopped at its end
+    cannot. Outside the main thread (where signals cannot be caught) it does nothing.
+    """
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield hit
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum: int, frame: Any) -> None:
+        if hit[0]:  # the second Ctrl-C: at once
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        hit[0] = True
+        print(
+            "\nhybridrank: stopping once the running trial is stored (Ctrl-C again to stop "
+            "at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        with suppress(RuntimeError):  # the optimisation loop had already ended
+            study.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield hit
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]:

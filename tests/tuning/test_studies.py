@@ -73,6 +73,41 @@ def test_journal_storage_and_seeded_sampler(stacker_spec: StudySpec, tmp_path: P
     assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
 
 
+def test_the_first_ctrl_c_stops_the_study_after_the_running_trial(
+    stacker_spec: StudySpec, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import signal
+
+    from hybridrank.tuning import _studies
+
+    real = _studies._stacker_objective
+    calls: list[int] = []
+
+    def interrupted_in_the_third_trial(spec, table):  # type: ignore[no-untyped-def]
+        inner = real(spec, table)
+
+        def objective(trial):  # type: ignore[no-untyped-def]
+            calls.append(trial.number)
+            if len(calls) == 3:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C while the trial runs
+            return inner(trial)
+
+        return objective
+
+    monkeypatch.setattr(_studies, "_stacker_objective", interrupted_in_the_third_trial)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(stacker_spec, _stored(stacker_spec), n_trials=10, progress=False)
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    assert "stopping once the running trial is stored" in capsys.readouterr().err
+    storage = make_storage(None, Path(stacker_spec.out))
+    stored = optuna.load_study(study_name=stacker_spec.study_name, storage=storage).trials
+    # The running trial finished and was stored; no trial is left RUNNING or FAILED.
+    assert [t.state for t in stored] == [optuna.trial.TrialState.COMPLETE] * 3
+    monkeypatch.setattr(_studies, "_stacker_objective", real)
+    assert run_study(stacker_spec, _stored(stacker_spec), n_trials=5, progress=False).n_new == 2
+
+
 INTERRUPT = """
 import sys
 import pandas as pd
