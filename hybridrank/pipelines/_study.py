@@ -15,7 +15,7 @@ import pandas as pd
 
 from hybridrank._atomic import write_text
 from hybridrank._config import read_json
-from hybridrank.data import Dataset
+from hybridrank.data import MANIFEST, Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.pipelines._experiment import ExperimentConfig, run_experiment
 from hybridrank.pipelines._train_gbdt import resolve_features
@@ -29,12 +29,27 @@ INPUTS_RECORD = "study_inputs.json"
 
 
 def _inputs_record(spec: StudySpec, dataset: Dataset | str | Path | None) -> dict[str, Any]:
-    """What inputs built for ``spec`` from ``dataset`` (a dataset or its directory) record."""
+    """What inputs built for ``spec`` from ``dataset`` (a dataset or its directory) record:
+    its directory, its tables' SHA-256 as its manifest lists them, and the experiment block."""
     path: Any = getattr(dataset, "path", dataset)  # a Dataset's directory, or the directory
     return {
         "dataset": None if path is None else str(Path(path).resolve()),
+        "tables": None if path is None else _table_checksums(Path(path)),
         "experiment": json.loads(json.dumps(dict(spec.experiment), default=str)),
     }
+
+
+def _table_checksums(root: Path) -> dict[str, str] | None:
+    """Each table's SHA-256 as the dataset's manifest lists them (the manifest is read,
+    not the tables: ``Dataset.read`` checks those sums whenever the dataset is read)."""
+    import yaml
+
+    try:
+        manifest = yaml.safe_load((root / MANIFEST).read_text())
+        tables = manifest["tables"]
+        return {str(name): str(entry["sha256"]) for name, entry in tables.items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError):
+        return None  # no dataset there (yet): the directory check speaks
 
 
 def _check_inputs_record(
@@ -63,6 +78,16 @@ def _check_inputs_record(
                 f"this run asks for {wanted[key]!r}; {same}give the study another `out:` "
                 "(and study name), or remove the directory to start over"
             )
+    # The same directory may hold other data since: a rebuilt world, new LLM labels.
+    before, now = recorded.get("tables"), wanted["tables"]
+    if isinstance(before, dict) and now is not None and before != now:
+        changed = sorted(n for n in set(before) | set(now) if before.get(n) != now.get(n))
+        raise ConfigError(
+            f"{out}: the dataset {recorded['dataset']} changed since this study's inputs were "
+            f"built (tables {changed} differ from its manifest then): its trials were scored "
+            "on the old data and would mix with new ones; give the study another `out:` (and "
+            "study name), or remove the directory to start over"
+        )
 
 
 def recorded_dataset(out: str | Path) -> str | None:

@@ -155,6 +155,25 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
     other = StudySpec(kind="gbdt", out=str(out), experiment={"features": ["click", "text"]})
     with pytest.raises(ConfigError, match="experiment: block"):
         _check_inputs_record(out, other, world)
+    # The same directory holding other data since (new LLM labels, a rebuilt world): its
+    # manifest's table sums tell, and the rerun is refused.
+    (tmp_path / "world").mkdir()
+    manifest = tmp_path / "world" / "dataset.yaml"
+    tables = {"candidates": {"file": "candidates.parquet", "sha256": "a" * 64}}
+    manifest.write_text(yaml.safe_dump({"tables": tables}))
+    (out / INPUTS_RECORD).write_text(__import__("json").dumps(_inputs_record(spec, world)))
+    _check_inputs_record(out, spec, world)
+    tables["llm_labels"] = {"file": "llm_labels.parquet", "sha256": "b" * 64}
+    manifest.write_text(yaml.safe_dump({"tables": tables}))
+    with pytest.raises(ConfigError, match=r"changed since.*\['llm_labels'\]"):
+        _check_inputs_record(out, spec, world)
+    tables["llm_labels"]["sha256"] = "c" * 64
+    (out / INPUTS_RECORD).write_text(__import__("json").dumps(_inputs_record(spec, world)))
+    tables["candidates"]["sha256"] = "d" * 64
+    manifest.write_text(yaml.safe_dump({"tables": tables}))
+    with pytest.raises(ConfigError, match=r"\['candidates', 'llm_labels'\] differ"):
+        _check_inputs_record(out, spec, world)
+    manifest.unlink()
     # The spec file names no dataset (it came from --dataset): the picked config has it.
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump({"study": {
