@@ -43,6 +43,7 @@ def cmd_study_run(args: argparse.Namespace) -> int:
         spec = replace(spec, out=str(args.out))
     if args.dataset:
         spec = replace(spec, dataset=str(args.dataset))
+    print(f"study {spec.study_name} ({spec.kind}) searches: {spec.describe_space()}", flush=True)
     result = run_study_on_data(spec, storage=args.storage, n_trials=args.n_trials, data=args.data)
     n = len(result.study.trials)
     print(f"study {result.study.study_name}: {result.n_new} new trials, {n} in the storage")

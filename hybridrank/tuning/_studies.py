@@ -53,6 +53,8 @@ GBDT_SPACE: dict[str, tuple[float, float]] = {
     "reg_lambda": (1e-3, 10.0),
 }
 _LOG_SCALE = ("learning_rate", "reg_lambda")
+#: Default search ranges of a famol study (alpha's sigmoid).
+FAMOL_SPACE: dict[str, tuple[float, float]] = {"centre": (0.0, 5.0), "slope": (0.0, 6.0)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,14 @@ class StudySpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"study.kind must be one of {KINDS}, got {self.kind!r}")
+        for name in ("experiment", "space"):  # an empty YAML key (`space:`) is the defaults
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, {})
+            elif not isinstance(value, Mapping):
+                raise ConfigError(
+                    f"study.{name} must be a mapping, got {type(value).__name__} {value!r}"
+                )
         objectives = tuple(self.objectives)
         if (
             not objectives
@@ -223,6 +233,28 @@ class StudySpec:
     @property
     def study_name(self) -> str:
         return self.name or f"hybridrank-{self.kind}"
+
+    def search_space(self) -> dict[str, tuple[float, float]]:
+        """Every parameter a trial draws, with its range: the ``space:`` entry where the
+        spec has one, else the kind's default (see :meth:`describe_space`)."""
+        if self.kind == "gbdt":
+            defaults = dict(GBDT_SPACE)
+        elif self.kind == "famol":
+            defaults = dict(FAMOL_SPACE)
+        else:
+            from hybridrank.ensemble import StackerConfig
+
+            base = StackerConfig.from_dict(self.experiment.get("stacker"))
+            defaults = {"centre": base.centre_range, "slope": base.slope_range}
+        return {name: _space(self, name, default) for name, default in defaults.items()}
+
+    def describe_space(self) -> str:
+        """One line: each searched parameter's range, marked where it is the default
+        (a parameter the spec leaves out is searched over its default range, not fixed)."""
+        return ", ".join(
+            f"{name} [{low:g}, {high:g}]" + ("" if name in self.space else " (default)")
+            for name, (low, high) in self.search_space().items()
+        )
 
     @property
     def multi_objective(self) -> bool:
@@ -381,8 +413,8 @@ def _famol_objective(
     def objective(trial: Any) -> float:
         cfg = replace(
             base,
-            centre=trial.suggest_float("centre", *_space(spec, "centre", (0.0, 5.0))),
-            slope=trial.suggest_float("slope", *_space(spec, "slope", (0.0, 6.0))),
+            centre=trial.suggest_float("centre", *_space(spec, "centre", FAMOL_SPACE["centre"])),
+            slope=trial.suggest_float("slope", *_space(spec, "slope", FAMOL_SPACE["slope"])),
         )
         model = FAMOLRanker(cfg).fit(
             train[features],
@@ -484,6 +516,21 @@ def run_study(
         )
     if study.user_attrs.get("objectives") != list(spec.objectives):
         study.set_user_attr("objectives", list(spec.objectives))
+    space = {name: list(bounds) for name, bounds in spec.search_space().items()}
+    before = study.user_attrs.get("space")
+    if isinstance(before, dict) and before != space:
+        changes = ", ".join(
+            f"{name} {before.get(name)} -> {space.get(name)}"
+            for name in sorted(set(before) | set(space))
+            if before.get(name) != space.get(name)
+        )
+        logger.warning(
+            "study %s: the search space changed since its earlier trials (%s); they stay in "
+            "the study, and its best trial may lie outside the new ranges",
+            spec.study_name, changes,
+        )  # fmt: skip
+    if before != space:
+        study.set_user_attr("space", space)
     counted = (TrialState.COMPLETE, TrialState.PRUNED)
 
     def reap(study: Any, _trial: Any) -> None:

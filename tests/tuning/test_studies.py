@@ -145,6 +145,39 @@ def test_interrupted_study_resumes(stacker_spec: StudySpec) -> None:
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in result.study.trials) >= done + 3
 
 
+def test_empty_space_and_experiment_keys_are_the_defaults(tmp_path: Path) -> None:
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text("study:\n  kind: famol\n  space:\n  experiment:\n")
+    spec = StudySpec.from_yaml(spec_file)
+    assert spec.space == {} and spec.experiment == {}
+    assert spec.search_space() == {"centre": (0.0, 5.0), "slope": (0.0, 6.0)}
+    spec_file.write_text("study: {kind: famol, space: [1, 2]}\n")
+    with pytest.raises(ConfigError, match="study.space must be a mapping"):
+        StudySpec.from_yaml(spec_file)
+
+
+def test_a_study_says_what_it_searches_and_when_the_space_changed(
+    stacker_spec: StudySpec, caplog: pytest.LogCaptureFixture
+) -> None:
+    gbdt = StudySpec(kind="gbdt", space={"num_leaves": [2, 8]})
+    described = gbdt.describe_space()
+    assert "num_leaves [2, 8]," in described and "colsample [0.4, 1] (default)" in described
+    assert set(gbdt.search_space()) == {"learning_rate", "num_leaves", "min_child_samples",
+                                        "colsample", "reg_lambda"}  # fmt: skip
+    run_study(stacker_spec, _stored(stacker_spec), n_trials=2, progress=False)
+    from dataclasses import replace
+
+    narrower = replace(stacker_spec, space={"centre": [1.0, 2.0]})
+    with caplog.at_level("WARNING"):
+        result = run_study(narrower, _stored(narrower), n_trials=3, progress=False)
+    assert "search space changed" in caplog.text and "centre [0.0, 5.0] -> [1.0, 2.0]" in caplog.text
+    assert result.study.user_attrs["space"]["centre"] == [1.0, 2.0]
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_study(narrower, _stored(narrower), n_trials=4, progress=False)
+    assert "search space changed" not in caplog.text
+
+
 def test_spec_validation(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="kind"):
         StudySpec(kind="bogus")
