@@ -158,6 +158,18 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "scored.csv, line 3, column 'y_expert'" in capsys.readouterr().err
 
 
+def test_clickmodel_fit_checks_its_inputs_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for bad in ("0", "1", "-0.2", "x"):
+        with pytest.raises(SystemExit):
+            main(["clickmodel", "fit", "--clicklogs", str(tmp_path), "--holdout", bad])
+        assert "--holdout" in capsys.readouterr().err
+    assert main(["clickmodel", "fit", "--clicklogs", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "holds neither log" in err and "Traceback" not in err
+
+
 def test_negative_sessions_rejected(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         main(["world", "build", "--sessions", "-3"])

@@ -61,7 +61,9 @@ def test_default_world_bm25_baseline(shared_datasets: Path) -> None:
     assert int(np.isnan(v).sum()) == int((~has_relevant).sum())
 
 
-def test_click_models_on_real_logs(shared_datasets: Path, capsys: pytest.CaptureFixture) -> None:
+def test_click_models_on_real_logs(
+    shared_datasets: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from hybridrank.cli import main
 
     assert main(["clickmodel", "fit", "--clicklogs", str(shared_datasets / "clicklogs")]) == 0
@@ -69,3 +71,10 @@ def test_click_models_on_real_logs(shared_datasets: Path, capsys: pytest.Capture
     assert "pbm on clara2" in out and "| yandex | dbn" in out
     curve = out.split("default curve")[1]
     assert "|      1 |" in curve and "|    1.0 |" not in curve
+    # A folder with one of the two logs: fitted on it, the other named as absent.
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "yandex-wscd-sample").symlink_to(shared_datasets / "clicklogs" / "yandex-wscd-sample")
+    assert main(["clickmodel", "fit", "--clicklogs", str(only), "--models", "pbm"]) == 0
+    out = capsys.readouterr().out
+    assert "no clara2 log" in out and "| yandex | pbm" in out and "clara2 | pbm" not in out

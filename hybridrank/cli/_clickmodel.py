@@ -9,16 +9,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybridrank.cli._common import share
+from hybridrank.errors import MissingInputError
+
 
 def cmd_clickmodel_fit(args: argparse.Namespace) -> int:
     from hybridrank.data import DEFAULT_EXAMINATION, read_clara2, read_yandex_sample
     from hybridrank.labels import evaluate_click_model, make_click_model, split_sessions
 
-    root = args.clicklogs
-    logs = {
-        "yandex": read_yandex_sample(root / "yandex-wscd-sample" / "trainSample"),
-        "clara2": read_clara2(root / "clara2" / "CLARA2SearchLog_beta"),
+    root: Path = args.clicklogs
+    files = {
+        "yandex": root / "yandex-wscd-sample" / "trainSample",
+        "clara2": root / "clara2" / "CLARA2SearchLog_beta",
     }
+    readers = {"yandex": read_yandex_sample, "clara2": read_clara2}
+    present = {name: path for name, path in files.items() if path.is_file()}
+    if not present:
+        raise MissingInputError(
+            f"{root}: holds neither log ({', '.join(str(p) for p in files.values())}); "
+            "point --clicklogs at the folder holding yandex-wscd-sample/ and clara2/"
+        )
+    for name in sorted(set(files) - set(present)):
+        print(f"no {name} log at {files[name]}: fitting on the other one only")
+    logs = {name: readers[name](path) for name, path in present.items()}
     rows, curves = [], {}
     for log_name, log in logs.items():
         train, test = split_sessions(log, test_size=args.holdout, seed=args.seed)
@@ -133,7 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmf.add_argument(
         "--models", nargs="+", choices=sorted(CLICK_MODELS), default=["pbm", "cascade", "dbn"]
     )
-    cmf.add_argument("--holdout", type=float, default=0.2, help="share of sessions held out")
+    cmf.add_argument("--holdout", type=share, default=0.2, help="share of sessions held out")
     cmf.add_argument("--seed", type=int, default=0)
     cmf.set_defaults(func=cmd_clickmodel_fit)
     cme = cmsub.add_parser(

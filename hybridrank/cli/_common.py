@@ -34,6 +34,17 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def share(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a held-out share)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text}")
+    return value
+
+
 def add_world_options(p: argparse.ArgumentParser) -> None:
     """Options of a simulated click world (``world build``, ``demo``)."""
     p.add_argument(

@@ -9,7 +9,7 @@ import numpy as np
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir
-from hybridrank.cli._common import add_dataset_option, bucket_order, print_paths
+from hybridrank.cli._common import add_dataset_option, bucket_order, print_paths, share
 from hybridrank.errors import ConfigError
 
 #: Files either mode of `evaluate` writes into --out (the default one folder serves both).
@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--candidates", type=Path, help="grades: candidate table (.parquet, .csv, .tsv)")
     add_dataset_option(ev, help="clicks: a dataset with a click log")
     ev.add_argument(
-        "--holdout", type=float, default=0.2, help="clicks: share of (latest) sessions held out"
+        "--holdout", type=share, default=0.2, help="clicks: share of (latest) sessions held out"
     )
     ev.add_argument(
         "--random-split", action="store_true", help="clicks: hold out random sessions, not the latest"

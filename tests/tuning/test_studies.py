@@ -152,7 +152,7 @@ def test_empty_space_and_experiment_keys_are_the_defaults(tmp_path: Path) -> Non
     assert spec.space == {} and spec.experiment == {}
     assert spec.search_space() == {"centre": (0.0, 5.0), "slope": (0.0, 6.0)}
     spec_file.write_text("study: {kind: famol, space: [1, 2]}\n")
-    with pytest.raises(ConfigError, match="study.space must be a mapping"):
+    with pytest.raises(ConfigError, match=r"study\.space must be a mapping"):
         StudySpec.from_yaml(spec_file)
 
 
