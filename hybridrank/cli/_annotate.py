@@ -189,7 +189,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         return _annotate_report(args)
     from hybridrank.data import Dataset, file_lines, read_table
     from hybridrank.labels.llm import AnswerCache
-    from hybridrank.pipelines import annotate_dataset, default_answer_cache
+    from hybridrank.pipelines import annotate_chosen, annotate_dataset, default_answer_cache
 
     if args.dataset is None:
         raise MissingInputError(
@@ -219,14 +219,11 @@ def cmd_annotate(args: argparse.Namespace) -> int:
         file_lines(args.candidates) if args.candidates is not None else nullcontext()
     )
     with annotator, AnswerCache(cache_path) as cache, lines:
-        result = annotate_dataset(dataset, annotator, cache, config, candidates=candidates)
+        if candidates is None:
+            result = annotate_dataset(dataset, annotator, cache, config)
+        else:  # extends the labels the dataset holds, on one grade scale
+            result = annotate_chosen(dataset, annotator, cache, candidates, config)
     labels = result.llm_labels
-    if candidates is not None and dataset.llm_labels is not None:
-        # A subset extends the labels the dataset holds; its pairs replace theirs.
-        keep = ~pd.MultiIndex.from_frame(dataset.llm_labels[[C.QID, C.DOCID]]).isin(
-            pd.MultiIndex.from_frame(labels[[C.QID, C.DOCID]])
-        )
-        labels = pd.concat([dataset.llm_labels.loc[keep], labels], ignore_index=True)
     dataset.update(llm_labels=labels)
     _print_judges(result)
     print(("all judges: " if result.judge_stats else "") + result.stats.summary())

@@ -29,7 +29,7 @@ from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.labels.llm import LLM_SOFT, AnnotateConfig, AnnotationStats, Annotator, AnswerCache
-from hybridrank.pipelines._annotate import LLM_LABEL_COLUMNS, annotate_dataset
+from hybridrank.pipelines._annotate import LLM_LABEL_COLUMNS, DatasetLabels, annotate_dataset
 from hybridrank.pipelines._tables import CLICK_ESTIMATE, SEMANTIC, TableOptions, build_table
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ SELECTED_BY = "selected_by"
 SELECTION_ROUND = "selection_round"
 CALIBRATION_PAIRS = "calibration"
 UNBUDGETED = "all"
+#: ``selected_by`` of a pair the user named (``annotate --candidates FILE``).
+CHOSEN_PAIRS = "candidates"
 
 _IMPRESSIONS = "qd_impressions"
 
@@ -434,6 +436,69 @@ def annotate_with_budget(
     )
 
 
+def annotate_chosen(
+    dataset: Dataset,
+    annotator: Annotator,
+    cache: AnswerCache,
+    pairs: pd.DataFrame,
+    config: AnnotateConfig | None = None,
+    *,
+    progress: bool = True,
+) -> DatasetLabels:
+    """Label the pairs a user names (``annotate --candidates``), extending the dataset's
+    labels; returns the dataset's whole new ``llm_labels`` table.
+
+    An LLM's grades stand alone: only ``pairs`` go to it, and their grades replace
+    theirs among the earlier labels. A score-only judge's grades depend on its
+    calibration (the tuning queries' expert grades) and on the other pairs of each
+    query (within-query features), so as with a budget, the earlier pairs, the
+    tuning queries' pairs and ``pairs`` are graded as a whole (earlier answers come
+    from the cache): every label stays on one scale. ``selected_by`` and
+    ``selection_round`` (where the labels keep them) are kept for earlier pairs;
+    new pairs are ``candidates`` (named) or ``calibration``, round 0.
+
+    Raises:
+        DataFormatError: ``pairs`` names a pair that is no candidate of the dataset
+            (its row in ``pairs``).
+    """
+    candidates = dataset.candidates[[C.QID, C.DOCID]].astype(str)
+    keys = pd.MultiIndex.from_frame(candidates)
+    wanted = pd.MultiIndex.from_frame(pairs[[C.QID, C.DOCID]].astype(str))
+    unknown = ~wanted.isin(keys)
+    if unknown.any():
+        q, d = wanted[int(unknown.argmax())]
+        raise DataFormatError(
+            f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
+            f"{int(unknown.sum())} such pairs",
+            row=int(unknown.argmax()),
+            column=C.DOCID,
+        )
+    existing = dataset.llm_labels
+    ask = [pairs[[C.QID, C.DOCID]].astype(str)]
+    if not annotator.is_llm:
+        if existing is not None:
+            ask.append(existing[[C.QID, C.DOCID]].astype(str))
+        ask.append(candidates.loc[candidates[C.QID].isin(dataset.tuning_qids).to_numpy()])
+    asked = _in_table_order(pd.concat(ask, ignore_index=True).drop_duplicates(), candidates)
+    result = annotate_dataset(dataset, annotator, cache, config, candidates=asked, progress=progress)
+    judged = result.llm_labels
+    bookkept = existing is not None and SELECTED_BY in existing.columns
+    if bookkept:
+        assert existing is not None
+        earlier = existing[[C.QID, C.DOCID, SELECTED_BY, SELECTION_ROUND]]
+        judged = judged.merge(earlier, on=[C.QID, C.DOCID], how="left")
+        new = judged[SELECTED_BY].isna().to_numpy()
+        named = pd.MultiIndex.from_frame(judged[[C.QID, C.DOCID]].astype(str)).isin(wanted)
+        judged.loc[new, SELECTED_BY] = np.where(named[new], CHOSEN_PAIRS, CALIBRATION_PAIRS)
+        judged.loc[new, SELECTION_ROUND] = 0
+        judged[SELECTION_ROUND] = judged[SELECTION_ROUND].astype(np.int64)
+    if annotator.is_llm and existing is not None:
+        replaced = pd.MultiIndex.from_frame(existing[[C.QID, C.DOCID]].astype(str)).isin(wanted)
+        judged = pd.concat([existing.loc[~replaced], judged], ignore_index=True)
+    judged = _in_table_order(judged, candidates).reset_index(drop=True)
+    return replace(result, llm_labels=judged)
+
+
 def _empty_labels() -> pd.DataFrame:
     return pd.DataFrame(columns=[*LLM_LABEL_COLUMNS, SELECTED_BY, SELECTION_ROUND])
 
@@ -580,6 +645,7 @@ def plot_budget_curve(summary: pd.DataFrame, metric: str, path: str | Path) -> N
 
 __all__ = [
     "CALIBRATION_PAIRS",
+    "CHOSEN_PAIRS",
     "CURVE_KEYS",
     "SELECTED_BY",
     "SELECTION_ROUND",
@@ -590,6 +656,7 @@ __all__ = [
     "SelectionStrategy",
     "TailFirst",
     "Uncertainty",
+    "annotate_chosen",
     "annotate_with_budget",
     "budget_curve_markdown",
     "budget_curve_summary",

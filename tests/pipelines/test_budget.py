@@ -12,7 +12,7 @@ import pytest
 
 from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset, SimulationConfig
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.labels.llm import PROMPT_VERSION, Annotator, AnswerCache, Judgment, Pair
 from hybridrank.pipelines import (
     SELECTED_BY,
@@ -22,6 +22,8 @@ from hybridrank.pipelines import (
     DataConfig,
     ExperimentConfig,
     WorldConfig,
+    annotate_chosen,
+    annotate_dataset,
     annotate_with_budget,
     budget_mask,
     build_world,
@@ -199,6 +201,81 @@ def test_annotate_budget_records_and_extends_the_selection(world: Path, tmp_path
     order = dataset.candidates.reset_index().set_index([C.QID, C.DOCID])["index"]
     pos = order.reindex(pd.MultiIndex.from_frame(labels[[C.QID, C.DOCID]])).to_numpy()
     assert (np.diff(pos) > 0).all()
+
+
+class CountingScorer(CountingLLM):
+    """A score-only judge stand-in (like the embedded one): a score per pair, no grade."""
+
+    backend = "counting-scorer"
+    is_llm = False
+
+    def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
+        self.asked += [(p.qid, p.docid) for p in pairs]
+        return [Judgment(grade=None, score=(len(p.document) % 13) / 13) for p in pairs]
+
+
+def test_named_pairs_extend_the_labels_on_one_scale(world: Path, tmp_path: Path) -> None:
+    """`annotate --candidates`: a score-only judge regrades every label as a whole (one
+    calibration, whole queries' features), keeping the earlier pairs' selection records."""
+    import shutil
+
+    path = tmp_path / "ds"
+    shutil.copytree(world, path)
+    dataset = Dataset.read(path)
+    judge = CountingScorer()
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        first = annotate_with_budget(dataset, judge, cache, Budget(share=0.2), "tail-first")
+        dataset = dataset.update(llm_labels=first.llm_labels)
+        before = dataset.llm_labels
+        assert before is not None and set(before[SELECTED_BY]) == {"tail-first", "calibration"}
+        labelled = pd.MultiIndex.from_frame(before[[C.QID, C.DOCID]])
+        cand = dataset.candidates[[C.QID, C.DOCID]]
+        named = cand.loc[~pd.MultiIndex.from_frame(cand).isin(labelled)].iloc[:12]
+        asked = len(judge.asked)
+        result = annotate_chosen(dataset, judge, cache, named.iloc[::-1])
+        assert sorted(judge.asked[asked:]) == sorted(map(tuple, named.to_numpy()))  # only new
+        labels = result.llm_labels
+        assert len(labels) == len(before) + len(named) and not labels.duplicated([C.QID, C.DOCID]).any()
+        by_pair = labels.set_index([C.QID, C.DOCID])
+        kept = by_pair.loc[labelled]
+        assert (kept[SELECTED_BY].to_numpy() == before[SELECTED_BY].to_numpy()).all()
+        assert (kept[SELECTION_ROUND].to_numpy() == before[SELECTION_ROUND].to_numpy()).all()
+        new = by_pair.loc[pd.MultiIndex.from_frame(named)]
+        assert set(new[SELECTED_BY]) == {"candidates"} and set(new[SELECTION_ROUND]) == {0}
+        # The same grades as judging all of them in one go: one scale for every label.
+        whole = annotate_dataset(dataset, judge, cache, candidates=labels[[C.QID, C.DOCID]],
+                                 progress=False).llm_labels  # fmt: skip
+        np.testing.assert_array_equal(whole[C.Y_LLM].to_numpy(), labels[C.Y_LLM].to_numpy())
+        # A pair the dataset lacks: its row in the named table.
+        bad = pd.concat([named.iloc[:2], pd.DataFrame({C.QID: ["q?"], C.DOCID: ["d?"]})])
+        with pytest.raises(DataFormatError, match="not a candidate") as info:
+            annotate_chosen(dataset, judge, cache, bad)
+        assert info.value.row == 2
+
+
+def test_named_pairs_for_an_llm_replace_only_theirs(world: Path, tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "ds"
+    shutil.copytree(world, path)
+    dataset = Dataset.read(path)
+    judge = CountingLLM()
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        first = annotate_with_budget(dataset, judge, cache, Budget(share=0.2), "random")
+        dataset = dataset.update(llm_labels=first.llm_labels)
+        before = dataset.llm_labels
+        assert before is not None
+        cand = dataset.candidates[[C.QID, C.DOCID]]
+        labelled = pd.MultiIndex.from_frame(before[[C.QID, C.DOCID]])
+        fresh = cand.loc[~pd.MultiIndex.from_frame(cand).isin(labelled)].iloc[:3]
+        named = pd.concat([before[[C.QID, C.DOCID]].iloc[:2], fresh])
+        asked = len(judge.asked)
+        labels = annotate_chosen(dataset, judge, cache, named).llm_labels
+    assert len(judge.asked) - asked == 3  # the two labelled pairs come from the cache
+    assert len(labels) == len(before) + 3
+    by_pair = labels.set_index([C.QID, C.DOCID])
+    assert set(by_pair.loc[labelled, SELECTED_BY]) == {"random"}
+    assert set(by_pair.loc[pd.MultiIndex.from_frame(fresh), SELECTED_BY]) == {"candidates"}
 
 
 def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
