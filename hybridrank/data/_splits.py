@@ -91,18 +91,15 @@ def choose_tuning_queries(
         return set()
     pool = queries[queries[eligible].to_numpy(dtype=bool)]
     cap = max(len(pool) // 5, 1)
-    if n > cap:
-        logger.warning(
-            "tuning set: %d queries asked for, but only %d queries have a relevant candidate; "
-            "using at most %d (a fifth, so the rest stay for evaluation)", n, len(pool), cap,
-        )
-        n = cap
+    asked = n
+    n = min(n, cap)
     rng = np.random.default_rng(seed)
     sizes = pool[bucket].value_counts()
     share = sizes / sizes.sum()
     want = np.maximum(np.round(share * n).astype(int), np.minimum(4, sizes)).astype(int)
     # A bucket never gives more than a fifth of its eligible queries (at least one).
-    want = np.minimum(want, np.maximum(sizes // 5, 1)).astype(int)
+    limit = np.maximum(sizes // 5, 1)
+    want = np.minimum(want, limit).astype(int)
     # The per-bucket floor can overshoot n: take the surplus from the buckets that give
     # most, the smaller bucket first on a tie; with fewer queries than buckets, the
     # smallest buckets give none (n is a cap, never exceeded).
@@ -110,6 +107,21 @@ def choose_tuning_queries(
     while want.sum() > n:
         w = want.to_numpy()
         want.iloc[max(range(len(w)), key=lambda i: (w[i], -counts[i]))] -= 1
+    # Rounding and the per-bucket limits can undershoot n: give the rest to the buckets
+    # furthest below their share that can still give one.
+    target = share * n
+    while want.sum() < n and (want < limit).any():
+        room = (want < limit).to_numpy()
+        gap = np.where(room, (target - want).to_numpy(), -np.inf)
+        want.iloc[int(np.argmax(gap))] += 1
+    if want.sum() < asked:
+        logger.warning(
+            "tuning set: %d queries asked for, using %d: at most a fifth of the %d queries "
+            "with a relevant candidate, and of each frequency bucket's (%s), so the rest stay "
+            "for evaluation",
+            asked, int(want.sum()), len(pool),
+            ", ".join(f"{name} {int(c)}" for name, c in sizes.items()),
+        )  # fmt: skip
     chosen: set[str] = set()
     for name, k in want.items():
         members = pool.loc[pool[bucket] == name, qid].to_numpy()

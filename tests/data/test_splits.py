@@ -56,3 +56,27 @@ def test_tuning_queries_never_exceed_a_fifth_even_with_more_buckets() -> None:
     assert len(chosen) == 60
     by_bucket = big.set_index("qid").loc[sorted(chosen), "bucket"].value_counts()
     assert by_bucket.to_dict() == {"low": 30, "mid": 20, "high": 10}
+
+
+@pytest.mark.parametrize("n", [10, 11, 12, 13, 14])  # 11: rounding gave 10 before
+def test_tuning_queries_honour_the_count_up_to_the_caps(
+    n: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rounding per bucket must not cut the count (CISI: 14 asked, 12 given)."""
+    from hybridrank.data import choose_tuning_queries
+
+    sizes = {"low": 12, "mid": 14, "high": 35}  # a fifth: 2 + 2 + 7 = 11 of 61 (12 overall)
+    queries = pd.DataFrame({
+        "qid": [f"q{i}" for i in range(61)],
+        "bucket": [b for b, k in sizes.items() for _ in range(k)],
+        "has_relevant": True,
+    })  # fmt: skip
+    with caplog.at_level("WARNING"):
+        chosen = choose_tuning_queries(queries, n, seed=0)
+    assert len(chosen) == min(n, 11)
+    by_bucket = queries.set_index("qid").loc[sorted(chosen), "bucket"].value_counts()
+    assert all(by_bucket[b] <= max(k // 5, 1) for b, k in sizes.items() if b in by_bucket)
+    if n > 11:  # the real number is said
+        assert f"{n} queries asked for, using 11" in caplog.text
+    else:
+        assert "tuning set" not in caplog.text
