@@ -96,6 +96,12 @@ def cmd_study_best(args: argparse.Namespace) -> int:
     from hybridrank.tuning import pick_trial, trials_table
 
     spec = _read_spec(args.spec)
+    if spec.kind != "gbdt":
+        raise ConfigError(
+            f"study best writes a `train gbdt` config, which only a gbdt study's trials "
+            f"describe; {args.spec} is a {spec.kind} study: `study report` shows its best "
+            "trial" + (", and `bundle --study` serves its gate" if spec.kind == "stacker" else "")
+        )
     out = Path(args.out or spec.out)
     ran_on = recorded_dataset(out)  # what the study ran on, `study run --dataset X` included
     if ran_on is not None and (

@@ -53,6 +53,8 @@ def write_train_config(
 ) -> Path:
     """Write ``config`` as the YAML ``train gbdt --config`` reads (checked by reading it back)."""
     data = config.to_dict()
+    if data.get("dataset") is not None:
+        data.pop("world", None)  # read from the dataset, not built: a world block would mislead
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(
         data, sort_keys=False
     )

@@ -538,8 +538,14 @@ class HybridRanker:
                 column=C.DOCID,
             )  # fmt: skip
         docids = raw_ids.to_numpy().astype(str)
-        if docids.shape[0] == 0:
-            return Ranking(docids, np.array([], dtype=np.float64), {})
+        if docids.shape[0] == 0:  # an empty ranking, with the columns of any other
+            empty = np.array([], dtype=np.float64)
+            if self.llm is None or self.gate is None:
+                return Ranking(docids, empty, {})
+            g = float(self.gate(np.array([self._request_frequency(query, ctx, source)]))[0])
+            parts: dict[str, Any] = {"click": empty, "llm": empty, "gate": g}
+            parts.update({anchor.name: empty for anchor in self.anchors})
+            return Ranking(docids, empty, parts)
         unique, counts = np.unique(docids, return_counts=True)
         if (counts > 1).any():
             twice = unique[counts > 1]
@@ -556,11 +562,7 @@ class HybridRanker:
         if self.llm is None or self.gate is None:
             order = np.lexsort((-text, -click))
             return Ranking(docids[order], click[order], {})
-        freq = (
-            float(check_frequencies(np.array([ctx["freq"]], dtype=object), source=source)[0])
-            if "freq" in ctx
-            else self._frequency(query)
-        )
+        freq = self._request_frequency(query, ctx, source)
         llm = [m.score(query, ctx.get("text"), docids, columns) for m in self.llm]
         anchors = [a.score(query, None, docids, columns) for a in self._anchors]
         g = float(self.gate(np.array([freq]))[0])
@@ -583,6 +585,20 @@ class HybridRanker:
             v = pd.to_numeric(pd.Series(np.asarray(columns[c]).ravel()), errors="coerce")
             values.append(v.to_numpy(dtype=np.float64))
         return text_order(values, qid=qid)
+
+    def _request_frequency(self, query: str, ctx: Mapping[str, Any], source: str) -> float:
+        """The request's ``freq`` (a number, not a bool or a string), else the store's count."""
+        if "freq" not in ctx:
+            return self._frequency(query)
+        value = ctx["freq"]
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise DataFormatError(
+                f"context freq must be a number >= 0 (the query's sessions), got "
+                f"{type(value).__name__} {value!r}",
+                path=source,
+                column=C.FREQ,
+            )
+        return float(check_frequencies(np.array([value], dtype=object), source=source)[0])
 
     def _frequency(self, qid: str) -> float:
         if self.store is None:

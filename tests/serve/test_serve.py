@@ -142,10 +142,13 @@ def test_fused_bundle_applies_the_gate_per_query(runs: dict[str, Path], tmp_path
     with_freq = no_store.rank_table(full.assign(**{C.FREQ: freq}), on_missing="keep")
     np.testing.assert_allclose(with_freq["gate"].to_numpy(), g)
     # A frequency must be a number >= 0, online and in batch: never a NaN gate.
-    for bad in (float("nan"), -1, "abc", None):
-        with pytest.raises(DataFormatError, match="not a number >= 0") as info:
+    for bad in (float("nan"), -1, "abc", None, True, "3"):
+        with pytest.raises(DataFormatError, match="a number >= 0") as info:
             ranker.rank(q, docs, {"freq": bad})
         assert info.value.column == C.FREQ
+    # An empty request: an empty ranking with the columns of any other.
+    full_columns = list(ranker.rank(q, docs, {"freq": 3}).to_frame().columns)
+    assert list(ranker.rank(q, docs.iloc[:0], {"freq": 3}).to_frame().columns) == full_columns
     bad_freq = request.assign(**{C.FREQ: freq})
     bad_freq.loc[bad_freq.index[3], C.FREQ] = np.nan
     with pytest.raises(DataFormatError, match="not a number >= 0") as info:

@@ -181,7 +181,15 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
         "experiment": {"features": ["click"]}}}))  # fmt: skip
     picked = tmp_path / "picked.yaml"
     assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
-    assert yaml.safe_load(picked.read_text())["dataset"] == str((tmp_path / "world").resolve())
+    written = yaml.safe_load(picked.read_text())
+    assert written["dataset"] == str((tmp_path / "world").resolve())
+    assert "world" not in written  # the dataset is read, no world built: no block to mislead
+    # A stacker study has no train config to write: said, with where its result is.
+    stacker_file = tmp_path / "stacker.yaml"
+    stacker_file.write_text(yaml.safe_dump({"study": {"kind": "stacker", "out": str(out)}}))
+    assert main(["study", "best", str(stacker_file), "--config-out", str(picked)]) == 2
+    err = capsys.readouterr().err
+    assert "is a stacker study" in err and "bundle --study" in err and "--pick" not in err
     # A spec naming another dataset: the one the study ran on wins, and it is said.
     raw = yaml.safe_load(spec_file.read_text())
     raw["study"]["dataset"] = str(tmp_path / "elsewhere")
