@@ -86,8 +86,13 @@ class MissingColumnError(DataFormatError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NotFittedError(HybridRankError, RuntimeError):
-    """A model was used before ``fit`` (or ``load``)."""
+class NotFittedError(HybridRankError, ValueError, AttributeError, RuntimeError):
+    """A model was used before ``fit`` (or ``load``).
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's
+    ``sklearn.exceptions.NotFittedError`` is, so code written for scikit-learn
+    estimators catches it the same way (and a ``RuntimeError``, as it was before).
+    """
 
 
 __all__ = [

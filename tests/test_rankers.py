@@ -180,8 +180,10 @@ class TestRankerContract:
             assert case.fit(ranker, data) is ranker
             np.testing.assert_array_equal(case.predict(ranker, data), before)
             return
-        with pytest.raises(NotFittedError):
+        with pytest.raises(NotFittedError) as info:
             case.predict(case.make(), data)
+        # Caught as scikit-learn's own NotFittedError would be.
+        assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
 
     def test_fit_returns_the_ranker_and_scores_every_row(
         self, name: str, data: dict[str, Any]
