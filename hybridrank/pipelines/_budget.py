@@ -118,7 +118,11 @@ class Uncertainty(SelectionStrategy):
             (c for c in (CLICK_ESTIMATE, "qd_debiased_ctr_smooth", C.Y_CLICK) if c in table.columns),
             None,
         )
-        if click_col is None:
+        if click_col is None or not (_impressions(table) > 0).any():
+            logger.warning(
+                "strategy uncertainty: the dataset has no click evidence (no click log), so "
+                "every pair is equally uncertain: the order is by query frequency, then random"
+            )
             disagreement = np.full(len(table), 0.5)
         else:
             click = table[click_col].where(_impressions(table) > 0)

@@ -66,6 +66,20 @@ def test_uncertainty_prefers_pairs_without_click_evidence() -> None:
     assert not shown.reindex(chosen[C.DOCID]).any()
 
 
+def test_uncertainty_without_a_log_says_it_has_no_click_evidence(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    table = _table().drop(columns=["qd_impressions", "click_estimate"])
+    with caplog.at_level("WARNING"):
+        chosen = select_pairs(table, 10, "uncertainty")
+    assert "no click evidence" in caplog.text
+    assert list(chosen[C.QID]) == ["a"] * 10  # by query frequency, then random
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        select_pairs(_table(), 10, "uncertainty")
+    assert "no click evidence" not in caplog.text
+
+
 def test_random_is_seeded_and_exclusions_are_never_chosen_again() -> None:
     table = _table()
     a = select_pairs(table, 12, "random", seed=3)
