@@ -57,6 +57,8 @@ _COMPRESSION_SUFFIXES: Final = (".gz", ".bz2", ".xz", ".zst", ".zip")
 _LINE_ATTR: Final = "__hybridrank_line__"
 # Spellings of a missing number in text files (as written by numpy, R, SQL dumps).
 _MISSING_NUMBERS: Final = ("nan", "na", "null", "none")
+#: Canonical columns a log row cannot leave empty (``ts`` and ``dwell_s`` may be).
+_MUST_HAVE: Final = (C.SESSION_ID, C.QID, C.DOCID, C.POSITION, C.CLICK)
 
 
 @dataclass(frozen=True)
@@ -406,12 +408,21 @@ def _parquet_schema(path: Path) -> pa.Schema:
         raise DataFormatError(f"not a readable parquet file ({exc})", path=path) from None
 
 
-def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
+def _read_delimited(
+    path: Path, sep: str, must_have: Sequence[str] = ()
+) -> tuple[pd.DataFrame, np.ndarray, dict[int, str]]:
     """Read a CSV/TSV as strings.
+
+    Args:
+        must_have: Columns a row cannot leave empty. A line that ends before one
+            of them (a cut file, a lost separator) is malformed, named by its
+            field count; a line leaving out only trailing columns that may be
+            empty (``dwell_s`` of an unclicked row) is read with them empty.
 
     Returns:
         The table (blank lines left out), the 1-based line of each of its rows,
-        and the lines left out for having too many fields, with pandas's reason.
+        and the lines left out as malformed (too many fields, or too few for a
+        ``must_have`` column), with the reason.
     """
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -441,22 +452,25 @@ def _read_delimited(path: Path, sep: str) -> tuple[pd.DataFrame, np.ndarray, dic
     candidates = np.arange(2, 2 + len(raw) + len(malformed))
     lines = candidates[~np.isin(candidates, list(malformed))]
     filled = raw.notna().any(axis=1).to_numpy()
-    if raw.shape[1] > 1:
-        # pandas pads a line with too few fields with NaN: such a line is malformed too
-        # (a cut file, a lost separator), not a row of missing values. Only lines whose
-        # last field is empty can be short, so the file is counted again only then.
-        maybe_short = filled & raw.iloc[:, -1].isna().to_numpy()
-        if maybe_short.any():
-            counts = _field_counts(path, sep, set(lines[maybe_short].tolist()))
+    position = {name: i for i, name in enumerate(raw.columns)}
+    needed = [position[c] for c in must_have if c in position]
+    if needed:
+        # pandas pads a line with too few fields with NaN. Only a line missing a value it
+        # must have can be such a line, and would be refused anyway: the file is counted
+        # again (in Python) only for those, to name the real fault.
+        empty = raw.iloc[:, needed].isna().any(axis=1).to_numpy() & filled
+        if empty.any():
+            counts = _field_counts(path, sep, set(lines[empty].tolist()))
             n_columns = raw.shape[1]
-            short = np.array(
-                [counts.get(int(line), n_columns) < n_columns for line in lines], dtype=bool
-            )
-            for line in lines[short]:
-                malformed[int(line)] = (
-                    f"{counts[int(line)]} fields where the header has {n_columns} "
-                    f"({', '.join(map(str, raw.columns))}); was the file cut or a separator lost?"
-                )
+            for line in lines[empty]:
+                count = counts.get(int(line), n_columns)
+                if count < n_columns and any(i >= count for i in needed):
+                    malformed[int(line)] = (
+                        f"{count} fields where the header has {n_columns} "
+                        f"({', '.join(map(str, raw.columns))}); was the file cut or a "
+                        "separator lost?"
+                    )
+            short = np.isin(lines, list(malformed))
             filled = filled & ~short
     return raw[filled].reset_index(drop=True), lines[filled], malformed
 
@@ -536,7 +550,9 @@ def read_impression_log(path: str | Path, *, on_bad: OnBad = "error") -> pd.Data
         numbers = np.arange(len(raw))
         where = "row"
     elif suffix in _CSV_SEPARATORS:
-        raw, numbers, malformed = _read_delimited(path, _CSV_SEPARATORS[suffix])
+        raw, numbers, malformed = _read_delimited(
+            path, _CSV_SEPARATORS[suffix], must_have=_MUST_HAVE
+        )
         _missing_columns(list(raw.columns), path, required)
         raw = raw[required]
         where = "line"

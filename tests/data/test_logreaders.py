@@ -179,6 +179,15 @@ def test_impression_too_few_fields(tmp_path: Path, name: str) -> None:
     assert log[C.DOCID].tolist() == ["d1", "d2", "d1"]
 
 
+def test_impression_line_without_the_trailing_dwell_is_read(tmp_path: Path) -> None:
+    # A writer may leave the trailing empty dwell_s of an unclicked row out: not a fault.
+    path = tmp_path / "clicks.csv"
+    path.write_text("\n".join([HEADER, GOOD, "0,1.0,q1,d2,2,0", "0,1.0,q1,d3,3,0,"]) + "\n")
+    log = read_impression_log(path)
+    assert log[C.DOCID].tolist() == ["d1", "d2", "d3"] and log[C.CLICK].tolist() == [1, 0, 0]
+    assert np.isnan(log[C.DWELL_S].iloc[1])
+
+
 def test_impression_bad_row_parquet(tmp_path: Path) -> None:
     frame = CANONICAL.copy()
     frame[C.POSITION] = frame[C.POSITION].astype("int64")
