@@ -796,7 +796,7 @@ def _neural_scores(
             )
         untrained = start.predict(pairs)
 
-    checkpoints = None if cache is None else cache.folds(key)
+    checkpoints = None if cache is None else cache.folds(key, "experiment")
 
     def neural(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
         fold = int(test[C.FOLD].iloc[0])

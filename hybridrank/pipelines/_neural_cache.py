@@ -121,9 +121,14 @@ class NeuralScoreCache:
     def path(self, key: str) -> Path:
         return self.directory / f"{key}.parquet"
 
-    def folds(self, key: str) -> FoldCheckpoints:
-        """Where the run of ``key`` keeps its finished folds until it is stored whole."""
-        return FoldCheckpoints(self.directory / FOLDS_DIR, key)
+    def folds(self, key: str, producer: str) -> FoldCheckpoints:
+        """Where the run of ``key`` keeps its finished folds until it is stored whole.
+
+        ``producer`` (``experiment``, ``train``) keeps apart runs that train on the same
+        inputs in different ways (the experiment shares the judge's document vectors
+        across folds; ``train neural`` records each fold's curves).
+        """
+        return FoldCheckpoints(self.directory / FOLDS_DIR, f"{key}-{producer}")
 
     def load(self, key: str, n_rows: int) -> pd.DataFrame | None:
         """The cached scores (columns ``score`` and ``untrained``), or None on a miss."""
@@ -170,7 +175,7 @@ class NeuralScoreCache:
         except OSError as exc:
             logger.warning("%s: the neural scores could not be cached (%s)", path, exc)
             return None
-        self.folds(key).clear()
+        self.folds(key, "experiment").clear()
         self._prune(keep=path)
         return path
 
@@ -216,8 +221,11 @@ class FoldCheckpoints:
     def path(self, fold: int | str) -> Path:
         return self.directory / f"{self.key}-fold{fold}.parquet"
 
-    def load(self, fold: int | str, n_rows: int) -> tuple[np.ndarray, dict[str, Any]] | None:
-        """The fold's scores and record, or None when it has not finished."""
+    def load(
+        self, fold: int | str, n_rows: int, *, needs: tuple[str, ...] = ()
+    ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The fold's scores and record, or None when it has not finished (or its record
+        lacks a key in ``needs``)."""
         path = self.path(fold)
         if not path.exists():
             return None
@@ -233,6 +241,7 @@ class FoldCheckpoints:
             or len(frame) != n_rows
             or not np.isfinite(scores).all()
             or not isinstance(record, dict)
+            or any(key not in record for key in needs)
         ):
             logger.warning("%s: does not fit this fold; training fold %s again", path, fold)
             return None

@@ -198,6 +198,13 @@ def attach_texts(
     return out
 
 
+#: What each fold's record in ``folds.json`` holds (a kept fold must hold them too).
+FOLD_RECORD_KEYS = (
+    "fold", "fit_s", "score_s", "train_pairs", "train_queries", "best_valid_ndcg",
+    "loss_history", "valid_history",
+)  # fmt: skip
+
+
 def cross_validated_scores(
     table: pd.DataFrame,
     label: str,
@@ -223,7 +230,11 @@ def cross_validated_scores(
     for f in tqdm(np.unique(folds), desc=desc):
         train = (folds != f) & ~np.isnan(y)
         test = folds == f
-        done = None if checkpoints is None else checkpoints.load(f, int(test.sum()))
+        done = (
+            None
+            if checkpoints is None
+            else checkpoints.load(f, int(test.sum()), needs=FOLD_RECORD_KEYS)
+        )
         if checkpoints is not None and done is not None:
             scores[test] = done[0]
             records.append({**done[1], "resumed": True})
@@ -396,7 +407,7 @@ def train_neural(
     inputs = table[[C.QID, QUERY, DOCUMENT, config.label, C.FOLD]]
     trainable = ~inputs[config.label].isna().to_numpy()
     fold_cache = NeuralScoreCache(cache_path.parent / NEURAL_CACHE_DIR)
-    checkpoints = fold_cache.folds(fold_cache.key(inputs, config.neural, trainable))
+    checkpoints = fold_cache.folds(fold_cache.key(inputs, config.neural, trainable), "train")
     table[name], folds = cross_validated_scores(
         table, config.label, config.neural, desc=f"{name} folds", checkpoints=checkpoints
     )

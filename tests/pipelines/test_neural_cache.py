@@ -102,20 +102,22 @@ def test_fold_checkpoints_round_trip_and_clear(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cache = NeuralScoreCache(tmp_path)
-    folds = cache.folds("k")
+    folds = cache.folds("k", "experiment")
     assert folds.directory == tmp_path / "folds" and folds.load(0, 2) is None
+    assert folds.key != cache.folds("k", "train").key  # producers never share folds
     folds.save(0, np.array([0.5, 0.25]), {"fold": np.int64(0), "fit_s": np.float32(1.5)})
     done = folds.load(0, 2)
     assert done is not None
     np.testing.assert_array_equal(done[0], [0.5, 0.25])
     assert done[1] == {"fold": 0, "fit_s": 1.5} and isinstance(done[1]["fold"], int)
+    assert folds.load(0, 2, needs=("loss_history",)) is None  # a record without what is needed
     with caplog.at_level(logging.WARNING):
         assert folds.load(0, 3) is None  # another table's fold
         folds.path(1).write_bytes(b"cut")
         assert folds.load(1, 2) is None
     assert "does not fit" in caplog.text and "unreadable" in caplog.text
     # Storing the whole run removes its folds, and only its folds.
-    other = cache.folds("other")
+    other = cache.folds("other", "experiment")
     other.save(0, np.array([1.0]), {"fold": 0})
     cache.save("k", np.array([0.5, 0.25, 0.1]), None)
     assert folds.load(0, 2) is None and other.load(0, 1) is not None
