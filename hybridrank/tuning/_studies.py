@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -547,11 +547,16 @@ def run_study(
     if remaining:
         # Other workers may finish trials meanwhile: MaxTrialsCallback stops this
         # worker as soon as the study holds `target` finished trials in all.
-        with first_interrupt_stops(study) as interrupted:
+        with first_interrupt_stops() as interrupted:
+
+            def stop_if_interrupted(study: Any, _trial: Any) -> None:
+                if interrupted[0]:
+                    study.stop()
+
             study.optimize(
                 objective,
                 n_trials=remaining,
-                callbacks=[MaxTrialsCallback(target, states=counted), reap],
+                callbacks=[MaxTrialsCallback(target, states=counted), reap, stop_if_interrupted],
                 show_progress_bar=progress,
             )
         stopped = interrupted[0]
@@ -562,24 +567,24 @@ def run_study(
 
 
 @contextmanager
-def first_interrupt_stops(study: Any) -> Iterator[list[bool]]:
-    """Within this block the first Ctrl-C (SIGINT) stops the study once its running
-    trial has finished and been stored (``study.stop()``); a second one interrupts at
-    once. Yields a one-item list that turns ``[True]`` on the first Ctrl-C.
+def first_interrupt_stops() -> Iterator[list[bool]]:
+    """Within this block the first Ctrl-C (SIGINT) only turns the yielded one-item list
+    to ``[True]``: a study's callback then stops it once the running trial is finished
+    and stored. A second Ctrl-C interrupts at once.
 
     Optuna's own handling of a KeyboardInterrupt raised mid-trial can leave it in a
     bad state (an error of its own, a trial left RUNNING); a trial stopped at its end
-    cannot. Outside the main thread (where signals cannot be caught) it does nothing.
+    cannot. Outside the main thread (where signals cannot be caught), or where SIGINT
+    is ignored, it changes nothing.
     """
     hit = [False]
-    if threading.current_thread() is not threading.main_thread():
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous is signal.SIG_IGN:
         yield hit
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def stop(signum: int, frame: Any) -> None:
         if hit[0]:  # the second Ctrl-C: at once
-            signal.signal(signal.SIGINT, previous)
             raise KeyboardInterrupt
         hit[0] = True
         print(
@@ -588,14 +593,13 @@ def first_interrupt_stops(study: Any) -> Iterator[list[bool]]:
             file=sys.stderr,
             flush=True,
         )
-        with suppress(RuntimeError):  # the optimisation loop had already ended
-            study.stop()
 
     signal.signal(signal.SIGINT, stop)
     try:
         yield hit
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # A handler set outside Python reads as None: Python's own is the nearest.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]:

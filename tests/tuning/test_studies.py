@@ -106,6 +106,13 @@ def test_the_first_ctrl_c_stops_the_study_after_the_running_trial(
     assert [t.state for t in stored] == [optuna.trial.TrialState.COMPLETE] * 3
     monkeypatch.setattr(_studies, "_stacker_objective", real)
     assert run_study(stacker_spec, _stored(stacker_spec), n_trials=5, progress=False).n_new == 2
+    # Where SIGINT is ignored (a background job), it stays ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _studies.first_interrupt_stops() as hit:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and hit == [False]
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 INTERRUPT = """
