@@ -180,6 +180,12 @@ class StudySpec:
         import difflib
 
         known = SPACE_KEYS[self.kind]
+        if self.kind == "stacker" and self.space and self._stacker().gate != "sigmoid":
+            raise ConfigError(
+                f"study.space {sorted(self.space)}: the experiment's stacker gate is "
+                f"{self._stacker().gate!r}, whose weights are searched over [0, 1]; centre "
+                "and slope belong to the sigmoid gate"
+            )
         for key, value in self.space.items():
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
@@ -242,19 +248,29 @@ class StudySpec:
         elif self.kind == "famol":
             defaults = dict(FAMOL_SPACE)
         else:
-            from hybridrank.ensemble import StackerConfig
-
-            base = StackerConfig.from_dict(self.experiment.get("stacker"))
+            base = self._stacker()
+            if base.gate != "sigmoid":  # a bucket gate: one weight in [0, 1] per bucket
+                return {f"w{i}": (0.0, 1.0) for i in range(len(base.bucket_edges) + 1)}
             defaults = {"centre": base.centre_range, "slope": base.slope_range}
         return {name: _space(self, name, default) for name, default in defaults.items()}
 
     def describe_space(self) -> str:
         """One line: each searched parameter's range, marked where it is the default
         (a parameter the spec leaves out is searched over its default range, not fixed)."""
+        chosen = set(self.space)
+        if self.kind == "stacker":  # the experiment's stacker block may set the ranges
+            stacker = dict(self.experiment.get("stacker") or {})
+            chosen |= {name for name in ("centre", "slope") if f"{name}_range" in stacker}
+            chosen |= {n for n in self.search_space() if n.startswith("w")}  # always [0, 1]
         return ", ".join(
-            f"{name} [{low:g}, {high:g}]" + ("" if name in self.space else " (default)")
+            f"{name} [{low:g}, {high:g}]" + ("" if name in chosen else " (default)")
             for name, (low, high) in self.search_space().items()
         )
+
+    def _stacker(self) -> Any:
+        from hybridrank.ensemble import StackerConfig
+
+        return StackerConfig.from_dict(self.experiment.get("stacker"))
 
     @property
     def multi_objective(self) -> bool:

@@ -171,6 +171,14 @@ def test_a_study_says_what_it_searches_and_when_the_space_changed(
     assert "num_leaves [2, 8]," in described and "colsample [0.4, 1] (default)" in described
     assert set(gbdt.search_space()) == {"learning_rate", "num_leaves", "min_child_samples",
                                         "colsample", "reg_lambda"}  # fmt: skip
+    # A stacker's ranges may come from its experiment block; a bucket gate draws weights.
+    ranged = StudySpec(kind="stacker", experiment={"stacker": {"centre_range": [1.0, 2.0]}})
+    assert ranged.describe_space() == "centre [1, 2], slope [0, 8] (default)"
+    bucket = StudySpec(kind="stacker", experiment={"stacker": {"gate": "bucket"}})
+    assert bucket.describe_space() == "w0 [0, 1], w1 [0, 1], w2 [0, 1]"
+    with pytest.raises(ConfigError, match="weights are searched over"):
+        StudySpec(kind="stacker", experiment={"stacker": {"gate": "bucket"}},
+                  space={"centre": [0.0, 1.0]})  # fmt: skip
     run_study(stacker_spec, _stored(stacker_spec), n_trials=2, progress=False)
     from dataclasses import replace
 
