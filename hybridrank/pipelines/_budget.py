@@ -28,7 +28,15 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset
 from hybridrank.errors import ConfigError, DataFormatError
-from hybridrank.labels.llm import LLM_SOFT, AnnotateConfig, AnnotationStats, Annotator, AnswerCache
+from hybridrank.labels.llm import (
+    LLM_SOFT,
+    AnnotateConfig,
+    AnnotationStats,
+    Annotator,
+    AnswerCache,
+    count_answered,
+    pairs_from_candidates,
+)
 from hybridrank.pipelines._annotate import LLM_LABEL_COLUMNS, DatasetLabels, annotate_dataset
 from hybridrank.pipelines._tables import CLICK_ESTIMATE, SEMANTIC, TableOptions, build_table
 
@@ -478,6 +486,8 @@ def annotate_chosen(
             column=C.DOCID,
         )
     existing = dataset.llm_labels
+    if not annotator.is_llm and existing is not None and len(existing):
+        _check_same_judge(dataset, annotator, cache, existing)
     ask = [pairs[[C.QID, C.DOCID]].astype(str)]
     if not annotator.is_llm:
         if existing is not None:
@@ -501,6 +511,26 @@ def annotate_chosen(
         judged = pd.concat([existing.loc[~replaced], judged], ignore_index=True)
     judged = _in_table_order(judged, candidates).reset_index(drop=True)
     return replace(result, llm_labels=judged)
+
+
+def _check_same_judge(
+    dataset: Dataset, annotator: Annotator, cache: AnswerCache, existing: pd.DataFrame
+) -> None:
+    """A score-only judge regrades the earlier labels: they must be its own answers (in
+    ``cache``), or a paid LLM's grades would be replaced by the judge's without a word."""
+    assert dataset.queries is not None and dataset.docs is not None
+    earlier = pairs_from_candidates(
+        existing[[C.QID, C.DOCID]].astype(str), dataset.queries, dataset.docs
+    )
+    missing = len(earlier) - count_answered(annotator, earlier, cache)
+    if missing:
+        raise ConfigError(
+            f"{missing} of the dataset's {len(earlier)} earlier LLM labels are not answers of "
+            f"this judge ({annotator.backend}, {annotator.model}) in the cache {cache.path}: "
+            "they came from another judge (or cache). Grading the named pairs with it would "
+            "regrade them all on its scale: label the named pairs with the backend that made "
+            "the earlier labels, or run `annotate` without --candidates to relabel every pair"
+        )
 
 
 def _empty_labels() -> pd.DataFrame:

@@ -290,6 +290,13 @@ def test_named_pairs_for_an_llm_replace_only_theirs(world: Path, tmp_path: Path)
     by_pair = labels.set_index([C.QID, C.DOCID])
     assert set(by_pair.loc[labelled, SELECTED_BY]) == {"random"}
     assert set(by_pair.loc[pd.MultiIndex.from_frame(fresh), SELECTED_BY]) == {"candidates"}
+    # A score-only judge would regrade the LLM's labels on its own scale: refused.
+    scorer = CountingScorer()
+    with AnswerCache(tmp_path / "cache.sqlite") as cache, pytest.raises(
+        ConfigError, match="not answers of this judge"
+    ):
+        annotate_chosen(dataset, scorer, cache, fresh)
+    assert scorer.asked == []
 
 
 def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:

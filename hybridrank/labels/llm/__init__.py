@@ -65,6 +65,7 @@ from hybridrank.labels.llm._runner import (
     LABEL_TABLE_COLUMNS,
     AnnotationStats,
     annotate_pairs,
+    count_answered,
     pairs_from_candidates,
 )
 from hybridrank.labels.llm._stability import (
@@ -119,6 +120,7 @@ __all__ = [
     "choose_calibration_queries",
     "combine_majority",
     "combine_mean",
+    "count_answered",
     "get_prompt",
     "grade_distribution",
     "judge_agreement",

@@ -127,6 +127,18 @@ def pairs_from_candidates(
     ]
 
 
+def count_answered(annotator: Annotator, pairs: Sequence[Pair], cache: AnswerCache) -> int:
+    """How many of ``pairs`` the cache holds this annotator's answer for (nothing is asked)."""
+    if not annotator.reads_query_context:
+        pairs = [p.without_context() for p in pairs]
+    keys = [
+        cache_key(annotator.backend, annotator.model, annotator.prompt_version_for(p), p.text_hash)
+        for p in pairs
+    ]
+    found = cache.get_many(list(dict.fromkeys(keys)))
+    return sum(key in found for key in keys)
+
+
 def annotate_pairs(
     annotator: Annotator,
     pairs: Sequence[Pair],
