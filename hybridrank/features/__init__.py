@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hybridrank.features._click_definitions import STORE_ALIASES
 from hybridrank.features._click_features import (
     CLICK_FEATURES,
     DOC_FEATURES,
@@ -23,6 +24,7 @@ __all__ = [
     "FEATURE_VERSION",
     "PAIR_FEATURES",
     "QUERY_FEATURES",
+    "STORE_ALIASES",
     "TEXT_FEATURES",
     "BucketConfig",
     "ClickFeatureConfig",

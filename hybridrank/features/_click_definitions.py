@@ -47,6 +47,9 @@ QUERY_FEATURES: tuple[str, ...] = (
     "q_clicks_per_session",
 )
 CLICK_FEATURES: tuple[str, ...] = PAIR_FEATURES + DOC_FEATURES + QUERY_FEATURES
+#: Dataset features a model's click-feature store serves under another name (an imported
+#: log's ``logged_position_mean`` is the store's ``qd_mean_position``).
+STORE_ALIASES: dict[str, str] = {C.LOGGED_POSITION: "qd_mean_position"}
 
 #: Columns of each level of :class:`ClickSums` after its key columns.
 PAIR_SUMS: tuple[str, ...] = (

@@ -27,7 +27,7 @@ import pandas as pd
 
 from hybridrank._atomic import recover_directory, write_text
 from hybridrank.errors import DataFormatError, MissingInputError
-from hybridrank.features import CLICK_FEATURES, FeatureSchema
+from hybridrank.features import CLICK_FEATURES, STORE_ALIASES, FeatureSchema
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class GBDTBundle:
                 ``HybridRanker`` where the missing ones are in the run's store).
         """
         missing = [n for n in self.schema.names if n not in table.columns]
-        stored = [n for n in missing if n in CLICK_FEATURES]
+        stored = [n for n in missing if n in CLICK_FEATURES or n in STORE_ALIASES]
         if stored and (self.path / "click_features").is_dir():
             raise DataFormatError(
                 f"{len(missing)} features the model was trained on are missing: {missing[:10]}; "

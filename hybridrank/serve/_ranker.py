@@ -43,7 +43,7 @@ from hybridrank.ensemble import (
     text_order,
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, OutputExistsError
-from hybridrank.features import CLICK_FEATURES
+from hybridrank.features import CLICK_FEATURES, STORE_ALIASES
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
 from hybridrank.neural import BiEncoderRanker
 from hybridrank.serve._store import ClickFeatureStore
@@ -56,7 +56,7 @@ _CLICK = frozenset(CLICK_FEATURES)
 #: Log features a request may leave out, read from the store under their click-feature
 #: name: an imported log's mean logged position is the store's ``qd_mean_position``
 #: (the same mean over the same log; NaN for a pair the log never showed).
-_STORE_ALIASES = {C.LOGGED_POSITION: "qd_mean_position"}
+_STORE_ALIASES = STORE_ALIASES
 #: Columns :meth:`HybridRanker.rank_table` adds (and ``<anchor>_score`` per anchor expert);
 #: an input column of that name is an error.
 OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
@@ -219,7 +219,8 @@ class _GBDTScorer:
             for f in aliased:
                 joined[f] = joined[_STORE_ALIASES[f]].to_numpy()
             table = joined
-        return self.bundle.predict(table, source="candidates")
+        # The model alone (GBDTBundle.predict would point a user to the store, read here).
+        return self.bundle.ranker.predict(self.bundle.schema.matrix(table, source="candidates"))
 
 
 class _NeuralScorer:
