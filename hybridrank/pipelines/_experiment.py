@@ -1122,7 +1122,10 @@ def run_experiment(
         retrain = {GOLD: retrain_gold} if gold_config is not None else None
         sweep_tuning = tuning_sweep(stacked, config.tuning_sweep, config.stacker, llm_model,
                                     retrain=retrain)  # fmt: skip
-        echo(tuning_sweep_markdown(sweep_tuning))
+        if sweep_tuning.empty:
+            sweep_tuning = None  # no size fits the data (logged): no sweep report
+        else:
+            echo(tuning_sweep_markdown(sweep_tuning))
     gates = gate_table(tables, info, main_sessions, bucket_order)
     if not gates.empty:
         echo("tuned gates (click weight at each bucket's median frequency):\n"

@@ -46,8 +46,10 @@ def nested_tuning_sets(
     added beyond the dataset's tuning set (they leave the sweep's evaluation).
 
     Sizes up to the dataset's tuning set are prefixes of it; larger ones add
-    evaluation queries. Only queries with a relevant expert grade are drawn; a
-    size beyond what the data holds is capped (logged).
+    evaluation queries. Only queries with a relevant expert grade are drawn. A
+    size that would leave fewer than half of the other such queries for the
+    evaluation is left out (logged): every size is scored on the same remaining
+    queries, so one such size would leave nothing to compare on.
     """
     per_query = table.groupby(C.QID, sort=False).agg(
         bucket=(C.BUCKET, "first"), tuning=(TUNING, "first"), relevant=(C.Y_EXPERT, "max")
@@ -57,11 +59,17 @@ def nested_tuning_sets(
     base = stratified_order(per_query[per_query["tuning"]]["bucket"].astype(str), rng)
     pool = stratified_order(per_query[~per_query["tuning"]]["bucket"].astype(str), rng)
     order = base + pool
-    sets = {n: set(order[:n]) for n in sorted(sizes)}
-    for n, chosen in sets.items():
-        if len(chosen) < n:
-            logger.warning("tuning sweep: only %d labelled queries for size %d", len(chosen), n)
-    extra = set(order[len(base) : max(sizes)])
+    limit = len(base) + len(pool) // 2
+    kept = [n for n in sorted(sizes) if n <= limit]
+    if len(kept) < len(sizes):
+        logger.warning(
+            "tuning sweep: sizes %s left out: %d queries have a relevant expert grade (%d in "
+            "the tuning set), so at most %d can be labelled while half of the others stay "
+            "for the evaluation",
+            [n for n in sorted(sizes) if n > limit], len(order), len(base), limit,
+        )  # fmt: skip
+    sets = {n: set(order[:n]) for n in kept}
+    extra = set(order[len(base) : max(kept)]) if kept else set()
     return sets, extra
 
 
@@ -147,6 +155,9 @@ def tuning_sweep(
                     "rise": (float(g[-1] - g[0]) if g is not None and name == "gated_stacker"
                              else np.nan),
                 }))  # fmt: skip
+    if not frames:  # no size fits the data (logged)
+        return pd.DataFrame(columns=["seed", "n_tuning", "system", "ndcg@10", "n_eval",
+                                     "gate_rise"])  # fmt: skip
     per_query = pd.concat(frames, ignore_index=True)
     per_seed = per_query.groupby(["seed", "n_tuning", "system"], sort=False).agg(
         ndcg=("value", "mean"), n_eval=("value", "count"), rise=("rise", "first")

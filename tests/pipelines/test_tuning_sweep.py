@@ -62,3 +62,20 @@ def test_sweep_scores_every_size_on_the_same_queries() -> None:
     assert pooled[pooled["system"] == "gated_stacker"]["gate_rise"].notna().all()
     text = tuning_sweep_markdown(sweep)
     assert "100 tuning queries" in text and "gate rise" in text
+
+
+def test_a_size_that_would_leave_no_evaluation_is_left_out(caplog) -> None:  # type: ignore[no-untyped-def]
+    """CISI has 75 queries with a relevant grade: a size of 150 took every one of them,
+    and the sweep compared its sizes on no query at all."""
+    table = _scored(n_q=60)
+    relevant = int((table.groupby(C.QID)[C.Y_EXPERT].max() > 0).sum())
+    tuning = int(table.loc[table[TUNING]].groupby(C.QID)[C.Y_EXPERT].max().gt(0).sum())
+    limit = tuning + (relevant - tuning) // 2
+    with caplog.at_level("WARNING"):
+        sets, _ = nested_tuning_sets(table, [20, limit, 150], seed=0)
+    assert sorted(sets) == [20, limit] and "sizes [150] left out" in caplog.text
+    sweep = tuning_sweep({0: table}, [20, 150], StackerConfig(n_trials=5), "llm_gbdt")
+    pooled = sweep[sweep["seed"] == "all"]
+    assert set(pooled["n_tuning"]) == {20} and (pooled["n_eval"] > 0).all()
+    empty = tuning_sweep({0: table}, [150], StackerConfig(n_trials=5), "llm_gbdt")
+    assert empty.empty
