@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import bm25s
 import numpy as np
 import pandas as pd
 
@@ -93,6 +92,8 @@ def bm25_candidates(
     config = config or FirstStageConfig()
     words = sorted(stopwords) if stopwords else []
     stemmer = _stemmer(config.stemmer)
+    import bm25s  # with numba, half a second to import: on first use
+
     doc_tokens = bm25s.tokenize(
         collection.docs[C.TEXT].tolist(),
         token_pattern=config.token_pattern,

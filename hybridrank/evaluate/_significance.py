@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -73,6 +72,8 @@ def paired_t_test(a: npt.ArrayLike, b: npt.ArrayLike) -> PairedTest:
     if d.size < 2 or np.allclose(d, d[0]):
         p = 1.0 if d.size and np.allclose(d, 0) else float("nan")
         return PairedTest(float(d.mean()) if d.size else float("nan"), p, int(d.size), "t-test")
+    from scipy import stats  # scipy.stats takes half a second to import: on first use
+
     result = stats.ttest_1samp(d, 0.0)
     return PairedTest(float(d.mean()), float(result.pvalue), int(d.size), "t-test")
 

@@ -6,7 +6,6 @@ import re
 
 import numpy as np
 import pandas as pd
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from hybridrank import columns as C
 from hybridrank.errors import MissingColumnError
@@ -55,6 +54,9 @@ def compute_text_features(
         raise MissingColumnError(
             f"candidate ({bad[C.QID]!r}, {bad[C.DOCID]!r}) names an unknown query or document"
         )
+
+    # scikit-learn takes a second to import: on first use, not with every CLI command.
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
     tfidf = TfidfVectorizer(token_pattern=_TOKEN, stop_words=stop, sublinear_tf=True)
     dmat = tfidf.fit_transform(docs[C.TEXT])

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
-from sklearn.metrics import cohen_kappa_score
 
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
@@ -26,6 +24,10 @@ def _measures(judge: np.ndarray, expert: np.ndarray) -> dict[str, float]:
     if n < 2:
         return {"pairs": float(n), "kappa_quadratic": np.nan, "kappa_linear": np.nan,
                 "kendall_tau": np.nan, "exact_agreement": np.nan}  # fmt: skip
+    # scipy.stats and scikit-learn take a second to import: on first use, not with the CLI.
+    from scipy import stats
+    from sklearn.metrics import cohen_kappa_score
+
     labels = [0, 1, 2, 3]
     single = np.unique(np.concatenate([judge, expert])).size < 2
     return {
@@ -254,6 +256,7 @@ def _pair_measures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     n = int(x.size)
     if n == 0:
         return {"pairs": 0.0, "kappa_quadratic": np.nan, "exact_agreement": np.nan}
+    from sklearn.metrics import cohen_kappa_score
     # Kappa is undefined when the two use one grade between them (no chance disagreement).
     single = np.unique(np.concatenate([x, y])).size < 2
     kappa = (
