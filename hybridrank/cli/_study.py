@@ -96,11 +96,16 @@ def cmd_study_best(args: argparse.Namespace) -> int:
     from hybridrank.tuning import pick_trial, trials_table
 
     spec = _read_spec(args.spec)
-    if spec.kind != "gbdt":
+    if spec.kind == "stacker":
         raise ConfigError(
-            f"study best writes a `train gbdt` config, which only a gbdt study's trials "
-            f"describe; {args.spec} is a {spec.kind} study: `study report` shows its best "
-            "trial" + (", and `bundle --study` serves its gate" if spec.kind == "stacker" else "")
+            f"study best writes a `train gbdt` config, which a gbdt or famol study's trials "
+            f"describe; {args.spec} is a stacker study: `study report` shows its best trial, "
+            "and `bundle --study` serves its gate"
+        )
+    if spec.kind == "famol" and args.pick != "best":
+        raise ConfigError(
+            f"--pick {args.pick!r}: a famol study has one objective and no serving costs; "
+            "study best writes its best trial"
         )
     out = Path(args.out or spec.out)
     ran_on = recorded_dataset(out)  # what the study ran on, `study run --dataset X` included
@@ -113,10 +118,23 @@ def cmd_study_best(args: argparse.Namespace) -> int:
             print(f"the study ran on {ran_on} (study run --dataset), not the spec's {spec.dataset}")
         spec = replace(spec, dataset=ran_on)
     study = _load_study(spec, out, args.storage)
+    base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
+    if spec.kind == "famol":
+        best_famol = study.best_trial
+        config = train_config_for_trial(spec, dict(best_famol.params), base)
+        summary = (
+            f"best trial #{best_famol.number} of famol study {spec.study_name}: NDCG@10 "
+            f"{best_famol.value:.4f} on the tuning queries; alpha centre "
+            f"{config.famol.centre:.3f}, slope {config.famol.slope:.3f}"
+        )
+        command = f"hybridrank train gbdt --config {args.config_out} --out runs/gbdt-famol"
+        path = write_train_config(config, args.config_out, header=f"{summary}\n{command}")
+        print(summary)
+        print(f"train config: {path}  ({command})")
+        return 0
     table = trials_table(study)
     trial = pick_trial(table, args.pick)
     best = table.iloc[int(table["ndcg"].to_numpy().argmax())]
-    base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
     config = train_config_for_trial(spec, {str(k): v for k, v in trial.items()}, base)
     summary = (
         f"trial #{int(trial['trial'])} of study {spec.study_name} (pick {args.pick!r}): "
@@ -158,7 +176,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     srep.set_defaults(func=cmd_study_report)
     sb = stsub.add_parser(
         "best",
-        help="pick a trial of a gbdt study by a rule and write it as a `train gbdt` config",
+        help="pick a trial of a gbdt study by a rule (a famol study: its best) and write it "
+        "as a `train gbdt` config",
     )
     sb.add_argument("spec", type=Path)
     sb.add_argument(

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from hybridrank._atomic import write_text
+from hybridrank.ensemble import FAMOLConfig
 from hybridrank.errors import ConfigError
 from hybridrank.pipelines._experiment import ExperimentConfig
 from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
@@ -19,7 +20,11 @@ from hybridrank.tuning import StudySpec, lambdamart_params
 def train_config_for_trial(
     spec: StudySpec, trial: Mapping[str, Any], base: GBDTTrainConfig | None = None
 ) -> GBDTTrainConfig:
-    """The ``train gbdt`` config that trains the model a gbdt study's trial describes.
+    """The ``train gbdt`` config that trains the model a gbdt (or famol) study's trial describes.
+
+    A famol study's trial gives alpha's ``centre`` and ``slope``: the config
+    trains ``label: famol`` with the experiment's ``famol:`` block, whose
+    LambdaMART becomes the run's ``gbdt:``.
 
     The trial's parameters are LambdaMART fields (an older study's LightGBM
     names map onto them: ``min_data_in_leaf`` -> ``min_child_samples``,
@@ -29,10 +34,25 @@ def train_config_for_trial(
     (click), features, dataset and world come from the study; everything else
     from ``base`` (default: the defaults).
     """
-    if spec.kind != "gbdt":
-        raise ConfigError(f"study best --pick needs a gbdt study; this one is {spec.kind!r}")
+    if spec.kind not in ("gbdt", "famol"):
+        raise ConfigError(f"study best needs a gbdt or famol study; this one is {spec.kind!r}")
     base = base or GBDTTrainConfig()
     exp = ExperimentConfig.from_dict(spec.experiment)
+    if spec.kind == "famol":
+        # FAMOL as the study trained it: the experiment's famol block (its LambdaMART is
+        # the run's gbdt:), alpha's centre and slope from the trial.
+        famol = replace(exp.famol, centre=float(trial["centre"]), slope=float(trial["slope"]))
+        return replace(
+            base,
+            dataset=spec.dataset or base.dataset,
+            world=exp.world if spec.dataset is None else base.world,
+            label="famol",
+            labels=exp.labels,
+            click_features=exp.click_features,
+            features=tuple(exp.features),
+            gbdt=replace(famol.gbdt, seed=spec.seed),
+            famol=replace(famol, gbdt=FAMOLConfig().gbdt),
+        )
     gbdt = replace(
         base.gbdt, engine=exp.gbdt.engine, seed=spec.seed, **lambdamart_params(trial)
     )

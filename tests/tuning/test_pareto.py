@@ -201,3 +201,33 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
     (out / INPUTS_RECORD).write_text("[1, 2]")
     with pytest.raises(DataFormatError, match="not a study inputs record"):
         _check_inputs_record(out, spec, world)
+
+
+def test_a_famol_study_best_trial_becomes_a_train_config(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`study best` on a famol study writes `label: famol` with the trial's alpha."""
+    from hybridrank.cli import main
+    from hybridrank.pipelines import GBDTTrainConfig
+
+    out = tmp_path / "s"
+    famol_gbdt = {"n_estimators": 20, "early_stopping_rounds": None, "n_jobs": 1}
+    spec = StudySpec(kind="famol", n_trials=3, out=str(out),
+                     experiment={"famol": {"gbdt": famol_gbdt}})  # fmt: skip
+    table, features = _gbdt_inputs()
+    table[C.Y_LLM] = table[C.Y_EXPERT]
+    result = run_study(spec, lambda: (table, features), progress=False)
+    best = result.study.best_trial
+    spec_file = tmp_path / "famol.yaml"
+    spec_file.write_text(yaml.safe_dump({"study": {"kind": "famol", "out": str(out),
+                                                   "experiment": {"famol": {"gbdt": famol_gbdt}}}}))  # fmt: skip
+    picked = tmp_path / "famol_train.yaml"
+    assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
+    config = GBDTTrainConfig.from_yaml(picked)  # what train gbdt reads
+    assert config.label == "famol"
+    assert (config.famol.centre, config.famol.slope) == pytest.approx(
+        (best.params["centre"], best.params["slope"])
+    )
+    assert config.gbdt.n_estimators == 20 and config.famol_model.gbdt == config.gbdt
+    assert f"best trial #{best.number} of famol study" in capsys.readouterr().out
+    assert main(["study", "best", str(spec_file), "--pick", "ndcg>=0.5, fastest",
+                 "--config-out", str(picked)]) == 2  # fmt: skip
+    assert "no serving costs" in capsys.readouterr().err
