@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hybridrank._atomic import check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one
-from hybridrank.errors import ConfigError, DataFormatError, HybridRankError
+from hybridrank.errors import ConfigError, DataFormatError, HybridRankError, MissingInputError
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
@@ -130,17 +130,20 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             f"anchors {tuned_anchors or 'none'}, LLM expert {stacker.llm_model}"
         )
     elif args.study is not None:
-        import optuna
-
+        from hybridrank.cli._study import load_stored_study
         from hybridrank.ensemble import gate_from_params
         from hybridrank.tuning import StudySpec
 
         spec = StudySpec.from_yaml(args.study)
         if spec.kind != "stacker":
             raise ConfigError(f"{args.study}: a {spec.kind} study has no gate; use a stacker study")
-        study = optuna.load_study(
-            study_name=spec.study_name, storage=spec.open_storage(args.storage)
-        )
+        # Reading never creates a storage; a study not run yet is one clear error.
+        study = load_stored_study(spec, Path(spec.out), args.storage)
+        if not any(t.state.is_finished() and t.values for t in study.trials):
+            raise MissingInputError(
+                f"study {spec.study_name!r} has no completed trial yet; run `hybridrank study "
+                f"run {args.study}` first"
+            )
         gate = gate_from_params(
             study.best_params, StackerConfig.from_dict(spec.experiment.get("stacker"))
         )

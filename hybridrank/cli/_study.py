@@ -57,7 +57,7 @@ def cmd_study_report(args: argparse.Namespace) -> int:
 
     spec = StudySpec.from_yaml(args.spec)
     out = Path(args.out or spec.out)
-    study = _load_study(spec, out, args.storage)
+    study = load_stored_study(spec, out, args.storage)
     text, paths = study_report(study, out / "report")
     print(text)
     for kind, path in paths.items():
@@ -65,7 +65,7 @@ def cmd_study_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_study(spec: StudySpec, out: Path, storage_url: str | None) -> Any:
+def load_stored_study(spec: StudySpec, out: Path, storage_url: str | None) -> Any:
     from dataclasses import replace
 
     import optuna
@@ -117,7 +117,7 @@ def cmd_study_best(args: argparse.Namespace) -> int:
         if spec.dataset is not None:
             print(f"the study ran on {ran_on} (study run --dataset), not the spec's {spec.dataset}")
         spec = replace(spec, dataset=ran_on)
-    study = _load_study(spec, out, args.storage)
+    study = load_stored_study(spec, out, args.storage)
     base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
     if spec.kind == "famol":
         best_famol = study.best_trial

@@ -289,6 +289,12 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
                 "--out", str(tmp_path / "b")]  # fmt: skip
     assert main([*gate_cli, "--gate", "sigmoid:centre=abc"]) == 2
     assert "not a number" in capsys.readouterr().err
+    # A study not run yet: one clear line, and no storage left behind.
+    never = tmp_path / "never.yaml"
+    never.write_text(f"study: {{kind: stacker, out: {tmp_path / 'never-run'}}}\n")
+    assert main([*gate_cli, "--study", str(never)]) == 2
+    assert "run `hybridrank study run` first" in capsys.readouterr().err
+    assert not (tmp_path / "never-run" / "study.db").exists()
     assert main([*gate_cli, "--gate", "sigmoid:centre=1.5,slope=2"]) == 0
     meta = json.loads((tmp_path / "b" / "hybrid.json").read_text())
     assert meta["gate"] == {"kind": "sigmoid", "params": {"centre": 1.5, "slope": 2.0}}
