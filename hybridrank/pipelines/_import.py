@@ -694,8 +694,10 @@ def _letor_lines(path: Path) -> tuple[list[int], list[str | None], bool]:
     lines: list[int] = []
     docids: list[str | None] = []
     has_qid = False
+    last = ""
     with path.open(encoding="utf-8", errors="replace") as fh:
         for lineno, raw in enumerate(fh, start=1):
+            last = raw
             data, _, comment = raw.partition("#")
             if not data.strip():
                 continue
@@ -703,6 +705,11 @@ def _letor_lines(path: Path) -> tuple[list[int], list[str | None], bool]:
             has_qid = has_qid or " qid:" in f" {data}"
             match = _DOCID_COMMENT.search(comment)
             docids.append(match.group(1) if match else None)
+    if last and not last.endswith(("\n", "\r")):
+        logger.warning(
+            "%s: no newline after line %d: if the file was cut there, its last row lost "
+            "features (read as 0)", path, len(lines) and lines[-1],
+        )  # fmt: skip
     return lines, docids, has_qid
 
 
@@ -728,12 +735,37 @@ def _read_letor_file(path: Path) -> _LetorFile:
     synthetic = np.asarray([f"{q}-{i}" for q, i in zip(qid, within, strict=True)], dtype=object)
     docids_from = "synthetic (<qid>-<row in query>)"
     docid = synthetic
-    if n and all(c is not None for c in comment):
+    named_rows = np.asarray([c is not None for c in comment], dtype=bool)
+    if n and named_rows.all():
         named = np.asarray(comment, dtype=object)
-        if not pd.DataFrame({"q": qid, "d": named}).duplicated().any():
-            docid, docids_from = named, "comment (# docid = ...)"
-        else:
-            logger.warning("%s: docids in comments repeat within a query; using row ids", path)
+        twice = pd.DataFrame({"q": qid, "d": named}).duplicated().to_numpy()
+        if twice.any():
+            i = int(np.flatnonzero(twice)[0])
+            first_i = int(np.flatnonzero((qid == qid[i]) & (named == named[i]))[0])
+            raise DataFormatError(
+                f"document {named[i]!r} is listed twice in query {qid[i]!r} (first on line "
+                f"{int(line[first_i])}); {int(twice.sum())} repeated pair(s) in all",
+                path=path,
+                line=int(line[i]),
+                column="docid",
+            )
+        docid, docids_from = named, "comment (# docid = ...)"
+    elif named_rows.any():
+        # Some lines name their document and some do not: a cut or edited line, never a
+        # reason to replace every real id by a made-up one.
+        i = int(np.flatnonzero(~named_rows)[0])
+        raise DataFormatError(
+            f"no '# docid = ...' comment, where {int(named_rows.sum())} of the file's "
+            f"{n} rows have one; was the line cut?",
+            path=path,
+            line=int(line[i]),
+            column="docid",
+        )
+    elif n:
+        logger.warning(
+            "%s: no row names its document ('# docid = ...'): ids are <qid>-<row in query>, "
+            "which no other file (texts, qrels, a log) can join", path,
+        )  # fmt: skip
     return _LetorFile(path, X, y, qid, docid, line, docids_from)
 
 

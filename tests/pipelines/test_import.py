@@ -295,6 +295,18 @@ def test_import_letor(tmp_path: Path) -> None:
     assert [f["queries"] for f in files] == [2, 2]
     Dataset.read(ds.write(tmp_path / "ds"))
 
+    # One row without its docid comment (a cut or edited line), or a document twice in a
+    # query: an error naming the line, never made-up ids for every row.
+    cut = _write_letor(tmp_path / "cut.txt", [(2, "10", {1: 0.5}, "GX-1"), (0, "10", {1: 0.1}, ""),
+                                              (1, "11", {1: 0.3}, "GX-3")])  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"no '# docid = \.\.\.' comment, where 2 of") as err:
+        import_dataset(ImportConfig(letor=(str(cut),)))
+    assert (err.value.line, err.value.column) == (2, "docid")
+    twice = _write_letor(tmp_path / "twice.txt", [(2, "10", {1: 0.5}, "GX-1"),
+                                                  (0, "10", {1: 0.1}, "GX-1")])  # fmt: skip
+    with pytest.raises(DataFormatError, match=r"'GX-1' is listed twice in query '10' \(first on line 1\)") as err:
+        import_dataset(ImportConfig(letor=(str(twice),)))
+    assert err.value.line == 2
     overlap = _write_letor(tmp_path / "c.txt", [(1, "99", {1: 1.0}, ""), (0, "7", {1: 0.0}, "")])
     with pytest.raises(DataFormatError, match=r"query '7' is also in .*a\.txt") as err:
         import_dataset(ImportConfig(letor=(str(a), str(overlap))))
