@@ -42,12 +42,14 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
     counts as clicked once however often it was clicked. Dwell is unknown (NaN).
     An empty URL slot shows nothing: no row, and the URLs after it keep their
     positions. A clicked URL the session did not show is left out, counted in
-    ``frame.attrs["clicks_dropped"]`` and logged.
+    ``frame.attrs["clicks_dropped"]`` and logged; repeated clicks on a shown URL,
+    folded into its one click, are counted in ``frame.attrs["clicks_merged"]``.
     """
     path = Path(path)
     rows: dict[str, list[object]] = {c: [] for c in C.IMPRESSION_COLUMNS}
     session = 0
     dropped = 0
+    merged = 0
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             for record in line.split(";"):
@@ -65,8 +67,11 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
                 slots = [u.strip() for u in urls_part.split(",")]
                 if not any(slots):
                     raise DataFormatError("session shows no URLs", path=path, line=lineno)
-                clicked = {u.strip() for u in clicked_part.split(",") if u.strip()}
+                tokens = [u.strip() for u in clicked_part.split(",") if u.strip()]
+                clicked = set(tokens)
                 dropped += len(clicked - set(slots))
+                shown = [u for u in tokens if u in set(slots)]
+                merged += len(shown) - len(set(shown))
                 for pos, url in enumerate(slots, start=1):
                     if not url:
                         continue
@@ -82,6 +87,7 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
         logger.warning("%s: %d clicks on URLs their session did not show; skipped", path, dropped)
     frame = _impressions_frame(rows)
     frame.attrs["clicks_dropped"] = dropped
+    frame.attrs["clicks_merged"] = merged
     return frame
 
 
@@ -93,13 +99,18 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
     session that shows its URL; a click matching no impression is counted and
     logged. Dwell is the time to the session's next event, in the log's own
     time unit (NaN for the last event). The count of clicks left out is in
-    ``frame.attrs["clicks_dropped"]``.
+    ``frame.attrs["clicks_dropped"]``; a repeated click on a result already
+    clicked on that page is folded into its one click (the later click's dwell)
+    and counted in ``frame.attrs["clicks_merged"]``. A ``Q`` row must hold its
+    ten URL slots (15 tab-separated fields; an empty slot keeps its tab).
     """
     path = Path(path)
     impressions: list[tuple[int, float, str, list[str], int]] = []
     clicks: list[tuple[int, float, str, int]] = []
+    last = ""
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
+            last = line
             if not line.strip() or line.startswith("#"):
                 continue
             fields = [f for f in line.rstrip("\n").split("\t")]
@@ -118,6 +129,15 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
                 ) from None
             kind = fields[2]
             if kind == "Q":
+                if len(fields) != 15:
+                    raise DataFormatError(
+                        f"a query row has {len(fields)} fields, expected 15 (SESSION TIME Q "
+                        "QUERY_ID REGION URL1..URL10; an empty URL slot keeps its tab): was "
+                        "the line cut or a tab lost?",
+                        path=path,
+                        line=lineno,
+                        column="urls",
+                    )
                 urls = list(fields[5:])  # an empty slot keeps the positions after it
                 if not any(urls):
                     raise DataFormatError("query row shows no URLs", path=path, line=lineno)
@@ -129,6 +149,11 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
                     f"unknown row type {kind!r} (Q or C)", path=path, line=lineno, column="type"
                 )
 
+    if last and not last.endswith("\n"):
+        logger.warning(
+            "%s: no newline after the last line: if the file was cut there, its last value "
+            "is partial", path,
+        )  # fmt: skip
     # Attribute each click to the latest earlier impression of its session showing the URL.
     by_session: dict[int, list[int]] = {}
     for idx, (session, *_rest) in enumerate(impressions):
@@ -141,6 +166,7 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
         events.setdefault(session, []).append(ts)
     click_dwell: dict[tuple[int, str], float] = {}
     unmatched = 0
+    merged = 0
     for session, ts, url, _lineno in clicks:
         match = None
         for idx in reversed(by_session.get(session, [])):
@@ -150,6 +176,7 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
         if match is None:
             unmatched += 1
             continue
+        merged += (match, url) in clicked
         clicked.add((match, url))
         later = [t for t in events[session] if t > ts]
         click_dwell[(match, url)] = (min(later) - ts) if later else np.nan
@@ -173,6 +200,7 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
             rows[C.DWELL_S].append(click_dwell.get((idx, url), np.nan) if is_click else np.nan)
     frame = _impressions_frame(rows)
     frame.attrs["clicks_dropped"] = unmatched
+    frame.attrs["clicks_merged"] = merged
     return frame
 
 

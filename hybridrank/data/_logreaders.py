@@ -81,6 +81,9 @@ class ReadReport:
         clicks_dropped: Clicks left out because no impression showed their
             document: a clicked URL its session did not show (Yandex), a click
             matching no earlier impression of its session (CLARA2).
+        clicks_merged: Repeated clicks on a result already clicked on the same
+            page, folded into its one click (Yandex, CLARA2: the canonical log
+            holds one click flag per shown result).
     """
 
     path: str
@@ -89,6 +92,7 @@ class ReadReport:
     first_errors: tuple[str, ...]
     rows_dropped: int = 0
     clicks_dropped: int = 0
+    clicks_merged: int = 0
 
 
 class _Reporter:
@@ -1006,10 +1010,12 @@ def read_baidu_ultr(
 def _with_click_report(frame: pd.DataFrame, path: str | Path) -> pd.DataFrame:
     """The :class:`ReadReport` of a reader that stops at the first bad record."""
     dropped = int(frame.attrs.pop("clicks_dropped", 0))
+    merged = int(frame.attrs.pop("clicks_merged", 0))
     frame.attrs[_REPORT_ATTR] = ReadReport(
         path=str(path), rows_read=int(frame[C.SESSION_ID].nunique()), rows_skipped=0,
         first_errors=(),
         clicks_dropped=dropped,
+        clicks_merged=merged,
     )  # fmt: skip
     return frame
 

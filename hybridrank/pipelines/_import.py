@@ -497,6 +497,12 @@ def _read_log(config: ImportConfig, record: _Record) -> pd.DataFrame:
             f"{config.log}: clicks on documents no impression of their session showed",
         )
         record.drop(
+            "log_clicks_repeated",
+            report.clicks_merged,
+            f"{config.log}: repeated clicks on a result already clicked on the same page, "
+            "folded into its one click",
+        )
+        record.drop(
             "log_records_beyond_reader_limits",
             report.rows_dropped,
             f"{config.log}: left out by the {config.log_format} reader "

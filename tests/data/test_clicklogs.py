@@ -39,13 +39,15 @@ def test_readers_that_drop_clicks_report_them_to_the_import(tmp_path: Path) -> N
     from hybridrank.pipelines import FoldConfig, ImportConfig, import_dataset
 
     path = tmp_path / "trainSample"
-    sessions = [f"q{i}\tu{i},v{i},w{i} : v{i}" for i in range(6)] + ["q0\tu0,v0,w0 : x"]
+    sessions = [f"q{i}\tu{i},v{i},w{i} : v{i}" for i in range(6)] + ["q0\tu0,v0,w0 : x,u0,u0"]
     path.write_text(";".join(sessions) + "\n")
     report = read_click_log(path, "yandex").attrs["read_report"]
-    assert (report.rows_read, report.clicks_dropped) == (7, 1)
+    assert (report.rows_read, report.clicks_dropped, report.clicks_merged) == (7, 1, 1)
     config = ImportConfig(log=str(path), log_format="yandex", folds=FoldConfig(n_folds=2))
-    dropped = import_dataset(config).source["dropped"]["log_clicks_without_impression"]
+    source = import_dataset(config).source["dropped"]
+    dropped = source["log_clicks_without_impression"]
     assert dropped["count"] == 1 and "no impression" in dropped["why"]
+    assert source["log_clicks_repeated"]["count"] == 1
 
 
 def test_yandex_bad_record(tmp_path: Path) -> None:
@@ -55,21 +57,29 @@ def test_yandex_bad_record(tmp_path: Path) -> None:
         read_yandex_sample(path)
 
 
+def _q(session: int, time: int, query: str, *urls: str) -> str:
+    """A CLARA2 query row: SESSION TIME Q QUERY_ID REGION and ten URL slots."""
+    slots = list(urls) + [""] * (10 - len(urls))
+    return "\t".join([str(session), str(time), "Q", query, "0.0", *slots])
+
+
 def test_clara2_reader(tmp_path: Path) -> None:
     path = tmp_path / "log"
     rows = [
         "# header",
-        "0\t0\tQ\t11\t0.0\ta\tb\tc",
+        _q(0, 0, "11", "a", "b", "c"),
         "0\t10\tC\tb",
         "0\t40\tC\ta",
-        "1\t5\tQ\t12\t0.0\tc\td\te",
+        "0\t45\tC\ta",  # a repeated click on the same result: folded and counted
+        _q(1, 5, "12", "c", "d", "e"),
         "1\t7\tC\tz",  # matches no impression: skipped and counted
     ]
     path.write_text("\n".join(rows) + "\n")
     log = read_clara2(path)
     assert len(log) == 6 and log.attrs["clicks_dropped"] == 1
+    assert log.attrs["clicks_merged"] == 1
     # An empty URL slot shows nothing and keeps the positions after it.
-    path.write_text("0\t0\tQ\t11\t0.0\ta\t\tc\n0\t5\tC\tc\n")
+    path.write_text(_q(0, 0, "11", "a", "", "c") + "\n0\t5\tC\tc\n")
     gap = read_clara2(path)
     assert gap[C.DOCID].tolist() == ["a", "c"] and gap[C.POSITION].tolist() == [1, 3]
     assert gap[C.CLICK].tolist() == [0, 1]
@@ -82,12 +92,25 @@ def test_clara2_reader(tmp_path: Path) -> None:
 
 def test_clara2_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "log"
-    path.write_text("0\t0\tQ\t11\t0.0\ta\n0\tx\tC\ta\n")
+    path.write_text(_q(0, 0, "11", "a") + "\n0\tx\tC\ta\n")
     with pytest.raises(DataFormatError, match="line 2"):
         read_clara2(path)
     path.write_text("0\t0\tX\t11\n")
     with pytest.raises(DataFormatError, match="unknown row type"):
         read_clara2(path)
+    # A query row with 7 URL slots (a lost tab, a cut line): named, not read short.
+    path.write_text(_q(0, 0, "11", "a") + "\n" + "\t".join(["1", "0", "Q", "12", "0.0"] + ["u"] * 7) + "\n")
+    with pytest.raises(DataFormatError, match="has 12 fields, expected 15") as info:
+        read_clara2(path)
+    assert info.value.line == 2
+
+
+def test_yandex_repeated_clicks_are_counted(tmp_path: Path) -> None:
+    path = tmp_path / "trainSample"
+    path.write_text("7_1\tu1,u2,u3 : u2,u2,u3,u9,u9\n")
+    log = read_yandex_sample(path)
+    assert log[C.CLICK].tolist() == [0, 1, 1]
+    assert (log.attrs["clicks_dropped"], log.attrs["clicks_merged"]) == (1, 1)
 
 
 def test_examination_from_ctr() -> None:
