@@ -117,13 +117,20 @@ def _check_table(table: pd.DataFrame, required: tuple[str, ...], what: str) -> N
 
 
 def drop_unknown_qrels(
-    qrels: pd.DataFrame, docids: pd.Series, qids: pd.Series, *, source: str, policy: UnknownIds
+    qrels: pd.DataFrame,
+    docids: pd.Series,
+    qids: pd.Series,
+    *,
+    source: str,
+    policy: UnknownIds,
+    quiet: bool = False,
 ) -> pd.DataFrame:
     """Apply the unknown-id policy to qrels before building a :class:`Collection`.
 
     With ``policy="drop"`` judged pairs naming documents or queries that the
     collection does not hold are removed, counted and logged; with ``"error"``
     the first one raises :class:`DataFormatError` naming the file and line.
+    ``quiet`` logs the drop at debug level only (for a caller applying its own policy).
     """
     unknown = ~qrels[C.DOCID].isin(docids) | ~qrels[C.QID].isin(qids)
     if not unknown.any():
@@ -140,7 +147,9 @@ def drop_unknown_qrels(
             line=line,
             column=column,
         )
-    logger.warning(
-        "%s: dropped %d judged pairs naming unknown documents or queries", source, unknown.sum()
-    )
+    # quiet: a caller that applies its own policy to these rows (and says so) drops them here.
+    logger.log(
+        logging.DEBUG if quiet else logging.WARNING,
+        "%s: dropped %d judged pairs naming unknown documents or queries", source, unknown.sum(),
+    )  # fmt: skip
     return qrels.loc[~unknown].reset_index(drop=True)

@@ -150,6 +150,7 @@ def load_trec(
     *,
     name: str | None = None,
     unknown_ids: UnknownIds = "error",
+    quiet: bool = False,
 ) -> Collection:
     """Load a TREC-style directory.
 
@@ -166,6 +167,7 @@ def load_trec(
         name: Name in reports; default the directory name.
         unknown_ids: Judged pairs naming unknown ids raise (default) or are
             dropped and counted with ``"drop"``.
+        quiet: Drop them without a warning (a caller applying its own policy).
     """
     root = Path(root)
     if not root.is_dir():
@@ -185,7 +187,8 @@ def load_trec(
         raise MissingInputError(f"{root}: neither qrels nor qrels.txt found")
     qrels = read_trec_qrels(qrels_path)
     qrels = drop_unknown_qrels(
-        qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids
+        qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids,
+        quiet=quiet,
     )
     return Collection(
         name=name or root.name,

@@ -351,7 +351,7 @@ def _load_texts(config: ImportConfig, record: _Record) -> _Texts | None:
         # Our unknown-id policy (its message, its counts) runs on the qrels read below;
         # load_trec only drops the same rows from its own copy.
         try:
-            collection = load_trec(root, unknown_ids="drop")
+            collection = load_trec(root, unknown_ids="drop", quiet=True)
         except FileNotFoundError as exc:
             raise MissingInputError(str(exc)) from None
         qrels = read_qrels(qrels_path, "trec")
