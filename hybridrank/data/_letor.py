@@ -64,11 +64,31 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
                 path=group_file,
             )
         qid = np.repeat(np.arange(sizes.size), sizes)
-    if np.any(y < 0) or not np.all(y == np.round(y)):
-        raise DataFormatError("labels must be integers >= 0", path=p, column="label")
+    bad = (y < 0) | (y != np.round(y))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataFormatError(
+            f"label {float(y[row]):g} is not an integer >= 0 (graded relevance); "
+            f"{int(bad.sum())} such rows",
+            path=p,
+            line=_data_line(p, row),
+            column="label",
+        )
     return LetorData(
         X=np.asarray(X.todense(), dtype=np.float32), y=y.astype(np.int32), qid=np.asarray(qid)
     )
+
+
+def _data_line(path: Path, row: int) -> int | None:
+    """The 1-based line of the ``row``-th data line (neither blank nor comment-only)."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        n = -1
+        for lineno, raw in enumerate(fh, start=1):
+            if raw.partition("#")[0].strip():
+                n += 1
+                if n == row:
+                    return lineno
+    return None
 
 
 def _raise_first_bad_line(path: Path) -> None:

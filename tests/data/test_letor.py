@@ -36,7 +36,7 @@ def test_bad_files(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"bad\.txt"):
         read_svmlight(p)
     p.write_text("-1 qid:1 1:1\n")
-    with pytest.raises(DataFormatError, match="integers"):
+    with pytest.raises(DataFormatError, match="not an integer >= 0"):
         read_svmlight(p)
     with pytest.raises(FileNotFoundError):
         read_svmlight(tmp_path / "nope.txt")
@@ -68,3 +68,11 @@ def test_an_empty_file_is_refused_by_name(tmp_path: Path) -> None:
     p.write_text("# only a comment\n")
     with pytest.raises(DataFormatError, match="no data lines"):
         read_svmlight(p)
+
+
+def test_a_label_that_is_no_grade_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_text("# a comment\n1 qid:1 1:0.5\n\n1.5 qid:1 1:0.2\n-1 qid:2 1:0.1\n")
+    with pytest.raises(DataFormatError, match=r"line 4, column 'label': label 1\.5 is not an integer >= 0") as info:
+        read_svmlight(path)
+    assert "2 such rows" in str(info.value)
