@@ -32,7 +32,8 @@ def print_experiment(result: Any) -> None:
             f"(at most that below them)" if head["weight"] is not None
             else f"none ({head['kept_base']})"
         )  # fmt: skip
-        print(f"{name}: head click weight from {head['held_out_sessions']} held-out sessions: "
+        print(f"{name}: head click weight from the head queries' {head['held_out_sessions']} "
+              "clicked held-out sessions: "
               f"{chosen}")  # fmt: skip
     print(f"reports: {result.path / 'report'}  (main.md/.csv/.json, main_*.png)")
 

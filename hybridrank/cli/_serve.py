@@ -46,6 +46,16 @@ def cmd_rank(args: argparse.Namespace) -> int:
     ranker = HybridRanker.load(args.model, device=args.device)
     candidates = read_table(args.candidates, required=("qid", "docid"))
     queries = read_table(args.queries, required=("qid", "text")) if args.queries else None
+    if queries is not None:
+        twice = queries["qid"].duplicated().to_numpy()
+        if twice.any():  # one text would silently win
+            with file_lines(args.queries):
+                raise DataFormatError(
+                    f"query {queries['qid'].iloc[int(twice.argmax())]!r} is listed again; "
+                    f"{int(twice.sum())} repeated ids in all: give each query once",
+                    row=int(twice.argmax()),
+                    column="qid",
+                )
     if args.docs is not None:
         docs = read_table(args.docs, required=("docid", "text"))
         twice = docs["docid"].duplicated().to_numpy()

@@ -241,6 +241,13 @@ TUNABLE_GATES = (SigmoidGate.kind, BucketGate.kind)
 def make_gate(kind: str, params: Mapping[str, Any] | None = None) -> Gate:
     if kind not in GATES:
         raise ConfigError(f"unknown gate {kind!r}; choose from {sorted(GATES)}")
+    known = set(GATES[kind]().params())
+    unknown = sorted(set(params or {}) - known)
+    if unknown:
+        raise ConfigError(
+            f"gate {kind!r}: unknown parameter{'s' if len(unknown) > 1 else ''} {unknown}; "
+            f"it takes {sorted(known)}"
+        )
     try:
         return GATES[kind](**dict(params or {}))
     except (TypeError, ValueError) as exc:

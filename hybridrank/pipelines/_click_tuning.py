@@ -172,7 +172,7 @@ def summary_table(runs: Mapping[int, Mapping[str, Any]]) -> pd.DataFrame:
     for seed, r in runs.items():
         rows.append({"seed": seed, "head min sessions": r["min_frequency"],
                      "head queries": r["head_queries"],
-                     "held-out sessions": r["held_out_sessions"],
+                     "their clicked held-out sessions": r["held_out_sessions"],
                      "head weight set": r["weight"],
                      "click metric, tuned gate": r["base_value"],
                      "best weight": r.get("best_weight"), "its click metric": r["best_value"],

@@ -152,8 +152,9 @@ def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
     bad = unparsed | ~np.isfinite(freq) | (freq < 0)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        value = raw[row].item() if isinstance(raw[row], np.generic) else raw[row]
         raise DataFormatError(
-            f"frequency {raw[row]!r} is not a number >= 0 (sessions of the query; 0 for a "
+            f"frequency {value!r} is not a number >= 0 (sessions of the query; 0 for a "
             "query the log never saw)",
             path=source,
             row=row,

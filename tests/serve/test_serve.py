@@ -149,6 +149,9 @@ def test_fused_bundle_applies_the_gate_per_query(runs: dict[str, Path], tmp_path
     # An empty request: an empty ranking with the columns of any other.
     full_columns = list(ranker.rank(q, docs, {"freq": 3}).to_frame().columns)
     assert list(ranker.rank(q, docs.iloc[:0], {"freq": 3}).to_frame().columns) == full_columns
+    negative = request.assign(**{C.FREQ: np.full(len(request), -3, dtype=np.int64)})
+    with pytest.raises(DataFormatError, match=r"frequency -3 is not") as info:
+        ranker.rank_table(negative)
     bad_freq = request.assign(**{C.FREQ: freq})
     bad_freq.loc[bad_freq.index[3], C.FREQ] = np.nan
     with pytest.raises(DataFormatError, match="not a number >= 0") as info:
@@ -289,6 +292,9 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
                 "--out", str(tmp_path / "b")]  # fmt: skip
     assert main([*gate_cli, "--gate", "sigmoid:centre=abc"]) == 2
     assert "not a number" in capsys.readouterr().err
+    assert main([*gate_cli, "--gate", "sigmoid:centre=1.6,slope=2.5,foo=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown parameter ['foo']; it takes ['centre', 'slope']" in err and "__init__" not in err
     # A study not run yet: one clear line, and no storage left behind.
     never = tmp_path / "never.yaml"
     never.write_text(f"study: {{kind: stacker, out: {tmp_path / 'never-run'}}}\n")
@@ -363,6 +369,14 @@ def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
     good.write_text(text)
     assert main([*args[:3], "--candidates", str(good), "--docs", str(docs), "--out", str(out)]) == 2
     assert f"docs.csv, line 4, column 'docid': document {ids[0]!r} is listed again" in (
+        capsys.readouterr().err
+    )
+    # So is a query listed twice in --queries (one text would silently win).
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("qid\ttext\nq1\ta\nq2\tb\nq1\tc\n")
+    assert main([*args[:3], "--candidates", str(good), "--queries", str(queries),
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert "queries.tsv, line 4, column 'qid': query 'q1' is listed again" in (
         capsys.readouterr().err
     )
     for bad in ("-1", "0"):
