@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from hybridrank._atomic import check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one
@@ -47,26 +48,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
     candidates = read_table(args.candidates, required=("qid", "docid"))
     queries = read_table(args.queries, required=("qid", "text")) if args.queries else None
     if queries is not None:
-        twice = queries["qid"].duplicated().to_numpy()
-        if twice.any():  # one text would silently win
-            with file_lines(args.queries):
-                raise DataFormatError(
-                    f"query {queries['qid'].iloc[int(twice.argmax())]!r} is listed again; "
-                    f"{int(twice.sum())} repeated ids in all: give each query once",
-                    row=int(twice.argmax()),
-                    column="qid",
-                )
+        _refuse_repeated(queries, "qid", "query", args.queries)  # one text would silently win
     if args.docs is not None:
         docs = read_table(args.docs, required=("docid", "text"))
-        twice = docs["docid"].duplicated().to_numpy()
-        if twice.any():  # the merge would give its candidates twice
-            with file_lines(args.docs):
-                raise DataFormatError(
-                    f"document {docs['docid'].iloc[int(twice.argmax())]!r} is listed again; "
-                    f"{int(twice.sum())} repeated ids in all: give each document once",
-                    row=int(twice.argmax()),
-                    column="docid",
-                )
+        # The merge would give a repeated document's candidates twice.
+        _refuse_repeated(docs, "docid", "document", args.docs)
         candidates = candidates.drop(columns=["text"], errors="ignore").merge(
             docs[["docid", "text"]], on="docid", how="left"
         )
@@ -101,6 +87,21 @@ def cmd_rank(args: argparse.Namespace) -> int:
         f"{args.model} in {seconds:.2f}s -> {args.out}"
     )
     return 0
+
+
+def _refuse_repeated(table: Any, column: str, what: str, path: Path) -> None:
+    """An id listed twice in a request's side table is an error naming the file's line."""
+    from hybridrank.data import file_lines
+
+    twice = table[column].duplicated().to_numpy()
+    if twice.any():
+        with file_lines(path):
+            raise DataFormatError(
+                f"{what} {table[column].iloc[int(twice.argmax())]!r} is listed again; "
+                f"{int(twice.sum())} repeated ids in all: give each {what} once",
+                row=int(twice.argmax()),
+                column=column,
+            )
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:

@@ -110,17 +110,7 @@ def annotate_dataset(
     config = replace(config or AnnotateConfig(), seed_queries=0)
     table = dataset.table()
     if candidates is not None:
-        keys = table.set_index([C.QID, C.DOCID]).index
-        wanted = pd.MultiIndex.from_frame(candidates[[C.QID, C.DOCID]].astype(str))
-        unknown = ~wanted.isin(keys)
-        if unknown.any():
-            q, d = wanted[int(unknown.argmax())]
-            raise DataFormatError(
-                f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
-                f"{int(unknown.sum())} such pairs",
-                row=int(unknown.argmax()),
-                column=C.DOCID,
-            )
+        wanted = known_pairs(candidates, table)
         table = table.set_index([C.QID, C.DOCID]).loc[wanted].reset_index()
     annotated = annotate_candidates(
         table, dataset.queries, dataset.docs, annotator, cache, config, progress=progress
@@ -155,4 +145,27 @@ def annotate_dataset(
     )
 
 
-__all__ = ["LLM_LABEL_COLUMNS", "DatasetLabels", "annotate_dataset", "default_answer_cache"]
+def known_pairs(pairs: pd.DataFrame, candidates: pd.DataFrame) -> pd.MultiIndex:
+    """``pairs``' (qid, docid) keys, each a candidate of the dataset.
+
+    Raises:
+        DataFormatError: The first pair that is none, by its row in ``pairs``.
+    """
+    keys = pd.MultiIndex.from_frame(candidates[[C.QID, C.DOCID]].astype(str))
+    wanted = pd.MultiIndex.from_frame(pairs[[C.QID, C.DOCID]].astype(str))
+    unknown = ~wanted.isin(keys)
+    if unknown.any():
+        q, d = wanted[int(unknown.argmax())]
+        raise DataFormatError(
+            f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
+            f"{int(unknown.sum())} such pairs",
+            row=int(unknown.argmax()),
+            column=C.DOCID,
+        )
+    return wanted
+
+
+__all__ = [
+    "LLM_LABEL_COLUMNS", "DatasetLabels", "annotate_dataset", "default_answer_cache",
+    "known_pairs",
+]  # fmt: skip

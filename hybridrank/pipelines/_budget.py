@@ -37,7 +37,12 @@ from hybridrank.labels.llm import (
     count_answered,
     pairs_from_candidates,
 )
-from hybridrank.pipelines._annotate import LLM_LABEL_COLUMNS, DatasetLabels, annotate_dataset
+from hybridrank.pipelines._annotate import (
+    LLM_LABEL_COLUMNS,
+    DatasetLabels,
+    annotate_dataset,
+    known_pairs,
+)
 from hybridrank.pipelines._tables import CLICK_ESTIMATE, SEMANTIC, TableOptions, build_table
 
 logger = logging.getLogger(__name__)
@@ -474,17 +479,7 @@ def annotate_chosen(
             (its row in ``pairs``).
     """
     candidates = dataset.candidates[[C.QID, C.DOCID]].astype(str)
-    keys = pd.MultiIndex.from_frame(candidates)
-    wanted = pd.MultiIndex.from_frame(pairs[[C.QID, C.DOCID]].astype(str))
-    unknown = ~wanted.isin(keys)
-    if unknown.any():
-        q, d = wanted[int(unknown.argmax())]
-        raise DataFormatError(
-            f"pair ({q!r}, {d!r}) is not a candidate of the dataset; "
-            f"{int(unknown.sum())} such pairs",
-            row=int(unknown.argmax()),
-            column=C.DOCID,
-        )
+    wanted = known_pairs(pairs, candidates)
     existing = dataset.llm_labels
     if not annotator.is_llm and existing is not None and len(existing):
         _check_same_judge(dataset, annotator, cache, existing)
