@@ -30,6 +30,7 @@ from hybridrank.data import TUNING, Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.labels.llm import (
     LLM_SOFT,
+    LLM_STATUS,
     AnnotateConfig,
     AnnotationStats,
     Annotator,
@@ -402,6 +403,8 @@ def annotate_with_budget(
             existing[SELECTED_BY] = UNBUDGETED
         if SELECTION_ROUND not in existing.columns:
             existing[SELECTION_ROUND] = 0
+    if not annotator.is_llm and existing is not None and len(existing):
+        _check_same_judge(dataset, annotator, cache, existing)  # it regrades them below
     tuning = table[TUNING].to_numpy(dtype=bool)
     pool = np.ones(len(table), dtype=bool) if annotator.is_llm else ~tuning
     keys = pd.MultiIndex.from_frame(table[[C.QID, C.DOCID]].astype(str))
@@ -514,6 +517,8 @@ def _check_same_judge(
     """A score-only judge regrades the earlier labels: they must be its own answers (in
     ``cache``), or a paid LLM's grades would be replaced by the judge's without a word."""
     assert dataset.queries is not None and dataset.docs is not None
+    if LLM_STATUS in existing.columns:  # pairs a budget left unasked have no answer to check
+        existing = existing.loc[existing[LLM_STATUS].astype(str) != "not_run"]
     earlier = pairs_from_candidates(
         existing[[C.QID, C.DOCID]].astype(str), dataset.queries, dataset.docs
     )

@@ -296,6 +296,10 @@ def test_named_pairs_for_an_llm_replace_only_theirs(world: Path, tmp_path: Path)
         ConfigError, match="not answers of this judge"
     ):
         annotate_chosen(dataset, scorer, cache, fresh)
+    with AnswerCache(tmp_path / "cache.sqlite") as cache, pytest.raises(
+        ConfigError, match="not answers of this judge"
+    ):  # a budget regrades the earlier labels too
+        annotate_with_budget(dataset, scorer, cache, Budget(share=0.5), "random")
     assert scorer.asked == []
 
 
