@@ -68,10 +68,9 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
                 if not any(slots):
                     raise DataFormatError("session shows no URLs", path=path, line=lineno)
                 tokens = [u.strip() for u in clicked_part.split(",") if u.strip()]
-                clicked = set(tokens)
-                dropped += len(clicked - set(slots))
-                shown = [u for u in tokens if u in set(slots)]
-                merged += len(shown) - len(set(shown))
+                clicked, on_page = set(tokens), set(slots)
+                dropped += len(clicked - on_page)
+                merged += sum(u in on_page for u in tokens) - len(clicked & on_page)
                 for pos, url in enumerate(slots, start=1):
                     if not url:
                         continue

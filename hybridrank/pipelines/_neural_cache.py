@@ -29,7 +29,7 @@ import importlib.metadata
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,20 +181,7 @@ class NeuralScoreCache:
 
     def _prune(self, *, keep: Path) -> None:
         """Remove the least recently used files beyond ``max_files`` (never ``keep``)."""
-        files = []
-        for p in self.directory.glob("*.parquet"):
-            try:
-                files.append((p.stat().st_mtime, p))
-            except OSError:  # removed meanwhile by another run
-                continue
-        files.sort(key=lambda item: item[0], reverse=True)
-        for _, p in files[self.max_files :]:
-            if p == keep:
-                continue
-            try:
-                p.unlink()
-            except OSError as exc:
-                logger.warning("%s: could not remove an old cached file (%s)", p, exc)
+        _remove_oldest(self.directory.glob("*.parquet"), self.max_files, lambda p: p == keep)
 
 
 @dataclass(frozen=True)
@@ -257,7 +244,10 @@ class FoldCheckpoints:
         except OSError as exc:
             logger.warning("%s: fold %s could not be kept for a resume (%s)", path, fold, exc)
             return
-        self._prune(keep=self.key)
+        _remove_oldest(
+            self.directory.glob("*-fold*.parquet"), self.max_files,
+            lambda p: p.name.startswith(f"{self.key}-"),
+        )  # fmt: skip
 
     def clear(self) -> None:
         """Remove this run's fold files (its whole result is stored)."""
@@ -265,16 +255,22 @@ class FoldCheckpoints:
             with contextlib.suppress(OSError):
                 path.unlink()
 
-    def _prune(self, *, keep: str) -> None:
-        files = []
-        for p in self.directory.glob("*-fold*.parquet"):
-            with contextlib.suppress(OSError):
-                files.append((p.stat().st_mtime, p))
-        files.sort(key=lambda item: item[0], reverse=True)
-        for _, p in files[self.max_files :]:
-            if not p.name.startswith(f"{keep}-"):
-                with contextlib.suppress(OSError):
-                    p.unlink()
+
+def _remove_oldest(paths: Iterable[Path], max_files: int, keep: Callable[[Path], bool]) -> None:
+    """Remove the files beyond the ``max_files`` most recently modified, except those
+    ``keep`` names; a file removed meanwhile by another run is skipped."""
+    files = []
+    for p in paths:
+        with contextlib.suppress(OSError):
+            files.append((p.stat().st_mtime, p))
+    files.sort(key=lambda item: item[0], reverse=True)
+    for _, p in files[max_files:]:
+        if keep(p):
+            continue
+        try:
+            p.unlink()
+        except OSError as exc:
+            logger.warning("%s: could not remove an old cached file (%s)", p, exc)
 
 
 def _plain(value: Any) -> Any:

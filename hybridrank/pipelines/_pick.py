@@ -38,34 +38,29 @@ def train_config_for_trial(
         raise ConfigError(f"study best needs a gbdt or famol study; this one is {spec.kind!r}")
     base = base or GBDTTrainConfig()
     exp = ExperimentConfig.from_dict(spec.experiment)
+    # What the study trained on, whichever kind it is.
+    study_data = replace(
+        base,
+        dataset=spec.dataset or base.dataset,
+        world=exp.world if spec.dataset is None else base.world,
+        labels=exp.labels,
+        click_features=exp.click_features,
+        features=tuple(exp.features),
+    )
     if spec.kind == "famol":
         # FAMOL as the study trained it: the experiment's famol block (its LambdaMART is
         # the run's gbdt:), alpha's centre and slope from the trial.
         famol = replace(exp.famol, centre=float(trial["centre"]), slope=float(trial["slope"]))
         return replace(
-            base,
-            dataset=spec.dataset or base.dataset,
-            world=exp.world if spec.dataset is None else base.world,
+            study_data,
             label="famol",
-            labels=exp.labels,
-            click_features=exp.click_features,
-            features=tuple(exp.features),
             gbdt=replace(famol.gbdt, seed=spec.seed),
             famol=replace(famol, gbdt=FAMOLConfig().gbdt),
         )
     gbdt = replace(
         base.gbdt, engine=exp.gbdt.engine, seed=spec.seed, **lambdamart_params(trial)
     )
-    return replace(
-        base,
-        dataset=spec.dataset or base.dataset,
-        world=exp.world if spec.dataset is None else base.world,
-        label="click",
-        labels=exp.labels,
-        click_features=exp.click_features,
-        features=tuple(exp.features),
-        gbdt=gbdt,
-    )
+    return replace(study_data, label="click", gbdt=gbdt)
 
 
 def write_train_config(

@@ -56,7 +56,6 @@ _CLICK = frozenset(CLICK_FEATURES)
 #: Log features a request may leave out, read from the store under their click-feature
 #: name: an imported log's mean logged position is the store's ``qd_mean_position``
 #: (the same mean over the same log; NaN for a pair the log never showed).
-_STORE_ALIASES = STORE_ALIASES
 #: Columns :meth:`HybridRanker.rank_table` adds (and ``<anchor>_score`` per anchor expert);
 #: an input column of that name is an error.
 OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
@@ -194,7 +193,7 @@ class _GBDTScorer:
         self.bundle = bundle
         self.store = store
         self.names = list(bundle.schema.names)
-        self.needs_click = any(f in _CLICK or f in _STORE_ALIASES for f in self.names)
+        self.needs_click = any(f in _CLICK or f in STORE_ALIASES for f in self.names)
 
     def score(
         self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
@@ -202,7 +201,7 @@ class _GBDTScorer:
         click = (
             self.store.lookup(qid, docids) if self.needs_click and self.store is not None else {}
         )
-        for alias, stored in _STORE_ALIASES.items():
+        for alias, stored in STORE_ALIASES.items():
             if alias in self.names and alias not in columns and stored in click:
                 click = {**click, alias: click[stored]}
         X = _feature_matrix(self.names, columns, click, docids.shape[0], source="request")
@@ -210,7 +209,7 @@ class _GBDTScorer:
 
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
         missing_click = [f for f in self.names if f in _CLICK and f not in table.columns]
-        aliased = [f for f in self.names if f in _STORE_ALIASES and f not in table.columns]
+        aliased = [f for f in self.names if f in STORE_ALIASES and f not in table.columns]
         if (missing_click or aliased) and self.store is not None:
             joined = self.store.join(table)
             # As online: a click feature the request brings wins over the store.
@@ -218,7 +217,7 @@ class _GBDTScorer:
                 if f in _CLICK and f in table.columns:
                     joined[f] = table[f].to_numpy()
             for f in aliased:
-                joined[f] = joined[_STORE_ALIASES[f]].to_numpy()
+                joined[f] = joined[STORE_ALIASES[f]].to_numpy()
             table = joined
         # The model alone (GBDTBundle.predict would point a user to the store, read here).
         return self.bundle.ranker.predict(self.bundle.schema.matrix(table, source="candidates"))
