@@ -117,7 +117,9 @@ def tune(table: pd.DataFrame, run: dict, norm: str, signals: list[str], trials_p
         weights: tuple[float, ...] = ()
         if names:
             shares = np.array([p.get(f"share_{i}", 1.0) for i in range(len(names))])
-            shares = shares / shares.sum() if shares.sum() > 0 else np.full(len(names), 1 / len(names))
+            shares = (
+                shares / shares.sum() if shares.sum() > 0 else np.full(len(names), 1 / len(names))
+            )
             weights = tuple(float(w) for w in p["anchor_weight"] * shares)
         return fuse(gate, data.click, data.llm, anchors=data.anchors if names else (),
                     anchor_weights=weights)  # fmt: skip
@@ -168,7 +170,9 @@ def main() -> None:
         first = ev.drop_duplicates(C.QID)
         for name, signals in gates.items():
             fused, params = tune(table, run, norm, signals, args.trials_per_parameter, seed0)
-            v = ndcg_at_k(fused[evaluated], ev[C.Y_EXPERT].to_numpy(), qid=ev[C.QID].to_numpy(), k=10)
+            v = ndcg_at_k(
+                fused[evaluated], ev[C.Y_EXPERT].to_numpy(), qid=ev[C.QID].to_numpy(), k=10
+            )
             per_query.append(pd.DataFrame({"seed": int(seed), "qid": first[C.QID].to_numpy(),
                                            "bucket": first[C.BUCKET].to_numpy(), "gate": name,
                                            "ndcg": v}))  # fmt: skip
