@@ -31,7 +31,28 @@ class Ranker(Protocol):
     def set_params(self, **params: Any) -> Any: ...
 
 
-class ConfigParams:
+class SklearnTags:
+    """scikit-learn's estimator tags, so its utilities (``check_is_fitted``) accept a ranker.
+
+    A ranker needs ``fit`` before ``predict`` (``requires_fit``); a frozen one,
+    built from trained models, sets ``_requires_fit = False``. Whether a ranker
+    is fitted is decided as scikit-learn decides it for its own estimators: an
+    attribute ending in ``_`` set by ``fit``.
+    """
+
+    _requires_fit: bool = True
+
+    def __sklearn_tags__(self) -> Any:
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=self._requires_fit),
+            requires_fit=self._requires_fit,
+        )
+
+
+class ConfigParams(SklearnTags):
     """``get_params`` / ``set_params`` of a ranker whose one constructor argument is ``config``."""
 
     config: Any
@@ -55,4 +76,4 @@ class ConfigParams:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit first")
 
 
-__all__ = ["ConfigParams", "Ranker"]
+__all__ = ["ConfigParams", "Ranker", "SklearnTags"]

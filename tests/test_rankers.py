@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.utils.validation import check_is_fitted
 
 from hybridrank import Ranker
 from hybridrank.ensemble import (
@@ -184,6 +186,9 @@ class TestRankerContract:
             case.predict(case.make(), data)
         # Caught as scikit-learn's own NotFittedError would be.
         assert isinstance(info.value, ValueError) and isinstance(info.value, AttributeError)
+        # scikit-learn's own check agrees.
+        with pytest.raises(SklearnNotFittedError):
+            check_is_fitted(case.make())
 
     def test_fit_returns_the_ranker_and_scores_every_row(
         self, name: str, data: dict[str, Any]
@@ -191,6 +196,7 @@ class TestRankerContract:
         case = CASES[name]
         ranker = case.make()
         assert case.fit(ranker, data) is ranker
+        check_is_fitted(ranker)  # scikit-learn's check: fitted (a frozen ranker always is)
         scores = case.predict(ranker, data)
         assert scores.shape == (data["y"].size,) and np.isfinite(scores).all()
         assert np.unique(scores).size > 1

@@ -17,6 +17,7 @@ import pandas as pd
 
 from hybridrank._atomic import staged_directory, write_text
 from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._estimator import SklearnTags
 from hybridrank._grouping import offsets_from_qid, qid_codes
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, NotFittedError
 from hybridrank.gbdt._device import DEVICES, resolve_device
@@ -218,7 +219,7 @@ OnRound = Callable[[int, float], None]
 Objective = Callable[[np.ndarray], Gradients]
 
 
-class LambdaMARTRanker:
+class LambdaMARTRanker(SklearnTags):
     """LambdaMART through LightGBM or XGBoost with one query key, ``qid``.
 
     Rows of a query must be contiguous. Query groups, label gains, early

@@ -32,6 +32,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank._config import read_json
+from hybridrank._estimator import SklearnTags
 from hybridrank.ensemble import (
     NORMALISERS,
     TIE_BREAKS,
@@ -311,7 +312,7 @@ class Anchor:
     weight: float
 
 
-class HybridRanker:
+class HybridRanker(SklearnTags):
     """Scores candidates with a trained bundle: GBDT alone or the frequency-gated fusion.
 
     Example:
@@ -382,6 +383,8 @@ class HybridRanker:
 
     # --------------------------------------------------- the ranker contract
 
+    #: Built from trained models: ready to predict from construction on.
+    _requires_fit = False
     #: The constructor's arguments: ``get_params`` returns them as stored.
     _PARAMS = ("click", "store", "llm", "gate", "anchors", "normalisation", "tie_break", "path")
 
