@@ -964,6 +964,7 @@ def build_hybrid_bundle(
             elif p.exists():
                 p.unlink()
         llm_meta: list[dict[str, str]] = []
+        embedded = False
         for i, (kind, _, files) in enumerate(members):
             member_dir = "llm" if i == 0 else f"llm_{i + 1}"
             llm_meta.append({"kind": kind, "dir": member_dir})
@@ -973,12 +974,20 @@ def build_hybrid_bundle(
             shutil.copytree(files, tmp / member_dir)
             ranker = _load_neural(tmp / member_dir, device)
             if docs is not None and isinstance(ranker, BiEncoderRanker):
+                embedded = True
                 emb = ranker.encode_documents(
                     docs[C.TEXT].astype(str).tolist(), show_progress_bar=True
                 )
                 ids_file, emb_file = _embedding_files(member_dir)
                 np.save(tmp / emb_file, np.asarray(emb, dtype=np.float32))
                 (tmp / ids_file).write_text(json.dumps(docs[C.DOCID].astype(str).tolist()))
+        if docs is not None and not embedded:
+            kinds = sorted({kind for kind, _, _ in members})
+            logger.warning(
+                "docs are given but no LLM model of this bundle is a bi-encoder (its LLM side: "
+                "%s): no document embeddings are stored, the texts are not used",
+                ", ".join(kinds) or "none",
+            )
         anchor_meta: list[dict[str, Any]] = []
         for name, run, weight in anchors:
             shutil.copytree(Path(run), tmp / "anchors" / name, ignore=gbdt_only)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -202,6 +203,18 @@ def test_online_ranking_checks_its_input_as_batch_does(runs: dict[str, Path]) ->
         assert len(ranker.rank(q, empty).docids) == 0
 
 
+def test_docs_without_a_bi_encoder_are_named_not_dropped_silently(
+    runs: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    docs = pd.DataFrame({C.DOCID: ["d1", "d2"], C.TEXT: ["one", "two"]})
+    with caplog.at_level(logging.WARNING, logger="hybridrank.serve"):
+        path = build_hybrid_bundle(
+            runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(), docs=docs
+        )
+    assert "no LLM model of this bundle is a bi-encoder (its LLM side: gbdt)" in caplog.text
+    assert not list(path.glob("*doc_ids*.json"))
+
+
 def test_edited_hybrid_bundle_is_refused(runs: dict[str, Path], tmp_path: Path) -> None:
     path = build_hybrid_bundle(
         runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
@@ -294,7 +307,9 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
     assert "not a number" in capsys.readouterr().err
     assert main([*gate_cli, "--gate", "sigmoid:centre=1.6,slope=2.5,foo=1"]) == 2
     err = capsys.readouterr().err
-    assert "unknown parameter ['foo']; it takes ['centre', 'slope']" in err and "__init__" not in err
+    assert (
+        "unknown parameter ['foo']; it takes ['centre', 'slope']" in err and "__init__" not in err
+    )
     # A study not run yet: one clear line, and no storage left behind.
     never = tmp_path / "never.yaml"
     never.write_text(f"study: {{kind: stacker, out: {tmp_path / 'never-run'}}}\n")
