@@ -102,6 +102,9 @@ class SplitInfo:
         buckets: The frequency-bucket definition (``kind``, ``edges``, ``names``).
         tuning_requested: Labelled tuning/calibration queries asked for.
         tuning_seed: Seed of the tuning-set draw.
+        tuning_chosen: Tuning queries drawn (fewer than asked where too few
+            queries have a relevant grade, or rounding per bucket; None: a
+            manifest written before it was recorded).
     """
 
     n_folds: int = 5
@@ -109,19 +112,24 @@ class SplitInfo:
     buckets: Mapping[str, Any] = field(default_factory=dict)
     tuning_requested: int = 0
     tuning_seed: int = 0
+    tuning_chosen: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "n_folds": self.n_folds,
             "fold_seed": self.fold_seed,
             "buckets": _plain(self.buckets),
             "tuning_requested": self.tuning_requested,
             "tuning_seed": self.tuning_seed,
         }
+        if self.tuning_chosen is not None:
+            out["tuning_chosen"] = self.tuning_chosen
+        return out
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], path: Path) -> SplitInfo:
-        known = {"n_folds", "fold_seed", "buckets", "tuning_requested", "tuning_seed"}
+        known = {"n_folds", "fold_seed", "buckets", "tuning_requested", "tuning_seed",
+                 "tuning_chosen"}  # fmt: skip
         unknown = sorted(set(values) - known)
         if unknown:
             raise DataFormatError(f"splits: unknown keys {unknown}", path=path / MANIFEST)

@@ -276,6 +276,7 @@ def make_splits(
         buckets={**buckets.to_dict(), "fitted_edges": [float(e) for e in fitted.edges_]},
         tuning_requested=folds.tuning_queries,
         tuning_seed=folds.seed,
+        tuning_chosen=len(tuning),
     )
     logger.info("buckets %s", fitted.describe())
     return out, info

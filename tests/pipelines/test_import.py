@@ -150,6 +150,8 @@ def test_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
     assert back.features == ds.features
     assert back.source["inputs"] == ds.source["inputs"]
     assert back.split_info == ds.split_info
+    # The manifest records the tuning queries drawn beside the count asked for.
+    assert back.split_info.tuning_chosen == len(ds.tuning_qids)
     assert ImportConfig.from_dict(back.source["config"]) == _config(files, bm25_top_k=5)
 
 
