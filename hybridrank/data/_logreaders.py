@@ -960,6 +960,21 @@ def read_baidu_ultr(
             unit_checks.append(
                 _Check(col, ~null & ~np.isnan(base) & (size != base), other_length(col, size))
             )
+    if "session_id" in have:
+        # One row is one query session: a session id on two rows would merge two pages.
+        ids = pd.Series(table.column("session_id").to_pandas())
+        again = ids.duplicated(keep="first").to_numpy() & ids.notna().to_numpy()
+        first_row = pd.Series(np.arange(n)).groupby(ids.to_numpy(), dropna=True).transform("min")
+
+        def repeated_session(i: int) -> str:
+            value = ids.iloc[i]
+            value = value.item() if isinstance(value, np.generic) else value
+            return (
+                f"session_id {value!r} is also on row {int(first_row.iloc[i])}; "
+                "each row must be one query session"
+            )
+
+        unit_checks.append(_Check("session_id", again, repeated_session))
     record_bad = np.logical_or.reduce([c.bad for c in unit_checks]) if n else np.zeros(0, bool)
 
     good = np.flatnonzero(~record_bad)

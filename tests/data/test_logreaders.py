@@ -541,6 +541,21 @@ def test_baidu_duplicate_position(tmp_path: Path) -> None:
         read_baidu_ultr(path)
 
 
+def test_baidu_repeated_session_id_names_both_rows(tmp_path: Path) -> None:
+    cols = {"session_id": [40, 41, 40], "query_id": [7, 8, 9],
+            "query_document_id": [[101, 102], [103], [104]], "position": [[1, 2], [1], [1]],
+            "click": [[0, 1], [1], [0]]}  # fmt: skip
+    path = write_baidu(tmp_path / "clicks.parquet", **cols)
+    with pytest.raises(
+        DataFormatError,
+        match=r"row 2, column 'session_id': session_id 40 is also on row 0; each row must be "
+        "one query session",
+    ):
+        read_baidu_ultr(path)
+    log = read_baidu_ultr(path, on_bad="skip")
+    assert report(log).rows_skipped == 1 and log[C.SESSION_ID].unique().tolist() == [40, 41]
+
+
 def test_baidu_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "clicks.parquet"
     path.write_bytes(b"nothing")
