@@ -1,21 +1,27 @@
-"""Would a gate on more query signals than frequency earn its place? Measured on one experiment run.
+"""Would a stacker with more tuned parameters earn its place? Measured on one experiment run.
 
-The stacker's gate is a function of query frequency alone. Issue 12 asks for
-a gate on further query-level signals. Before such a gate enters the product,
-this script measures on a finished run whether the signals would help. It
-reads the run's ``scores.parquet`` and ``info.json`` and, per seed at the
-main session count, tunes two or more gates on the run's labelled tuning
-queries, exactly as the experiment tunes its stacker:
+The stacker tunes a gate on query frequency alone and one weight per anchor
+expert for every query. Issue 12 asks for a gate on further query-level
+signals; anchor weights per frequency bucket are the other obvious
+extension. Before either enters the product, this script measures on a
+finished run whether it would help. It reads the run's ``scores.parquet``
+and ``info.json`` and, per seed at the main session count, tunes each
+variant on the run's labelled tuning queries as the experiment tunes its
+stacker:
 
 - the same experts, anchors and normalisation as the run's stacker;
-- TPE, seeded, the same number of trials per searched parameter;
+- TPE, seeded, 20 trials per searched parameter (``--trials-per-parameter``);
 - the same evaluated queries (tuning queries left out).
 
-The gates:
+The variants:
 
-- ``frequency``: ``sigmoid(slope * (log1p(f) - centre))``, the product's gate;
-- ``+ <signal>``: that plus ``w * (signal - reference)``, one signal at a time;
-- ``+ all``: every signal at once.
+- ``product``: the gate ``sigmoid(slope * (log1p(f) - centre))`` and one
+  total anchor weight split by one share per anchor, as the product tunes it;
+- ``gate + <signal>``: the gate's logit plus ``w * (signal - reference)``,
+  one signal at a time; ``gate + all signals``: every signal at once;
+- ``anchors: total per bucket``: the anchors' total weight per frequency
+  bucket (their shares shared); ``anchors: all per bucket``: total and
+  shares per bucket.
 
 The signals (one value per query):
 
@@ -30,23 +36,24 @@ The signals (one value per query):
   the query's candidates (``y_llm_soft``): a judge that grades every
   candidate alike has little to say; reference 0.5.
 
-It prints NDCG@10 per gate and bucket, the paired difference to the
-frequency gate with its randomisation p, and the tuned signal weights per
-seed (a weight whose sign flips between seeds is fitted noise).
+It prints NDCG@10 per variant and bucket, the paired difference to the
+product with its randomisation p, and the tuned signal weights per seed (a
+weight whose sign flips between seeds is fitted noise).
 
 Usage:
-  python bench/gate_signals.py --run DIR [--trials-per-parameter 20]
+  python bench/stacker_variants.py --run DIR [--trials-per-parameter 20]
 Ends with one line:
-  RESULT gate_signals_best_gain <diff> target > 0 (Bonferroni p < 0.05) : met|missed
+  RESULT stacker_variant_best_gain <diff> target > 0 (Bonferroni p < 0.05) : met|missed
 
-The best gate is picked on the evaluated queries, so its p is compared with
-0.05 divided by the number of gates tried.
+The best variant is picked on the evaluated queries, so its p is compared
+with 0.05 divided by the number of variants tried.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +98,22 @@ def query_signals(table: pd.DataFrame, click: np.ndarray, llm: np.ndarray,
     return {k: np.repeat(v - SIGNALS[k][1], sizes) for k, v in out.items()}
 
 
-def tune(table: pd.DataFrame, run: dict, norm: str, signals: list[str], trials_per_param: int,
+@dataclass(frozen=True)
+class Variant:
+    """A stacker to tune: the gate's extra signals, and how the anchors' weights are split.
+
+    ``anchors``: ``global`` (one total weight and one share per anchor, the
+    product's), ``bucket_total`` (a total weight per frequency bucket, shares
+    shared) or ``bucket`` (a total weight and shares per bucket).
+    """
+
+    signals: tuple[str, ...] = ()
+    anchors: str = "global"
+
+
+def tune(table: pd.DataFrame, run: dict, norm: str, variant: Variant, trials_per_param: int,
          seed: int) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
-    """Tune one gate (and the anchors' weights) on the tuning rows; fused scores of all rows."""
+    """Tune one stacker variant on the tuning rows; its fused scores of all rows."""
     names = list(run.get("anchors") or {})
     data = prepare(
         table["click_gbdt"].to_numpy(), table[run.get("llm_model", "llm_gbdt")].to_numpy(),
@@ -102,44 +122,61 @@ def tune(table: pd.DataFrame, run: dict, norm: str, signals: list[str], trials_p
         anchors=[table[a].to_numpy() for a in names],
     )  # fmt: skip
     sig = query_signals(table, data.click, data.llm, data.offsets)
-    missing = [s for s in signals if s not in sig]
+    missing = [s for s in variant.signals if s not in sig]
     if missing:
         raise SystemExit(f"the run has no column for the signals {missing}")
     log_freq = np.log1p(data.row_freq)
     tuning = table["tuning"].to_numpy(bool)
     qid = table[C.QID].to_numpy()
+    # Which weight set a row takes: one for all (global), else its frequency bucket's.
+    per_bucket = variant.anchors != "global"
+    buckets = [b for b in BUCKETS if b in set(table[C.BUCKET])] if per_bucket else ["all"]
+    group = (
+        pd.Categorical(table[C.BUCKET], categories=buckets).codes.astype(np.int64)
+        if per_bucket
+        else np.zeros(len(table), dtype=np.int64)
+    )
+    share_sets = len(buckets) if variant.anchors == "bucket" else 1
 
     def fused(p: dict[str, float]) -> np.ndarray:
         z = p["slope"] * (log_freq - p["centre"])
-        for s in signals:
+        for s in variant.signals:
             z = z + p[f"w_{s}"] * sig[s]
         gate = 1.0 / (1.0 + np.exp(-z))
-        weights: tuple[float, ...] = ()
-        if names:
-            shares = np.array([p.get(f"share_{i}", 1.0) for i in range(len(names))])
-            shares = (
-                shares / shares.sum() if shares.sum() > 0 else np.full(len(names), 1 / len(names))
-            )
-            weights = tuple(float(w) for w in p["anchor_weight"] * shares)
-        return fuse(gate, data.click, data.llm, anchors=data.anchors if names else (),
-                    anchor_weights=weights)  # fmt: skip
+        gated = fuse(gate, data.click, data.llm)
+        if not names:
+            return gated
+        totals = np.array([p[f"anchor_weight_{b}"] for b in range(len(buckets))])
+        shares = np.array(
+            [[p.get(f"share_{j}_{i}", 1.0) for i in range(len(names))] for j in range(share_sets)]
+        )
+        sums = shares.sum(axis=1, keepdims=True)
+        shares = np.where(sums > 0, shares / np.where(sums > 0, sums, 1), 1 / len(names))
+        row_shares = shares[group] if share_sets > 1 else np.repeat(shares, len(table), axis=0)
+        weights = totals[group][:, None] * row_shares
+        out = (1.0 - weights.sum(axis=1)) * gated
+        for i, anchor in enumerate(data.anchors):
+            out = out + weights[:, i] * anchor
+        return out
 
     def objective(trial: optuna.Trial) -> float:
         p = {"centre": trial.suggest_float("centre", 0.0, 5.0),
              "slope": trial.suggest_float("slope", 0.0, 8.0)}  # fmt: skip
         if names:
-            p["anchor_weight"] = trial.suggest_float("anchor_weight", 0.0, 1.0)
+            for b in range(len(buckets)):
+                p[f"anchor_weight_{b}"] = trial.suggest_float(f"anchor_weight_{b}", 0.0, 1.0)
             if len(names) > 1:
-                for i in range(len(names)):
-                    p[f"share_{i}"] = trial.suggest_float(f"share_{i}", 0.0, 1.0)
-        for s in signals:
+                for j in range(share_sets):
+                    for i in range(len(names)):
+                        p[f"share_{j}_{i}"] = trial.suggest_float(f"share_{j}_{i}", 0.0, 1.0)
+        for s in variant.signals:
             p[f"w_{s}"] = trial.suggest_float(f"w_{s}", *WEIGHT_RANGE)
         v = ndcg_at_k(fused(p)[tuning], data.labels[tuning], qid=qid[tuning], k=10)
         return float(np.nanmean(v))
 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    n_params = 2 + len(signals) + (1 + len(names) if len(names) > 1 else len(names))
-    study.optimize(objective, n_trials=trials_per_param * n_params)
+    n_anchor = len(buckets) + (share_sets * len(names) if len(names) > 1 else 0) if names else 0
+    study.optimize(objective, n_trials=trials_per_param * (2 + len(variant.signals) + n_anchor))
     return fused(study.best_params), study.best_params
 
 
@@ -159,7 +196,13 @@ def main() -> None:
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
     available = [s for s, (col, _) in SIGNALS.items() if col is None or col in scores]
-    gates = {"frequency": [], **{f"+ {s}": [s] for s in available}, "+ all": available}
+    variants = {
+        "product": Variant(),
+        **{f"gate + {s}": Variant(signals=(s,)) for s in available},
+        "gate + all signals": Variant(signals=tuple(available)),
+        "anchors: total per bucket": Variant(anchors="bucket_total"),
+        "anchors: all per bucket": Variant(anchors="bucket"),
+    }
     per_query = []
     weights = []
     for seed, table in scores.groupby("seed"):
@@ -168,43 +211,44 @@ def main() -> None:
         evaluated = ~table["tuning"].to_numpy(bool)
         ev = table.loc[evaluated]
         first = ev.drop_duplicates(C.QID)
-        for name, signals in gates.items():
-            fused, params = tune(table, run, norm, signals, args.trials_per_parameter, seed0)
+        for name, variant in variants.items():
+            fused, params = tune(table, run, norm, variant, args.trials_per_parameter, seed0)
             v = ndcg_at_k(
                 fused[evaluated], ev[C.Y_EXPERT].to_numpy(), qid=ev[C.QID].to_numpy(), k=10
             )
             per_query.append(pd.DataFrame({"seed": int(seed), "qid": first[C.QID].to_numpy(),
-                                           "bucket": first[C.BUCKET].to_numpy(), "gate": name,
+                                           "bucket": first[C.BUCKET].to_numpy(), "variant": name,
                                            "ndcg": v}))  # fmt: skip
-            weights.append({"seed": int(seed), "gate": name,
-                            **{k: v for k, v in params.items() if k.startswith("w_")}})  # fmt: skip
+            if variant.signals:
+                weights.append({"seed": int(seed), "variant": name,
+                                **{k: v for k, v in params.items() if k.startswith("w_")}})  # fmt: skip
             print(f"seed {seed}: {name} tuned", flush=True)
     q = pd.concat(per_query, ignore_index=True).dropna(subset=["ndcg"])
     print(f"\n# {args.run}: {scores['seed'].nunique()} seeds x {sessions} sessions, "
           f"{q[['seed', 'qid']].drop_duplicates().shape[0]} evaluated queries\n")  # fmt: skip
-    table = q.pivot_table(index="gate", columns="bucket", values="ndcg", aggfunc="mean")
+    table = q.pivot_table(index="variant", columns="bucket", values="ndcg", aggfunc="mean")
     table = table[[b for b in BUCKETS if b in table.columns]]
-    table["all"] = q.groupby("gate")["ndcg"].mean()
-    wide = q.pivot_table(index=["seed", "qid"], columns="gate", values="ndcg")
+    table["all"] = q.groupby("variant")["ndcg"].mean()
+    wide = q.pivot_table(index=["seed", "qid"], columns="variant", values="ndcg")
     rows = []
-    for name in gates:
-        if name == "frequency":
+    for name in variants:
+        if name == "product":
             continue
-        test = randomization_test(wide[name], wide["frequency"])
-        rows.append({"gate": name, "diff vs frequency": test.mean_diff, "p": test.p_value})
+        test = randomization_test(wide[name], wide["product"])
+        rows.append({"variant": name, "diff vs product": test.mean_diff, "p": test.p_value})
     tests = pd.DataFrame(rows)
-    table = table.reindex(list(gates)).reset_index()
+    table = table.reindex(list(variants)).reset_index()
     print(table.to_markdown(index=False, floatfmt=".4f"), "\n")
     print(tests.to_markdown(index=False, floatfmt=".4f"), "\n")
     print("Tuned signal weights per seed:\n")
-    print(pd.DataFrame(weights).query("gate != 'frequency'").to_markdown(index=False,
-                                                                         floatfmt=".2f"), "\n")  # fmt: skip
-    # The best of several gates, picked on the evaluated queries: Bonferroni over the gates.
-    best = tests.loc[tests["diff vs frequency"].idxmax()]
+    print(pd.DataFrame(weights).to_markdown(index=False, floatfmt=".2f"), "\n")
+    # The best of several variants, picked on the evaluated queries: Bonferroni over them.
+    best = tests.loc[tests["diff vs product"].idxmax()]
     alpha = 0.05 / len(tests)
-    met = best["diff vs frequency"] > 0 and best["p"] < alpha
-    print(f"best: {best['gate']} (p {best['p']:.4f}; {len(tests)} gates tried, so p < {alpha:.3g})")
-    print(f"RESULT gate_signals_best_gain {best['diff vs frequency']:.4f} target > 0 "
+    met = best["diff vs product"] > 0 and best["p"] < alpha
+    print(f"best: {best['variant']} (p {best['p']:.4f}; {len(tests)} variants tried, so p < "
+          f"{alpha:.3g})")  # fmt: skip
+    print(f"RESULT stacker_variant_best_gain {best['diff vs product']:.4f} target > 0 "
           f"(Bonferroni p < 0.05) : {'met' if met else 'missed'}")  # fmt: skip
 
 
