@@ -115,9 +115,15 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
 
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise MissingInputError(f"{p}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}, line {line}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r}); "
+            "save the file as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from None
     if raw is not None and not isinstance(raw, dict):
@@ -137,6 +143,8 @@ def read_json(path: str | Path, what: str) -> Any:
     if not p.is_file():
         raise MissingInputError(f"{p}: no saved {what}")
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataFormatError("not UTF-8 text", path=p) from None
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"not JSON: {exc}", path=p) from None

@@ -48,6 +48,7 @@ from hybridrank.data._sources import (
 )
 from hybridrank.data._splits import choose_tuning_queries, fold_of_rows, query_folds
 from hybridrank.data._tables import data_row_lines, file_lines, read_table
+from hybridrank.data._text import text_lines
 
 __all__ = [
     "CLICK_SIMULATORS",
@@ -93,6 +94,7 @@ __all__ = [
     "read_yandex_sample",
     "resolve_nfcorpus_dir",
     "simulate_click_log",
+    "text_lines",
     "zipf_popularity",
 ]
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank.data._text import text_lines
 from hybridrank.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -50,38 +51,37 @@ def read_yandex_sample(path: str | Path) -> pd.DataFrame:
     session = 0
     dropped = 0
     merged = 0
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            for record in line.split(";"):
-                record = record.strip()
-                if not record:
+    for lineno, line in text_lines(path):
+        for record in line.split(";"):
+            record = record.strip()
+            if not record:
+                continue
+            head, sep, clicked_part = record.partition(":")
+            if not sep or "\t" not in head:
+                raise DataFormatError(
+                    f"session {record[:40]!r} is not 'QUERY<TAB>URLS : CLICKS'",
+                    path=path,
+                    line=lineno,
+                )
+            query, urls_part = head.split("\t", 1)
+            slots = [u.strip() for u in urls_part.split(",")]
+            if not any(slots):
+                raise DataFormatError("session shows no URLs", path=path, line=lineno)
+            tokens = [u.strip() for u in clicked_part.split(",") if u.strip()]
+            clicked, on_page = set(tokens), set(slots)
+            dropped += len(clicked - on_page)
+            merged += sum(u in on_page for u in tokens) - len(clicked & on_page)
+            for pos, url in enumerate(slots, start=1):
+                if not url:
                     continue
-                head, sep, clicked_part = record.partition(":")
-                if not sep or "\t" not in head:
-                    raise DataFormatError(
-                        f"session {record[:40]!r} is not 'QUERY<TAB>URLS : CLICKS'",
-                        path=path,
-                        line=lineno,
-                    )
-                query, urls_part = head.split("\t", 1)
-                slots = [u.strip() for u in urls_part.split(",")]
-                if not any(slots):
-                    raise DataFormatError("session shows no URLs", path=path, line=lineno)
-                tokens = [u.strip() for u in clicked_part.split(",") if u.strip()]
-                clicked, on_page = set(tokens), set(slots)
-                dropped += len(clicked - on_page)
-                merged += sum(u in on_page for u in tokens) - len(clicked & on_page)
-                for pos, url in enumerate(slots, start=1):
-                    if not url:
-                        continue
-                    rows[C.SESSION_ID].append(session)
-                    rows[C.TS].append(float(session))
-                    rows[C.QID].append(query.strip())
-                    rows[C.DOCID].append(url)
-                    rows[C.POSITION].append(pos)
-                    rows[C.CLICK].append(int(url in clicked))
-                    rows[C.DWELL_S].append(np.nan)
-                session += 1
+                rows[C.SESSION_ID].append(session)
+                rows[C.TS].append(float(session))
+                rows[C.QID].append(query.strip())
+                rows[C.DOCID].append(url)
+                rows[C.POSITION].append(pos)
+                rows[C.CLICK].append(int(url in clicked))
+                rows[C.DWELL_S].append(np.nan)
+            session += 1
     if dropped:
         logger.warning("%s: %d clicks on URLs their session did not show; skipped", path, dropped)
     frame = _impressions_frame(rows)
@@ -107,46 +107,45 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
     impressions: list[tuple[int, float, str, list[str], int]] = []
     clicks: list[tuple[int, float, str, int]] = []
     last = ""
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            last = line
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = [f for f in line.rstrip("\n").split("\t")]
-            if len(fields) < 4:
+    for lineno, line in text_lines(path):
+        last = line
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = [f for f in line.rstrip("\n").split("\t")]
+        if len(fields) < 4:
+            raise DataFormatError(
+                f"expected at least 4 fields, got {len(fields)}", path=path, line=lineno
+            )
+        try:
+            session, ts = int(fields[0]), float(fields[1])
+        except ValueError:
+            raise DataFormatError(
+                "SESSION and TIME must be numbers",
+                path=path,
+                line=lineno,
+                column="session/time",
+            ) from None
+        kind = fields[2]
+        if kind == "Q":
+            if len(fields) != 15:
                 raise DataFormatError(
-                    f"expected at least 4 fields, got {len(fields)}", path=path, line=lineno
-                )
-            try:
-                session, ts = int(fields[0]), float(fields[1])
-            except ValueError:
-                raise DataFormatError(
-                    "SESSION and TIME must be numbers",
+                    f"a query row has {len(fields)} fields, expected 15 (SESSION TIME Q "
+                    "QUERY_ID REGION URL1..URL10; an empty URL slot keeps its tab): was "
+                    "the line cut or a tab lost?",
                     path=path,
                     line=lineno,
-                    column="session/time",
-                ) from None
-            kind = fields[2]
-            if kind == "Q":
-                if len(fields) != 15:
-                    raise DataFormatError(
-                        f"a query row has {len(fields)} fields, expected 15 (SESSION TIME Q "
-                        "QUERY_ID REGION URL1..URL10; an empty URL slot keeps its tab): was "
-                        "the line cut or a tab lost?",
-                        path=path,
-                        line=lineno,
-                        column="urls",
-                    )
-                urls = list(fields[5:])  # an empty slot keeps the positions after it
-                if not any(urls):
-                    raise DataFormatError("query row shows no URLs", path=path, line=lineno)
-                impressions.append((session, ts, fields[3], urls, lineno))
-            elif kind == "C":
-                clicks.append((session, ts, fields[3], lineno))
-            else:
-                raise DataFormatError(
-                    f"unknown row type {kind!r} (Q or C)", path=path, line=lineno, column="type"
+                    column="urls",
                 )
+            urls = list(fields[5:])  # an empty slot keeps the positions after it
+            if not any(urls):
+                raise DataFormatError("query row shows no URLs", path=path, line=lineno)
+            impressions.append((session, ts, fields[3], urls, lineno))
+        elif kind == "C":
+            clicks.append((session, ts, fields[3], lineno))
+        else:
+            raise DataFormatError(
+                f"unknown row type {kind!r} (Q or C)", path=path, line=lineno, column="type"
+            )
 
     if last and not last.endswith("\n"):
         logger.warning(

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank.data._text import BOM
 from hybridrank.errors import DataFormatError, MissingInputError
 
 LINE = "_line"
@@ -25,6 +26,8 @@ def _lines(path: Path) -> list[tuple[int, str]]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise MissingInputError(f"{path}: no such file") from None
+    if data.startswith(BOM):  # an editor's byte-order mark is not part of the first id
+        data = data[len(BOM) :]
     out: list[tuple[int, str]] = []
     for i, raw in enumerate(data.split(b"\n"), start=1):
         try:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from hybridrank.data._text import BOM
 from hybridrank.errors import DataFormatError, MissingInputError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,14 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
     p = Path(path)
     if not p.exists():
         raise MissingInputError(f"{p}: no such file")
+    with p.open("rb") as fh:
+        bom = fh.read(len(BOM)) == BOM
+    source: Any = str(p)
+    if bom:  # the parser would read the mark as part of the first label
+        source = io.BytesIO(p.read_bytes()[len(BOM) :])
     try:
         X, y, qid = load_svmlight_file(
-            str(p), n_features=n_features, query_id=True, zero_based=False
+            source, n_features=n_features, query_id=True, zero_based=False
         )
     except ValueError as exc:
         _raise_first_bad_line(p)  # names the line and the field where it can
@@ -56,6 +67,22 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
     if X.shape[0] == 0:
         raise DataFormatError("no data lines (LABEL [qid:Q] i:v ...)", path=p)
     group_file = p.with_name(p.name + ".query")
+    if qid.size not in (0, X.shape[0]):
+        # The parser keeps a qid per line that has one: a line without would shift every
+        # later row into the query of the row after it.
+        raise DataFormatError(
+            f"{X.shape[0] - qid.size} data lines have no qid: field where the others have one",
+            path=p,
+            line=_first_line_without_qid(p),
+            column="qid",
+        )
+    if qid.size == 0 and not group_file.exists():
+        raise DataFormatError(
+            f"no qid: fields and no group file {group_file.name} beside it: which rows form "
+            "a query is unknown",
+            path=p,
+            column="qid",
+        )
     if group_file.exists() and (qid.size == 0 or np.all(qid == qid[0])):
         sizes = np.loadtxt(group_file, dtype=np.int64, ndmin=1)
         if sizes.sum() != X.shape[0]:
@@ -74,14 +101,40 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
             line=_data_line(p, row),
             column="label",
         )
-    return LetorData(
-        X=np.asarray(X.todense(), dtype=np.float32), y=y.astype(np.int32), qid=np.asarray(qid)
-    )
+    dense = np.asarray(X.todense(), dtype=np.float32)
+    infinite = np.isinf(dense)
+    if infinite.any():
+        row, col = (int(v[0]) for v in np.nonzero(infinite))
+        raise DataFormatError(
+            f"feature {col + 1} is {float(dense[row, col]):g}: an infinite value cannot be "
+            f"ranked; {int(infinite.sum())} such values",
+            path=p,
+            line=_data_line(p, row),
+            column=f"feature {col + 1}",
+        )
+    missing = int(np.isnan(dense).sum())
+    if missing:
+        logger.warning(
+            "%s: %d feature values are nan, read as missing (the trees' missing-value branch); "
+            "ranking such rows needs `rank --on-missing keep`",
+            p, missing,
+        )  # fmt: skip
+    return LetorData(X=dense, y=y.astype(np.int32), qid=np.asarray(qid))
+
+
+def _first_line_without_qid(path: Path) -> int | None:
+    """The 1-based line of the first data line without a ``qid:`` field."""
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            tokens = raw.partition("#")[0].split()
+            if tokens and not any(t.startswith("qid:") for t in tokens[1:]):
+                return lineno
+    return None
 
 
 def _data_line(path: Path, row: int) -> int | None:
     """The 1-based line of the ``row``-th data line (neither blank nor comment-only)."""
-    with path.open(encoding="utf-8", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
         n = -1
         for lineno, raw in enumerate(fh, start=1):
             if raw.partition("#")[0].strip():
@@ -103,7 +156,7 @@ def _raise_first_bad_line(path: Path) -> None:
         DataFormatError: With ``line`` and ``column`` (``label``, ``qid`` or
             ``feature N``) of the first bad token.
     """
-    with path.open(encoding="utf-8", errors="replace") as fh:
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
         for number, raw in enumerate(fh, start=1):
             tokens = raw.split("#", 1)[0].split()
             if not tokens:

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from hybridrank import columns as C
 from hybridrank.data._clicklogs import _impressions_frame, read_clara2, read_yandex_sample
+from hybridrank.data._text import raise_first_non_utf8_line
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
@@ -442,6 +443,11 @@ def _read_delimited(
             )
     except pd.errors.EmptyDataError:
         raise DataFormatError("empty file; expected a header line", path=path) from None
+    except UnicodeDecodeError:
+        opener = _binary_opener(path)
+        if opener is not None:
+            raise_first_non_utf8_line(path, opener)  # names the line
+        raise DataFormatError("not UTF-8 text; save the file as UTF-8", path=path) from None
     except pd.errors.ParserError as exc:
         line = _line_in_message(str(exc))
         raise DataFormatError(f"malformed file ({exc})", path=path, line=line) from None
@@ -479,17 +485,25 @@ def _read_delimited(
     return raw[filled].reset_index(drop=True), lines[filled], malformed
 
 
+#: Openers of the compressions whose lines can be read again in Python.
+_OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _binary_opener(path: Path) -> Callable[..., Any] | None:
+    """What opens ``path`` (plain, .gz, .bz2 or .xz); None for another compression."""
+    name = path.name.lower()
+    suffix = next((s for s in _COMPRESSION_SUFFIXES if name.endswith(s)), None)
+    if suffix is not None and suffix not in _OPENERS:
+        return None
+    return _OPENERS.get(suffix or "", open)
+
+
 def _field_counts(path: Path, sep: str, wanted: set[int]) -> dict[int, int]:
     """The number of fields on each of the ``wanted`` 1-based lines of a CSV/TSV file
     (plain, .gz, .bz2 or .xz); empty for another compression (the check is skipped)."""
-    name = path.name.lower()
-    openers: dict[str, Callable[..., Any]] = {
-        ".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open,
-    }  # fmt: skip
-    suffix = next((s for s in _COMPRESSION_SUFFIXES if name.endswith(s)), None)
-    if suffix is not None and suffix not in openers:
+    opener = _binary_opener(path)
+    if opener is None:
         return {}
-    opener = openers.get(suffix or "", open)
     counts: dict[int, int] = {}
     with opener(path, "rt", encoding="utf-8", errors="replace", newline="") as fh:
         reader = csv.reader(fh, delimiter=sep)

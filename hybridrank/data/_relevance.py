@@ -19,6 +19,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank.data._formats import LINE, read_trec_qrels
+from hybridrank.data._text import text_lines
 from hybridrank.errors import ConfigError, DataFormatError
 
 _CLARA2_HEADER: Final = ("query", "url", "relevance")
@@ -44,48 +45,45 @@ def read_clara2_relevance(path: str | Path) -> pd.DataFrame:
     """
     p = Path(path)
     rows: list[tuple[str, str, int, int]] = []
-    try:
-        fh = p.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{p}: no such file") from None
-    with fh:
-        header_seen = False
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\n").rstrip("\r")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            fields = [f.strip() for f in line.split("\t")]
-            if not header_seen and not rows and tuple(f.lower() for f in fields) == _CLARA2_HEADER:
-                header_seen = True
-                continue
-            if len(fields) != 3:
-                raise DataFormatError(
-                    f"expected 3 tab-separated fields 'QUERY URL RELEVANCE', got {len(fields)}",
-                    path=p,
-                    line=lineno,
-                )
-            qid, docid, grade_text = fields
-            if not qid:
-                raise DataFormatError("empty query id", path=p, line=lineno, column="query")
-            if not docid:
-                raise DataFormatError("empty url id", path=p, line=lineno, column="url")
-            try:
-                grade = int(grade_text)
-            except ValueError:
-                raise DataFormatError(
-                    f"relevance {grade_text!r} is not a whole number",
-                    path=p,
-                    line=lineno,
-                    column="relevance",
-                ) from None
-            if grade < 0:
-                raise DataFormatError(
-                    f"relevance {grade} is negative; grades are >= 0",
-                    path=p,
-                    line=lineno,
-                    column="relevance",
-                )
-            rows.append((qid, docid, grade, lineno))
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    header_seen = False
+    for lineno, raw in text_lines(p):
+        line = raw.rstrip("\n").rstrip("\r")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t")]
+        if not header_seen and not rows and tuple(f.lower() for f in fields) == _CLARA2_HEADER:
+            header_seen = True
+            continue
+        if len(fields) != 3:
+            raise DataFormatError(
+                f"expected 3 tab-separated fields 'QUERY URL RELEVANCE', got {len(fields)}",
+                path=p,
+                line=lineno,
+            )
+        qid, docid, grade_text = fields
+        if not qid:
+            raise DataFormatError("empty query id", path=p, line=lineno, column="query")
+        if not docid:
+            raise DataFormatError("empty url id", path=p, line=lineno, column="url")
+        try:
+            grade = int(grade_text)
+        except ValueError:
+            raise DataFormatError(
+                f"relevance {grade_text!r} is not a whole number",
+                path=p,
+                line=lineno,
+                column="relevance",
+            ) from None
+        if grade < 0:
+            raise DataFormatError(
+                f"relevance {grade} is negative; grades are >= 0",
+                path=p,
+                line=lineno,
+                column="relevance",
+            )
+        rows.append((qid, docid, grade, lineno))
     frame = pd.DataFrame(rows, columns=[C.QID, C.DOCID, C.GRADE, LINE])
     frame[C.GRADE] = frame[C.GRADE].astype("int64")
     frame[LINE] = frame[LINE].astype("int64")

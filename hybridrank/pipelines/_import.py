@@ -49,6 +49,7 @@ from hybridrank.data import (
     read_queries,
     read_stopwords,
     read_svmlight,
+    text_lines,
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.features import (
@@ -701,16 +702,15 @@ def _letor_lines(path: Path) -> tuple[list[int], list[str | None], bool]:
     docids: list[str | None] = []
     has_qid = False
     last = ""
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            last = raw
-            data, _, comment = raw.partition("#")
-            if not data.strip():
-                continue
-            lines.append(lineno)
-            has_qid = has_qid or " qid:" in f" {data}"
-            match = _DOCID_COMMENT.search(comment)
-            docids.append(match.group(1) if match else None)
+    for lineno, raw in text_lines(path):  # a docid with a non-UTF-8 byte is an error
+        last = raw
+        data, _, comment = raw.partition("#")
+        if not data.strip():
+            continue
+        lines.append(lineno)
+        has_qid = has_qid or " qid:" in f" {data}"
+        match = _DOCID_COMMENT.search(comment)
+        docids.append(match.group(1) if match else None)
     if last and not last.endswith(("\n", "\r")):
         logger.warning(
             "%s: no newline after line %d: if the file was cut there, its last row lost "
