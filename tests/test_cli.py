@@ -176,6 +176,40 @@ def test_negative_sessions_rejected(capsys: pytest.CaptureFixture) -> None:
     assert "expected a number >= 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "flag", "reason"),
+    [
+        (["world", "build", "--seed", "-1"], "--seed", ">= 0"),
+        (["dataset", "import", "--log", "x.csv", "--seed", "-1"], "--seed", ">= 0"),
+        (["evaluate", "clicks", "--dataset", "d", "--seed", "-1"], "--seed", ">= 0"),
+        (["importance", "run", "--seed", "-1"], "--seed", ">= 0"),
+        (["importance", "run", "--repeats", "0"], "--repeats", ">= 1"),
+        (["importance", "run", "--top", "-3"], "--top", ">= 1"),
+    ],
+)
+def test_seeds_and_counts_are_checked_by_the_parser(
+    args: list[str], flag: str, reason: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit):
+        main(args)
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and reason in err and "Traceback" not in err
+
+
+def test_negative_seeds_in_configs_are_refused() -> None:
+    from hybridrank.data import SimulationConfig
+    from hybridrank.errors import ConfigError
+    from hybridrank.gbdt import LambdaMARTConfig
+    from hybridrank.pipelines import ExperimentConfig, FoldConfig
+
+    for make, name in ((lambda: LambdaMARTConfig(seed=-1), "gbdt.seed"),
+                       (lambda: SimulationConfig(seed=-1), "simulation.seed"),
+                       (lambda: FoldConfig(seed=-1), "folds.seed"),
+                       (lambda: ExperimentConfig(seeds=(0, -2)), "experiment.seeds")):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{name} must be >= 0"):
+            make()
+
+
 def test_untrusted_text_is_escaped_and_ctrl_c_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

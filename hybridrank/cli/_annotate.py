@@ -435,7 +435,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evidence), uncertainty (weak click evidence or click/text disagreement), random",
     )  # fmt: skip
     an.add_argument(
-        "--seed", type=int, default=0,
+        "--seed", type=positive_int, default=0,
         help="seed of the strategy's tie-breaks (report: of the calibration draws)",
     )  # fmt: skip
     an.add_argument("--batch-size", type=at_least_one, help="pairs per backend call (default 256)")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybridrank.cli._common import share
+from hybridrank.cli._common import positive_int, share
 from hybridrank.errors import MissingInputError
 
 
@@ -147,7 +147,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--models", nargs="+", choices=sorted(CLICK_MODELS), default=["pbm", "cascade", "dbn"]
     )
     cmf.add_argument("--holdout", type=share, default=0.2, help="share of sessions held out")
-    cmf.add_argument("--seed", type=int, default=0)
+    cmf.add_argument("--seed", type=positive_int, default=0)
     cmf.set_defaults(func=cmd_clickmodel_fit)
     cme = cmsub.add_parser(
         "examination",

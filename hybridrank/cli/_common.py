@@ -58,7 +58,7 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sessions", type=positive_int, help="number of simulated sessions")
     p.add_argument("--zipf", type=float, help="Zipf exponent of query popularity")
-    p.add_argument("--seed", type=int, help="simulation seed")
+    p.add_argument("--seed", type=positive_int, help="simulation seed")
     p.add_argument(
         "--click-model", choices=["pbm", "cascade"], help="click model of simulated users"
     )

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="labelled tuning/calibration queries (default 60; at most a fifth of the eligible)",
     )
-    imp.add_argument("--seed", type=int, help="seed of the folds and the tuning set")
+    imp.add_argument("--seed", type=positive_int, help="seed of the folds and the tuning set")
     imp.set_defaults(func=cmd_import)
 
     info = dsub.add_parser("info", help="what a dataset holds: source, counts, features, splits")

@@ -9,7 +9,13 @@ import numpy as np
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir
-from hybridrank.cli._common import add_dataset_option, bucket_order, print_paths, share
+from hybridrank.cli._common import (
+    add_dataset_option,
+    bucket_order,
+    positive_int,
+    print_paths,
+    share,
+)
 from hybridrank.errors import ConfigError
 
 #: Files either mode of `evaluate` writes into --out (the default one folder serves both).
@@ -81,15 +87,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`evaluate clicks`: rankers judged on held-out sessions (no grades needed)",
     )
     ev.add_argument("mode", nargs="?", choices=["grades", "clicks"], default="grades")
-    ev.add_argument("--candidates", type=Path, help="grades: candidate table (.parquet, .csv, .tsv)")
+    ev.add_argument(
+        "--candidates", type=Path, help="grades: candidate table (.parquet, .csv, .tsv)"
+    )
     add_dataset_option(ev, help="clicks: a dataset with a click log")
     ev.add_argument(
         "--holdout", type=share, default=0.2, help="clicks: share of (latest) sessions held out"
     )
     ev.add_argument(
-        "--random-split", action="store_true", help="clicks: hold out random sessions, not the latest"
+        "--random-split",
+        action="store_true",
+        help="clicks: hold out random sessions, not the latest",
     )
-    ev.add_argument("--seed", type=int, default=0, help="clicks: seed of a random split")
+    ev.add_argument("--seed", type=positive_int, default=0, help="clicks: seed of a random split")
     ev.add_argument("--systems", nargs="+", default=[C.BM25], help="score columns to evaluate")
     ev.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr", "err@10"])
     ev.add_argument("--label", default=C.Y_EXPERT, help="graded relevance column")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridrank._atomic import check_output_file, write_parquet, write_text
-from hybridrank.cli._common import at_least_one
+from hybridrank.cli._common import at_least_one, positive_int
 from hybridrank.errors import ConfigError, DataFormatError, HybridRankError, MissingInputError
 
 
@@ -24,7 +24,10 @@ def cmd_importance(args: argparse.Namespace) -> int:
     with file_lines(table_path):
         bundle.schema.check(table, source=str(table_path))
         imp = feature_importance(
-            bundle.ranker, table, list(bundle.schema.names), n_repeats=args.repeats,
+            bundle.ranker,
+            table,
+            list(bundle.schema.names),
+            n_repeats=args.repeats,
             seed=args.seed,
         )
     print(imp.to_text(args.top))
@@ -294,11 +297,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument(
         "--data", type=Path, help="table to explain on (default: the run's train_table.parquet)"
     )
-    imp.add_argument("--top", type=int, default=15, help="features shown")
+    imp.add_argument("--top", type=at_least_one, default=15, help="features shown")
     imp.add_argument(
-        "--repeats", type=int, default=3, help="shuffles per feature for permutation importance"
+        "--repeats",
+        type=at_least_one,
+        default=3,
+        help="shuffles per feature for permutation importance",
     )
-    imp.add_argument("--seed", type=int, default=0)
+    imp.add_argument("--seed", type=positive_int, default=0)
     imp.add_argument("--out", type=Path, help="output directory (default: RUN_DIR/importance)")
     imp.set_defaults(func=cmd_importance)
 

@@ -79,6 +79,8 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if self.n_sessions < 0:
             raise ConfigError(f"simulation.n_sessions must be >= 0, got {self.n_sessions}")
+        if self.seed < 0:
+            raise ConfigError(f"simulation.seed must be >= 0, got {self.seed}")
         if self.zipf_exponent < 0:
             raise ConfigError(f"simulation.zipf_exponent must be >= 0, got {self.zipf_exponent}")
         if self.page_size < 1:

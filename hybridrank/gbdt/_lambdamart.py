@@ -128,6 +128,7 @@ class LambdaMARTConfig:
             )
         checks: list[tuple[str, bool, str]] = [
             ("n_estimators", self.n_estimators >= 1, ">= 1"),
+            ("seed", self.seed >= 0, ">= 0"),
             ("learning_rate", self.learning_rate > 0, "> 0"),
             ("num_leaves", self.num_leaves >= 2, ">= 2"),
             ("max_depth", self.max_depth == -1 or self.max_depth >= 1, "-1 (no limit) or >= 1"),

@@ -322,6 +322,8 @@ class ExperimentConfig:
             )
         if not self.seeds:
             raise ConfigError("experiment.seeds must name at least one seed")
+        if any(s < 0 for s in self.seeds):
+            raise ConfigError(f"experiment.seeds must be >= 0, got {list(self.seeds)}")
         if self.tuning_queries < 10:
             raise ConfigError(
                 "experiment.tuning_queries must be >= 10 (the stacker is tuned on them)"

@@ -122,6 +122,8 @@ class FoldConfig:
     def __post_init__(self) -> None:
         if self.n_folds < 2:
             raise ConfigError(f"folds.n_folds must be >= 2, got {self.n_folds}")
+        if self.seed < 0:
+            raise ConfigError(f"folds.seed must be >= 0, got {self.seed}")
         if self.tuning_queries < 0:
             raise ConfigError(f"folds.tuning_queries must be >= 0, got {self.tuning_queries}")
 
