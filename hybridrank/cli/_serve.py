@@ -14,6 +14,9 @@ from hybridrank.errors import ConfigError, DataFormatError, HybridRankError, Mis
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
+    import numpy as np
+    import pandas as pd
+
     from hybridrank.gbdt import GBDTBundle, feature_importance
 
     bundle = GBDTBundle.load(args.run_dir)
@@ -21,15 +24,39 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from hybridrank.data import file_lines, read_table
 
     table = read_table(table_path)
+    needed = [c for c in ("qid", args.label) if c not in table.columns]
+    if needed:
+        raise DataFormatError(
+            f"no {' or '.join(map(repr, needed))} column: importance ranks each query's rows "
+            f"(qid) and measures NDCG against a graded label (--label, default y_expert); "
+            f"a `bucket` column adds per-bucket tables",
+            path=table_path,
+        )
+    from hybridrank import columns as C
+
+    bucket = C.BUCKET if C.BUCKET in table.columns else None
     with file_lines(table_path):
         bundle.schema.check(table, source=str(table_path))
+        grades = pd.to_numeric(table[args.label], errors="coerce")
+        bad = grades.isna() | (grades < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataFormatError(
+                f"label {table[args.label].iloc[row]!r} is not a grade >= 0",
+                row=row,
+                column=args.label,
+            )
         imp = feature_importance(
             bundle.ranker,
             table,
             list(bundle.schema.names),
+            label=args.label,
+            bucket=bucket,
             n_repeats=args.repeats,
             seed=args.seed,
         )
+    if bucket is None:
+        print(f"{table_path} has no `bucket` column: overall importance only")
     print(imp.to_text(args.top))
     paths = imp.write(args.out or (bundle.path / "importance"), n=args.top)
     print()
@@ -296,6 +323,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("run_dir", type=Path, help="run directory written by `hybridrank train gbdt`")
     imp.add_argument(
         "--data", type=Path, help="table to explain on (default: the run's train_table.parquet)"
+    )
+    imp.add_argument(
+        "--label", default="y_expert", help="graded label column NDCG is measured against"
     )
     imp.add_argument("--top", type=at_least_one, default=15, help="features shown")
     imp.add_argument(

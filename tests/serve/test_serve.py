@@ -399,3 +399,37 @@ def test_rank_cli_refuses_a_cut_csv_and_a_negative_top_k(
             main([*args[:-2], "--top-k", bad, "--out", str(out)])
         assert f"expected a whole number >= 1, got {bad}" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_importance_on_a_users_table_names_what_it_needs(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    table = pd.read_parquet(runs["llm"] / "train_table.parquet")
+    plain = tmp_path / "plain.parquet"
+    table.drop(columns=["y_expert", "bucket"]).to_parquet(plain)
+    assert (
+        main(["importance", str(runs["llm"]), "--data", str(plain), "--out", str(tmp_path / "a")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "plain.parquet: no 'y_expert' column" in err and "Traceback" not in err
+    # Another label, no bucket column: the overall table only.
+    graded = tmp_path / "graded.parquet"
+    table.drop(columns=["bucket"]).rename(columns={"y_expert": "grade"}).to_parquet(graded)
+    out = tmp_path / "b"
+    args = ["importance", str(runs["llm"]), "--data", str(graded), "--label", "grade"]
+    assert main([*args, "--repeats", "1", "--out", str(out)]) == 0
+    assert "no `bucket` column: overall importance only" in capsys.readouterr().out
+    assert (out / "importance.csv").exists() and (out / "importance.md").exists()
+    bad = tmp_path / "bad.csv"
+    table.assign(y_expert=table["y_expert"].astype(object)).head(3).assign(
+        y_expert=["2", "x", "1"]
+    ).to_csv(bad, index=False)
+    assert (
+        main(["importance", str(runs["llm"]), "--data", str(bad), "--out", str(tmp_path / "c")])
+        == 2
+    )
+    assert (
+        "bad.csv, line 3, column 'y_expert': label 'x' is not a grade >= 0"
+        in capsys.readouterr().err
+    )
