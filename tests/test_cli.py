@@ -156,6 +156,13 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["evaluate", "--candidates", str(scored), "--systems", "bm25",
                  "--out", str(tmp_path / "r")]) == 2  # fmt: skip
     assert "scored.csv, line 3, column 'y_expert'" in capsys.readouterr().err
+    # A repeated row would count its document twice in the metrics.
+    scored.write_text("qid,docid,bm25,y_expert\nq1,a,1.0,2\nq1,b,0.5,3\nq1,b,0.5,3\n")
+    assert main(["evaluate", "--candidates", str(scored), "--systems", "bm25",
+                 "--out", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "scored.csv, line 4, column 'docid': duplicate (qid, docid) row ('q1', 'b')" in (
+        capsys.readouterr().err
+    )
 
 
 def test_clickmodel_fit_checks_its_inputs_before_any_work(

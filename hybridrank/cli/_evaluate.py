@@ -16,7 +16,7 @@ from hybridrank.cli._common import (
     print_paths,
     share,
 )
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, DataFormatError
 
 #: Files either mode of `evaluate` writes into --out (the default one folder serves both).
 #: (`report.json` is written first, so a killed run's folder holds it; a user's own
@@ -50,6 +50,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 # Ranked after every real score of the query, ties among themselves.
                 table[system] = np.where(np.isfinite(filled), filled, low - 1.0)
     with file_lines(path):
+        if {C.QID, C.DOCID} <= set(table.columns):
+            dup = table.duplicated([C.QID, C.DOCID]).to_numpy()
+            if dup.any():  # a repeated relevant row would count twice in the metrics
+                row = int(np.flatnonzero(dup)[0])
+                raise DataFormatError(
+                    f"duplicate (qid, docid) row ({table[C.QID].iloc[row]!r}, "
+                    f"{table[C.DOCID].iloc[row]!r}); {int(dup.sum())} such rows: a document "
+                    "would count twice in the metrics",
+                    row=row,
+                    column=C.DOCID,
+                )
         report = evaluate_table(
             table,
             args.systems,
