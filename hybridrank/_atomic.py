@@ -23,7 +23,9 @@ logger = logging.getLogger(__name__)
 
 
 @contextmanager
-def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Path]:
+def staged_directory(
+    out: str | Path, *, markers: Sequence[str], require_all: bool = False
+) -> Iterator[Path]:
     """A fresh sibling directory that replaces ``out`` when the block ends without error.
 
     Args:
@@ -33,6 +35,9 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
             non-empty ``out`` holding none of them is refused, so a typo in
             ``--out`` cannot delete a user's folder. The new directory must
             hold the first marker, written last.
+        require_all: ``out`` must hold every marker, not one of them: for
+            writers whose markers, one by one, other kinds of output hold too
+            (a world dataset and a GBDT run both hold ``config.yaml``).
 
     Raises:
         OutputExistsError: ``out`` exists and is not such a directory.
@@ -40,7 +45,7 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     recover_directory(target, markers[0])
-    check_output_dir(target, markers=markers)
+    check_output_dir(target, markers=markers, require_all=require_all)
     _remove_stale_siblings(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -62,7 +67,9 @@ def staged_directory(out: str | Path, *, markers: Sequence[str]) -> Iterator[Pat
         shutil.rmtree(old, ignore_errors=True)
 
 
-def check_output_dir(out: str | Path, *, markers: Sequence[str]) -> None:
+def check_output_dir(
+    out: str | Path, *, markers: Sequence[str], require_all: bool = False
+) -> None:
     """Refuse an output directory that a writer with these ``markers`` may not replace.
 
     Commands call it before their work starts, so a taken ``--out`` fails at
@@ -70,11 +77,17 @@ def check_output_dir(out: str | Path, *, markers: Sequence[str]) -> None:
 
     Raises:
         OutputExistsError: ``out`` is a file, or a non-empty directory holding
-            none of ``markers`` (not written by this kind of command).
+            none of ``markers`` (with ``require_all``: not all of them), so not
+            written by this kind of command.
     """
     target = Path(out)
-    if target.exists() and not _replaceable(target, markers):
-        what = "a file" if not target.is_dir() else f"none of {list(markers)} in it"
+    if target.exists() and not _replaceable(target, markers, require_all=require_all):
+        if not target.is_dir():
+            what = "a file"
+        elif require_all:
+            what = f"it does not hold all of {list(markers)}: another kind of output"
+        else:
+            what = f"none of {list(markers)} in it"
         raise OutputExistsError(
             f"{target}: exists and was not written by hybridrank ({what}); "
             "refusing to replace it: choose another path or remove it"
@@ -118,12 +131,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _replaceable(target: Path, markers: Sequence[str]) -> bool:
+def _replaceable(target: Path, markers: Sequence[str], *, require_all: bool = False) -> bool:
     if not target.is_dir():
         return False
     if not any(target.iterdir()):
         return True
-    return any((target / m).exists() for m in markers)
+    present = [(target / m).exists() for m in markers]
+    return all(present) if require_all else any(present)
 
 
 def recover_directory(target: Path, marker: str) -> None:

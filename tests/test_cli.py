@@ -91,6 +91,25 @@ def test_a_taken_out_or_a_bad_option_fails_before_any_work(
         run_experiment(ExperimentConfig(), mine, progress=False)
     assert (mine / "report.md").read_text() == "my notes"
     assert sorted(p.name for p in mine.iterdir()) == ["report.md"]
+    # hybridrank's own output of another kind is refused too: a world dataset (its
+    # config.yaml), a hybrid bundle (its manifest.json) and a GBDT run hold one of the
+    # others' markers each, never all.
+    kinds = {"dataset": ("dataset.yaml", "config.yaml"), "bundle": ("hybrid.json", "manifest.json"),
+             "run": ("manifest.json", "config.yaml", "schema.json"),
+             "experiment": ("info.json", "config.yaml")}  # fmt: skip
+    for kind, files in kinds.items():
+        folder = tmp_path / kind
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("{}")
+    for target in ("dataset", "bundle", "experiment"):
+        argv = ["train", "gbdt", "--dataset", missing, "--out", str(tmp_path / target)]
+        assert main(argv) == 2, target
+        assert "another kind of output" in capsys.readouterr().err
+    for target in ("dataset", "bundle", "run"):
+        with pytest.raises(OutputExistsError, match="another kind of output"):
+            run_experiment(ExperimentConfig(), tmp_path / target, progress=False)
+    assert (tmp_path / "dataset" / "dataset.yaml").exists()
     # Options are checked before the table is scored, in one line.
     assert main([*evaluate, "--metrics", "ndcg@0", "--out", str(tmp_path / "r")]) == 2
     assert "cut-off after '@' must be a positive integer" in capsys.readouterr().err

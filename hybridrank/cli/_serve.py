@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hybridrank._atomic import check_output_file, write_parquet, write_text
+from hybridrank._atomic import check_output_dir, check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one, positive_int
 from hybridrank.errors import ConfigError, DataFormatError, HybridRankError, MissingInputError
 
@@ -20,6 +20,9 @@ def cmd_importance(args: argparse.Namespace) -> int:
     from hybridrank.gbdt import GBDTBundle, feature_importance
 
     bundle = GBDTBundle.load(args.run_dir)
+    out = args.out or (bundle.path / "importance")
+    # Its own earlier tables may be replaced, a folder of other files may not.
+    check_output_dir(out, markers=("importance.csv", "importance.md"))
     table_path = args.data or (bundle.path / "train_table.parquet")
     from hybridrank.data import file_lines, read_table
 
@@ -58,7 +61,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
     if bucket is None:
         print(f"{table_path} has no `bucket` column: overall importance only")
     print(imp.to_text(args.top))
-    paths = imp.write(args.out or (bundle.path / "importance"), n=args.top)
+    paths = imp.write(out, n=args.top)
     print()
     for kind, path in paths.items():
         print(f"  {kind:>12}: {path}")

@@ -971,7 +971,7 @@ def run_experiment(
     """
     start = time.perf_counter()
     out = Path(out_dir)
-    check_output_dir(out, markers=EXPERIMENT_MARKERS)  # before the work, not after it
+    check_output_dir(out, markers=EXPERIMENT_MARKERS, require_all=True)  # before the work, not after it
     fixed = dataset is not None
     main_sessions = config.main_sessions or config.world.simulation.n_sessions
     world_cfg = config.world.replace(
@@ -1137,7 +1137,7 @@ def run_experiment(
                  "dataset": str(first.path) if first.path else None})  # fmt: skip
     # The run directory is built beside its target and renamed into place: a crash
     # leaves the previous complete run (info.json, written last, marks a complete one).
-    with staged_directory(out, markers=EXPERIMENT_MARKERS) as tmp:
+    with staged_directory(out, markers=EXPERIMENT_MARKERS, require_all=True) as tmp:
         write_text(tmp / "config.yaml", yaml.safe_dump({"experiment": config.to_dict()}, sort_keys=False))
         report = tmp / "report"
         if ppi is not None and ppi_text is not None:

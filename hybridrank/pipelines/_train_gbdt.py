@@ -409,7 +409,7 @@ def train_gbdt(
     The run directory is built beside ``out_dir`` and swapped in when it is
     complete: a crash leaves the previous run as it was.
     """
-    check_output_dir(out_dir, markers=RUN_MARKERS)  # before the work, not after it
+    check_output_dir(out_dir, markers=RUN_MARKERS, require_all=True)  # before the work, not after it
     start = time.perf_counter()
     dataset = dataset if dataset is not None else load_dataset(config, data)
     table, click_features = training_table(dataset, config)
@@ -456,7 +456,7 @@ def train_gbdt(
         logger.warning("the dataset has no expert grades: no per-bucket report")
 
     out = Path(out_dir)
-    with staged_directory(out, markers=RUN_MARKERS) as tmp:
+    with staged_directory(out, markers=RUN_MARKERS, require_all=True) as tmp:
         ranker.save(tmp / "model")
         FeatureSchema.from_frame(table, features).save(tmp / "schema.json")
         if click_features is not None:

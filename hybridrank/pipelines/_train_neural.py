@@ -362,7 +362,7 @@ def train_neural(
     start = time.perf_counter()
     timings: dict[str, float] = {}
     out = Path(out_dir)
-    check_output_dir(out, markers=RUN_MARKERS)  # before the work, not after it
+    check_output_dir(out, markers=RUN_MARKERS, require_all=True)  # before the work, not after it
     if dataset is None:
         dataset = (
             Dataset.read(config.dataset) if config.dataset else build_world(config.world, data=data)
@@ -443,7 +443,7 @@ def train_neural(
     keep = [C.QID, C.DOCID, C.BUCKET, C.FOLD, C.FREQ, C.BM25, C.Y_EXPERT, config.label, *systems[1:]]
     # Built beside its target and renamed into place; folds.json, written last, marks a
     # complete run. A crash leaves the previous run as it was.
-    with staged_directory(out, markers=RUN_MARKERS) as tmp:
+    with staged_directory(out, markers=RUN_MARKERS, require_all=True) as tmp:
         if ranker is not None:
             ranker.save(tmp / "model")
         write_text(

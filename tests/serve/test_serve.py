@@ -421,6 +421,12 @@ def test_importance_on_a_users_table_names_what_it_needs(
     assert main([*args, "--repeats", "1", "--out", str(out)]) == 0
     assert "no `bucket` column: overall importance only" in capsys.readouterr().out
     assert (out / "importance.csv").exists() and (out / "importance.md").exists()
+    assert main([*args, "--repeats", "1", "--out", str(out)]) == 0  # its own tables: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    assert main([*args, "--out", str(mine)]) == 2
+    assert "not written by hybridrank" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     table.assign(y_expert=table["y_expert"].astype(object)).head(3).assign(
         y_expert=["2", "x", "1"]
