@@ -530,7 +530,19 @@ class HybridRanker(SklearnTags):
             )
         if query is None or (isinstance(query, float) and np.isnan(query)):
             raise DataFormatError("missing query id", column=C.QID)
+        if isinstance(query, int | np.integer) and not isinstance(query, bool):
+            query = str(query)  # ids are text, as the store's and the CLI's: 7 is "7"
+        if not isinstance(query, str):
+            raise DataFormatError(
+                f"query id must be text (or an integer), got {type(query).__name__} {query!r}",
+                column=C.QID,
+            )
         ctx = dict(context or {})
+        unknown = sorted(map(str, set(ctx) - CONTEXT_KEYS))
+        if unknown:  # a misspelt "freq" would silently give the store's count
+            raise ConfigError(
+                f"context keys {unknown} are not read; the context takes {sorted(CONTEXT_KEYS)}"
+            )
         source = f"query {query!r}"
         columns = _as_columns(docs, self._request_columns)
         if C.DOCID not in columns:
@@ -622,14 +634,6 @@ class HybridRanker(SklearnTags):
             raise ConfigError(
                 f"click_features_from must be 'store' or 'input', got {click_features_from!r}"
             )
-        for col in (C.QID, C.DOCID):
-            if col not in table.columns:
-                raise DataFormatError(f"the candidate table has no {col!r} column", path=source)
-            bad = table[col].isna().to_numpy()
-            if bad.any():
-                raise DataFormatError(
-                    "missing id", path=source, row=int(np.flatnonzero(bad)[0]), column=col
-                )
         clash = [c for c in self.output_columns if c in table.columns]
         if clash:
             raise DataFormatError(
@@ -732,7 +736,7 @@ class HybridRanker(SklearnTags):
                 output-named or store-named input column, NaN or infinite
                 features; each naming the column and the first row.
         """
-        table = candidates.reset_index(drop=True)
+        table = _text_ids(candidates.reset_index(drop=True), source)
         self._check_request_table(table, on_missing, click_features_from, source)
         from hybridrank._grouping import offsets_from_qid
 
@@ -783,6 +787,26 @@ class HybridRanker(SklearnTags):
         ranks[order] = np.arange(len(out)) - offsets[gid[order]] + 1
         out["rank"] = ranks
         return out
+
+
+#: What a request's context may hold: the query text and the query's frequency.
+CONTEXT_KEYS = frozenset({"text", "freq"})
+
+
+def _text_ids(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """``qid`` and ``docid`` present, none missing, as text (the store's and the CLI's ids
+    are text: an integer id 7 is the query ``"7"``)."""
+    for col in (C.QID, C.DOCID):
+        if col not in table.columns:
+            raise DataFormatError(f"the candidate table has no {col!r} column", path=source)
+        bad = table[col].isna().to_numpy()
+        if bad.any():
+            raise DataFormatError(
+                "missing id", path=source, row=int(np.flatnonzero(bad)[0]), column=col
+            )
+    if all(pd.api.types.is_string_dtype(table[c]) for c in (C.QID, C.DOCID)):
+        return table
+    return table.assign(**{c: table[c].astype(str) for c in (C.QID, C.DOCID)})
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -439,3 +439,29 @@ def test_importance_on_a_users_table_names_what_it_needs(
         "bad.csv, line 3, column 'y_expert': label 'x' is not a grade >= 0"
         in capsys.readouterr().err
     )
+
+
+def test_integer_ids_are_the_same_queries_as_their_text(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    path = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
+    )
+    ranker = HybridRanker.load(path)
+    request = _request_table(runs["click"])
+    # Integer ids (as a parquet with numeric columns gives them) against their text.
+    qcodes = {q: i for i, q in enumerate(request[C.QID].unique())}
+    dcodes = {d: i for i, d in enumerate(request[C.DOCID].unique())}
+    numbered = request.assign(qid=request[C.QID].map(qcodes), docid=request[C.DOCID].map(dcodes))
+    as_text = numbered.assign(qid=numbered[C.QID].astype(str), docid=numbered[C.DOCID].astype(str))
+    got = ranker.rank_table(numbered)  # was a pandas merge error on int64 and str keys
+    want = ranker.rank_table(as_text)
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy())
+    assert got[C.QID].tolist() == want[C.QID].tolist()
+    # Online: an integer query id is its text (was read as another, never-seen query).
+    docs = as_text.loc[as_text[C.QID] == "0"]
+    assert ranker.rank(0, docs).components["gate"] == ranker.rank("0", docs).components["gate"]
+    with pytest.raises(DataFormatError, match="query id must be text"):
+        ranker.rank(2.5, docs)
+    with pytest.raises(ConfigError, match=r"context keys \['frequency'\] are not read"):
+        ranker.rank("0", docs, {"frequency": 5})
