@@ -530,7 +530,16 @@ def run_study(
             f"study {spec.study_name!r} in that storage has {len(study.directions)} objective(s), "
             f"the spec {len(spec.directions)}: give the multi-objective study another name"
         )
-    if study.user_attrs.get("objectives") != list(spec.objectives):
+    recorded = study.user_attrs.get("objectives")
+    scored = any(t.state.is_finished() for t in study.trials)
+    if scored and recorded is not None and recorded != list(spec.objectives):
+        # Its trials hold values of the other objectives (p50 ms against a leaf count):
+        # TPE and the Pareto front would mix them.
+        raise ConfigError(
+            f"study {spec.study_name!r} in that storage was scored on objectives {recorded}, "
+            f"the spec asks for {list(spec.objectives)}: give the study another name"
+        )
+    if recorded != list(spec.objectives):
         study.set_user_attr("objectives", list(spec.objectives))
     space = {name: list(bounds) for name, bounds in spec.search_space().items()}
     before = study.user_attrs.get("space")

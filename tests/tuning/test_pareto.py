@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,12 @@ def test_multi_objective_gbdt_study_front_and_pick(cost: str, tmp_path: Path) ->
     with pytest.raises(ConfigError, match="objective"):
         run_study(StudySpec(kind="gbdt", n_trials=7, out=spec.out), lambda: _gbdt_inputs(),
                   progress=False)  # fmt: skip
+    # So is one with the other cost: its trials would mix milliseconds and leaf counts.
+    other = "size" if cost == "latency" else "latency"
+    with pytest.raises(ConfigError, match=rf"scored on objectives \['ndcg', '{cost}'\]"):
+        run_study(replace(spec, n_trials=8, objectives=("ndcg", other)),
+                  lambda: _gbdt_inputs(), progress=False)  # fmt: skip
+    assert len(result.study.trials) == 6
 
 
 def test_pick_rule_parsing() -> None:
