@@ -188,9 +188,17 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 f"study {spec.study_name!r} has no completed trial yet; run `hybridrank study "
                 f"run {args.study}` first"
             )
-        gate = gate_from_params(
-            study.best_params, StackerConfig.from_dict(spec.experiment.get("stacker"))
-        )
+        tuned = StackerConfig.from_dict(spec.experiment.get("stacker"))
+        gate = gate_from_params(study.best_params, tuned)
+        # Serve the stacker the study tuned: its normalisation and tie order.
+        study_tie_break = str(spec.experiment.get("tie_break", "text"))
+        for flag, given, used in (("--normalisation", normalisation, tuned.normalisation),
+                                  ("--tie-break", tie_break, study_tie_break)):  # fmt: skip
+            if given is not None and given != used:
+                raise ConfigError(
+                    f"{flag} {given}: the study tuned its gate with {used}; leave the flag out"
+                )
+        normalisation, tie_break = tuned.normalisation, study_tie_break
         print(
             f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): {gate.params()}"
         )

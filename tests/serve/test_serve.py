@@ -316,6 +316,27 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
     assert main([*gate_cli, "--study", str(never)]) == 2
     assert "run `hybridrank study run` first" in capsys.readouterr().err
     assert not (tmp_path / "never-run" / "study.db").exists()
+    # A study's gate is served with the normalisation it was tuned with.
+    import optuna
+
+    from hybridrank.tuning import StudySpec
+
+    ranked_spec = tmp_path / "ranked.yaml"
+    ranked_spec.write_text(
+        f"study: {{kind: stacker, out: {tmp_path / 'ranked-study'}, "
+        "experiment: {stacker: {normalisation: rank}}}\n"
+    )
+    spec = StudySpec.from_yaml(ranked_spec)
+    (tmp_path / "ranked-study").mkdir()
+    tuned = optuna.create_study(study_name=spec.study_name, storage=spec.open_storage(),
+                                direction="maximize")  # fmt: skip
+    tuned.enqueue_trial({"centre": 1.0, "slope": 2.0})
+    tuned.optimize(lambda t: t.suggest_float("centre", 0, 5) + t.suggest_float("slope", 0, 8), 1)
+    assert main([*gate_cli, "--study", str(ranked_spec), "--normalisation", "zscore"]) == 2
+    assert "the study tuned its gate with rank" in capsys.readouterr().err
+    study_cli = [*gate_cli[:-1], str(tmp_path / "b-study"), "--study", str(ranked_spec)]
+    assert main(study_cli) == 0
+    assert json.loads((tmp_path / "b-study" / "hybrid.json").read_text())["normalisation"] == "rank"
     assert main([*gate_cli, "--gate", "sigmoid:centre=1.5,slope=2"]) == 0
     meta = json.loads((tmp_path / "b" / "hybrid.json").read_text())
     assert meta["gate"] == {"kind": "sigmoid", "params": {"centre": 1.5, "slope": 2.0}}
