@@ -107,6 +107,12 @@ class GBDTBundle:
         recover_directory(d, MANIFEST)  # a retrain killed between its two renames
         if not d.is_dir():
             raise MissingInputError(f"{d}: no such run directory")
+        lacking = [n for n in ("schema.json", "model") if not (d / n).exists()]
+        if lacking:
+            kind = " (a hybrid bundle)" if (d / "hybrid.json").exists() else ""
+            raise MissingInputError(
+                f"{d}: not a `hybridrank train gbdt` run{kind}: it has no {' or '.join(lacking)}"
+            )
         if verify:
             verify_manifest(d)
         schema = FeatureSchema.load(d / "schema.json")

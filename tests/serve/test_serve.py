@@ -334,9 +334,17 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
     tuned.optimize(lambda t: t.suggest_float("centre", 0, 5) + t.suggest_float("slope", 0, 8), 1)
     assert main([*gate_cli, "--study", str(ranked_spec), "--normalisation", "zscore"]) == 2
     assert "the study tuned its gate with rank" in capsys.readouterr().err
+    # A hybrid bundle where a GBDT run goes: one line, not a traceback.
+    assert main(["bundle", "--click", str(tmp_path / "b-study-missing"), "--llm", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1,slope=2", "--out", str(tmp_path / "bq")]) == 2  # fmt: skip
+    capsys.readouterr()
     study_cli = [*gate_cli[:-1], str(tmp_path / "b-study"), "--study", str(ranked_spec)]
     assert main(study_cli) == 0
     assert json.loads((tmp_path / "b-study" / "hybrid.json").read_text())["normalisation"] == "rank"
+    assert main(["bundle", "--click", str(tmp_path / "b-study"), "--llm", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1,slope=2", "--out", str(tmp_path / "bq")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "not a `hybridrank train gbdt` run (a hybrid bundle)" in err and "Traceback" not in err
     assert main([*gate_cli, "--gate", "sigmoid:centre=1.5,slope=2"]) == 0
     meta = json.loads((tmp_path / "b" / "hybrid.json").read_text())
     assert meta["gate"] == {"kind": "sigmoid", "params": {"centre": 1.5, "slope": 2.0}}
