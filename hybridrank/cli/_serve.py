@@ -73,6 +73,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from hybridrank.serve import HybridRanker
 
     check_output_file(args.out)
+    for flag, given in (("--candidates", args.candidates), ("--queries", args.queries),
+                        ("--docs", args.docs)):  # fmt: skip
+        if given is not None and given.resolve() == args.out.resolve():
+            raise ConfigError(f"--out {args.out} is the {flag} file: the ranking would replace it")
     if args.out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise ConfigError(
             f"--out {args.out}: name a .csv or .parquet file (the suffix picks the format)"

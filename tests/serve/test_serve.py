@@ -301,6 +301,12 @@ def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) 
                  "--out", str(tmp_path / "ranked.txt")]) == 2  # fmt: skip
     assert "name a .csv or .parquet file" in capsys.readouterr().err
     assert not (tmp_path / "ranked.txt").exists()
+    # The ranking never replaces its own input.
+    before = req_path.read_bytes()
+    assert main(["rank", "--model", str(runs["click"]), "--candidates", str(req_path),
+                 "--out", str(req_path)]) == 2  # fmt: skip
+    assert "is the --candidates file" in capsys.readouterr().err
+    assert req_path.read_bytes() == before
     gate_cli = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
                 "--out", str(tmp_path / "b")]  # fmt: skip
     assert main([*gate_cli, "--gate", "sigmoid:centre=abc"]) == 2
