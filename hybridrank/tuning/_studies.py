@@ -366,6 +366,11 @@ def _suggest_gbdt(trial: Any, spec: StudySpec) -> dict[str, Any]:
     return out
 
 
+#: A gbdt trial's rounds and early-stopping patience where ``experiment.gbdt`` names none.
+GBDT_TRIAL_ROUNDS = 300
+GBDT_TRIAL_PATIENCE = 30
+
+
 def _gbdt_objective(
     spec: StudySpec, inputs: pd.DataFrame, features: list[str]
 ) -> Callable[[Any], float | tuple[float, float]]:
@@ -377,7 +382,11 @@ def _gbdt_objective(
     from hybridrank.evaluate import ndcg_at_k
     from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, local_trainer
 
-    base = LambdaMARTConfig.from_dict(spec.experiment.get("gbdt") or {})
+    given = spec.experiment.get("gbdt") or {}
+    base = LambdaMARTConfig.from_dict(given)
+    # A trial's rounds: the block's when it names them, else 300 with early stopping at 30.
+    rounds = {"n_estimators": given.get("n_estimators", GBDT_TRIAL_ROUNDS),
+              "early_stopping_rounds": given.get("early_stopping_rounds", GBDT_TRIAL_PATIENCE)}  # fmt: skip
     train = inputs.loc[~inputs["tuning"].to_numpy() & inputs[C.Y_CLICK].notna().to_numpy()]
     valid = inputs.loc[inputs["tuning"].to_numpy()]
     X, y, q = train[features], train[C.Y_CLICK].to_numpy(), train[C.QID].to_numpy()
@@ -389,7 +398,7 @@ def _gbdt_objective(
 
     def objective(trial: Any) -> float | tuple[float, float]:
         cfg = replace(
-            base, **_suggest_gbdt(trial, spec), n_estimators=300, early_stopping_rounds=30,
+            base, **_suggest_gbdt(trial, spec), **rounds,
             min_validation_queries=0, n_jobs=spec.n_jobs, seed=spec.seed,
         )  # fmt: skip
 

@@ -238,3 +238,10 @@ def test_a_famol_study_best_trial_becomes_a_train_config(tmp_path: Path, capsys)
     assert main(["study", "best", str(spec_file), "--pick", "ndcg>=0.5, fastest",
                  "--config-out", str(picked)]) == 2  # fmt: skip
     assert "no serving costs" in capsys.readouterr().err
+
+
+def test_gbdt_trials_train_the_rounds_the_experiment_block_names(tmp_path: Path) -> None:
+    spec = StudySpec(kind="gbdt", n_trials=2, out=str(tmp_path / "s"),
+                     experiment={"gbdt": {"n_estimators": 7, "early_stopping_rounds": None}})  # fmt: skip
+    study = run_study(spec, lambda: _gbdt_inputs(), progress=False).study
+    assert [t.user_attrs["best_round"] for t in study.trials] == [7, 7]
