@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -332,6 +332,13 @@ class ExperimentConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> ExperimentConfig:
         v = dict(values or {})
+        # Checked before the sections are taken out, so the list names them too.
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(map(str, set(v) - known))
+        if unknown:
+            raise ConfigError(
+                f"experiment: unknown keys {unknown}; known keys are {sorted(known)}"
+            )
         sections: dict[str, Any] = {
             "world": WorldConfig.from_dict(v.pop("world", None)),
             "annotate": AnnotateConfig.from_dict(v.pop("annotate", None)),

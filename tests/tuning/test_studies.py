@@ -200,6 +200,11 @@ def test_spec_validation(tmp_path: Path) -> None:
     bad.write_text("study: {kind: stacker, n_trial: 3}\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         StudySpec.from_yaml(bad)
+    # A typo in the experiment block lists every key it takes, sections included.
+    from hybridrank.pipelines import ExperimentConfig
+
+    with pytest.raises(ConfigError, match=r"unknown keys \['seed'\]; known keys are .*'gbdt'"):
+        ExperimentConfig.from_dict({"seed": 1})
     with pytest.raises(ConfigError, match="storage"):
         make_storage("not a url", tmp_path)
     with pytest.raises(StorageError, match=r"unreachable"):
