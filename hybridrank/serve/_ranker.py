@@ -133,12 +133,21 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
 
 def _as_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(float values, mask of entries that are present but not numbers); numbers
-    already pass without parsing (the online fast path)."""
-    if raw.dtype.kind in "biuf":
+    already pass without parsing (the online fast path).
+
+    Text (``"3.5"``) and booleans are not numbers, online as in batch: a model
+    is trained on numbers, and a string that parses is a sign of a column read
+    as text.
+    """
+    if raw.dtype.kind in "iuf":
         return raw.astype(np.float64), np.zeros(raw.shape[0], dtype=bool)
-    series = pd.Series(raw.ravel())
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
-    return values, np.isnan(values) & series.notna().to_numpy()
+    if raw.dtype.kind == "b":
+        return np.full(raw.shape[0], np.nan), np.ones(raw.shape[0], dtype=bool)
+    series = pd.Series(raw.ravel(), dtype=object)
+    kinds = series.map(type)
+    wrong = kinds.map(lambda t: issubclass(t, str | bytes | bool | np.bool_)).to_numpy(bool)
+    values = pd.to_numeric(series.where(~wrong), errors="coerce").to_numpy(dtype=np.float64)
+    return values, (np.isnan(values) & series.notna().to_numpy()) | wrong
 
 
 def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
@@ -681,10 +690,14 @@ class HybridRanker(SklearnTags):
         for f in self._feature_names:
             if f not in columns:
                 continue
-            values, unparsed = _as_numbers(np.asarray(columns[f]))
+            raw = np.asarray(columns[f])
+            values, unparsed = _as_numbers(raw)
             if unparsed.any():
+                row = int(np.flatnonzero(unparsed)[0])
+                value = raw.ravel()[row]
+                value = value.item() if isinstance(value, np.generic) else value
                 raise DataFormatError(
-                    "not a number", path=source, row=int(np.flatnonzero(unparsed)[0]), column=f
+                    f"not a number: {value!r}", path=source, row=row, column=f
                 )
             inf = np.isinf(values)
             if inf.any():

@@ -500,3 +500,24 @@ def test_integer_ids_are_the_same_queries_as_their_text(
         ranker.rank(2.5, docs)
     with pytest.raises(ConfigError, match=r"context keys \['frequency'\] are not read"):
         ranker.rank("0", docs, {"frequency": 5})
+
+
+def test_text_and_booleans_are_not_numbers_online_or_in_batch(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    path = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
+    )
+    ranker = HybridRanker.load(path)
+    request = _request_table(runs["click"])
+    q = request[C.QID].iloc[0]
+    docs = request.loc[request[C.QID] == q].reset_index(drop=True)
+    for bad, shown in ((docs[C.BM25].astype(str), "'"), (docs[C.BM25] > 0, "True")):
+        with pytest.raises(DataFormatError, match=rf"column 'bm25': not a number: {shown}"):
+            ranker.rank(q, docs.assign(bm25=bad))
+        batch = request.assign(bm25=request[C.BM25].astype(object))
+        batch.loc[: len(bad) - 1, C.BM25] = bad.to_numpy()  # the first query's rows
+        with pytest.raises(DataFormatError, match="row 0, column 'bm25': not a number"):
+            ranker.rank_table(batch)
+    with pytest.raises(DataFormatError, match="frequency True is not a number"):
+        ranker.rank_table(request.assign(freq=True))
