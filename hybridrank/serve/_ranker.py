@@ -107,9 +107,19 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
     Only the ``keep`` columns of a DataFrame are converted (the others cost time, not use).
     """
     if isinstance(docs, pd.DataFrame):
+        twice = sorted(set(docs.columns[docs.columns.duplicated()]) & keep)
+        if twice:
+            raise DataFormatError(f"docs name the columns {twice} twice")
         return {c: docs[c].to_numpy() for c in docs.columns if c in keep}
     if isinstance(docs, Mapping):
-        return {k: np.asarray(v) for k, v in docs.items()}
+        columns = {k: np.asarray(v) for k, v in docs.items()}
+        lengths = {k: (v.shape[0] if v.ndim else 1) for k, v in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataFormatError(
+                f"the columns of docs differ in length: {lengths}; each needs one value per "
+                "document"
+            )
+        return columns
     if isinstance(docs, str | bytes) or not isinstance(docs, Iterable):
         raise DataFormatError(
             f"docs must be a DataFrame, a list of mappings or a mapping of columns, "

@@ -519,5 +519,10 @@ def test_text_and_booleans_are_not_numbers_online_or_in_batch(
         batch.loc[: len(bad) - 1, C.BM25] = bad.to_numpy()  # the first query's rows
         with pytest.raises(DataFormatError, match="row 0, column 'bm25': not a number"):
             ranker.rank_table(batch)
+    columns = {C.DOCID: docs[C.DOCID].tolist(), C.BM25: docs[C.BM25].tolist()[:-1]}
+    with pytest.raises(DataFormatError, match="the columns of docs differ in length"):
+        ranker.rank(q, columns)
+    with pytest.raises(DataFormatError, match=r"docs name the columns \['bm25'\] twice"):
+        ranker.rank(q, pd.concat([docs, docs[[C.BM25]]], axis=1))
     with pytest.raises(DataFormatError, match="frequency True is not a number"):
         ranker.rank_table(request.assign(freq=True))
