@@ -123,8 +123,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
-    # bm25s sets its own logger to DEBUG; keep it at ours.
-    logging.getLogger("bm25s").setLevel(level)
+    # bm25s sets its own logger to DEBUG when imported; BM25 resets it to follow ours.
     if args.command in ("experiment", "demo", "study"):
         # Optuna logs every trial at INFO (and resets its logger on first use).
         import optuna

@@ -94,6 +94,9 @@ def bm25_candidates(
     stemmer = _stemmer(config.stemmer)
     import bm25s  # with numba, half a second to import: on first use
 
+    # bm25s sets its logger to DEBUG when imported; it follows ours (the CLI's -v) instead.
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+
     doc_tokens = bm25s.tokenize(
         collection.docs[C.TEXT].tolist(),
         token_pattern=config.token_pattern,
