@@ -7,6 +7,7 @@ that later checks can point at the exact place in the file.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from hybridrank.data._text import BOM
 from hybridrank.errors import DataFormatError, MissingInputError
 
 LINE = "_line"
+
+logger = logging.getLogger(__name__)
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
@@ -281,6 +284,7 @@ def read_trec_qrels(path: Path) -> pd.DataFrame:
         an error.
     """
     rows: list[tuple[str, str, int, int]] = []
+    negative = 0
     for lineno, line in _lines(path):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
@@ -298,9 +302,14 @@ def read_trec_qrels(path: Path) -> pd.DataFrame:
                 f"grade {fields[3]!r} is not an integer", path=path, line=lineno, column=C.GRADE
             ) from None
         if grade < 0:
-            # TREC uses negative grades for "junk"; hybridrank treats them as 0.
+            # TREC uses negative grades for "junk"; hybridrank treats them as 0, as trec_eval.
             grade = 0
+            negative += 1
         rows.append((fields[0], fields[2], grade, lineno))
+    if negative:
+        logger.warning(
+            "%s: %d negative grades (TREC's junk) read as 0, not relevant", path, negative
+        )
     frame = pd.DataFrame(rows, columns=[C.QID, C.DOCID, C.GRADE, LINE])
     frame[C.GRADE] = frame[C.GRADE].astype("int64")
     dup = frame.duplicated([C.QID, C.DOCID], keep="first")

@@ -226,6 +226,13 @@ def evaluate_table(
         else np.full(len(qids), ALL)
     )
     labels = table[label].to_numpy(dtype=np.float64)
+    negative = labels < 0
+    if negative.any():  # TREC's junk grades: not relevant, as trec_eval counts them
+        logger.warning(
+            "%d negative %s values counted as 0 (not relevant), as trec_eval does",
+            int(negative.sum()), label,
+        )  # fmt: skip
+        labels = np.where(negative, 0.0, labels)
 
     frames = []
     for system in systems:

@@ -101,3 +101,16 @@ def test_letor_infinite_values_are_refused_and_nan_counted(
     with caplog.at_level(logging.WARNING, logger="hybridrank.data"):
         data = read_svmlight(p)
     assert np.isnan(data.X[1, 1]) and "1 feature values are nan" in caplog.text
+
+
+def test_negative_trec_grades_are_read_as_zero_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hybridrank.data import read_trec_qrels
+
+    p = tmp_path / "qrels"
+    p.write_text("q1 0 d1 2\nq1 0 d2 -1\nq2 0 d3 -2\n")
+    with caplog.at_level(logging.WARNING, logger="hybridrank.data"):
+        grades = read_trec_qrels(p)
+    assert grades[C.GRADE].tolist() == [2, 0, 0]
+    assert "2 negative grades (TREC's junk) read as 0" in caplog.text

@@ -64,3 +64,12 @@ def test_report_without_buckets(rng: np.random.Generator) -> None:
     table = _table(rng).drop(columns=[C.BUCKET])
     report = evaluate_table(table, ["good"], bucket=None, n_bootstrap=50)
     assert report.buckets == ("all",)
+
+
+def test_negative_labels_count_as_not_relevant(rng: np.random.Generator) -> None:
+    table = _table(rng)
+    junk = table.assign(**{C.Y_EXPERT: np.where(table[C.Y_EXPERT] == 0, -1, table[C.Y_EXPERT])})
+    kwargs = {"metrics": ["ndcg@10"], "n_bootstrap": 50, "n_permutations": 50}
+    want = evaluate_table(table, ["good"], **kwargs).summary
+    got = evaluate_table(junk, ["good"], **kwargs).summary
+    pd.testing.assert_series_equal(got["ndcg@10"], want["ndcg@10"])
