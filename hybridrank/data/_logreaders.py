@@ -385,6 +385,8 @@ def _table_suffix(path: Path) -> str:
 
 
 def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise MissingInputError(f"{path}: is a directory; give the log file in it")
     if not path.is_file():
         raise MissingInputError(f"{path}: no such file")
 
