@@ -255,10 +255,15 @@ def propensity_objective(session: np.ndarray, click: np.ndarray, gain: np.ndarra
 
 
 def pbm_examination(log: pd.DataFrame, max_position: int) -> pd.Series:
-    """Examination by position of a PBM fitted by EM on ``log``, position 1 = 1."""
+    """Examination by position of a PBM fitted by EM on ``log``, position 1 = 1; NaN at a
+    position the log never shows (EM leaves its starting value there, not an estimate)."""
     model = make_click_model("pbm").fit(log[log[C.POSITION] <= max_position])
     exam = np.asarray(model.examination_, dtype=np.float64)[:max_position]
     exam = exam / exam[0] if exam[0] > 0 else exam
+    shown = np.zeros(exam.shape[0], dtype=bool)
+    positions = log[C.POSITION].to_numpy()
+    shown[np.unique(positions[(positions >= 1) & (positions <= exam.shape[0])]) - 1] = True
+    exam = np.where(shown, exam, np.nan)
     return pd.Series(
         exam, index=pd.RangeIndex(1, exam.shape[0] + 1, name="position"), name="pbm_examination"
     )

@@ -482,3 +482,16 @@ def test_report_ranks_exact_ties_by_the_text_order_as_serving_does(famol_run) ->
     assert GBDTTrainConfig.from_dict({"tie_break": "none"}).tie_break == "none"
     with pytest.raises(ConfigError, match="tie_break"):
         GBDTTrainConfig.from_dict({"tie_break": "bm25"})
+
+
+def test_pbm_examination_is_nan_where_the_log_shows_nothing() -> None:
+    from hybridrank.pipelines import pbm_examination
+
+    rng = np.random.default_rng(0)
+    rows = [(s, 0.0, f"q{s % 7}", f"d{(s + p) % 11}", p, int(rng.random() < 0.5 / p), np.nan)
+            for s in range(300) for p in (1, 2, 3)]  # fmt: skip
+    log = pd.DataFrame(rows, columns=list(C.IMPRESSION_COLUMNS))
+    exam = pbm_examination(log, 5)
+    assert exam.index.tolist() == [1, 2, 3, 4, 5]
+    assert exam.loc[1] == pytest.approx(1.0) and exam.loc[[2, 3]].notna().all()
+    assert exam.loc[[4, 5]].isna().all()  # never shown: no estimate
