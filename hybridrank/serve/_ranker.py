@@ -44,7 +44,7 @@ from hybridrank.ensemble import (
     text_order,
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError, OutputExistsError
-from hybridrank.features import CLICK_FEATURES, STORE_ALIASES
+from hybridrank.features import CLICK_FEATURES, STORE_ALIASES, FeatureSchema
 from hybridrank.gbdt import GBDTBundle, verify_manifest, write_manifest
 from hybridrank.neural import BiEncoderRanker
 from hybridrank.serve._store import ClickFeatureStore
@@ -706,9 +706,7 @@ class HybridRanker(SklearnTags):
                 row = int(np.flatnonzero(unparsed)[0])
                 value = raw.ravel()[row]
                 value = value.item() if isinstance(value, np.generic) else value
-                raise DataFormatError(
-                    f"not a number: {value!r}", path=source, row=row, column=f
-                )
+                raise DataFormatError(f"not a number: {value!r}", path=source, row=row, column=f)
             inf = np.isinf(values)
             if inf.any():
                 raise DataFormatError(
@@ -989,7 +987,11 @@ def build_hybrid_bundle(
     store = _store_digest(click_dir)
     for run in [r for kind, r, _ in members if kind == "gbdt"] + [Path(a[1]) for a in anchors]:
         own = _store_digest(run)
-        if own and store and own != store:
+        reads_store = any(
+            n in CLICK_FEATURES or n in STORE_ALIASES
+            for n in FeatureSchema.load(run / "schema.json").names
+        )
+        if reads_store and own and store and own != store:
             raise ConfigError(
                 f"{run} was trained on another click log than {click_dir} (their click-feature "
                 "stores differ); serving looks every model's click features up in the click "

@@ -412,6 +412,22 @@ def test_models_from_another_click_log_are_refused(runs: dict[str, Path], tmp_pa
     with pytest.raises(ConfigError, match="another click log"):
         build_hybrid_bundle(runs["click"], foreign, tmp_path / "b", gate=SigmoidGate())
     assert not (tmp_path / "b").exists()
+    # A model that reads no click feature does not care whose store it is served with.
+    from dataclasses import replace
+
+    from hybridrank.data import SimulationConfig
+    from hybridrank.pipelines import GBDTTrainConfig, train_gbdt
+
+    base = GBDTTrainConfig.from_yaml(runs["llm"] / "config.yaml")
+    world = replace(base.world, simulation=SimulationConfig(n_sessions=500, seed=9))
+    textual = train_gbdt(replace(base, world=world, features=("text",)), tmp_path / "text").path
+    def stores(run: Path) -> dict[str, str]:
+        entries = json.loads((run / "manifest.json").read_text())
+        return {k: v for k, v in entries.items() if k.startswith("click_features/")}
+
+    assert stores(textual) and stores(textual) != stores(runs["click"])  # another log
+    built = build_hybrid_bundle(runs["click"], textual, tmp_path / "b", gate=SigmoidGate())
+    assert HybridRanker.load(built).fused
 
 
 def test_train_config_like_experiment_copies_each_models_settings(tmp_path: Path) -> None:
