@@ -118,12 +118,18 @@ class ClickEvaluation:
         )
         order = [b for b in self.info.get("buckets", []) if b in pivot.columns]
         pivot = pivot[order + [c for c in pivot.columns if c not in order]]
+        table = (
+            pivot.to_markdown(floatfmt=".4f")
+            if not pivot.empty
+            else "(no system scored: the held-out sessions hold no click; "
+            "hold out more sessions, --holdout, or use a longer log)"
+        )
         lines = [
             f"Click-based evaluation (no expert grades): IPS-weighted DCG@{k} on "
             f"{self.info['test_sessions']} held-out sessions ({self.info['split']}); "
             f"models trained on the {self.info['train_sessions']} "
             + ("earlier ones" if str(self.info["split"]).startswith("latest") else "other ones"),
-            pivot.to_markdown(floatfmt=".4f"),
+            table,
             "",
             "Click models on the held-out sessions (higher log-likelihood, lower perplexity is better)",
             self.click_models.to_markdown(index=False, floatfmt=".4f"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hybridrank import columns as C
@@ -78,3 +79,14 @@ def test_ppi_report_per_bucket(world) -> None:
     assert overall["n_gold"] == 20 and overall["n_unlabelled"] == len(queries) - 20
     assert overall["ci_low"] <= overall["estimate"] <= overall["ci_high"]
     assert overall["width"] <= overall["gold_width"] * 1.05
+
+
+def test_a_held_out_window_without_clicks_says_why_no_system_is_scored() -> None:
+    from hybridrank.pipelines import ClickEvaluation
+
+    empty = pd.DataFrame(columns=["system", C.BUCKET, "ips_dcg@10", "ci_low", "ci_high"])
+    result = ClickEvaluation(
+        metric=empty, click_models=pd.DataFrame({"model": ["pbm"]}), examination=np.ones(10),
+        info={"k": 10, "test_sessions": 12, "train_sessions": 40, "split": "latest 20%"},
+    )  # fmt: skip
+    assert "no system scored: the held-out sessions hold no click" in result.to_text()
