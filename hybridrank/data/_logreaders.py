@@ -328,6 +328,23 @@ def _finish_canonical(
             ),
         )
     )
+    # A time on some rows of a session and none on others: a time split would cut it.
+    ok = np.flatnonzero(~row_bad & ~duplicate & ~mixed)
+    timed = ~np.isnan(ts)
+    partial = np.zeros(n, dtype=bool)
+    if ok.size:
+        some = pd.Series(timed[ok]).groupby(session[ok]).transform("any").to_numpy(dtype=bool)
+        partial[ok] = some & ~timed[ok]
+    checks.append(
+        _Check(
+            C.TS,
+            partial,
+            lambda i: (
+                f"session {session[i]} has no {name(C.TS)} on this row but one on others; "
+                "give every row of a session its time, or none"
+            ),
+        )
+    )
 
     # Bad records in file order; each is reported by its first bad row, then first rule.
     per_check_units = [np.unique(units[c.bad]) for c in checks]

@@ -136,6 +136,7 @@ GOOD = "0,1.0,q1,d1,1,1,2.0"
         ("0,1.0,q1,d2,2,1,long", "dwell_s", "not a number >= 0"),
         ("0,1.0,q1,d2,1,0,", "position", "shows position 1 twice"),
         ("0,1.0,q9,d2,2,0,", "qid", "rows of one session must share one qid"),
+        ("0,,q1,d2,2,0,", "ts", "session 0 has no ts on this row but one on others"),
     ],
 )
 def test_impression_bad_row_csv(tmp_path: Path, bad: str, column: str, reason: str) -> None:
