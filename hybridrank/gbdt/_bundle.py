@@ -108,7 +108,7 @@ class GBDTBundle:
         if not d.is_dir():
             raise MissingInputError(f"{d}: no such run directory")
         lacking = [n for n in ("schema.json", "model") if not (d / n).exists()]
-        if lacking:
+        if lacking and not _listed(d, lacking):  # a run's own missing file: the manifest says
             kind = " (a hybrid bundle)" if (d / "hybrid.json").exists() else ""
             raise MissingInputError(
                 f"{d}: not a `hybridrank train gbdt` run{kind}: it has no {' or '.join(lacking)}"
@@ -147,3 +147,18 @@ class GBDTBundle:
             )
         X = self.schema.matrix(table, source=source)
         return self.ranker.predict(X)
+
+
+def _listed(run_dir: Path, names: list[str]) -> bool:
+    """Whether the folder's manifest lists any of ``names`` (a file or a folder's files):
+    then they belong to this run and their absence is tampering, reported by the manifest."""
+    manifest = run_dir / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(entries, dict) and any(
+        key == name or key.startswith(f"{name}/") for key in entries for name in names
+    )
