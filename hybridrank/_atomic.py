@@ -21,6 +21,11 @@ from hybridrank.errors import OutputExistsError
 
 logger = logging.getLogger(__name__)
 
+#: Files only hybridrank's own outputs hold (a dataset, a run or bundle, an experiment,
+#: a neural run, a saved model): a folder holding one is output of another kind.
+HYBRIDRANK_MARKERS = ("dataset.yaml", "manifest.json", "hybrid.json", "info.json", "folds.json",
+                      "ranker.json")  # fmt: skip
+
 
 @contextmanager
 def staged_directory(
@@ -82,12 +87,13 @@ def check_output_dir(
     """
     target = Path(out)
     if target.exists() and not _replaceable(target, markers, require_all=require_all):
-        if not target.is_dir():
-            what = "a file"
-        elif require_all:
-            what = f"it does not hold all of {list(markers)}: another kind of output"
-        else:
-            what = f"none of {list(markers)} in it"
+        ours = [*HYBRIDRANK_MARKERS, *(markers if require_all else ())]
+        if target.is_dir() and any((target / m).exists() for m in ours):
+            raise OutputExistsError(
+                f"{target}: exists and holds another kind of output (not all of "
+                f"{list(markers)}); refusing to replace it: choose another path or remove it"
+            )
+        what = "a file" if not target.is_dir() else f"none of {list(markers)} in it"
         raise OutputExistsError(
             f"{target}: exists and was not written by hybridrank ({what}); "
             "refusing to replace it: choose another path or remove it"

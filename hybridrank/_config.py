@@ -119,7 +119,7 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
     except FileNotFoundError:
         raise MissingInputError(f"{p}: no such config file") from None
     except UnicodeDecodeError as exc:
-        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(
             f"{p}, line {line}: not UTF-8 text (byte {exc.object[exc.start : exc.start + 1]!r}); "
             "save the file as UTF-8"

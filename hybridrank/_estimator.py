@@ -42,6 +42,12 @@ class SklearnTags:
 
     _requires_fit: bool = True
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """scikit-learn's fitted check (every version that has ``check_is_fitted``)."""
+        if not self._requires_fit:
+            return True
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
     def __sklearn_tags__(self) -> Any:
         from sklearn.utils import Tags, TargetTags
 

@@ -41,14 +41,17 @@ def cmd_importance(args: argparse.Namespace) -> int:
     with file_lines(table_path):
         bundle.schema.check(table, source=str(table_path))
         grades = pd.to_numeric(table[args.label], errors="coerce")
-        bad = grades.isna() | (grades < 0)
+        bad = grades.isna() | np.isinf(grades)
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataFormatError(
-                f"label {table[args.label].iloc[row]!r} is not a grade >= 0",
+                f"label {table[args.label].iloc[row]!r} is not a grade",
                 row=row,
                 column=args.label,
             )
+        if (grades < 0).any():  # TREC's junk grades: not relevant, as `evaluate` counts them
+            print(f"{int((grades < 0).sum())} negative {args.label} values counted as 0")
+            table[args.label] = grades.clip(lower=0)
         imp = feature_importance(
             bundle.ranker,
             table,

@@ -47,7 +47,7 @@ from hybridrank.data._sources import (
     resolve_nfcorpus_dir,
 )
 from hybridrank.data._splits import choose_tuning_queries, fold_of_rows, query_folds
-from hybridrank.data._tables import data_row_lines, file_lines, read_table
+from hybridrank.data._tables import data_row_lines, file_lines, id_text, read_table
 from hybridrank.data._text import text_lines
 
 __all__ = [
@@ -80,6 +80,7 @@ __all__ = [
     "fetch_nfcorpus",
     "file_lines",
     "fold_of_rows",
+    "id_text",
     "load_nfcorpus",
     "load_trec",
     "query_folds",

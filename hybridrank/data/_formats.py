@@ -37,8 +37,8 @@ def _lines(path: Path) -> list[tuple[int, str]]:
             out.append((i, raw.decode("utf-8").rstrip("\r")))
         except UnicodeDecodeError as exc:
             raise DataFormatError(
-                f"not UTF-8 text: byte {raw[exc.start:exc.start + 1]!r} at character "
-                f"{exc.start + 1} ({exc.reason}); save the file as UTF-8",
+                f"not UTF-8 text: byte {raw[exc.start:exc.start + 1]!r} at byte "
+                f"{exc.start + 1} of the line ({exc.reason}); save the file as UTF-8",
                 path=path,
                 line=i,
             ) from None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -14,6 +12,9 @@ from hybridrank.data._text import BOM
 from hybridrank.errors import DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
+
+#: The largest float32: features are stored in float32.
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -52,15 +53,13 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
     p = Path(path)
     if not p.exists():
         raise MissingInputError(f"{p}: no such file")
-    with p.open("rb") as fh:
-        bom = fh.read(len(BOM)) == BOM
-    source: Any = str(p)
-    if bom:  # the parser would read the mark as part of the first label
-        source = io.BytesIO(p.read_bytes()[len(BOM) :])
     try:
-        X, y, qid = load_svmlight_file(
-            source, n_features=n_features, query_id=True, zero_based=False
-        )
+        with p.open("rb") as fh:
+            if fh.read(len(BOM)) != BOM:  # the parser would read a mark as part of a label
+                fh.seek(0)
+            X, y, qid = load_svmlight_file(
+                fh, n_features=n_features, query_id=True, zero_based=False
+            )
     except ValueError as exc:
         _raise_first_bad_line(p)  # names the line and the field where it can
         raise DataFormatError(f"not SVMlight/LETOR text ({exc})", path=p) from None
@@ -84,7 +83,12 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
             column="qid",
         )
     if group_file.exists() and (qid.size == 0 or np.all(qid == qid[0])):
-        sizes = np.loadtxt(group_file, dtype=np.int64, ndmin=1)
+        try:
+            sizes = np.loadtxt(group_file, dtype=np.int64, ndmin=1, encoding="utf-8-sig")
+        except ValueError as exc:
+            raise DataFormatError(
+                f"expected one whole-number group size a line ({exc})", path=group_file
+            ) from None
         if sizes.sum() != X.shape[0]:
             raise DataFormatError(
                 f"group sizes add up to {int(sizes.sum())} but the data has {X.shape[0]} rows",
@@ -101,17 +105,22 @@ def read_svmlight(path: str | Path, *, n_features: int | None = None) -> LetorDa
             line=_data_line(p, row),
             column="label",
         )
-    dense = np.asarray(X.todense(), dtype=np.float32)
-    infinite = np.isinf(dense)
-    if infinite.any():
-        row, col = (int(v[0]) for v in np.nonzero(infinite))
+    # Checked in float64, as read: a finite 1e39 would become inf in float32 (and inf is
+    # beyond it too; nan, read as missing, is not).
+    huge = np.abs(np.nan_to_num(X.data)) > _F32_MAX
+    if huge.any():
+        coo = X.tocoo()
+        wide = np.abs(np.nan_to_num(coo.data)) > _F32_MAX
+        first = int(np.flatnonzero(wide)[np.argmin(coo.row[wide])])
+        row, col = int(coo.row[first]), int(coo.col[first])
         raise DataFormatError(
-            f"feature {col + 1} is {float(dense[row, col]):g}: an infinite value cannot be "
-            f"ranked; {int(infinite.sum())} such values",
+            f"feature {col + 1} is {float(coo.data[first]):g}: an infinite value, or one "
+            f"beyond float32, cannot be ranked; {int(huge.sum())} such values",
             path=p,
             line=_data_line(p, row),
             column=f"feature {col + 1}",
         )
+    dense = np.asarray(X.todense(), dtype=np.float32)
     missing = int(np.isnan(dense).sum())
     if missing:
         logger.warning(

@@ -17,6 +17,7 @@ from hybridrank.data._formats import (
     read_queries,
     read_trec_qrels,
 )
+from hybridrank.data._text import text_lines
 from hybridrank.errors import DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
@@ -200,5 +201,4 @@ def load_trec(
 
 def read_stopwords(path: str | Path) -> frozenset[str]:
     """One stop word per line (NFCorpus ``stopwords.large``)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        return frozenset(w.strip().lower() for w in fh if w.strip())
+    return frozenset(w.strip().lower() for _, w in text_lines(Path(path)) if w.strip())

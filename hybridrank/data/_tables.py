@@ -7,7 +7,9 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hybridrank.errors import DataFormatError, MissingInputError
@@ -37,7 +39,7 @@ def _check_delimited(path: Path, sep: str) -> None:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise DataFormatError(
-                f"not UTF-8: byte {raw[exc.start:exc.start + 1]!r} at character {exc.start + 1}; "
+                f"not UTF-8: byte {raw[exc.start:exc.start + 1]!r} at byte {exc.start + 1} of the line; "
                 "save the file as UTF-8",
                 path=path,
                 line=number,
@@ -100,9 +102,35 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
     if len(frame) == 0:
         raise DataFormatError("holds no rows (only a header, or nothing)", path=p)
     for key in ("qid", "docid"):
-        if key in frame.columns:
-            frame[key] = frame[key].astype(str)
+        if key in frame.columns and not pd.api.types.is_string_dtype(frame[key]):
+            texts = frame[key].map(id_text)
+            bad = texts.isna() & frame[key].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                value = frame[key].iloc[row]
+                value = value.item() if isinstance(value, np.generic) else value
+                with file_lines(p):
+                    raise DataFormatError(
+                        f"id {value!r} is not text or a whole number",
+                        row=row,
+                        column=key,
+                    )
+            frame[key] = texts.where(frame[key].notna(), frame[key].astype(str)).astype(object)
     return frame
+
+
+def id_text(value: Any) -> str | None:
+    """An id as text: text as is, a whole number as its digits (7 and 7.0: "7"); None for
+    anything else (2.5, a boolean)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return None
 
 
 def data_row_lines(path: str | Path) -> list[int] | None:

@@ -24,30 +24,41 @@ def decode_line(raw: bytes, path: Path, line: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFormatError(
-            f"not UTF-8 text: byte {raw[exc.start : exc.start + 1]!r} at character "
-            f"{exc.start + 1}; save the file as UTF-8",
+            f"not UTF-8 text: byte {raw[exc.start : exc.start + 1]!r} at byte "
+            f"{exc.start + 1} of the line; save the file as UTF-8",
             path=path,
             line=line,
         ) from None
 
 
-def text_lines(path: Path, opener: Callable[..., Any] = open) -> Iterator[tuple[int, str]]:
-    """``(1-based line number, line)`` of a UTF-8 text file, each line with its ``\\n``.
+def text_lines(
+    path: Path, opener: Callable[..., Any] = open, *, strict: bool = True
+) -> Iterator[tuple[int, str]]:
+    """``(1-based line number, line)`` of a UTF-8 text file, each line ending in ``\\n``
+    (the last one only where the file has it).
 
-    A byte-order mark before the first line is dropped and ``\\r\\n`` becomes
-    ``\\n``; ``opener`` opens the file in binary mode (``gzip.open``, ...).
+    Lines end at ``\\n``, ``\\r\\n`` or a bare ``\\r``, as Python's text mode reads
+    them; a byte-order mark before the first line is dropped. ``opener`` opens the
+    file in binary mode (``gzip.open``, ...). ``strict=False`` reads a byte that is
+    not UTF-8 as U+FFFD, for callers that check only the fields they use.
 
     Raises:
         DataFormatError: A line that is not UTF-8 (file, line and byte named).
     """
+    number = 0
     with opener(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(BOM):
-                raw = raw[len(BOM) :]
-            text = decode_line(raw, path, number)
-            if text.endswith("\r\n"):
-                text = text[:-2] + "\n"
-            yield number, text
+        for chunk in fh:  # split at b"\n"; a bare b"\r" inside is a line end too
+            if number == 0 and chunk.startswith(BOM):
+                chunk = chunk[len(BOM) :]
+            for raw in chunk.splitlines(keepends=True):
+                number += 1
+                body = raw.rstrip(b"\r\n")
+                text = (
+                    decode_line(body, path, number)
+                    if strict
+                    else body.decode("utf-8", errors="replace")
+                )
+                yield number, text + "\n" if len(body) < len(raw) else text
 
 
 def raise_first_non_utf8_line(path: Path, opener: Callable[..., Any] = open) -> None:

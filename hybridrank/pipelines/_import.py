@@ -702,7 +702,7 @@ def _letor_lines(path: Path) -> tuple[list[int], list[str | None], bool]:
     docids: list[str | None] = []
     has_qid = False
     last = ""
-    for lineno, raw in text_lines(path):  # a docid with a non-UTF-8 byte is an error
+    for lineno, raw in text_lines(path, strict=False):  # comments may be in any encoding
         last = raw
         data, _, comment = raw.partition("#")
         if not data.strip():
@@ -710,6 +710,14 @@ def _letor_lines(path: Path) -> tuple[list[int], list[str | None], bool]:
         lines.append(lineno)
         has_qid = has_qid or " qid:" in f" {data}"
         match = _DOCID_COMMENT.search(comment)
+        if match and "\ufffd" in match.group(1):  # the id itself would be silently changed
+            raise DataFormatError(
+                f"docid {match.group(1)!r} holds bytes that are not UTF-8; save the file as "
+                "UTF-8",
+                path=path,
+                line=lineno,
+                column="docid",
+            )
         docids.append(match.group(1) if match else None)
     if last and not last.endswith(("\n", "\r")):
         logger.warning(

@@ -33,6 +33,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import read_json
 from hybridrank._estimator import SklearnTags
+from hybridrank.data import id_text
 from hybridrank.ensemble import (
     NORMALISERS,
     TIE_BREAKS,
@@ -549,13 +550,13 @@ class HybridRanker(SklearnTags):
             )
         if query is None or (isinstance(query, float) and np.isnan(query)):
             raise DataFormatError("missing query id", column=C.QID)
-        if isinstance(query, int | np.integer) and not isinstance(query, bool):
-            query = str(query)  # ids are text, as the store's and the CLI's: 7 is "7"
-        if not isinstance(query, str):
+        as_text = id_text(query)  # ids are text, as the store's and the CLI's: 7 is "7"
+        if as_text is None:
             raise DataFormatError(
-                f"query id must be text (or an integer), got {type(query).__name__} {query!r}",
+                f"query id must be text or a whole number, got {type(query).__name__} {query!r}",
                 column=C.QID,
             )
+        query = as_text
         ctx = dict(context or {})
         unknown = sorted(map(str, set(ctx) - CONTEXT_KEYS))
         if unknown:  # a misspelt "freq" would silently give the store's count
@@ -827,7 +828,22 @@ def _text_ids(table: pd.DataFrame, source: str) -> pd.DataFrame:
             )
     if all(pd.api.types.is_string_dtype(table[c]) for c in (C.QID, C.DOCID)):
         return table
-    return table.assign(**{c: table[c].astype(str) for c in (C.QID, C.DOCID)})
+    converted = {}
+    for col in (C.QID, C.DOCID):
+        values = table[col]
+        if pd.api.types.is_string_dtype(values):
+            continue
+        texts = values.map(id_text)
+        bad = texts.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            value = values.iloc[row]
+            value = value.item() if isinstance(value, np.generic) else value
+            raise DataFormatError(
+                f"id {value!r} is not text or a whole number", path=source, row=row, column=col
+            )
+        converted[col] = texts.astype(object)
+    return table.assign(**converted)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -540,7 +540,7 @@ def run_study(
             f"the spec {len(spec.directions)}: give the multi-objective study another name"
         )
     recorded = study.user_attrs.get("objectives")
-    scored = any(t.state.is_finished() for t in study.trials)
+    scored = any(t.values for t in study.trials)  # failed or pruned trials hold no values
     if scored and recorded is not None and recorded != list(spec.objectives):
         # Its trials hold values of the other objectives (p50 ms against a leaf count):
         # TPE and the Pareto front would mix them.

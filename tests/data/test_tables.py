@@ -126,3 +126,13 @@ def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
     path.write_bytes(b"qid,text\nq1,ok\nq2,caf\xe9\n")
     with pytest.raises(DataFormatError, match=r"latin\.csv, line 3: not UTF-8"):
         read_table(path)
+
+
+def test_numeric_ids_are_read_as_their_whole_number_text(tmp_path: Path) -> None:
+    p = tmp_path / "c.parquet"
+    pd.DataFrame({"qid": [7.0, 7.0], "docid": [1, 2], "x": [0.1, 0.2]}).to_parquet(p)
+    table = read_table(p)
+    assert table["qid"].tolist() == ["7", "7"] and table["docid"].tolist() == ["1", "2"]
+    pd.DataFrame({"qid": [7.5], "docid": [1]}).to_parquet(p)
+    with pytest.raises(DataFormatError, match=r"c\.parquet, row 0, column 'qid': id 7\.5"):
+        read_table(p)

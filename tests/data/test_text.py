@@ -114,3 +114,13 @@ def test_negative_trec_grades_are_read_as_zero_and_counted(
         grades = read_trec_qrels(p)
     assert grades[C.GRADE].tolist() == [2, 0, 0]
     assert "2 negative grades (TREC's junk) read as 0" in caplog.text
+
+
+def test_bare_carriage_returns_end_lines_as_text_mode_reads_them(tmp_path: Path) -> None:
+    p = tmp_path / "t.txt"
+    p.write_bytes(b"a\rb\r\nc\nd")
+    assert list(text_lines(p)) == [(1, "a\n"), (2, "b\n"), (3, "c\n"), (4, "d")]
+    yandex = tmp_path / "trainSample"
+    yandex.write_bytes(b"q1\tu1,u2 : u2\rq2\tu3,u4 : u3\r")
+    log = read_yandex_sample(yandex)
+    assert log[C.QID].unique().tolist() == ["q1", "q2"] and log[C.CLICK].tolist() == [0, 1, 1, 0]

@@ -543,3 +543,13 @@ def test_a_model_on_an_imported_log_ranks_new_requests_without_its_log_feature(
     online = ranker.rank(q, docs)
     batch = without.loc[without[C.QID] == q].sort_values("rank")
     np.testing.assert_allclose(online.scores, batch["score"], rtol=1e-6)
+
+
+def test_letor_comments_in_another_encoding_only_matter_in_the_docid(tmp_path: Path) -> None:
+    p = tmp_path / "l.txt"
+    p.write_bytes(b"2 qid:7 1:0.5 #docid = GX1 title = caf\xe9\n0 qid:8 1:0.1 #docid = GX2\n")
+    ds = import_dataset(ImportConfig(letor=(str(p),), folds=FoldConfig(n_folds=2)))
+    assert ds.candidates[C.DOCID].tolist() == ["GX1", "GX2"]
+    p.write_bytes(b"2 qid:7 1:0.5 #docid = GX1\n0 qid:8 1:0.1 #docid = GX\xe92\n")
+    with pytest.raises(DataFormatError, match=r"l\.txt, line 2, column 'docid': docid"):
+        import_dataset(ImportConfig(letor=(str(p),), folds=FoldConfig(n_folds=2)))
