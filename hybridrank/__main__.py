@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -13,7 +14,16 @@ def run() -> int:
     except KeyboardInterrupt:
         print("hybridrank: interrupted while starting; nothing was done", file=sys.stderr)
         return 130
-    return main()
+    try:
+        try:
+            return main()
+        finally:  # what is still buffered goes out here, where a closed reader is handled
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of stdout went away (`hybridrank ... | head`): no traceback, and no
+        # second error when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -182,6 +182,16 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "scored.csv, line 4, column 'docid': duplicate (qid, docid) row ('q1', 'b')" in (
         capsys.readouterr().err
     )
+    # An experiment's scores.parquet stacks its seeds: each seed's query is its own query.
+    stacked = tmp_path / "stacked.csv"
+    stacked.write_text("seed,qid,docid,bm25,y_expert\n0,q1,a,1.0,2\n0,q1,b,0.5,0\n"
+                       "1,q1,a,0.2,2\n1,q1,b,0.9,0\n")  # fmt: skip
+    assert main(["evaluate", "--candidates", str(stacked), "--systems", "bm25",
+                 "--metrics", "mrr", "--out", str(tmp_path / "s")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "stacks 2 runs (seed)" in out
+    summary = json.loads((tmp_path / "s" / "report.json").read_text())["summary"][0]
+    assert (summary["n"], summary["mrr"]) == (2, pytest.approx(0.75))  # (1 + 1/2) / 2
 
 
 def test_clickmodel_fit_checks_its_inputs_before_any_work(
@@ -297,9 +307,37 @@ def test_an_interrupted_trial_logs_no_traceback() -> None:
 
     keep = _DropInterruptedTrials().filter
     # Optuna's two records of a trial stopped by Ctrl-C are dropped ...
-    assert not keep(record("Trial 3 failed with parameters: {} because of ...", KeyboardInterrupt()))
+    assert not keep(
+        record("Trial 3 failed with parameters: {} because of ...", KeyboardInterrupt())
+    )
     assert not keep(record("Trial 3 failed with value None."))
     # ... those of a real failure are kept, with its traceback.
     assert keep(record("Trial 4 failed with parameters: {} because of ...", ValueError("real")))
     assert keep(record("Trial 4 failed with value None."))
     assert keep(record("Trial 5 finished with value: 0.6"))
+
+
+def test_a_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    scored = tmp_path / "scored.csv"
+    scored.write_text("qid,docid,bm25,y_expert\nq1,a,1.0,2\nq1,b,0.5,0\n")
+    argv = [
+        "evaluate",
+        "--candidates",
+        str(scored),
+        "--systems",
+        "bm25",
+        "--out",
+        str(tmp_path / "r"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybridrank", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `hybridrank ... | head` once head has what it wants
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and "Traceback" not in err and "BrokenPipeError" not in err
+    # Stopped as `head` stops any writer: nothing half-written is left behind.
+    assert not (tmp_path / "r").exists() or (tmp_path / "r" / "report.json").exists()
