@@ -52,18 +52,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 low = np.nanmin(values[np.isfinite(values)]) if np.isfinite(values).any() else 0.0
                 # Ranked after every real score of the query, ties among themselves.
                 table[system] = np.where(np.isfinite(filled), filled, low - 1.0)
+    # An experiment's scores.parquet stacks its runs (seeds, session counts): each run's
+    # query is a query of its own, as the experiment's pooled table counts it.
     runs = [c for c in RUN_COLUMNS if c in table.columns]
-    if runs and {C.QID, C.DOCID} <= set(table.columns):
-        # An experiment's scores.parquet stacks its runs (seeds, session counts): each
-        # run's query is a query of its own, as the experiment's pooled table counts it.
-        if table.duplicated([C.QID, C.DOCID]).any() and not table.duplicated(
-            [*runs, C.QID, C.DOCID]
-        ).any():
-            n_runs = len(table[runs].drop_duplicates())
-            print(f"{path} stacks {n_runs} runs ({', '.join(runs)}): each run's queries are "
-                  "scored as queries of their own, pooled (filter the table to score one)")  # fmt: skip
-            key = table[runs].astype(str).agg(":".join, axis=1)
-            table = table.assign(**{C.QID: key + ":" + table[C.QID].astype(str)})
+    pairs = [C.QID, C.DOCID]
+    if (
+        runs
+        and set(pairs) <= set(table.columns)
+        and table.duplicated(pairs).any()
+        and not table.duplicated([*runs, *pairs]).any()
+    ):
+        n_runs = len(table[runs].drop_duplicates())
+        print(f"{path} stacks {n_runs} runs ({', '.join(runs)}): each run's queries are "
+              "scored as queries of their own, pooled (filter the table to score one)")  # fmt: skip
+        key = table[runs].astype(str).agg(":".join, axis=1)
+        table = table.assign(**{C.QID: key + ":" + table[C.QID].astype(str)})
     with file_lines(path):
         if {C.QID, C.DOCID} <= set(table.columns):
             dup = table.duplicated([C.QID, C.DOCID]).to_numpy()
