@@ -9,8 +9,9 @@ and ``info.json`` and, per seed at the main session count, tunes each
 variant on the run's labelled tuning queries as the experiment tunes its
 stacker:
 
-- the same experts, anchors and normalisation as the run's stacker;
-- TPE, seeded, 20 trials per searched parameter (``--trials-per-parameter``);
+- the same experts, anchors, normalisation, search ranges and TPE seed as the
+  run's stacker (its sigmoid gate; another gate kind is refused);
+- 20 trials per searched parameter (``--trials-per-parameter``);
 - the same evaluated queries (tuning queries left out).
 
 The variants:
@@ -111,10 +112,15 @@ class Variant:
     anchors: str = "global"
 
 
-def tune(table: pd.DataFrame, run: dict, norm: str, variant: Variant, trials_per_param: int,
-         seed: int) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
+def tune(table: pd.DataFrame, run: dict, stacker: dict, variant: Variant, trials_per_param: int,
+         ) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
     """Tune one stacker variant on the tuning rows; its fused scores of all rows."""
     names = list(run.get("anchors") or {})
+    norm = str(stacker.get("normalisation", "zscore"))
+    seed = int(stacker.get("seed", 0))
+    centre = tuple(stacker.get("centre_range", (0.0, 5.0)))
+    slope = tuple(stacker.get("slope_range", (0.0, 8.0)))
+    total = tuple(stacker.get("anchor_weight_range", (0.0, 1.0)))
     data = prepare(
         table["click_gbdt"].to_numpy(), table[run.get("llm_model", "llm_gbdt")].to_numpy(),
         qid=table[C.QID].to_numpy(), freq=table[C.FREQ].to_numpy(),
@@ -160,11 +166,11 @@ def tune(table: pd.DataFrame, run: dict, norm: str, variant: Variant, trials_per
         return out
 
     def objective(trial: optuna.Trial) -> float:
-        p = {"centre": trial.suggest_float("centre", 0.0, 5.0),
-             "slope": trial.suggest_float("slope", 0.0, 8.0)}  # fmt: skip
+        p = {"centre": trial.suggest_float("centre", *centre),
+             "slope": trial.suggest_float("slope", *slope)}  # fmt: skip
         if names:
             for b in range(len(buckets)):
-                p[f"anchor_weight_{b}"] = trial.suggest_float(f"anchor_weight_{b}", 0.0, 1.0)
+                p[f"anchor_weight_{b}"] = trial.suggest_float(f"anchor_weight_{b}", *total)
             if len(names) > 1:
                 for j in range(share_sets):
                     for i in range(len(names)):
@@ -191,8 +197,9 @@ def main() -> None:
     written = yaml.safe_load((args.run / "config.yaml").read_text()) or {}
     config = written.get("experiment", written)
     stacker = config.get("stacker") or {}
-    norm = str(stacker.get("normalisation", "zscore"))
-    seed0 = int(stacker.get("seed", 0))
+    if stacker.get("gate", "sigmoid") != "sigmoid":
+        raise SystemExit(f"{args.run}: its stacker tuned a {stacker['gate']} gate; this script "
+                         "extends the sigmoid gate")  # fmt: skip
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
     available = [s for s, (col, _) in SIGNALS.items() if col is None or col in scores]
@@ -212,7 +219,7 @@ def main() -> None:
         ev = table.loc[evaluated]
         first = ev.drop_duplicates(C.QID)
         for name, variant in variants.items():
-            fused, params = tune(table, run, norm, variant, args.trials_per_parameter, seed0)
+            fused, params = tune(table, run, stacker, variant, args.trials_per_parameter)
             v = ndcg_at_k(
                 fused[evaluated], ev[C.Y_EXPERT].to_numpy(), qid=ev[C.QID].to_numpy(), k=10
             )
