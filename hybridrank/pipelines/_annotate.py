@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -35,6 +36,15 @@ MIN_CALIBRATION_PAIRS = 20
 #: Columns of a dataset's ``llm_labels`` table (several judges add their own:
 #: ``y_llm@NAME``, ``y_llm_soft@NAME``, ``llm_status@NAME`` per judge).
 LLM_LABEL_COLUMNS = (C.QID, C.DOCID, C.Y_LLM, LLM_SOFT, LLM_SCORE, LLM_STATUS, CALIBRATION)
+
+
+#: Column of the labels: the judge that made each one (``backend:model``).
+LLM_JUDGE = "llm_judge"
+
+
+def judge_id(annotator: Any) -> str:
+    """The judge as recorded beside its labels: ``backend:model``."""
+    return f"{annotator.backend}:{annotator.model}"
 
 
 def default_answer_cache() -> Path:
@@ -135,6 +145,7 @@ def annotate_dataset(
             )
     per_judge = [c for name in judge_names(out.columns) for c in judge_columns(name)]
     labels = out[[*LLM_LABEL_COLUMNS, *per_judge]].reset_index(drop=True)
+    labels[LLM_JUDGE] = judge_id(annotator)  # which judge made each label (kept when merged)
     return DatasetLabels(
         llm_labels=labels,
         answers=annotated.labels,

@@ -39,9 +39,11 @@ from hybridrank.labels.llm import (
     pairs_from_candidates,
 )
 from hybridrank.pipelines._annotate import (
+    LLM_JUDGE,
     LLM_LABEL_COLUMNS,
     DatasetLabels,
     annotate_dataset,
+    judge_id,
     known_pairs,
 )
 from hybridrank.pipelines._tables import CLICK_ESTIMATE, SEMANTIC, TableOptions, build_table
@@ -519,6 +521,22 @@ def _check_same_judge(
     assert dataset.queries is not None and dataset.docs is not None
     if LLM_STATUS in existing.columns:  # pairs a budget left unasked have no answer to check
         existing = existing.loc[existing[LLM_STATUS].astype(str) != "not_run"]
+    me = judge_id(annotator)
+    if LLM_JUDGE in existing.columns:
+        # The labels say which judge made them: the cache holding this judge's answers for
+        # the same texts (an earlier run of it) does not make another judge's labels its own.
+        made_by = existing[LLM_JUDGE]
+        others = made_by.notna() & (made_by.astype(str) != me)
+        if others.any():
+            judges = sorted(made_by[others].astype(str).unique())
+            raise ConfigError(
+                f"{int(others.sum())} of the dataset's {len(existing)} earlier LLM labels were "
+                f"made by {judges[:3]}, not this judge ({me}): grading with it would regrade "
+                "them all on its scale. Label the new pairs with the backend that made the "
+                "earlier labels, or run `annotate` without --candidates or --budget to "
+                "relabel every pair with this judge"
+            )
+        existing = existing.loc[made_by.isna()]  # labels from before the column: the cache says
     earlier = pairs_from_candidates(
         existing[[C.QID, C.DOCID]].astype(str), dataset.queries, dataset.docs
     )

@@ -290,17 +290,29 @@ def test_named_pairs_for_an_llm_replace_only_theirs(world: Path, tmp_path: Path)
     by_pair = labels.set_index([C.QID, C.DOCID])
     assert set(by_pair.loc[labelled, SELECTED_BY]) == {"random"}
     assert set(by_pair.loc[pd.MultiIndex.from_frame(fresh), SELECTED_BY]) == {"candidates"}
-    # A score-only judge would regrade the LLM's labels on its own scale: refused.
+    # A score-only judge would regrade the LLM's labels on its own scale: refused, by the
+    # labels' own record of their judge, even where the cache holds the scorer's answers for
+    # the same texts (an earlier annotation of another copy of the world).
     scorer = CountingScorer()
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        annotate_dataset(Dataset.read(world), scorer, cache)
+    scorer.asked.clear()
+    assert set(before["llm_judge"]) == {f"{judge.backend}:{judge.model}"}
     with AnswerCache(tmp_path / "cache.sqlite") as cache, pytest.raises(
-        ConfigError, match="not answers of this judge"
+        ConfigError, match="earlier LLM labels were made by"
     ):
         annotate_chosen(dataset, scorer, cache, fresh)
     with AnswerCache(tmp_path / "cache.sqlite") as cache, pytest.raises(
-        ConfigError, match="not answers of this judge"
+        ConfigError, match="earlier LLM labels were made by"
     ):  # a budget regrades the earlier labels too
         annotate_with_budget(dataset, scorer, cache, Budget(share=0.5), "random")
     assert scorer.asked == []
+    # Labels written before the record: the cache decides, as before.
+    unrecorded = dataset.with_tables(llm_labels=before.drop(columns=["llm_judge"]))
+    with AnswerCache(tmp_path / "other.sqlite") as cache, pytest.raises(
+        ConfigError, match="not answers of this judge"
+    ):
+        annotate_chosen(unrecorded, scorer, cache, fresh)
 
 
 def test_experiment_budget_curve(world: Path, tmp_path: Path) -> None:
