@@ -70,6 +70,12 @@ class StorageError(HybridRankError):
     """
 
 
+class ServiceUnreachableError(HybridRankError, ConnectionError):
+    """A remote service (an LLM endpoint) cannot be reached at all: connection refused,
+    unknown host. Nothing is recorded for the pairs it did not answer; run again once it is
+    reachable (the answers it gave are kept)."""
+
+
 class MissingInputError(HybridRankError, FileNotFoundError):
     """A file or directory the user named (or a default one) does not exist."""
 

@@ -9,19 +9,28 @@ import logging
 import math
 import os
 import random
+import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, ServiceUnreachableError
 from hybridrank.labels.llm._prompt import AnswerParseError, get_prompt, parse_grade
-from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair, register_annotator
+from hybridrank.labels.llm._protocol import (
+    Annotator,
+    Judgment,
+    Pair,
+    register_annotator,
+)
+from hybridrank.labels.llm._protocol import (
+    with_partial as _with_partial,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +46,10 @@ class _RetryableError(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _UnreachableError(_RetryableError):
+    """No connection at all (refused, unknown host): retried, then the run stops."""
 
 
 class _PairError(Exception):
@@ -293,10 +306,26 @@ class OpenAIAnnotator(Annotator):
         """
         if not pairs:
             return []
+        done: dict[int, Judgment] = {}
         if self.concurrency == 1 or len(pairs) == 1:
-            return [self._judge(p) for p in pairs]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(pairs))) as pool:
-            return list(pool.map(self._judge, pairs))
+            try:
+                for i, pair in enumerate(pairs):
+                    done[i] = self._judge(pair)
+            except BaseException as exc:
+                raise _with_partial(exc, done) from None
+            return [done[i] for i in range(len(pairs))]
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(pairs)))
+        try:
+            futures = {pool.submit(self._judge, p): i for i, p in enumerate(pairs)}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+        except BaseException as exc:
+            # Ctrl-C or a stop: the answers already given go to the cache (see
+            # annotate_pairs); the queued requests are not sent.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise _with_partial(exc, done) from None
+        pool.shutdown()
+        return [done[i] for i in range(len(pairs))]
 
     def _judge(self, pair: Pair) -> Judgment:
         request: dict[str, Any] = {
@@ -323,6 +352,14 @@ class OpenAIAnnotator(Annotator):
                 except _RetryableError as exc:
                     http_failures += 1
                     error = str(exc)
+                    if http_failures > self.max_retries and isinstance(exc, _UnreachableError):
+                        # Every other pair would fail the same way: stop, and record no
+                        # failure that a rerun would then take as this pair's answer.
+                        raise ServiceUnreachableError(
+                            f"openai annotator: cannot reach {self._url} ({exc}; "
+                            f"{http_failures} attempts); start the server or fix base_url, "
+                            "then rerun: the answers already given are kept"
+                        ) from None
                     if http_failures > self.max_retries:
                         error = f"{error} (gave up after {http_failures} attempts)"
                         logger.warning("pair (%s, %s): %s", pair.qid, pair.docid, error)
@@ -419,6 +456,8 @@ class OpenAIAnnotator(Annotator):
         except TimeoutError as exc:
             raise _RetryableError(f"timed out after {self.timeout_s:g}s ({exc})") from None
         except urllib.error.URLError as exc:
+            if isinstance(exc.reason, ConnectionRefusedError | socket.gaierror):
+                raise _UnreachableError(f"connection error: {exc.reason}") from None
             raise _RetryableError(f"connection error: {exc.reason}") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise _RetryableError(f"connection error: {type(exc).__name__}: {exc}") from None

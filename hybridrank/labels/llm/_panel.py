@@ -30,6 +30,7 @@ from hybridrank.labels.llm._cache import AnswerCache
 from hybridrank.labels.llm._protocol import (
     ANNOTATORS,
     GRADES,
+    PARTIAL,
     Annotator,
     Judgment,
     Pair,
@@ -400,12 +401,18 @@ class JudgePanel(Annotator):
         """Ask every judge (no cache) and combine; ``raw`` holds each judge's grade as JSON."""
         if not pairs:
             return []
-        answers = [
-            judge.annotate(
-                pairs if judge.reads_query_context else [p.without_context() for p in pairs]
-            )
-            for _, judge in self._judges
-        ]
+        try:
+            answers = [
+                judge.annotate(
+                    pairs if judge.reads_query_context else [p.without_context() for p in pairs]
+                )
+                for _, judge in self._judges
+            ]
+        except BaseException as exc:
+            # A judge's own partial answers are not the panel's combined ones.
+            if hasattr(exc, PARTIAL):
+                delattr(exc, PARTIAL)
+            raise
         grades = np.array([[_grade(j) for j in js] for js in answers], dtype=np.float64).T
         soft = np.array([[_soft(j) for j in js] for js in answers], dtype=np.float64).T
         combined, mean_soft = self.combine_grades(grades), combine_soft(soft)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -159,6 +159,22 @@ class Annotator(ABC):
 
 
 ANNOTATORS: dict[str, type[Annotator]] = {}
+
+
+#: Attribute of an exception raised while a batch was being judged: the judgments already
+#: made, by position in the batch, for the caller to keep (see :func:`with_partial`).
+PARTIAL = "partial_judgments"
+
+
+def with_partial(exc: BaseException, done: Mapping[int, Judgment]) -> BaseException:
+    """``exc`` carrying the judgments made before it (by position in the batch).
+
+    An annotator interrupted mid-batch (Ctrl-C, an unreachable server) raises
+    its exception through this, so :func:`~hybridrank.labels.llm.annotate_pairs`
+    stores the answers it paid for before the exception goes on.
+    """
+    setattr(exc, PARTIAL, {**getattr(exc, PARTIAL, {}), **done})
+    return exc
 
 
 def register_annotator(cls: type[Annotator]) -> type[Annotator]:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from hybridrank import columns as C
 from hybridrank.errors import MissingColumnError
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
-from hybridrank.labels.llm._protocol import Annotator, Judgment, Pair
+from hybridrank.labels.llm._protocol import PARTIAL, Annotator, Judgment, Pair
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,21 @@ def annotate_pairs(
         for i in range(0, len(todo), batch_size):
             batch_keys = todo[i : i + batch_size]
             batch = [first[k] for k in batch_keys]
-            judgments = annotator.annotate(batch)
+            try:
+                judgments = annotator.annotate(batch)
+            except BaseException as exc:  # Ctrl-C, an unreachable server: keep what was paid for
+                given = getattr(exc, PARTIAL, None) or {}
+                if given:
+                    cache.put_many(
+                        (batch_keys[j], backend, model, version_of[batch_keys[j]],
+                         batch[j].text_hash, batch[j].qid, batch[j].docid, answer)
+                        for j, answer in sorted(given.items())
+                    )  # fmt: skip
+                    logger.warning(
+                        "stopped mid-batch: the %d answers already given are kept in the cache",
+                        len(given),
+                    )
+                raise
             if len(judgments) != len(batch):
                 raise RuntimeError(
                     f"annotator {backend!r} returned {len(judgments)} judgments for {len(batch)} pairs"

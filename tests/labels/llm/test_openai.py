@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridrank.errors import ConfigError
+from hybridrank.errors import ConfigError, ServiceUnreachableError
 from hybridrank.labels.llm._cache import AnswerCache
 from hybridrank.labels.llm._openai import OpenAIAnnotator, RateLimiter
 from hybridrank.labels.llm._prompt import PROMPT_VERSION
@@ -227,12 +227,40 @@ def test_wrong_route_is_a_configuration_error(server: ChatServer) -> None:
         ann.annotate(make_pairs(2))
 
 
-def test_refused_connection_is_retried_then_recorded() -> None:
+def test_refused_connection_is_retried_then_stops_the_run(tmp_path: Path) -> None:
     ann = OpenAIAnnotator(
         base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff_s=0.01
     )
-    (j,) = ann.annotate(make_pairs(1))
-    assert j.grade is None and "connection" in (j.error or "") and j.attempts == 2
+    with pytest.raises(ServiceUnreachableError, match=r"cannot reach .*2 attempts"):
+        ann.annotate(make_pairs(1))
+    # No failure is recorded that a rerun would take as the pairs' answers.
+    with AnswerCache(tmp_path / "a.sqlite") as cache, pytest.raises(ServiceUnreachableError):
+        annotate_pairs(ann, make_pairs(3), cache, progress=False)
+    assert _stored(tmp_path / "a.sqlite") == {}
+
+
+def test_ctrl_c_mid_batch_keeps_the_answers_already_given(
+    server: ChatServer, tmp_path: Path
+) -> None:
+    import _thread
+    import threading
+
+    server.reset(default="answer:Grade: 2", delay_s=0.2)
+    ann = annotator(server, concurrency=2)
+    cache_path = tmp_path / "a.sqlite"
+    timer = threading.Timer(0.9, _thread.interrupt_main)  # about 8 of 16 answered by then
+    with AnswerCache(cache_path) as cache, pytest.raises(KeyboardInterrupt):
+        timer.start()
+        try:
+            annotate_pairs(ann, make_pairs(16), cache, batch_size=16, progress=False)
+        finally:
+            timer.cancel()
+    kept = _stored(cache_path)
+    assert 2 <= len(kept) < 16  # one batch of 16: before, a Ctrl-C kept none of it
+    conn = sqlite3.connect(cache_path)
+    statuses = {r[0] for r in conn.execute("SELECT status FROM answers").fetchall()}
+    conn.close()
+    assert statuses == {"ok"}
 
 
 @pytest.mark.parametrize(
