@@ -657,7 +657,8 @@ def budget_curve_markdown(summary: pd.DataFrame, significance: pd.DataFrame, met
         wide = part.pivot_table(
             index=["strategy", "budget", "share"], columns=C.BUCKET, values="value", sort=False
         )
-        wide = wide[[b for b in part[C.BUCKET].drop_duplicates()]]
+        # A bucket with no evaluated query (all values NaN) stays, as an empty column.
+        wide = wide.reindex(columns=list(part[C.BUCKET].drop_duplicates()))
         lines += ["", f"### {system}", "", wide.reset_index().to_markdown(index=False, floatfmt=".4f")]
     if len(significance):
         lines += ["", "### against the random strategy (paired randomisation test, all queries)", "",

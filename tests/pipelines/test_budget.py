@@ -448,3 +448,15 @@ def test_train_gbdt_fills_the_judge_score_a_budget_left_missing(
     assert "without the judge's score as a feature" in caplog.text
     with pytest.raises(ConfigError, match="judge_fill"):
         GBDTTrainConfig.from_dict({"judge_fill": "isotonic"})
+
+
+def test_budget_table_keeps_a_bucket_without_evaluated_queries() -> None:
+    from hybridrank.pipelines._budget import budget_curve_markdown
+
+    summary = pd.DataFrame({"system": "stacker", "strategy": "random", "budget": [0.3, 0.3],
+                            "share": [0.3, 0.3], C.BUCKET: ["low", "mid"],
+                            "value": [np.nan, 0.5]})  # fmt: skip
+    text = budget_curve_markdown(summary, pd.DataFrame(), "ndcg@10")  # was a KeyError on 'low'
+    header = next(line for line in text.splitlines() if line.startswith("| strategy"))
+    assert [c.strip() for c in header.split("|")[4:6]] == ["low", "mid"]
+    assert "0.5000" in text
