@@ -1002,6 +1002,14 @@ def run_experiment(
     else:
         first = world_for(config.seeds[0], main_sessions)
     tuning = first.tuning_qids
+    grades = first.candidates.get(C.Y_EXPERT)
+    evaluated = ~first.candidates[C.QID].isin(tuning).to_numpy()
+    if grades is None or not (grades.to_numpy()[evaluated] > 0).any():
+        raise DataFormatError(
+            "no query outside the tuning set has a candidate with a relevant expert grade "
+            "(> 0): every metric would be undefined. The experiment needs graded queries "
+            "(qrels with relevant documents among the candidates)"
+        )
     folds = first.splits.set_index(C.QID)[C.FOLD]
     echo(f"dataset: {len(first.splits)} queries, {len(first.candidates)} candidates; "
          f"{len(tuning)} tuning queries (left out of evaluation)")  # fmt: skip
@@ -1080,7 +1088,8 @@ def run_experiment(
     probe = _evaluate(main_tables, systems, config, None, "", bucket_order)
     overall = probe.summary[probe.summary[C.BUCKET] == "all"].set_index("system")[metric]
     singles = [s for s in SINGLE_SOURCE if s in systems]
-    best_single = str(overall.reindex(singles).idxmax()) if singles else None
+    known = overall.reindex(singles).dropna()
+    best_single = str(known.idxmax()) if len(known) else None
     what = (
         f"dataset {first.path or first.source.get('producer', '')}"
         if fixed

@@ -460,3 +460,16 @@ def test_budget_table_keeps_a_bucket_without_evaluated_queries() -> None:
     header = next(line for line in text.splitlines() if line.startswith("| strategy"))
     assert [c.strip() for c in header.split("|")[4:6]] == ["low", "mid"]
     assert "0.5000" in text
+
+
+def test_an_experiment_without_relevant_grades_stops_before_training(
+    world: Path, tmp_path: Path
+) -> None:
+    from hybridrank.errors import DataFormatError
+    from hybridrank.pipelines import run_experiment
+
+    dataset = Dataset.read(world)
+    ungraded = dataset.with_tables(candidates=dataset.candidates.assign(**{C.Y_EXPERT: 0}))
+    with pytest.raises(DataFormatError, match="no query outside the tuning set has a candidate"):
+        run_experiment(ExperimentConfig(), tmp_path / "exp", dataset=ungraded, progress=False)
+    assert not (tmp_path / "exp").exists()
