@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from hybridrank import columns as C
 from hybridrank.ensemble._normalize import normalised_mean
 from hybridrank.errors import HybridRankError
+from hybridrank.gbdt import EngineError
 
 
 class LeakageError(HybridRankError):
@@ -85,7 +86,11 @@ def out_of_fold(
     for f in tqdm(np.unique(folds), desc=f"{name} folds", leave=False, disable=not progress):
         train = (folds != f) & allowed
         test = folds == f
-        scores[test] = fit_predict(table.loc[train], table.loc[test])
+        try:
+            scores[test] = fit_predict(table.loc[train], table.loc[test])
+        except EngineError as exc:  # which model, which fold, on how much data
+            n_q = table.loc[train, C.QID].nunique()
+            raise EngineError(f"{name}, fold {f} ({n_q} training queries): {exc}") from exc
     return oof_from_scores(table, name, scores, train_mask=allowed, fold_column=fold_column)
 
 

@@ -523,3 +523,16 @@ def test_stacker_with_two_anchors_splits_their_weight() -> None:
     assert strong > weak and strong > 0.5 and weak + strong <= 1.0 + 1e-12
     fused = stacker.predict(noisy[0], noisy[1], qid=qid, freq=freq, anchors=[noisy[2], good])
     assert np.nanmean(ndcg_at_k(fused, y, qid=qid, k=10)) > 0.9
+
+
+def test_an_engine_failure_names_the_model_and_the_fold() -> None:
+    from hybridrank.ensemble import out_of_fold
+    from hybridrank.gbdt import EngineError
+
+    table = pd.DataFrame({C.QID: ["a", "a", "b", "b"], C.FOLD: [0, 0, 1, 1], "x": [1, 2, 3, 4]})
+
+    def fails(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
+        raise EngineError("lightgbm failed to train: Check failed")
+
+    with pytest.raises(EngineError, match=r"famol, fold 0 \(1 training queries\): lightgbm failed"):
+        out_of_fold(table, "famol", fails, progress=False)
