@@ -62,6 +62,7 @@ class _Reply:
     tokens_in: int | None
     tokens_out: int | None
     logprobs: list[Any] | None = None
+    truncated: bool = False  # the server stopped at max_tokens (finish_reason "length")
 
 
 def grade_distribution(tokens: Sequence[Any], grade: int) -> dict[int, float] | None:
@@ -383,6 +384,14 @@ class OpenAIAnnotator(Annotator):
                 grade = parse_grade(raw)
             except AnswerParseError as exc:
                 error = str(exc)
+                if reply.truncated:
+                    # Asking again with the same limit would be cut the same way.
+                    error = (
+                        f"{error}; the answer was cut at max_tokens={self.max_tokens}: raise "
+                        "max_tokens (--max-tokens) for a model that reasons before its grade"
+                    )
+                    logger.warning("pair (%s, %s): %s", pair.qid, pair.docid, error)
+                    return self._failed(raw, error, attempts, tokens_in, tokens_out, has_usage)
                 logger.debug(
                     "pair (%s, %s): unparseable answer (ask %d): %s",
                     pair.qid,
@@ -476,11 +485,16 @@ class OpenAIAnnotator(Annotator):
             logprobs = found.get("content") if isinstance(found, dict) else None
         except (AttributeError, KeyError, IndexError, TypeError):
             logprobs = None
+        try:
+            truncated = data["choices"][0].get("finish_reason") == "length"
+        except (AttributeError, KeyError, IndexError, TypeError):
+            truncated = False
         return _Reply(
             content=content if isinstance(content, str) else "",
             tokens_in=_int_or_none(usage.get("prompt_tokens")),
             tokens_out=_int_or_none(usage.get("completion_tokens")),
             logprobs=logprobs if isinstance(logprobs, list) else None,
+            truncated=truncated,
         )
 
 

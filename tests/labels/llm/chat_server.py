@@ -13,6 +13,7 @@ request's user message, then the default. Behaviours:
   logprobs whose last token is the answer's last character, with the four
   grade digits as its alternatives at probabilities P0..P3.
 - ``garbage``: 200 with an answer that is not a grade.
+- ``cut:TEXT``: 200 with ``TEXT`` and ``finish_reason: length`` (stopped at max_tokens).
 - ``echo``: 200 answering the document text itself (a model that obeys the document).
 - ``429`` or ``429:SECONDS``: rate limited, with ``Retry-After``.
 - ``500``: a server error.
@@ -246,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
             tokens = [{"token": w, "logprob": -0.1, "top_logprobs": []} for w in text.split()[:-1]]
             tokens.append({"token": last, "logprob": top[int(last)]["logprob"], "top_logprobs": top})
             self._answer(text, messages, len(text.split()), logprobs=tokens)
+        elif kind == "cut":  # stopped at max_tokens, as a model reasoning at length is
+            self._answer(arg, messages, max_tokens, finish_reason="length")
         elif kind == "garbage":
             self._answer(GARBAGE, messages, 5)
         elif kind == "echo":
@@ -268,6 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
         n_in: int | None = None,
         *,
         logprobs: list[dict[str, Any]] | None = None,
+        finish_reason: str = "stop",
     ) -> None:
         if n_in is None:
             n_in = sum(len(m["content"].split()) for m in messages)
@@ -282,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                         **({"logprobs": {"content": logprobs}} if logprobs is not None else {}),
                     }
                 ],

@@ -147,6 +147,15 @@ def test_garbage_is_asked_again_then_recorded_with_its_text(server: ChatServer) 
     assert server.count == 4
 
 
+def test_an_answer_cut_at_max_tokens_is_not_asked_again_and_says_why(
+    server: ChatServer,
+) -> None:
+    server.reset(default="cut:The document discusses the")
+    (j,) = annotator(server, max_parse_retries=2, max_tokens=8).annotate(make_pairs(1))
+    assert j.grade is None and j.attempts == 1  # the same limit would cut it again
+    assert "cut at max_tokens=8: raise max_tokens" in (j.error or "")
+
+
 def test_connection_dropped_mid_batch_is_retried(server: ChatServer) -> None:
     pairs = make_pairs(6)
     server.on_marker("[p03]", ["drop"])
