@@ -206,7 +206,8 @@ def plot_click_tuning(runs: Mapping[int, Mapping[str, Any]], path: Path) -> None
     ax.set_title("head queries' held-out click metric by their click weight\n(dotted: the "
                  "label-tuned gate; dot: weight kept; ring: best, not significant)",
                  fontsize=8)  # fmt: skip
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # no seed had held-out clicks enough: no lines
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
