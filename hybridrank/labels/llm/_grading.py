@@ -209,6 +209,11 @@ class SemanticGrader:
             if cfg.thresholds == "kappa":
                 self.thresholds_ = kappa_thresholds(s[known], graded, self.thresholds_)
                 self.kappa_tuned_ = True
+            # Nor a middle grade no seed pair has (grades 0, 2, 3 but no 1): its two cut
+            # points stay one, whatever the kappa tuning moved.
+            for k in (1, 2):
+                if not np.any(np.round(graded) == k):
+                    self.thresholds_[k - 1] = self.thresholds_[k]
             self.source_ = "seed set"
         else:
             self.thresholds_ = np.quantile(s[ok], cfg.quantiles)

@@ -329,6 +329,13 @@ def test_kappa_thresholds_keep_grades_the_seed_set_never_gives() -> None:
     grader = SemanticGrader().fit(seed_table, binary)
     assert np.isinf(grader.thresholds_[1:]).all()
     assert grader.transform(seed_table).max() == 1
+    # A middle grade the seed set lacks (0, 2, 3 but no 1) is never given either.
+    gapped = np.where(seed_grades == 1, 2, seed_grades)
+    assert 1 not in set(gapped) and {0, 2} <= set(gapped)
+    for thresholds in ("kappa", "shares"):
+        grader = SemanticGrader(GraderConfig(thresholds=thresholds)).fit(seed_table, gapped)
+        given = set(np.unique(grader.transform(_graded_queries(3)[0])))
+        assert 1 not in given and 2 in given
 
 
 OVERLAP = "term_overlap"
