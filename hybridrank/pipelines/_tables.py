@@ -145,8 +145,8 @@ RULE = "rule"
 
 
 def add_raw_baselines(table: pd.DataFrame) -> list[str]:
-    """Add a score column per raw baseline whose input the table holds, and ``rule``;
-    returns their names.
+    """Add a score column per raw baseline whose input the table holds (with at least one
+    value), and ``rule``; returns their names.
 
     A pair without the signal (never shown, so no click rate) ranks below every
     pair with it.
@@ -156,6 +156,8 @@ def add_raw_baselines(table: pd.DataFrame) -> list[str]:
         if column in table.columns:
             values = table[column].to_numpy(dtype=np.float64) * sign
             finite = np.isfinite(values)
+            if not finite.any():  # an LLM judge leaves no raw score: no such baseline
+                continue
             floor = values[finite].min() - 1.0 if finite.any() else 0.0
             table[name] = np.where(finite, values, floor)
             added.append(name)

@@ -59,6 +59,9 @@ def test_add_raw_baselines_names_rule_and_puts_unshown_pairs_last() -> None:
     q1 = table[C.QID] == "q1"
     unshown = q1 & table["qd_debiased_ctr_smooth"].isna()
     assert (table.loc[unshown, "raw_debiased_ctr"] < table.loc[q1 & ~unshown, "raw_debiased_ctr"].min()).all()
+    # An LLM judge leaves the raw score empty: no raw_semantic (it would rank as BM25 does).
+    judged_by_llm = _table().assign(**{SEMANTIC: np.nan})
+    assert add_raw_baselines(judged_by_llm) == ["raw_debiased_ctr", RULE]
 
 
 def test_text_scores_average_the_percentiles_and_fall_back_to_one_column() -> None:
