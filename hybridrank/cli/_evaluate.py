@@ -16,7 +16,7 @@ from hybridrank.cli._common import (
     print_paths,
     share,
 )
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError
 
 #: Columns that tell an experiment's runs apart in its scores.parquet.
 RUN_COLUMNS = ("seed", "sessions")
@@ -30,7 +30,7 @@ EVALUATE_MARKERS = ("report.json", "clicks.md", "clicks_metric.csv", "click_mode
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mode == "clicks":
         return _evaluate_clicks(args)
-    from hybridrank.data import file_lines, read_table
+    from hybridrank.data import check_unique_pairs, file_lines, read_table
     from hybridrank.evaluate import evaluate_table, parse_metric
 
     if args.candidates is None:
@@ -69,16 +69,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         table = table.assign(**{C.QID: key + ":" + table[C.QID].astype(str)})
     with file_lines(path):
         if {C.QID, C.DOCID} <= set(table.columns):
-            dup = table.duplicated([C.QID, C.DOCID]).to_numpy()
-            if dup.any():  # a repeated relevant row would count twice in the metrics
-                row = int(np.flatnonzero(dup)[0])
-                raise DataFormatError(
-                    f"duplicate (qid, docid) row ({table[C.QID].iloc[row]!r}, "
-                    f"{table[C.DOCID].iloc[row]!r}); {int(dup.sum())} such rows: a document "
-                    "would count twice in the metrics",
-                    row=row,
-                    column=C.DOCID,
-                )
+            check_unique_pairs(table, why="count twice in the metrics")
         report = evaluate_table(
             table,
             args.systems,

@@ -47,7 +47,13 @@ from hybridrank.data._sources import (
     resolve_nfcorpus_dir,
 )
 from hybridrank.data._splits import choose_tuning_queries, fold_of_rows, query_folds
-from hybridrank.data._tables import data_row_lines, file_lines, id_text, read_table
+from hybridrank.data._tables import (
+    check_unique_pairs,
+    data_row_lines,
+    file_lines,
+    id_text,
+    read_table,
+)
 from hybridrank.data._text import text_lines
 
 __all__ = [
@@ -72,6 +78,7 @@ __all__ = [
     "SplitInfo",
     "TableSpec",
     "bm25_candidates",
+    "check_unique_pairs",
     "choose_tuning_queries",
     "ctr_by_rank",
     "data_row_lines",

@@ -182,3 +182,22 @@ def file_lines(path: str | Path) -> Iterator[None]:
         if not 0 <= exc.row < len(lines):
             raise
         raise type(exc)(exc.reason, path=p, line=lines[exc.row], column=exc.column) from None
+
+
+def check_unique_pairs(table: pd.DataFrame, *, why: str, path: str | Path | None = None) -> None:
+    """Refuse a table that lists a (qid, docid) pair twice, naming its first repeat's row.
+
+    Args:
+        why: What a repeat would do, for the message ("take two places in the ranking").
+        path: The table's file or source, when known.
+    """
+    dup = table.duplicated(["qid", "docid"]).to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise DataFormatError(
+            f"duplicate (qid, docid) row ({table['qid'].iloc[row]!r}, "
+            f"{table['docid'].iloc[row]!r}); {int(dup.sum())} such rows: a document would {why}",
+            path=path,
+            row=row,
+            column="docid",
+        )

@@ -33,7 +33,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import read_json
 from hybridrank._estimator import SklearnTags
-from hybridrank.data import id_text
+from hybridrank.data import check_unique_pairs, id_text
 from hybridrank.ensemble import (
     NORMALISERS,
     TIE_BREAKS,
@@ -662,17 +662,7 @@ class HybridRanker(SklearnTags):
                 path=source,
                 column=clash[0],
             )
-        dup = table.duplicated([C.QID, C.DOCID]).to_numpy()
-        if dup.any():
-            row = int(np.flatnonzero(dup)[0])
-            raise DataFormatError(
-                f"duplicate (qid, docid) row ({table[C.QID].iloc[row]!r}, "
-                f"{table[C.DOCID].iloc[row]!r}); {int(dup.sum())} such rows: a document would "
-                "take two places in the ranking",
-                path=source,
-                row=row,
-                column=C.DOCID,
-            )
+        check_unique_pairs(table, why="take two places in the ranking", path=source)
         names = self._feature_names
         if click_features_from == "store" and self.store is not None:
             stored = [f for f in names if f in _CLICK and f in table.columns]
