@@ -270,9 +270,13 @@ def _annotate_budgeted(args: argparse.Namespace, dataset: Any, config: Any) -> i
     if result.stats is not None:
         dataset.update(llm_labels=result.llm_labels)
         print(result.stats.summary())
+    status = result.llm_labels.get("llm_status")
+    failed = 0 if status is None else int((status.astype(str) == "failed").sum())
     print(
         f"round {result.round}: {len(result.new)} new pairs chosen ({strategy}); "
-        f"{result.n_selected} of {result.n_selectable} pairs labelled ({result.share:.1%})"
+        f"{result.n_selected} of {result.n_selectable} pairs chosen so far ({result.share:.1%})"
+        + (f", {failed} of them without a label (failed; --retry-failed asks again)"
+           if failed else "")
         + ("" if annotator.is_llm else "; the tuning queries' pairs are judged too, outside "
            "the budget: their grades calibrate the judge")
     )  # fmt: skip

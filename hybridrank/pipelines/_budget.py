@@ -496,16 +496,25 @@ def annotate_chosen(
     asked = _in_table_order(pd.concat(ask, ignore_index=True).drop_duplicates(), candidates)
     result = annotate_dataset(dataset, annotator, cache, config, candidates=asked, progress=progress)
     judged = result.llm_labels
-    bookkept = existing is not None and SELECTED_BY in existing.columns
-    if bookkept:
-        assert existing is not None
+    # Every label says how it was chosen: earlier ones keep their record (labels from
+    # before any budget: `all`, round 0), named pairs are `candidates`, the tuning
+    # queries' pairs a score-only judge needs are `calibration`; new ones round 0.
+    if existing is not None:
+        existing = existing.copy()
+        if SELECTED_BY not in existing.columns:
+            existing[SELECTED_BY] = UNBUDGETED
+        if SELECTION_ROUND not in existing.columns:
+            existing[SELECTION_ROUND] = 0
         earlier = existing[[C.QID, C.DOCID, SELECTED_BY, SELECTION_ROUND]]
         judged = judged.merge(earlier, on=[C.QID, C.DOCID], how="left")
-        new = judged[SELECTED_BY].isna().to_numpy()
-        named = pd.MultiIndex.from_frame(judged[[C.QID, C.DOCID]].astype(str)).isin(wanted)
-        judged.loc[new, SELECTED_BY] = np.where(named[new], CHOSEN_PAIRS, CALIBRATION_PAIRS)
-        judged.loc[new, SELECTION_ROUND] = 0
-        judged[SELECTION_ROUND] = judged[SELECTION_ROUND].astype(np.int64)
+    else:
+        judged = judged.assign(**{SELECTED_BY: np.nan, SELECTION_ROUND: np.nan})
+    new = judged[SELECTED_BY].isna().to_numpy()
+    named = pd.MultiIndex.from_frame(judged[[C.QID, C.DOCID]].astype(str)).isin(wanted)
+    judged[SELECTED_BY] = judged[SELECTED_BY].astype(object)
+    judged.loc[new, SELECTED_BY] = np.where(named[new], CHOSEN_PAIRS, CALIBRATION_PAIRS)
+    judged.loc[new, SELECTION_ROUND] = 0
+    judged[SELECTION_ROUND] = judged[SELECTION_ROUND].astype(np.int64)
     if annotator.is_llm and existing is not None:
         replaced = pd.MultiIndex.from_frame(existing[[C.QID, C.DOCID]].astype(str)).isin(wanted)
         judged = pd.concat([existing.loc[~replaced], judged], ignore_index=True)

@@ -473,3 +473,22 @@ def test_an_experiment_without_relevant_grades_stops_before_training(
     with pytest.raises(DataFormatError, match="no query outside the tuning set has a candidate"):
         run_experiment(ExperimentConfig(), tmp_path / "exp", dataset=ungraded, progress=False)
     assert not (tmp_path / "exp").exists()
+
+
+def test_named_pairs_are_recorded_even_on_a_dataset_without_labels(
+    world: Path, tmp_path: Path
+) -> None:
+    dataset = Dataset.read(world).with_tables(llm_labels=None)
+    pairs = dataset.candidates[[C.QID, C.DOCID]].iloc[:4]
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        first = annotate_chosen(dataset, CountingLLM(), cache, pairs).llm_labels
+        assert set(first[SELECTED_BY]) == {"candidates"} and set(first[SELECTION_ROUND]) == {0}
+        # Labels from before any budget (no record) are `all`, round 0; new named pairs too.
+        unrecorded = first.drop(columns=[SELECTED_BY, SELECTION_ROUND])
+        more = dataset.candidates[[C.QID, C.DOCID]].iloc[4:6]
+        labels = annotate_chosen(
+            dataset.with_tables(llm_labels=unrecorded), CountingLLM(), cache, more
+        ).llm_labels
+    by = labels.set_index([C.QID, C.DOCID])[SELECTED_BY]
+    assert set(by.loc[pd.MultiIndex.from_frame(pairs)]) == {"all"}
+    assert set(by.loc[pd.MultiIndex.from_frame(more)]) == {"candidates"}
