@@ -52,6 +52,7 @@ from hybridrank.data._tables import (
     data_row_lines,
     file_lines,
     id_text,
+    ids_as_text,
     read_table,
 )
 from hybridrank.data._text import text_lines
@@ -88,6 +89,7 @@ __all__ = [
     "file_lines",
     "fold_of_rows",
     "id_text",
+    "ids_as_text",
     "load_nfcorpus",
     "load_trec",
     "query_folds",

@@ -103,20 +103,28 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
         raise DataFormatError("holds no rows (only a header, or nothing)", path=p)
     for key in ("qid", "docid"):
         if key in frame.columns and not pd.api.types.is_string_dtype(frame[key]):
-            texts = frame[key].map(id_text)
-            bad = texts.isna() & frame[key].notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                value = frame[key].iloc[row]
-                value = value.item() if isinstance(value, np.generic) else value
-                with file_lines(p):
-                    raise DataFormatError(
-                        f"id {value!r} is not text or a whole number",
-                        row=row,
-                        column=key,
-                    )
+            with file_lines(p):
+                texts = ids_as_text(frame[key], column=key)
             frame[key] = texts.where(frame[key].notna(), frame[key].astype(str)).astype(object)
     return frame
+
+
+def ids_as_text(values: pd.Series, *, column: str, path: str | Path | None = None) -> pd.Series:
+    """A ``qid`` or ``docid`` column as text (:func:`id_text`); a missing id stays missing.
+
+    Raises:
+        DataFormatError: The first id that is neither text nor a whole number, by row.
+    """
+    texts = values.map(id_text)
+    bad = (texts.isna() & values.notna()).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise DataFormatError(
+            f"id {value!r} is not text or a whole number", path=path, row=row, column=column
+        )
+    return texts.astype(object)
 
 
 def id_text(value: Any) -> str | None:

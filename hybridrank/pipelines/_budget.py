@@ -398,13 +398,7 @@ def annotate_with_budget(
     config = replace(config or AnnotateConfig(), budget=None)
     table, _ = build_table(dataset, options)
     table = table.drop(columns=[c for c in (C.Y_LLM, LLM_SOFT, SEMANTIC) if c in table.columns])
-    existing = dataset.llm_labels
-    if existing is not None:
-        existing = existing.copy()
-        if SELECTED_BY not in existing.columns:
-            existing[SELECTED_BY] = UNBUDGETED
-        if SELECTION_ROUND not in existing.columns:
-            existing[SELECTION_ROUND] = 0
+    existing = _with_selection_record(dataset.llm_labels)
     if not annotator.is_llm and existing is not None and len(existing):
         _check_same_judge(dataset, annotator, cache, existing)  # it regrades them below
     tuning = table[TUNING].to_numpy(dtype=bool)
@@ -499,12 +493,8 @@ def annotate_chosen(
     # Every label says how it was chosen: earlier ones keep their record (labels from
     # before any budget: `all`, round 0), named pairs are `candidates`, the tuning
     # queries' pairs a score-only judge needs are `calibration`; new ones round 0.
+    existing = _with_selection_record(existing)
     if existing is not None:
-        existing = existing.copy()
-        if SELECTED_BY not in existing.columns:
-            existing[SELECTED_BY] = UNBUDGETED
-        if SELECTION_ROUND not in existing.columns:
-            existing[SELECTION_ROUND] = 0
         earlier = existing[[C.QID, C.DOCID, SELECTED_BY, SELECTION_ROUND]]
         judged = judged.merge(earlier, on=[C.QID, C.DOCID], how="left")
     else:
@@ -520,6 +510,19 @@ def annotate_chosen(
         judged = pd.concat([existing.loc[~replaced], judged], ignore_index=True)
     judged = _in_table_order(judged, candidates).reset_index(drop=True)
     return replace(result, llm_labels=judged)
+
+
+def _with_selection_record(labels: pd.DataFrame | None) -> pd.DataFrame | None:
+    """A copy of ``labels`` whose rows say how they were chosen; labels from before any
+    budget have no record: ``all``, round 0."""
+    if labels is None:
+        return None
+    labels = labels.copy()
+    if SELECTED_BY not in labels.columns:
+        labels[SELECTED_BY] = UNBUDGETED
+    if SELECTION_ROUND not in labels.columns:
+        labels[SELECTION_ROUND] = 0
+    return labels
 
 
 def _check_same_judge(

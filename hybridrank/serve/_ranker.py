@@ -33,7 +33,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import read_json
 from hybridrank._estimator import SklearnTags
-from hybridrank.data import check_unique_pairs, id_text
+from hybridrank.data import check_unique_pairs, id_text, ids_as_text
 from hybridrank.ensemble import (
     NORMALISERS,
     TIE_BREAKS,
@@ -818,21 +818,11 @@ def _text_ids(table: pd.DataFrame, source: str) -> pd.DataFrame:
             )
     if all(pd.api.types.is_string_dtype(table[c]) for c in (C.QID, C.DOCID)):
         return table
-    converted = {}
-    for col in (C.QID, C.DOCID):
-        values = table[col]
-        if pd.api.types.is_string_dtype(values):
-            continue
-        texts = values.map(id_text)
-        bad = texts.isna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            value = values.iloc[row]
-            value = value.item() if isinstance(value, np.generic) else value
-            raise DataFormatError(
-                f"id {value!r} is not text or a whole number", path=source, row=row, column=col
-            )
-        converted[col] = texts.astype(object)
+    converted = {
+        col: ids_as_text(table[col], column=col, path=source)
+        for col in (C.QID, C.DOCID)
+        if not pd.api.types.is_string_dtype(table[col])
+    }
     return table.assign(**converted)
 
 
