@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 
 T = TypeVar("T")
+
+
+def unknown_keys_error(
+    section: str, unknown: Iterable[Any], known: Iterable[str], *, noun: str = "keys"
+) -> ConfigError:
+    """``section: unknown keys [...] (did you mean ...?); known keys are [...]``.
+
+    A misspelt key gets the closest known one named (``seedz`` -> ``seeds``).
+    """
+    unknown = sorted(map(str, unknown))
+    known = sorted(map(str, known))
+    hints = [
+        f"{close[0]!r} for {key!r}"
+        for key in unknown
+        if (close := difflib.get_close_matches(key, known, n=1, cutoff=0.6))
+    ]
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    return ConfigError(f"{section}: unknown {noun} {unknown}{hint}; known {noun} are {known}")
 
 
 def config_from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str) -> T:
@@ -30,9 +49,9 @@ def config_from_dict(cls: type[T], values: Mapping[str, Any] | None, section: st
     if not isinstance(values, Mapping):
         raise ConfigError(f"{section}: expected a mapping of keys, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(map(str, set(values) - set(fields)))
     if unknown:
-        raise ConfigError(f"{section}: unknown keys {unknown}; known keys are {sorted(fields)}")
+        raise unknown_keys_error(section, unknown, fields)
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     try:

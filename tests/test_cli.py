@@ -194,6 +194,25 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (summary["n"], summary["mrr"]) == (2, pytest.approx(0.75))  # (1 + 1/2) / 2
 
 
+def test_a_misspelt_config_key_names_the_closest_known_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("experiment:\n  seedz: [0]\n  stacker: {n_trial: 5}\n")
+    assert main(["experiment", "--config", str(typo), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown keys ['seedz'] (did you mean 'seeds' for 'seedz'?)" in err, err
+    typo.write_text("experiment:\n  stacker: {n_trial: 5}\n")
+    assert main(["experiment", "--config", str(typo), "--out", str(tmp_path / "x")]) == 2
+    assert "(did you mean 'n_trials' for 'n_trial'?)" in capsys.readouterr().err
+    # A section name of another command gets no made-up hint, and nothing is written.
+    typo.write_text("experimnt:\n  seeds: [0]\n")
+    assert main(["train", "gbdt", "--config", str(typo), "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "train config: unknown sections ['experimnt']; known sections are [" in err, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_clickmodel_fit_checks_its_inputs_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

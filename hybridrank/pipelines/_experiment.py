@@ -24,7 +24,7 @@ from hybridrank._atomic import (
     write_parquet,
     write_text,
 )
-from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping, unknown_keys_error
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
     TIE_BREAKS,
@@ -336,9 +336,7 @@ class ExperimentConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(map(str, set(v) - known))
         if unknown:
-            raise ConfigError(
-                f"experiment: unknown keys {unknown}; known keys are {sorted(known)}"
-            )
+            raise unknown_keys_error("experiment", unknown, known)
         sections: dict[str, Any] = {
             "world": WorldConfig.from_dict(v.pop("world", None)),
             "annotate": AnnotateConfig.from_dict(v.pop("annotate", None)),

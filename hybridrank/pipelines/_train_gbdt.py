@@ -16,7 +16,7 @@ import yaml
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir, staged_directory
-from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping, unknown_keys_error
 from hybridrank.data import Dataset
 from hybridrank.distributed import DaskConfig, dask_client, dask_trainer
 from hybridrank.ensemble import TIE_BREAKS, FAMOLConfig, FAMOLRanker, break_ties, out_of_fold
@@ -200,8 +200,8 @@ class GBDTTrainConfig:
         values = dict(values or {})
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(
-                f"train config: unknown sections {unknown}; known: {sorted(f.name for f in fields(cls))}"
+            raise unknown_keys_error(
+                "train config", unknown, [f.name for f in fields(cls)], noun="sections"
             )
         simple: dict[str, Any] = {
             k: values[k]
@@ -264,7 +264,7 @@ def _famol_from_dict(values: Any) -> FAMOLConfig:
         )
     unknown = sorted(set(values) - set(FAMOL_KEYS))
     if unknown:
-        raise ConfigError(f"famol: unknown keys {unknown}; known keys are {sorted(FAMOL_KEYS)}")
+        raise unknown_keys_error("famol", unknown, FAMOL_KEYS)
     return config_from_dict(FAMOLConfig, values, "famol")
 
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir, save_figure, staged_directory, write_text
-from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
+from hybridrank._config import config_from_dict, in_file, read_yaml_mapping, unknown_keys_error
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, check_metrics, evaluate_table
@@ -91,7 +91,9 @@ class NeuralTrainConfig:
         values = dict(values or {})
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(f"train config: unknown sections {unknown}")
+            raise unknown_keys_error(
+                "train config", unknown, [f.name for f in fields(cls)], noun="sections"
+            )
         simple: dict[str, Any] = {
             k: values[k]
             for k in (

@@ -22,7 +22,12 @@ import yaml
 
 from hybridrank import __version__
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict, config_to_dict, read_yaml_mapping
+from hybridrank._config import (
+    config_from_dict,
+    config_to_dict,
+    read_yaml_mapping,
+    unknown_keys_error,
+)
 from hybridrank.data import (
     TUNING,
     Collection,
@@ -155,7 +160,9 @@ class WorldConfig:
         values = dict(values or {})
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ConfigError(f"world config: unknown sections {unknown}")
+            raise unknown_keys_error(
+                "world config", unknown, [f.name for f in fields(cls)], noun="sections"
+            )
         return cls(
             data=config_from_dict(DataConfig, values.get("data"), "data"),
             first_stage=FirstStageConfig.from_dict(values.get("first_stage")),

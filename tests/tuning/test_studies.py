@@ -203,7 +203,7 @@ def test_spec_validation(tmp_path: Path) -> None:
     # A typo in the experiment block lists every key it takes, sections included.
     from hybridrank.pipelines import ExperimentConfig
 
-    with pytest.raises(ConfigError, match=r"unknown keys \['seed'\]; known keys are .*'gbdt'"):
+    with pytest.raises(ConfigError, match=r"unknown keys \['seed'\] \(did you mean 'seeds' for 'seed'\?\); known keys are .*'gbdt'"):
         ExperimentConfig.from_dict({"seed": 1})
     with pytest.raises(ConfigError, match="storage"):
         make_storage("not a url", tmp_path)

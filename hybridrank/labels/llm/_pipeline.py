@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank._config import config_from_dict
+from hybridrank._config import config_from_dict, unknown_keys_error
 from hybridrank.errors import ConfigError
 from hybridrank.labels.llm._agreement import JudgeAgreement
 from hybridrank.labels.llm._cache import AnswerCache
@@ -116,9 +116,8 @@ class AnnotateConfig:
         if self.backend == PANEL:
             unknown = sorted(set(params) - {"judges", "combine"})
             if unknown:
-                raise ConfigError(
-                    f"annotate.params of the panel: unknown keys {unknown}; known keys are "
-                    "['combine', 'judges']"
+                raise unknown_keys_error(
+                    "annotate.params of the panel", unknown, ["combine", "judges"]
                 )
             params = panel_params(params.get("judges"), params.get("combine", "mean"))
         # The prompt goes into the judges' own parameters, so backend + params build the judge.
