@@ -72,7 +72,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from hybridrank.data import file_lines, read_table
+    from hybridrank.data import file_lines, join_titles, read_table
     from hybridrank.serve import HybridRanker
 
     check_output_file(args.out)
@@ -90,7 +90,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     if queries is not None:
         _refuse_repeated(queries, "qid", "query", args.queries)  # one text would silently win
     if args.docs is not None:
-        docs = read_table(args.docs, required=("docid", "text"))
+        # A title is read as at import: title, then body, one text.
+        docs = join_titles(read_table(args.docs, required=("docid", "text")), source=args.docs)
         # The merge would give a repeated document's candidates twice.
         _refuse_repeated(docs, "docid", "document", args.docs)
         candidates = candidates.drop(columns=["text"], errors="ignore").merge(
@@ -145,7 +146,7 @@ def _refuse_repeated(table: Any, column: str, what: str, path: Path) -> None:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from hybridrank.data import read_table
+    from hybridrank.data import join_titles, read_table
     from hybridrank.ensemble import StackerConfig
     from hybridrank.serve import build_hybrid_bundle
 
@@ -221,7 +222,11 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     anchors = _anchors(args.anchor or [], tuned_anchors, args.experiment)
     if args.experiment is not None:
         _check_training(args.experiment, args.click, args.llm, anchors, args.allow_other_training)
-    docs = read_table(args.docs, required=("docid", "text")) if args.docs else None
+    docs = (
+        join_titles(read_table(args.docs, required=("docid", "text")), source=args.docs)
+        if args.docs
+        else None
+    )
     path = build_hybrid_bundle(
         args.click, args.llm, args.out, gate=gate, anchors=anchors,
         normalisation=normalisation or "zscore", tie_break=tie_break or "text", docs=docs,

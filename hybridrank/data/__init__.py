@@ -111,6 +111,8 @@ __all__ = [
 # Readers of the plain-text collection formats and of qrels (used by `dataset import`).
 from hybridrank.data._formats import (
     LINE,
+    document_text,
+    join_titles,
     read_docs_jsonl,
     read_id_text_tsv,
     read_queries,
@@ -127,6 +129,8 @@ from hybridrank.data._relevance import (
 __all__ += [
     "LINE",
     "QRELS_READERS",
+    "document_text",
+    "join_titles",
     "read_clara2_relevance",
     "read_docs_jsonl",
     "read_id_text_tsv",

@@ -51,7 +51,8 @@ def read_id_text_tsv(path: Path, *, id_column: str, allow_title: bool = False) -
     """Read ``ID<TAB>TEXT`` (or ``ID<TAB>TITLE<TAB>TEXT`` where allowed), no header.
 
     Empty lines are skipped. The number of fields is fixed by the first line;
-    a line with another count, an empty id or empty text is an error.
+    a line with another count, an empty id or empty text (and no title) is an
+    error. With a title, ``text`` is :func:`document_text` (title, then body).
 
     Returns:
         DataFrame ``id_column, text[, title], _line``.
@@ -82,12 +83,13 @@ def read_id_text_tsv(path: Path, *, id_column: str, allow_title: bool = False) -
         if not ident:
             raise DataFormatError("empty id", path=path, line=lineno, column=id_column)
         text = fields[-1].strip()
-        if not text:
+        title = fields[1].strip() if width == 3 else ""
+        if not text and not title:
             raise DataFormatError(
                 f"empty text for id {ident!r}", path=path, line=lineno, column=C.TEXT
             )
         if width == 3:
-            rows.append((ident, text, fields[1].strip(), str(lineno)))
+            rows.append((ident, document_text(title, text), title, str(lineno)))
         else:
             rows.append((ident, text, str(lineno)))
     names = [id_column, C.TEXT] + ([C.TITLE] if width == 3 else []) + [LINE]
@@ -95,6 +97,47 @@ def read_id_text_tsv(path: Path, *, id_column: str, allow_title: bool = False) -
     frame[LINE] = frame[LINE].astype("int64")
     _reject_duplicates(frame, id_column, path)
     return frame
+
+
+_SENTENCE_END = (".", "!", "?", ":", ";")
+
+
+def document_text(title: str, text: str) -> str:
+    """The text every scorer reads of a document with a title: the title, then the body.
+
+    BM25, the text features, the judge, an LLM's prompt and the neural models
+    all read one text, so a term found only in the title still matches. The
+    title becomes the first sentence (``"Title. Body"``); an empty title or
+    body leaves the other as it is.
+    """
+    title, text = title.strip(), text.strip()
+    if not title:
+        return text
+    if not text:
+        return title
+    return f"{title} {text}" if title.endswith(_SENTENCE_END) else f"{title}. {text}"
+
+
+def join_titles(docs: pd.DataFrame, *, source: str | Path | None = None) -> pd.DataFrame:
+    """``docs`` with ``text`` read as :func:`document_text` of its ``title`` and ``text``.
+
+    Without a ``title`` column the table is returned unchanged. The ``title``
+    column stays (for display); a missing title or text is read as empty, and
+    a document with neither is an error naming ``source`` and its row.
+    """
+    if C.TITLE not in docs.columns:
+        return docs
+    titles = docs[C.TITLE].astype(object).where(docs[C.TITLE].notna(), "")
+    texts = docs[C.TEXT].astype(object).where(docs[C.TEXT].notna(), "")
+    joined = [document_text(str(t), str(x)) for t, x in zip(titles, texts, strict=True)]
+    empty = [i for i, v in enumerate(joined) if not v]
+    if empty:
+        raise DataFormatError(
+            "a document with neither title nor text", path=source, row=empty[0], column=C.TEXT
+        )
+    out = docs.copy()
+    out[C.TEXT] = joined
+    return out
 
 
 def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -116,21 +159,32 @@ def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_docs_jsonl(path: Path) -> pd.DataFrame:
-    """Read documents from JSON lines: ``{"docid"|"_id"|"id", "text"[, "title"]}``."""
+    """Read documents from JSON lines: ``{"docid"|"_id"|"id", "text"[, "title"]}``.
+
+    With a title, ``text`` is :func:`document_text` (title, then body; either
+    may be empty, not both) and ``title`` keeps the title alone.
+    """
     rows: list[tuple[str, str, str, int]] = []
     for lineno, record in _json_records(path):
         ident = next((record[k] for k in ("docid", "_id", "id") if k in record), None)
         if ident is None or str(ident).strip() == "":
             raise DataFormatError("no document id (docid, _id or id)", path=path, line=lineno)
         text = record.get("text")
-        if not isinstance(text, str) or not text.strip():
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
             raise DataFormatError(
-                f"empty or missing text for id {ident!r}", path=path, line=lineno, column=C.TEXT
+                f"text of id {ident!r} must be a string", path=path, line=lineno, column=C.TEXT
             )
         title = record.get("title") or ""
         if not isinstance(title, str):
             raise DataFormatError("title must be a string", path=path, line=lineno, column=C.TITLE)
-        rows.append((str(ident).strip(), text.strip(), title.strip(), lineno))
+        if not text.strip() and not title.strip():
+            raise DataFormatError(
+                f"empty or missing text (and no title) for id {ident!r}",
+                path=path, line=lineno, column=C.TEXT,
+            )  # fmt: skip
+        rows.append((str(ident).strip(), document_text(title, text), title.strip(), lineno))
     frame = pd.DataFrame(rows, columns=[C.DOCID, C.TEXT, C.TITLE, LINE])
     if not frame[C.TITLE].ne("").any():
         frame = frame.drop(columns=C.TITLE)

@@ -33,7 +33,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import read_json
 from hybridrank._estimator import SklearnTags
-from hybridrank.data import check_unique_pairs, id_text, ids_as_text
+from hybridrank.data import check_unique_pairs, id_text, ids_as_text, join_titles
 from hybridrank.ensemble import (
     NORMALISERS,
     TIE_BREAKS,
@@ -140,6 +140,20 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
             # A missing value must not become NaN ("no evidence") silently.
             raise DataFormatError(f"document record {i} lacks {absent}; others have them", row=i)
     return {k: np.asarray([r[k] for r in records]) for k in keys}
+
+
+def _with_titles(columns: dict[str, Any], source: str) -> dict[str, Any]:
+    """A request's ``title`` joined into its ``text`` as at import (title, then body)."""
+    if C.TITLE not in columns:
+        return columns
+    frame = pd.DataFrame(
+        {c: np.asarray(columns[c], dtype=object).ravel() for c in (C.TITLE, C.TEXT) if c in columns}
+    )
+    if C.TEXT not in frame:
+        frame[C.TEXT] = ""
+    out = {k: v for k, v in columns.items() if k != C.TITLE}
+    out[C.TEXT] = join_titles(frame, source=source)[C.TEXT].to_numpy()
+    return out
 
 
 def _as_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +408,7 @@ class HybridRanker(SklearnTags):
             if isinstance(scorer, _GBDTScorer):
                 names |= set(scorer.names)
         # The text scores travel too: they order exact ties (tie_break: text).
-        self._request_columns = frozenset({C.DOCID, C.TEXT, C.SEMANTIC, C.BM25, *names})
+        self._request_columns = frozenset({C.DOCID, C.TEXT, C.TITLE, C.SEMANTIC, C.BM25, *names})
         self.output_columns = (*OUTPUT_COLUMNS, *(f"{a.name}_score" for a in self.anchors))
 
     @property
@@ -564,7 +578,7 @@ class HybridRanker(SklearnTags):
                 f"context keys {unknown} are not read; the context takes {sorted(CONTEXT_KEYS)}"
             )
         source = f"query {query!r}"
-        columns = _as_columns(docs, self._request_columns)
+        columns = _with_titles(_as_columns(docs, self._request_columns), source)
         if C.DOCID not in columns:
             raise DataFormatError("docs need a `docid` column", path=source)
         raw_ids = pd.Series(np.asarray(columns[C.DOCID], dtype=object).ravel())
@@ -755,6 +769,8 @@ class HybridRanker(SklearnTags):
         offsets = offsets_from_qid(table[C.QID].to_numpy())
         click = self._click.score_table(table, None)
         out = table.copy()
+        # The models read a document's title and body as one text, as at import.
+        table = join_titles(table, source=source)
         if self.llm is None or self.gate is None:
             out["score"] = click
         else:

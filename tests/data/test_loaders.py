@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hybridrank import columns as C
@@ -79,6 +80,52 @@ def test_load_trec_tsv_and_jsonl(tmp_path: Path, tiny_collection) -> None:
     col = load_trec(j)
     assert col.docs[C.DOCID].tolist() == ["a", "b"]
     assert C.TITLE in col.docs.columns
+
+
+def test_a_title_is_read_as_the_first_sentence_of_the_text(tmp_path: Path) -> None:
+    """BEIR-style documents keep their title apart: BM25, the judge and the models must
+    read it too, or a query term found only in the title matches nothing."""
+    from hybridrank.data import FirstStageConfig, bm25_candidates, document_text, join_titles
+
+    assert document_text("Zebra migration", "herds move") == "Zebra migration. herds move"
+    assert document_text("What moves?", "herds") == "What moves? herds"
+    assert document_text("", " herds ") == "herds"
+    assert document_text("Zebra", "") == "Zebra"
+    j = tmp_path / "j"
+    j.mkdir()
+    (j / "docs.jsonl").write_text(
+        '{"_id": "a", "title": "zebra migration", "text": "an animal study of herds"}\n'
+        '{"_id": "b", "title": "cooking pasta", "text": ""}\n'
+        '{"_id": "c", "text": "stock prices fall"}\n'
+    )
+    (j / "queries.tsv").write_text("q1\tzebra\nq2\tpasta\n")
+    (j / "qrels.txt").write_text("q1 0 a 1\nq2 0 b 1\n")
+    col = load_trec(j)
+    assert col.docs[C.TEXT].tolist() == [
+        "zebra migration. an animal study of herds",
+        "cooking pasta",
+        "stock prices fall",
+    ]
+    assert col.docs[C.TITLE].tolist() == ["zebra migration", "cooking pasta", ""]
+    top = bm25_candidates(col, FirstStageConfig(k=1))
+    assert dict(zip(top[C.QID], top[C.DOCID], strict=True)) == {"q1": "a", "q2": "b"}
+    # The same in the three-field TSV layout.
+    (j / "docs.jsonl").unlink()
+    (j / "docs.tsv").write_text("a\tzebra migration\tan animal study\nb\tcooking pasta\t\n")
+    assert load_trec(j).docs[C.TEXT].tolist() == [
+        "zebra migration. an animal study",
+        "cooking pasta",
+    ]
+    # Neither title nor text: an error naming the line; a serving table the same way.
+    (j / "docs.tsv").write_text("a\tzebra\tbody\nb\t \t \n")
+    with pytest.raises(DataFormatError, match="empty text") as err:
+        load_trec(j)
+    assert "line 2" in str(err.value)
+    table = pd.DataFrame({C.DOCID: ["a", "b"], C.TITLE: ["T", None], C.TEXT: [None, "body"]})
+    assert join_titles(table)[C.TEXT].tolist() == ["T", "body"]
+    table.loc[1, C.TEXT] = None
+    with pytest.raises(DataFormatError, match="neither title nor text"):
+        join_titles(table, source="docs.csv")
 
 
 @pytest.mark.parametrize(

@@ -246,7 +246,7 @@ def test_neural_hybrid_uses_stored_document_embeddings(
     BiEncoderRanker.pretrained(model_path=tiny_bert, device="cpu").save(model_dir)
     request = _request_table(runs["click"])
     collection = pd.DataFrame({C.DOCID: request[C.DOCID].unique()})
-    collection[C.TEXT] = "document " + collection[C.DOCID].astype(str)
+    collection[C.TEXT] = "document. " + collection[C.DOCID].astype(str)
     path = build_hybrid_bundle(
         runs["click"], tmp_path / "neural", tmp_path / "hybrid",
         gate=SigmoidGate(1.0, 2.0), docs=collection, device="cpu",
@@ -275,6 +275,17 @@ def test_neural_hybrid_uses_stored_document_embeddings(
     queries = pd.DataFrame({C.QID: request[C.QID].unique(), C.TEXT: "a query"})
     batch = ranker.rank_table(request, queries=queries)
     assert batch["score"].notna().all() and set(batch["rank"]) >= {1}
+    # A title sent apart is read as at import: title, then body, one text.
+    split = docs.assign(docid=docs[C.DOCID] + "-new", title="document", text=docs[C.DOCID])
+    titled = ranker.rank(q, split, {"text": "a query", "freq": 0})
+    np.testing.assert_allclose(
+        np.sort(titled.components["llm"]), np.sort(again.components["llm"]), rtol=1e-4
+    )
+    split_batch = ranker.rank_table(split.assign(qid=q), queries=queries)
+    np.testing.assert_allclose(
+        np.sort(split_batch["llm_score"]), np.sort(again.components["llm"]), rtol=1e-4
+    )
+    assert split_batch[C.TEXT].tolist() == split[C.TEXT].tolist()  # the output keeps the input
 
 
 def test_rank_cli_and_bad_inputs(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
