@@ -54,7 +54,7 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
         "--data",
         type=Path,
         help="collection directory: NFCorpus release layout, or a TREC layout (docs.tsv|docs.jsonl, "
-        "queries.tsv, qrels), detected by its files (default: $HYBRIDRANK_DATA, ../shared/datasets)",
+        "queries.tsv, qrels; or BEIR's corpus.jsonl, queries.jsonl, qrels/test.tsv), detected by its files (default: $HYBRIDRANK_DATA, ../shared/datasets)",
     )
     p.add_argument("--sessions", type=positive_int, help="number of simulated sessions")
     p.add_argument("--zipf", type=float, help="Zipf exponent of query popularity")

@@ -42,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bad log records: stop at the first (default) or leave them out, counted",
     )
     imp.add_argument(
-        "--collection", help="TREC-layout directory: docs.tsv|docs.jsonl, queries.tsv, qrels"
+        "--collection",
+        help="TREC-layout directory: docs.tsv|docs.jsonl, queries.tsv, qrels; or BEIR's layout "
+        "(corpus.jsonl, queries.jsonl, qrels/test.tsv)",
     )
     imp.add_argument(
         "--queries",

@@ -30,7 +30,13 @@ from hybridrank.data._dataset import (
     TableSpec,
 )
 from hybridrank.data._letor import LetorData, read_svmlight
-from hybridrank.data._loaders import load_nfcorpus, load_trec, read_stopwords
+from hybridrank.data._loaders import (
+    COLLECTION_DOC_FILES,
+    collection_qrels_file,
+    load_nfcorpus,
+    load_trec,
+    read_stopwords,
+)
 from hybridrank.data._logreaders import (
     LOG_READERS,
     ReadReport,
@@ -59,6 +65,7 @@ from hybridrank.data._text import text_lines
 
 __all__ = [
     "CLICK_SIMULATORS",
+    "COLLECTION_DOC_FILES",
     "DEFAULT_EXAMINATION",
     "LOG_READERS",
     "MANIFEST",
@@ -81,6 +88,7 @@ __all__ = [
     "bm25_candidates",
     "check_unique_pairs",
     "choose_tuning_queries",
+    "collection_qrels_file",
     "ctr_by_rank",
     "data_row_lines",
     "default_cache_dir",

@@ -330,8 +330,20 @@ def read_queries(path: Path) -> pd.DataFrame:
     return read_id_text_tsv(path, id_column=C.QID)
 
 
+def _is_integer(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
 def read_trec_qrels(path: Path) -> pd.DataFrame:
-    """Read TREC qrels: ``QID ITERATION DOCID GRADE``, whitespace-separated.
+    """Read qrels: TREC's ``QID ITERATION DOCID GRADE``, or BEIR's ``QID DOCID GRADE``.
+
+    Fields are whitespace-separated. The first line fixes the layout: four
+    fields (TREC), or three (BEIR's ``qrels/*.tsv``, whose header line
+    ``query-id corpus-id score`` is skipped); every line must then have as many.
 
     Returns:
         DataFrame ``qid, docid, grade (int64), _line``. A pair judged twice is
@@ -339,16 +351,27 @@ def read_trec_qrels(path: Path) -> pd.DataFrame:
     """
     rows: list[tuple[str, str, int, int]] = []
     negative = 0
+    width: int | None = None
+    expected = {4: "'QID ITER DOCID GRADE' (TREC)", 3: "'QID DOCID GRADE' (BEIR)"}
     for lineno, line in _lines(path):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split()
-        if len(fields) != 4:
+        if width is None:
+            if len(fields) == 3 and not _is_integer(fields[2]):
+                width = 3  # BEIR's header line
+                continue
+            width = len(fields) if len(fields) in expected else 4
+        if len(fields) != width:
             raise DataFormatError(
-                f"expected 4 fields 'QID ITER DOCID GRADE', got {len(fields)}",
+                f"expected {width} fields {expected[width]}"
+                + (" like the first line" if width == 3 else "")
+                + f", got {len(fields)}",
                 path=path,
                 line=lineno,
             )
+        if width == 3:
+            fields = [fields[0], "0", fields[1], fields[2]]
         try:
             grade = int(fields[3])
         except ValueError:

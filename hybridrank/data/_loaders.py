@@ -157,11 +157,15 @@ def load_trec(
 
     Layout:
         * ``docs.tsv`` (``DOCID<TAB>TEXT`` or ``DOCID<TAB>TITLE<TAB>TEXT``, no
-          header) or ``docs.jsonl`` (``{"docid", "text"[, "title"]}``);
+          header), ``docs.jsonl`` (``{"docid", "text"[, "title"]}``) or BEIR's
+          ``corpus.jsonl`` (``{"_id", "title", "text"}``); a title is read as
+          the text's first sentence;
         * ``queries.tsv`` (``QID<TAB>TEXT``), ``queries.jsonl`` (``{"qid", "text"[,
           "description"][, "narrative"]}``) or ``topics.txt`` (TREC ``<top>``
           blocks: title, description, narrative);
-        * ``qrels`` or ``qrels.txt`` (TREC: ``QID 0 DOCID GRADE``).
+        * ``qrels`` or ``qrels.txt`` (TREC: ``QID 0 DOCID GRADE``), or BEIR's
+          ``qrels/test.tsv`` (``query-id corpus-id score`` with its header;
+          ``dev.tsv`` or ``train.tsv`` where there is no test split).
 
     Args:
         root: The directory.
@@ -177,15 +181,15 @@ def load_trec(
         docs = read_id_text_tsv(root / "docs.tsv", id_column=C.DOCID, allow_title=True)
     elif (root / "docs.jsonl").exists():
         docs = read_docs_jsonl(root / "docs.jsonl")
+    elif (root / "corpus.jsonl").exists():  # BEIR
+        docs = read_docs_jsonl(root / "corpus.jsonl")
     else:
-        raise MissingInputError(f"{root}: neither docs.tsv nor docs.jsonl found")
+        raise MissingInputError(f"{root}: none of docs.tsv, docs.jsonl, corpus.jsonl found")
     queries_path = next(
         (root / n for n in QUERY_FILES if (root / n).exists()), root / QUERY_FILES[0]
     )
     queries = read_queries(queries_path)
-    qrels_path = next((root / n for n in ("qrels", "qrels.txt") if (root / n).exists()), None)
-    if qrels_path is None:
-        raise MissingInputError(f"{root}: neither qrels nor qrels.txt found")
+    qrels_path = collection_qrels_file(root)
     qrels = read_trec_qrels(qrels_path)
     qrels = drop_unknown_qrels(
         qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids,
@@ -197,6 +201,39 @@ def load_trec(
         queries=queries.drop(columns=[LINE]),
         qrels=qrels[list(C.QREL_COLUMNS)].reset_index(drop=True),
     )
+
+
+#: The document files of a collection directory, in the order they are looked for.
+COLLECTION_DOC_FILES = ("docs.tsv", "docs.jsonl", "corpus.jsonl")
+
+#: BEIR's qrels splits, in the order one is chosen from a ``qrels/`` folder.
+BEIR_QRELS = ("test.tsv", "dev.tsv", "train.tsv")
+
+
+def collection_qrels_file(root: Path, *, warn: bool = True) -> Path:
+    """``qrels`` or ``qrels.txt``; or in a ``qrels/`` folder (BEIR) its test split,
+    else its dev or train split, else its one ``.tsv`` file (``warn``: log the
+    splits left unread)."""
+    for name in ("qrels", "qrels.txt"):
+        if (root / name).is_file():
+            return root / name
+    folder = root / "qrels"
+    if folder.is_dir():
+        found = sorted(p.name for p in folder.glob("*.tsv"))
+        chosen = next((n for n in BEIR_QRELS if n in found), found[0] if len(found) == 1 else None)
+        if chosen is None:
+            raise MissingInputError(
+                f"{folder}: none of {list(BEIR_QRELS)} found"
+                + (f" (it holds {found}; keep one)" if found else "")
+            )
+        others = [n for n in found if n != chosen]
+        if others and warn:
+            logger.warning(
+                "%s: judgments read from %s (BEIR's evaluation split); %s not read",
+                folder, chosen, ", ".join(others),
+            )  # fmt: skip
+        return folder / chosen
+    raise MissingInputError(f"{root}: none of qrels, qrels.txt, qrels/test.tsv found")
 
 
 def read_stopwords(path: str | Path) -> frozenset[str]:

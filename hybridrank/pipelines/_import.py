@@ -41,6 +41,7 @@ from hybridrank.data import (
     Dataset,
     FirstStageConfig,
     bm25_candidates,
+    collection_qrels_file,
     load_trec,
     read_click_log,
     read_docs_jsonl,
@@ -71,7 +72,6 @@ PRODUCER: Final = "dataset import"
 #: Options naming a file of extra query text, and the column each fills.
 _CONTEXT_OPTIONS: Final = {"query_descriptions": C.DESCRIPTION, "query_narratives": C.NARRATIVE}
 _DOCID_COMMENT = re.compile(r"\bdocid\s*=\s*(\S+)")
-_TREC_QRELS = ("qrels", "qrels.txt")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ class ImportConfig:
             line and column) or ``skip`` (left out and counted; only readers
             that take it: ``impressions``, ``tiangong``, ``baidu-ultr``).
         collection: A TREC-layout directory (``docs.tsv|docs.jsonl``,
-            ``queries.tsv``, ``qrels``), instead of ``queries``/``docs``/``qrels``.
+            ``queries.tsv``, ``qrels``; or BEIR's ``corpus.jsonl``,
+            ``queries.jsonl``, ``qrels/test.tsv``), instead of
+            ``queries``/``docs``/``qrels``.
         queries: Query texts: ``QID<TAB>TEXT``, JSON lines (``.jsonl``:
             ``{"qid", "text"[, "description"][, "narrative"]}``) or a TREC
             topics file (``<top>`` blocks: ``<num>``, ``<title>``, ``<desc>``,
@@ -346,9 +348,9 @@ def _load_texts(config: ImportConfig, record: _Record) -> _Texts | None:
     stopwords = read_stopwords(config.stopwords) if config.stopwords else frozenset()
     if config.collection is not None:
         root = Path(config.collection)
-        qrels_path = next((root / n for n in _TREC_QRELS if (root / n).exists()), None)
-        if qrels_path is None:
-            raise MissingInputError(f"{root}: neither qrels nor qrels.txt found")
+        if not root.is_dir():
+            raise MissingInputError(f"{root}: collection directory not found")
+        qrels_path = collection_qrels_file(root, warn=False)  # load_trec says it
         # Our unknown-id policy (its message, its counts) runs on the qrels read below;
         # load_trec only drops the same rows from its own copy.
         try:

@@ -29,6 +29,7 @@ from hybridrank._config import (
     unknown_keys_error,
 )
 from hybridrank.data import (
+    COLLECTION_DOC_FILES,
     TUNING,
     Collection,
     Dataset,
@@ -63,8 +64,10 @@ class DataConfig:
 
     Attributes:
         format: ``nfcorpus`` (the original release layout), ``trec``
-            (docs.tsv|docs.jsonl, queries.tsv, qrels) or ``auto`` (``trec``
-            when the directory holds docs.tsv or docs.jsonl, else ``nfcorpus``).
+            (docs.tsv|docs.jsonl|corpus.jsonl, queries.tsv|queries.jsonl,
+            qrels|qrels/test.tsv: :func:`hybridrank.data.load_trec`) or ``auto``
+            (``trec`` when the directory holds one of those document files,
+            else ``nfcorpus``).
         path: Directory of the collection; for ``nfcorpus`` None means
             ``--data``, then ``$HYBRIDRANK_DATA``, then ``../shared/datasets``,
             then a one-time download.
@@ -235,7 +238,7 @@ def load_collection(
     return collection, words
 
 
-TREC_DOCS = ("docs.tsv", "docs.jsonl")
+TREC_DOCS = COLLECTION_DOC_FILES
 
 
 def make_splits(

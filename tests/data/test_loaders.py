@@ -128,6 +128,45 @@ def test_a_title_is_read_as_the_first_sentence_of_the_text(tmp_path: Path) -> No
         join_titles(table, source="docs.csv")
 
 
+def test_load_a_beir_layout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """BEIR: corpus.jsonl (``_id``, title, text, metadata), queries.jsonl and
+    qrels/test.tsv with its ``query-id corpus-id score`` header."""
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        '{"_id": "d1", "title": "Zebra herds", "text": "they migrate", "metadata": {}}\n'
+        '{"_id": "d2", "title": "", "text": "boil the pasta", "metadata": {"url": "x"}}\n'
+    )
+    (root / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "zebra", "metadata": {}}\n{"_id": "q2", "text": "pasta"}\n'
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td2\t1\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq2\td1\t1\n")
+    with caplog.at_level("WARNING"):
+        col = load_trec(root)
+    assert "read from test.tsv" in caplog.text and "train.tsv not read" in caplog.text
+    assert col.docs[C.TEXT].tolist() == ["Zebra herds. they migrate", "boil the pasta"]
+    assert sorted(zip(col.qrels[C.QID], col.qrels[C.DOCID], col.qrels[C.GRADE], strict=True)) == [
+        ("q1", "d1", 2),
+        ("q2", "d2", 1),
+    ]
+    # Without a test split its one other file is read; two others are refused by name.
+    (root / "qrels" / "test.tsv").unlink()
+    assert load_trec(root).qrels[C.DOCID].tolist() == ["d1"]
+    (root / "qrels" / "extra.tsv").write_text("q1\td2\t1\n")
+    assert load_trec(root).qrels[C.QID].tolist() == ["q2"]  # train.tsv, before other names
+    (root / "qrels" / "train.tsv").unlink()
+    (root / "qrels" / "more.tsv").write_text("q1\td2\t1\n")
+    with pytest.raises(FileNotFoundError, match="keep one"):
+        load_trec(root)
+    # A BEIR qrels line with a missing field is named like a TREC one.
+    (root / "qrels" / "more.tsv").unlink()
+    (root / "qrels" / "extra.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\nq1\td1\n")
+    with pytest.raises(DataFormatError, match="expected 3 fields") as err:
+        load_trec(root)
+    assert "extra.tsv" in str(err.value) and "line 3" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("filename", "content", "message", "line"),
     [
