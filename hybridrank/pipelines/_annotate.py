@@ -27,6 +27,7 @@ from hybridrank.labels.llm import (
     annotate_candidates,
     judge_columns,
     judge_names,
+    on_judge_scale,
 )
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,9 @@ def annotate_dataset(
         if rows.sum() >= MIN_CALIBRATION_PAIRS:
             # The tuning set is the calibration set: the judge's thresholds come from its grades.
             scored = out.assign(score=out[LLM_SCORE])
-            grader.fit(scored.loc[rows], scored.loc[rows, C.Y_EXPERT].to_numpy())
+            # Expert grades above the judge's 0-3 scale are read on it (0-4: 0,1,2,2,3).
+            expert = on_judge_scale(scored[C.Y_EXPERT].to_numpy(dtype="float64"))
+            grader.fit(scored.loc[rows], expert[rows])
             out[C.Y_LLM] = grader.transform(scored)
             out[LLM_SOFT] = grader.soft_grade(scored)
         else:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from hybridrank.labels.llm._agreement import (
+    JUDGE_TOP,
     Agreement,
     JudgeAgreement,
     agreement_report,
+    expert_top,
     judge_agreement,
+    on_judge_scale,
 )
 from hybridrank.labels.llm._cache import AnswerCache, cache_key
 from hybridrank.labels.llm._embedding import EmbeddingJudge, packaged_minilm_path
@@ -82,6 +85,7 @@ __all__ = [
     "DESCRIBED_PROMPT_VERSION",
     "DRAW_COLUMNS",
     "GRADES",
+    "JUDGE_TOP",
     "LABEL_TABLE_COLUMNS",
     "LLM_SCORE",
     "LLM_SOFT",
@@ -121,6 +125,7 @@ __all__ = [
     "combine_majority",
     "combine_mean",
     "count_answered",
+    "expert_top",
     "get_prompt",
     "grade_distribution",
     "judge_agreement",
@@ -128,6 +133,7 @@ __all__ = [
     "judge_names",
     "kappa_thresholds",
     "make_annotator",
+    "on_judge_scale",
     "packaged_minilm_path",
     "pairs_from_candidates",
     "parse_grade",

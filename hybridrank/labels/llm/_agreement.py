@@ -19,6 +19,45 @@ from hybridrank.evaluate import ndcg_at_k
 ALL = "all"
 
 
+#: The judges' grade scale (the rubric's 0-3).
+JUDGE_TOP = 3
+
+
+def expert_top(expert: npt.ArrayLike) -> int:
+    """The collection's highest expert grade (at least 1), the top of its scale."""
+    values = np.asarray(expert, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    return max(1, int(np.rint(values.max()))) if values.size else 1
+
+
+def on_judge_scale(expert: npt.ArrayLike, top: int | None = None) -> np.ndarray:
+    """Expert grades on the judges' 0-3 scale (NaN stays NaN).
+
+    Grades up to 3 are unchanged (negative ones read as 0). A collection graded
+    above 3 (0-4; CLARA2's 0-5) is scaled, ``round(g * 3 / top)``, so its top
+    grade is the judges' top grade and no grade is read above it: 0-4 becomes
+    0, 1, 2, 2, 3. ``top``: the collection's highest grade (default: the
+    highest of ``expert``); give the whole table's, so a subset maps the same.
+    """
+    e = np.clip(np.asarray(expert, dtype=np.float64), 0, None)
+    top = expert_top(e) if top is None else top
+    if top > JUDGE_TOP:
+        e = e * JUDGE_TOP / top
+    return np.clip(np.rint(e), 0, JUDGE_TOP)
+
+
+def scale_note(top: int) -> str:
+    """How :func:`on_judge_scale` reads a collection's grades, in words ("" for 0-3)."""
+    if top <= JUDGE_TOP:
+        return ""
+    mapped = on_judge_scale(np.arange(top + 1, dtype=np.float64), top).astype(int)
+    pairs = ", ".join(f"{g}->{m}" for g, m in enumerate(mapped))
+    return (
+        f"expert grades 0-{top} read on the judge's 0-{JUDGE_TOP} scale for kappa, agreement "
+        f"and calibration ({pairs}); NDCG uses the expert grades as they are"
+    )
+
+
 def _measures(judge: np.ndarray, expert: np.ndarray) -> dict[str, float]:
     n = int(judge.size)
     if n < 2:
@@ -62,6 +101,8 @@ class Agreement:
         per_grade: Per grade: pairs the expert and the judge gave it, the
             judge's precision (expert agrees) and recall (judge finds it).
         tie_order: How ``ndcg@10_by_judge`` breaks grade ties, in words.
+        scale: How expert grades above the judge's scale were read
+            (:func:`scale_note`; "" for a 0-3 collection).
     """
 
     overall: dict[str, float]
@@ -70,11 +111,13 @@ class Agreement:
     title: str
     per_grade: pd.DataFrame | None = None
     tie_order: str = ""
+    scale: str = ""
 
     def to_text(self) -> str:
         o = self.overall
         lines = [
             self.title,
+            *([f"Scale: {self.scale}"] if self.scale else []),
             f"pairs {int(o['pairs'])}: weighted kappa (quadratic) {o['kappa_quadratic']:.3f}, "
             f"(linear) {o['kappa_linear']:.3f}; Kendall tau-b {o['kendall_tau']:.3f}; "
             f"exact agreement {o['exact_agreement']:.3f}",
@@ -104,6 +147,7 @@ class Agreement:
             paths["json"],
             json.dumps(
                 {"title": self.title, "overall": self.overall, "tie_order": self.tie_order,
+                 "scale": self.scale,
                  "by_bucket": json.loads(self.by_bucket.reset_index().to_json(orient="records")),
                  "confusion": self.confusion.to_numpy().tolist(),
                  "per_grade": None if self.per_grade is None
@@ -167,8 +211,11 @@ def agreement_report(
     j_all = table[judge].to_numpy(dtype=np.float64)
     keep = ~np.isnan(j_all)
     sub = table.loc[keep]
-    j = sub[judge].to_numpy(dtype=np.float64).clip(0, 3).round().astype(int)
-    e = sub[expert].to_numpy(dtype=np.float64).clip(0, 3).round().astype(int)
+    top = expert_top(table[expert])
+    j = sub[judge].to_numpy(dtype=np.float64).clip(0, JUDGE_TOP).round().astype(int)
+    # Kappa and the confusion compare grades on the judge's scale; NDCG the expert's own.
+    e_true = sub[expert].to_numpy(dtype=np.float64).clip(0, None)
+    e = on_judge_scale(e_true, top).astype(int)
     overall = _measures(j, e)
     overall["pairs_without_judgment"] = float((~keep).sum())
 
@@ -187,10 +234,10 @@ def agreement_report(
         tie_order = (
             f"grade ties broken by {baseline}" if base is not None else "grade ties in table order"
         )
-    ndcg_columns = {"ndcg@10_by_judge": ndcg_at_k(rank_score, e, qid=qid, k=10)}
+    ndcg_columns = {"ndcg@10_by_judge": ndcg_at_k(rank_score, e_true, qid=qid, k=10)}
     if base is not None:
-        ndcg_columns["ndcg@10_grades_only"] = ndcg_at_k(grades_only, e, qid=qid, k=10)
-        ndcg_columns[f"ndcg@10_{baseline}"] = ndcg_at_k(base, e, qid=qid, k=10)
+        ndcg_columns["ndcg@10_grades_only"] = ndcg_at_k(grades_only, e_true, qid=qid, k=10)
+        ndcg_columns[f"ndcg@10_{baseline}"] = ndcg_at_k(base, e_true, qid=qid, k=10)
     ndcg = ndcg_columns["ndcg@10_by_judge"]
     q_first = np.r_[True, sub[C.QID].to_numpy()[1:] != sub[C.QID].to_numpy()[:-1]]
     q_bucket = sub[bucket].astype(str).to_numpy()[q_first] if bucket else np.full(ndcg.size, ALL)
@@ -230,7 +277,7 @@ def agreement_report(
         index=pd.Index([0, 1, 2, 3], name="grade"),
     )
     return Agreement(overall=overall, by_bucket=by_bucket, confusion=confusion, title=title,
-                     per_grade=per_grade, tie_order=tie_order)  # fmt: skip
+                     per_grade=per_grade, tie_order=tie_order, scale=scale_note(top))  # fmt: skip
 
 
 def _counts_as_ints(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -332,7 +379,8 @@ def judge_agreement(
         grades: Judge name -> grades, one per pair (NaN where the judge gave none).
         combined: The combined grade per pair, shown as the last judge row.
         combine: How ``combined`` was made (its row is ``combined (<combine>)``).
-        expert: Expert grades per pair: each judge's agreement with them.
+        expert: Expert grades per pair: each judge's agreement with them (read on
+            the judges' 0-3 scale, :func:`on_judge_scale`).
 
     Example:
         >>> rep = judge_agreement({"a": [0, 1, 2, 3], "b": [0, 1, 2, 2]})
@@ -355,7 +403,7 @@ def judge_agreement(
             combined, dtype=np.float64
         )
     per: dict[str, dict[str, float]] = {}
-    truth = None if expert is None else np.asarray(expert, dtype=np.float64)
+    truth = None if expert is None else on_judge_scale(expert)
     for name, g in judged.items():
         row: dict[str, float] = {"graded_pairs": float(np.sum(~np.isnan(g)))}
         if truth is not None:

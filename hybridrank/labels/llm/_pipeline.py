@@ -13,7 +13,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._config import config_from_dict, unknown_keys_error
 from hybridrank.errors import ConfigError
-from hybridrank.labels.llm._agreement import JudgeAgreement
+from hybridrank.labels.llm._agreement import JudgeAgreement, on_judge_scale
 from hybridrank.labels.llm._cache import AnswerCache
 from hybridrank.labels.llm._grading import GraderConfig, SemanticGrader
 from hybridrank.labels.llm._panel import (
@@ -282,7 +282,9 @@ def annotate_candidates(
         scored = out.assign(score=out[LLM_SCORE])
         if calib:
             seed_rows = scored[CALIBRATION].to_numpy()
-            grader.fit(scored.loc[seed_rows], scored.loc[seed_rows, C.Y_EXPERT].to_numpy())
+            # Expert grades above the judge's 0-3 scale are read on it (0-4: 0,1,2,2,3).
+            expert = on_judge_scale(scored[C.Y_EXPERT].to_numpy(dtype=np.float64))
+            grader.fit(scored.loc[seed_rows], expert[seed_rows])
         else:
             grader.fit(scored)
         out[C.Y_LLM] = grader.transform(scored)

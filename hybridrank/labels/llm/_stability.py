@@ -15,7 +15,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank.errors import MissingColumnError
 from hybridrank.evaluate import ndcg_at_k
-from hybridrank.labels.llm._agreement import within_unit
+from hybridrank.labels.llm._agreement import expert_top, on_judge_scale, within_unit
 from hybridrank.labels.llm._grading import GraderConfig, SemanticGrader, quadratic_kappa
 
 #: Columns of :func:`calibration_draws`' result, one row per draw.
@@ -73,8 +73,10 @@ def calibration_draws(
             f"a calibration set of {size} queries needs more than {size} judged queries "
             f"with expert grades, got {len(queries)}"
         )
-    # Grades above 3 (a 0-4 scale) count as 3, as the grader reads them.
-    expert = np.clip(np.rint(rows[C.Y_EXPERT].to_numpy(dtype=np.float64)), 0, 3).astype(np.int64)
+    # Calibration and kappa read the grades on the judge's scale, as the grader does;
+    # NDCG the expert grades as they are.
+    graded = np.clip(rows[C.Y_EXPERT].to_numpy(dtype=np.float64), 0, None)
+    expert = on_judge_scale(graded, expert_top(graded)).astype(np.int64)
     bm25 = rows[C.BM25].to_numpy(dtype=np.float64)
     out = []
     for i in range(draws):
@@ -83,7 +85,7 @@ def calibration_draws(
         grader = SemanticGrader(config).fit(rows.loc[calibration], expert[calibration])
         held = ~calibration
         grades = grader.transform(rows.loc[held])
-        e, q = expert[held], qid[held]
+        e, q = graded[held], qid[held]
         by_grades = float(
             np.nanmean(ndcg_at_k(grades + 1e-3 * within_unit(bm25[held]), e, qid=q, k=10))
         )
@@ -93,7 +95,7 @@ def calibration_draws(
                 "draw": i,
                 "calibration_queries": size,
                 "pairs": int(held.sum()),
-                "kappa_quadratic": quadratic_kappa(e, grades.astype(np.int64)),
+                "kappa_quadratic": quadratic_kappa(expert[held], grades.astype(np.int64)),
                 "ndcg@10_grades_only": by_grades,
                 "ndcg@10_bm25": by_bm25,
                 "grades_only_minus_bm25": by_grades - by_bm25,

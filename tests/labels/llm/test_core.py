@@ -441,6 +441,44 @@ def test_annotate_candidates_with_llm_grades_and_agreement(tmp_path: Path) -> No
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
 
 
+def test_expert_grades_above_three_are_read_on_the_judges_scale_not_cut() -> None:
+    """A 0-4 (or CLARA2's 0-5) collection: kappa and calibration read its grades on the
+    judge's 0-3 scale, proportionally; NDCG reads them as they are."""
+    from hybridrank.evaluate import ndcg_at_k
+    from hybridrank.labels.llm import on_judge_scale
+    from hybridrank.labels.llm._agreement import scale_note
+
+    np.testing.assert_array_equal(on_judge_scale([0, 1, 2, 3, 4]), [0, 1, 2, 2, 3])
+    np.testing.assert_array_equal(on_judge_scale([0, 1, 2, 3, 4, 5]), [0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(on_judge_scale([0, 1, 2, -1]), [0, 1, 2, 0])  # 0-3: as is
+    np.testing.assert_array_equal(on_judge_scale([1.0, np.nan], top=4), [1, np.nan])
+    assert scale_note(3) == "" and "0->0, 1->1, 2->2, 3->2, 4->3" in scale_note(4)
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            C.QID: np.repeat([f"q{i}" for i in range(6)], 5),
+            C.DOCID: [f"d{i}" for i in range(30)],
+            C.Y_EXPERT: rng.integers(0, 5, 30).astype(float),
+            C.BM25: rng.random(30),
+            C.BUCKET: "low",
+        }
+    )
+    table[C.Y_LLM] = on_judge_scale(table[C.Y_EXPERT])  # a judge that agrees on its scale
+    rep = agreement_report(table)
+    assert rep.overall["exact_agreement"] == 1.0 and rep.overall["kappa_quadratic"] == 1.0
+    assert list(rep.confusion.index) == [0, 1, 2, 3]
+    assert rep.per_grade is not None and rep.per_grade.loc[3, "expert_pairs"] == int(
+        (table[C.Y_EXPERT] == 4).sum()
+    )
+    assert rep.scale and rep.scale in rep.to_text()
+    # BM25's NDCG is the one every other command reports: on the 0-4 grades as they are.
+    truth = np.nanmean(
+        ndcg_at_k(table[C.BM25].to_numpy(), table[C.Y_EXPERT].to_numpy(),
+                  qid=table[C.QID].to_numpy(), k=10)
+    )  # fmt: skip
+    assert rep.by_bucket.loc["all", "ndcg@10_bm25"] == pytest.approx(truth)
+
+
 @pytest.mark.parametrize(
     "answer, grade",
     [
