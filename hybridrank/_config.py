@@ -34,6 +34,15 @@ def unknown_keys_error(
     return ConfigError(f"{section}: unknown {noun} {unknown}{hint}; known {noun} are {known}")
 
 
+def as_mapping(values: Any, section: str) -> dict[str, Any]:
+    """``values`` as a dict (None: empty); anything but a mapping is a ConfigError naming ``section``."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{section}: expected a mapping of keys, got {type(values).__name__}")
+    return dict(values)
+
+
 def config_from_dict(cls: type[T], values: Mapping[str, Any] | None, section: str) -> T:
     """Instantiate ``cls`` from a mapping, checking every key and value type.
 
@@ -137,6 +146,8 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
         raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise MissingInputError(f"{p}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a YAML config file") from None
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise ConfigError(
@@ -144,10 +155,25 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
             "save the file as UTF-8"
         ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{p}{where}: not valid YAML ({problem})") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping of sections at the top level")
     raw = dict(raw or {})
+    if section is not None:
+        # A misspelt section name would be ignored beside the section, or read as its keys.
+        typo = next(
+            (
+                k
+                for k in map(str, raw)
+                if k != section and difflib.get_close_matches(k, [section], n=1, cutoff=0.75)
+            ),
+            None,
+        )
+        if typo is not None:
+            raise ConfigError(f"{p}: top-level key {typo!r}: did you mean {section!r}?")
     if section is not None and section in raw:
         inner = raw[section]
         if inner is not None and not isinstance(inner, dict):

@@ -213,6 +213,46 @@ def test_a_misspelt_config_key_names_the_closest_known_key(
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
+def test_bad_config_shapes_and_values_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cases = [
+        ("experiment:\n  stacker: [1]\n", "stacker: expected a mapping of keys, got list"),
+        ("experiment:\n  famol: [1]\n", "famol: expected a mapping of keys, got list"),
+        ("experiment:\n  scheduling: fast\n", "scheduling: expected a mapping of keys, got str"),
+        ("experiment: {seeds: [0]}\nexperimnt: {seeds: [1]}\n", "top-level key 'experimnt': did you mean 'experiment'?"),
+        ("experiment: {seeds: [0\n", "c.yaml, line 2, column 1: not valid YAML"),
+    ]  # fmt: skip
+    for text, message in cases:
+        cfg.write_text(text)
+        assert main(["experiment", "--config", str(cfg), "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    cfg.write_text("wrold:\n  simulation: {n_sessions: 10}\n")
+    assert main(["world", "build", "--config", str(cfg), "--out", str(tmp_path / "w")]) == 2
+    assert "top-level key 'wrold': did you mean 'world'?" in capsys.readouterr().err
+    assert main(["world", "build", "--config", str(tmp_path), "--out", str(tmp_path / "w")]) == 2
+    assert "is a directory, not a YAML config file" in capsys.readouterr().err
+    cfg.write_text("profiles: {quick: {bi-encoder: [1]}}\n")
+    assert main(["train", "neural", "--config", str(cfg), "--out", str(tmp_path / "n")]) == 2
+    assert "profiles.quick.bi-encoder: expected a mapping" in capsys.readouterr().err
+    cfg.write_text("world:\n  simulation: {zipf_exponent: .nan}\n")
+    assert main(["world", "build", "--config", str(cfg), "--out", str(tmp_path / "w")]) == 2
+    assert "zipf_exponent must be a number >= 0, got nan" in capsys.readouterr().err
+    for argv in (
+        ["world", "build", "--zipf", "nan", "--out", str(tmp_path / "w")],
+        ["world", "examination", "--max-rank", "0"],
+        ["study", "run", "studies/stacker_study.yaml", "--n-trials", "0"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+    assert main(["world", "examination", "--clicklogs", str(tmp_path / "none")]) == 2
+    assert "--clicklogs" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "x").exists()
+
+
 def test_clickmodel_fit_checks_its_inputs_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -34,6 +34,17 @@ def at_least_one(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """An argparse type: a finite number (not nan or inf)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def share(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1 (a held-out share)."""
     try:
@@ -57,7 +68,7 @@ def add_world_options(p: argparse.ArgumentParser) -> None:
         "queries.tsv, qrels; or BEIR's corpus.jsonl, queries.jsonl, qrels/test.tsv), detected by its files (default: $HYBRIDRANK_DATA, ../shared/datasets)",
     )
     p.add_argument("--sessions", type=positive_int, help="number of simulated sessions")
-    p.add_argument("--zipf", type=float, help="Zipf exponent of query popularity")
+    p.add_argument("--zipf", type=finite_float, help="Zipf exponent of query popularity")
     p.add_argument("--seed", type=positive_int, help="simulation seed")
     p.add_argument(
         "--click-model", choices=["pbm", "cascade"], help="click model of simulated users"

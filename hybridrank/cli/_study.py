@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hybridrank._config import in_file
-from hybridrank.cli._common import add_dataset_option
+from hybridrank.cli._common import add_dataset_option, at_least_one
 from hybridrank.errors import ConfigError, MissingInputError
 
 if TYPE_CHECKING:
@@ -162,7 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--storage",
         help="sqlite:///x.db | postgresql://... | journal:PATH (default: RUN_DIR/study.db)",
     )
-    sr.add_argument("--n-trials", type=int, help="trials the study should have in the end")
+    sr.add_argument(
+        "--n-trials", type=at_least_one, help="trials the study should have in the end"
+    )
     sr.add_argument("--out", type=Path, help="run directory (default: the spec's out)")
     sr.add_argument("--data", type=Path, help="collection directory")
     add_dataset_option(sr, help="run the study on this dataset (overrides the spec's dataset:)")

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from hybridrank._atomic import check_output_dir
-from hybridrank.cli._common import add_world_options, world_config
+from hybridrank.cli._common import add_world_options, at_least_one, world_config
+from hybridrank.errors import MissingInputError
 
 
 def cmd_world_build(args: argparse.Namespace) -> int:
@@ -41,6 +42,10 @@ def cmd_world_examination(args: argparse.Namespace) -> int:
     from hybridrank.data import ctr_by_rank, examination_from_ctr, read_clara2, read_yandex_sample
 
     root = args.clicklogs
+    if not root.is_dir():
+        raise MissingInputError(
+            f"--clicklogs {root}: no such directory (it holds yandex-wscd-sample/ and clara2/)"
+        )
     logs = {
         "yandex": (read_yandex_sample, root / "yandex-wscd-sample" / "trainSample"),
         "clara2": (read_clara2, root / "clara2" / "CLARA2SearchLog_beta"),
@@ -92,5 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path("../shared/datasets/clicklogs"),
         help="directory holding yandex-wscd-sample/ and clara2/",
     )
-    exam.add_argument("--max-rank", type=int, default=10)
+    exam.add_argument(
+        "--max-rank", type=at_least_one, default=10, help="ranks to read (default: 10)"
+    )
     exam.set_defaults(func=cmd_world_examination)

@@ -81,8 +81,10 @@ class SimulationConfig:
             raise ConfigError(f"simulation.n_sessions must be >= 0, got {self.n_sessions}")
         if self.seed < 0:
             raise ConfigError(f"simulation.seed must be >= 0, got {self.seed}")
-        if self.zipf_exponent < 0:
-            raise ConfigError(f"simulation.zipf_exponent must be >= 0, got {self.zipf_exponent}")
+        if not self.zipf_exponent >= 0 or self.zipf_exponent == float("inf"):  # NaN too
+            raise ConfigError(
+                f"simulation.zipf_exponent must be a number >= 0, got {self.zipf_exponent}"
+            )
         if self.page_size < 1:
             raise ConfigError(f"simulation.page_size must be >= 1, got {self.page_size}")
         if len(self.examination) < self.page_size:
@@ -102,7 +104,11 @@ class SimulationConfig:
             raise ConfigError(
                 f"simulation.click_model {self.click_model!r} unknown; choose from {sorted(CLICK_SIMULATORS)}"
             )
-        if any(v <= 0 for v in self.dwell_median_s) or self.dwell_sigma < 0 or self.days <= 0:
+        if (
+            any(not v > 0 for v in self.dwell_median_s)  # NaN fails too
+            or not self.dwell_sigma >= 0
+            or not 0 < self.days < float("inf")
+        ):
             raise ConfigError(
                 "simulation: dwell medians and days must be positive, dwell_sigma >= 0"
             )

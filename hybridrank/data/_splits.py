@@ -97,8 +97,9 @@ def choose_tuning_queries(
     sizes = pool[bucket].value_counts()
     share = sizes / sizes.sum()
     want = np.maximum(np.round(share * n).astype(int), np.minimum(4, sizes)).astype(int)
-    # A bucket never gives more than a fifth of its eligible queries (at least one).
-    limit = np.maximum(sizes // 5, 1)
+    # A bucket never gives more than a fifth of its eligible queries (at least one), and
+    # keeps one to evaluate: a bucket of one query gives none, or no table would show it.
+    limit = pd.Series(np.where(sizes >= 2, np.maximum(sizes // 5, 1), 0), index=sizes.index)
     want = np.minimum(want, limit).astype(int)
     # The per-bucket floor can overshoot n: take the surplus from the buckets that give
     # most, the smaller bucket first on a tie; with fewer queries than buckets, the
@@ -117,8 +118,8 @@ def choose_tuning_queries(
     if want.sum() < asked:
         logger.warning(
             "tuning set: %d queries asked for, using %d: at most a fifth of the %d queries "
-            "with a relevant candidate, and of each frequency bucket's (%s), so the rest stay "
-            "for evaluation",
+            "with a relevant candidate, and of each frequency bucket's (%s; a bucket of one "
+            "gives none), so the rest stay for evaluation",
             asked, int(want.sum()), len(pool),
             ", ".join(f"{name} {int(c)}" for name, c in sizes.items()),
         )  # fmt: skip

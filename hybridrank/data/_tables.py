@@ -86,6 +86,13 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
             frame = pd.read_parquet(p)
         else:
             frame = pd.read_csv(p, sep=kind, dtype={"qid": str, "docid": str})
+            ids = [c for c in ("qid", "docid") if c in frame.columns]
+            if ids:
+                # An id column's only missing value is an empty field: "NA", "null" or
+                # "nan" are ids (as `dataset import` reads them), never missing ids.
+                frame[ids] = pd.read_csv(
+                    p, sep=kind, usecols=ids, dtype=str, keep_default_na=False, na_values=[""]
+                )[ids]
     except pd.errors.ParserError as exc:
         raise DataFormatError(f"not a readable {p.suffix[1:]} file ({exc})", path=p) from None
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._config import as_mapping, config_from_dict, config_to_dict
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import Padded, offsets_from_qid
 from hybridrank.ensemble._gates import SigmoidGate
@@ -59,7 +59,7 @@ class FAMOLConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> FAMOLConfig:
-        values = dict(values or {})
+        values = as_mapping(values, "famol")
         gbdt = LambdaMARTConfig.from_dict(
             values.pop("gbdt", None)
             or {"n_estimators": 200, "early_stopping_rounds": None, "n_jobs": 1}

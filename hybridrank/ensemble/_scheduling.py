@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from hybridrank._config import config_from_dict, config_to_dict
+from hybridrank._config import as_mapping, config_from_dict, config_to_dict
 from hybridrank._estimator import ConfigParams
 from hybridrank.errors import ConfigError
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
@@ -47,7 +47,7 @@ class SchedulingConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> SchedulingConfig:
-        values = dict(values or {})
+        values = as_mapping(values, "scheduling")
         gbdt = LambdaMARTConfig.from_dict(values.pop("gbdt", None))
         base = config_from_dict(cls, values, "scheduling")
         return cls(**{**base.__dict__, "gbdt": gbdt})

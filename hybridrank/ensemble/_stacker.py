@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hybridrank._atomic import write_text
-from hybridrank._config import config_from_dict, config_to_dict, read_json
+from hybridrank._config import as_mapping, config_from_dict, config_to_dict, read_json
 from hybridrank._estimator import ConfigParams
 from hybridrank._grouping import offsets_from_qid
 from hybridrank.ensemble._gates import (
@@ -93,7 +93,7 @@ class StackerConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> StackerConfig:
-        v = dict(values or {})
+        v = as_mapping(values, "stacker")
         if "anchor" in v:
             if "anchors" in v:
                 raise ConfigError("stacker: give anchors or anchor (one name), not both")

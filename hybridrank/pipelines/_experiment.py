@@ -24,7 +24,13 @@ from hybridrank._atomic import (
     write_parquet,
     write_text,
 )
-from hybridrank._config import config_from_dict, in_file, read_yaml_mapping, unknown_keys_error
+from hybridrank._config import (
+    as_mapping,
+    config_from_dict,
+    in_file,
+    read_yaml_mapping,
+    unknown_keys_error,
+)
 from hybridrank.data import TUNING, Dataset
 from hybridrank.ensemble import (
     TIE_BREAKS,
@@ -452,7 +458,7 @@ class _Shared:
 
 def _stacker_config(values: Mapping[str, Any] | None) -> StackerConfig:
     """The experiment's stacker: ``anchors`` default to :data:`DEFAULT_ANCHORS`."""
-    v = dict(values or {})
+    v = as_mapping(values, "stacker")
     if "anchor" not in v and "anchors" not in v:
         v["anchors"] = list(DEFAULT_ANCHORS)
     return StackerConfig.from_dict(v)

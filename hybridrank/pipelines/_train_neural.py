@@ -17,7 +17,13 @@ from tqdm.auto import tqdm
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir, save_figure, staged_directory, write_text
-from hybridrank._config import config_from_dict, in_file, read_yaml_mapping, unknown_keys_error
+from hybridrank._config import (
+    as_mapping,
+    config_from_dict,
+    in_file,
+    read_yaml_mapping,
+    unknown_keys_error,
+)
 from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, check_metrics, evaluate_table
@@ -129,16 +135,22 @@ class NeuralTrainConfig:
         p = Path(path)
         raw = read_yaml_mapping(p)
         profiles = raw.pop("profiles", None)
-        neural = dict(raw.get("neural") or {})
+        neural = in_file(p, lambda: as_mapping(raw.get("neural"), "neural"))
         per_architecture: dict[str, Any] = {}
         if profiles is not None:
             name = profile or "quick"
             if not isinstance(profiles, dict) or name not in profiles:
                 known = sorted(profiles) if isinstance(profiles, dict) else []
                 raise ConfigError(f"{p}: no profile {name!r}; profiles are {known}")
-            overlay = dict(profiles[name] or {})
-            per_architecture = {a: overlay.pop(a) or {} for a in ARCHITECTURES if a in overlay}
-            neural.update(overlay.pop("neural", None) or {})
+
+            def mapping(values: Any, key: str) -> dict[str, Any]:
+                return in_file(p, lambda: as_mapping(values, f"profiles.{name}{key}"))
+
+            overlay = mapping(profiles[name], "")
+            per_architecture = {
+                a: mapping(overlay.pop(a), f".{a}") for a in ARCHITECTURES if a in overlay
+            }
+            neural.update(mapping(overlay.pop("neural", None), ".neural"))
             raw.update(overlay)
         elif profile is not None:
             raise ConfigError(f"{p}: has no profiles; drop --profile {profile}")

@@ -58,6 +58,19 @@ def test_tuning_queries_never_exceed_a_fifth_even_with_more_buckets() -> None:
     assert by_bucket.to_dict() == {"low": 30, "mid": 20, "high": 10}
 
 
+def test_a_bucket_of_one_query_keeps_it_for_evaluation() -> None:
+    from hybridrank.data import choose_tuning_queries
+
+    queries = pd.DataFrame({
+        "qid": [f"q{i}" for i in range(21)],
+        "bucket": ["low"] + ["mid"] * 10 + ["high"] * 10,
+        "has_relevant": True,
+    })  # fmt: skip
+    for seed in range(5):
+        chosen = choose_tuning_queries(queries, 60, seed=seed)
+        assert "q0" not in chosen and len(chosen) == 4  # two of each bucket of ten
+
+
 @pytest.mark.parametrize("n", [10, 11, 12, 13, 14])  # 11: rounding gave 10 before
 def test_tuning_queries_honour_the_count_up_to_the_caps(
     n: int, caplog: pytest.LogCaptureFixture

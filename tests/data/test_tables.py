@@ -128,6 +128,17 @@ def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
         read_table(path)
 
 
+def test_ids_that_read_like_missing_values_stay_ids(tmp_path: Path) -> None:
+    """"NA", "null", "nan" are ids in a CSV (as `dataset import` reads them); only an
+    empty field is a missing id, and numeric columns keep pandas' missing values."""
+    path = tmp_path / "t.csv"
+    path.write_text("qid,docid,score\nq1,NA,1\nq1,null,2\nnan,nan,NA\nq1,,3\n")
+    table = read_table(path)
+    assert table["docid"].tolist()[:3] == ["NA", "null", "nan"] and pd.isna(table["docid"][3])
+    assert table["qid"].tolist()[2] == "nan"
+    assert pd.isna(table["score"][2]) and table["score"].dtype == "float64"
+
+
 def test_numeric_ids_are_read_as_their_whole_number_text(tmp_path: Path) -> None:
     p = tmp_path / "c.parquet"
     pd.DataFrame({"qid": [7.0, 7.0], "docid": [1, 2], "x": [0.1, 0.2]}).to_parquet(p)
