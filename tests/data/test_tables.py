@@ -129,7 +129,7 @@ def test_non_utf8_bytes_name_the_line(tmp_path: Path) -> None:
 
 
 def test_ids_that_read_like_missing_values_stay_ids(tmp_path: Path) -> None:
-    """"NA", "null", "nan" are ids in a CSV (as `dataset import` reads them); only an
+    """IDs "NA", "null", "nan" are ids in a CSV (as `dataset import` reads them); only an
     empty field is a missing id, and numeric columns keep pandas' missing values."""
     path = tmp_path / "t.csv"
     path.write_text("qid,docid,score\nq1,NA,1\nq1,null,2\nnan,nan,NA\nq1,,3\n")
