@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -62,6 +63,23 @@ def test_world_build_and_evaluate(
     assert "ndcg@10" in printed and "low" in printed
     assert (rep / "report_ndcg_at_10.png").exists()
     assert (rep / "report.csv").exists()
+
+
+def test_a_world_built_with_data_records_its_collection(
+    tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture
+) -> None:
+    """`world build --data DIR` writes a config.yaml that rebuilds the same world."""
+    root = write_trec_dir(tiny_collection, tmp_path / "trec")
+    first, again = tmp_path / "w1", tmp_path / "w2"
+    argv = ["world", "build", "--data", str(root), "--sessions", "300", "--out", str(first)]
+    assert main(argv) == 0
+    saved = yaml.safe_load((first / "config.yaml").read_text())
+    assert saved["world"]["data"]["path"] == str(root)
+    assert main(["world", "build", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
+    capsys.readouterr()
+    a, b = Dataset.read(first), Dataset.read(again)
+    pd.testing.assert_frame_equal(a.candidates, b.candidates)
+    pd.testing.assert_frame_equal(a.impressions, b.impressions)
 
 
 def test_a_taken_out_or_a_bad_option_fails_before_any_work(

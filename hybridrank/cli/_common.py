@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,12 @@ def add_dataset_option(p: argparse.ArgumentParser, *, required: bool = False, he
 
 def systems_present(table: pd.DataFrame, systems: Sequence[str]) -> list[str]:
     return [s for s in systems if s in table.columns]
+
+
+def with_data_path(config: Any, data: Path | None) -> Any:
+    """``config`` with ``--data DIR`` as its ``world.data.path``, so the config a command
+    writes beside its output names the collection it was built on."""
+    if data is None:
+        return config
+    world = config.world
+    return replace(config, world=replace(world, data=replace(world.data, path=str(data))))

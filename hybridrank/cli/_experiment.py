@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from hybridrank import __version__
-from hybridrank.cli._common import add_dataset_option, add_world_options, positive_int, world_config
+from hybridrank.cli._common import (
+    add_dataset_option,
+    add_world_options,
+    positive_int,
+    with_data_path,
+    world_config,
+)
 
 
 def print_experiment(result: Any) -> None:
@@ -54,8 +60,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     dataset = Dataset.read(args.dataset) if args.dataset else None
     start = time.perf_counter()
     result = run_experiment(
-        config, args.out, dataset=dataset, data=args.data, echo=lambda m: print(m, flush=True)
-    )
+        with_data_path(config, args.data), args.out, dataset=dataset,
+        echo=lambda m: print(m, flush=True),
+    )  # fmt: skip
     print_experiment(result)
     print(f"done in {time.perf_counter() - start:.0f}s")
     return 0
@@ -85,7 +92,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     result = run_experiment(
-        config, args.out, data=args.data, echo=lambda m: print("  " + m, flush=True)
+        with_data_path(config, args.data), args.out, echo=lambda m: print("  " + m, flush=True)
     )
     print()
     print_experiment(result)

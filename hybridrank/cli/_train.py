@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from hybridrank.cli._common import add_dataset_option
+from hybridrank.cli._common import add_dataset_option, with_data_path
 from hybridrank.neural import ARCHITECTURES
 
 
@@ -35,7 +35,7 @@ def cmd_train_gbdt(args: argparse.Namespace) -> int:
         dask=config.dask.overridden(scheduler=args.dask_scheduler, n_workers=args.dask_workers),
     )
     start = time.perf_counter()
-    run = train_gbdt(config, args.out, data=args.data)
+    run = train_gbdt(with_data_path(config, args.data), args.out)
     if run.report is not None:
         print(run.report.to_text())
     else:
@@ -64,7 +64,7 @@ def cmd_train_neural(args: argparse.Namespace) -> int:
     if args.dataset:
         config = replace(config, dataset=str(args.dataset))
     start = time.perf_counter()
-    run = train_neural(config, args.out, data=args.data)
+    run = train_neural(with_data_path(config, args.data), args.out)
     print(run.report.to_text())
     print(f"\ntimings (s): {run.timings}; total {time.perf_counter() - start:.1f}s")
     print(

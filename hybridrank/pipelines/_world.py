@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -315,8 +315,10 @@ def build_world(
         the splits. Write it with :func:`write_world`.
     """
     config = config or WorldConfig()
+    if data is not None:  # recorded, so the written config.yaml rebuilds this world
+        config = replace(config, data=replace(config.data, path=str(data)))
     if collection is None:
-        collection, stopwords = load_collection(config.data, data)
+        collection, stopwords = load_collection(config.data)
     logger.info("collection %s", collection.summary())
     candidates = bm25_candidates(collection, config.first_stage, stopwords=stopwords)
     text = compute_text_features(
