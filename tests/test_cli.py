@@ -75,7 +75,9 @@ def test_a_world_built_with_data_records_its_collection(
     assert main(argv) == 0
     saved = yaml.safe_load((first / "config.yaml").read_text())
     assert saved["world"]["data"]["path"] == str(root)
-    assert main(["world", "build", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
+    assert (
+        main(["world", "build", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
+    )
     capsys.readouterr()
     a, b = Dataset.read(first), Dataset.read(again)
     pd.testing.assert_frame_equal(a.candidates, b.candidates)
