@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybridrank.data._bm25 import FirstStageConfig, bm25_candidates
+from hybridrank.data._bm25 import FirstStageConfig, bm25_candidates, bm25_pair_scores
 from hybridrank.data._clicklogs import (
     ctr_by_rank,
     examination_from_ctr,
@@ -86,6 +86,7 @@ __all__ = [
     "SplitInfo",
     "TableSpec",
     "bm25_candidates",
+    "bm25_pair_scores",
     "check_unique_pairs",
     "choose_tuning_queries",
     "collection_qrels_file",

@@ -73,23 +73,10 @@ def _stemmer(language: str | None) -> Any:
     return stem
 
 
-def bm25_candidates(
-    collection: Collection,
-    config: FirstStageConfig | None = None,
-    *,
-    stopwords: frozenset[str] | None = None,
-) -> pd.DataFrame:
-    """Retrieve the BM25 top-K documents for every query of the collection.
-
-    Documents with a zero score (no query term matched) are not candidates, so
-    a query may get fewer than K. The expert grade of each candidate is joined
-    as ``y_expert`` (0 where unjudged).
-
-    Returns:
-        Candidate table ``qid, docid, bm25, bm25_rank, y_expert`` sorted by qid
-        then by rank; ``bm25_rank`` is 1-based.
-    """
-    config = config or FirstStageConfig()
+def _bm25_index(
+    collection: Collection, config: FirstStageConfig, stopwords: frozenset[str] | None
+) -> tuple[Any, list[list[str]]]:
+    """The collection's BM25 index and each query's terms that the corpus holds."""
     words = sorted(stopwords) if stopwords else []
     stemmer = _stemmer(config.stemmer)
     import bm25s  # with numba, half a second to import: on first use
@@ -120,6 +107,60 @@ def bm25_candidates(
     query_lists = [
         [inverse[i] for i in ids if inverse[i] in corpus_vocab] for ids in query_tokens.ids
     ]
+    return retriever, query_lists
+
+
+def bm25_pair_scores(
+    collection: Collection,
+    pairs: pd.DataFrame,
+    config: FirstStageConfig | None = None,
+    *,
+    stopwords: frozenset[str] | None = None,
+) -> np.ndarray:
+    """BM25 score of each (qid, docid) row of ``pairs``, as :func:`bm25_candidates` scores.
+
+    For candidates that did not come from BM25 (the documents a click log
+    showed): the same index, every pair scored, not only each query's top K.
+    A pair whose query or document the collection lacks, or that shares no
+    term with the query, scores 0.
+    """
+    config = config or FirstStageConfig()
+    out = np.zeros(len(pairs), dtype=np.float64)
+    if pairs.empty:
+        return out
+    retriever, query_lists = _bm25_index(collection, config, stopwords)
+    q_pos = pd.Index(collection.queries[C.QID].astype(str)).get_indexer(
+        pd.Index(pairs[C.QID].astype(str))
+    )
+    d_pos = pd.Index(collection.docs[C.DOCID].astype(str)).get_indexer(
+        pd.Index(pairs[C.DOCID].astype(str))
+    )
+    for q in np.unique(q_pos[(q_pos >= 0) & (d_pos >= 0)]):
+        if not query_lists[q]:
+            continue
+        rows = np.flatnonzero((q_pos == q) & (d_pos >= 0))
+        out[rows] = retriever.get_scores(query_lists[q])[d_pos[rows]]
+    return out
+
+
+def bm25_candidates(
+    collection: Collection,
+    config: FirstStageConfig | None = None,
+    *,
+    stopwords: frozenset[str] | None = None,
+) -> pd.DataFrame:
+    """Retrieve the BM25 top-K documents for every query of the collection.
+
+    Documents with a zero score (no query term matched) are not candidates, so
+    a query may get fewer than K. The expert grade of each candidate is joined
+    as ``y_expert`` (0 where unjudged).
+
+    Returns:
+        Candidate table ``qid, docid, bm25, bm25_rank, y_expert`` sorted by qid
+        then by rank; ``bm25_rank`` is 1-based.
+    """
+    config = config or FirstStageConfig()
+    retriever, query_lists = _bm25_index(collection, config, stopwords)
     empty = [i for i, q in enumerate(query_lists) if not q]
     k = min(config.k, collection.n_docs)
     nonempty = [i for i, q in enumerate(query_lists) if q]

@@ -41,6 +41,7 @@ from hybridrank.data import (
     Dataset,
     FirstStageConfig,
     bm25_candidates,
+    bm25_pair_scores,
     collection_qrels_file,
     load_trec,
     read_click_log,
@@ -566,7 +567,7 @@ def _logged_candidates(log: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def _bm25(texts: _Texts, k: int, qrels: pd.DataFrame | None) -> pd.DataFrame:
+def _texts_collection(texts: _Texts, qrels: pd.DataFrame | None) -> Collection:
     graded = (
         qrels[list(C.QREL_COLUMNS)]
         if qrels is not None
@@ -578,7 +579,11 @@ def _bm25(texts: _Texts, k: int, qrels: pd.DataFrame | None) -> pd.DataFrame:
             }
         )
     )
-    collection = Collection(name=texts.name, docs=texts.docs, queries=texts.queries, qrels=graded)
+    return Collection(name=texts.name, docs=texts.docs, queries=texts.queries, qrels=graded)
+
+
+def _bm25(texts: _Texts, k: int, qrels: pd.DataFrame | None) -> pd.DataFrame:
+    collection = _texts_collection(texts, qrels)
     found = bm25_candidates(collection, FirstStageConfig(k=k), stopwords=texts.stopwords)
     return found[[C.QID, C.DOCID, C.BM25, C.BM25_RANK]]
 
@@ -619,9 +624,17 @@ def _import_log_and_texts(config: ImportConfig, record: _Record) -> Dataset:
         found = _bm25(texts, config.bm25_top_k, qrels)
         before = len(candidates)
         candidates = candidates.merge(found, on=[C.QID, C.DOCID], how="outer")
-        # bm25_candidates keeps positive scores only: a shown document outside the top K
-        # scores 0 (below every retrieved one) and has no BM25 rank.
-        candidates[C.BM25] = candidates[C.BM25].fillna(0.0).astype(np.float64)
+        # A shown document outside the top K gets its own BM25 score (0 where no query
+        # term matches), so the feature ranks every candidate; it has no BM25 rank.
+        outside = candidates[C.BM25].isna().to_numpy()
+        if outside.any():
+            candidates.loc[outside, C.BM25] = bm25_pair_scores(
+                _texts_collection(texts, qrels),
+                candidates.loc[outside, [C.QID, C.DOCID]],
+                FirstStageConfig(k=config.bm25_top_k),
+                stopwords=texts.stopwords,
+            )
+        candidates[C.BM25] = candidates[C.BM25].astype(np.float64)
         candidates[C.BM25_RANK] = candidates[C.BM25_RANK].astype(np.float64)
         record.candidates["added_by_bm25"] = len(candidates) - before
         record.candidates["bm25_top_k"] = config.bm25_top_k

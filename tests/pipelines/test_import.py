@@ -133,10 +133,19 @@ def test_import_log_extended_by_bm25(files: dict[str, Path]) -> None:
         logged = rows[LOGGED_POSITION].notna().to_numpy()
         assert not (np.diff(logged.astype(int)) > 0).any()  # no shown row after an added one
         assert rows.loc[~logged, C.BM25_RANK].is_monotonic_increasing
-    # Queries never logged get BM25 candidates; every row has a BM25 score (0: not retrieved).
+    # Queries never logged get BM25 candidates; every row has a BM25 score, a shown
+    # document outside the top K its own (as if BM25 had retrieved it), not 0.
     assert cand[C.QID].nunique() > plain.candidates[C.QID].nunique()
     assert cand[C.BM25].notna().all() and (cand[C.BM25] >= 0).all()
     assert set(TEXT_FEATURES) <= set(ds.features)
+    from hybridrank.data import FirstStageConfig, bm25_pair_scores, load_trec
+
+    everything = bm25_pair_scores(
+        load_trec(files["root"]), cand[[C.QID, C.DOCID]], FirstStageConfig(k=5)
+    )
+    np.testing.assert_allclose(cand[C.BM25].to_numpy(), everything, rtol=1e-6)
+    outside = cand[C.BM25_RANK].isna().to_numpy()
+    assert outside.any() and (cand.loc[outside, C.BM25] > 0).any()
 
 
 def test_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
