@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from hybridrank.errors import OutputExistsError
+from hybridrank.errors import OutputExistsError, OutputNotWritableError
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,19 @@ def staged_directory(
         shutil.rmtree(old, ignore_errors=True)
 
 
+def staging_directory(target: str | Path) -> Path:
+    """A new, empty ``.NAME.tmp-PID`` sibling of ``target`` for a writer that builds a
+    directory and renames it into place itself (killed writers' siblings are removed)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_siblings(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
 def check_output_dir(
     out: str | Path, *, markers: Sequence[str], require_all: bool = False
 ) -> None:
@@ -86,6 +99,7 @@ def check_output_dir(
             written by this kind of command.
     """
     target = Path(out)
+    check_writable(target)
     if target.exists() and not _replaceable(target, markers, require_all=require_all):
         ours = [*HYBRIDRANK_MARKERS, *(markers if require_all else ())]
         if target.is_dir() and any((target / m).exists() for m in ours):
@@ -100,12 +114,30 @@ def check_output_dir(
         )
 
 
+def check_writable(target: str | Path) -> None:
+    """Refuse an output path whose nearest existing folder cannot be written (a read-only
+    disk, no permission), before any work rather than after it.
+
+    Raises:
+        OutputNotWritableError: That folder is not writable.
+    """
+    folder = Path(target).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputNotWritableError(
+            f"{target}: cannot write in {folder} (read-only or no permission)"
+        )
+
+
 def check_output_file(path: str | Path) -> None:
-    """Refuse an output file path that is an existing directory.
+    """Refuse an output file path that is an existing directory (or cannot be written).
 
     Raises:
         OutputExistsError: ``path`` is a directory.
+        OutputNotWritableError: Its folder cannot be written.
     """
+    check_writable(path)
     if Path(path).is_dir():
         raise OutputExistsError(
             f"{path}: is a directory; give a file path to write (for example {Path(path) / 'out'})"
@@ -116,15 +148,21 @@ def _remove_stale_siblings(target: Path) -> None:
     """Remove the staging and moved-aside siblings that killed writers left behind.
 
     Only those of processes that are gone; a live writer's staging is its own.
-    (When the target itself is missing, :func:`recover_directory` decides first.)
+    (:func:`recover_directory` runs first: a complete one becomes the target.)
     """
-    if not target.exists():
-        return
     for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
         for sibling in target.parent.glob(prefix + "*"):
-            pid = sibling.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                shutil.rmtree(sibling, ignore_errors=True)
+            if _dead_writer(sibling):
+                if sibling.is_dir() and not sibling.is_symlink():
+                    shutil.rmtree(sibling, ignore_errors=True)
+                else:
+                    sibling.unlink(missing_ok=True)
+
+
+def _dead_writer(sibling: Path) -> bool:
+    """Whether a ``.NAME.tmp-PID`` / ``.NAME.old-PID`` sibling's writer is gone (not us)."""
+    pid = sibling.name.rsplit("-", 1)[-1]
+    return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -151,23 +189,33 @@ def recover_directory(target: Path, marker: str) -> None:
 
     A staging directory holding ``marker`` is complete (the marker is written
     last): it becomes the target. Otherwise the moved-aside old one is put back.
+    Only a writer that is gone is finished for: a live one is between its two
+    renames and completes its own swap.
     """
     if target.exists() or not target.parent.exists():
         return
     for prefix in (f".{target.name}.tmp-", f".{target.name}.old-"):
         for candidate in sorted(target.parent.glob(prefix + "*")):
-            if (candidate / marker).exists():
+            if _dead_writer(candidate) and (candidate / marker).exists():
                 logger.warning("%s: completing an interrupted write from %s", target, candidate.name)
                 os.replace(candidate, target)
                 return
+
+
+def _file_temporary(p: Path) -> Path:
+    """This process's temporary sibling of ``p``; killed writers' ones are removed first."""
+    p.parent.mkdir(parents=True, exist_ok=True)
+    for sibling in p.parent.glob(f".{p.name}.tmp-*"):
+        if _dead_writer(sibling) and not sibling.is_dir():
+            sibling.unlink(missing_ok=True)
+    return p.with_name(f".{p.name}.tmp-{os.getpid()}")
 
 
 def write_text(path: str | Path, text: str) -> None:
     """Write a text file whole or not at all (an existing directory there is refused)."""
     p = Path(path)
     check_output_file(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp = _file_temporary(p)
     try:
         tmp.write_text(text)
         os.replace(tmp, p)
@@ -179,8 +227,7 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a parquet file whole or not at all (an existing directory there is refused)."""
     p = Path(path)
     check_output_file(p)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp = _file_temporary(p)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, p)
@@ -194,8 +241,7 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, **savefig: Any) -
     import matplotlib.pyplot as plt
 
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp = _file_temporary(p)
     try:
         fig.savefig(tmp, dpi=dpi, format=p.suffix.lstrip(".") or "png", **savefig)
     finally:
@@ -204,4 +250,11 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 110, **savefig: Any) -
     return p
 
 
-__all__ = ["recover_directory", "save_figure", "staged_directory", "write_parquet", "write_text"]
+__all__ = [
+    "recover_directory",
+    "save_figure",
+    "staged_directory",
+    "staging_directory",
+    "write_parquet",
+    "write_text",
+]

@@ -85,6 +85,15 @@ class OutputExistsError(HybridRankError, FileExistsError):
     nothing was replaced."""
 
 
+class OutputNotWritableError(HybridRankError, PermissionError):
+    """An output path whose folder cannot be written (read-only disk, no permission)."""
+
+
+class DatasetChangedError(HybridRankError, RuntimeError):
+    """A dataset was rewritten by another process between this one's read and its write;
+    nothing was written."""
+
+
 class MissingColumnError(DataFormatError, KeyError):
     """A table lacks a column a step needs; the message names it."""
 
@@ -106,10 +115,13 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "DataFormatError",
+    "DatasetChangedError",
     "HybridRankError",
     "MissingColumnError",
     "MissingInputError",
     "NotFittedError",
+    "OutputExistsError",
+    "OutputNotWritableError",
     "StorageError",
     "WorkerLostError",
 ]

@@ -7,6 +7,7 @@ in one line; any other exception is a bug and shows its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import re
@@ -123,6 +124,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        # A full disk, a read-only or forbidden path: the machine's state, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"hybridrank: error: {escape_untrusted(where + (exc.strerror or str(exc)))} "
+            f"(during `{command}`; finished files and caches are kept)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+#: OS errors that report the machine's state (disk full, read-only, no permission).
+_ENVIRONMENT_ERRORS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EROFS", "EACCES", "EPERM", "EDQUOT")
+    if hasattr(errno, name)
+)
 
 
 def _configure_logging(args: argparse.Namespace) -> None:

@@ -40,7 +40,12 @@ import yaml
 from hybridrank import columns as C
 from hybridrank._atomic import recover_directory, staged_directory
 from hybridrank.data._sources import sha256_file
-from hybridrank.errors import ChecksumError, DataFormatError, MissingInputError
+from hybridrank.errors import (
+    ChecksumError,
+    DataFormatError,
+    DatasetChangedError,
+    MissingInputError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +181,9 @@ class Dataset:
     split_info: SplitInfo = field(default_factory=SplitInfo)
     features: tuple[str, ...] = ()
     path: Path | None = None
+    #: SHA-256 of the manifest it was read from: :meth:`update` refuses to write over a
+    #: dataset another process rewrote meanwhile (its changes would be lost).
+    manifest_sha256: str | None = field(default=None, compare=False, repr=False)
 
     # ----------------------------------------------------------------- views
 
@@ -439,6 +447,7 @@ class Dataset:
             split_info=split_info,
             features=tuple(manifest.get("features") or ()),
             path=root,
+            manifest_sha256=sha256_file(manifest_path),
         )
         dataset.validate(root)
         return dataset
@@ -451,6 +460,14 @@ class Dataset:
         """
         if self.path is None:
             raise ValueError("update() needs a dataset that was read from or written to disk")
+        manifest_path = self.path / MANIFEST
+        if self.manifest_sha256 is not None and (
+            not manifest_path.exists() or sha256_file(manifest_path) != self.manifest_sha256
+        ):
+            raise DatasetChangedError(
+                f"{self.path}: rewritten by another process since this one read it; nothing "
+                "written (its changes are kept): run the command again (LLM answers are cached)"
+            )
         new = self.with_tables(**tables)
         extra = {}
         manifest = yaml.safe_load((self.path / MANIFEST).read_text())
@@ -458,7 +475,7 @@ class Dataset:
             if (self.path / name).exists():
                 extra[name] = (self.path / name).read_text()
         new.write(self.path, extra_files=extra)
-        return replace(new, path=self.path)
+        return replace(new, path=self.path, manifest_sha256=sha256_file(manifest_path))
 
 
 def _file(root: Path | None, table: str) -> Path:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrank._atomic import HYBRIDRANK_MARKERS, recover_directory
 from hybridrank.errors import DataFormatError, MissingInputError
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,10 @@ def read_table(path: str | Path, *, required: Sequence[str] = ()) -> pd.DataFram
             for CSV).
     """
     p = Path(path)
+    if not p.exists():
+        # The file of an output whose rerun was killed between its two renames.
+        for marker in HYBRIDRANK_MARKERS:
+            recover_directory(p.parent, marker)
     if not p.exists():
         raise MissingInputError(f"{p}: no such file")
     kind = _READERS.get(p.suffix.lower())

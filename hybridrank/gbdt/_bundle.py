@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank._atomic import recover_directory, write_text
+from hybridrank._config import read_json
 from hybridrank.errors import DataFormatError, MissingInputError
 from hybridrank.features import CLICK_FEATURES, STORE_ALIASES, FeatureSchema
 from hybridrank.gbdt._lambdamart import LambdaMARTRanker
@@ -61,7 +62,9 @@ def verify_manifest(run_dir: Path) -> None:
         raise DataFormatError(
             "no manifest.json: not a hybridrank bundle, or an unfinished run", path=run_dir
         )
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path, "manifest")
+    if not isinstance(manifest, dict) or not all(isinstance(v, str) for v in manifest.values()):
+        raise DataFormatError("must map each file to its SHA-256", path=path)
     problems = []
     for name, expected in manifest.items():
         f = run_dir / name

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hybridrank import columns as C
+from hybridrank._atomic import recover_directory
 from hybridrank._config import in_file, read_json, read_yaml_mapping
 from hybridrank.ensemble import (
     NORMALISERS,
@@ -25,7 +26,7 @@ from hybridrank.ensemble import (
     gate_from_dict,
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
-from hybridrank.pipelines._experiment import ExperimentConfig
+from hybridrank.pipelines._experiment import EXPERIMENT_MARKERS, ExperimentConfig
 from hybridrank.pipelines._train_gbdt import GBDTTrainConfig
 
 #: The LLM experts an experiment's stacker may have mixed.
@@ -64,7 +65,7 @@ def load_experiment_stacker(out_dir: str | Path, run: str | None = None) -> Expe
         DataFormatError: The run recorded no stacker, or a malformed one (each
             naming the file and the field).
     """
-    d = Path(out_dir)
+    d = _experiment_dir(out_dir)
     info_path = d / "info.json"
     info = read_json(info_path, "experiment info")
     runs = info.get("runs") if isinstance(info, Mapping) else None
@@ -145,9 +146,16 @@ def _ranking_settings(path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in found.items()}
 
 
+def _experiment_dir(out_dir: str | Path) -> Path:
+    """``out_dir``, with a rerun killed between its two renames completed first."""
+    d = Path(out_dir)
+    recover_directory(d, EXPERIMENT_MARKERS[0])
+    return d
+
+
 def _experiment_config(out_dir: str | Path) -> ExperimentConfig:
     """An experiment directory's saved config (errors name its ``config.yaml``)."""
-    path = Path(out_dir) / "config.yaml"
+    path = _experiment_dir(out_dir) / "config.yaml"
     raw = read_yaml_mapping(path, section="experiment")
     return in_file(path, lambda: ExperimentConfig.from_dict(raw))
 

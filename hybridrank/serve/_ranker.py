@@ -31,6 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank._atomic import recover_directory, staging_directory
 from hybridrank._config import read_json
 from hybridrank._estimator import SklearnTags
 from hybridrank.data import check_unique_pairs, id_text, ids_as_text, join_titles
@@ -464,6 +465,7 @@ class HybridRanker(SklearnTags):
             device: Device of a neural model (``cpu``, ``cuda``); default its saved config.
         """
         d = Path(path)
+        recover_directory(d, "manifest.json")  # a retrain killed between its two renames
         if not d.is_dir():
             raise MissingInputError(f"{d}: no such bundle directory")
         if not (d / HYBRID_META).exists():
@@ -886,7 +888,9 @@ def _store_digest(run: Path) -> dict[str, str]:
     manifest = run / "manifest.json"
     if not manifest.is_file():
         return {}
-    entries = json.loads(manifest.read_text())
+    entries = read_json(manifest, "manifest")
+    if not isinstance(entries, dict):
+        raise DataFormatError("must map each file to its SHA-256", path=manifest)
     return {k: v for k, v in entries.items() if k.startswith(f"{STORE_DIR}/")}
 
 
@@ -983,6 +987,7 @@ def build_hybrid_bundle(
     GBDTBundle.load(click_dir)  # checks its manifest before anything is copied
     members: list[tuple[str, Path, Path]] = []  # (kind, run, the files to copy)
     for llm_dir in llm_dirs:
+        recover_directory(llm_dir, "folds.json")  # a `train neural` rerun killed mid-swap
         neural_dir = llm_dir / "model" if (llm_dir / "model" / "ranker.json").exists() else llm_dir
         if llm_run_kind(llm_dir) == "gbdt":
             GBDTBundle.load(llm_dir)
@@ -1009,9 +1014,7 @@ def build_hybrid_bundle(
                 "stores differ); serving looks every model's click features up in the click "
                 "run's store, so train them on the same dataset"
             )
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = staging_directory(dest)  # per process: two builds never share one
     gbdt_only = shutil.ignore_patterns("train_table.parquet", "report", STORE_DIR, "manifest.json")
     try:
         shutil.copytree(click_dir, tmp / "click")
@@ -1068,8 +1071,13 @@ def build_hybrid_bundle(
         }
         (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
         write_manifest(tmp)
+        if dest.exists():
+            raise OutputExistsError(f"{dest}: another process wrote a bundle there meanwhile")
+        try:
+            tmp.rename(dest)  # the bundle appears whole or not at all
+        except OSError as exc:  # a bundle renamed into place between the check and here
+            raise OutputExistsError(f"{dest}: could not move the bundle into place: {exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # no half-built bundle left behind
         raise
-    tmp.rename(dest)  # the bundle appears whole or not at all
     return dest

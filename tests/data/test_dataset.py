@@ -15,9 +15,14 @@ from hybridrank.data import MANIFEST, Dataset, SplitInfo
 from hybridrank.errors import (
     ChecksumError,
     DataFormatError,
+    DatasetChangedError,
     MissingInputError,
     OutputExistsError,
+    OutputNotWritableError,
 )
+
+#: A process id no process has (above Linux's largest): a killed writer's.
+DEAD = 999_999_999
 
 
 def small_dataset(n_queries: int = 6) -> Dataset:
@@ -151,8 +156,53 @@ def test_interrupted_swap_is_completed_on_read(tmp_path: Path) -> None:
     ds = small_dataset()
     ds.write(tmp_path / "d")
     # A kill between the two renames: the old one moved aside, the new one staged.
-    os.replace(tmp_path / "d", tmp_path / ".d.tmp-123")
-    assert (tmp_path / ".d.tmp-123" / MANIFEST).exists()
+    os.replace(tmp_path / "d", tmp_path / f".d.tmp-{DEAD}")
+    assert (tmp_path / f".d.tmp-{DEAD}" / MANIFEST).exists()
     back = Dataset.read(tmp_path / "d")
     assert len(back.candidates) == len(ds.candidates)
     assert (tmp_path / "d").exists()
+
+
+def test_a_live_writers_staging_is_left_to_it(tmp_path: Path) -> None:
+    """A reader or a second writer never finishes the swap of a writer that is still
+    running (pid 1 is alive): only a killed writer's, as above."""
+    small_dataset().write(tmp_path / "d")
+    os.replace(tmp_path / "d", tmp_path / ".d.tmp-1")
+    with pytest.raises(MissingInputError):
+        Dataset.read(tmp_path / "d")
+    assert (tmp_path / ".d.tmp-1" / MANIFEST).exists()
+
+
+def test_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path: Path) -> None:
+    ds = small_dataset()
+    # A file writer killed mid-write, and a first dataset write killed before its rename.
+    (tmp_path / f".out.parquet.tmp-{DEAD}").write_bytes(b"PAR1 half")
+    (tmp_path / ".out.parquet.tmp-1").write_bytes(b"a live writer's")
+    (tmp_path / f".d.tmp-{DEAD}").mkdir()
+    (tmp_path / f".d.tmp-{DEAD}" / "candidates.parquet").write_bytes(b"half")
+    write_parquet(ds.candidates, tmp_path / "out.parquet")
+    ds.write(tmp_path / "d")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.parquet.tmp-1", "d", "out.parquet"]
+
+
+def test_update_refuses_a_dataset_rewritten_meanwhile(tmp_path: Path) -> None:
+    """Two commands that read, label and write one dataset: the second to write must not
+    drop the first one's labels."""
+    small_dataset().write(tmp_path / "d")
+    first, second = Dataset.read(tmp_path / "d"), Dataset.read(tmp_path / "d")
+    labels = first.candidates[[C.QID, C.DOCID]].assign(**{C.Y_LLM: 1.0})
+    first = first.update(llm_labels=labels)
+    with pytest.raises(DatasetChangedError, match="rewritten by another process"):
+        second.update(llm_labels=labels.assign(**{C.Y_LLM: 2.0}))
+    assert (Dataset.read(tmp_path / "d").llm_labels[C.Y_LLM] == 1.0).all()
+    first.update(llm_labels=labels.assign(**{C.Y_LLM: 3.0}))  # its own write: the new state
+
+
+def test_an_unwritable_output_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # as a read-only disk answers
+    with pytest.raises(OutputNotWritableError, match="cannot write in"):
+        small_dataset().write(tmp_path / "new" / "d")
+    with pytest.raises(OutputNotWritableError):
+        write_text(tmp_path / "x.txt", "x")

@@ -547,3 +547,57 @@ def test_text_and_booleans_are_not_numbers_online_or_in_batch(
         ranker.rank(q, pd.concat([docs, docs[[C.BM25]]], axis=1))
     with pytest.raises(DataFormatError, match="frequency True is not a number"):
         ranker.rank_table(request.assign(freq=True))
+
+
+def test_a_retrain_killed_between_its_renames_is_completed_on_load(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import os
+    import shutil
+
+    run = tmp_path / "gbdt"
+    shutil.copytree(runs["click"], run)
+    # The new run staged by a killed writer (a pid no process has), the target gone.
+    os.replace(run, tmp_path / ".gbdt.tmp-999999999")
+    ranker = HybridRanker.load(run)
+    assert run.is_dir() and ranker.click is not None
+    # A corrupt manifest is named, not a JSON traceback.
+    (run / "manifest.json").write_text("{not json")
+    with pytest.raises(DataFormatError, match=r"manifest\.json") as err:
+        HybridRanker.load(run)
+    assert "not JSON" in str(err.value)
+    # An experiment's scores read by `evaluate` after a rerun killed mid-swap.
+    exp = tmp_path / "exp"
+    staged = tmp_path / ".exp.tmp-999999999"
+    staged.mkdir()
+    pd.DataFrame({C.QID: ["q"], C.DOCID: ["d"], "s": [1.0]}).to_parquet(staged / "scores.parquet")
+    (staged / "info.json").write_text("{}")
+    assert read_table(exp / "scores.parquet")["s"].tolist() == [1.0]
+    assert exp.is_dir()
+
+
+def test_a_full_disk_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    import errno
+
+    from hybridrank.cli import build_parser
+
+    def full(args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "report.csv"))
+
+    args = build_parser().parse_args(["evaluate", "--candidates", "x.parquet"])
+    args.func = full
+    monkeypatch.setattr("hybridrank.cli.build_parser", lambda: _Fixed(args))
+    assert main(["evaluate", "--candidates", "x.parquet"]) == 1
+    err = capsys.readouterr().err
+    assert "report.csv: No space left on device" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+class _Fixed:
+    """A parser stand-in that returns prepared arguments."""
+
+    def __init__(self, args: object) -> None:
+        self.args = args
+
+    def parse_args(self, argv: object) -> object:
+        return self.args
