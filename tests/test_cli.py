@@ -273,6 +273,44 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
     assert not (tmp_path / "w").exists() and not (tmp_path / "x").exists()
 
 
+def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
+    tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    import os
+
+    from hybridrank.cli import build_parser
+
+    args = build_parser().parse_args(["world", "build", "-vv", "--out", "x"])
+    assert (args.verbose, args.quiet) == (2, False)
+    args = build_parser().parse_args(["-v", "world", "build", "-q", "--out", "x"])
+    assert (args.verbose, args.quiet) == (1, True)
+    assert build_parser().parse_args(["-v", "world", "build"]).verbose == 1
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    seen = {}
+
+    def record(args: object) -> int:
+        seen["bars"] = os.environ.get("TQDM_DISABLE")
+        return 0
+
+    import hybridrank.cli as cli
+
+    real = cli.build_parser
+
+    def parser_with(func):  # the real parser, its command replaced by `record`
+        class P:
+            def parse_args(self, argv):
+                a = real().parse_args(argv)
+                a.func = func
+                return a
+
+        return P()
+
+    monkeypatch.setattr(cli, "build_parser", lambda: parser_with(record))
+    assert main(["world", "build", "-q", "--out", str(tmp_path / "w")]) == 0
+    assert seen == {"bars": "1"}
+    assert "TQDM_DISABLE" not in os.environ  # the switch does not outlive the command
+
+
 def test_clickmodel_fit_checks_its_inputs_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from hybridrank import __version__
 from hybridrank.cli import (
@@ -68,13 +69,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learning to rank from user clicks and LLM relevance labels, fused by query frequency.",
     )
     parser.add_argument("--version", action="version", version=f"hybridrank {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
-    )
+    _add_output_options(parser, default=0)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
         module.register(sub)
+    _add_to_subcommands(parser)
     return parser
+
+
+def _add_output_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    """``-v`` (more log output) and ``-q`` (errors only, no progress bars)."""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default,
+        help="more log output (-vv for debug)",
+    )  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=False if default == 0 else default,
+        help="no warnings and no progress bars, errors only (bars are off anyway when "
+        "stderr is not a terminal)",
+    )  # fmt: skip
+
+
+def _add_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    """``-v``/``-q`` after the subcommand too (``hybridrank world build -v``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                # SUPPRESS: absent after the subcommand, the top-level value stands.
+                _add_output_options(child, default=argparse.SUPPRESS)
+                _add_to_subcommands(child)
 
 
 class _DropInterruptedTrials(logging.Filter):
@@ -102,11 +125,15 @@ class _DropInterruptedTrials(logging.Filter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     command = "start-up"
+    bars = os.environ.get(_NO_BARS)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
         _configure_logging(args)
+        if args.quiet or not sys.stderr.isatty():
+            # tqdm (ours, Optuna's, sentence-transformers') reads it: no bars in a log file.
+            os.environ[_NO_BARS] = "1"
         return int(args.func(args))
     except HybridRankError as exc:
         print(f"hybridrank: error: {escape_untrusted(str(exc))}", file=sys.stderr)
@@ -135,7 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        if bars is None:
+            os.environ.pop(_NO_BARS, None)
+        else:
+            os.environ[_NO_BARS] = bars
 
+
+#: tqdm's switch (its environment overrides): every progress bar off.
+_NO_BARS = "TQDM_DISABLE"
 
 #: OS errors that report the machine's state (disk full, read-only, no permission).
 _ENVIRONMENT_ERRORS = frozenset(
@@ -147,6 +182,8 @@ _ENVIRONMENT_ERRORS = frozenset(
 
 def _configure_logging(args: argparse.Namespace) -> None:
     level = logging.WARNING - 10 * min(args.verbose, 2)
+    if args.quiet:
+        level = logging.ERROR
     handler = logging.StreamHandler()
     handler.setFormatter(_EscapingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
