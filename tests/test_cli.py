@@ -260,6 +260,12 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
     cfg.write_text("world:\n  simulation: {zipf_exponent: .nan}\n")
     assert main(["world", "build", "--config", str(cfg), "--out", str(tmp_path / "w")]) == 2
     assert "zipf_exponent must be a number >= 0, got nan" in capsys.readouterr().err
+    cfg.write_text("experiment:\n  annotate: {backend: embedding, params: {head_tokenz: 3}}\n")
+    assert main(["experiment", "--config", str(cfg), "--out", str(tmp_path / "x")]) == 2
+    assert "(did you mean 'head_tokens' for 'head_tokenz'?)" in capsys.readouterr().err
+    cfg.write_text("experiment:\n  annotate: {backend: embeding}\n")
+    assert main(["experiment", "--config", str(cfg), "--out", str(tmp_path / "x")]) == 2
+    assert "(did you mean 'embedding'?)" in capsys.readouterr().err
     for argv in (
         ["world", "build", "--zipf", "nan", "--out", str(tmp_path / "w")],
         ["world", "examination", "--max-rank", "0"],

@@ -25,7 +25,12 @@ from hybridrank.labels.llm._panel import (
     with_prompt,
 )
 from hybridrank.labels.llm._prompt import PROMPTS
-from hybridrank.labels.llm._protocol import ANNOTATORS, Annotator, make_annotator
+from hybridrank.labels.llm._protocol import (
+    ANNOTATORS,
+    Annotator,
+    check_annotator_params,
+    make_annotator,
+)
 from hybridrank.labels.llm._runner import AnnotationStats, annotate_pairs, pairs_from_candidates
 
 logger = logging.getLogger(__name__)
@@ -120,6 +125,8 @@ class AnnotateConfig:
                     "annotate.params of the panel", unknown, ["combine", "judges"]
                 )
             params = panel_params(params.get("judges"), params.get("combine", "mean"))
+        else:
+            check_annotator_params(self.backend, params)  # a typo fails when the config is read
         # The prompt goes into the judges' own parameters, so backend + params build the judge.
         object.__setattr__(self, "params", with_prompt(self.backend, params, self.prompt))
 

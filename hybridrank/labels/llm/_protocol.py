@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
+from hybridrank._config import unknown_keys_error
 from hybridrank.errors import ConfigError
 
 GRADES = (0, 1, 2, 3)
@@ -185,13 +188,32 @@ def register_annotator(cls: type[Annotator]) -> type[Annotator]:
     return cls
 
 
+def check_annotator_params(backend: str, params: Mapping[str, Any]) -> None:
+    """Refuse a parameter the backend does not take, naming the closest one it does."""
+    cls = ANNOTATORS.get(backend)
+    if cls is None:
+        return
+    accepted = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    known = [n for n, p in accepted.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+    unknown = sorted(map(str, set(params) - set(known)))
+    if unknown:
+        raise unknown_keys_error(f"annotate.params of the {backend!r} backend", unknown, known)
+
+
 def make_annotator(backend: str, **params: Any) -> Annotator:
     """Build a registered backend by name with its keyword parameters."""
     if backend not in ANNOTATORS:
+        close = difflib.get_close_matches(str(backend), sorted(ANNOTATORS), n=1)
         raise ConfigError(
-            f"unknown annotator backend {backend!r}; choose from {sorted(ANNOTATORS)}"
+            f"annotate.backend: unknown annotator backend {backend!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f"; choose from {sorted(ANNOTATORS)}"
         )
+    cls = ANNOTATORS[backend]
+    check_annotator_params(backend, params)
     try:
-        return ANNOTATORS[backend](**params)
+        return cls(**params)
     except TypeError as exc:
-        raise ConfigError(f"annotator {backend!r}: {exc}") from None
+        raise ConfigError(f"annotate.params of the {backend!r} backend: {exc}") from None
