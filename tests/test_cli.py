@@ -212,6 +212,17 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "stacks 2 runs (seed)" in out
     summary = json.loads((tmp_path / "s" / "report.json").read_text())["summary"][0]
     assert (summary["n"], summary["mrr"]) == (2, pytest.approx(0.75))  # (1 + 1/2) / 2
+    # An experiment's tuning queries are named, and left out on request.
+    tuned = tmp_path / "tuned.csv"
+    tuned.write_text("qid,docid,bm25,y_expert,tuning\nq1,a,1.0,2,True\nq1,b,0.5,0,True\n"
+                     "q2,a,0.2,2,False\nq2,b,0.9,0,False\n")  # fmt: skip
+    argv = ["evaluate", "--candidates", str(tuned), "--systems", "bm25", "--metrics", "mrr"]
+    assert main([*argv, "--out", str(tmp_path / "t1")]) == 0
+    assert "1 query is marked `tuning`" in capsys.readouterr().out
+    assert main([*argv, "--exclude-tuning", "--out", str(tmp_path / "t2")]) == 0
+    assert "1 tuning query left out" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "t2" / "report.json").read_text())["summary"][0]
+    assert (summary["n"], summary["mrr"]) == (1, pytest.approx(0.5))
 
 
 def test_a_misspelt_config_key_names_the_closest_known_key(

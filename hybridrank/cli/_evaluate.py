@@ -21,6 +21,9 @@ from hybridrank.errors import ConfigError
 #: Columns that tell an experiment's runs apart in its scores.parquet.
 RUN_COLUMNS = ("seed", "sessions")
 
+#: The column of an experiment's scores that marks its labelled tuning queries.
+TUNING_COLUMN = "tuning"
+
 #: Files either mode of `evaluate` writes into --out (the default one folder serves both).
 #: (`report.json` is written first, so a killed run's folder holds it; a user's own
 #: `report.md` is not taken for one.)
@@ -54,6 +57,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 table[system] = np.where(np.isfinite(filled), filled, low - 1.0)
     # An experiment's scores.parquet stacks its runs (seeds, session counts): each run's
     # query is a query of its own, as the experiment's pooled table counts it.
+    if TUNING_COLUMN in table.columns:
+        tuning = table[TUNING_COLUMN].fillna(False).astype(bool).to_numpy()
+        if tuning.any():
+            n_tuning = table.loc[tuning, C.QID].nunique() if C.QID in table else int(tuning.sum())
+            if args.exclude_tuning:
+                table = table.loc[~tuning].reset_index(drop=True)
+                print(f"{path}: {n_tuning} tuning quer{'y' if n_tuning == 1 else 'ies'} left out "
+                      "(--exclude-tuning)")  # fmt: skip
+            else:
+                print(
+                    f"{path}: {n_tuning} quer{'y is' if n_tuning == 1 else 'ies are'} marked "
+                    f"`{TUNING_COLUMN}` (the experiment tuned "
+                    "its stacker and calibrated its judge on them, and leaves them out of its "
+                    "tables): scored here too; --exclude-tuning leaves them out"
+                )
     runs = [c for c in RUN_COLUMNS if c in table.columns]
     pairs = [C.QID, C.DOCID]
     if (
@@ -124,6 +142,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--metrics", nargs="+", default=["ndcg@10", "mrr", "err@10"])
     ev.add_argument("--label", default=C.Y_EXPERT, help="graded relevance column")
     ev.add_argument("--baseline", help="system to test the others against (paired randomisation)")
+    ev.add_argument(
+        "--exclude-tuning",
+        action="store_true",
+        help="leave out the rows whose `tuning` column is true (an experiment's tuning "
+        "queries, which its own tables leave out)",
+    )
     ev.add_argument(
         "--on-missing",
         choices=["error", "worst"],

@@ -105,7 +105,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experiment", help="the clicks-vs-LLM-labels experiment on a dataset or simulated worlds"
     )
     ex.add_argument(
-        "--config", type=Path, help="experiment YAML (default: studies/paper.yaml's defaults)"
+        "--config",
+        type=Path,
+        help="experiment YAML (default: the built-in defaults; studies/paper.yaml is the "
+        "paper's setup)",
     )
     add_dataset_option(
         ex,

@@ -147,7 +147,7 @@ def _refuse_repeated(table: Any, column: str, what: str, path: Path) -> None:
 
 def cmd_bundle(args: argparse.Namespace) -> int:
     from hybridrank.data import join_titles, read_table
-    from hybridrank.ensemble import StackerConfig
+    from hybridrank.ensemble import StackerConfig, format_params
     from hybridrank.serve import build_hybrid_bundle
 
     given = [flag for flag, v in (("--gate", args.gate), ("--study", args.study),
@@ -178,7 +178,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         tie_break = stacker.tie_break
         _check_llm_expert(stacker.llm_model, args.llm)
         print(
-            f"stacker of experiment run {stacker.run}: gate {gate.kind} {gate.params()}, "
+            f"stacker of experiment run {stacker.run}: gate {gate.kind} "
+            f"{format_params(gate.params())}, "
             f"anchors {tuned_anchors or 'none'}, LLM expert {stacker.llm_model}"
         )
     elif args.study is not None:
@@ -208,7 +209,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 )
         normalisation, tie_break = tuned.normalisation, study_tie_break
         print(
-            f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): {gate.params()}"
+            f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): "
+            f"{format_params(gate.params())}"
         )
     elif args.gate is not None:
         from hybridrank.ensemble import parse_gate

@@ -238,6 +238,19 @@ GATES: dict[str, type[Gate]] = {
 TUNABLE_GATES = (SigmoidGate.kind, BucketGate.kind)
 
 
+def format_params(params: Mapping[str, Any]) -> str:
+    """Tuned parameters for people: ``centre=4.097, slope=6.929`` (4 significant digits)."""
+
+    def one(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float, list, tuple)):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(one(v) for v in value) + "]"
+        return f"{value:.4g}"
+
+    return ", ".join(f"{k}={one(v)}" for k, v in params.items())
+
+
 def make_gate(kind: str, params: Mapping[str, Any] | None = None) -> Gate:
     if kind not in GATES:
         raise ConfigError(f"unknown gate {kind!r}; choose from {sorted(GATES)}")

@@ -45,6 +45,7 @@ from hybridrank.ensemble import (
     SchedulingConfig,
     StackerConfig,
     break_ties,
+    format_params,
     make_gate,
     mean_of_normalised,
     oof_from_scores,
@@ -1065,7 +1066,9 @@ def run_experiment(
             echo(f"skipped {name}: {why}")
         echo(
             f"{'dataset' if fixed else f'seed {seed}, {sessions} sessions'}: done in "
-            f"{run_info['seconds_total']:.0f}s; gate {run_info.get('gate', 'none (skipped)')}"
+            f"{run_info['seconds_total']:.0f}s; gate "
+            + (format_params(run_info["gate"]) if isinstance(run_info.get("gate"), Mapping)
+               else str(run_info.get("gate", "none (skipped)")))
         )
 
     if C.Y_EXPERT not in base.columns:
@@ -1097,7 +1100,8 @@ def run_experiment(
     what = (
         f"dataset {first.path or first.source.get('producer', '')}"
         if fixed
-        else f"{len(config.seeds)} seeds x {main_sessions} sessions"
+        else f"{len(config.seeds)} seed{'s' if len(config.seeds) != 1 else ''} x "
+        f"{main_sessions:,} sessions"
     )
     main = _evaluate(main_tables, systems, config, best_single,
                      f"{metric} per bucket, {what}, {first.split_info.n_folds} query folds"

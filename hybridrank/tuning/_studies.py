@@ -655,7 +655,9 @@ def study_report(study: Any, out_dir: str | Path) -> tuple[str, dict[str, Path]]
     best = study.best_trial
     states = pd.Series([t.state.name for t in study.trials]).value_counts().to_dict()
     lines = [
-        f"study {study.study_name}: {len(study.trials)} trials {states}",
+        f"study {study.study_name}: {len(study.trials)} trials ("
+        + ", ".join(f"{n:,} {str(state).lower()}" for state, n in states.items())
+        + ")",
         f"best trial #{best.number}: value {best.value:.4f}",
         "best parameters:",
         *[
