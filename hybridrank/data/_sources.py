@@ -138,13 +138,18 @@ def resolve_nfcorpus_dir(data: str | Path | None = None, *, download: bool = Tru
     ``data`` (and the environment variable) may name the NFCorpus directory
     itself or a datasets directory holding ``nfcorpus/``.
     """
-    for given, origin in ((data, "--data"), (os.environ.get(DATA_ENV), f"${DATA_ENV}")):
+    for given, origin in (
+        (data, "--data or world.data.path"),
+        (os.environ.get(DATA_ENV), f"${DATA_ENV}"),
+    ):
         if given:
             path = Path(given)
             for candidate in (path, path / "nfcorpus"):
                 if (candidate / "dev.docs").exists():
                     return candidate
-            raise MissingInputError(f"{origin}={path}: no NFCorpus files (dev.docs) there")
+            what = "no such directory" if not path.is_dir() else "no NFCorpus files (dev.docs) "
+            what += "" if not path.is_dir() else "and no TREC or BEIR collection files there"
+            raise MissingInputError(f"{origin} {path}: {what}")
     shared = shared_datasets_dir()
     if shared is not None and (shared / "nfcorpus" / "dev.docs").exists():
         return shared / "nfcorpus"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -136,6 +136,17 @@ class FoldConfig:
             raise ConfigError(f"folds.tuning_queries must be >= 0, got {self.tuning_queries}")
 
 
+T = TypeVar("T")
+
+
+def _in_world(parse: Callable[[], T]) -> T:
+    """``parse()``, its ConfigError naming the key from the top: ``world.simulation.seed``."""
+    try:
+        return parse()
+    except ConfigError as exc:
+        raise ConfigError(f"world.{exc}") from None
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Everything that defines a click world; the YAML form lives in ``studies/world.yaml``.
@@ -167,11 +178,11 @@ class WorldConfig:
                 "world config", unknown, [f.name for f in fields(cls)], noun="sections"
             )
         return cls(
-            data=config_from_dict(DataConfig, values.get("data"), "data"),
-            first_stage=FirstStageConfig.from_dict(values.get("first_stage")),
-            simulation=SimulationConfig.from_dict(values.get("simulation")),
-            buckets=BucketConfig.from_dict(values.get("buckets")),
-            folds=config_from_dict(FoldConfig, values.get("folds"), "folds"),
+            data=_in_world(lambda: config_from_dict(DataConfig, values.get("data"), "data")),
+            first_stage=_in_world(lambda: FirstStageConfig.from_dict(values.get("first_stage"))),
+            simulation=_in_world(lambda: SimulationConfig.from_dict(values.get("simulation"))),
+            buckets=_in_world(lambda: BucketConfig.from_dict(values.get("buckets"))),
+            folds=_in_world(lambda: config_from_dict(FoldConfig, values.get("folds"), "folds")),
         )
 
     @classmethod

@@ -63,7 +63,7 @@ def test_save_load_round_trip(tmp_path: Path, tiny_collection) -> None:
 def test_config_yaml_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("world:\n  simulation:\n    n_session: 10\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: simulation: unknown keys \['n_session'\]"):
+    with pytest.raises(ConfigError, match=r"bad.yaml: world.simulation: unknown keys \['n_session'\]"):
         WorldConfig.from_yaml(bad)
     bad.write_text("world: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
