@@ -297,6 +297,9 @@ def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
 
     from hybridrank.cli import build_parser
 
+    help_text = build_parser()._subparsers._group_actions[0].choices["world"]  # type: ignore[union-attr]
+    build = help_text._subparsers._group_actions[0].choices["build"]
+    assert "(default: runs/world)" in " ".join(build.format_help().split())
     args = build_parser().parse_args(["world", "build", "-vv", "--out", "x"])
     assert (args.verbose, args.quiet) == (2, False)
     args = build_parser().parse_args(["-v", "world", "build", "-q", "--out", "x"])

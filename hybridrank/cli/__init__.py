@@ -90,11 +90,31 @@ def _add_output_options(parser: argparse.ArgumentParser, *, default: Any) -> Non
     )  # fmt: skip
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Help that states each option's default where it has one and the text does not."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            action.option_strings
+            and "default" not in text.lower()
+            and default is not None
+            and default is not argparse.SUPPRESS
+            and not isinstance(default, bool)
+            and default != []
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
 def _add_to_subcommands(parser: argparse.ArgumentParser) -> None:
-    """``-v``/``-q`` after the subcommand too (``hybridrank world build -v``)."""
+    """``-v``/``-q`` after the subcommand too (``hybridrank world build -v``), and help
+    that states defaults."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
+                child.formatter_class = _DefaultsFormatter
                 # SUPPRESS: absent after the subcommand, the top-level value stands.
                 _add_output_options(child, default=argparse.SUPPRESS)
                 _add_to_subcommands(child)
