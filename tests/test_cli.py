@@ -285,6 +285,13 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
+    for argv, message in (
+        (["annotate", "report", "--budget", "5"], "--budget: not read by `annotate report`"),
+        (["annotate", "--draws", "3"], "--draws: not read by `annotate`"),
+        (["evaluate", "clicks", "--systems", "x"], "--systems: not read by `evaluate clicks`"),
+    ):
+        assert main(argv) == 2
+        assert message in capsys.readouterr().err
     assert main(["world", "examination", "--clicklogs", str(tmp_path / "none")]) == 2
     assert "--clicklogs" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "x").exists()

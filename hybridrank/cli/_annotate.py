@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.cli._common import add_dataset_option, at_least_one, positive_int, print_paths
+from hybridrank.cli._common import (
+    add_dataset_option,
+    at_least_one,
+    positive_int,
+    print_paths,
+    refuse_options,
+    remember_defaults,
+)
 from hybridrank.errors import ConfigError, MissingInputError
 
 
@@ -186,7 +193,9 @@ def _print_judges(result: Any) -> None:
 
 def cmd_annotate(args: argparse.Namespace) -> int:
     if args.action == "report":
+        refuse_options(args, ("dataset", "out", "draws", "seed", "config"), "annotate report")
         return _annotate_report(args)
+    refuse_options(args, [d for d in args._defaults if d not in ("out", "draws")], "annotate")
     from hybridrank.data import Dataset, file_lines, read_table
     from hybridrank.labels.llm import AnswerCache
     from hybridrank.pipelines import annotate_chosen, annotate_dataset, default_answer_cache
@@ -487,3 +496,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and the 256-token cosine (default 64; 0: the 256-token view alone)",
     )
     an.set_defaults(func=cmd_annotate)
+    remember_defaults(an)

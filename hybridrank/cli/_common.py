@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank.errors import ConfigError
 
 
 def positive_int(text: str) -> int:
@@ -148,3 +149,27 @@ def with_data_path(config: Any, data: Path | None) -> Any:
         return config
     world = config.world
     return replace(config, world=replace(world, data=replace(world.data, path=str(data))))
+
+
+def remember_defaults(parser: argparse.ArgumentParser) -> None:
+    """Record the parser's option defaults, for :func:`refuse_options`."""
+    parser.set_defaults(
+        _defaults={a.dest: a.default for a in parser._actions if a.option_strings},
+        _flags={a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings},
+    )
+
+
+def refuse_options(args: argparse.Namespace, allowed: Sequence[str], mode: str) -> None:
+    """A usage error naming the options given that ``mode`` does not read (they would be
+    ignored silently). ``allowed``: the destinations it reads."""
+    defaults: dict[str, Any] = getattr(args, "_defaults", {})
+    flags: dict[str, str] = getattr(args, "_flags", {})
+    ignored = [
+        flags[dest]
+        for dest, default in defaults.items()
+        if dest not in allowed
+        and dest not in ("verbose", "quiet", "help")
+        and getattr(args, dest, default) != default
+    ]
+    if ignored:
+        raise ConfigError(f"{', '.join(ignored)}: not read by `{mode}`; drop them")

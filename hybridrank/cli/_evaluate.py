@@ -14,6 +14,8 @@ from hybridrank.cli._common import (
     bucket_order,
     positive_int,
     print_paths,
+    refuse_options,
+    remember_defaults,
     share,
 )
 from hybridrank.errors import ConfigError
@@ -32,7 +34,13 @@ EVALUATE_MARKERS = ("report.json", "clicks.md", "clicks_metric.csv", "click_mode
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.mode == "clicks":
+        clicks = ("dataset", "holdout", "random_split", "seed", "out")
+        refuse_options(args, clicks, "evaluate clicks")
         return _evaluate_clicks(args)
+    refuse_options(
+        args, [d for d in args._defaults if d not in ("dataset", "holdout", "random_split", "seed")],
+        "evaluate",
+    )  # fmt: skip
     from hybridrank.data import check_unique_pairs, file_lines, read_table
     from hybridrank.evaluate import evaluate_table, parse_metric
 
@@ -156,3 +164,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--out", type=Path, default=Path("runs/report"))
     ev.set_defaults(func=cmd_evaluate)
+    remember_defaults(ev)
