@@ -32,7 +32,8 @@ class Importance:
             total), ``shap`` (mean |SHAP|) and ``permutation`` (mean drop in
             NDCG@k when the feature is shuffled within each query).
         by_bucket: One row per (bucket, feature): ``shap`` and ``permutation``
-            computed on that bucket's queries only.
+            computed on that bucket's queries only, and ``queries``, how many
+            (with a relevant document: the permutation drop's queries).
     """
 
     overall: pd.DataFrame
@@ -41,12 +42,19 @@ class Importance:
     def top(self, n: int = 15, by: str = "permutation") -> pd.DataFrame:
         return self.overall.sort_values(by, ascending=False).head(n)
 
-    def bucket_table(self, measure: str = "permutation", n: int = 15) -> pd.DataFrame:
-        """Features as rows, buckets as columns, for one measure."""
+    def bucket_table(
+        self, measure: str = "permutation", n: int = 15, *, counts: bool = False
+    ) -> pd.DataFrame:
+        """Features as rows, buckets as columns, for one measure (``counts``: each column
+        named with its number of queries, ``low (n=12)``)."""
         wide = self.by_bucket.pivot(index="feature", columns=C.BUCKET, values=measure)
         order = [b for b in dict.fromkeys(self.by_bucket[C.BUCKET]) if b in wide.columns]
         wide = wide[order]
-        return wide.loc[wide.abs().max(axis=1).sort_values(ascending=False).index[:n]]
+        wide = wide.loc[wide.abs().max(axis=1).sort_values(ascending=False).index[:n]]
+        if counts and "queries" in self.by_bucket.columns:  # how many queries each averages
+            n_queries = self.by_bucket.groupby(C.BUCKET, sort=False)["queries"].first()
+            wide.columns = [f"{b} (n={int(n_queries[b])})" for b in wide.columns]
+        return wide
 
     def to_text(self, n: int = 15) -> str:
         parts = [
@@ -55,10 +63,10 @@ class Importance:
             self.top(n).to_markdown(floatfmt=".4f"),
             "",
             "Permutation importance per frequency bucket (NDCG drop)",
-            self.bucket_table("permutation", n).to_markdown(floatfmt=".4f"),
+            self.bucket_table("permutation", n, counts=True).to_markdown(floatfmt=".4f"),
             "",
             "Mean |SHAP| per frequency bucket",
-            self.bucket_table("shap", n).to_markdown(floatfmt=".4f"),
+            self.bucket_table("shap", n, counts=True).to_markdown(floatfmt=".4f"),
         ]
         return "\n".join(parts)
 
@@ -104,7 +112,7 @@ class Importance:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        wide = self.bucket_table("permutation", n)[::-1]
+        wide = self.bucket_table("permutation", n, counts=True)[::-1]
         buckets = list(wide.columns)
         fig, ax = plt.subplots(figsize=(9, 0.4 * len(wide) + 1.5))
         height = 0.8 / max(len(buckets), 1)
@@ -198,7 +206,8 @@ def feature_importance(
         shap_b = contrib[rmask].mean(axis=0) if rmask.any() else np.full(len(features), np.nan)
         perm_b = drops[:, qmask].mean(axis=1) if qmask.any() else np.full(len(features), np.nan)
         for j, name in enumerate(features):
-            rows.append({C.BUCKET: b, "feature": name, "shap": shap_b[j], "permutation": perm_b[j]})
+            rows.append({C.BUCKET: b, "feature": name, "queries": int(np.sum(qmask)),
+                         "shap": shap_b[j], "permutation": perm_b[j]})  # fmt: skip
     return Importance(overall=overall, by_bucket=pd.DataFrame(rows))
 
 

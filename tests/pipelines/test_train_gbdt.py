@@ -110,6 +110,8 @@ def test_importance_tables(trained, tmp_path: Path) -> None:
     present = [b for b in ("low", "mid", "high") if b in set(run.table[C.BUCKET])]
     assert len(present) >= 2
     assert list(imp.bucket_table().columns) == [*present, "all"]
+    n_all = int(imp.by_bucket.loc[imp.by_bucket[C.BUCKET] == "all", "queries"].iloc[0])
+    assert imp.bucket_table(counts=True).columns[-1] == f"all (n={n_all})" and n_all > 0
     shuffled = run.table.iloc[::-1].reset_index(drop=True)
     again = feature_importance(run.ranker, shuffled, run.features, n_repeats=1)
     assert list(again.bucket_table().columns) == [*present, "all"]
