@@ -300,8 +300,6 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
 def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
     tmp_path: Path, trec_config: Path, capsys: pytest.CaptureFixture, monkeypatch
 ) -> None:
-    import os
-
     from hybridrank.cli import build_parser
 
     help_text = build_parser()._subparsers._group_actions[0].choices["world"]  # type: ignore[union-attr]
@@ -312,11 +310,14 @@ def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
     args = build_parser().parse_args(["-v", "world", "build", "-q", "--out", "x"])
     assert (args.verbose, args.quiet) == (1, True)
     assert build_parser().parse_args(["-v", "world", "build"]).verbose == 1
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)
     seen = {}
 
     def record(args: object) -> int:
-        seen["bars"] = os.environ.get("TQDM_DISABLE")
+        from tqdm.auto import tqdm
+
+        bar = tqdm(range(3), desc="bar")
+        seen["disabled"] = bar.disable
+        bar.close()
         return 0
 
     import hybridrank.cli as cli
@@ -334,8 +335,12 @@ def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
 
     monkeypatch.setattr(cli, "build_parser", lambda: parser_with(record))
     assert main(["world", "build", "-q", "--out", str(tmp_path / "w")]) == 0
-    assert seen == {"bars": "1"}
-    assert "TQDM_DISABLE" not in os.environ  # the switch does not outlive the command
+    assert seen == {"disabled": True}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(3), disable=False)  # the bars are back after the command
+    assert not bar.disable
+    bar.close()
 
 
 def test_clickmodel_fit_checks_its_inputs_before_any_work(

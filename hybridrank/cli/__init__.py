@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hybridrank import __version__
@@ -145,15 +145,14 @@ class _DropInterruptedTrials(logging.Filter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     command = "start-up"
-    bars = os.environ.get(_NO_BARS)
+    restore_bars: Callable[[], None] | None = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
         _configure_logging(args)
         if args.quiet or not sys.stderr.isatty():
-            # tqdm (ours, Optuna's, sentence-transformers') reads it: no bars in a log file.
-            os.environ[_NO_BARS] = "1"
+            restore_bars = _bars_off()  # no bar updates in a log file or CI output
         return int(args.func(args))
     except HybridRankError as exc:
         print(f"hybridrank: error: {escape_untrusted(str(exc))}", file=sys.stderr)
@@ -183,14 +182,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     finally:
-        if bars is None:
-            os.environ.pop(_NO_BARS, None)
-        else:
-            os.environ[_NO_BARS] = bars
+        if restore_bars is not None:
+            restore_bars()
 
 
-#: tqdm's switch (its environment overrides): every progress bar off.
-_NO_BARS = "TQDM_DISABLE"
+def _bars_off() -> Callable[[], None]:
+    """Every tqdm progress bar off (ours, Optuna's, sentence-transformers': all subclass
+    ``tqdm.std.tqdm``) until the returned function restores them. tqdm's own environment
+    switch is read when tqdm is imported, so it cannot be set for one command."""
+    import tqdm.std
+
+    original = tqdm.std.tqdm.__init__
+
+    def silent(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    tqdm.std.tqdm.__init__ = silent  # type: ignore[method-assign]
+
+    def restore() -> None:
+        tqdm.std.tqdm.__init__ = original  # type: ignore[method-assign]
+
+    return restore
 
 #: OS errors that report the machine's state (disk full, read-only, no permission).
 _ENVIRONMENT_ERRORS = frozenset(
