@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(
             f"hybridrank: interrupted during `{command}`; finished files and caches are kept, "
-            "rerun the same command to resume",
+            "the same command run again reuses them",
             file=sys.stderr,
         )
         return 130
