@@ -160,9 +160,14 @@ def _remove_stale_siblings(target: Path) -> None:
 
 
 def _dead_writer(sibling: Path) -> bool:
-    """Whether a ``.NAME.tmp-PID`` / ``.NAME.old-PID`` sibling's writer is gone (not us)."""
+    """Whether a ``.NAME.tmp-PID`` / ``.NAME.old-PID`` sibling's writer is gone.
+
+    Our own pid counts as gone: these helpers run before this process starts its
+    own swap of that path, so such a sibling is a killed earlier run's that had
+    the same pid (a container's command is often pid 1 every time).
+    """
     pid = sibling.name.rsplit("-", 1)[-1]
-    return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+    return pid.isdigit() and (int(pid) == os.getpid() or not _pid_alive(int(pid)))
 
 
 def _pid_alive(pid: int) -> bool:

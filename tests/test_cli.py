@@ -74,7 +74,7 @@ def test_a_world_built_with_data_records_its_collection(
     argv = ["world", "build", "--data", str(root), "--sessions", "300", "--out", str(first)]
     assert main(argv) == 0
     saved = yaml.safe_load((first / "config.yaml").read_text())
-    assert saved["world"]["data"]["path"] == str(root)
+    assert saved["world"]["data"]["path"] == str(root.resolve())
     assert (
         main(["world", "build", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
     )
@@ -306,10 +306,10 @@ def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
     build = help_text._subparsers._group_actions[0].choices["build"]
     assert "(default: runs/world)" in " ".join(build.format_help().split())
     args = build_parser().parse_args(["world", "build", "-vv", "--out", "x"])
-    assert (args.verbose, args.quiet) == (2, False)
-    args = build_parser().parse_args(["-v", "world", "build", "-q", "--out", "x"])
-    assert (args.verbose, args.quiet) == (1, True)
-    assert build_parser().parse_args(["-v", "world", "build"]).verbose == 1
+    assert (args.verbose, args.sub_verbose, args.quiet) == (0, 2, False)
+    args = build_parser().parse_args(["-v", "world", "build", "-v", "-q", "--out", "x"])
+    assert (args.verbose + args.sub_verbose, args.quiet) == (2, True)
+    assert not hasattr(build_parser().parse_args(["-v", "world", "build"]), "sub_verbose")
     seen = {}
 
     def record(args: object) -> int:
@@ -334,7 +334,14 @@ def test_verbosity_after_the_subcommand_and_no_bars_in_a_log(
         return P()
 
     monkeypatch.setattr(cli, "build_parser", lambda: parser_with(record))
+    # On a terminal the bars stay, unless -q; in a log (pytest's capture) they go.
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["world", "build", "--out", str(tmp_path / "w")]) == 0
+    assert seen == {"disabled": False}
     assert main(["world", "build", "-q", "--out", str(tmp_path / "w")]) == 0
+    assert seen == {"disabled": True}
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: False, raising=False)
+    assert main(["world", "build", "--out", str(tmp_path / "w")]) == 0
     assert seen == {"disabled": True}
     from tqdm.auto import tqdm
 

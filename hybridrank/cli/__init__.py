@@ -78,9 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_output_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
-    """``-v`` (more log output) and ``-q`` (errors only, no progress bars)."""
+    """``-v`` (more log output) and ``-q`` (errors only, no progress bars); after the
+    subcommand, ``-v`` counts apart (``sub_verbose``) and adds to the top level's."""
     parser.add_argument(
         "-v", "--verbose", action="count", default=default,
+        dest="verbose" if default == 0 else "sub_verbose",
         help="more log output (-vv for debug)",
     )  # fmt: skip
     parser.add_argument(
@@ -214,7 +216,8 @@ _ENVIRONMENT_ERRORS = frozenset(
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING - 10 * min(args.verbose, 2)
+    verbose = args.verbose + getattr(args, "sub_verbose", 0)
+    level = logging.WARNING - 10 * min(verbose, 2)
     if args.quiet:
         level = logging.ERROR
     handler = logging.StreamHandler()

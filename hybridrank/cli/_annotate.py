@@ -302,6 +302,7 @@ def _annotate_report(args: argparse.Namespace) -> int:
         LLM_SCORE,
         LLM_SOFT,
         agreement_report,
+        expert_top,
         judge_agreement,
         judge_columns,
         judge_names,
@@ -340,6 +341,7 @@ def _annotate_report(args: argparse.Namespace) -> int:
             score = LLM_SOFT
     report = agreement_report(
         table,
+        top=expert_top(full[C.Y_EXPERT]),
         score=score,
         bucket_order=tuple(dataset.bucket_names),
         title=f"Annotator agreement with expert grades ({args.dataset}); "
@@ -362,6 +364,7 @@ def _annotate_report(args: argparse.Namespace) -> int:
             by_judge,
             combined=table[C.Y_LLM].to_numpy(dtype="float64"),
             expert=table[C.Y_EXPERT].to_numpy(dtype="float64"),
+            top=expert_top(full[C.Y_EXPERT]),
         )
         print()
         print(judges.to_text())

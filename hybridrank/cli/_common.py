@@ -148,7 +148,8 @@ def with_data_path(config: Any, data: Path | None) -> Any:
     if data is None:
         return config
     world = config.world
-    return replace(config, world=replace(world, data=replace(world.data, path=str(data))))
+    path = str(Path(data).resolve())  # the config.yaml rebuilds it from any directory
+    return replace(config, world=replace(world, data=replace(world.data, path=path)))
 
 
 def remember_defaults(parser: argparse.ArgumentParser) -> None:

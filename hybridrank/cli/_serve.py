@@ -72,7 +72,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from hybridrank.data import file_lines, join_titles, read_table
+    from hybridrank.data import file_lines, read_table
     from hybridrank.serve import HybridRanker
 
     check_output_file(args.out)
@@ -91,7 +91,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         _refuse_repeated(queries, "qid", "query", args.queries)  # one text would silently win
     if args.docs is not None:
         # A title is read as at import: title, then body, one text.
-        docs = join_titles(read_table(args.docs, required=("docid", "text")), source=args.docs)
+        docs = _docs_table(args.docs)
         # The merge would give a repeated document's candidates twice.
         _refuse_repeated(docs, "docid", "document", args.docs)
         candidates = candidates.drop(columns=["text"], errors="ignore").merge(
@@ -130,6 +130,19 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _docs_table(path: Path) -> Any:
+    """``--docs``: ``docid`` and ``text`` or ``title`` (or both, read as one text: title,
+    then body, as at import)."""
+    from hybridrank.data import join_titles, read_table
+
+    docs = read_table(path, required=("docid",))
+    if "text" not in docs.columns and "title" not in docs.columns:
+        raise DataFormatError(
+            f"missing columns ['text']; the file has {list(docs.columns)}", path=path
+        )
+    return join_titles(docs)
+
+
 def _refuse_repeated(table: Any, column: str, what: str, path: Path) -> None:
     """An id listed twice in a request's side table is an error naming the file's line."""
     from hybridrank.data import file_lines
@@ -146,7 +159,6 @@ def _refuse_repeated(table: Any, column: str, what: str, path: Path) -> None:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from hybridrank.data import join_titles, read_table
     from hybridrank.ensemble import StackerConfig, format_params
     from hybridrank.serve import build_hybrid_bundle
 
@@ -224,11 +236,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     anchors = _anchors(args.anchor or [], tuned_anchors, args.experiment)
     if args.experiment is not None:
         _check_training(args.experiment, args.click, args.llm, anchors, args.allow_other_training)
-    docs = (
-        join_titles(read_table(args.docs, required=("docid", "text")), source=args.docs)
-        if args.docs
-        else None
-    )
+    docs = _docs_table(args.docs) if args.docs else None
     path = build_hybrid_bundle(
         args.click, args.llm, args.out, gate=gate, anchors=anchors,
         normalisation=normalisation or "zscore", tie_break=tie_break or "text", docs=docs,

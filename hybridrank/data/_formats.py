@@ -118,25 +118,29 @@ def document_text(title: str, text: str) -> str:
     return f"{title} {text}" if title.endswith(_SENTENCE_END) else f"{title}. {text}"
 
 
-def join_titles(docs: pd.DataFrame, *, source: str | Path | None = None) -> pd.DataFrame:
+def join_titles(docs: pd.DataFrame) -> pd.DataFrame:
     """``docs`` with ``text`` read as :func:`document_text` of its ``title`` and ``text``.
 
     Without a ``title`` column the table is returned unchanged. The ``title``
-    column stays (for display); a missing title or text is read as empty, and
-    a document with neither is an error naming ``source`` and its row.
+    column stays (for display). A missing title or text (or no ``text``
+    column) is read as empty; a document with neither keeps a missing text, as
+    before. A text that already starts with its title (a dataset's own
+    ``docs`` table, joined when it was read) is left as it is, so joining
+    twice changes nothing.
     """
     if C.TITLE not in docs.columns:
         return docs
     titles = docs[C.TITLE].astype(object).where(docs[C.TITLE].notna(), "")
-    texts = docs[C.TEXT].astype(object).where(docs[C.TEXT].notna(), "")
-    joined = [document_text(str(t), str(x)) for t, x in zip(titles, texts, strict=True)]
-    empty = [i for i, v in enumerate(joined) if not v]
-    if empty:
-        raise DataFormatError(
-            "a document with neither title nor text", path=source, row=empty[0], column=C.TEXT
-        )
+    if C.TEXT in docs.columns:
+        texts = docs[C.TEXT].astype(object).where(docs[C.TEXT].notna(), "")
+    else:
+        texts = pd.Series("", index=docs.index, dtype=object)
+    joined = [
+        x.strip() if t.strip() and x.strip().startswith(t.strip()) else document_text(t, x)
+        for t, x in zip(titles.map(str), texts.map(str), strict=True)
+    ]
     out = docs.copy()
-    out[C.TEXT] = joined
+    out[C.TEXT] = [v if v else None for v in joined]
     return out
 
 

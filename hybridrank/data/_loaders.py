@@ -165,7 +165,8 @@ def load_trec(
           blocks: title, description, narrative);
         * ``qrels`` or ``qrels.txt`` (TREC: ``QID 0 DOCID GRADE``), or BEIR's
           ``qrels/test.tsv`` (``query-id corpus-id score`` with its header;
-          ``dev.tsv`` or ``train.tsv`` where there is no test split).
+          ``dev.tsv`` or ``train.tsv`` where there is no test split); with
+          BEIR's qrels only the queries that split judges are kept.
 
     Args:
         root: The directory.
@@ -191,6 +192,16 @@ def load_trec(
     queries = read_queries(queries_path)
     qrels_path = collection_qrels_file(root)
     qrels = read_trec_qrels(qrels_path)
+    if qrels_path.parent.name == "qrels":
+        # BEIR: queries.jsonl holds every split's queries; the split read judges its own.
+        judged = queries[C.QID].isin(set(qrels[C.QID]))
+        if not judged.all():
+            if not quiet:
+                logger.warning(
+                    "%s: %d of %d queries have no judgment in %s (another split's): left out",
+                    queries_path, int((~judged).sum()), len(queries), qrels_path.name,
+                )  # fmt: skip
+            queries = queries.loc[judged].reset_index(drop=True)
     qrels = drop_unknown_qrels(
         qrels, docs[C.DOCID], queries[C.QID], source=str(qrels_path), policy=unknown_ids,
         quiet=quiet,

@@ -25,6 +25,7 @@ from hybridrank.labels.llm import (
     JudgeAgreement,
     SemanticGrader,
     annotate_candidates,
+    expert_top,
     judge_columns,
     judge_names,
     on_judge_scale,
@@ -136,7 +137,13 @@ def annotate_dataset(
             # The tuning set is the calibration set: the judge's thresholds come from its grades.
             scored = out.assign(score=out[LLM_SCORE])
             # Expert grades above the judge's 0-3 scale are read on it (0-4: 0,1,2,2,3).
-            expert = on_judge_scale(scored[C.Y_EXPERT].to_numpy(dtype="float64"))
+            # The scale's top from the whole dataset's grades, so a subset maps the same.
+            top = (
+                expert_top(dataset.qrels[C.GRADE])
+                if dataset.qrels is not None and len(dataset.qrels)
+                else None
+            )
+            expert = on_judge_scale(scored[C.Y_EXPERT].to_numpy(dtype="float64"), top)
             grader.fit(scored.loc[rows], expert[rows])
             out[C.Y_LLM] = grader.transform(scored)
             out[LLM_SOFT] = grader.soft_grade(scored)

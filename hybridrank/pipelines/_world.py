@@ -327,7 +327,7 @@ def build_world(
     """
     config = config or WorldConfig()
     if data is not None:  # recorded, so the written config.yaml rebuilds this world
-        config = replace(config, data=replace(config.data, path=str(data)))
+        config = replace(config, data=replace(config.data, path=str(Path(data).resolve())))
     if collection is None:
         collection, stopwords = load_collection(config.data)
     logger.info("collection %s", collection.summary())

@@ -136,11 +136,12 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
         )
     keys = [k for k in dict.fromkeys(k for r in records for k in r) if k in keep]
     for i, record in enumerate(records):
-        absent = [k for k in keys if k not in record]
+        # A missing title is no title; any other missing value must not become NaN
+        # ("no evidence") silently.
+        absent = [k for k in keys if k not in record and k != C.TITLE]
         if absent:
-            # A missing value must not become NaN ("no evidence") silently.
             raise DataFormatError(f"document record {i} lacks {absent}; others have them", row=i)
-    return {k: np.asarray([r[k] for r in records]) for k in keys}
+    return {k: np.asarray([r.get(k, "") for r in records]) for k in keys}
 
 
 def _with_titles(columns: dict[str, Any], source: str) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def _with_titles(columns: dict[str, Any], source: str) -> dict[str, Any]:
     if C.TEXT not in frame:
         frame[C.TEXT] = ""
     out = {k: v for k, v in columns.items() if k != C.TITLE}
-    out[C.TEXT] = join_titles(frame, source=source)[C.TEXT].to_numpy()
+    out[C.TEXT] = join_titles(frame)[C.TEXT].to_numpy()
     return out
 
 
@@ -772,7 +773,7 @@ class HybridRanker(SklearnTags):
         click = self._click.score_table(table, None)
         out = table.copy()
         # The models read a document's title and body as one text, as at import.
-        table = join_titles(table, source=source)
+        table = join_titles(table)
         if self.llm is None or self.gate is None:
             out["score"] = click
         else:

@@ -112,7 +112,8 @@ def test_a_title_is_read_as_the_first_sentence_of_the_text(tmp_path: Path) -> No
     # The same in the three-field TSV layout.
     (j / "docs.jsonl").unlink()
     (j / "docs.tsv").write_text("a\tzebra migration\tan animal study\nb\tcooking pasta\t\n")
-    assert load_trec(j).docs[C.TEXT].tolist() == [
+    col = load_trec(j)
+    assert col.docs[C.TEXT].tolist() == [
         "zebra migration. an animal study",
         "cooking pasta",
     ]
@@ -123,9 +124,13 @@ def test_a_title_is_read_as_the_first_sentence_of_the_text(tmp_path: Path) -> No
     assert "line 2" in str(err.value)
     table = pd.DataFrame({C.DOCID: ["a", "b"], C.TITLE: ["T", None], C.TEXT: [None, "body"]})
     assert join_titles(table)[C.TEXT].tolist() == ["T", "body"]
-    table.loc[1, C.TEXT] = None
-    with pytest.raises(DataFormatError, match="neither title nor text"):
-        join_titles(table, source="docs.csv")
+    table.loc[1, C.TEXT] = None  # neither: the text stays missing, as without a title
+    joined = join_titles(table)[C.TEXT]
+    assert joined[0] == "T" and pd.isna(joined[1])
+    # A dataset's own docs table (joined when read) is not joined again.
+    read_back = col.docs.iloc[:1]
+    assert join_titles(read_back)[C.TEXT].tolist() == ["zebra migration. an animal study"]
+    assert join_titles(pd.DataFrame({C.DOCID: ["a"], C.TITLE: ["T"]}))[C.TEXT].tolist() == ["T"]
 
 
 def test_load_a_beir_layout(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -150,9 +155,14 @@ def test_load_a_beir_layout(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
         ("q1", "d1", 2),
         ("q2", "d2", 1),
     ]
+    assert "q2" in col.queries[C.QID].tolist()
     # Without a test split its one other file is read; two others are refused by name.
     (root / "qrels" / "test.tsv").unlink()
     assert load_trec(root).qrels[C.DOCID].tolist() == ["d1"]
+    # queries.jsonl holds every split's queries: only the ones the split read judges stay.
+    with open(root / "queries.jsonl", "a") as fh:
+        fh.write('{"_id": "q3", "text": "zebra again"}\n')
+    assert load_trec(root).queries[C.QID].tolist() == ["q2"]
     (root / "qrels" / "extra.tsv").write_text("q1\td2\t1\n")
     assert load_trec(root).qrels[C.QID].tolist() == ["q2"]  # train.tsv, before other names
     (root / "qrels" / "train.tsv").unlink()

@@ -180,7 +180,8 @@ def test_texts_only_needs_bm25(files: dict[str, Path]) -> None:
 def test_import_a_beir_collection(tmp_path: Path) -> None:
     root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
-    docs = [(f"d{i}", f"title {w}", f"body {w} {i}") for i, w in enumerate("abcdefghij")]
+    # Each query's word is in its document's title only: found only if titles are read.
+    docs = [(f"d{i}", f"title {w}", f"body {i}") for i, w in enumerate("abcdefghij")]
     (root / "corpus.jsonl").write_text(
         "".join(f'{{"_id": "{d}", "title": "{t}", "text": "{b}"}}\n' for d, t, b in docs)
     )
@@ -195,7 +196,7 @@ def test_import_a_beir_collection(tmp_path: Path) -> None:
         ImportConfig(collection=str(root), bm25_top_k=3, folds=FoldConfig(n_folds=2))
     )
     assert ds.qrels is not None and len(ds.qrels) == 10
-    # Each query's word is in its document's title and body: BM25 ranks it first.
+    # BM25 ranks each query's document first, by its title.
     top = ds.candidates.loc[ds.candidates[C.BM25_RANK] == 1]
     assert (top[C.QID].str[1:] == top[C.DOCID].map(dict((d, t[-1]) for d, t, _ in docs))).all()
     assert (top[C.Y_EXPERT] == 1).all()

@@ -66,6 +66,13 @@ def test_gbdt_batch_and_online_rankings_agree_with_the_model(runs: dict[str, Pat
     del broken[1]["bm25"]
     with pytest.raises(DataFormatError, match=r"record 1 lacks \['bm25'\]"):
         ranker.rank(qid, broken)
+    # ... but a title is optional: a GBDT reads no text, with or without titles.
+    titled = one.to_dict("records")
+    titled[0]["title"] = "A title"
+    titled[1]["title"] = None
+    np.testing.assert_allclose(np.sort(ranker.rank(qid, titled).scores), np.sort(online.scores))
+    with_title = ranker.rank_table(request.assign(title="T"))
+    np.testing.assert_allclose(with_title["score"].to_numpy(), ranked["score"].to_numpy())
 
 
 def test_click_features_sent_with_the_request_win_in_batch_and_online(

@@ -193,6 +193,7 @@ def agreement_report(
     baseline: str | None = C.BM25,
     bucket_order: tuple[str, ...] = ("low", "mid", "high"),
     title: str = "",
+    top: int | None = None,
 ) -> Agreement:
     """Compare judge grades with expert grades on the rows where both exist.
 
@@ -207,11 +208,14 @@ def agreement_report(
             skipped where the table lacks it.
         bucket_order: Display order of buckets.
         title: Heading line.
+        top: The collection's highest expert grade (:func:`on_judge_scale`);
+            default the highest in ``table``. Give the whole dataset's when
+            ``table`` is a part of it.
     """
     j_all = table[judge].to_numpy(dtype=np.float64)
     keep = ~np.isnan(j_all)
     sub = table.loc[keep]
-    top = expert_top(table[expert])
+    top = expert_top(table[expert]) if top is None else top
     j = sub[judge].to_numpy(dtype=np.float64).clip(0, JUDGE_TOP).round().astype(int)
     # Kappa and the confusion compare grades on the judge's scale; NDCG the expert's own.
     e_true = sub[expert].to_numpy(dtype=np.float64).clip(0, None)
@@ -372,6 +376,7 @@ def judge_agreement(
     combined: npt.ArrayLike | None = None,
     combine: str = "",
     expert: npt.ArrayLike | None = None,
+    top: int | None = None,
 ) -> JudgeAgreement:
     """Agreement of several judges' grades over the same pairs.
 
@@ -380,7 +385,8 @@ def judge_agreement(
         combined: The combined grade per pair, shown as the last judge row.
         combine: How ``combined`` was made (its row is ``combined (<combine>)``).
         expert: Expert grades per pair: each judge's agreement with them (read on
-            the judges' 0-3 scale, :func:`on_judge_scale`).
+            the judges' 0-3 scale, :func:`on_judge_scale`, with ``top`` the
+            collection's highest grade: default the highest of ``expert``).
 
     Example:
         >>> rep = judge_agreement({"a": [0, 1, 2, 3], "b": [0, 1, 2, 2]})
@@ -403,7 +409,7 @@ def judge_agreement(
             combined, dtype=np.float64
         )
     per: dict[str, dict[str, float]] = {}
-    truth = None if expert is None else on_judge_scale(expert)
+    truth = None if expert is None else on_judge_scale(expert, top)
     for name, g in judged.items():
         row: dict[str, float] = {"graded_pairs": float(np.sum(~np.isnan(g)))}
         if truth is not None:
