@@ -281,11 +281,16 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
         ["world", "build", "--zipf", "nan", "--out", str(tmp_path / "w")],
         ["world", "examination", "--max-rank", "0"],
         ["study", "run", "studies/stacker_study.yaml", "--n-trials", "0"],
+        ["dataset", "import", "--folds", "1", "--out", str(tmp_path / "d")],
     ):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
     for argv, message in (
+        (
+            ["dataset", "import", "--letor", str(tmp_path), "--out", str(tmp_path / "d")],
+            "is a directory, not a file (dataset.letor in a YAML, --letor on the command line)",
+        ),
         (["annotate", "report", "--budget", "5"], "--budget: not read by `annotate report`"),
         (["annotate", "--draws", "3"], "--draws: not read by `annotate`"),
         (["evaluate", "clicks", "--systems", "x"], "--systems: not read by `evaluate clicks`"),
@@ -294,6 +299,11 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
         assert message in capsys.readouterr().err
     assert main(["world", "examination", "--clicklogs", str(tmp_path / "none")]) == 2
     assert "--clicklogs" in capsys.readouterr().err
+    scored = tmp_path / "scored.csv"
+    scored.write_text("qid,docid,famol,y_expert\nq1,a,1.0,2\nq1,b,0.5,0\n")
+    assert main(["evaluate", "--candidates", str(scored), "--systems", "famoll",
+                 "--out", str(tmp_path / "e")]) == 2  # fmt: skip
+    assert "(did you mean 'famol' for 'famoll'?)" in capsys.readouterr().err
     assert not (tmp_path / "w").exists() and not (tmp_path / "x").exists()
 
 

@@ -47,6 +47,14 @@ def finite_float(text: str) -> float:
     return value
 
 
+def at_least_two(text: str) -> int:
+    """An argparse type: a whole number >= 2 (query folds)."""
+    value = at_least_one(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 2, got {value}")
+    return value
+
+
 def share(text: str) -> float:
     """An argparse type: a number strictly between 0 and 1 (a held-out share)."""
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 from hybridrank import columns as C
 from hybridrank._atomic import check_output_dir
-from hybridrank.cli._common import positive_int
+from hybridrank.cli._common import at_least_two, positive_int
 from hybridrank.data import LOG_READERS, MANIFEST, QRELS_READERS, Dataset
 
 
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="qrels and log rows naming queries/documents without text: an error (default) "
         "or dropped and counted",
     )
-    imp.add_argument("--folds", type=positive_int, help="query folds (default 5)")
+    imp.add_argument("--folds", type=at_least_two, help="query folds (default 5)")
     imp.add_argument(
         "--tuning-queries",
         type=positive_int,

@@ -199,7 +199,18 @@ def evaluate_table(
     if bucket is not None and bucket not in table.columns:
         missing.append(bucket)
     if missing:
-        raise MissingColumnError(f"candidate table lacks columns {missing}; it has {list(table.columns)}")
+        import difflib
+
+        hints = [
+            f"{close[0]!r} for {m!r}"
+            for m in missing
+            if (close := difflib.get_close_matches(str(m), list(map(str, table.columns)), n=1))
+        ]
+        raise MissingColumnError(
+            f"candidate table lacks columns {missing}"
+            + (f" (did you mean {', '.join(hints)}?)" if hints else "")
+            + f"; it has {list(table.columns)}"
+        )
     if baseline is not None and baseline not in systems:
         raise ConfigError(f"baseline {baseline!r} is not among the systems {list(systems)}")
     for column in [label, *systems]:

@@ -320,8 +320,13 @@ def _check_inputs(config: ImportConfig) -> None:
         if not ok:
             what = "directory" if key == "collection" else "file"
             flag = "--" + key.replace("_", "-")
+            problem = (
+                f"is a directory, not a {what}" if key != "collection" and path.is_dir()
+                else f"is a file, not a {what}" if key == "collection" and path.exists()
+                else f"no such {what}"
+            )  # fmt: skip
             raise MissingInputError(
-                f"{path}: no such {what} (dataset.{key} in a YAML, {flag} on the command line)"
+                f"{path}: {problem} (dataset.{key} in a YAML, {flag} on the command line)"
             )
 
 
