@@ -9,9 +9,9 @@ and raw score alike: equivalent to asking only those pairs; by default the raw
 score is then estimated there from the packaged MiniLM's cosine, ``--fill
 none`` leaves it missing). The fully labelled run trains every system of the
 experiment; the budget runs only the stacker's experts: click-GBDT, LLM-GBDT
-and its anchors (the experiment's default: FAMOL, retrained per budget, and the
-gold expert, which reads no LLM label). ``--anchors`` (none) measures the
-two-expert stacker.
+and its anchors (the experiment's default: FAMOL, retrained per budget, the
+gold expert and the raw mean dwell, which read no LLM label). ``--anchors``
+(none) measures the two-expert stacker.
 
 Smaller than ``studies/paper.yaml``: no session sweep, the stacker tuned with
 60 trials. About 9 minutes on two cores with the default anchors (FAMOL is
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=["tail-first", "random"])
     parser.add_argument(
         "--anchors", nargs="*", default=None,
-        help="the stacker's anchor experts (default: the experiment's, famol and gold_gbdt; "
+        help="the stacker's anchor experts (default: the experiment's: famol, gold_gbdt, raw_dwell; "
         "none: the two-expert stacker)",
     )  # fmt: skip
     parser.add_argument(

@@ -6,9 +6,10 @@ queries (tuning queries left out), seeds pooled:
 
 - the stacker against FAMOL overall (difference, paired randomisation p);
 - learned models against the raw inputs they are given, per bucket: the
-  paired difference click-GBDT - raw debiased CTR and LLM-GBDT - raw semantic
-  similarity with a 95% bootstrap interval (met when no bucket is
-  significantly below);
+  paired difference click-GBDT - raw debiased CTR, click-GBDT - raw mean dwell
+  of the pair's clicks (where the run has it: runs before it was a raw
+  baseline do not) and LLM-GBDT - raw semantic similarity with a 95%
+  bootstrap interval (met when no bucket is significantly below);
 - the stacker against the best single-source model (click-GBDT, LLM-GBDT and,
   where the run has them, the transformer, the two LLM models' ensemble and the
   gold expert on the tuning queries' grades) overall
@@ -189,7 +190,9 @@ def main() -> None:
         config = written.get("experiment", written)
     sessions = int(scores["sessions"].max())
     scores = scores[scores["sessions"] == sessions]
-    pairs = [("click_gbdt", "raw_debiased_ctr"), ("llm_gbdt", "raw_semantic")]
+    pairs = [
+        ("click_gbdt", "raw_debiased_ctr"), ("click_gbdt", "raw_dwell"), ("llm_gbdt", "raw_semantic")
+    ]  # fmt: skip
     systems = sorted({"famol", "gated_stacker", "rule", *SINGLE_SOURCE,
                       *(s for p in pairs for s in p)} & set(scores.columns))  # fmt: skip
     q = per_query(scores, systems)
@@ -226,7 +229,7 @@ def main() -> None:
         below_single.append(d < 0)
     print()
     lines = []
-    for other in ("famol", best_single, "rule"):
+    for other in ("famol", best_single, "rule", *(["raw_dwell"] if "raw_dwell" in q else [])):
         test = randomization_test(q["gated_stacker"], q[other])
         lines.append({"gated_stacker vs": other, "diff": test.mean_diff, "p": test.p_value})
     print(pd.DataFrame(lines).to_markdown(index=False, floatfmt=".4f"), "\n")

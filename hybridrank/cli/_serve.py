@@ -6,11 +6,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hybridrank._atomic import check_output_dir, check_output_file, write_parquet, write_text
 from hybridrank.cli._common import at_least_one, positive_int
 from hybridrank.errors import ConfigError, DataFormatError, HybridRankError, MissingInputError
+
+if TYPE_CHECKING:
+    from hybridrank.serve import RawFeature
 
 
 def cmd_importance(args: argparse.Namespace) -> int:
@@ -277,7 +280,7 @@ def _check_training(
     experiment: Path,
     click: Path,
     llm: list[Path],
-    anchors: list[tuple[str, Path, float]],
+    anchors: list[tuple[str, Path | RawFeature, float]],
     allow: bool,
 ) -> None:
     """Every member must be trained as the experiment trained its model in that role;
@@ -285,7 +288,7 @@ def _check_training(
     from hybridrank.pipelines import training_differences
 
     members = [("--click", click, "click"), *(("--llm", r, "llm") for r in llm),
-               *((f"--anchor {n}", r, n) for n, r, _ in anchors)]  # fmt: skip
+               *((f"--anchor {n}", r, n) for n, r, _ in anchors if isinstance(r, Path))]  # fmt: skip
     found = []
     for flag, run, role in members:
         try:
@@ -316,12 +319,22 @@ def _check_training(
 
 def _anchors(
     specs: list[list[str]], tuned: dict[str, float], experiment: Path | None
-) -> list[tuple[str, Path, float]]:
-    """``--anchor NAME RUN [WEIGHT]`` values; a weight left out is the experiment's tuned one."""
-    anchors: list[tuple[str, Path, float]] = []
+) -> list[tuple[str, Path | RawFeature, float]]:
+    """``--anchor NAME RUN [WEIGHT]`` values; a weight left out is the experiment's tuned one.
+    The experiment's raw-feature anchors (``raw_dwell``, ...) need no run: they are served
+    from the click run's store (or the request's columns)."""
+    from hybridrank.pipelines import RAW_BASELINES
+    from hybridrank.serve import RawFeature
+
+    anchors: list[tuple[str, Path | RawFeature, float]] = []
     for spec in specs:
         if len(spec) not in (2, 3):
             raise ConfigError(f"--anchor takes NAME RUN [WEIGHT], got {' '.join(spec)!r}")
+        if spec[0] in RAW_BASELINES:
+            raise ConfigError(
+                f"--anchor {spec[0]}: a raw feature, not a run; --experiment DIR serves the "
+                "experiment's raw-feature anchors from the click run's store"
+            )
         name, run = spec[0], Path(spec[1])
         if len(spec) == 3:
             try:
@@ -338,6 +351,10 @@ def _anchors(
                 f"(it has {sorted(tuned) or 'none'}); give its weight"
             )
         anchors.append((name, run, weight))
+    for name, weight in tuned.items():
+        if name in RAW_BASELINES:
+            column, sign = RAW_BASELINES[name]
+            anchors.append((name, RawFeature(column, sign), weight))
     missing = sorted(set(tuned) - {a[0] for a in anchors})
     if missing:
         listed = ", ".join(f"{m} ({tuned[m]:.3f})" for m in missing)

@@ -57,6 +57,36 @@ def _group_percentile(values: np.ndarray, gid: np.ndarray, counts: np.ndarray) -
     return ranks
 
 
+def missing_last(
+    values: npt.ArrayLike,
+    *,
+    sign: float = 1.0,
+    qid: npt.ArrayLike | None = None,
+    offsets: npt.ArrayLike | None = None,
+) -> np.ndarray:
+    """``sign * values`` as scores, a missing value (NaN) below every present one of its query.
+
+    A raw feature as a ranker (``raw_dwell``: the mean dwell of a pair's clicks,
+    missing for a pair never clicked): each query's missing values get its lowest
+    present score minus 1, or 0 in a query without any. Per query, so a stacker
+    that normalises an expert within the query sees the same scores in an
+    experiment's table and in a single request.
+
+    Example:
+        >>> missing_last([3.0, float("nan"), 1.0, float("nan")], qid=["a", "a", "a", "b"])
+        array([3., 0., 1., 0.])
+    """
+    s = np.asarray(values, dtype=np.float64) * float(sign)
+    gid, off = _group_ids(s.shape[0], qid, offsets)
+    present = np.isfinite(s)
+    if present.all():
+        return s
+    lowest = np.full(off.shape[0] - 1, np.inf)
+    np.minimum.at(lowest, gid[present], s[present])
+    floor = np.where(np.isfinite(lowest), lowest - 1.0, 0.0)
+    return np.where(present, s, floor[gid])
+
+
 def break_ties(
     scores: npt.ArrayLike,
     secondary: npt.ArrayLike,

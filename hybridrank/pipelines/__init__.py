@@ -14,6 +14,13 @@ from hybridrank.pipelines._annotate import (
     annotate_dataset,
     default_answer_cache,
 )
+from hybridrank.pipelines._best_feature import (
+    BEST_FEATURE,
+    BestFeature,
+    FeatureChoice,
+    best_feature_baseline,
+    warn_below_best_feature,
+)
 from hybridrank.pipelines._budget import (
     SELECTED_BY,
     SELECTION_ROUND,
@@ -73,6 +80,7 @@ from hybridrank.pipelines._tables import (
     attach_llm_labels,
     build_table,
     evaluation_rows,
+    raw_baseline_scores,
     rule_scores,
 )
 from hybridrank.pipelines._train_gbdt import (
@@ -120,6 +128,7 @@ from hybridrank.pipelines._world import (
 )
 
 __all__ = [
+    "BEST_FEATURE",
     "BUDGET_SYSTEMS",
     "CLICK_ESTIMATE",
     "COSINE",
@@ -141,6 +150,7 @@ __all__ = [
     "STRATEGIES",
     "SYSTEM_ORDER",
     "UNBIASED_SYSTEM",
+    "BestFeature",
     "Budget",
     "BudgetCurve",
     "BudgetedLabels",
@@ -153,6 +163,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
     "ExperimentStacker",
+    "FeatureChoice",
     "FoldConfig",
     "GBDTRun",
     "GBDTTrainConfig",
@@ -169,6 +180,7 @@ __all__ = [
     "annotate_with_budget",
     "attach_llm_labels",
     "attach_texts",
+    "best_feature_baseline",
     "budget_mask",
     "build_table",
     "build_world",
@@ -194,6 +206,7 @@ __all__ = [
     "position_bias_table",
     "ppi_markdown",
     "ppi_report",
+    "raw_baseline_scores",
     "recorded_dataset",
     "resolve_features",
     "rule_scores",
@@ -211,6 +224,7 @@ __all__ = [
     "training_differences",
     "training_table",
     "training_view",
+    "warn_below_best_feature",
     "world_config_of",
     "world_summary",
     "write_position_bias",

@@ -94,6 +94,7 @@ from hybridrank.pipelines._tables import (
     add_raw_baselines,
     attach_llm_labels,
     build_table,
+    raw_baseline_scores,
     text_scores,
 )
 from hybridrank.pipelines._train_gbdt import resolve_features
@@ -133,8 +134,11 @@ DEFAULT_NEURAL: Mapping[str, Any] = MappingProxyType({
     "epochs": 2, "learning_rate": 5.0e-5, "temperature": 0.05, "target_temperature": 0.1,
     "validation_fraction": 0.0, "seed": 0,
 })  # fmt: skip
-#: The experiment stacker's anchor experts unless the config names others.
-DEFAULT_ANCHORS = ("famol", "gold_gbdt")
+#: The experiment stacker's anchor experts unless the config names others: FAMOL, the gold
+#: expert and the mean dwell of a pair's clicks (a raw feature: skipped where a log records
+#: no dwell). The dwell anchor lifted the stacker by 0.004-0.010 NDCG@10 on four of five
+#: stored 3-seed runs and cost at most 0.001 on the others (README, "Raw features as anchors").
+DEFAULT_ANCHORS = ("famol", "gold_gbdt", "raw_dwell")
 #: The gold expert's LambdaMART: small trees, some L2, its rounds chosen by
 #: cross-validation over the few labelled queries (``min_validation_queries``).
 GOLD_GBDT = LambdaMARTConfig(
@@ -146,7 +150,7 @@ BUDGET_SYSTEMS = ("click_gbdt", "llm_gbdt", "famol", "famol_label_mixing", "gate
 #: The systems whose out-of-fold scores the stacker can mix in as anchors.
 ANCHOR_SYSTEMS = (
     "click_gbdt", "llm_gbdt", "llm_neural", ENSEMBLE, "gold_gbdt", "ds_llm_then_click",
-    "ds_click_then_llm", "famol", "famol_label_mixing",
+    "ds_click_then_llm", "famol", "famol_label_mixing", *RAW_BASELINES,
 )  # fmt: skip
 
 
@@ -187,8 +191,11 @@ class ExperimentConfig:
             depend on) so a rerun reads them instead of training; false
             always trains and writes nothing there.
         stacker: The frequency-gated stacker; its ``anchors`` default to
-            ``[famol, gold_gbdt]`` here (each mixed in with a tuned weight;
-            ``[]``: the two-expert stacker).
+            ``[famol, gold_gbdt, raw_dwell]`` here (each mixed in with a tuned
+            weight; ``[]``: the two-expert stacker). An anchor is a system of
+            the experiment or a raw baseline (:data:`RAW_BASELINES`: its
+            scores, with a missing value below every present one of its
+            query); one the dataset cannot give is left out with a warning.
         click_tuning: The head queries' click weight chosen on held-out
             clicks (see :mod:`hybridrank.pipelines._click_tuning`): each run
             first trains the stacker's experts with a share of the sessions
@@ -229,8 +236,10 @@ class ExperimentConfig:
             semantic and BM25 percentiles). Click-GBDT needs it: click labels
             say nothing about pairs the log never showed, so about three
             quarters of its scores within a query tie and would otherwise be
-            ordered by the candidates' row order. Unequal scores keep their
-            order, and the raw baselines stay raw. ``none``: ties stay.
+            ordered by the candidates' row order. The raw click baselines
+            (never-shown pairs tie in them too) are ordered the same way, so
+            a learned model and its input are compared in one tie order.
+            Unequal scores keep their order. ``none``: ties stay.
         llm_expert: The stacker's LLM expert. ``ensemble`` (default):
             ``llm_ensemble``, the per-query mean of LLM-GBDT's and the
             transformer's z-scored out-of-fold scores, reported as a system of
@@ -607,24 +616,37 @@ def _run_systems(
     out = table.copy()
     for name, scores in oof.items():
         out[name] = scores.scores
-    add_raw_baselines(out)
+    raw = [name for name in add_raw_baselines(out) if name in RAW_BASELINES]
     if shared.untrained is not None:
         out[UNTRAINED] = shared.untrained
     info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
     text = text_scores(out) if config.tie_break == "text" else None
     if text is not None:
         qid = out[C.QID].to_numpy()
-        for name in oof:
+        # The raw inputs as well: a learned model is compared with its input in the same tie
+        # order (never-shown pairs tie in every click feature).
+        for name in [*oof, *raw]:
             out[name] = break_ties(out[name].to_numpy(), text, qid=qid)
     if "gated_stacker" in skipped or (only is not None and "gated_stacker" not in only):
         return out, info
 
     # The stacker: tuned on the tuning queries' out-of-fold scores only.
     tuning_rows = table[TUNING].to_numpy()
-    anchors = [oof[a] for a in config.stacker.anchors if a in oof]
-    missing = [a for a in config.stacker.anchors if a not in oof]
+    raw_anchors: dict[str, OOFScores] = {}
+    for a in config.stacker.anchors:
+        raw_scores = _raw_anchor(table, a) if a in RAW_BASELINES else None
+        if raw_scores is not None:
+            raw_anchors[a] = raw_scores
+    anchors = [oof[a] if a in oof else raw_anchors[a] for a in config.stacker.anchors
+               if a in oof or a in raw_anchors]  # fmt: skip
+    missing = [a for a in config.stacker.anchors if a not in oof and a not in raw_anchors]
     if missing:
-        logger.warning("stacker.anchors %s did not run: the stacker mixes the others", missing)
+        logger.warning(
+            "stacker.anchors %s did not run or the dataset has no value of them (a raw "
+            "feature such as qd_mean_dwell, missing where the log records no dwell): the "
+            "stacker mixes the others",
+            missing,
+        )
     stacker = FrequencyGatedStacker(config.stacker).fit(
         oof["click_gbdt"],
         oof[llm_model],
@@ -669,6 +691,19 @@ def _run_systems(
     if text is not None:
         out["meta_ranker"] = break_ties(out["meta_ranker"].to_numpy(), text, qid=qid)
     return out, info
+
+
+def _raw_anchor(table: pd.DataFrame, name: str) -> OOFScores | None:
+    """A raw baseline as a stacker anchor: its scores, from no trained model (no fold's
+    model saw any query). None when the table has no value of it."""
+    scores = raw_baseline_scores(table, name)
+    if scores is None:
+        return None
+    fold = table[C.FOLD].to_numpy()
+    return OOFScores(
+        name, scores, table[C.QID].to_numpy(), fold,
+        trained_on={int(f): frozenset() for f in np.unique(fold)},
+    )  # fmt: skip
 
 
 def _llm_expert(choice: str, oof: dict[str, OOFScores]) -> str:

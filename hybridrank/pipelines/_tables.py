@@ -10,7 +10,7 @@ import pandas as pd
 
 from hybridrank import columns as C
 from hybridrank.data import TUNING, Dataset
-from hybridrank.ensemble import text_order
+from hybridrank.ensemble import missing_last, text_order
 from hybridrank.features import (
     ClickFeatureConfig,
     ClickFeatures,
@@ -134,6 +134,9 @@ RAW_BASELINES: dict[str, tuple[str, float]] = {
     "raw_ctr": ("qd_ctr_smooth", 1.0),
     "raw_debiased_ctr": ("qd_debiased_ctr_smooth", 1.0),
     "logged_order": ("qd_mean_position", -1.0),
+    # The mean dwell of a pair's clicks: where a log records dwell, often the strongest
+    # click input (never-clicked pairs rank below every clicked one, as never-shown ones do).
+    "raw_dwell": ("qd_mean_dwell", 1.0),
     "raw_semantic": (SEMANTIC, 1.0),
 }
 
@@ -144,6 +147,20 @@ RULE_MIN_SESSIONS = 3
 RULE = "rule"
 
 
+def raw_baseline_scores(table: pd.DataFrame, name: str) -> np.ndarray | None:
+    """The scores of raw baseline ``name`` (of :data:`RAW_BASELINES`) for the table's rows:
+    its column times its sign, a pair without the value below every pair of its query with
+    one (:func:`~hybridrank.ensemble.missing_last`). None when the table has no value of it
+    (an LLM judge leaves no raw score)."""
+    column, sign = RAW_BASELINES[name]
+    if column not in table.columns:
+        return None
+    values = table[column].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).any():
+        return None
+    return missing_last(values, sign=sign, qid=table[C.QID].to_numpy())
+
+
 def add_raw_baselines(table: pd.DataFrame) -> list[str]:
     """Add a score column per raw baseline whose input the table holds (with at least one
     value), and ``rule``; returns their names.
@@ -152,14 +169,10 @@ def add_raw_baselines(table: pd.DataFrame) -> list[str]:
     pair with it.
     """
     added = []
-    for name, (column, sign) in RAW_BASELINES.items():
-        if column in table.columns:
-            values = table[column].to_numpy(dtype=np.float64) * sign
-            finite = np.isfinite(values)
-            if not finite.any():  # an LLM judge leaves no raw score: no such baseline
-                continue
-            floor = values[finite].min() - 1.0 if finite.any() else 0.0
-            table[name] = np.where(finite, values, floor)
+    for name in RAW_BASELINES:
+        values = raw_baseline_scores(table, name)
+        if values is not None:
+            table[name] = values
             added.append(name)
     rule = rule_scores(table)
     if rule is not None:
@@ -223,6 +236,7 @@ __all__ = [
     "attach_llm_labels",
     "build_table",
     "evaluation_rows",
+    "raw_baseline_scores",
     "rule_scores",
     "text_scores",
 ]

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,11 @@ from hybridrank.features import (
 )
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
+from hybridrank.pipelines._best_feature import (
+    BEST_FEATURE,
+    best_feature_baseline,
+    warn_below_best_feature,
+)
 from hybridrank.pipelines._budget import BUDGET_FILLS, fill_judge_score
 from hybridrank.pipelines._click_split import ClickSplitConfig, training_view
 from hybridrank.pipelines._dense import dense_similarity
@@ -441,17 +446,36 @@ def train_gbdt(
             evaluated = evaluated.assign(**{name: break_ties(
                 evaluated[name].to_numpy(), text, qid=evaluated[C.QID].to_numpy()
             )})  # fmt: skip
+        best = best_feature_baseline(evaluated, features, secondary=text)
+        if best is not None:
+            evaluated = evaluated.assign(**{BEST_FEATURE: best.scores})
+            # Without BM25 (a LETOR file), the significance marks compare with the best feature.
+            baseline = baseline or BEST_FEATURE
+        versus = {C.BM25: " vs BM25", BEST_FEATURE: " vs its best single feature", None: ""}
         report = evaluate_table(
             evaluated,
-            [s for s in (baseline, name) if s is not None],
+            list(
+                dict.fromkeys(
+                    s for s in (baseline, BEST_FEATURE if best else None, name) if s is not None
+                )
+            ),
             metrics=config.metrics,
             bucket_order=dataset.bucket_names,
             baseline=baseline,
-            title=f"LambdaMART ({config.gbdt.engine}, {what}){' vs BM25' if baseline else ''}, "
+            title=f"LambdaMART ({config.gbdt.engine}, {what}){versus[baseline]}, "
             f"{dataset.split_info.n_folds}-fold cross-validated by query; expert grades"
             f"{'; tuning queries left out' if len(evaluated) < len(table) else ''}"
-            f"{'; exact ties ranked by the text order' if text is not None else ''}",
+            f"{'; exact ties ranked by the text order' if text is not None else ''}"
+            + (
+                f"; {BEST_FEATURE}: the model's single input feature that ranks the other "
+                f"folds best by NDCG@10, {best.describe()}"
+                if best is not None
+                else ""
+            ),
         )
+        if best is not None:
+            report.meta[BEST_FEATURE] = [asdict(c) for c in best.choices]
+            warn_below_best_feature(report, name, best)
     else:
         logger.warning("the dataset has no expert grades: no per-bucket report")
 

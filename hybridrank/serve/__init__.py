@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from hybridrank.serve._ranker import HybridRanker, Ranking, build_hybrid_bundle, llm_run_kind
+from hybridrank.serve._ranker import (
+    Anchor,
+    HybridRanker,
+    Ranking,
+    RawFeature,
+    build_hybrid_bundle,
+    llm_run_kind,
+)
 from hybridrank.serve._store import ClickFeatureStore
 
-__all__ = ["ClickFeatureStore", "HybridRanker", "Ranking", "build_hybrid_bundle", "llm_run_kind"]
+__all__ = [
+    "Anchor",
+    "ClickFeatureStore",
+    "HybridRanker",
+    "Ranking",
+    "RawFeature",
+    "build_hybrid_bundle",
+    "llm_run_kind",
+]

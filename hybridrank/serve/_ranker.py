@@ -6,7 +6,8 @@ Two bundle kinds load into :class:`HybridRanker`:
 * a hybrid bundle (``hybridrank bundle``): the click LambdaMART, one or more
   LLM-supervised models (neural runs or GBDT runs; several are averaged as
   the experiment's ``llm_ensemble`` is), optional anchor experts (GBDT runs:
-  FAMOL, the gold expert) with fixed weights, and the frequency gate, fused
+  FAMOL, the gold expert; or raw features: the mean dwell of a pair's clicks,
+  read from the store) with fixed weights, and the frequency gate, fused
   by :func:`hybridrank.ensemble.fuse` as the experiment's stacker fuses them:
   ``sum_a w_a * z(anchor_a) + (1 - sum_a w_a) * [g(freq) * z(click) +
   (1 - g(freq)) * z(llm)]``, z-scored (or ranked) within the query.
@@ -24,7 +25,7 @@ import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +43,7 @@ from hybridrank.ensemble import (
     check_anchors,
     fuse,
     gate_from_dict,
+    missing_last,
     normalised_mean,
     text_order,
 )
@@ -260,6 +262,61 @@ class _GBDTScorer:
         return self.bundle.ranker.predict(self.bundle.schema.matrix(table, source="candidates"))
 
 
+class _FeatureScorer:
+    """A raw feature as an expert: its value times its sign, a missing one below every
+    present one of its query (:func:`~hybridrank.ensemble.missing_last`), as the experiment
+    scores its raw baselines."""
+
+    def __init__(self, feature: RawFeature, store: ClickFeatureStore | None) -> None:
+        self.feature = feature
+        self.store = store
+        self.names = [feature.column]
+
+    def _missing(self, source: str) -> DataFormatError:
+        return DataFormatError(
+            f"the anchor on feature {self.feature.column!r} needs it: give it as a column of "
+            "the request (this bundle has no click-feature store that holds it)",
+            path=source,
+            column=self.feature.column,
+        )
+
+    def _numbers(self, raw: Any, source: str) -> np.ndarray:
+        """The request's values of the feature: numbers, NaN where missing; inf refused."""
+        given = np.asarray(raw).ravel()
+        values, unparsed = _as_numbers(given)
+        bad = unparsed | np.isinf(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataFormatError(
+                f"not a finite number: {given[row]!r}",
+                path=source, row=row, column=self.feature.column,
+            )  # fmt: skip
+        return values
+
+    def score(
+        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+    ) -> np.ndarray:
+        column = self.feature.column
+        if column in columns:  # sent with the request (a fresher log) wins, as for the models
+            values = self._numbers(columns[column], f"query {qid!r}")
+        else:
+            stored = self.store.lookup(qid, docids) if self.store is not None else {}
+            if column not in stored:
+                raise self._missing(f"query {qid!r}")
+            values = stored[column]
+        return missing_last(values, sign=self.feature.sign, offsets=np.array([0, docids.shape[0]]))
+
+    def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
+        column = self.feature.column
+        if column in table.columns:
+            values = self._numbers(table[column].to_numpy(), "candidates")
+        elif self.store is not None and column in _CLICK:
+            values = self.store.join(table[[C.QID, C.DOCID]])[column].to_numpy(dtype=np.float64)
+        else:
+            raise self._missing("candidates")
+        return missing_last(values, sign=self.feature.sign, qid=table[C.QID].to_numpy())
+
+
 class _NeuralScorer:
     def __init__(self, ranker: Any, embeddings: tuple[np.ndarray, np.ndarray] | None) -> None:
         self.ranker = ranker
@@ -333,19 +390,50 @@ def _load_neural(directory: Path, device: str | None) -> Any:
 
 
 @dataclass(frozen=True)
-class Anchor:
-    """An anchor expert of a fused bundle: a GBDT mixed into the score with a fixed weight.
+class RawFeature:
+    """A raw input feature served as an expert (the experiment's ``raw_dwell``, ...).
 
     Attributes:
-        name: What it is called (``famol``, ``gold_gbdt``); ``rank_table`` adds
-            ``<name>_score``.
-        bundle: The GBDT run.
+        column: The feature: a click feature of the bundle's store, or a column
+            every request brings.
+        sign: 1: higher ranks first; -1: lower ranks first.
+    """
+
+    column: str
+    sign: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.column, str) or not self.column:
+            raise ConfigError(f"a raw feature needs a column name, got {self.column!r}")
+        if self.sign not in (1.0, -1.0):
+            raise ConfigError(
+                f"raw feature {self.column!r}: sign must be 1 or -1, got {self.sign!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """An anchor expert of a fused bundle, mixed into the score with a fixed weight: a GBDT
+    run, or a raw feature.
+
+    Attributes:
+        name: What it is called (``famol``, ``gold_gbdt``, ``raw_dwell``);
+            ``rank_table`` adds ``<name>_score``.
+        bundle: The GBDT run (None for a raw feature).
         weight: Its share of the fused score, in [0, 1].
+        feature: The raw feature (None for a GBDT run).
     """
 
     name: str
-    bundle: GBDTBundle
+    bundle: GBDTBundle | None
     weight: float
+    feature: RawFeature | None = None
+
+    def __post_init__(self) -> None:
+        if (self.bundle is None) == (self.feature is None):
+            raise ConfigError(
+                f"anchor {self.name!r}: give a GBDT run or a raw feature, one of them"
+            )
 
 
 class HybridRanker(SklearnTags):
@@ -404,10 +492,14 @@ class HybridRanker(SklearnTags):
         self.tie_break = tie_break
         self.path = path
         self._click = _GBDTScorer(click, store)
-        self._anchors = [_GBDTScorer(a.bundle, store) for a in self.anchors]
+        self._anchors = [
+            _GBDTScorer(a.bundle, store) if a.bundle is not None
+            else _FeatureScorer(cast(RawFeature, a.feature), store)
+            for a in self.anchors
+        ]  # fmt: skip
         names = set(click.schema.names)
         for scorer in [*(scorers or ()), *self._anchors]:
-            if isinstance(scorer, _GBDTScorer):
+            if isinstance(scorer, _GBDTScorer | _FeatureScorer):
                 names |= set(scorer.names)
         # The text scores travel too: they order exact ties (tie_break: text).
         self._request_columns = frozenset({C.DOCID, C.TEXT, C.TITLE, C.SEMANTIC, C.BM25, *names})
@@ -492,7 +584,9 @@ class HybridRanker(SklearnTags):
                 emb = (ids, np.load(d / emb_file))
             llm.append(_NeuralScorer(_load_neural(d / member["dir"], device), emb))
         anchors = [
-            Anchor(a["name"], GBDTBundle.load(d / a["dir"], verify=False), float(a["weight"]))
+            Anchor(a["name"], None, float(a["weight"]), RawFeature(a["feature"], float(a["sign"])))
+            if "feature" in a
+            else Anchor(a["name"], GBDTBundle.load(d / a["dir"], verify=False), float(a["weight"]))
             for a in _anchor_members(meta, meta_path)
         ]
         try:
@@ -920,20 +1014,32 @@ def _llm_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, str]]:
 
 
 def _anchor_members(meta: Mapping[str, Any], source: Path) -> list[dict[str, Any]]:
-    """The anchor experts ``hybrid.json`` lists (name, dir, weight); none in format 1."""
+    """The anchor experts ``hybrid.json`` lists: ``{name, dir, weight}`` for a GBDT run,
+    ``{name, feature, sign, weight}`` for a raw feature; none in format 1."""
     members = meta.get("anchors", [])
     if not isinstance(members, list) or not all(
-        isinstance(m, Mapping) and {"name", "dir", "weight"} <= set(m) for m in members
+        isinstance(m, Mapping)
+        and ({"name", "dir", "weight"} <= set(m) or {"name", "feature", "sign", "weight"} <= set(m))
+        for m in members
     ):
         raise DataFormatError(
-            "must be a list of {'name', 'dir', 'weight'}", path=source, column="anchors"
+            "must be a list of {'name', 'dir', 'weight'} (a GBDT run) or "
+            "{'name', 'feature', 'sign', 'weight'} (a raw feature)",
+            path=source,
+            column="anchors",
         )
     try:
         check_anchors([(m["name"], m["weight"]) for m in members], source="anchors")
     except ConfigError as exc:
         raise DataFormatError(str(exc), path=source, column="anchors") from None
     for i, m in enumerate(members):
-        _member_dir(m["dir"], source, f"anchors[{i}].dir")
+        if "feature" in m:
+            try:
+                RawFeature(m["feature"], m["sign"])
+            except ConfigError as exc:
+                raise DataFormatError(str(exc), path=source, column=f"anchors[{i}]") from None
+        else:
+            _member_dir(m["dir"], source, f"anchors[{i}].dir")
     return [dict(m) for m in members]
 
 
@@ -948,7 +1054,7 @@ def build_hybrid_bundle(
     out: str | Path,
     *,
     gate: Gate,
-    anchors: Sequence[tuple[str, str | Path, float]] = (),
+    anchors: Sequence[tuple[str, str | Path | RawFeature, float]] = (),
     normalisation: str = "zscore",
     tie_break: str = "text",
     docs: pd.DataFrame | None = None,
@@ -967,7 +1073,9 @@ def build_hybrid_bundle(
         gate: The tuned gate (for example a stacker study's best parameters).
         anchors: ``(name, gbdt_run, weight)`` per anchor expert (the
             experiment's ``famol`` and ``gold_gbdt``, with the weights its
-            stacker tuned); the weights sum to at most 1.
+            stacker tuned), or ``(name, RawFeature(column, sign), weight)`` for a
+            raw feature (the experiment's ``raw_dwell``: read from the click
+            run's store, or from each request); the weights sum to at most 1.
         normalisation: ``zscore`` or ``rank``.
         tie_break: ``text`` or ``none`` (see :class:`HybridRanker`).
         docs: ``docid, text`` of the collection: with a bi-encoder, their
@@ -997,13 +1105,22 @@ def build_hybrid_bundle(
             members.append(("neural", llm_dir, neural_dir))
         else:
             raise MissingInputError(f"{llm_dir} is neither a GBDT run nor a neural model")
-    for name, run, _ in anchors:
-        if not (Path(run) / "schema.json").exists():
+    runs = [(name, Path(run)) for name, run, _ in anchors if not isinstance(run, RawFeature)]
+    for name, run in runs:
+        if not (run / "schema.json").exists():
             raise MissingInputError(f"anchor {name!r}: {run} is not a `hybridrank train gbdt` run")
-        GBDTBundle.load(Path(run))
+        GBDTBundle.load(run)
+    features = [(name, f) for name, f, _ in anchors if isinstance(f, RawFeature)]
+    click_store = click_dir / STORE_DIR
+    for name, feature in features:
+        if feature.column in CLICK_FEATURES and not click_store.is_dir():
+            raise MissingInputError(
+                f"anchor {name!r} reads the click feature {feature.column!r}, and {click_dir} "
+                "has no click-feature store to serve it from"
+            )
     # Every GBDT member reads its click features from the click run's store at serving time.
     store = _store_digest(click_dir)
-    for run in [r for kind, r, _ in members if kind == "gbdt"] + [Path(a[1]) for a in anchors]:
+    for run in [r for kind, r, _ in members if kind == "gbdt"] + [r for _, r in runs]:
         own = _store_digest(run)
         reads_store = any(
             n in CLICK_FEATURES or n in STORE_ALIASES
@@ -1054,8 +1171,12 @@ def build_hybrid_bundle(
                 ", ".join(kinds) or "none",
             )
         anchor_meta: list[dict[str, Any]] = []
-        for name, run, weight in anchors:
-            shutil.copytree(Path(run), tmp / "anchors" / name, ignore=gbdt_only)
+        for name, member, weight in anchors:
+            if isinstance(member, RawFeature):
+                anchor_meta.append({"name": name, "feature": member.column, "sign": member.sign,
+                                    "weight": float(weight)})  # fmt: skip
+                continue
+            shutil.copytree(Path(member), tmp / "anchors" / name, ignore=gbdt_only)
             anchor_meta.append({"name": name, "dir": f"anchors/{name}", "weight": float(weight)})
         meta = {
             "format": HYBRID_FORMAT,
@@ -1067,7 +1188,10 @@ def build_hybrid_bundle(
             "sources": {
                 "click": str(click_dir),
                 "llm": [str(r) for _, r, _ in members],
-                "anchors": {name: str(run) for name, run, _ in anchors},
+                "anchors": {
+                    name: f"raw feature {m.column}" if isinstance(m, RawFeature) else str(m)
+                    for name, m, _ in anchors
+                },
             },
         }
         (tmp / HYBRID_META).write_text(json.dumps(meta, indent=2) + "\n")
@@ -1077,7 +1201,9 @@ def build_hybrid_bundle(
         try:
             tmp.rename(dest)  # the bundle appears whole or not at all
         except OSError as exc:  # a bundle renamed into place between the check and here
-            raise OutputExistsError(f"{dest}: could not move the bundle into place: {exc}") from None
+            raise OutputExistsError(
+                f"{dest}: could not move the bundle into place: {exc}"
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # no half-built bundle left behind
         raise

@@ -58,7 +58,7 @@ def test_gold_scores_need_enough_labelled_queries() -> None:
 
 def test_experiment_gold_and_anchors_config() -> None:
     default = ExperimentConfig()
-    assert default.gold is not None and default.stacker.anchors == ("famol", GOLD)
+    assert default.gold is not None and default.stacker.anchors == ("famol", GOLD, "raw_dwell")
     off = ExperimentConfig.from_dict({"gold": None, "stacker": {"anchor": "famol"}})
     assert off.gold is None and off.stacker.anchors == ("famol",)
     custom = ExperimentConfig.from_dict({"gold": {"num_leaves": 3}, "stacker": {"anchors": []}})

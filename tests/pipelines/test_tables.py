@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 
 from hybridrank import columns as C
-from hybridrank.pipelines import RULE, add_raw_baselines, rule_scores
+from hybridrank.errors import ConfigError
+from hybridrank.pipelines import (
+    RAW_BASELINES,
+    RULE,
+    ExperimentConfig,
+    add_raw_baselines,
+    raw_baseline_scores,
+    rule_scores,
+)
+from hybridrank.pipelines._experiment import ANCHOR_SYSTEMS
 from hybridrank.pipelines._tables import SEMANTIC, text_scores
 
 
@@ -62,6 +71,31 @@ def test_add_raw_baselines_names_rule_and_puts_unshown_pairs_last() -> None:
     # An LLM judge leaves the raw score empty: no raw_semantic (it would rank as BM25 does).
     judged_by_llm = _table().assign(**{SEMANTIC: np.nan})
     assert add_raw_baselines(judged_by_llm) == ["raw_debiased_ctr", RULE]
+
+
+def test_raw_dwell_ranks_clicked_pairs_by_dwell_and_the_floor_is_per_query() -> None:
+    table = _table()
+    dwell = np.where(table["qd_debiased_ctr_smooth"].notna(), np.arange(len(table)) + 10.0, np.nan)
+    table["qd_mean_dwell"] = dwell
+    assert "raw_dwell" in add_raw_baselines(table)
+    for _, rows in table.groupby(C.QID):
+        clicked = rows["qd_mean_dwell"].notna()
+        if clicked.all() or not clicked.any():
+            continue
+        # Clicked pairs in dwell order, every never-clicked one just below the query's lowest.
+        assert rows.loc[clicked, "raw_dwell"].tolist() == rows.loc[clicked, "qd_mean_dwell"].tolist()
+        lowest = rows.loc[clicked, "qd_mean_dwell"].min()
+        assert (rows.loc[~clicked, "raw_dwell"] == lowest - 1.0).all()
+    np.testing.assert_array_equal(raw_baseline_scores(table, "raw_dwell"), table["raw_dwell"])
+    assert raw_baseline_scores(table.drop(columns=["qd_mean_dwell"]), "raw_dwell") is None
+
+
+def test_raw_baselines_are_stacker_anchors_of_the_experiment() -> None:
+    config = ExperimentConfig.from_dict({"stacker": {"anchors": ["famol", "raw_dwell"]}})
+    assert config.stacker.anchors == ("famol", "raw_dwell")
+    assert set(RAW_BASELINES) <= set(ANCHOR_SYSTEMS)
+    with pytest.raises(ConfigError, match="raw_dwel"):
+        ExperimentConfig.from_dict({"stacker": {"anchors": ["raw_dwel"]}})
 
 
 def test_text_scores_average_the_percentiles_and_fall_back_to_one_column() -> None:

@@ -14,15 +14,19 @@ from hybridrank.cli import main
 from hybridrank.data import TUNING, Dataset, SimulationConfig
 from hybridrank.ensemble import FAMOLConfig, FAMOLRanker
 from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.evaluate import evaluate_table
 from hybridrank.features import CLICK_FEATURES
 from hybridrank.gbdt import GBDTBundle, LambdaMARTConfig, LambdaMARTRanker, feature_importance
 from hybridrank.pipelines import (
+    BEST_FEATURE,
     DataConfig,
     GBDTTrainConfig,
     WorldConfig,
+    best_feature_baseline,
     build_world,
     train_gbdt,
     training_differences,
+    warn_below_best_feature,
     write_world,
 )
 
@@ -63,7 +67,7 @@ def test_bundle_contents(trained) -> None:
     assert run.table[C.Y_CLICK].isna().any()
     assert run.table["gbdt_click"].notna().all()
     metrics = json.loads((run.path / "metrics.json").read_text())
-    assert {m["system"] for m in metrics} == {"bm25", "gbdt_click"}
+    assert {m["system"] for m in metrics} == {"bm25", BEST_FEATURE, "gbdt_click"}
     # The labelled tuning queries are left out of the report (they are the calibration set).
     assert run.name == "gbdt_click"
     tuning = set(run.table.loc[run.table[TUNING], C.QID])
@@ -72,6 +76,38 @@ def test_bundle_contents(trained) -> None:
     assert not tuning & set(run.report.per_query[C.QID])
     config = yaml.safe_load((run.path / "config.yaml").read_text())
     assert GBDTTrainConfig.from_dict(config) == trained[1]
+
+
+def test_report_shows_the_best_single_input_feature(trained, caplog) -> None:
+    run, _ = trained
+    assert run.report is not None
+    assert run.report.systems == ("bm25", BEST_FEATURE, "gbdt_click")
+    # Chosen per fold among the model's own inputs, recorded with the report.
+    choices = run.report.meta[BEST_FEATURE]
+    assert len(choices) == len(set(run.table[C.FOLD]))
+    assert {c["feature"] for c in choices} <= set(run.features)
+    assert all(c["sign"] in (1, -1) for c in choices)
+    assert f"{BEST_FEATURE}: the model's single input feature" in run.report.title
+    saved = json.loads((run.path / "report" / "report.json").read_text())
+    assert saved["meta"][BEST_FEATURE] == choices
+
+
+def test_a_model_below_its_best_feature_is_warned_about(trained, caplog) -> None:
+    run, _ = trained
+    rows = run.table.loc[~run.table[TUNING]].copy()
+    best = best_feature_baseline(rows, run.features)
+    assert best is not None
+    rows[BEST_FEATURE] = best.scores
+    rows["shuffled"] = np.random.default_rng(0).random(len(rows))  # a model that learned nothing
+    report = evaluate_table(rows, ["shuffled", BEST_FEATURE], metrics=("ndcg@10",))
+    with caplog.at_level("WARNING", logger="hybridrank.pipelines._best_feature"):
+        warn_below_best_feature(report, "shuffled", best)
+    assert "shuffled ranks below its best single input feature" in caplog.text
+    assert best.describe() in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hybridrank.pipelines._best_feature"):
+        warn_below_best_feature(report, BEST_FEATURE, best)  # level with itself: no warning
+    assert not caplog.text
 
 
 def test_bundle_round_trip_and_schema_errors(trained) -> None:
@@ -349,7 +385,7 @@ def test_famol_label_trains_a_plain_gbdt_run(trained, famol_run) -> None:
     scores = run.table["gbdt_famol"]
     assert scores.notna().all()
     assert run.report is not None
-    assert set(run.report.summary["system"]) == {"bm25", "gbdt_famol"}
+    assert set(run.report.summary["system"]) == {"bm25", BEST_FEATURE, "gbdt_famol"}
     # Same world, same features: the LLM loss alone makes the scores differ from a click run's.
     assert run.features == click_run.features
     assert run.table[C.QID].tolist() == click_run.table[C.QID].tolist()

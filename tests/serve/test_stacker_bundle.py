@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from hybridrank.ensemble import (
     SigmoidGate,
     StackerConfig,
     mean_of_normalised,
+    missing_last,
     normalised_mean,
     oof_from_scores,
     prepare,
@@ -24,7 +26,13 @@ from hybridrank.ensemble import (
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.gbdt import GBDTBundle, write_manifest
 from hybridrank.pipelines import load_experiment_stacker
-from hybridrank.serve import ClickFeatureStore, HybridRanker, build_hybrid_bundle
+from hybridrank.serve import (
+    Anchor,
+    ClickFeatureStore,
+    HybridRanker,
+    RawFeature,
+    build_hybrid_bundle,
+)
 
 from .conftest import request_table as _request_table
 
@@ -517,3 +525,94 @@ def test_exact_ties_are_ranked_by_the_text_order_as_the_experiment_ranks_them(
     assert info.value.column == "tie_break"
     with pytest.raises(ConfigError, match="tie_break"):
         HybridRanker(ranker.click, tie_break="random")
+
+
+def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    gate = SigmoidGate(centre=1.0, slope=3.0)
+    dwell = RawFeature("qd_mean_dwell")
+    path = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "raw", gate=gate,
+        anchors=[("gold", runs["llm"], 0.2), ("raw_dwell", dwell, 0.3)],
+    )  # fmt: skip
+    meta = json.loads((path / "hybrid.json").read_text())
+    assert meta["anchors"][1] == {"name": "raw_dwell", "feature": "qd_mean_dwell", "sign": 1.0,
+                                  "weight": 0.3}  # fmt: skip
+    assert not (path / "anchors" / "raw_dwell").exists()  # nothing to copy
+    ranker = HybridRanker.load(path)
+    assert [a.feature for a in ranker.anchors] == [None, dwell]
+    request = _request_table(runs["click"])
+    ranked = ranker.rank_table(request)
+    qid = request[C.QID].to_numpy()
+    store = ClickFeatureStore.load(runs["click"] / "click_features")
+    stored = store.join(request)["qd_mean_dwell"].to_numpy()
+    assert np.isnan(stored).any() and np.isfinite(stored).any()
+    # The experiment's raw baseline: a never-clicked pair below every clicked one of its query.
+    raw = missing_last(stored, qid=qid)
+    click, llm = _predict(runs["click"]), _predict(runs["llm"])
+    expected = prepare(click, llm, qid=qid, freq=store.frequencies(qid),
+                       anchors=[llm, raw]).fused(gate, [0.2, 0.3])  # fmt: skip
+    np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ranked["raw_dwell_score"].to_numpy(), raw)
+    # Online, one query at a time: the same scores.
+    for q in pd.unique(qid)[:5]:
+        online = ranker.rank(q, request.loc[request[C.QID] == q])
+        batch = ranked.loc[ranked[C.QID] == q].sort_values("rank")
+        np.testing.assert_allclose(online.scores, batch["score"].to_numpy(), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(online.components["raw_dwell"], batch["raw_dwell_score"])
+    # A request may bring the feature itself (a fresher log); a value that is no number is named.
+    q = qid[0]
+    rows = request.loc[request[C.QID] == q].assign(qd_mean_dwell=5.0)
+    assert set(ranker.rank(q, rows).components["raw_dwell"]) == {5.0}
+    with pytest.raises(DataFormatError, match="not a number") as info:
+        ranker.rank(q, rows.assign(qd_mean_dwell="long"))
+    assert info.value.column == "qd_mean_dwell"
+
+
+def test_raw_feature_anchors_are_checked(runs: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sign must be 1 or -1"):
+        RawFeature("qd_mean_dwell", 2.0)
+    with pytest.raises(ConfigError, match="one of them"):
+        Anchor("x", None, 0.1)
+    # A click feature needs the click run's store to be served from.
+    bare = tmp_path / "bare"
+    shutil.copytree(runs["click"], bare, ignore=shutil.ignore_patterns("click_features"))
+    (bare / "manifest.json").unlink()
+    write_manifest(bare)
+    with pytest.raises(MissingInputError, match="no click-feature store"):
+        build_hybrid_bundle(bare, runs["llm"], tmp_path / "x", gate=SigmoidGate(),
+                            anchors=[("raw_dwell", RawFeature("qd_mean_dwell"), 0.2)])  # fmt: skip
+    assert not (tmp_path / "x").exists()
+    # A bundle file with a bad raw-feature entry is named on load.
+    path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "ok", gate=SigmoidGate(),
+                               anchors=[("raw_dwell", RawFeature("qd_mean_dwell"), 0.2)])  # fmt: skip
+    meta = json.loads((path / "hybrid.json").read_text())
+    meta["anchors"][0]["sign"] = 0
+    (path / "hybrid.json").write_text(json.dumps(meta))
+    with pytest.raises(DataFormatError, match="sign must be 1 or -1") as info:
+        HybridRanker.load(path, verify=False)
+    assert info.value.column == "anchors[0]"
+
+
+def test_bundle_cli_serves_an_experiments_raw_feature_anchor(
+    runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
+    run = {"gate": {"centre": 1.2, "slope": 2.5}, "gate_kind": "sigmoid",
+           "anchors": {"gold_gbdt": 0.3, "raw_dwell": 0.2}, "llm_model": "llm_gbdt"}  # fmt: skip
+    exp = _experiment_dir(tmp_path / "exp", {"seed0_sessions5000": run})
+    argv = ["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+            "--experiment", str(exp), "--allow-other-training"]  # fmt: skip
+    # The run anchor must be given; the raw one is built from the experiment's record.
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "gold_gbdt (0.300)" in err and "raw_dwell" not in err
+    assert main([*argv, "--anchor", "raw_dwell", str(runs["llm"]), "--out", str(tmp_path / "a")]) == 2
+    assert "a raw feature, not a run" in capsys.readouterr().err
+    assert main([*argv, "--anchor", "gold_gbdt", str(runs["llm"]), "--out", str(tmp_path / "a")]) == 0
+    meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
+    assert {a["name"]: a.get("feature") for a in meta["anchors"]} == {
+        "gold_gbdt": None, "raw_dwell": "qd_mean_dwell"
+    }
+    ranked = HybridRanker.load(tmp_path / "a").rank_table(_request_table(runs["click"]))
+    assert {"gold_gbdt_score", "raw_dwell_score"} <= set(ranked.columns)
