@@ -55,7 +55,7 @@ import yaml
 from hybridrank import columns as C
 from hybridrank.ensemble import Gate, make_gate, prepare, rank_per_query
 from hybridrank.evaluate import bootstrap_ci, ndcg_at_k, randomization_test
-from hybridrank.pipelines import SINGLE_SOURCE, gate_table
+from hybridrank.pipelines import SINGLE_SOURCE, anchor_scores, gate_table
 
 BUCKETS = ["low", "mid", "high"]
 
@@ -148,7 +148,7 @@ def flat_gate_check(scores: pd.DataFrame, info: dict, config: dict, sessions: in
             data[part] = prepare(
                 t["click_gbdt"].to_numpy(), t[column].to_numpy(), qid=t[C.QID].to_numpy(),
                 freq=t[C.FREQ].to_numpy(), labels=t[C.Y_EXPERT].to_numpy(), normalisation=norm,
-                anchors=[t[a].to_numpy() for a in names],
+                anchors=[anchor_scores(t, a) for a in names],
             )  # fmt: skip
         rising = [make_gate("sigmoid", {"centre": c, "slope": sl}) for c in CENTRES for sl in SLOPES]
         rising = [g for g in rising if rise(g) >= MIN_RISE]

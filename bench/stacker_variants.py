@@ -65,6 +65,7 @@ import yaml
 from hybridrank import columns as C
 from hybridrank.ensemble import fuse, prepare, zscore_per_query
 from hybridrank.evaluate import ndcg_at_k, randomization_test
+from hybridrank.pipelines import anchor_scores
 
 BUCKETS = ["low", "mid", "high"]
 #: Signal name -> (table column or None for a score-derived signal, reference value).
@@ -125,7 +126,7 @@ def tune(table: pd.DataFrame, run: dict, stacker: dict, variant: Variant, trials
         table["click_gbdt"].to_numpy(), table[run.get("llm_model", "llm_gbdt")].to_numpy(),
         qid=table[C.QID].to_numpy(), freq=table[C.FREQ].to_numpy(),
         labels=table[C.Y_EXPERT].to_numpy(), normalisation=norm,
-        anchors=[table[a].to_numpy() for a in names],
+        anchors=[anchor_scores(table, a) for a in names],
     )  # fmt: skip
     sig = query_signals(table, data.click, data.llm, data.offsets)
     missing = [s for s in variant.signals if s not in sig]

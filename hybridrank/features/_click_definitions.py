@@ -62,6 +62,7 @@ PAIR_SUMS: tuple[str, ...] = (
     "first_clicks",
     "last_clicks",
     "skip_above",
+    "dwell_clicks",
 )
 DOC_SUMS: tuple[str, ...] = ("imp", "clicks", "exam", "sat", "n_queries")
 QUERY_SUMS: tuple[str, ...] = ("sessions", "abandoned", "clicks", "entropy")
@@ -91,8 +92,8 @@ class ClickSums:
     Attributes:
         pairs: ``qid, docid`` and :data:`PAIR_SUMS`: impressions, clicks,
             examination probabilities, positions, dwell of clicks, satisfied
-            clicks, first clicks, last clicks and skips above the session's
-            last click.
+            clicks, first clicks, last clicks, skips above the session's
+            last click and the clicks whose dwell is known.
         docs: ``docid`` and :data:`DOC_SUMS` (the pair sums summed over
             queries; ``n_queries`` counts the pairs).
         queries: ``qid`` and :data:`QUERY_SUMS`: sessions, sessions without a
@@ -140,7 +141,9 @@ def features_from_sums(sums: ClickSums, prior_strength: float) -> ClickFeatures:
         qd_first_click_rate=p["first_clicks"] / imp,
         qd_last_click_rate=p["last_clicks"] / imp,
         qd_skip_above_rate=p["skip_above"] / imp,
-        qd_mean_dwell=(p["dwell"] / clicks).where(clicks > 0),
+        # Over the clicks whose dwell the log knows (a last click's is often unknown): a
+        # log without any dwell gives none, not a mean of 0.
+        qd_mean_dwell=(p["dwell"] / p["dwell_clicks"]).where(p["dwell_clicks"] > 0),
         qd_sat_click_rate=p["sat"] / imp,
     )
 

@@ -27,7 +27,9 @@ from hybridrank.features._click_definitions import (
 
 _Q, _D = "_q", "_d"
 # Per-row terms summed into each level of ClickSums, in the order of its columns.
-_PAIR_TERMS = ("_imp", "_click", "_exam", "_pos", "_dwell", "_sat", "_first", "_last", "_skip")
+_PAIR_TERMS = (
+    "_imp", "_click", "_exam", "_pos", "_dwell", "_sat", "_first", "_last", "_skip", "_dwell_n",
+)  # fmt: skip
 _DOC_TERMS = ("_imp", "_click", "_exam", "_sat", "_one")
 _QUERY_TERMS = ("_sessions", "_abandoned", "_sclicks", "_h")
 _Totals = tuple[float, float, float]
@@ -71,6 +73,7 @@ def _rows(log: Any, exam: np.ndarray, sat_dwell_s: float) -> tuple[Any, _Totals,
 
     exam_of_row = pos.map_partitions(lookup, meta=("_exam", "f8")) if dask else lookup(pos)
     click = log[C.CLICK].astype("int64")
+    known = ~log[C.DWELL_S].isna()
     dwell = log[C.DWELL_S].fillna(0.0)
     sat = ((click == 1) & (dwell >= sat_dwell_s)).astype("int64")
 
@@ -109,6 +112,7 @@ def _rows(log: Any, exam: np.ndarray, sat_dwell_s: float) -> tuple[Any, _Totals,
         _pos=pos.astype("float64"),
         _dwell=dwell.where(click == 1, 0.0),
         _sat=sat,
+        _dwell_n=((click == 1) & known).astype("int64"),
     )
     rows = (
         rows.map_partitions(session_clicks.attach, meta=session_clicks.attach(rows._meta))

@@ -56,6 +56,8 @@ WITH rows AS (
         {C.CLICK}::BIGINT AS click,
         CASE WHEN {C.CLICK} = 1 AND NOT isnan(coalesce({C.DWELL_S}::DOUBLE, 'NaN'::DOUBLE))
              THEN {C.DWELL_S}::DOUBLE ELSE 0.0 END AS dwell,
+        ({C.CLICK} = 1 AND NOT isnan(coalesce({C.DWELL_S}::DOUBLE, 'NaN'::DOUBLE)))
+            AS dwell_known,
         -- first and last clicked position of the row's session (NULL without a click)
         min(CASE WHEN {C.CLICK} = 1 THEN {C.POSITION}::BIGINT END)
             OVER (PARTITION BY {C.SESSION_ID}) AS first_pos,
@@ -74,14 +76,15 @@ SELECT
     count(*) FILTER (WHERE click = 1 AND dwell >= {{sat_dwell_s}}) AS sat,
     count(*) FILTER (WHERE click = 1 AND position = first_pos) AS first_clicks,
     count(*) FILTER (WHERE click = 1 AND position = last_pos) AS last_clicks,
-    count(*) FILTER (WHERE click = 0 AND position < last_pos) AS skip_above
+    count(*) FILTER (WHERE click = 0 AND position < last_pos) AS skip_above,
+    count(*) FILTER (WHERE dwell_known) AS dwell_clicks
 FROM rows
 GROUP BY qid, docid
 """
 
 _PAIRS = """
 SELECT qid, docid, imp, clicks, exam::DOUBLE AS exam, pos, dwell::DOUBLE AS dwell, sat,
-       first_clicks, last_clicks, skip_above
+       first_clicks, last_clicks, skip_above, dwell_clicks
 FROM pair_sums ORDER BY qid, docid
 """
 

@@ -89,6 +89,14 @@ def _ranked_by(values: np.ndarray, sign: int) -> np.ndarray:
     return signed
 
 
+def _varies_within_a_query(values: np.ndarray, qid: np.ndarray) -> bool:
+    """Whether some query has two different values (a missing one counts as a value)."""
+    keyed = np.where(np.isnan(values), -np.inf, values)
+    first = np.r_[True, qid[1:] != qid[:-1]]
+    starts = np.flatnonzero(first)
+    return bool((keyed != np.repeat(keyed[starts], np.diff(np.r_[starts, len(keyed)]))).any())
+
+
 def best_feature_baseline(
     table: pd.DataFrame,
     features: Sequence[str],
@@ -114,7 +122,7 @@ def best_feature_baseline(
         None when no fold can choose (fewer than two folds, no graded query
         in the other folds, or no numeric feature).
     """
-    if C.FOLD not in table.columns or label not in table.columns:
+    if table.empty or C.FOLD not in table.columns or label not in table.columns:
         return None
     numeric = [
         f for f in features if f in table.columns and pd.api.types.is_numeric_dtype(table[f])
@@ -135,8 +143,8 @@ def best_feature_baseline(
     per_query: list[np.ndarray] = []  # the metric per query of each (feature, sign)
     for name in numeric:
         values = table[name].to_numpy(dtype=np.float64)
-        if np.nanmin(values, initial=np.inf) >= np.nanmax(values, initial=-np.inf):
-            continue  # constant or empty: ranks nothing
+        if not _varies_within_a_query(values, qid):
+            continue  # constant in every query (a query-level feature): ranks nothing
         for sign in (1, -1):
             candidates.append((name, sign))
             per_query.append(metric(ranked(name, sign), labels, qid=qid, k=k))
@@ -163,7 +171,9 @@ def best_feature_baseline(
 
 def warn_below_best_feature(report: Report, name: str, best: BestFeature) -> None:
     """A warning when the model ranks below its best single input feature overall."""
-    metric, everything = report.metrics[0], "all"  # the report's bucket of every query
+    # The metric the feature was chosen by, where the report has it.
+    metric = "ndcg@10" if "ndcg@10" in report.metrics else report.metrics[0]
+    everything = "all"  # the report's bucket of every query
     rows = report.summary.set_index(["system", C.BUCKET])[metric]
     model, feature = rows.get((name, everything)), rows.get((BEST_FEATURE, everything))
     if model is None or feature is None or not model < feature:

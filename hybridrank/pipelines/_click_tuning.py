@@ -35,6 +35,7 @@ from hybridrank.ensemble import (
 from hybridrank.errors import ConfigError
 from hybridrank.labels import make_click_model
 from hybridrank.pipelines._click_eval import reach_positions
+from hybridrank.pipelines._tables import anchor_scores
 
 #: Click models whose examination curve can weight the click metric.
 EXAMINATION_MODELS = ("pbm", "dbn")
@@ -142,7 +143,7 @@ def tune_on_held_out(
         qid=qid,
         freq=scored[C.FREQ].to_numpy(),
         normalisation=stacker.normalisation,
-        anchors=[scored[name].to_numpy() for name in anchors],
+        anchors=[anchor_scores(scored, name) for name in anchors],
     )
     return tune_head_weight(
         base, data, qid=qid, docid=scored[C.DOCID].to_numpy(), log=held,

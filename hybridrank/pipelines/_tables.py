@@ -161,6 +161,21 @@ def raw_baseline_scores(table: pd.DataFrame, name: str) -> np.ndarray | None:
     return missing_last(values, sign=sign, qid=table[C.QID].to_numpy())
 
 
+def anchor_scores(table: pd.DataFrame, name: str) -> np.ndarray:
+    """A stacker anchor's scores as the experiment's stacker is fitted on them.
+
+    A raw baseline's come from its feature (:func:`raw_baseline_scores`), not from
+    its report column: that one is in the text tie order, which would turn a query
+    whose pairs all lack the feature (every value on the floor, z-score 0) into a
+    text ranking. A system's are its column.
+    """
+    if name in RAW_BASELINES:
+        scores = raw_baseline_scores(table, name)
+        if scores is not None:
+            return scores
+    return table[name].to_numpy(dtype=np.float64)
+
+
 def add_raw_baselines(table: pd.DataFrame) -> list[str]:
     """Add a score column per raw baseline whose input the table holds (with at least one
     value), and ``rule``; returns their names.
@@ -233,6 +248,7 @@ __all__ = [
     "SEMANTIC",
     "TableOptions",
     "add_raw_baselines",
+    "anchor_scores",
     "attach_llm_labels",
     "build_table",
     "evaluation_rows",

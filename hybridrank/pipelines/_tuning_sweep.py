@@ -23,6 +23,7 @@ from hybridrank._atomic import save_figure
 from hybridrank.data import TUNING
 from hybridrank.ensemble import FrequencyGatedStacker, OOFScores, StackerConfig
 from hybridrank.evaluate import ndcg_at_k
+from hybridrank.pipelines._tables import anchor_scores
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _oof(table: pd.DataFrame, column: str) -> OOFScores:
     qid = table[C.QID].astype(str).to_numpy()
     fold = table[C.FOLD].to_numpy().astype(np.int64)
     trained = {int(f): frozenset(np.unique(qid[fold != f]).tolist()) for f in np.unique(fold)}
-    return OOFScores(column, table[column].to_numpy(dtype=np.float64), qid, fold, trained)
+    return OOFScores(column, anchor_scores(table, column), qid, fold, trained)
 
 
 def tuning_sweep(

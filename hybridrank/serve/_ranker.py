@@ -65,7 +65,10 @@ _CLICK = frozenset(CLICK_FEATURES)
 #: an input column of that name is an error.
 OUTPUT_COLUMNS = ("score", "rank", "click_score", "llm_score", "gate")
 #: The bundle layout ``hybrid.json`` describes; version 1 had one LLM model and no anchors.
-HYBRID_FORMAT = 2
+HYBRID_FORMAT = 3
+#: Format 3 adds raw-feature anchors; a bundle without one is written at format 2, which
+#: earlier versions read.
+_FORMAT_WITHOUT_RAW_ANCHORS = 2
 
 Docs = pd.DataFrame | Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
 
@@ -788,10 +791,10 @@ class HybridRanker(SklearnTags):
 
     @property
     def _feature_names(self) -> list[str]:
-        """The features of every GBDT member, in first-seen order."""
+        """The features of every GBDT member and raw-feature anchor, in first-seen order."""
         return list(dict.fromkeys(
             n for scorer in (self._click, *(self.llm or ()), *self._anchors)
-            if isinstance(scorer, _GBDTScorer) for n in scorer.names
+            if isinstance(scorer, _GBDTScorer | _FeatureScorer) for n in scorer.names
         ))  # fmt: skip
 
     def _check_feature_values(
@@ -1179,7 +1182,9 @@ def build_hybrid_bundle(
             shutil.copytree(Path(member), tmp / "anchors" / name, ignore=gbdt_only)
             anchor_meta.append({"name": name, "dir": f"anchors/{name}", "weight": float(weight)})
         meta = {
-            "format": HYBRID_FORMAT,
+            "format": HYBRID_FORMAT
+            if any(isinstance(m, RawFeature) for _, m, _ in anchors)
+            else _FORMAT_WITHOUT_RAW_ANCHORS,
             "llm": llm_meta,
             "anchors": anchor_meta,
             "gate": gate.to_dict(),

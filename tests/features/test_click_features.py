@@ -63,6 +63,18 @@ def test_hand_computed_pair_doc_query_features() -> None:
     assert queries.loc["q1", "q_click_entropy"] == pytest.approx(-(p * np.log2(p)).sum())
 
 
+def test_mean_dwell_averages_the_clicks_whose_dwell_is_known() -> None:
+    log = _log()
+    log.loc[3, C.DWELL_S] = np.nan  # b's 5 s click in session 1: dwell unknown
+    pairs = compute_click_features(log).pairs.set_index([C.QID, C.DOCID])
+    assert pairs.loc[("q1", "b"), "qd_mean_dwell"] == pytest.approx(40.0)  # not (40 + 0) / 2
+    assert pairs.loc[("q1", "b"), "qd_clicks"] == 2
+    # A log that records no dwell at all has no mean dwell (not 0 for every clicked pair).
+    blind = compute_click_features(log.assign(**{C.DWELL_S: np.nan})).pairs
+    assert blind["qd_mean_dwell"].isna().all()
+    assert blind["qd_clicks"].sum() == 3
+
+
 def test_smoothing_pulls_rare_pairs_to_the_prior() -> None:
     f = compute_click_features(_log(), ClickFeatureConfig(prior_strength=100.0))
     pairs = f.pairs.set_index([C.QID, C.DOCID])

@@ -72,7 +72,10 @@ def test_ties_follow_the_secondary_order() -> None:
 
 def test_nothing_to_choose_from_gives_none() -> None:
     table = _table()
-    assert best_feature_baseline(table, ["constant", "name"]) is None
+    # A query-level feature is constant within every query: it ranks nothing.
+    table["per_query"] = table[C.QID].str[1:].astype(float)
+    assert best_feature_baseline(table, ["constant", "name", "per_query"]) is None
+    assert best_feature_baseline(table.iloc[:0], ["a", "b"]) is None
     assert best_feature_baseline(table.assign(**{C.FOLD: 0}), ["a", "b"]) is None
     assert best_feature_baseline(table.drop(columns=[C.FOLD]), ["a"]) is None
     # Only fold 0 has a relevant row: the other folds cannot choose for it.

@@ -53,6 +53,10 @@ def test_experiment_on_written_world_equals_in_memory(
     assert in_memory.main.to_text().splitlines()[1:] == from_disk.main.to_text().splitlines()[1:]
     gates = [r["runs"][next(iter(r["runs"]))]["gate"] for r in (in_memory.info, from_disk.info)]
     assert gates[0] == gates[1]
+    # The default anchors: FAMOL, the gold expert and the raw mean dwell, each with a weight.
+    anchors = in_memory.info["runs"]["seed0_sessions1500"]["anchors"]
+    assert set(anchors) == {"famol", "gold_gbdt", "raw_dwell"}
+    assert all(0 <= w <= 1 for w in anchors.values()) and sum(anchors.values()) <= 1 + 1e-9
     # The run is named by the dataset's own sessions, whatever the config would simulate.
     assert list(from_disk.info["runs"]) == list(in_memory.info["runs"]) == ["seed0_sessions1500"]
     other = run_experiment(replace(config, main_sessions=99), tmp_path / "c", dataset=read,

@@ -78,7 +78,7 @@ def test_bundle_contents(trained) -> None:
     assert GBDTTrainConfig.from_dict(config) == trained[1]
 
 
-def test_report_shows_the_best_single_input_feature(trained, caplog) -> None:
+def test_report_shows_the_best_single_input_feature(trained) -> None:
     run, _ = trained
     assert run.report is not None
     assert run.report.systems == ("bm25", BEST_FEATURE, "gbdt_click")

@@ -25,7 +25,7 @@ from hybridrank.ensemble import (
 )
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.gbdt import GBDTBundle, write_manifest
-from hybridrank.pipelines import load_experiment_stacker
+from hybridrank.pipelines import anchor_scores, load_experiment_stacker
 from hybridrank.serve import (
     Anchor,
     ClickFeatureStore,
@@ -389,7 +389,7 @@ def test_a_damaged_or_foreign_hybrid_json_is_refused_by_field(
     path = build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "h", gate=SigmoidGate())
     meta = json.loads((path / "hybrid.json").read_text())
     cases = [
-        ({**meta, "format": 3}, "format", "upgrade hybridrank"),
+        ({**meta, "format": 4}, "format", "upgrade hybridrank"),
         ({**meta, "normalisation": "minmax"}, "normalisation", "must be one of"),
         ({**meta, "llm": [{"kind": "gbdt", "dir": "../elsewhere"}]}, "llm[0].dir", "inside"),
         ({**meta, "gate": {"kind": "sigmoid", "params": {"centre": 1.0}}}, "gate", "missing"),
@@ -539,6 +539,7 @@ def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
     meta = json.loads((path / "hybrid.json").read_text())
     assert meta["anchors"][1] == {"name": "raw_dwell", "feature": "qd_mean_dwell", "sign": 1.0,
                                   "weight": 0.3}  # fmt: skip
+    assert meta["format"] == 3  # a raw-feature anchor: earlier versions refuse it by number
     assert not (path / "anchors" / "raw_dwell").exists()  # nothing to copy
     ranker = HybridRanker.load(path)
     assert [a.feature for a in ranker.anchors] == [None, dwell]
@@ -548,8 +549,10 @@ def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
     store = ClickFeatureStore.load(runs["click"] / "click_features")
     stored = store.join(request)["qd_mean_dwell"].to_numpy()
     assert np.isnan(stored).any() and np.isfinite(stored).any()
-    # The experiment's raw baseline: a never-clicked pair below every clicked one of its query.
-    raw = missing_last(stored, qid=qid)
+    # The experiment's anchor scores (what its stacker is fitted on): a never-clicked pair
+    # below every clicked one of its query.
+    raw = anchor_scores(request.assign(qd_mean_dwell=stored), "raw_dwell")
+    np.testing.assert_array_equal(raw, missing_last(stored, qid=qid))
     click, llm = _predict(runs["click"]), _predict(runs["llm"])
     expected = prepare(click, llm, qid=qid, freq=store.frequencies(qid),
                        anchors=[llm, raw]).fused(gate, [0.2, 0.3])  # fmt: skip
@@ -568,6 +571,12 @@ def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
     with pytest.raises(DataFormatError, match="not a number") as info:
         ranker.rank(q, rows.assign(qd_mean_dwell="long"))
     assert info.value.column == "qd_mean_dwell"
+    # In batch, a click-feature column of the input is refused unless asked for, as for the
+    # models' click features; asked for, it wins over the store.
+    with pytest.raises(DataFormatError, match="click features the bundle's store provides"):
+        ranker.rank_table(request.assign(qd_mean_dwell=5.0))
+    fresher = ranker.rank_table(request.assign(qd_mean_dwell=5.0), click_features_from="input")
+    assert set(fresher["raw_dwell_score"]) == {5.0}
 
 
 def test_raw_feature_anchors_are_checked(runs: dict[str, Path], tmp_path: Path) -> None:
