@@ -321,38 +321,47 @@ def _anchors(
     specs: list[list[str]], tuned: dict[str, float], experiment: Path | None
 ) -> list[tuple[str, Path | RawFeature, float]]:
     """``--anchor NAME RUN [WEIGHT]`` values; a weight left out is the experiment's tuned one.
-    The experiment's raw-feature anchors (``raw_dwell``, ...) need no run: they are served
-    from the click run's store (or the request's columns)."""
+    A raw-feature anchor (``raw_dwell``, ...) needs no run: ``--anchor raw_dwell [WEIGHT]``,
+    served from the click run's store (or the request's columns); ``--experiment`` adds
+    the experiment's own with their tuned weights."""
     from hybridrank.pipelines import RAW_BASELINES
     from hybridrank.serve import RawFeature
 
     anchors: list[tuple[str, Path | RawFeature, float]] = []
+
+    def weight_of(name: str, given: str | None) -> float:
+        if given is not None:
+            try:
+                return float(given)
+            except ValueError:
+                raise ConfigError(f"--anchor {name}: weight {given!r} is not a number") from None
+        if name in tuned:
+            return tuned[name]
+        if experiment is None:
+            raise ConfigError(f"--anchor {name}: give its weight, or --experiment DIR to read it")
+        raise ConfigError(
+            f"--anchor {name}: the experiment's stacker has no anchor of that name "
+            f"(it has {sorted(tuned) or 'none'}); give its weight"
+        )
+
     for spec in specs:
+        name = spec[0]
+        if name in RAW_BASELINES:
+            if len(spec) > 2:
+                raise ConfigError(
+                    f"--anchor {name} takes [WEIGHT] only: a raw feature, not a run (got "
+                    f"{' '.join(spec)!r})"
+                )
+            column, sign = RAW_BASELINES[name]
+            given = spec[1] if len(spec) == 2 else None
+            anchors.append((name, RawFeature(column, sign), weight_of(name, given)))
+            continue
         if len(spec) not in (2, 3):
             raise ConfigError(f"--anchor takes NAME RUN [WEIGHT], got {' '.join(spec)!r}")
-        if spec[0] in RAW_BASELINES:
-            raise ConfigError(
-                f"--anchor {spec[0]}: a raw feature, not a run; --experiment DIR serves the "
-                "experiment's raw-feature anchors from the click run's store"
-            )
-        name, run = spec[0], Path(spec[1])
-        if len(spec) == 3:
-            try:
-                weight = float(spec[2])
-            except ValueError:
-                raise ConfigError(f"--anchor {name}: weight {spec[2]!r} is not a number") from None
-        elif name in tuned:
-            weight = tuned[name]
-        elif experiment is None:
-            raise ConfigError(f"--anchor {name}: give its weight, or --experiment DIR to read it")
-        else:
-            raise ConfigError(
-                f"--anchor {name}: the experiment's stacker has no anchor of that name "
-                f"(it has {sorted(tuned) or 'none'}); give its weight"
-            )
-        anchors.append((name, run, weight))
+        anchors.append((name, Path(spec[1]), weight_of(name, spec[2] if len(spec) == 3 else None)))
+    given_names = {a[0] for a in anchors}
     for name, weight in tuned.items():
-        if name in RAW_BASELINES:
+        if name in RAW_BASELINES and name not in given_names:
             column, sign = RAW_BASELINES[name]
             anchors.append((name, RawFeature(column, sign), weight))
     missing = sorted(set(tuned) - {a[0] for a in anchors})
@@ -434,7 +443,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--anchor", nargs="+", action="append", metavar="ARG",
         help="NAME RUN [WEIGHT]: an anchor expert (a `train gbdt` run, e.g. --label famol) "
         "mixed in with WEIGHT; without WEIGHT, the weight the --experiment's stacker tuned "
-        "for NAME; repeat it for several anchors",
+        "for NAME; a raw-feature anchor takes no run (raw_dwell [WEIGHT]: the mean dwell of "
+        "a pair's clicks, from the click run's store; --experiment adds its own); repeat it "
+        "for several anchors",
     )  # fmt: skip
     bd.add_argument("--gate", help="sigmoid:centre=C,slope=S or bucket:edges=2/20,weights=.2/.5/.9")
     bd.add_argument("--study", type=Path, help="a stacker study YAML: its best gate")

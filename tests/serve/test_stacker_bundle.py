@@ -617,7 +617,20 @@ def test_bundle_cli_serves_an_experiments_raw_feature_anchor(
     err = capsys.readouterr().err
     assert "gold_gbdt (0.300)" in err and "raw_dwell" not in err
     assert main([*argv, "--anchor", "raw_dwell", str(runs["llm"]), "--out", str(tmp_path / "a")]) == 2
+    assert "is not a number" in capsys.readouterr().err
+    assert main([*argv, "--anchor", "raw_dwell", str(runs["llm"]), "0.1",
+                 "--out", str(tmp_path / "a")]) == 2  # fmt: skip
     assert "a raw feature, not a run" in capsys.readouterr().err
+    # Without an experiment, a raw anchor is given by name and weight.
+    assert main(["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1,slope=2", "--anchor", "raw_dwell", "0.25",
+                 "--out", str(tmp_path / "g")]) == 0  # fmt: skip
+    served = json.loads((tmp_path / "g" / "hybrid.json").read_text())["anchors"]
+    assert served == [{"name": "raw_dwell", "feature": "qd_mean_dwell", "sign": 1.0, "weight": 0.25}]
+    assert main(["bundle", "--click", str(runs["click"]), "--llm", str(runs["llm"]),
+                 "--gate", "sigmoid:centre=1,slope=2", "--anchor", "raw_dwell",
+                 "--out", str(tmp_path / "h")]) == 2  # fmt: skip
+    assert "give its weight" in capsys.readouterr().err
     assert main([*argv, "--anchor", "gold_gbdt", str(runs["llm"]), "--out", str(tmp_path / "a")]) == 0
     meta = json.loads((tmp_path / "a" / "hybrid.json").read_text())
     assert {a["name"]: a.get("feature") for a in meta["anchors"]} == {
