@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.ensemble import break_ties
+from hybridrank._grouping import offsets_from_qid
+from hybridrank.ensemble import break_ties, missing_last
 from hybridrank.evaluate import Report, ndcg_at_k, randomization_test
 
 logger = logging.getLogger(__name__)
@@ -74,27 +75,13 @@ class BestFeature:
     @property
     def features(self) -> tuple[str, ...]:
         """The distinct chosen features, most frequent first."""
-        return tuple(
-            dict.fromkeys(f for f, _ in Counter(c.feature for c in self.choices).most_common())
-        )
+        return tuple(f for f, _ in Counter(c.feature for c in self.choices).most_common())
 
 
-def _ranked_by(values: np.ndarray, sign: int) -> np.ndarray:
-    """``sign * values`` with missing values below every present one."""
-    signed = values * sign
-    finite = np.isfinite(signed)
-    if not finite.all():
-        floor = signed[finite].min() - 1.0 if finite.any() else 0.0
-        signed = np.where(finite, signed, floor)
-    return signed
-
-
-def _varies_within_a_query(values: np.ndarray, qid: np.ndarray) -> bool:
+def _varies_within_a_query(values: np.ndarray, offsets: np.ndarray) -> bool:
     """Whether some query has two different values (a missing one counts as a value)."""
     keyed = np.where(np.isnan(values), -np.inf, values)
-    first = np.r_[True, qid[1:] != qid[:-1]]
-    starts = np.flatnonzero(first)
-    return bool((keyed != np.repeat(keyed[starts], np.diff(np.r_[starts, len(keyed)]))).any())
+    return bool((keyed != np.repeat(keyed[offsets[:-1]], np.diff(offsets))).any())
 
 
 def best_feature_baseline(
@@ -116,7 +103,7 @@ def best_feature_baseline(
         k: Cut-off of the metric.
         secondary: Tie order inside a query (e.g. the text order), as the
             model's scores are given; None: row order.
-        metric: Per-query metric ``f(scores, labels, qid=..., k=...)``.
+        metric: Per-query metric ``f(scores, labels, offsets=..., k=...)``.
 
     Returns:
         None when no fold can choose (fewer than two folds, no graded query
@@ -128,26 +115,26 @@ def best_feature_baseline(
         f for f in features if f in table.columns and pd.api.types.is_numeric_dtype(table[f])
     ]
     qid = table[C.QID].to_numpy()
-    first = np.r_[True, qid[1:] != qid[:-1]]
-    query_fold = table[C.FOLD].to_numpy()[first]
+    offsets = offsets_from_qid(qid)
+    query_fold = table[C.FOLD].to_numpy()[offsets[:-1]]
     folds = sorted(pd.unique(query_fold))
     if not numeric or len(folds) < 2:
         return None
     labels = table[label].to_numpy(dtype=np.float64)
 
     def ranked(name: str, sign: int) -> np.ndarray:
-        s = _ranked_by(table[name].to_numpy(dtype=np.float64), sign)
-        return s if secondary is None else break_ties(s, secondary, qid=qid)
+        s = missing_last(table[name].to_numpy(dtype=np.float64), sign=sign, offsets=offsets)
+        return s if secondary is None else break_ties(s, secondary, offsets=offsets)
 
     candidates: list[tuple[str, int]] = []
     per_query: list[np.ndarray] = []  # the metric per query of each (feature, sign)
     for name in numeric:
         values = table[name].to_numpy(dtype=np.float64)
-        if not _varies_within_a_query(values, qid):
+        if not _varies_within_a_query(values, offsets):
             continue  # constant in every query (a query-level feature): ranks nothing
         for sign in (1, -1):
             candidates.append((name, sign))
-            per_query.append(metric(ranked(name, sign), labels, qid=qid, k=k))
+            per_query.append(metric(ranked(name, sign), labels, offsets=offsets, k=k))
     if not candidates:
         return None
     grid = np.vstack(per_query)  # (candidate, query); NaN: a query without a relevant row
