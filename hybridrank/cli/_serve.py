@@ -199,8 +199,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         )
     elif args.study is not None:
         from hybridrank.cli._study import load_stored_study
-        from hybridrank.ensemble import gate_from_params
-        from hybridrank.tuning import StudySpec
+        from hybridrank.tuning import StudySpec, stacker_study_gate
 
         spec = StudySpec.from_yaml(args.study)
         if spec.kind != "stacker":
@@ -213,7 +212,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 f"run {args.study}` first"
             )
         tuned = StackerConfig.from_dict(spec.experiment.get("stacker"))
-        gate = gate_from_params(study.best_params, tuned)
+        gate, choice = stacker_study_gate(study, spec)
         # Serve the stacker the study tuned: its normalisation and tie order.
         study_tie_break = str(spec.experiment.get("tie_break", "text"))
         for flag, given, used in (("--normalisation", normalisation, tuned.normalisation),
@@ -223,10 +222,16 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                     f"{flag} {given}: the study tuned its gate with {used}; leave the flag out"
                 )
         normalisation, tie_break = tuned.normalisation, study_tie_break
-        print(
-            f"gate from study {spec.study_name} (best trial #{study.best_trial.number}): "
-            f"{format_params(gate.params())}"
-        )
+        if choice is None:
+            kept = f"top trial #{study.best_trial.number}"
+        else:
+            kept = (
+                f"trial #{choice.trial}, {choice.value:.4f} on the tuning queries, "
+                f"{choice.within} trials within {tuned.selection_se:g} SE of the top "
+                f"#{choice.best_trial} ({choice.best_value:.4f}); selection {choice.rule}, "
+                f"click weight rise {choice.rise:.2f} (top's {choice.best_rise:.2f})"
+            )
+        print(f"gate from study {spec.study_name} ({kept}): {format_params(gate.params())}")
     elif args.gate is not None:
         from hybridrank.ensemble import parse_gate
 

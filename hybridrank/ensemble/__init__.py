@@ -40,6 +40,14 @@ from hybridrank.ensemble._oof import (
     out_of_fold,
 )
 from hybridrank.ensemble._scheduling import DataSchedulingRanker, SchedulingConfig
+from hybridrank.ensemble._selection import (
+    SELECTIONS,
+    GateCandidate,
+    GateChoice,
+    choose_trial,
+    gate_rise,
+    reference_frequencies,
+)
 from hybridrank.ensemble._stacker import (
     FrequencyGatedStacker,
     StackerConfig,
@@ -53,6 +61,7 @@ __all__ = [
     "ANCHOR_NAME",
     "GATES",
     "NORMALISERS",
+    "SELECTIONS",
     "TIE_BREAKS",
     "TUNABLE_GATES",
     "BucketGate",
@@ -61,6 +70,8 @@ __all__ = [
     "FAMOLRanker",
     "FrequencyGatedStacker",
     "Gate",
+    "GateCandidate",
+    "GateChoice",
     "GateSpace",
     "HeadGate",
     "HeadTuning",
@@ -73,10 +84,12 @@ __all__ = [
     "StackerData",
     "break_ties",
     "check_anchors",
+    "choose_trial",
     "format_params",
     "fuse",
     "gate_from_dict",
     "gate_from_params",
+    "gate_rise",
     "lambdarank_gradients",
     "load_gate",
     "make_gate",
@@ -88,6 +101,7 @@ __all__ = [
     "parse_gate",
     "prepare",
     "rank_per_query",
+    "reference_frequencies",
     "suggest_gate",
     "text_order",
     "tune_head_weight",

@@ -27,6 +27,13 @@ from hybridrank.ensemble._gates import (
 )
 from hybridrank.ensemble._normalize import NORMALISERS
 from hybridrank.ensemble._oof import OOFScores
+from hybridrank.ensemble._selection import (
+    SELECTIONS,
+    GateCandidate,
+    GateChoice,
+    choose_trial,
+    reference_frequencies,
+)
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import ndcg_at_k
 
@@ -56,6 +63,13 @@ class StackerConfig:
         anchor_weight_range: Search range of the anchors' total weight
             ``sum_a m_a``; with several anchors a trial also draws each one's
             share of it (``anchor_share_0..``, each in [0, 1], normalised).
+        selection: Which trial's gate to keep: ``rising`` (default; among the
+            trials within ``selection_se`` standard errors of the top one on
+            the tuning queries, the one whose click weight rises most from
+            rare to frequent queries, see :mod:`hybridrank.ensemble._selection`)
+            or ``best`` (the top trial).
+        selection_se: Standard errors of the paired per-query difference a
+            trial may fall below the top one and still be kept by ``rising``.
     """
 
     gate: str = "sigmoid"
@@ -68,8 +82,18 @@ class StackerConfig:
     slope_range: tuple[float, float] = (0.0, 8.0)
     anchors: tuple[str, ...] = ()
     anchor_weight_range: tuple[float, float] = (0.0, 1.0)
+    selection: str = "rising"
+    selection_se: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise ConfigError(
+                f"stacker.selection must be one of {list(SELECTIONS)}, got {self.selection!r}"
+            )
+        if not (isinstance(self.selection_se, int | float) and 0 <= self.selection_se < 10):
+            raise ConfigError(
+                f"stacker.selection_se must be a number in [0, 10), got {self.selection_se!r}"
+            )
         if len(set(self.anchors)) != len(self.anchors):
             raise ConfigError(f"stacker.anchors name an expert twice: {list(self.anchors)}")
         low, high = self.anchor_weight_range
@@ -127,10 +151,14 @@ class StackerData:
         return fuse(gate(self.row_freq), self.click, self.llm, anchors=anchors,
                     anchor_weights=tuple(anchor_weights))  # fmt: skip
 
-    def value(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> float:
-        v = ndcg_at_k(
+    def per_query(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> np.ndarray:
+        """NDCG@k per query (NaN: no relevant candidate)."""
+        return ndcg_at_k(
             self.fused(gate, anchor_weights), self.labels, offsets=self.offsets, k=self.k
         )
+
+    def value(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> float:
+        v = self.per_query(gate, anchor_weights)
         return float(np.nanmean(v)) if np.any(~np.isnan(v)) else 0.0
 
 
@@ -203,8 +231,10 @@ class FrequencyGatedStacker(ConfigParams):
     in-fold predictions cannot reach it.
 
     Attributes (after ``fit``):
-        gate_: The tuned gate.
-        best_value_: NDCG@k of the tuned gate on the tuning rows.
+        gate_: The tuned gate (the trial ``config.selection`` kept).
+        anchor_weights_: The kept trial's anchor weights.
+        best_value_: NDCG@k of the kept gate on the tuning rows.
+        selection_: :class:`GateChoice`: the kept trial and the top one.
         study_: The Optuna study.
     """
 
@@ -292,25 +322,47 @@ class FrequencyGatedStacker(ConfigParams):
         def with_head(gate: Gate) -> Gate:
             return gate if head is None else HeadGate(gate, *head)
 
+        scored: dict[int, np.ndarray] = {}  # per-query NDCG of this run's trials, for the selection
+
         def objective(trial: Any) -> float:
             gate = with_head(suggest_gate(trial, cfg))
-            return data.value(gate, suggest_anchor_weights(trial, cfg, len(anchors)))
+            per_query = data.per_query(gate, suggest_anchor_weights(trial, cfg, len(anchors)))
+            scored[trial.number] = per_query
+            return float(np.nanmean(per_query)) if np.any(~np.isnan(per_query)) else 0.0
 
         if remaining > 0:
             study.optimize(objective, n_trials=remaining)
-        self.gate_ = with_head(gate_from_params(study.best_params, cfg))
-        self.anchor_weights_: tuple[float, ...] = anchor_weights_from_params(
-            study.best_params, len(anchors)
-        )
-        self.best_value_ = float(study.best_value)
+        trials = {
+            t.number: t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+        }
+
+        def trial_of(params: Mapping[str, Any]) -> tuple[Gate, tuple[float, ...]]:
+            gate = with_head(gate_from_params(params, cfg))
+            return gate, anchor_weights_from_params(params, len(anchors))
+
+        candidates = []
+        for number, t in trials.items():
+            gate, weights = trial_of(t.params)
+            # A trial of an earlier run of a resumed study is scored again.
+            per_query = scored[number] if number in scored else data.per_query(gate, weights)
+            candidates.append(GateCandidate(number, gate, per_query))
+        query_freq = data.row_freq[data.offsets[:-1]]  # one row per query
+        low, high = reference_frequencies(query_freq, cfg.bucket_edges)
+        self.selection_: GateChoice = choose_trial(
+            candidates, study.best_trial.number, rule=cfg.selection, se=cfg.selection_se,
+            low_freq=low, high_freq=high,
+        )  # fmt: skip
+        self.gate_, self.anchor_weights_ = trial_of(trials[self.selection_.trial].params)
+        self.best_value_ = self.selection_.value
         self.study_ = study
+        choice = self.selection_
         logger.info(
-            "stacker: %s gate %s, tuning NDCG@%d %.4f",
-            self.gate_.kind,
-            self.gate_.params(),
-            cfg.k,
-            self.best_value_,
-        )
+            "stacker: %s gate %s, tuning NDCG@%d %.4f (trial #%d of %d within %g SE of the "
+            "top #%d, %.4f; click weight rise %.2f, top's %.2f)",
+            self.gate_.kind, self.gate_.params(), cfg.k, self.best_value_, choice.trial,
+            choice.within, cfg.selection_se, choice.best_trial, choice.best_value,
+            choice.rise, choice.best_rise,
+        )  # fmt: skip
         return self
 
     def save(self, path: str | Path) -> None:
@@ -320,6 +372,8 @@ class FrequencyGatedStacker(ConfigParams):
         payload = {"config": cfg.to_dict(), "gate": self.gate_.to_dict(),
                    "anchor_weights": list(self.anchor_weights_),
                    "best_value": self.best_value_}  # fmt: skip
+        if getattr(self, "selection_", None) is not None:
+            payload["selection"] = self.selection_.to_dict()
         write_text(path, json.dumps(payload, indent=2) + "\n")
 
     @classmethod
@@ -346,6 +400,11 @@ class FrequencyGatedStacker(ConfigParams):
             )
         stacker.anchor_weights_ = tuple(float(w) for w in weights)
         stacker.best_value_ = float(payload.get("best_value", float("nan")))
+        if "selection" in payload:  # saved before the selection: none recorded
+            try:
+                stacker.selection_ = GateChoice.from_dict(payload["selection"], source="selection")
+            except ConfigError as exc:
+                raise DataFormatError(str(exc), path=p) from None
         return stacker
 
     def predict(

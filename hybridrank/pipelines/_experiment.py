@@ -46,6 +46,7 @@ from hybridrank.ensemble import (
     StackerConfig,
     break_ties,
     format_params,
+    gate_from_dict,
     make_gate,
     mean_of_normalised,
     oof_from_scores,
@@ -670,7 +671,8 @@ def _run_systems(
     info.update({"gate": stacker.gate_.params(), "gate_kind": stacker.gate_.kind,
                  "anchors": {a.name: w for a, w in zip(anchors, stacker.anchor_weights_,
                                                        strict=True)},
-                 "tuning_ndcg": stacker.best_value_})  # fmt: skip
+                 "tuning_ndcg": stacker.best_value_,
+                 "gate_selection": stacker.selection_.to_dict()})  # fmt: skip
     if only is not None and "meta_ranker" not in only:
         return out, info
     # The meta-ranker: LambdaMART on both normalised scores and log frequency, trained on the tuning queries.
@@ -1382,7 +1384,9 @@ def gate_table(
 ) -> pd.DataFrame:
     """The tuned gate per seed: its parameters, the click weight ``g(bucket)`` at each
     bucket's median query frequency (that seed's queries), and the rise from the lowest
-    bucket to the highest."""
+    bucket to the highest; with the stacker's gate selection, the top trial's rise, the
+    kept and the top trial's tuning NDCG and how many trials were within the standard
+    errors (``stacker.selection``)."""
     rows = []
     for (seed, n), table in tables.items():
         gate = _run_gate(info, seed, n)
@@ -1395,8 +1399,17 @@ def gate_table(
         for b in present:
             row[f"g({b})"] = float(gate(np.array([medians[b]]))[0])
         if len(present) >= 2:
-            lo, hi = (float(gate(np.array([medians[b]]))[0]) for b in (present[0], present[-1]))
+            ends = np.array([medians[present[0]], medians[present[-1]]], dtype=np.float64)
+            lo, hi = (float(v) for v in gate(ends))
             row[f"rise {present[0]}->{present[-1]}"] = hi - lo
+            choice = info["runs"].get(f"seed{seed}_sessions{n}", {}).get("gate_selection")
+            if choice is not None:  # runs before the selection have none
+                top = gate_from_dict(choice["best_gate"], source="gate_selection.best_gate")
+                t_lo, t_hi = (float(v) for v in top(ends))
+                row["top trial's rise"] = t_hi - t_lo
+                row["tuning: kept"] = choice["value"]
+                row["tuning: top"] = choice["best_value"]
+                row["trials within SE"] = int(choice["within"])
         rows.append(row)
     return pd.DataFrame(rows)
 

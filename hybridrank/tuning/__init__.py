@@ -19,6 +19,7 @@ from hybridrank.tuning._studies import (
     StudySpec,
     run_study,
     serving_costs,
+    stacker_study_gate,
     study_report,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "pick_trial",
     "run_study",
     "serving_costs",
+    "stacker_study_gate",
     "study_report",
     "trials_table",
 ]

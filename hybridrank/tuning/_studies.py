@@ -20,6 +20,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
+from hybridrank.ensemble import Gate, GateChoice, reference_frequencies
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -299,6 +300,8 @@ def _space(spec: StudySpec, name: str, default: tuple[float, float]) -> tuple[fl
 
 
 def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any], float]:
+    """The stacker study's objective: the gate's NDCG@k on the tuning queries (the two
+    experts' out-of-fold scores), recording each trial's per-query NDCG."""
     from hybridrank.ensemble import StackerConfig, prepare, suggest_gate
 
     base = StackerConfig.from_dict(spec.experiment.get("stacker"))
@@ -312,7 +315,50 @@ def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any],
         tuning["click_gbdt"], tuning["llm_model"], qid=tuning[C.QID].to_numpy(), freq=tuning[C.FREQ],
         labels=tuning[C.Y_EXPERT], normalisation=cfg.normalisation, k=cfg.k,
     )  # fmt: skip
-    return lambda trial: data.value(suggest_gate(trial, cfg))
+    reference = list(reference_frequencies(data.row_freq[data.offsets[:-1]], cfg.bucket_edges))
+
+    def objective(trial: Any) -> float:
+        per_query = data.per_query(suggest_gate(trial, cfg))
+        # What the gate selection needs (stacker_study_gate): NDCG per tuning query and
+        # the frequencies the gate's rise is measured between.
+        trial.set_user_attr(PER_QUERY_ATTR, [None if np.isnan(v) else float(v) for v in per_query])
+        trial.set_user_attr(REFERENCE_ATTR, reference)
+        return float(np.nanmean(per_query)) if np.any(~np.isnan(per_query)) else 0.0
+
+    return objective
+
+
+#: User attributes of a stacker study's trials: NDCG per tuning query, and the rare and
+#: frequent end of the gate's rise.
+PER_QUERY_ATTR = "per_query_ndcg"
+REFERENCE_ATTR = "rise_between"
+
+
+def stacker_study_gate(study: Any, spec: StudySpec) -> tuple[Gate, GateChoice | None]:
+    """The gate a stacker study's finished trials give, by the experiment's
+    ``stacker.selection`` rule (see :func:`hybridrank.ensemble.choose_trial`).
+
+    Studies whose trials predate the per-query record give their top trial, and no choice.
+    """
+    from optuna.trial import TrialState
+
+    from hybridrank.ensemble import GateCandidate, StackerConfig, choose_trial, gate_from_params
+
+    cfg = StackerConfig.from_dict(spec.experiment.get("stacker"))
+    best = study.best_trial
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not all(PER_QUERY_ATTR in t.user_attrs and REFERENCE_ATTR in t.user_attrs for t in done):
+        return gate_from_params(best.params, cfg), None
+    candidates = [
+        GateCandidate(t.number, gate_from_params(t.params, cfg),
+                  np.array([np.nan if v is None else v for v in t.user_attrs[PER_QUERY_ATTR]],
+                           dtype=np.float64))
+        for t in done
+    ]  # fmt: skip
+    low, high = (float(v) for v in best.user_attrs[REFERENCE_ATTR])
+    choice = choose_trial(candidates, best.number, rule=cfg.selection, se=cfg.selection_se,
+                          low_freq=low, high_freq=high)  # fmt: skip
+    return next(c.gate for c in candidates if c.number == choice.trial), choice
 
 
 def serving_costs(ranker: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:

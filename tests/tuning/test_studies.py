@@ -209,3 +209,36 @@ def test_spec_validation(tmp_path: Path) -> None:
         make_storage("not a url", tmp_path)
     with pytest.raises(StorageError, match=r"unreachable"):
         make_storage("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+
+
+def test_stacker_study_gate_keeps_a_rising_trial_where_the_tuning_queries_cannot_tell(
+    tmp_path: Path,
+) -> None:
+    """Both experts give the same scores, so every trial scores the same: ``bundle --study``
+    serves the rising one (``selection: rising``, the default) or the top one (``best``)."""
+    from hybridrank.ensemble import StackerConfig, gate_from_params, gate_rise
+    from hybridrank.tuning import stacker_study_gate
+
+    inputs = _inputs(seed=1)
+    inputs["llm_model"] = inputs["click_gbdt"]
+    out = tmp_path / "study"
+    out.mkdir()
+    inputs.to_parquet(out / "study_inputs.parquet")
+    spec = StudySpec(kind="stacker", n_trials=15, out=str(out))
+    study = run_study(spec, _stored(spec), progress=False).study
+    trial = study.trials[0]
+    assert len(trial.user_attrs["per_query_ndcg"]) == 40
+    assert trial.user_attrs["rise_between"] == [0.0, 100.0]
+    gate, choice = stacker_study_gate(study, spec)
+    assert choice is not None and choice.within == 15 and choice.best_trial == study.best_trial.number
+    assert gate_rise(gate, 0.0, 100.0) == pytest.approx(choice.rise) and choice.rise > 0.9
+    best_spec = StudySpec(kind="stacker", n_trials=15, out=str(out),
+                          experiment={"stacker": {"selection": "best"}})  # fmt: skip
+    top, top_choice = stacker_study_gate(study, best_spec)
+    assert top_choice is not None and top_choice.trial == study.best_trial.number
+    assert top.params() == gate_from_params(study.best_params, StackerConfig()).params()
+    # A study from before the per-query record: its top trial, and no choice.
+    old = optuna.create_study(direction="maximize")
+    old.optimize(lambda t: t.suggest_float("centre", 0, 5) + t.suggest_float("slope", 0, 8), 3)
+    plain, none = stacker_study_gate(old, spec)
+    assert none is None and plain.params() == old.best_params

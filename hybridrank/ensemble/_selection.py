@@ -1,0 +1,158 @@
+"""Which tuned gate to keep when the tuning queries cannot tell the good ones apart.
+
+The stacker's gate is tuned on a few dozen labelled queries, only a handful of
+them head queries, and the anchors' weights are tuned with it. Many trials
+then score within noise of the top one, with gates of every shape: flat at 0,
+flat at 1, rising. The top trial's shape is an accident of the sampler.
+
+``rising`` keeps the product's prior where the data is silent: among the
+trials whose per-query NDCG is within ``se`` standard errors of the top
+trial's (paired differences over the tuning queries), it keeps the one whose
+click weight rises most from the rare queries to the frequent ones (rises
+compared to 0.01; then the higher tuning NDCG, then the earlier trial). When
+the data prefers a flat gate by more than the noise, no rising trial is
+within reach and the top trial is kept. ``best`` keeps the top trial.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hybridrank.ensemble._gates import Gate, gate_from_dict
+from hybridrank.errors import ConfigError
+
+SELECTIONS = ("best", "rising")
+
+
+@dataclass(frozen=True)
+class GateCandidate:
+    """One finished trial: its number, its gate and its NDCG per tuning query (NaN: a
+    query without a relevant candidate)."""
+
+    number: int
+    gate: Gate
+    per_query: np.ndarray
+
+
+@dataclass(frozen=True)
+class GateChoice:
+    """What the selection kept and what it passed over.
+
+    Attributes:
+        rule: ``best`` or ``rising``.
+        trial / value / rise: The kept trial, its mean tuning NDCG and its rise.
+        best_trial / best_value / best_rise: The top trial's.
+        best_gate: The top trial's gate (``Gate.to_dict``), to show what was passed over.
+        within: Trials within ``se`` standard errors of the top one (itself included).
+        low_freq / high_freq: Frequencies the rise is measured between.
+    """
+
+    rule: str
+    trial: int
+    value: float
+    rise: float
+    best_trial: int
+    best_value: float
+    best_rise: float
+    best_gate: dict[str, Any]
+    within: int
+    low_freq: float
+    high_freq: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Any, *, source: str) -> GateChoice:
+        """The choice :meth:`to_dict` wrote; a missing or unknown field is an error."""
+        names = set(cls.__dataclass_fields__)
+        if not isinstance(values, dict) or set(values) != names:
+            got = sorted(values) if isinstance(values, dict) else values
+            raise ConfigError(f"{source}: a gate selection needs the fields {sorted(names)}, "
+                              f"got {got!r}")  # fmt: skip
+        numbers = [n for n in names if n not in ("rule", "best_gate")]
+        bad = [n for n in numbers
+               if not isinstance(values[n], int | float) or isinstance(values[n], bool)
+               or not math.isfinite(values[n])]  # fmt: skip
+        if bad or values["rule"] not in SELECTIONS:
+            raise ConfigError(f"{source}: a gate selection's {bad or ['rule']} must be finite "
+                              f"numbers and rule one of {list(SELECTIONS)}")  # fmt: skip
+        gate_from_dict(values["best_gate"], source=f"{source}.best_gate")
+        return cls(**values)
+
+
+def reference_frequencies(
+    query_freq: np.ndarray, bucket_edges: Sequence[float]
+) -> tuple[float, float]:
+    """The rare and the frequent end the rise is measured between: the median frequency of
+    the queries in the lowest bucket (``<= edges[0]``) and in the highest (``> edges[-1]``);
+    a bucket without a query falls back to the lowest or highest frequency."""
+    f = np.asarray(query_freq, dtype=np.float64)
+    if f.size == 0:
+        return 0.0, 0.0
+    low, high = f[f <= bucket_edges[0]], f[f > bucket_edges[-1]]
+    lo = float(np.median(low)) if low.size else float(f.min())
+    hi = float(np.median(high)) if high.size else float(f.max())
+    return lo, hi
+
+
+def gate_rise(gate: Gate, low_freq: float, high_freq: float) -> float:
+    """``g(high_freq) - g(low_freq)``: how much more the click expert weighs on frequent queries."""
+    low, high = gate(np.array([low_freq, high_freq], dtype=np.float64))
+    return float(high - low)
+
+
+def choose_trial(
+    candidates: Sequence[GateCandidate],
+    best_number: int,
+    *,
+    rule: str,
+    se: float,
+    low_freq: float,
+    high_freq: float,
+) -> GateChoice:
+    """The trial to keep by ``rule`` (see the module docstring).
+
+    Raises:
+        ValueError: An unknown rule, or ``best_number`` not among the candidates.
+    """
+    if rule not in SELECTIONS:
+        raise ValueError(f"gate selection must be one of {SELECTIONS}, got {rule!r}")
+    by_number = {c.number: c for c in candidates}
+    if best_number not in by_number:
+        raise ValueError(f"the top trial #{best_number} is not among the candidates")
+    best = by_number[best_number]
+    scored = ~np.isnan(best.per_query)
+
+    def mean(c: GateCandidate) -> float:
+        return float(np.nanmean(c.per_query)) if np.any(~np.isnan(c.per_query)) else 0.0
+
+    def rise(c: GateCandidate) -> float:
+        return gate_rise(c.gate, low_freq, high_freq)
+
+    within = [best]
+    if int(scored.sum()) >= 2:
+        for c in candidates:
+            if c.number == best_number:
+                continue
+            d = (c.per_query - best.per_query)[scored]
+            if np.isnan(d).any():
+                continue
+            if d.mean() >= -se * d.std(ddof=1) / np.sqrt(d.size):
+                within.append(c)
+    kept = (
+        max(within, key=lambda c: (round(rise(c), 2), mean(c), -c.number))
+        if rule == "rising"
+        else best
+    )
+    return GateChoice(
+        rule=rule, trial=kept.number, value=mean(kept), rise=rise(kept),
+        best_trial=best.number, best_value=mean(best), best_rise=rise(best),
+        best_gate=best.gate.to_dict(),
+        within=len(within), low_freq=low_freq, high_freq=high_freq,
+    )  # fmt: skip
