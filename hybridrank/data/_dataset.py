@@ -431,6 +431,15 @@ class Dataset:
                     f"{MANIFEST}); rebuild or re-import the dataset"
                 )
             tables[name] = _read_parquet(file)
+            # Without the checksum (verify=False) the row count still catches a table swapped
+            # for another or cut short by a copy.
+            rows = entry.get("rows")
+            if rows is not None and (not isinstance(rows, int) or rows != len(tables[name])):
+                raise DataFormatError(
+                    f"table {name!r} has {len(tables[name])} rows, the manifest says {rows!r}; "
+                    "rebuild or re-import the dataset",
+                    path=file,
+                )
         for spec in TABLES.values():
             if spec.needed and spec.name not in tables:
                 raise DataFormatError(f"the manifest lists no {spec.name} table", path=manifest_path)

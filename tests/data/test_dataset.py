@@ -84,6 +84,19 @@ def test_edited_table_is_refused(tmp_path: Path) -> None:
         Dataset.read(tmp_path / "d")
 
 
+def test_a_table_with_other_rows_than_the_manifest_says_is_refused_unverified(
+    tmp_path: Path,
+) -> None:
+    small_dataset().write(tmp_path / "d")
+    frame = pd.read_parquet(tmp_path / "d" / "candidates.parquet")
+    frame.iloc[:-1].to_parquet(tmp_path / "d" / "candidates.parquet", index=False)
+    with pytest.raises(DataFormatError, match=r"candidates.*rows, the manifest says"):
+        Dataset.read(tmp_path / "d", verify=False)
+    # Unedited, the unverified read goes through.
+    small_dataset().write(tmp_path / "e")
+    assert len(Dataset.read(tmp_path / "e", verify=False).candidates) == len(frame)
+
+
 def test_not_a_dataset_says_how_to_make_one(tmp_path: Path) -> None:
     (tmp_path / "x").mkdir()
     with pytest.raises(MissingInputError, match="dataset import"):
