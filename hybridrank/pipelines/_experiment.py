@@ -95,7 +95,6 @@ from hybridrank.pipelines._tables import (
     add_raw_baselines,
     attach_llm_labels,
     build_table,
-    raw_baseline_scores,
     text_scores,
 )
 from hybridrank.pipelines._train_gbdt import resolve_features
@@ -618,6 +617,8 @@ def _run_systems(
     for name, scores in oof.items():
         out[name] = scores.scores
     raw = [name for name in add_raw_baselines(out) if name in RAW_BASELINES]
+    # A raw anchor is fitted on the feature's own order, not the report column's text tie order.
+    untied = {name: out[name].to_numpy(copy=True) for name in raw}
     if shared.untrained is not None:
         out[UNTRAINED] = shared.untrained
     info: dict[str, Any] = {"llm_model": llm_model, "seconds": timings, "skipped": skipped}
@@ -635,9 +636,8 @@ def _run_systems(
     tuning_rows = table[TUNING].to_numpy()
     raw_anchors: dict[str, OOFScores] = {}
     for a in config.stacker.anchors:
-        raw_scores = _raw_anchor(table, a) if a in RAW_BASELINES else None
-        if raw_scores is not None:
-            raw_anchors[a] = raw_scores
+        if a in untied:
+            raw_anchors[a] = _raw_anchor(table, a, untied[a])
     anchors = [oof[a] if a in oof else raw_anchors[a] for a in config.stacker.anchors
                if a in oof or a in raw_anchors]  # fmt: skip
     missing = [a for a in config.stacker.anchors if a not in oof and a not in raw_anchors]
@@ -695,12 +695,9 @@ def _run_systems(
     return out, info
 
 
-def _raw_anchor(table: pd.DataFrame, name: str) -> OOFScores | None:
-    """A raw baseline as a stacker anchor: its scores, from no trained model (no fold's
-    model saw any query). None when the table has no value of it."""
-    scores = raw_baseline_scores(table, name)
-    if scores is None:
-        return None
+def _raw_anchor(table: pd.DataFrame, name: str, scores: np.ndarray) -> OOFScores:
+    """A raw baseline's scores (:func:`raw_baseline_scores`) as a stacker anchor, from no
+    trained model (no fold's model saw any query)."""
     fold = table[C.FOLD].to_numpy()
     return OOFScores(
         name, scores, table[C.QID].to_numpy(), fold,
