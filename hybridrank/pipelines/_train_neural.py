@@ -412,7 +412,11 @@ def train_neural(
         if config.baseline_at_model_length and length != BASELINE_MAX_SEQ_LENGTH:
             column = cosine_column(length)
             if column not in table.columns:
-                table[column] = minilm_cosine(table, config.neural, max_seq_length=length)
+                # Through the answer cache too (the one-view judge at that length), so a run
+                # stopped and started again does not encode every pair a second time.
+                table[column] = minilm_cosine(
+                    table, config.neural, max_seq_length=length, cache=cache_path
+                )
             systems.append(column)
         timings["baseline_s"] = time.perf_counter() - t
     t = time.perf_counter()

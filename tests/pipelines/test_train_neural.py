@@ -169,6 +169,17 @@ def test_cosine_baseline_is_the_judge_score_and_comes_from_its_cache(tmp_path, m
     again = minilm_cosine(table, config, cache=tmp_path / "answers.sqlite")
     np.testing.assert_allclose(again, cached, rtol=0, atol=0)
     assert cosine_column(256) == COSINE and cosine_column(64) == "minilm_cosine_len64"
+    # At the model's own length (train neural's second baseline) it comes from the cache too.
+    monkeypatch.undo()
+    short = minilm_cosine(table, config, max_seq_length=8)
+    short_cached = minilm_cosine(table, config, max_seq_length=8, cache=tmp_path / "answers.sqlite")
+    np.testing.assert_allclose(short_cached, short, rtol=0, atol=1e-5)
+    assert not np.allclose(short, encoded)  # 8 tokens cut these texts: another baseline
+    monkeypatch.setattr(EmbeddingJudge, "annotate", no_encoding)
+    np.testing.assert_allclose(
+        minilm_cosine(table, config, max_seq_length=8, cache=tmp_path / "answers.sqlite"),
+        short_cached, rtol=0, atol=0,
+    )  # fmt: skip
 
 
 def test_study_profiles_load() -> None:
