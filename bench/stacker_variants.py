@@ -17,7 +17,11 @@ stacker:
 The variants:
 
 - ``product``: the gate ``sigmoid(slope * (log1p(f) - centre))`` and one
-  total anchor weight split by one share per anchor, as the product tunes it;
+  total anchor weight split by one share per anchor, as the product tunes it.
+  Every variant keeps its top trial (the product's ``stacker.selection:
+  best``): the variants differ in what they tune, not in which trial they
+  keep; the default ``rising`` rule is measured on its own (README, "Which
+  tuned gate is kept");
 - ``gate + <signal>``: the gate's logit plus ``w * (signal - reference)``,
   one signal at a time; ``gate + all signals``: every signal at once;
 - ``anchors: total per bucket``: the anchors' total weight per frequency

@@ -212,7 +212,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                 f"run {args.study}` first"
             )
         tuned = StackerConfig.from_dict(spec.experiment.get("stacker"))
-        gate, choice = stacker_study_gate(study, spec)
+        gate, _, kept = stacker_study_gate(study, spec)
         # Serve the stacker the study tuned: its normalisation and tie order.
         study_tie_break = str(spec.experiment.get("tie_break", "text"))
         for flag, given, used in (("--normalisation", normalisation, tuned.normalisation),
@@ -222,15 +222,6 @@ def cmd_bundle(args: argparse.Namespace) -> int:
                     f"{flag} {given}: the study tuned its gate with {used}; leave the flag out"
                 )
         normalisation, tie_break = tuned.normalisation, study_tie_break
-        if choice is None:
-            kept = f"top trial #{study.best_trial.number}"
-        else:
-            kept = (
-                f"trial #{choice.trial}, {choice.value:.4f} on the tuning queries, "
-                f"{choice.within} trials within {tuned.selection_se:g} SE of the top "
-                f"#{choice.best_trial} ({choice.best_value:.4f}); selection {choice.rule}, "
-                f"click weight rise {choice.rise:.2f} (top's {choice.best_rise:.2f})"
-            )
         print(f"gate from study {spec.study_name} ({kept}): {format_params(gate.params())}")
     elif args.gate is not None:
         from hybridrank.ensemble import parse_gate
@@ -453,7 +444,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "for several anchors",
     )  # fmt: skip
     bd.add_argument("--gate", help="sigmoid:centre=C,slope=S or bucket:edges=2/20,weights=.2/.5/.9")
-    bd.add_argument("--study", type=Path, help="a stacker study YAML: its best gate")
+    bd.add_argument("--study", type=Path,
+                    help="a stacker study YAML: the gate its stacker.selection keeps")  # fmt: skip
     bd.add_argument("--storage", help="the study's storage (default: the spec's)")
     bd.add_argument(
         "--experiment", type=Path,

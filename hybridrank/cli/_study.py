@@ -49,7 +49,21 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     print(f"study {result.study.study_name}: {result.n_new} new trials, {n} in the storage")
     text, _ = study_report(result.study, Path(spec.out) / "report")
     print(text)
+    _print_kept_gate(result.study, spec)
     return 0
+
+
+def _print_kept_gate(study: Any, spec: Any) -> None:
+    """For a stacker study: the trial whose gate ``bundle --study`` serves, and why."""
+    from optuna.trial import TrialState
+
+    from hybridrank.ensemble import format_params
+    from hybridrank.tuning import stacker_study_gate
+
+    if spec.kind != "stacker" or not any(t.state == TrialState.COMPLETE for t in study.trials):
+        return
+    gate, _, line = stacker_study_gate(study, spec)
+    print(f"gate kept (bundle --study serves it): {line}: {format_params(gate.params())}")
 
 
 def cmd_study_report(args: argparse.Namespace) -> int:
@@ -60,6 +74,7 @@ def cmd_study_report(args: argparse.Namespace) -> int:
     study = load_stored_study(spec, out, args.storage)
     text, paths = study_report(study, out / "report")
     print(text)
+    _print_kept_gate(study, spec)
     for kind, path in paths.items():
         print(f"  {kind:>11}: {path}")
     return 0
@@ -99,8 +114,8 @@ def cmd_study_best(args: argparse.Namespace) -> int:
     if spec.kind == "stacker":
         raise ConfigError(
             f"study best writes a `train gbdt` config, which a gbdt or famol study's trials "
-            f"describe; {args.spec} is a stacker study: `study report` shows its best trial, "
-            "and `bundle --study` serves its gate"
+            f"describe; {args.spec} is a stacker study: `study report` shows its top trial "
+            "and the one its stacker.selection keeps, and `bundle --study` serves that gate"
         )
     if spec.kind == "famol" and args.pick != "best":
         raise ConfigError(

@@ -12,6 +12,9 @@ click weight rises most from the rare queries to the frequent ones (rises
 compared to 0.01; then the higher tuning NDCG, then the earlier trial). When
 the data prefers a flat gate by more than the noise, no rising trial is
 within reach and the top trial is kept. ``best`` keeps the top trial.
+
+With a head gate (the head queries' click weight fixed from held-out clicks)
+the rise is that of its base gate, the part the study tunes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridrank.ensemble._gates import Gate, gate_from_dict
+from hybridrank.ensemble._gates import Gate, HeadGate, gate_from_dict
 from hybridrank.errors import ConfigError
 
 SELECTIONS = ("best", "rising")
@@ -69,19 +72,39 @@ class GateChoice:
 
     @classmethod
     def from_dict(cls, values: Any, *, source: str) -> GateChoice:
-        """The choice :meth:`to_dict` wrote; a missing or unknown field is an error."""
-        names = set(cls.__dataclass_fields__)
-        if not isinstance(values, dict) or set(values) != names:
+        """The choice :meth:`to_dict` wrote, checked field by field.
+
+        Raises:
+            ConfigError: A missing or unknown field, or a value no selection writes.
+        """
+        names = sorted(cls.__dataclass_fields__)
+        if not isinstance(values, dict) or sorted(values) != names:
             got = sorted(values) if isinstance(values, dict) else values
-            raise ConfigError(f"{source}: a gate selection needs the fields {sorted(names)}, "
-                              f"got {got!r}")  # fmt: skip
-        numbers = [n for n in names if n not in ("rule", "best_gate")]
-        bad = [n for n in numbers
-               if not isinstance(values[n], int | float) or isinstance(values[n], bool)
-               or not math.isfinite(values[n])]  # fmt: skip
-        if bad or values["rule"] not in SELECTIONS:
-            raise ConfigError(f"{source}: a gate selection's {bad or ['rule']} must be finite "
-                              f"numbers and rule one of {list(SELECTIONS)}")  # fmt: skip
+            raise ConfigError(f"{source}: a gate selection needs the fields {names}, got {got!r}")
+
+        def number(name: str, low: float, high: float, *, integer: bool = False) -> None:
+            v = values[name]
+            ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or not low <= v <= high or (integer and v != int(v)):
+                kind = "an integer" if integer else "a number"
+                raise ConfigError(f"{source}.{name} must be {kind} in [{low:g}, {high:g}], "
+                                  f"got {v!r}")  # fmt: skip
+
+        if values["rule"] not in SELECTIONS:
+            raise ConfigError(f"{source}.rule must be one of {list(SELECTIONS)}, "
+                              f"got {values['rule']!r}")  # fmt: skip
+        for name in ("trial", "best_trial"):
+            number(name, 0, math.inf, integer=True)
+        number("within", 1, math.inf, integer=True)
+        for name in ("value", "best_value"):
+            number(name, 0, 1)
+        for name in ("rise", "best_rise"):
+            number(name, -1, 1)
+        number("low_freq", 0, math.inf)
+        number("high_freq", values["low_freq"], math.inf)
+        if values["rule"] == "best" and values["trial"] != values["best_trial"]:
+            raise ConfigError(f"{source}: rule 'best' keeps the top trial, but trial "
+                              f"{values['trial']} is not best_trial {values['best_trial']}")  # fmt: skip
         gate_from_dict(values["best_gate"], source=f"{source}.best_gate")
         return cls(**values)
 
@@ -91,10 +114,13 @@ def reference_frequencies(
 ) -> tuple[float, float]:
     """The rare and the frequent end the rise is measured between: the median frequency of
     the queries in the lowest bucket (``<= edges[0]``) and in the highest (``> edges[-1]``);
-    a bucket without a query falls back to the lowest or highest frequency."""
+    a bucket without a query, or no edges at all, falls back to the lowest or highest
+    frequency."""
     f = np.asarray(query_freq, dtype=np.float64)
     if f.size == 0:
         return 0.0, 0.0
+    if len(bucket_edges) == 0:
+        return float(f.min()), float(f.max())
     low, high = f[f <= bucket_edges[0]], f[f > bucket_edges[-1]]
     lo = float(np.median(low)) if low.size else float(f.min())
     hi = float(np.median(high)) if high.size else float(f.max())
@@ -105,6 +131,12 @@ def gate_rise(gate: Gate, low_freq: float, high_freq: float) -> float:
     """``g(high_freq) - g(low_freq)``: how much more the click expert weighs on frequent queries."""
     low, high = gate(np.array([low_freq, high_freq], dtype=np.float64))
     return float(high - low)
+
+
+def tuned_rise(gate: Gate, low_freq: float, high_freq: float) -> float:
+    """The rise of the part of ``gate`` a study tunes: a head gate's base gate (its head
+    weight is fixed for every trial, so the head end says nothing of the trial's shape)."""
+    return gate_rise(gate.base if isinstance(gate, HeadGate) else gate, low_freq, high_freq)
 
 
 def choose_trial(
@@ -133,7 +165,7 @@ def choose_trial(
         return float(np.nanmean(c.per_query)) if np.any(~np.isnan(c.per_query)) else 0.0
 
     def rise(c: GateCandidate) -> float:
-        return gate_rise(c.gate, low_freq, high_freq)
+        return tuned_rise(c.gate, low_freq, high_freq)
 
     within = [best]
     if int(scored.sum()) >= 2:

@@ -90,7 +90,8 @@ class StackerConfig:
             raise ConfigError(
                 f"stacker.selection must be one of {list(SELECTIONS)}, got {self.selection!r}"
             )
-        if not (isinstance(self.selection_se, int | float) and 0 <= self.selection_se < 10):
+        se = self.selection_se
+        if isinstance(se, bool) or not (isinstance(se, int | float) and 0 <= se < 10):
             raise ConfigError(
                 f"stacker.selection_se must be a number in [0, 10), got {self.selection_se!r}"
             )
@@ -317,6 +318,16 @@ class FrequencyGatedStacker(ConfigParams):
                 f"{head_attr}; use another study name"
             )
         study.set_user_attr("head", head_attr)
+        # ... and with the same gate kind and anchors: every finished trial is rebuilt for
+        # the gate selection, and a trial of another shape has other parameters.
+        shape = {"gate": cfg.gate, "anchors": len(anchors)}
+        if finished and study.user_attrs.get("shape", shape) != shape:
+            raise ConfigError(
+                f"stacker study {study.study_name!r}: its trials tuned a {study.user_attrs['shape']} "
+                f"stacker (gate kind, number of anchors), this fit asks for {shape}; use "
+                "another study name"
+            )
+        study.set_user_attr("shape", shape)
         remaining = cfg.n_trials - len(finished)
 
         def with_head(gate: Gate) -> Gate:
@@ -433,5 +444,5 @@ class FrequencyGatedStacker(ConfigParams):
 
 
 def gate_from_params(params: Mapping[str, float], config: StackerConfig) -> Gate:
-    """The gate a stacker study's best parameters describe (``centre``/``slope`` or ``w0..``)."""
+    """The gate a stacker study trial's parameters describe (``centre``/``slope`` or ``w0..``)."""
     return GATES[config.gate].from_params(params, config.space)

@@ -39,6 +39,7 @@ from hybridrank.ensemble import (
     FAMOLRanker,
     FrequencyGatedStacker,
     Gate,
+    GateChoice,
     HeadGate,
     HeadTuning,
     OOFScores,
@@ -1399,14 +1400,16 @@ def gate_table(
             ends = np.array([medians[present[0]], medians[present[-1]]], dtype=np.float64)
             lo, hi = (float(v) for v in gate(ends))
             row[f"rise {present[0]}->{present[-1]}"] = hi - lo
-            choice = info["runs"].get(f"seed{seed}_sessions{n}", {}).get("gate_selection")
-            if choice is not None:  # runs before the selection have none
-                top = gate_from_dict(choice["best_gate"], source="gate_selection.best_gate")
+            key = f"seed{seed}_sessions{n}"
+            recorded = info["runs"].get(key, {}).get("gate_selection")
+            if recorded is not None:  # runs before the selection have none
+                choice = GateChoice.from_dict(recorded, source=f"runs.{key}.gate_selection")
+                top = gate_from_dict(choice.best_gate)
                 t_lo, t_hi = (float(v) for v in top(ends))
                 row["top trial's rise"] = t_hi - t_lo
-                row["tuning: kept"] = choice["value"]
-                row["tuning: top"] = choice["best_value"]
-                row["trials within SE"] = int(choice["within"])
+                row["tuning: kept"] = choice.value
+                row["tuning: top"] = choice.best_value
+                row["trials within SE"] = choice.within
         rows.append(row)
     return pd.DataFrame(rows)
 

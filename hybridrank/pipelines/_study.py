@@ -32,11 +32,21 @@ def _inputs_record(spec: StudySpec, dataset: Dataset | str | Path | None) -> dic
     """What inputs built for ``spec`` from ``dataset`` (a dataset or its directory) record:
     its directory, its tables' SHA-256 as its manifest lists them, and the experiment block."""
     path: Any = getattr(dataset, "path", dataset)  # a Dataset's directory, or the directory
+    experiment = json.loads(json.dumps(dict(spec.experiment), default=str))
+    if isinstance(experiment.get("stacker"), dict):
+        # Which finished trial is kept changes no trial's score: a study may be resumed with
+        # another selection rule.
+        for key in SELECTION_KEYS:
+            experiment["stacker"].pop(key, None)
     return {
         "dataset": None if path is None else str(Path(path).resolve()),
         "tables": None if path is None else _table_checksums(Path(path)),
-        "experiment": json.loads(json.dumps(dict(spec.experiment), default=str)),
+        "experiment": experiment,
     }
+
+
+#: Keys of ``stacker:`` that choose among finished trials and are left out of the record.
+SELECTION_KEYS = ("selection", "selection_se")
 
 
 def _table_checksums(root: Path) -> dict[str, str] | None:

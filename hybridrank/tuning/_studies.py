@@ -334,11 +334,13 @@ PER_QUERY_ATTR = "per_query_ndcg"
 REFERENCE_ATTR = "rise_between"
 
 
-def stacker_study_gate(study: Any, spec: StudySpec) -> tuple[Gate, GateChoice | None]:
+def stacker_study_gate(study: Any, spec: StudySpec) -> tuple[Gate, GateChoice | None, str]:
     """The gate a stacker study's finished trials give, by the experiment's
     ``stacker.selection`` rule (see :func:`hybridrank.ensemble.choose_trial`).
 
-    Studies whose trials predate the per-query record give their top trial, and no choice.
+    Returns:
+        The gate, the choice (None when the top trial is served without one) and a line
+        saying which trial it is and why.
     """
     from optuna.trial import TrialState
 
@@ -346,19 +348,34 @@ def stacker_study_gate(study: Any, spec: StudySpec) -> tuple[Gate, GateChoice | 
 
     cfg = StackerConfig.from_dict(spec.experiment.get("stacker"))
     best = study.best_trial
+    top = gate_from_params(best.params, cfg), None
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    if not all(PER_QUERY_ATTR in t.user_attrs and REFERENCE_ATTR in t.user_attrs for t in done):
-        return gate_from_params(best.params, cfg), None
+    unrecorded = [t.number for t in done
+                  if PER_QUERY_ATTR not in t.user_attrs or REFERENCE_ATTR not in t.user_attrs]  # fmt: skip
+    if unrecorded:
+        return (*top, f"top trial #{best.number}; selection {cfg.selection} not applied: "
+                      f"{len(unrecorded)} of {len(done)} trials were run before hybridrank "
+                      "recorded their per-query NDCG")  # fmt: skip
+    lengths = {len(t.user_attrs[PER_QUERY_ATTR]) for t in done}
+    if len(lengths) > 1:
+        return (*top, f"top trial #{best.number}; selection {cfg.selection} not applied: "
+                      f"the trials scored different tuning sets ({sorted(lengths)} queries)")  # fmt: skip
     candidates = [
         GateCandidate(t.number, gate_from_params(t.params, cfg),
-                  np.array([np.nan if v is None else v for v in t.user_attrs[PER_QUERY_ATTR]],
-                           dtype=np.float64))
+                      np.array([np.nan if v is None else v for v in t.user_attrs[PER_QUERY_ATTR]],
+                               dtype=np.float64))
         for t in done
     ]  # fmt: skip
     low, high = (float(v) for v in best.user_attrs[REFERENCE_ATTR])
     choice = choose_trial(candidates, best.number, rule=cfg.selection, se=cfg.selection_se,
                           low_freq=low, high_freq=high)  # fmt: skip
-    return next(c.gate for c in candidates if c.number == choice.trial), choice
+    line = (
+        f"trial #{choice.trial}, {choice.value:.4f} on the tuning queries, {choice.within} "
+        f"trials within {cfg.selection_se:g} SE of the top #{choice.best_trial} "
+        f"({choice.best_value:.4f}); selection {choice.rule}, click weight rise "
+        f"{choice.rise:.2f} (top's {choice.best_rise:.2f})"
+    )
+    return next(c.gate for c in candidates if c.number == choice.trial), choice, line
 
 
 def serving_costs(ranker: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:

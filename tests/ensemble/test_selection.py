@@ -147,6 +147,14 @@ def test_selection_config_is_validated() -> None:
         GateChoice.from_dict({**good, "rule": "widest"}, source="x")
     with pytest.raises(ConfigError, match="best_gate"):
         GateChoice.from_dict({**good, "best_gate": {"kind": "sigmoid", "params": {}}}, source="x")
+    for field, bad in (("trial", -2.5), ("within", 0), ("value", 7.0), ("rise", -5.0),
+                       ("high_freq", 0.5)):  # fmt: skip
+        with pytest.raises(ConfigError, match=field):
+            GateChoice.from_dict({**good, field: bad}, source="x")
+    with pytest.raises(ConfigError, match="keeps the top trial"):
+        GateChoice.from_dict({**good, "rule": "best"}, source="x")
+    with pytest.raises(ConfigError, match="selection_se"):
+        StackerConfig(selection_se=True)
 
 
 def test_gate_table_shows_what_the_selection_passed_over() -> None:
@@ -165,3 +173,39 @@ def test_gate_table_shows_what_the_selection_passed_over() -> None:
     assert out.loc[0, "rise low->high"] > 0.9
     assert out.loc[0, "trials within SE"] == 12 and out.loc[0, "tuning: top"] == 0.71
     assert np.isnan(out.loc[1, "top trial's rise"])  # a run from before the selection
+
+
+def test_the_kept_trial_is_what_the_stacker_serves_with_anchors(tmp_path) -> None:
+    """gate_ and anchor_weights_ are the kept trial's, not the top trial's."""
+    from hybridrank.ensemble import HeadGate, gate_from_params
+
+    qid, freq, y = _queries(4)
+    rng = np.random.default_rng(5)
+    scores = y + rng.normal(0, 1, y.size)
+    fold = np.repeat(np.arange(qid.size // 10) % 5, 10)
+    trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
+    oof = [OOFScores(n, v, qid, fold, trained)
+           for n, v in (("c", scores), ("l", scores), ("a", y + rng.normal(0, 2, y.size)))]  # fmt: skip
+    cfg = StackerConfig(n_trials=30, seed=0, anchors=("a",))
+    kept = FrequencyGatedStacker(cfg).fit(oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2]])
+    choice = kept.selection_
+    assert choice.trial != choice.best_trial  # the experts agree: a rising trial is kept
+    params = kept.study_.trials[choice.trial].params
+    assert kept.gate_.params() == gate_from_params(params, cfg).params()
+    assert kept.anchor_weights_ == (params["anchor_weight"],)  # one anchor: its whole weight
+    assert gate_rise(kept.gate_, choice.low_freq, choice.high_freq) == pytest.approx(choice.rise)
+    # With a head gate the rise is the base gate's: the head weight is the same in every trial.
+    head = FrequencyGatedStacker(cfg).fit(oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2]],
+                                          head=(50.0, 0.3))  # fmt: skip
+    assert isinstance(head.gate_, HeadGate)
+    c = head.selection_
+    assert c.rise == pytest.approx(gate_rise(head.gate_.base, c.low_freq, c.high_freq))
+    assert c.rise > 0.5 and gate_rise(head.gate_, c.low_freq, c.high_freq) <= 0.3
+    # A stored study resumed with another number of anchors is refused, not rebuilt wrongly.
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    FrequencyGatedStacker(cfg).fit(oof[0], oof[1], freq=freq, labels=y, anchors=[oof[2]],
+                                   storage=storage, study_name="s")  # fmt: skip
+    with pytest.raises(ConfigError, match="number of anchors"):
+        FrequencyGatedStacker(StackerConfig(n_trials=40, seed=0)).fit(
+            oof[0], oof[1], freq=freq, labels=y, storage=storage, study_name="s"
+        )

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from hybridrank.data import Dataset, SimulationConfig
+from hybridrank.ensemble import GateChoice, gate_rise, make_gate
 from hybridrank.pipelines import (
     DataConfig,
     ExperimentConfig,
@@ -57,6 +58,13 @@ def test_experiment_on_written_world_equals_in_memory(
     anchors = in_memory.info["runs"]["seed0_sessions1500"]["anchors"]
     assert set(anchors) == {"famol", "gold_gbdt", "raw_dwell"}
     assert all(0 <= w <= 1 for w in anchors.values()) and sum(anchors.values()) <= 1 + 1e-9
+    # The gate selection is recorded, and the kept trial's is the gate the run reports.
+    run = in_memory.info["runs"]["seed0_sessions1500"]
+    choice = GateChoice.from_dict(run["gate_selection"], source="info")
+    assert choice.rule == "rising" and choice.within >= 1
+    assert run["tuning_ndcg"] == pytest.approx(choice.value)
+    kept = make_gate(run["gate_kind"], run["gate"])
+    assert gate_rise(kept, choice.low_freq, choice.high_freq) == pytest.approx(choice.rise)
     # The run is named by the dataset's own sessions, whatever the config would simulate.
     assert list(from_disk.info["runs"]) == list(in_memory.info["runs"]) == ["seed0_sessions1500"]
     other = run_experiment(replace(config, main_sessions=99), tmp_path / "c", dataset=read,

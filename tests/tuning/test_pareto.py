@@ -162,6 +162,16 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
     other = StudySpec(kind="gbdt", out=str(out), experiment={"features": ["click", "text"]})
     with pytest.raises(ConfigError, match="experiment: block"):
         _check_inputs_record(out, other, world)
+    # The stacker's selection rule chooses among finished trials and changes no score: a
+    # study is resumed with another one.
+    stacker = {"features": ["click"], "stacker": {"selection": "rising"}}
+    (out / INPUTS_RECORD).write_text(
+        __import__("json").dumps(_inputs_record(replace(spec, experiment=stacker), world))
+    )
+    best = {"features": ["click"], "stacker": {"selection": "best", "selection_se": 2.0}}
+    _check_inputs_record(out, replace(spec, experiment=best), world)
+    with pytest.raises(ConfigError, match="experiment: block"):
+        _check_inputs_record(out, replace(spec, experiment={**best, "stacker": {"k": 5}}), world)
     # The same directory holding other data since (new LLM labels, a rebuilt world): its
     # manifest's table sums tell, and the rerun is refused.
     (tmp_path / "world").mkdir()

@@ -212,7 +212,7 @@ def test_spec_validation(tmp_path: Path) -> None:
 
 
 def test_stacker_study_gate_keeps_a_rising_trial_where_the_tuning_queries_cannot_tell(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both experts give the same scores, so every trial scores the same: ``bundle --study``
     serves the rising one (``selection: rising``, the default) or the top one (``best``)."""
@@ -229,16 +229,37 @@ def test_stacker_study_gate_keeps_a_rising_trial_where_the_tuning_queries_cannot
     trial = study.trials[0]
     assert len(trial.user_attrs["per_query_ndcg"]) == 40
     assert trial.user_attrs["rise_between"] == [0.0, 100.0]
-    gate, choice = stacker_study_gate(study, spec)
+    gate, choice, line = stacker_study_gate(study, spec)
     assert choice is not None and choice.within == 15 and choice.best_trial == study.best_trial.number
     assert gate_rise(gate, 0.0, 100.0) == pytest.approx(choice.rise) and choice.rise > 0.9
+    assert f"trial #{choice.trial}" in line and "15 trials within 1 SE" in line
+    # `study report` says which trial `bundle --study` serves.
+    from hybridrank.cli import main
+
+    yaml_path = tmp_path / "stacker.yaml"
+    yaml_path.write_text(f"study: {{kind: stacker, n_trials: 15, out: {out}}}\n")
+    assert main(["study", "report", str(yaml_path)]) == 0
+    assert f"gate kept (bundle --study serves it): {line}" in capsys.readouterr().out
     best_spec = StudySpec(kind="stacker", n_trials=15, out=str(out),
                           experiment={"stacker": {"selection": "best"}})  # fmt: skip
-    top, top_choice = stacker_study_gate(study, best_spec)
+    top, top_choice, _ = stacker_study_gate(study, best_spec)
     assert top_choice is not None and top_choice.trial == study.best_trial.number
     assert top.params() == gate_from_params(study.best_params, StackerConfig()).params()
-    # A study from before the per-query record: its top trial, and no choice.
+    # A study from before the per-query record: its top trial, no choice, and why.
     old = optuna.create_study(direction="maximize")
     old.optimize(lambda t: t.suggest_float("centre", 0, 5) + t.suggest_float("slope", 0, 8), 3)
-    plain, none = stacker_study_gate(old, spec)
+    plain, none, why = stacker_study_gate(old, spec)
     assert none is None and plain.params() == old.best_params
+    assert "3 of 3 trials were run before" in why
+    # Trials that scored tuning sets of different sizes cannot be compared query by query.
+    mixed = optuna.create_study(direction="maximize")
+    for i, n in enumerate((3, 4)):
+        trial = optuna.trial.create_trial(
+            params={"centre": 1.0 + i, "slope": 2.0}, value=0.5 + i / 10,
+            distributions={"centre": optuna.distributions.FloatDistribution(0, 5),
+                           "slope": optuna.distributions.FloatDistribution(0, 8)},
+            user_attrs={"per_query_ndcg": [0.5] * n, "rise_between": [0.0, 100.0]},
+        )  # fmt: skip
+        mixed.add_trial(trial)
+    gate, none, why = stacker_study_gate(mixed, spec)
+    assert none is None and gate.params()["centre"] == 2.0 and "[3, 4] queries" in why
