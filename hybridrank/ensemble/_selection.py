@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hybridrank.ensemble._gates import Gate, HeadGate, gate_from_dict
 from hybridrank.errors import ConfigError
@@ -125,6 +126,17 @@ def reference_frequencies(
     lo = float(np.median(low)) if low.size else float(f.min())
     hi = float(np.median(high)) if high.size else float(f.max())
     return lo, hi
+
+
+def bucket_frequencies(query_freq: np.ndarray, query_bucket: np.ndarray) -> tuple[float, float]:
+    """The rare and the frequent end from the dataset's own buckets: the median frequency of
+    the queries in the bucket whose median is lowest and in the one whose median is highest
+    (frequency buckets, so the rarest and the most frequent, whatever their names)."""
+    f = np.asarray(query_freq, dtype=np.float64)
+    if f.size == 0:
+        return 0.0, 0.0
+    medians = pd.Series(f).groupby(np.asarray(query_bucket, dtype=str)).median()
+    return float(medians.min()), float(medians.max())
 
 
 def gate_rise(gate: Gate, low_freq: float, high_freq: float) -> float:

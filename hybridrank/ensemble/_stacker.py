@@ -31,6 +31,7 @@ from hybridrank.ensemble._selection import (
     SELECTIONS,
     GateCandidate,
     GateChoice,
+    bucket_frequencies,
     choose_trial,
     reference_frequencies,
 )
@@ -254,6 +255,7 @@ class FrequencyGatedStacker(ConfigParams):
         study_name: str | None = None,
         anchors: Sequence[OOFScores] = (),
         head: tuple[float, float] | None = None,
+        bucket: npt.ArrayLike | None = None,
     ) -> FrequencyGatedStacker:
         """Tune the gate on the given rows (default all) of out-of-fold scores.
 
@@ -274,6 +276,10 @@ class FrequencyGatedStacker(ConfigParams):
                 gate is ``HeadGate(gate, min_frequency, weight)``, so the study
                 tunes the rest of the gate and the anchors around it. A study
                 resumed from ``storage`` must have been run with the same head.
+            bucket: The frequency bucket of each row (the dataset's). The gate
+                selection then measures the rise between the tuning queries of
+                the rarest and the most frequent bucket, as the report does;
+                without it, at ``config.bucket_edges``.
         """
         import optuna
 
@@ -357,8 +363,13 @@ class FrequencyGatedStacker(ConfigParams):
             # A trial of an earlier run of a resumed study is scored again.
             per_query = scored[number] if number in scored else data.per_query(gate, weights)
             candidates.append(GateCandidate(number, gate, per_query))
-        query_freq = data.row_freq[data.offsets[:-1]]  # one row per query
-        low, high = reference_frequencies(query_freq, cfg.bucket_edges)
+        starts = data.offsets[:-1]  # one row per query
+        query_freq = data.row_freq[starts]
+        low, high = (
+            reference_frequencies(query_freq, cfg.bucket_edges)
+            if bucket is None
+            else bucket_frequencies(query_freq, np.asarray(bucket)[mask][starts])
+        )
         self.selection_: GateChoice = choose_trial(
             candidates, study.best_trial.number, rule=cfg.selection, se=cfg.selection_se,
             low_freq=low, high_freq=high,

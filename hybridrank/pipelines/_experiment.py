@@ -657,6 +657,7 @@ def _run_systems(
         rows=tuning_rows,
         anchors=anchors,
         head=None if head is None or head.weight is None else (head.min_frequency, head.weight),
+        bucket=table[C.BUCKET].to_numpy(),
     )
     if head is not None:
         info["click_tuning"] = {**head.summary(), "curve": head.curve.to_dict(orient="list")}

@@ -139,7 +139,7 @@ def tuning_sweep(
                     anchors.append(fixed[name])
             fitted = FrequencyGatedStacker(stacker).fit(
                 click, llm, freq=table[C.FREQ], labels=table[C.Y_EXPERT], rows=rows,
-                anchors=anchors,
+                anchors=anchors, bucket=table[C.BUCKET].to_numpy(),
             )  # fmt: skip
             scores = fitted.predict(
                 part["click_gbdt"], part[llm_model], qid=qid, freq=part[C.FREQ],

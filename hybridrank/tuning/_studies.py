@@ -20,7 +20,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
-from hybridrank.ensemble import Gate, GateChoice, reference_frequencies
+from hybridrank.ensemble import Gate, GateChoice, bucket_frequencies, reference_frequencies
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -315,7 +315,12 @@ def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any],
         tuning["click_gbdt"], tuning["llm_model"], qid=tuning[C.QID].to_numpy(), freq=tuning[C.FREQ],
         labels=tuning[C.Y_EXPERT], normalisation=cfg.normalisation, k=cfg.k,
     )  # fmt: skip
-    reference = list(reference_frequencies(data.row_freq[data.offsets[:-1]], cfg.bucket_edges))
+    starts = data.offsets[:-1]  # one row per query
+    reference = list(
+        bucket_frequencies(data.row_freq[starts], tuning[C.BUCKET].to_numpy()[starts])
+        if C.BUCKET in tuning.columns
+        else reference_frequencies(data.row_freq[starts], cfg.bucket_edges)
+    )
 
     def objective(trial: Any) -> float:
         per_query = data.per_query(suggest_gate(trial, cfg))

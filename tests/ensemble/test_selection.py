@@ -74,12 +74,12 @@ def test_the_data_decides_when_a_rising_gate_is_clearly_worse() -> None:
 
 
 def _fit(click: np.ndarray, llm: np.ndarray, freq: np.ndarray, y: np.ndarray, qid: np.ndarray,
-         **config) -> FrequencyGatedStacker:  # fmt: skip
+         bucket: np.ndarray | None = None, **config) -> FrequencyGatedStacker:  # fmt: skip
     fold = np.repeat(np.arange(qid.size // 10) % 5, 10)
     trained = {f: frozenset(qid[fold != f].tolist()) for f in range(5)}
     return FrequencyGatedStacker(StackerConfig(n_trials=40, seed=0, **config)).fit(
         OOFScores("c", click, qid, fold, trained), OOFScores("l", llm, qid, fold, trained),
-        freq=freq, labels=y,
+        freq=freq, labels=y, bucket=bucket,
     )  # fmt: skip
 
 
@@ -209,3 +209,19 @@ def test_the_kept_trial_is_what_the_stacker_serves_with_anchors(tmp_path) -> Non
         FrequencyGatedStacker(StackerConfig(n_trials=40, seed=0)).fit(
             oof[0], oof[1], freq=freq, labels=y, storage=storage, study_name="s"
         )
+
+
+def test_the_rise_is_measured_at_the_datasets_own_buckets() -> None:
+    """With ``bucket=`` the ends are the rarest and the most frequent bucket's medians,
+    whatever the buckets are called and wherever their edges lie."""
+    from hybridrank.ensemble import bucket_frequencies
+
+    freq = np.array([0, 1, 4, 6, 300, 500])
+    assert bucket_frequencies(freq, np.array(["tail", "tail", "torso", "torso", "head", "head"])) \
+        == (0.5, 400.0)  # fmt: skip
+    qid, freq_rows, y = _queries()
+    scores = y + np.random.default_rng(1).normal(0, 1, y.size)
+    bucket = np.where(freq_rows >= 5, "frequent", "rare")  # edges unlike the default (2, 20)
+    fitted = _fit(scores, scores, freq_rows, y, qid, bucket=bucket)
+    assert (fitted.selection_.low_freq, fitted.selection_.high_freq) == (0.5, 27.5)
+    assert _fit(scores, scores, freq_rows, y, qid).selection_.high_freq == 50.0
