@@ -47,7 +47,9 @@ from hybridrank.ensemble._selection import (
     bucket_frequencies,
     choose_trial,
     gate_rise,
+    mean_ndcg,
     reference_frequencies,
+    rise_ends,
 )
 from hybridrank.ensemble._stacker import (
     FrequencyGatedStacker,
@@ -95,6 +97,7 @@ __all__ = [
     "lambdarank_gradients",
     "load_gate",
     "make_gate",
+    "mean_ndcg",
     "mean_of_normalised",
     "missing_last",
     "normalised_mean",
@@ -104,6 +107,7 @@ __all__ = [
     "prepare",
     "rank_per_query",
     "reference_frequencies",
+    "rise_ends",
     "suggest_gate",
     "text_order",
     "tune_head_weight",

@@ -71,6 +71,15 @@ class GateChoice:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def describe(self, se: float) -> str:
+        """One line: the kept trial against the top one (``se``: the rule's standard errors)."""
+        return (
+            f"trial #{self.trial}, {self.value:.4f} on the tuning queries, {self.within} "
+            f"trials within {se:g} SE of the top #{self.best_trial} ({self.best_value:.4f}); "
+            f"selection {self.rule}, click weight rise {self.rise:.2f} (top's "
+            f"{self.best_rise:.2f})"
+        )
+
     @classmethod
     def from_dict(cls, values: Any, *, source: str) -> GateChoice:
         """The choice :meth:`to_dict` wrote, checked field by field.
@@ -128,6 +137,21 @@ def reference_frequencies(
     return lo, hi
 
 
+def rise_ends(
+    query_freq: np.ndarray, bucket_edges: Sequence[float], query_bucket: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Where a gate's rise is measured: at the dataset's own buckets when each query's is
+    given (:func:`bucket_frequencies`), else at ``bucket_edges`` (:func:`reference_frequencies`)."""
+    if query_bucket is None:
+        return reference_frequencies(query_freq, bucket_edges)
+    return bucket_frequencies(query_freq, query_bucket)
+
+
+def mean_ndcg(per_query: np.ndarray) -> float:
+    """The mean over the queries with a relevant candidate (NaN left out); 0 without any."""
+    return float(np.nanmean(per_query)) if np.any(~np.isnan(per_query)) else 0.0
+
+
 def bucket_frequencies(query_freq: np.ndarray, query_bucket: np.ndarray) -> tuple[float, float]:
     """The rare and the frequent end from the dataset's own buckets: the median frequency of
     the queries in the bucket whose median is lowest and in the one whose median is highest
@@ -174,7 +198,7 @@ def choose_trial(
     scored = ~np.isnan(best.per_query)
 
     def mean(c: GateCandidate) -> float:
-        return float(np.nanmean(c.per_query)) if np.any(~np.isnan(c.per_query)) else 0.0
+        return mean_ndcg(c.per_query)
 
     def rise(c: GateCandidate) -> float:
         return tuned_rise(c.gate, low_freq, high_freq)

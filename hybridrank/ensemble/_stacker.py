@@ -31,9 +31,9 @@ from hybridrank.ensemble._selection import (
     SELECTIONS,
     GateCandidate,
     GateChoice,
-    bucket_frequencies,
     choose_trial,
-    reference_frequencies,
+    mean_ndcg,
+    rise_ends,
 )
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import ndcg_at_k
@@ -160,8 +160,7 @@ class StackerData:
         )
 
     def value(self, gate: Gate, anchor_weights: Sequence[float] = ()) -> float:
-        v = self.per_query(gate, anchor_weights)
-        return float(np.nanmean(v)) if np.any(~np.isnan(v)) else 0.0
+        return mean_ndcg(self.per_query(gate, anchor_weights))
 
 
 def prepare(
@@ -345,7 +344,7 @@ class FrequencyGatedStacker(ConfigParams):
             gate = with_head(suggest_gate(trial, cfg))
             per_query = data.per_query(gate, suggest_anchor_weights(trial, cfg, len(anchors)))
             scored[trial.number] = per_query
-            return float(np.nanmean(per_query)) if np.any(~np.isnan(per_query)) else 0.0
+            return mean_ndcg(per_query)
 
         if remaining > 0:
             study.optimize(objective, n_trials=remaining)
@@ -364,12 +363,10 @@ class FrequencyGatedStacker(ConfigParams):
             per_query = scored[number] if number in scored else data.per_query(gate, weights)
             candidates.append(GateCandidate(number, gate, per_query))
         starts = data.offsets[:-1]  # one row per query
-        query_freq = data.row_freq[starts]
-        low, high = (
-            reference_frequencies(query_freq, cfg.bucket_edges)
-            if bucket is None
-            else bucket_frequencies(query_freq, np.asarray(bucket)[mask][starts])
-        )
+        low, high = rise_ends(
+            data.row_freq[starts], cfg.bucket_edges,
+            None if bucket is None else np.asarray(bucket)[mask][starts],
+        )  # fmt: skip
         self.selection_: GateChoice = choose_trial(
             candidates, study.best_trial.number, rule=cfg.selection, se=cfg.selection_se,
             low_freq=low, high_freq=high,
@@ -379,11 +376,8 @@ class FrequencyGatedStacker(ConfigParams):
         self.study_ = study
         choice = self.selection_
         logger.info(
-            "stacker: %s gate %s, tuning NDCG@%d %.4f (trial #%d of %d within %g SE of the "
-            "top #%d, %.4f; click weight rise %.2f, top's %.2f)",
-            self.gate_.kind, self.gate_.params(), cfg.k, self.best_value_, choice.trial,
-            choice.within, cfg.selection_se, choice.best_trial, choice.best_value,
-            choice.rise, choice.best_rise,
+            "stacker: %s gate %s, tuning NDCG@%d (%s)",
+            self.gate_.kind, self.gate_.params(), cfg.k, choice.describe(cfg.selection_se),
         )  # fmt: skip
         return self
 

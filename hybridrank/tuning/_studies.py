@@ -20,7 +20,7 @@ import pandas as pd
 from hybridrank import columns as C
 from hybridrank._atomic import save_figure, write_text
 from hybridrank._config import config_from_dict, in_file, read_yaml_mapping
-from hybridrank.ensemble import Gate, GateChoice, bucket_frequencies, reference_frequencies
+from hybridrank.ensemble import Gate, GateChoice, mean_ndcg, rise_ends
 from hybridrank.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -316,11 +316,8 @@ def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any],
         labels=tuning[C.Y_EXPERT], normalisation=cfg.normalisation, k=cfg.k,
     )  # fmt: skip
     starts = data.offsets[:-1]  # one row per query
-    reference = list(
-        bucket_frequencies(data.row_freq[starts], tuning[C.BUCKET].to_numpy()[starts])
-        if C.BUCKET in tuning.columns
-        else reference_frequencies(data.row_freq[starts], cfg.bucket_edges)
-    )
+    buckets = tuning[C.BUCKET].to_numpy()[starts] if C.BUCKET in tuning.columns else None
+    reference = list(rise_ends(data.row_freq[starts], cfg.bucket_edges, buckets))
 
     def objective(trial: Any) -> float:
         per_query = data.per_query(suggest_gate(trial, cfg))
@@ -328,7 +325,7 @@ def _stacker_objective(spec: StudySpec, inputs: pd.DataFrame) -> Callable[[Any],
         # the frequencies the gate's rise is measured between.
         trial.set_user_attr(PER_QUERY_ATTR, [None if np.isnan(v) else float(v) for v in per_query])
         trial.set_user_attr(REFERENCE_ATTR, reference)
-        return float(np.nanmean(per_query)) if np.any(~np.isnan(per_query)) else 0.0
+        return mean_ndcg(per_query)
 
     return objective
 
@@ -374,13 +371,8 @@ def stacker_study_gate(study: Any, spec: StudySpec) -> tuple[Gate, GateChoice | 
     low, high = (float(v) for v in best.user_attrs[REFERENCE_ATTR])
     choice = choose_trial(candidates, best.number, rule=cfg.selection, se=cfg.selection_se,
                           low_freq=low, high_freq=high)  # fmt: skip
-    line = (
-        f"trial #{choice.trial}, {choice.value:.4f} on the tuning queries, {choice.within} "
-        f"trials within {cfg.selection_se:g} SE of the top #{choice.best_trial} "
-        f"({choice.best_value:.4f}); selection {choice.rule}, click weight rise "
-        f"{choice.rise:.2f} (top's {choice.best_rise:.2f})"
-    )
-    return next(c.gate for c in candidates if c.number == choice.trial), choice, line
+    kept = next(c.gate for c in candidates if c.number == choice.trial)
+    return kept, choice, choice.describe(cfg.selection_se)
 
 
 def serving_costs(ranker: Any, sample: np.ndarray, *, repeats: int) -> dict[str, float]:
