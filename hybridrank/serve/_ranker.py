@@ -98,11 +98,37 @@ class Ranking:
         return frame
 
 
+class _StoreLookup:
+    """One request's click features from the store, looked up by the first member that
+    needs them and shared by the others (a bundle's click model, GBDT members and raw
+    anchors all read the same pairs)."""
+
+    def __init__(self, store: ClickFeatureStore | None, qid: str, docids: np.ndarray) -> None:
+        self.store = store
+        self.qid = qid
+        self.docids = docids
+        self._found: dict[str, np.ndarray] | None = None
+
+    def __call__(self) -> Mapping[str, np.ndarray]:
+        """``{feature: values}`` for the request's documents; empty without a store."""
+        if self._found is None:
+            found = {} if self.store is None else self.store.lookup(self.qid, self.docids)
+            for values in found.values():
+                values.flags.writeable = False  # shared by every member of the request
+            self._found = found
+        return self._found
+
+
 class _LLMScorer(Protocol):
     """The LLM-supervised side of a hybrid bundle."""
 
     def score(
-        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+        self,
+        qid: str,
+        query_text: str | None,
+        docids: np.ndarray,
+        columns: Mapping[str, Any],
+        stored: _StoreLookup,
     ) -> np.ndarray: ...
 
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray: ...
@@ -238,14 +264,17 @@ class _GBDTScorer:
         self.needs_click = any(f in _CLICK or f in STORE_ALIASES for f in self.names)
 
     def score(
-        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+        self,
+        qid: str,
+        query_text: str | None,
+        docids: np.ndarray,
+        columns: Mapping[str, Any],
+        stored: _StoreLookup,
     ) -> np.ndarray:
-        click = (
-            self.store.lookup(qid, docids) if self.needs_click and self.store is not None else {}
-        )
-        for alias, stored in STORE_ALIASES.items():
-            if alias in self.names and alias not in columns and stored in click:
-                click = {**click, alias: click[stored]}
+        click = stored() if self.needs_click else {}
+        for alias, name in STORE_ALIASES.items():
+            if alias in self.names and alias not in columns and name in click:
+                click = {**click, alias: click[name]}
         X = _feature_matrix(self.names, columns, click, docids.shape[0], source="request")
         return self.bundle.ranker.predict(X)
 
@@ -297,16 +326,21 @@ class _FeatureScorer:
         return values
 
     def score(
-        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+        self,
+        qid: str,
+        query_text: str | None,
+        docids: np.ndarray,
+        columns: Mapping[str, Any],
+        stored: _StoreLookup,
     ) -> np.ndarray:
         column = self.feature.column
         if column in columns:  # sent with the request (a fresher log) wins, as for the models
             values = self._numbers(columns[column], f"query {qid!r}")
         else:
-            stored = self.store.lookup(qid, docids) if self.store is not None else {}
-            if column not in stored:
+            found = stored()
+            if column not in found:
                 raise self._missing(f"query {qid!r}")
-            values = stored[column]
+            values = found[column]
         return missing_last(values, sign=self.feature.sign, offsets=np.array([0, docids.shape[0]]))
 
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray:
@@ -346,7 +380,12 @@ class _NeuralScorer:
         return vectors
 
     def score(
-        self, qid: str, query_text: str | None, docids: np.ndarray, columns: Mapping[str, Any]
+        self,
+        qid: str,
+        query_text: str | None,
+        docids: np.ndarray,
+        columns: Mapping[str, Any],
+        stored: _StoreLookup,
     ) -> np.ndarray:
         if query_text is None:
             raise DataFormatError(
@@ -707,14 +746,15 @@ class HybridRanker(SklearnTags):
                 column=C.DOCID,
             )
         self._check_feature_values(columns, on_missing, source)
-        click = self._click.score(query, None, docids, columns)
+        stored = _StoreLookup(self.store, query, docids)
+        click = self._click.score(query, None, docids, columns, stored)
         text = self._text(columns, np.zeros(docids.shape[0], dtype=np.int64))
         if self.llm is None or self.gate is None:
             order = np.lexsort((-text, -click))
             return Ranking(docids[order], click[order], {})
         freq = self._request_frequency(query, ctx, source)
-        llm = [m.score(query, ctx.get("text"), docids, columns) for m in self.llm]
-        anchors = [a.score(query, None, docids, columns) for a in self._anchors]
+        llm = [m.score(query, ctx.get("text"), docids, columns, stored) for m in self.llm]
+        anchors = [a.score(query, None, docids, columns, stored) for a in self._anchors]
         g = float(self.gate(np.array([freq]))[0])
         offsets = np.array([0, docids.shape[0]])
         fused, side = self._fuse(np.full(docids.shape[0], g), click, llm, anchors, offsets)

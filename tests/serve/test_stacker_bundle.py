@@ -528,7 +528,7 @@ def test_exact_ties_are_ranked_by_the_text_order_as_the_experiment_ranks_them(
 
 
 def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
-    runs: dict[str, Path], tmp_path: Path
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gate = SigmoidGate(centre=1.0, slope=3.0)
     dwell = RawFeature("qd_mean_dwell")
@@ -558,9 +558,20 @@ def test_a_raw_feature_anchor_is_served_as_the_experiment_scores_it(
                        anchors=[llm, raw]).fused(gate, [0.2, 0.3])  # fmt: skip
     np.testing.assert_allclose(ranked["score"].to_numpy(), expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ranked["raw_dwell_score"].to_numpy(), raw)
-    # Online, one query at a time: the same scores.
+    # Online, one query at a time: the same scores, from one store lookup per request that
+    # the click model and the raw anchor share.
+    lookups: list[str] = []
+    real_lookup = ClickFeatureStore.lookup
+
+    def counted(self: ClickFeatureStore, q: str, docids: np.ndarray) -> dict[str, np.ndarray]:
+        lookups.append(q)
+        return real_lookup(self, q, docids)
+
+    monkeypatch.setattr(ClickFeatureStore, "lookup", counted)
     for q in pd.unique(qid)[:5]:
         online = ranker.rank(q, request.loc[request[C.QID] == q])
+        assert lookups == [q]
+        lookups.clear()
         batch = ranked.loc[ranked[C.QID] == q].sort_values("rank")
         np.testing.assert_allclose(online.scores, batch["score"].to_numpy(), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(online.components["raw_dwell"], batch["raw_dwell_score"])
