@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from hybridrank.ensemble._crossfit import (
+    MIN_CROSSFIT_QUERIES,
+    CrossFit,
+    crossfit_stacker,
+    query_folds,
+)
 from hybridrank.ensemble._famol import FAMOLConfig, FAMOLRanker
 from hybridrank.ensemble._gates import (
     ANCHOR_NAME,
@@ -63,11 +69,13 @@ from hybridrank.ensemble._stacker import (
 __all__ = [
     "ANCHOR_NAME",
     "GATES",
+    "MIN_CROSSFIT_QUERIES",
     "NORMALISERS",
     "SELECTIONS",
     "TIE_BREAKS",
     "TUNABLE_GATES",
     "BucketGate",
+    "CrossFit",
     "DataSchedulingRanker",
     "FAMOLConfig",
     "FAMOLRanker",
@@ -89,6 +97,7 @@ __all__ = [
     "bucket_frequencies",
     "check_anchors",
     "choose_trial",
+    "crossfit_stacker",
     "format_params",
     "fuse",
     "gate_from_dict",
@@ -105,6 +114,7 @@ __all__ = [
     "out_of_fold",
     "parse_gate",
     "prepare",
+    "query_folds",
     "rank_per_query",
     "reference_frequencies",
     "rise_ends",

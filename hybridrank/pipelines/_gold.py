@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
-from hybridrank.ensemble import OOFScores
+from hybridrank.ensemble import OOFScores, query_folds
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,7 @@ def gold_scores(
         )
         return None
     k = min(folds, queries.size)
-    fold_of = dict(
-        zip(queries, np.random.default_rng(seed).permutation(queries.size) % k, strict=True)
-    )
+    fold_of = query_folds(queries, k, seed)  # the stacker's cross-fit deals the same folds
     row_fold = pd.Series(qid).map(fold_of).fillna(k).to_numpy(dtype=np.int64)
     X = table[list(features)]
     y = table[C.Y_EXPERT].clip(lower=0).round()

@@ -8,8 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hybridrank.data import Dataset, SimulationConfig
+from hybridrank import columns as C
+from hybridrank.data import TUNING, Dataset, SimulationConfig
 from hybridrank.ensemble import GateChoice, gate_rise, make_gate
+from hybridrank.errors import ConfigError
 from hybridrank.pipelines import (
     DataConfig,
     ExperimentConfig,
@@ -18,6 +20,7 @@ from hybridrank.pipelines import (
     run_experiment,
     write_world,
 )
+from hybridrank.pipelines._crossfit_report import CROSSFIT
 from tests.conftest import make_collection, write_trec_dir
 
 
@@ -65,11 +68,42 @@ def test_experiment_on_written_world_equals_in_memory(
     assert run["tuning_ndcg"] == pytest.approx(choice.value)
     kept = make_gate(run["gate_kind"], run["gate"])
     assert gate_rise(kept, choice.low_freq, choice.high_freq) == pytest.approx(choice.rise)
+    # 12 tuning queries are too few for the default 5-fold cross-fit: skipped (logged).
+    assert "tuning_crossfit" not in run and not (tmp_path / "a/report/tuning_crossfit.md").exists()
     # The run is named by the dataset's own sessions, whatever the config would simulate.
     assert list(from_disk.info["runs"]) == list(in_memory.info["runs"]) == ["seed0_sessions1500"]
     other = run_experiment(replace(config, main_sessions=99), tmp_path / "c", dataset=read,
                            progress=False)  # fmt: skip
     assert list(other.info["runs"]) == ["seed0_sessions1500"]
+
+
+@pytest.mark.slow
+def test_experiment_cross_fits_the_stacker_over_its_tuning_queries(tmp_path: Path) -> None:
+    root = write_trec_dir(make_collection(n_queries=150, n_docs=600, seed=4), tmp_path / "c")
+    world = WorldConfig(
+        data=DataConfig(format="trec", path=str(root), stopwords="none"),
+        simulation=SimulationConfig(n_sessions=1500, seed=0),
+    )
+    config = ExperimentConfig(
+        world=world, seeds=(0,), sessions=(), tuning_queries=24, tuning_crossfit=2, neural=None,
+        metrics=("ndcg@10",),
+    )  # fmt: skip
+    result = run_experiment(config, tmp_path / "x", progress=False)
+    run = result.info["runs"]["seed0_sessions1500"]
+    folds = run["tuning_crossfit"]["per_fold"]
+    assert [f["fold"] for f in folds] == [0, 1]
+    assert sum(f["scored"] for f in folds) == len(result.info["tuning_queries"])
+    scores = pd.read_parquet(tmp_path / "x" / "scores.parquet")
+    assert scores[CROSSFIT].notna().equals(scores[TUNING] & scores[C.Y_EXPERT].notna()
+                                           .groupby(scores[C.QID]).transform("any"))  # fmt: skip
+    text = (tmp_path / "x" / "report" / "tuning_crossfit.md").read_text()
+    assert "over 2 folds" in text and "gated_stacker_crossfit" in text
+    assert (tmp_path / "x" / "report" / "tuning_crossfit.png").stat().st_size > 0
+    side = pd.read_csv(tmp_path / "x" / "report" / "tuning_crossfit.csv")
+    assert side["system"].iloc[0] == CROSSFIT
+    assert not {"gated_stacker", "meta_ranker"} & set(side["system"])
+    with pytest.raises(ConfigError, match="tuning_crossfit"):
+        replace(config, tuning_crossfit=1)
 
 
 def test_world_dataset_round_trip_is_exact(world_config: WorldConfig, tmp_path: Path) -> None:
