@@ -93,15 +93,43 @@ def crossfit_report(
     return report, side
 
 
+def rank_agreement(side: pd.DataFrame) -> float | None:
+    """Spearman correlation of the systems' ranks on the tuning and the evaluated queries
+    (None with fewer than three systems measured on both)."""
+    ranks = side[["rank, tuning", "rank, evaluated"]].dropna().astype(float)
+    if len(ranks) < 3:
+        return None
+    return float(spearmanr(ranks.iloc[:, 0], ranks.iloc[:, 1]).statistic)
+
+
+def crossfit_summary(side: pd.DataFrame, metric: str) -> str:
+    """One line for the console: the cross-fitted stacker, the best other system there and
+    how well the tuning queries rank the systems."""
+    col = f"tuning queries ({metric})"
+    first = side.iloc[0]
+    others = side.iloc[1:].sort_values(col, ascending=False)
+    text = f"stacker cross-fitted on the tuning queries: {metric} {first[col]:.3f}"
+    if len(others):
+        best = others.iloc[0]
+        text += (
+            f" (rank {int(first['rank, tuning'])} of {len(side)}; best other "
+            f"{best['system']} {best[col]:.3f}, p = {best['p vs stacker']:.3g})"
+        )
+    rho = rank_agreement(side)
+    if rho is not None:
+        text += f"; the systems' ranks there vs the evaluated queries: Spearman {rho:.2f}"
+    return text
+
+
 def crossfit_markdown(report: Report, side: pd.DataFrame, folds: int) -> str:
     """The report's text: what was measured, the side-by-side table, the per-bucket table."""
     n = report.bucket_sizes().get("all", 0)
-    ranks = side[["rank, tuning", "rank, evaluated"]].dropna().astype(float)
+    rho = rank_agreement(side)
     agreement = (
-        f"Rank correlation (Spearman) of the systems between the two columns: "
-        f"{spearmanr(ranks.iloc[:, 0], ranks.iloc[:, 1]).statistic:.2f} over {len(ranks)} systems."
-        if len(ranks) >= 3
-        else ""
+        ""
+        if rho is None
+        else f"Rank correlation (Spearman) of the systems between the two columns: {rho:.2f} "
+        f"over {int(side[['rank, tuning', 'rank, evaluated']].dropna().shape[0])} systems."
     )
     lines = [
         f"Systems on the {n} labelled tuning queries (seeds pooled), the stacker cross-fitted "
@@ -149,4 +177,12 @@ def plot_crossfit(side: pd.DataFrame, metric: str, path: str | Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-__all__ = ["CROSSFIT", "IN_SAMPLE", "crossfit_markdown", "crossfit_report", "plot_crossfit"]
+__all__ = [
+    "CROSSFIT",
+    "IN_SAMPLE",
+    "crossfit_markdown",
+    "crossfit_report",
+    "crossfit_summary",
+    "plot_crossfit",
+    "rank_agreement",
+]

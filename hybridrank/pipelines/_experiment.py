@@ -87,6 +87,7 @@ from hybridrank.pipelines._crossfit_report import (
     CROSSFIT,
     crossfit_markdown,
     crossfit_report,
+    crossfit_summary,
     plot_crossfit,
 )
 from hybridrank.pipelines._dense import dense_similarity
@@ -1199,7 +1200,7 @@ def run_experiment(
     crossfit_text = None
     if crossfit is not None:
         crossfit_text = crossfit_markdown(*crossfit, config.tuning_crossfit)
-        echo(crossfit_text)
+        echo(crossfit_summary(crossfit[1], metric) + " (report/tuning_crossfit.md)")
     seeds = [first_key[0]] if fixed else list(config.seeds)
     per_seed = {
         s: _evaluate([tables[(s, main_sessions)]], systems, config, best_single,

@@ -21,6 +21,7 @@ from hybridrank.pipelines._crossfit_report import (
     CROSSFIT,
     crossfit_markdown,
     crossfit_report,
+    crossfit_summary,
 )
 
 
@@ -41,7 +42,9 @@ def _scored(n_q: int = 120, per: int = 8, n_tuning: int = 40, seed: int = 0) -> 
 
 
 def _oof(table: pd.DataFrame, name: str):  # type: ignore[no-untyped-def]
-    return oof_from_scores(table, name, table[name].to_numpy(), train_mask=np.zeros(len(table), bool))
+    return oof_from_scores(
+        table, name, table[name].to_numpy(), train_mask=np.zeros(len(table), bool)
+    )
 
 
 CONFIG = StackerConfig(n_trials=12, anchors=("famol",))
@@ -76,7 +79,9 @@ def test_every_tuning_query_is_scored_by_a_stacker_that_never_saw_it() -> None:
     # The split is the gold expert's for the same seed: a seeded deal of the sorted queries.
     tuning_queries = np.unique(click.qid[rows])
     folds = query_folds(tuning_queries, 4, 3)
-    assert list(folds) == sorted(tuning_queries) and folds == query_folds(tuning_queries[::-1], 4, 3)
+    assert list(folds) == sorted(tuning_queries) and folds == query_folds(
+        tuning_queries[::-1], 4, 3
+    )
     assert all(cross.fold[click.qid == q][0] == f for q, f in folds.items())
 
 
@@ -123,10 +128,15 @@ def test_the_report_sets_the_tuning_queries_beside_the_evaluated_ones() -> None:
     assert by.loc["llm_gbdt", "tuning queries (ndcg@10)"] == pytest.approx(
         on_tuning.summary.query("bucket == 'all'")["ndcg@10"].iloc[0]
     )
-    assert pd.isna(by.loc[CROSSFIT, "p vs stacker"]) and 0 < by.loc["click_gbdt", "p vs stacker"] <= 1
+    assert (
+        pd.isna(by.loc[CROSSFIT, "p vs stacker"]) and 0 < by.loc["click_gbdt", "p vs stacker"] <= 1
+    )
     assert sorted(side["rank, tuning"]) == [1, 2, 3, 4]
     text = crossfit_markdown(report, side, 5)
     assert "over 5 folds" in text and "Spearman" in text and "evaluated queries" in text
+    line = crossfit_summary(side, "ndcg@10")
+    assert line.startswith("stacker cross-fitted on the tuning queries: ndcg@10 ")
+    assert "of 4; best other" in line and "Spearman" in line
     # A run without the cross-fit: no report.
     plain = table.drop(columns=[CROSSFIT])
     assert crossfit_report([plain], systems, evaluated, metric="ndcg@10",
