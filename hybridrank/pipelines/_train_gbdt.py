@@ -24,6 +24,9 @@ from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.evaluate import Report, check_metrics, evaluate_table
 from hybridrank.features import (
     CLICK_FEATURES,
+    DOC_FEATURES,
+    PAIR_FEATURES,
+    QUERY_FEATURES,
     TEXT_FEATURES,
     ClickFeatureConfig,
     FeatureSchema,
@@ -67,8 +70,13 @@ RUN_MARKERS = ("manifest.json", "config.yaml")
 
 #: Named groups usable in ``features:``; anything else is a column name. ``dataset`` is the
 #: feature columns a dataset declares in its manifest (LETOR features, for example).
+#: ``click`` is the three click groups together: the pair's own (``click_pair``), the
+#: document's over every query (``click_doc``) and the query's (``click_query``).
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "click": CLICK_FEATURES,
+    "click_pair": PAIR_FEATURES,
+    "click_doc": DOC_FEATURES,
+    "click_query": QUERY_FEATURES,
     "text": TEXT_FEATURES,
     "semantic": (SEMANTIC,),
     "dense": (DENSE,),

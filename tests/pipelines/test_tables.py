@@ -147,3 +147,17 @@ def test_feature_names_suggest_the_group_meant_and_a_skipped_group_is_said(
         names = resolve_features(["text", "semantic"], table)
     assert "term_overlap" in names
     assert "feature group 'semantic'" in caplog.text and "annotate" in caplog.text
+
+
+def test_the_click_group_splits_into_pair_document_and_query_features() -> None:
+    from hybridrank.features import CLICK_FEATURES, DOC_FEATURES, PAIR_FEATURES, QUERY_FEATURES
+    from hybridrank.pipelines import resolve_features
+
+    table = pd.DataFrame({name: [1.0] for name in CLICK_FEATURES})
+    whole = resolve_features(["click"], table)
+    parts = resolve_features(["click_pair", "click_doc", "click_query"], table)
+    assert sorted(whole) == sorted(parts) and len(parts) == len(CLICK_FEATURES)
+    # Without the document's clicks over other queries: what never-searched queries extrapolate from.
+    no_doc = resolve_features(["click_pair", "click_query"], table)
+    assert not set(no_doc) & set(DOC_FEATURES)
+    assert set(no_doc) == set(PAIR_FEATURES) | set(QUERY_FEATURES)
