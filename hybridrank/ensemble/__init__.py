@@ -5,6 +5,8 @@ from __future__ import annotations
 from hybridrank.ensemble._crossfit import (
     MIN_CROSSFIT_QUERIES,
     CrossFit,
+    Refit,
+    crossfit_shortfall,
     crossfit_stacker,
     query_folds,
 )
@@ -89,6 +91,7 @@ __all__ = [
     "LambdaRankPairs",
     "LeakageError",
     "OOFScores",
+    "Refit",
     "SchedulingConfig",
     "SigmoidGate",
     "StackerConfig",
@@ -97,6 +100,7 @@ __all__ = [
     "bucket_frequencies",
     "check_anchors",
     "choose_trial",
+    "crossfit_shortfall",
     "crossfit_stacker",
     "format_params",
     "fuse",

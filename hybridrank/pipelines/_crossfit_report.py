@@ -1,11 +1,14 @@
 """The experiment's report on the labelled tuning queries, the stacker cross-fitted.
 
-Every system is scored on the tuning queries as it is elsewhere (out of fold;
-the gold expert cross-fitted over them), the stacker by its cross-fit
-(:func:`~hybridrank.ensemble.crossfit_stacker`). Left out: the tuned stacker
-and the meta-ranker, both fitted on those queries' grades. Beside each
-system's quality there, its quality on the evaluated queries shows whether
-the few labelled queries rank the systems as the many do.
+The stacker is scored there by its cross-fit (:func:`~hybridrank.ensemble.crossfit_stacker`:
+each fold by a stacker tuned on the other folds, the gold expert retrained on
+their grades alone), every other system as it is elsewhere (out of fold over
+query folds; the gold expert cross-fitted over the tuning queries). Left out:
+the tuned stacker and the meta-ranker, both fitted on those queries' grades.
+The judge's cut points are calibrated on the same grades, so what learns from
+LLM labels is slightly favoured there. Beside each system's quality there, its
+quality on the evaluated queries shows whether the few labelled queries rank
+the systems as the many do.
 """
 
 from __future__ import annotations
@@ -111,9 +114,10 @@ def crossfit_summary(side: pd.DataFrame, metric: str) -> str:
     text = f"stacker cross-fitted on the tuning queries: {metric} {first[col]:.3f}"
     if len(others):
         best = others.iloc[0]
+        p = best["p vs stacker"]
         text += (
             f" (rank {int(first['rank, tuning'])} of {len(side)}; best other "
-            f"{best['system']} {best[col]:.3f}, p = {best['p vs stacker']:.3g})"
+            f"{best['system']} {best[col]:.3f}" + ("" if pd.isna(p) else f", p = {p:.3g}") + ")"
         )
     rho = rank_agreement(side)
     if rho is not None:
@@ -134,9 +138,11 @@ def crossfit_markdown(report: Report, side: pd.DataFrame, folds: int) -> str:
     lines = [
         f"Systems on the {n} labelled tuning queries (seeds pooled), the stacker cross-fitted "
         f"over {folds} folds (`{CROSSFIT}`: each fold scored by a stacker tuned on the other "
-        "folds); the tuned stacker and the meta-ranker, fitted on these queries, are left out. "
-        "Beside it, each system on the evaluated queries (the stacker: the one tuned on all "
-        "tuning queries).",
+        "folds, the gold expert retrained on their grades alone); the tuned stacker and the "
+        "meta-ranker, fitted on these queries, are left out. The judge's cut points are "
+        "calibrated on these queries' grades, so systems learning from LLM labels are slightly "
+        "favoured here. Beside it, each system on the evaluated queries (the stacker: the one "
+        "tuned on all tuning queries).",
         "",
         side.to_markdown(index=False, floatfmt=".4f"),
         "",

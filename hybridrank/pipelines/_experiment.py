@@ -46,6 +46,7 @@ from hybridrank.ensemble import (
     SchedulingConfig,
     StackerConfig,
     break_ties,
+    crossfit_shortfall,
     crossfit_stacker,
     format_params,
     gate_from_dict,
@@ -242,15 +243,16 @@ class ExperimentConfig:
             :mod:`hybridrank.pipelines._tuning_sweep`). Empty: not run.
         tuning_crossfit: Folds of the stacker's cross-fit over the labelled
             tuning queries (default 5; 0: off; skipped with a warning where a
-            fold's stacker would be tuned on fewer than 10 queries). Each fold's tuning queries are scored by
-            a stacker tuned, with its full study, on the other folds' (the
-            gold expert's folds), so every labelled query also measures the
-            stacker: the report's ``tuning_crossfit.md`` gives each system's
+            fold's stacker would be tuned on fewer than 10 queries). Each
+            fold's tuning queries are scored by a stacker tuned, with its full
+            study, on the other folds' (the gold expert, an anchor that learned
+            from these grades, retrained on the other folds' alone), so every
+            labelled query also measures the stacker: the report's ``tuning_crossfit.md`` gives each system's
             quality on those queries (the stacker cross-fitted; the
             meta-ranker, trained on them, left out) beside its quality on
             the evaluated queries, the number a deployment with no other
-            grades would see. Costs one stacker study per fold and run
-            (about a second each on 60 queries and 100 trials).
+            grades would see. Costs one stacker study and one gold expert per
+            fold and run (a few seconds each on 60 queries and 100 trials).
         tie_break: ``text``: exact ties inside a query in a learned system's
             scores are ordered by the text score of ``rule`` (the mean of the
             semantic and BM25 percentiles). Click-GBDT needs it: click labels
@@ -699,18 +701,32 @@ def _run_systems(
         out["gated_stacker"] = break_ties(out["gated_stacker"].to_numpy(), text, qid=qid)
     cross = None
     if config.tuning_crossfit and only is None:  # not for the budget curve's or click tuning's runs
-        start = time.perf_counter()
-        try:
+        graded = tuning_rows & table[C.Y_EXPERT].notna().to_numpy()
+        why = crossfit_shortfall(int(table.loc[graded, C.QID].nunique()), config.tuning_crossfit)
+        if why is not None:
+            logger.warning("stacker cross-fit skipped: %s", why)
+        else:
+            start = time.perf_counter()
+            gold_config = config.gold
+
+            def refit_gold(rows: np.ndarray) -> OOFScores:
+                # Retrained on the other folds' grades: the held-out fold's never reach it.
+                assert gold_config is not None
+                refitted = gold_scores(table, features, gold_config, rows=rows,
+                                       seed=config.stacker.seed)  # fmt: skip
+                assert refitted is not None  # a fold's stacker has >= 10 graded queries
+                return refitted
+
+            refit = {GOLD: refit_gold} if any(a.name == GOLD for a in anchors) else {}
             cross = crossfit_stacker(
                 config.stacker, oof["click_gbdt"], oof[llm_model], freq=table[C.FREQ],
-                labels=table[C.Y_EXPERT], rows=tuning_rows, anchors=anchors,
+                labels=table[C.Y_EXPERT], rows=tuning_rows, anchors=anchors, refit=refit,
                 head=None if head is None or head.weight is None
                 else (head.min_frequency, head.weight),
                 bucket=table[C.BUCKET].to_numpy(), folds=config.tuning_crossfit,
                 seed=config.stacker.seed,
             )  # fmt: skip
-        except ConfigError as exc:  # too few tuning queries for the folds
-            logger.warning("stacker cross-fit skipped: %s", exc)
+            timings[CROSSFIT] = round(time.perf_counter() - start, 1)
     if cross is not None:
         scored = ~np.isnan(cross.scores)
         crossfitted = cross.scores.copy()
@@ -718,7 +734,6 @@ def _run_systems(
             crossfitted[scored] = break_ties(cross.scores[scored], text[scored], qid=qid[scored])
         out[CROSSFIT] = crossfitted
         info["tuning_crossfit"] = cross.to_dict()
-        timings[CROSSFIT] = round(time.perf_counter() - start, 1)
     info.update({"gate": stacker.gate_.params(), "gate_kind": stacker.gate_.kind,
                  "anchors": {a.name: w for a, w in zip(anchors, stacker.anchor_weights_,
                                                        strict=True)},

@@ -138,7 +138,8 @@ def study_inputs(
             _check_inputs_record(out, spec, source)
             return _read_inputs(path)
         exp = ExperimentConfig.from_dict(spec.experiment)
-        exp = replace(exp, seeds=exp.seeds[:1], sessions=())
+        # The stacker's cross-fit is a report: a study's inputs need none of it.
+        exp = replace(exp, seeds=exp.seeds[:1], sessions=(), tuning_crossfit=0)
         if dataset is None and spec.dataset:
             dataset = Dataset.read(spec.dataset)
         result = run_experiment(

@@ -10,7 +10,9 @@ from hybridrank import columns as C
 from hybridrank.data import TUNING
 from hybridrank.ensemble import (
     FrequencyGatedStacker,
+    OOFScores,
     StackerConfig,
+    crossfit_shortfall,
     crossfit_stacker,
     oof_from_scores,
     query_folds,
@@ -141,3 +143,71 @@ def test_the_report_sets_the_tuning_queries_beside_the_evaluated_ones() -> None:
     plain = table.drop(columns=[CROSSFIT])
     assert crossfit_report([plain], systems, evaluated, metric="ndcg@10",
                            bucket_order=["low", "mid", "high"], title="t") is None  # fmt: skip
+
+
+def test_an_anchor_that_learned_from_the_grades_is_retrained_without_the_held_out_fold() -> None:
+    table = _scored()
+    click, llm, famol = (_oof(table, n) for n in ("click_gbdt", "llm_gbdt", "famol"))
+    rows = table[TUNING].to_numpy()
+    qid = table[C.QID].to_numpy()
+    y = table[C.Y_EXPERT].to_numpy()
+    seen: list[np.ndarray] = []
+
+    def refit(train: np.ndarray) -> OOFScores:
+        # A stand-in "gold expert" that memorises the grades it is given: its scores on a
+        # held-out fold would be the grades themselves if that fold's rows reached it.
+        seen.append(train.copy())
+        scores = np.where(train, y, table["famol"].to_numpy())
+        fold = np.where(train, 0, 1)
+        return OOFScores(
+            "famol",
+            scores,
+            qid,
+            fold,
+            {0: frozenset(), 1: frozenset(np.unique(qid[train]).tolist())},
+        )
+
+    cross = crossfit_stacker(
+        CONFIG, click, llm, freq=table[C.FREQ], labels=y, rows=rows, anchors=[famol],
+        refit={"famol": refit}, folds=4, seed=3,
+    )  # fmt: skip
+    assert len(seen) == 4
+    for f, train in enumerate(seen):
+        held = cross.fold == f
+        assert not (train & held).any()  # the held-out fold's grades never reach it
+        assert np.array_equal(train | held, rows)  # every other graded row does
+    assert all(g["refitted"] == ["famol"] for g in cross.gates)
+    with pytest.raises(ConfigError, match="not among the anchors"):
+        crossfit_stacker(CONFIG, click, llm, freq=table[C.FREQ], labels=y, rows=rows,
+                         anchors=[famol], refit={"gold_gbdt": refit})  # fmt: skip
+
+
+def test_folds_are_capped_at_one_per_query_and_match_the_gold_experts() -> None:
+    assert crossfit_shortfall(60, 5) is None
+    assert "fewer than 10" in str(crossfit_shortfall(12, 5))
+    assert "at least 2 folds" in str(crossfit_shortfall(60, 1))
+    # 40 folds over 40 graded queries: one query per fold (leave one out), never an empty one.
+    table = _scored()
+    click, llm = _oof(table, "click_gbdt"), _oof(table, "llm_gbdt")
+    cross = crossfit_stacker(StackerConfig(n_trials=3), click, llm, freq=table[C.FREQ],
+                             labels=table[C.Y_EXPERT], rows=table[TUNING], folds=60)  # fmt: skip
+    assert len(cross.gates) == 40 and all(g["scored"] == 1 for g in cross.gates)
+    # The gold expert deals its five folds the same way (it predates query_folds).
+    from hybridrank.gbdt import LambdaMARTConfig
+    from hybridrank.pipelines._gold import gold_scores
+
+    gold = gold_scores(table, ["click_gbdt", "llm_gbdt"],
+                       LambdaMARTConfig(n_estimators=5, early_stopping_rounds=None, n_jobs=1),
+                       rows=table[TUNING].to_numpy(), seed=7)  # fmt: skip
+    assert gold is not None
+    tuning = table[TUNING].to_numpy()
+    folds = query_folds(table.loc[tuning, C.QID], 5, 7)
+    assert np.array_equal(gold.fold[tuning], table.loc[tuning, C.QID].map(folds).to_numpy())
+    # Pinned: the deal of the code before query_folds (a seeded permutation modulo k).
+    assert query_folds(["b", "a", "c", "d"], 2, 0) == dict(
+        zip(
+            ["a", "b", "c", "d"],
+            (np.random.default_rng(0).permutation(4) % 2).tolist(),
+            strict=True,
+        )
+    )

@@ -92,6 +92,8 @@ def test_experiment_cross_fits_the_stacker_over_its_tuning_queries(tmp_path: Pat
     run = result.info["runs"]["seed0_sessions1500"]
     folds = run["tuning_crossfit"]["per_fold"]
     assert [f["fold"] for f in folds] == [0, 1]
+    # The gold expert (a default anchor) learned from the tuning grades: retrained per fold.
+    assert all(f["refitted"] == ["gold_gbdt"] for f in folds)
     assert sum(f["scored"] for f in folds) == len(result.info["tuning_queries"])
     scores = pd.read_parquet(tmp_path / "x" / "scores.parquet")
     assert scores[CROSSFIT].notna().equals(scores[TUNING] & scores[C.Y_EXPERT].notna()
