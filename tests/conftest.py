@@ -97,6 +97,27 @@ def shared_datasets() -> Path:
     return SHARED
 
 
+def make_scored_table(n_q: int = 200, per: int = 8, n_tuning: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Out-of-fold-like expert scores for the stacker's tests: ``n_q`` queries of ``per``
+    candidates, random grades, click-GBDT informative on frequent queries, LLM-GBDT
+    everywhere (noisier), FAMOL a mix; the first ``n_tuning`` queries are the tuning set."""
+    from hybridrank.data import TUNING
+
+    rng = np.random.default_rng(seed)
+    qid = np.repeat([f"q{i:03d}" for i in range(n_q)], per)
+    freq_q = rng.choice([0, 1, 5, 50], size=n_q, p=[0.4, 0.2, 0.3, 0.1])
+    bucket_q = np.where(freq_q >= 20, "high", np.where(freq_q >= 3, "mid", "low"))
+    y = rng.integers(0, 4, qid.size).astype(float)
+    freq = np.repeat(freq_q, per)
+    click = np.where(freq >= 5, y, 0) + rng.normal(0, 1, qid.size)
+    llm = y + rng.normal(0, 1.5, qid.size)
+    return pd.DataFrame({
+        C.QID: qid, C.Y_EXPERT: y, C.FREQ: freq, C.BUCKET: np.repeat(bucket_q, per),
+        C.FOLD: np.repeat(np.arange(n_q) % 5, per), TUNING: np.repeat(np.arange(n_q) < n_tuning, per),
+        "click_gbdt": click, "llm_gbdt": llm, "famol": 0.5 * click + llm,
+    })  # fmt: skip
+
+
 def make_collection(
     n_queries: int = 40, n_docs: int = 300, *, seed: int = 0, vocab_size: int = 400
 ) -> Collection:

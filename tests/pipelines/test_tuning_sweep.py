@@ -14,22 +14,11 @@ from hybridrank.pipelines._tuning_sweep import (
     tuning_sweep,
     tuning_sweep_markdown,
 )
+from tests.conftest import make_scored_table
 
 
 def _scored(n_q: int = 200, per: int = 8, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    qid = np.repeat([f"q{i:03d}" for i in range(n_q)], per)
-    freq_q = rng.choice([0, 1, 5, 50], size=n_q, p=[0.4, 0.2, 0.3, 0.1])
-    bucket_q = np.where(freq_q >= 20, "high", np.where(freq_q >= 3, "mid", "low"))
-    y = rng.integers(0, 4, qid.size).astype(float)
-    freq = np.repeat(freq_q, per)
-    click = np.where(freq >= 5, y, 0) + rng.normal(0, 1, qid.size)
-    llm = y + rng.normal(0, 1.5, qid.size)
-    return pd.DataFrame({
-        C.QID: qid, C.Y_EXPERT: y, C.FREQ: freq, C.BUCKET: np.repeat(bucket_q, per),
-        C.FOLD: np.repeat(np.arange(n_q) % 5, per), TUNING: np.repeat(np.arange(n_q) < 40, per),
-        "click_gbdt": click, "llm_gbdt": llm, "famol": 0.5 * click + llm,
-    })  # fmt: skip
+    return make_scored_table(n_q, per, 40, seed)
 
 
 def test_stratified_order_keeps_every_prefix_in_proportion() -> None:
