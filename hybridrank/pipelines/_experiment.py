@@ -245,14 +245,15 @@ class ExperimentConfig:
             tuning queries (default 5; 0: off; skipped with a warning where a
             fold's stacker would be tuned on fewer than 10 queries). Each
             fold's tuning queries are scored by a stacker tuned, with its full
-            study, on the other folds' (the gold expert, an anchor that learned
-            from these grades, retrained on the other folds' alone), so every
-            labelled query also measures the stacker: the report's ``tuning_crossfit.md`` gives each system's
-            quality on those queries (the stacker cross-fitted; the
-            meta-ranker, trained on them, left out) beside its quality on
+            study, on the other folds' (the gold expert, an anchor that
+            learned from these grades, retrained on the other folds' alone),
+            so every labelled query also measures the stacker: the report's
+            ``tuning_crossfit.md|csv|png`` gives each system's quality on
+            those queries (the stacker cross-fitted; the tuned stacker and
+            the meta-ranker, fitted on them, left out) beside its quality on
             the evaluated queries, the number a deployment with no other
             grades would see. Costs one stacker study and one gold expert per
-            fold and run (a few seconds each on 60 queries and 100 trials).
+            fold and run (10-16 s a run on NFCorpus's 60 queries).
         tie_break: ``text``: exact ties inside a query in a learned system's
             scores are ordered by the text score of ``rule`` (the mean of the
             semantic and BM25 percentiles). Click-GBDT needs it: click labels

@@ -67,7 +67,7 @@ def gold_scores(
         )
         return None
     k = min(folds, queries.size)
-    fold_of = query_folds(queries, k, seed)  # the stacker's cross-fit deals the same folds
+    fold_of = query_folds(queries, k, seed)  # the stacker's cross-fit deals its folds alike
     row_fold = pd.Series(qid).map(fold_of).fillna(k).to_numpy(dtype=np.int64)
     X = table[list(features)]
     y = table[C.Y_EXPERT].clip(lower=0).round()
