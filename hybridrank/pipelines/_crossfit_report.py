@@ -96,13 +96,13 @@ def crossfit_report(
     return report, side
 
 
-def rank_agreement(side: pd.DataFrame) -> float | None:
-    """Spearman correlation of the systems' ranks on the tuning and the evaluated queries
-    (None with fewer than three systems measured on both)."""
+def rank_agreement(side: pd.DataFrame) -> tuple[float, int] | None:
+    """Spearman correlation of the systems' ranks on the tuning and the evaluated queries,
+    and the number of systems measured on both (None with fewer than three)."""
     ranks = side[["rank, tuning", "rank, evaluated"]].dropna().astype(float)
     if len(ranks) < 3:
         return None
-    return float(spearmanr(ranks.iloc[:, 0], ranks.iloc[:, 1]).statistic)
+    return float(spearmanr(ranks.iloc[:, 0], ranks.iloc[:, 1]).statistic), len(ranks)
 
 
 def crossfit_summary(side: pd.DataFrame, metric: str) -> str:
@@ -119,21 +119,21 @@ def crossfit_summary(side: pd.DataFrame, metric: str) -> str:
             f" (rank {int(first['rank, tuning'])} of {len(side)}; best other "
             f"{best['system']} {best[col]:.3f}" + ("" if pd.isna(p) else f", p = {p:.3g}") + ")"
         )
-    rho = rank_agreement(side)
-    if rho is not None:
-        text += f"; the systems' ranks there vs the evaluated queries: Spearman {rho:.2f}"
+    agreement = rank_agreement(side)
+    if agreement is not None:
+        text += f"; the systems' ranks there vs the evaluated queries: Spearman {agreement[0]:.2f}"
     return text
 
 
 def crossfit_markdown(report: Report, side: pd.DataFrame, folds: int) -> str:
     """The report's text: what was measured, the side-by-side table, the per-bucket table."""
     n = report.bucket_sizes().get("all", 0)
-    rho = rank_agreement(side)
+    measured = rank_agreement(side)
     agreement = (
         ""
-        if rho is None
-        else f"Rank correlation (Spearman) of the systems between the two columns: {rho:.2f} "
-        f"over {int(side[['rank, tuning', 'rank, evaluated']].dropna().shape[0])} systems."
+        if measured is None
+        else f"Rank correlation (Spearman) of the systems between the two columns: "
+        f"{measured[0]:.2f} over {measured[1]} systems."
     )
     lines = [
         f"Systems on the {n} labelled tuning queries (seeds pooled), the stacker cross-fitted "
