@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -14,6 +15,9 @@ from typing import Any, TypeVar
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 
 T = TypeVar("T")
+
+#: A number in exponent notation that YAML 1.1 (PyYAML) leaves as text: ``1e-4``, ``-2E+3``.
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def unknown_keys_error(
@@ -107,6 +111,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a whole number, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+            # PyYAML follows YAML 1.1, which reads `1e-4` (no dot) as text; YAML 1.2 and
+            # every user mean the number.
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -533,3 +533,16 @@ def test_pbm_examination_is_nan_where_the_log_shows_nothing() -> None:
     assert exam.index.tolist() == [1, 2, 3, 4, 5]
     assert exam.loc[1] == pytest.approx(1.0) and exam.loc[[2, 3]].notna().all()
     assert exam.loc[[4, 5]].isna().all()  # never shown: no estimate
+
+
+def test_exponent_without_dot_is_a_number() -> None:
+    """PyYAML reads `1e-4` as text (YAML 1.1); a float field takes it as the number."""
+    values = yaml.safe_load("gbdt: {learning_rate: 1e-4}\nfamol: {centre: 2E+0}")
+    assert values["gbdt"]["learning_rate"] == "1e-4"  # what PyYAML gives
+    cfg = GBDTTrainConfig.from_dict(values)
+    assert cfg.gbdt.learning_rate == pytest.approx(1e-4)
+    assert cfg.famol.centre == pytest.approx(2.0)
+    with pytest.raises(ConfigError, match=r"gbdt\.learning_rate: expected a number, got '1e-4x'"):
+        GBDTTrainConfig.from_dict({"gbdt": {"learning_rate": "1e-4x"}})
+    with pytest.raises(ConfigError, match=r"gbdt\.n_estimators: expected a whole number"):
+        GBDTTrainConfig.from_dict({"gbdt": {"n_estimators": "1e3"}})
