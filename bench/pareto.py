@@ -23,6 +23,9 @@ import tempfile
 import time
 from dataclasses import replace
 
+#: NDCG@10 differences below this count as ties when the best trial is chosen.
+TIE = 1e-4
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -78,27 +81,49 @@ def main() -> None:
           f"(NDCG@10 vs {args.objective}):")  # fmt: skip
     print(front[cols].to_markdown(index=False, floatfmt=".4g"))
     # The best NDCG@10; among trials tied on it, the fastest (a slower twin of the best
-    # would flatter the ratio).
+    # would flatter the ratio). Tied: within TIE of the top, far below what one of the 60
+    # tuning queries moves the mean by; seen here: two trials 0.00001 apart, one of them
+    # 2.3 times slower, took turns as "best" between runs.
     measured = trials.dropna(subset=["ndcg", "p50_ms"])
     if measured.empty:
         raise SystemExit("no trial has both NDCG@10 and a p50 latency")
-    top = measured[measured["ndcg"] == measured["ndcg"].max()]
+    top = measured[measured["ndcg"] >= measured["ndcg"].max() - TIE]
     best = top.loc[top["p50_ms"].idxmin()]
     picked = pick_trial(trials, f"ndcg>=best-{args.tolerance}, fastest")
     ratio = float(picked["p50_ms"] / best["p50_ms"])
-    print(f"best trial #{int(best['trial'])}: NDCG@10 {best['ndcg']:.4f}, p50 {best['p50_ms']:.3f} ms, "
-          f"size {int(best['size'])}")  # fmt: skip
+    print(f"best trial #{int(best['trial'])}: NDCG@10 {best['ndcg']:.6f}, p50 {best['p50_ms']:.3f} ms, "
+          f"size {int(best['size'])}; {len(top)} trial(s) within {TIE:g} of the top")  # fmt: skip
     print(f"fastest within {args.tolerance} NDCG@10: trial #{int(picked['trial'])}: NDCG@10 "
           f"{picked['ndcg']:.4f}, p50 {picked['p50_ms']:.3f} ms, size {int(picked['size'])}; "
           f"latency ratio {ratio:.3f}; size ratio {picked['size'] / best['size']:.3f}")  # fmt: skip
     floor = float(trials["p50_ms"].min())
-    print(f"latency floor (the fastest trial, {int(trials.loc[trials['p50_ms'].idxmin(), 'n_trees'])} "
-          f"trees): {floor:.3f} ms; half the best trial's p50: {best['p50_ms'] / 2:.3f} ms"
-          + ("  -> below the floor: no model can meet it (per-call overhead dominates)"
-             if floor > best["p50_ms"] / 2 else ""))  # fmt: skip
+    stump = _stump_p50(table, features, spec)
+    print(f"fastest trial ({int(trials.loc[trials['p50_ms'].idxmin(), 'n_trees'])} trees): "
+          f"{floor:.3f} ms; one tree of two leaves, timed the same way: {stump:.3f} ms; "
+          f"half the best trial's p50: {best['p50_ms'] / 2:.3f} ms"
+          + ("  -> the stump is slower than that: no model can meet the target here, the "
+             "predictor's per-call cost dominates" if stump > best["p50_ms"] / 2 else ""))  # fmt: skip
     print(f"total {time.perf_counter() - start:.0f}s")
     verdict = "met" if ratio <= 0.5 else "missed"
     print(f"RESULT pareto_latency_ratio {ratio:.3f} target <= 0.5 : {verdict}")
+
+
+def _stump_p50(table, features, spec) -> float:  # type: ignore[no-untyped-def]
+    """p50 (ms) of the smallest model there is, one tree of two leaves, timed as the trials
+    are (``serving_costs``, same documents, same repeats): the predictor's per-call floor."""
+    import numpy as np
+
+    from hybridrank import columns as C
+    from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker
+    from hybridrank.tuning import serving_costs
+
+    train = table.loc[~table["tuning"].to_numpy() & table[C.Y_CLICK].notna().to_numpy()]
+    cfg = LambdaMARTConfig(n_estimators=1, num_leaves=2, early_stopping_rounds=None, n_jobs=1)
+    stump = LambdaMARTRanker(cfg).fit(train[features], train[C.Y_CLICK].to_numpy(),
+                                      qid=train[C.QID].to_numpy())  # fmt: skip
+    rows = table.loc[table["tuning"].to_numpy(), features].to_numpy(np.float32)
+    sample = np.resize(rows, (spec.latency_docs, rows.shape[1]))
+    return float(serving_costs(stump, sample, repeats=spec.latency_repeats)["p50_ms"])
 
 
 if __name__ == "__main__":
