@@ -32,6 +32,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+from _judges import add_judge_arguments, annotate_config, describe
 
 
 def main() -> None:
@@ -58,6 +59,7 @@ def main() -> None:
         "MiniLM cosine mapped onto the judge's scale; none: missing)",
     )  # fmt: skip
     parser.add_argument("--out", default=None)
+    add_judge_arguments(parser)
     args = parser.parse_args()
 
     import optuna
@@ -86,6 +88,7 @@ def main() -> None:
         budget_systems=systems,
         stacker=StackerConfig(n_trials=60, anchors=anchors),
         neural=None,  # the budget runs use LLM-GBDT as the stacker's LLM expert
+        annotate=annotate_config(args),
     )
     if args.features is not None:
         config = replace(config, features=tuple(args.features))
@@ -119,7 +122,7 @@ def main() -> None:
     print()
     print(f"stacker anchors: {list(anchors) or 'none (two experts)'}; features {config.features}; "
           f"judge score on unlabelled pairs: {config.budget_fill}")  # fmt: skip
-    print(f"world {args.world}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
+    print(f"world {args.world}, judge {describe(args)}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
           f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     print(f"stacker NDCG@10: all pairs labelled {np.nanmean(full):.4f}; {share:.1%} tail-first "
           f"{np.nanmean(tail):.4f}; random {np.nanmean(rand):.4f}")  # fmt: skip

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from _judges import add_judge_arguments, annotate_config, describe
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,6 +46,7 @@ def main() -> None:
         help="override keys of the experiment's neural config (values read as YAML)",
     )  # fmt: skip
     parser.add_argument("--out", default=None)
+    add_judge_arguments(parser)
     args = parser.parse_args()
 
     import optuna
@@ -67,8 +69,9 @@ def main() -> None:
             parser.error(f"--neural takes KEY=VALUE, got {item!r}")
         neural[key] = yaml.safe_load(value)
     config = ExperimentConfig(
-        world=world, seeds=(args.seed,), sessions=(), neural=neural, tuning_sweep=()
-    )
+        world=world, seeds=(args.seed,), sessions=(), neural=neural, tuning_sweep=(),
+        annotate=annotate_config(args),
+    )  # fmt: skip
     start = time.perf_counter()
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-transformer-"))
     run_experiment(config, out, progress=False, echo=lambda m: print(m, flush=True))
@@ -99,7 +102,7 @@ def main() -> None:
             f"{gains[name][0]:+.4f} | {test.p_value:.4g} |"
         )
     print()
-    print(f"world {args.world}, seed {args.seed}; neural {neural}; "
+    print(f"world {args.world}, judge {describe(args)}, seed {args.seed}; neural {neural}; "
           f"{time.perf_counter() - start:.0f}s")  # fmt: skip
     print("| bucket | queries | untrained MiniLM | trained | gain | p |")
     print("|:--|--:|--:|--:|--:|--:|")

@@ -420,7 +420,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     an.add_argument(
         "--backend", choices=sorted(b for b in ANNOTATORS if b != PANEL),
-        help="one judge: embedding (default, the embedded semantic judge) | openai | transformers",
+        help="one judge: embedding (default, the embedded semantic judge) | openai | transformers "
+        "| simulated (expert grade + noise, params from --config: a measuring instrument)",
     )
     an.add_argument(
         "--judge", action="append", nargs="+", metavar=("BACKEND", "KEY=VALUE"),

@@ -71,6 +71,7 @@ from hybridrank.labels.llm._runner import (
     count_answered,
     pairs_from_candidates,
 )
+from hybridrank.labels.llm._simulated import SimulatedJudge
 from hybridrank.labels.llm._stability import (
     DRAW_COLUMNS,
     calibration_draws,
@@ -112,6 +113,7 @@ __all__ = [
     "PromptVariant",
     "RateLimiter",
     "SemanticGrader",
+    "SimulatedJudge",
     "TransformersAnnotator",
     "agreement_report",
     "annotate_candidates",
