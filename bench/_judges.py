@@ -29,8 +29,9 @@ def add_judge_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--noise", type=float, default=2.0,
-        help="simulated judge: the error's standard deviation on the 0-3 scale (2.0: quadratic "
-        "kappa about 0.56 on NFCorpus; 1.0: about 0.78)",
+        help="simulated judge: the error's standard deviation on the 0-3 scale (on NFCorpus, 2.0 "
+        "gives quadratic kappa about 0.58 and 1.0 about 0.79; other collections differ); "
+        "ignored with --judge embedding",
     )  # fmt: skip
 
 
@@ -46,3 +47,11 @@ def annotate_config(args: argparse.Namespace) -> Any:
 
 def describe(args: argparse.Namespace) -> str:
     return "embedding" if args.judge == "embedding" else f"simulated (noise {args.noise:g})"
+
+
+def result_world(args: argparse.Namespace) -> str:
+    """The world part of a RESULT name: ``nfcorpus``, or ``nfcorpus_simulated_sd2`` with the
+    simulated judge, so its lines are never read as the benchmark's own."""
+    if args.judge == "embedding":
+        return str(args.world)
+    return f"{args.world}_simulated_sd{args.noise:g}".replace(".", "p")

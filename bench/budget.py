@@ -19,8 +19,11 @@ retrained for each seed and strategy), 6 without.
 
 Usage: python bench/budget.py [--world nfcorpus|cisi] [--seeds 0 1 2] [--budget 0.3] [--anchors ...]
        [--features click text semantic dataset dense] [--fill dense|none]
+       [--judge embedding|simulated] [--noise 2.0]
 Ends with: RESULT budget_<world>_stacker_retained <tail-first / full> target >= 0.98 : met|missed
 (met needs tail-first beating random with p < 0.05 as well; both are printed).
+With ``--judge simulated`` the name is ``budget_<world>_simulated_sd<noise>_stacker_retained``:
+a measurement with a judge of known quality (bench/_judges.py), not the benchmark's own.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from _judges import add_judge_arguments, annotate_config, describe
+from _judges import add_judge_arguments, annotate_config, describe, result_world
 
 
 def main() -> None:
@@ -132,7 +135,7 @@ def main() -> None:
     print(f"met needs both: retained >= 0.98 and tail-first > random with p < 0.05 "
           f"(p = {test.p_value:.3g})")  # fmt: skip
     print(
-        f"RESULT budget_{args.world}_stacker_retained {retained:.4f} target >= 0.98 : "
+        f"RESULT budget_{result_world(args)}_stacker_retained {retained:.4f} target >= 0.98 : "
         f"{'met' if met else 'missed'}"
     )
 

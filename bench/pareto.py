@@ -22,6 +22,7 @@ import logging
 import tempfile
 import time
 from dataclasses import replace
+from typing import Any
 
 #: NDCG@10 differences below this count as ties when the best trial is chosen.
 TIE = 1e-4
@@ -108,7 +109,7 @@ def main() -> None:
     print(f"RESULT pareto_latency_ratio {ratio:.3f} target <= 0.5 : {verdict}")
 
 
-def _stump_p50(table, features, spec) -> float:  # type: ignore[no-untyped-def]
+def _stump_p50(table: Any, features: list[str], spec: Any) -> float:
     """p50 (ms) of the smallest model there is, one tree of two leaves, timed as the trials
     are (``serving_costs``, same documents, same repeats): the predictor's per-call floor."""
     import numpy as np

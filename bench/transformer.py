@@ -13,8 +13,11 @@ A few minutes on two cores (the judge's answers come from the answer cache
 after the first run; the transformer's five folds about 2-3 minutes).
 
 Usage: python bench/transformer.py [--world nfcorpus|cisi] [--seed 0] [--neural KEY=VALUE ...]
+       [--judge embedding|simulated] [--noise 2.0]
 Ends with: RESULT transformer_<world>_gain_over_untrained <min(all, low)> target >= 0.02 : met|missed
 (met needs the gain >= 0.02 overall and on the low bucket, each with p < 0.05).
+With ``--judge simulated`` the name is ``transformer_<world>_simulated_sd<noise>_...``: the
+teacher is then a judge of known quality (bench/_judges.py), not the benchmark's.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from _judges import add_judge_arguments, annotate_config, describe
+from _judges import add_judge_arguments, annotate_config, describe, result_world
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -113,7 +116,7 @@ def main() -> None:
     print(f"met needs the gain >= {TARGET} overall and on low, each with p < 0.05"
           + ("" if "low" in gains else " (this world has no evaluated low-bucket query)"))  # fmt: skip
     print(
-        f"RESULT transformer_{args.world}_gain_over_untrained {value:.4f} target >= {TARGET} : "
+        f"RESULT transformer_{result_world(args)}_gain_over_untrained {value:.4f} target >= {TARGET} : "
         f"{'met' if met else 'missed'}"
     )
 

@@ -176,7 +176,11 @@ def _describe_judge(annotator: Any) -> str:
             for name, judge in annotator.judges
         ]
         return "\n".join(lines)
-    kind = "LLM" if annotator.is_llm else "semantic judge (not an LLM)"
+    kind = (
+        "LLM" if annotator.is_llm
+        else "simulated judge: expert grade + noise, not an LLM" if annotator.backend == "simulated"
+        else "semantic judge (not an LLM)"
+    )  # fmt: skip
     return (
         f"{annotator.backend} [{kind}] model {annotator.model}, prompt {annotator.prompt_version}"
     )

@@ -61,7 +61,8 @@ class AnnotateConfig:
 
     Attributes:
         backend: ``embedding`` (the embedded semantic judge), ``openai``,
-            ``transformers``, or ``panel`` (several judges; from ``judges:``).
+            ``transformers``, ``simulated`` (the collection's grades plus noise:
+            a measuring instrument) or ``panel`` (several judges; from ``judges:``).
         params: Keyword arguments of the backend (base_url, model, model_path,
             prompt, ...; for ``panel``: ``judges`` and ``combine``).
         prompt: The prompt variant of every LLM judge that does not name its

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from statistics import NormalDist
 
 from hybridrank.data import read_qrels
-from hybridrank.errors import ConfigError, MissingInputError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.labels.llm._protocol import GRADES, Annotator, Judgment, Pair, register_annotator
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ class SimulatedJudge(Annotator):
 
     Raises:
         MissingInputError: A qrels file does not exist.
-        ConfigError: ``noise`` < 0, no qrels, or a ``top_grade`` below 1.
+        DataFormatError: A qrels line is malformed, or a pair is graded differently in
+            two places (naming the file and line).
+        ConfigError: No qrels, a ``noise`` that is not a finite number >= 0, a seed
+            that is not whole, or a ``top_grade`` below the qrels' largest grade.
     """
 
     backend = "simulated"
@@ -66,40 +69,62 @@ class SimulatedJudge(Annotator):
         seed: int = 0,
         top_grade: int | None = None,
     ) -> None:
-        paths = [Path(qrels)] if isinstance(qrels, str | Path) else [Path(p) for p in qrels]
+        where = "annotate.params of the 'simulated' backend"
+        files = [qrels] if isinstance(qrels, str | Path) else qrels
+        if not isinstance(files, list | tuple) or not all(isinstance(p, str | Path) for p in files):
+            raise ConfigError(f"{where}: qrels must be a file or a list of files, got {qrels!r}")
+        paths = [Path(p) for p in files]
         if not paths:
-            raise ConfigError("simulated judge: qrels names no file")
-        if not (isinstance(noise, int | float) and noise >= 0):
-            raise ConfigError(f"simulated judge: noise must be a number >= 0, got {noise!r}")
+            raise ConfigError(f"{where}: qrels names no file")
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, int | float)
+            or not 0 <= noise < math.inf
+        ):
+            raise ConfigError(f"{where}: noise must be a finite number >= 0, got {noise!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"{where}: seed must be a whole number, got {seed!r}")
+        if top_grade is not None and (
+            isinstance(top_grade, bool) or not isinstance(top_grade, int)
+        ):
+            raise ConfigError(
+                f"{where}: top_grade must be a whole number or null, got {top_grade!r}"
+            )
         for path in paths:
             if not path.is_file():
                 raise MissingInputError(f"{path}: qrels file of the simulated judge not found")
-        frames = [read_qrels(p) for p in paths]
         grades: dict[tuple[str, str], int] = {}
         source: dict[tuple[str, str], Path] = {}
         digest = hashlib.sha256()
-        for path, frame in zip(paths, frames, strict=True):
+        for path in paths:
+            frame = read_qrels(path)
             digest.update(path.read_bytes())
-            for qid, docid, grade in zip(frame["qid"], frame["docid"], frame["grade"], strict=True):
+            for qid, docid, grade, line in zip(
+                frame["qid"], frame["docid"], frame["grade"], frame["_line"], strict=True
+            ):
                 key, value = (str(qid), str(docid)), max(int(grade), 0)
                 if grades.get(key, value) != value:
-                    raise ConfigError(
-                        f"simulated judge: pair ({qid}, {docid}) is grade {grades[key]} in "
-                        f"{source[key]} and {value} in {path}"
+                    raise DataFormatError(
+                        f"pair ({qid}, {docid}) is grade {value} here and grade {grades[key]} "
+                        f"in {source[key]}: the simulated judge needs one grade per pair",
+                        path=path,
+                        line=int(line),
                     )
                 grades[key], source[key] = value, path
-        top = max(grades.values(), default=0) if top_grade is None else int(top_grade)
-        if top < 1:
+        largest = max(grades.values(), default=0)
+        top = largest if top_grade is None else top_grade
+        if top < max(largest, 1):
             raise ConfigError(
-                f"simulated judge: top_grade must be >= 1, got {top} "
-                f"({'given' if top_grade is not None else 'the largest grade in the qrels'})"
+                f"{where}: top_grade must be >= 1 and >= the largest grade in the qrels "
+                f"({largest}), got {top}"
             )
         self.qrels = paths
         self.noise = float(noise)
-        self.seed = int(seed)
+        self.seed = seed
         self.top_grade = top
         self._grades = grades
         self._queries = {q for q, _ in grades}
+        self._warned = False
         self._model = f"simulated@{digest.hexdigest()[:12]}:top{top}"
 
     @property
@@ -108,24 +133,31 @@ class SimulatedJudge(Annotator):
 
     @property
     def prompt_version(self) -> str:
-        return f"grade-plus-noise-v1:sd{self.noise:g}:seed{self.seed}"
+        return f"grade-plus-noise-v2:sd{self.noise!r}:seed{self.seed}"
+
+    def prompt_version_for(self, pair: Pair) -> str:
+        """The version plus the pair's grade: two pairs with the same texts but different
+        grades (a document listed twice, graded apart) are two questions, two answers."""
+        return f"{self.prompt_version}:g{self._grades.get((pair.qid, pair.docid), 0)}"
 
     def expert_grade(self, pair: Pair) -> float:
         """The pair's grade on the 0-3 scale (0 where the qrels do not list it)."""
         return self._grades.get((pair.qid, pair.docid), 0) * max(GRADES) / self.top_grade
 
     def error(self, pair: Pair) -> float:
-        """The pair's fixed error: a standard normal draw seeded by the seed and its texts."""
+        """The pair's fixed error: a standard normal draw from a hash of the seed and the
+        pair's texts (by the inverse CDF, so it does not depend on a library's generator)."""
         key = hashlib.sha256(f"{self.seed}\x00{pair.text_hash}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(key[:8], "little"))
-        return float(rng.standard_normal()) * self.noise
+        u = (int.from_bytes(key[:8], "little") + 0.5) / 2.0**64  # in (0, 1)
+        return NormalDist().inv_cdf(u) * self.noise
 
     def annotate(self, pairs: Sequence[Pair]) -> list[Judgment]:
         unknown = sum(p.qid not in self._queries for p in pairs)
-        if unknown:
+        if unknown and not self._warned:
+            self._warned = True
             logger.warning(
-                "simulated judge: %d of %d pairs belong to queries the qrels do not judge; "
-                "they are scored as grade 0 plus noise",
+                "simulated judge: %d of %d pairs of this batch belong to queries the qrels do "
+                "not judge; they are scored as grade 0 plus noise (said once)",
                 unknown,
                 len(pairs),
             )

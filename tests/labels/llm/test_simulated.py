@@ -13,7 +13,7 @@ import yaml
 from hybridrank import columns as C
 from hybridrank.cli import main
 from hybridrank.data import Dataset
-from hybridrank.errors import ConfigError, MissingInputError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.labels.llm import ANNOTATORS, LLM_SCORE, Pair, SimulatedJudge, make_annotator
 
 from ...conftest import write_trec_dir
@@ -76,11 +76,29 @@ def test_cache_identity_names_the_qrels_noise_and_seed(qrels: Path, tmp_path: Pa
     assert both.annotate([_pair("q1", "d2")])[0].score == pytest.approx(1.5)
     assert both.annotate([_pair("q3", "d1")])[0].score == pytest.approx(1.5)
     conflict = tmp_path / "conflict"
-    conflict.write_text("q1 0 d1 1\n")
+    conflict.write_text("q3 0 d1 1\nq1 0 d1 1\n")
     with pytest.raises(
-        ConfigError, match=r"pair \(q1, d1\) is grade 2 in .*qrels and 1 in .*conflict"
+        DataFormatError, match=r"conflict.*line 2.*\(q1, d1\) is grade 1 here and grade 2 in"
     ):
         SimulatedJudge(qrels=[qrels, conflict])
+    assert SimulatedJudge(qrels=qrels, noise=1.0, top_grade=3).model != judge.model
+
+
+def test_text_twins_graded_apart_get_their_own_answers(qrels: Path, tmp_path: Path) -> None:
+    """The cache keys answers by texts; the grade is part of the question's version, so a
+    document listed twice (same text, other grade) is not answered by its twin."""
+    from hybridrank.labels.llm import AnswerCache, annotate_pairs
+
+    judge = SimulatedJudge(qrels=qrels, noise=0.0)
+    twins = [
+        Pair("q1", "d1", "same query", "same text"),
+        Pair("q1", "d3", "same query", "same text"),
+    ]
+    with AnswerCache(tmp_path / "cache.sqlite") as cache:
+        labels, first = annotate_pairs(judge, twins, cache, progress=False)
+        again, second = annotate_pairs(judge, twins, cache, progress=False)
+    assert (first.distinct, first.new, second.cached, second.new) == (2, 2, 2, 0)
+    assert list(labels["score"]) == [3.0, 0.0] == list(again["score"])
 
 
 def test_registered_and_its_inputs_checked(qrels: Path, tmp_path: Path) -> None:
@@ -90,7 +108,7 @@ def test_registered_and_its_inputs_checked(qrels: Path, tmp_path: Path) -> None:
         make_annotator("simulated", qrels=str(qrels), noize=1.0)
     with pytest.raises(MissingInputError, match="nope: qrels file of the simulated judge"):
         SimulatedJudge(qrels=tmp_path / "nope")
-    with pytest.raises(ConfigError, match="noise must be a number >= 0"):
+    with pytest.raises(ConfigError, match="noise must be a finite number >= 0"):
         SimulatedJudge(qrels=qrels, noise=-1.0)
     with pytest.raises(ConfigError, match="qrels names no file"):
         SimulatedJudge(qrels=[])
@@ -98,9 +116,18 @@ def test_registered_and_its_inputs_checked(qrels: Path, tmp_path: Path) -> None:
     zeros.write_text("q1 0 d1 0\n")
     with pytest.raises(ConfigError, match="top_grade must be >= 1"):
         SimulatedJudge(qrels=zeros)
+    with pytest.raises(ConfigError, match="top_grade must be >= 1 and >= the largest grade"):
+        SimulatedJudge(qrels=qrels, top_grade=1)
+    for bad_params, field in (
+        ({"noise": True}, "noise"), ({"noise": float("inf")}, "noise"), ({"noise": "x"}, "noise"),
+        ({"seed": 1.5}, "seed"), ({"top_grade": "3"}, "top_grade"), ({"qrels": [1]}, "qrels"),
+    ):  # fmt: skip
+        params = {"qrels": str(qrels), **bad_params}
+        with pytest.raises(ConfigError, match=rf"'simulated' backend: {field} must be"):
+            make_annotator("simulated", **params)
     bad = tmp_path / "bad"
     bad.write_text("q1 0 d1 2\nq1 0 d2\n")
-    with pytest.raises(Exception, match="line 2"):
+    with pytest.raises(DataFormatError, match="line 2"):
         SimulatedJudge(qrels=bad)
 
 
@@ -112,9 +139,7 @@ def test_annotate_cli_measures_the_judge_it_was_given(
     root = write_trec_dir(tiny_collection, tmp_path / "trec")
     cfg = tmp_path / "w.yaml"
     cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
-    base = tmp_path / "world"
     build = ["world", "build", "--config", str(cfg), "--sessions", "300", "--tuning-queries", "8"]
-    assert main([*build, "--out", str(base)]) == 0
     kappas = {}
     for noise in (0.0, 3.0):
         world = tmp_path / f"world{noise:g}"
