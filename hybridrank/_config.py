@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import types
 import typing
@@ -17,7 +18,7 @@ from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 T = TypeVar("T")
 
 #: A number in exponent notation that YAML 1.1 (PyYAML) leaves as text: ``1e-4``, ``-2E+3``.
-_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_YAML11_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def unknown_keys_error(
@@ -113,8 +114,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is float:
         if isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
             # PyYAML follows YAML 1.1, which reads `1e-4` (no dot) as text; YAML 1.2 and
-            # every user mean the number.
-            return float(value)
+            # every user mean the number (configs read by `yaml_load` arrive as floats).
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{where}: {value!r} is out of range")
+            return number
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -140,6 +144,31 @@ def in_file(path: str | Path, parse: Callable[[], T]) -> T:
         raise ConfigError(f"{Path(path)}: {exc}") from None
 
 
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` that reads numbers as YAML 1.2 does: ``1e-4`` and ``1.5e3`` are floats.
+
+    PyYAML follows YAML 1.1, whose float needs a dot and a signed exponent, so it reads
+    ``learning_rate: 1e-4`` as the text ``"1e-4"``. Every config and KEY=VALUE flag goes
+    through this loader instead.
+    """
+    import yaml
+
+    global _YAML_LOADER
+    if _YAML_LOADER is None:
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_implicit_resolver(
+            "tag:yaml.org,2002:float", _YAML11_EXPONENT, list("-+0123456789.")
+        )
+        _YAML_LOADER = Loader
+    return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: no arbitrary objects
+
+
+_YAML_LOADER: Any = None
+
+
 def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[str, Any]:
     """A YAML file's top-level mapping (or its ``section`` when present), with errors naming the file.
 
@@ -151,7 +180,7 @@ def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[s
 
     p = Path(path)
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8-sig"))
+        raw = yaml_load(p.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise MissingInputError(f"{p}: no such config file") from None
     except IsADirectoryError:

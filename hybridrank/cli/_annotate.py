@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrank import columns as C
+from hybridrank._config import yaml_load
 from hybridrank.cli._common import (
     add_dataset_option,
     at_least_one,
@@ -69,7 +70,7 @@ def _parse_judge(spec: list[str]) -> dict[str, Any]:
                 "(e.g. --judge openai model=qwen2.5-7b base_url=http://127.0.0.1:8000/v1)"
             )
         try:
-            value = yaml.safe_load(text)
+            value = yaml_load(text)
         except yaml.YAMLError:
             value = text
         if isinstance(value, dict | list) or (value is None and text not in ("null", "~", "")):

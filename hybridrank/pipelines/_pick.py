@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from hybridrank._atomic import write_text
+from hybridrank._config import yaml_load
 from hybridrank.ensemble import FAMOLConfig
 from hybridrank.errors import ConfigError
 from hybridrank.pipelines._experiment import ExperimentConfig
@@ -73,7 +74,7 @@ def write_train_config(
     text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(
         data, sort_keys=False
     )
-    GBDTTrainConfig.from_dict(yaml.safe_load(text))  # what train gbdt will read
+    GBDTTrainConfig.from_dict(yaml_load(text))  # what train gbdt will read
     out = Path(path)
     write_text(out, text)
     return out

@@ -510,7 +510,9 @@ def test_cli_like_experiment_trains_the_experiments_model(
     assert GBDTBundle.load(out).ranker.best_iteration_ == 12
     # The run passes the check `bundle --experiment` makes of its members.
     assert training_differences(exp, out, "famol") == []
-    assert training_differences(exp, out, "gold_gbdt") == ["label: run 'famol', experiment 'expert'"]
+    assert training_differences(exp, out, "gold_gbdt") == [
+        "label: run 'famol', experiment 'expert'"
+    ]
 
 
 def test_report_ranks_exact_ties_by_the_text_order_as_serving_does(famol_run) -> None:
@@ -546,3 +548,18 @@ def test_exponent_without_dot_is_a_number() -> None:
         GBDTTrainConfig.from_dict({"gbdt": {"learning_rate": "1e-4x"}})
     with pytest.raises(ConfigError, match=r"gbdt\.n_estimators: expected a whole number"):
         GBDTTrainConfig.from_dict({"gbdt": {"n_estimators": "1e3"}})
+    with pytest.raises(ConfigError, match=r"gbdt\.learning_rate: '1e400' is out of range"):
+        GBDTTrainConfig.from_dict({"gbdt": {"learning_rate": "1e400"}})
+
+
+def test_config_files_read_exponents_as_numbers(tmp_path: Path) -> None:
+    """Config files and KEY=VALUE flags go through a YAML 1.2 number rule: `1e-4`, `1.5e3`
+    are floats everywhere (a study's ranges, a backend's params), a quoted one stays text."""
+    from hybridrank._config import read_yaml_mapping, yaml_load
+
+    assert yaml_load("a: 1e-4\nb: 1.5e3\nc: -2E+3\nd: 10\ne: x1e3\nf: '1e-4'") == {
+        "a": 1e-4, "b": 1500.0, "c": -2000.0, "d": 10, "e": "x1e3", "f": "1e-4"
+    }  # fmt: skip
+    path = tmp_path / "study.yaml"
+    path.write_text("study:\n  space:\n    learning_rate: [1e-4, 3e-1]\n")
+    assert read_yaml_mapping(path, section="study")["space"]["learning_rate"] == [1e-4, 0.3]
