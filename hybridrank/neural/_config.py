@@ -66,6 +66,14 @@ class NeuralConfig:
             temperature is learned with the encoder.
         target_temperature: Query tower, listwise: the teacher's distribution
             is ``softmax(y / target_temperature)``.
+        negatives: Query tower, listwise: each query's list also holds the
+            ``negatives`` documents the teacher ranks highest for every other
+            query of the step (documents its own list has excepted), with
+            teacher probability 0: in-batch negatives. Without them the loss
+            compares a query's own candidates only, and the tower can lower it
+            by drifting towards documents relevant to many queries; measured
+            with a near-perfect teacher (README, "The query tower"), 4 turned
+            -0.011 NDCG@10 into +0.002. 0: off.
         max_grade: The highest label; pointwise targets are ``y / max_grade``.
         max_seq_length: Tokens per input (cross-encoder: query and document
             together; bi-encoder: each text).
@@ -100,6 +108,7 @@ class NeuralConfig:
     expert: bool = False
     temperature: float = 0.05
     target_temperature: float = 0.5
+    negatives: int = 0
     max_grade: float = 3.0
     max_seq_length: int = 256
     batch_size: int = 32
@@ -145,6 +154,13 @@ class NeuralConfig:
                 raise ConfigError(f"neural.{name} must be >= 1, got {value}")
         if self.clicks and (self.architecture != "query-tower" or self.loss != "listwise"):
             raise ConfigError("neural.clicks needs architecture: query-tower and loss: listwise")
+        if self.negatives < 0:
+            raise ConfigError(f"neural.negatives must be >= 0, got {self.negatives}")
+        if self.negatives and (self.architecture != "query-tower" or self.loss != "listwise"):
+            raise ConfigError(
+                "neural.negatives needs architecture: query-tower and loss: listwise "
+                f"(got {self.architecture}, {self.loss})"
+            )
         if self.architecture == "query-tower" and self.listwise_loss != "listnet":
             raise ConfigError(
                 "neural.listwise_loss: the query tower's listwise loss is listnet "

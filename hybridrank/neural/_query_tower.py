@@ -173,6 +173,8 @@ class QueryTowerRanker(BiEncoderRanker):
             clicks = torch.as_tensor(yc[rows], dtype=torch.float32, device=self.device_)
             shares = torch.as_tensor(share[rows], dtype=torch.float32, device=self.device_)
         weights = torch.as_tensor(tw, dtype=torch.float32, device=self.device_)
+        # One id per distinct document text: a negative is never one of the query's own.
+        doc_ids = np.unique(np.asarray(td, dtype=object).astype(str), return_inverse=True)[1]
         query_text = [tq[offsets[i]] for i in range(n_q)]
         # sentence-transformers 6 renamed tokenize to preprocess (tokenize warns)
         tokenize = getattr(self.model_, "preprocess", None) or self.model_.tokenize
@@ -254,6 +256,7 @@ class QueryTowerRanker(BiEncoderRanker):
                     rng,
                     clicks,
                     shares,
+                    doc_ids,
                 )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -300,17 +303,28 @@ class QueryTowerRanker(BiEncoderRanker):
         rng: np.random.Generator,
         clicks: Any = None,
         shares: Any = None,
+        doc_ids: np.ndarray | None = None,
     ) -> Any:
         """The weighted mean loss of the chosen queries (rows of a query: one list);
         ``scale`` is the listwise student's learned inverse temperature; ``clicks`` and
-        ``shares`` mix FAMOL's click loss in (see :meth:`fit`)."""
+        ``shares`` mix FAMOL's click loss in (see :meth:`fit`); ``doc_ids`` (a document
+        id per row) lets ``cfg.negatives`` add the other queries' top documents."""
         import torch
 
-        losses, total_weight = [], 0.0
-        for j, i in enumerate(chosen):
+        lists = []
+        for i in chosen:  # drawn first, in the same order as without negatives
             rows = np.arange(offsets[i], offsets[i + 1])
             if rows.size > cfg.max_docs_per_query:
                 rows = np.sort(rng.choice(rows, cfg.max_docs_per_query, replace=False))
+            lists.append(rows)
+        tops = None
+        if cfg.loss == "listwise" and cfg.negatives and doc_ids is not None and len(lists) > 1:
+            y_all = targets.detach().cpu().numpy()
+            tops = [
+                rows[np.argsort(-y_all[rows], kind="stable")[: cfg.negatives]] for rows in lists
+            ]
+        losses, total_weight = [], 0.0
+        for j, rows in enumerate(lists):
             r = torch.as_tensor(rows, device=docs.device)
             cosine = docs[r] @ q[j]
             y = targets[r]
@@ -323,6 +337,13 @@ class QueryTowerRanker(BiEncoderRanker):
                     if bool(known.any()) and float(a) > 0:
                         logits = torch.where(known, c / cfg.target_temperature, -torch.inf)
                         teacher = (1 - a) * teacher + a * torch.softmax(logits, dim=0)
+                if tops is not None and doc_ids is not None:
+                    own = np.arange(offsets[chosen[j]], offsets[chosen[j] + 1])  # unsampled too
+                    foreign = in_batch_negatives(j, tops, own, doc_ids)
+                    if foreign.size:
+                        f = torch.as_tensor(foreign, device=docs.device)
+                        cosine = torch.cat([cosine, docs[f] @ q[j]])
+                        teacher = torch.cat([teacher, teacher.new_zeros(foreign.size)])
                 student = torch.log_softmax(cosine * scale, dim=0)
                 value = -(teacher * student).sum()
                 w = weights[r[0]]
@@ -401,3 +422,22 @@ def _click_inputs(
             column="click_share",
         )
     return yc, share
+
+
+def in_batch_negatives(
+    j: int, tops: list[np.ndarray], rows: np.ndarray, doc_ids: np.ndarray
+) -> np.ndarray:
+    """Rows that serve as query ``j``'s negatives: the other queries' ``tops`` (their
+    teacher's best documents), minus any document among ``rows`` (all of ``j``'s own
+    candidates) and repeats, in batch order."""
+    own = set(doc_ids[rows].tolist())
+    out: list[int] = []
+    for k, top in enumerate(tops):
+        if k == j:
+            continue
+        for row in top.tolist():
+            doc = int(doc_ids[row])
+            if doc not in own:
+                own.add(doc)
+                out.append(row)
+    return np.asarray(out, dtype=np.int64)

@@ -7,6 +7,7 @@ import pytest
 
 from hybridrank.errors import ConfigError, DataFormatError
 from hybridrank.neural import NeuralConfig, QueryTowerRanker
+from hybridrank.neural._query_tower import in_batch_negatives
 
 from .conftest import fast, record_encodes
 
@@ -51,18 +52,24 @@ def test_click_labels_change_the_model_by_their_share(tiny_bert, pairs_data) -> 
     y_click = np.where(y > 0, 0.0, 3.0)
     kw = _listwise(tiny_bert)
     plain = QueryTowerRanker(**kw).fit(pairs, y, qid=qid).predict(pairs)
-    none = QueryTowerRanker(**kw).fit(
-        pairs, y, qid=qid, y_click=y_click, click_share=np.zeros(len(y))
-    ).predict(pairs)
+    none = (
+        QueryTowerRanker(**kw)
+        .fit(pairs, y, qid=qid, y_click=y_click, click_share=np.zeros(len(y)))
+        .predict(pairs)
+    )
     np.testing.assert_allclose(none, plain, rtol=1e-5, atol=1e-6)  # share 0: the judge alone
-    clicked = QueryTowerRanker(**kw).fit(
-        pairs, y, qid=qid, y_click=y_click, click_share=np.ones(len(y))
-    ).predict(pairs)
+    clicked = (
+        QueryTowerRanker(**kw)
+        .fit(pairs, y, qid=qid, y_click=y_click, click_share=np.ones(len(y)))
+        .predict(pairs)
+    )
     assert np.abs(clicked - plain).max() > 1e-4
     # Unknown click labels (never shown) leave a query on the judge's loss.
-    unknown = QueryTowerRanker(**kw).fit(
-        pairs, y, qid=qid, y_click=np.full(len(y), np.nan), click_share=np.ones(len(y))
-    ).predict(pairs)
+    unknown = (
+        QueryTowerRanker(**kw)
+        .fit(pairs, y, qid=qid, y_click=np.full(len(y), np.nan), click_share=np.ones(len(y)))
+        .predict(pairs)
+    )
     np.testing.assert_allclose(unknown, plain, rtol=1e-5, atol=1e-6)
 
 
@@ -82,7 +89,38 @@ def test_click_inputs_are_checked(tiny_bert, pairs_data) -> None:
         QueryTowerRanker(**fast(tiny_bert)).fit(pairs, y, qid=qid, y_click=y, click_share=share)
 
 
+def test_in_batch_negatives_change_the_model_and_zero_changes_nothing(
+    tiny_bert, pairs_data
+) -> None:
+    pairs, y, qid = pairs_data
+    kw = _listwise(tiny_bert)
+    plain = QueryTowerRanker(**kw).fit(pairs, y, qid=qid).predict(pairs)
+    zero = QueryTowerRanker(**kw, negatives=0).fit(pairs, y, qid=qid).predict(pairs)
+    np.testing.assert_array_equal(zero, plain)  # off: the same draws, the same model
+    with_negatives = QueryTowerRanker(**kw, negatives=2).fit(pairs, y, qid=qid).predict(pairs)
+    assert np.abs(with_negatives - plain).max() > 1e-4
+    assert QueryTowerRanker(**kw, negatives=2).get_config().negatives == 2
+
+
+def test_in_batch_negatives_are_the_other_queries_tops_never_the_querys_own() -> None:
+    doc_ids = np.array([0, 1, 2, 3, 1, 4, 5, 4])  # rows 0-3: query A; rows 4-7: query B
+    tops = [np.array([0, 1]), np.array([4, 5]), np.array([7, 6])]  # queries A, B, C
+    own_a = np.arange(0, 4)
+    # A: B's row 4 is document 1, which A has: left out; C's row 7 repeats B's document 4.
+    np.testing.assert_array_equal(in_batch_negatives(0, tops, own_a, doc_ids), [5, 6])
+    np.testing.assert_array_equal(
+        in_batch_negatives(1, tops, np.arange(4, 8), doc_ids), [0]
+    )  # B has documents 1, 4, 5: A's row 1 (document 1) and all of C's are its own
+    assert in_batch_negatives(0, [tops[0]], own_a, doc_ids).size == 0  # a batch of one
+
+
 def test_config_checks() -> None:
+    with pytest.raises(ConfigError, match="negatives must be >= 0"):
+        NeuralConfig(architecture="query-tower", loss="listwise", negatives=-1)
+    with pytest.raises(ConfigError, match="negatives needs architecture: query-tower"):
+        NeuralConfig(architecture="bi-encoder", loss="listwise", negatives=4)
+    with pytest.raises(ConfigError, match="negatives needs"):
+        NeuralConfig(architecture="query-tower", loss="pointwise", negatives=4)
     with pytest.raises(ConfigError, match="listnet"):
         NeuralConfig(architecture="query-tower", loss="listwise", listwise_loss="lambdaloss")
     with pytest.raises(ConfigError, match="temperature"):
