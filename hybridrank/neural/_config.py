@@ -73,7 +73,7 @@ class NeuralConfig:
             compares a query's own candidates only, and the tower can lower it
             by drifting towards documents relevant to many queries; measured
             with a near-perfect teacher (README, "The query tower"), 4 turned
-            -0.011 NDCG@10 into +0.002. 0: off.
+            -0.013 NDCG@10 into +0.003. 0: off.
         max_grade: The highest label; pointwise targets are ``y / max_grade``.
         max_seq_length: Tokens per input (cross-encoder: query and document
             together; bi-encoder: each text).
