@@ -155,6 +155,20 @@ def tiny_collection() -> Collection:
     return make_collection()
 
 
+def world_build_args(
+    collection: Collection, tmp_path: Path, *, sessions: int = 300, tuning_queries: int = 5
+) -> list[str]:
+    """``hybridrank world build`` arguments (all but ``--out``) for a click world over
+    ``collection``, written in the TREC layout under ``tmp_path``."""
+    import yaml
+
+    root = write_trec_dir(collection, tmp_path / "trec")
+    cfg = tmp_path / "w.yaml"
+    cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
+    return ["world", "build", "--config", str(cfg), "--sessions", str(sessions),
+            "--tuning-queries", str(tuning_queries)]  # fmt: skip
+
+
 def write_trec_dir(collection: Collection, root: Path) -> Path:
     """Write a collection in the generic TREC layout (docs.tsv, queries.tsv, qrels)."""
     root.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from hybridrank.cli import main
 from hybridrank.data import Dataset
 from hybridrank.labels.llm import AnswerCache, EmbeddingJudge, Pair, annotate_pairs
 
-from ...conftest import write_trec_dir
+from ...conftest import world_build_args
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +84,10 @@ def test_head_view_must_be_shorter_than_the_body() -> None:
 def test_annotate_cli_and_report(
     tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture, monkeypatch
 ) -> None:
-    import yaml
-
     # The default answer cache is the one shared cache under $HYBRIDRANK_CACHE.
     monkeypatch.setenv("HYBRIDRANK_CACHE", str(tmp_path / "cache"))
-    root = write_trec_dir(tiny_collection, tmp_path / "trec")
-    cfg = tmp_path / "w.yaml"
-    cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
     world = tmp_path / "world"
-    build = ["world", "build", "--config", str(cfg), "--sessions", "300", "--tuning-queries", "5"]
+    build = world_build_args(tiny_collection, tmp_path, tuning_queries=5)
     assert main([*build, "--out", str(world)]) == 0
     capsys.readouterr()
     assert main(["annotate", "--dataset", str(world)]) == 0

@@ -16,7 +16,7 @@ from hybridrank.data import Dataset
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.labels.llm import ANNOTATORS, LLM_SCORE, Pair, SimulatedJudge, make_annotator
 
-from ...conftest import write_trec_dir
+from ...conftest import world_build_args
 
 
 @pytest.fixture
@@ -136,17 +136,15 @@ def test_annotate_cli_measures_the_judge_it_was_given(
 ) -> None:
     """Through `annotate` and `annotate report`: less noise, more agreement with the experts."""
     monkeypatch.setenv("HYBRIDRANK_CACHE", str(tmp_path / "cache"))
-    root = write_trec_dir(tiny_collection, tmp_path / "trec")
-    cfg = tmp_path / "w.yaml"
-    cfg.write_text(yaml.safe_dump({"world": {"data": {"format": "trec", "path": str(root)}}}))
-    build = ["world", "build", "--config", str(cfg), "--sessions", "300", "--tuning-queries", "8"]
+    build = world_build_args(tiny_collection, tmp_path, tuning_queries=8)
+    qrels = tmp_path / "trec" / "qrels"
     kappas = {}
     for noise in (0.0, 3.0):
         world = tmp_path / f"world{noise:g}"
         assert main([*build, "--out", str(world)]) == 0
         judge = tmp_path / f"judge{noise:g}.yaml"
         judge.write_text(yaml.safe_dump({"annotate": {
-            "backend": "simulated", "params": {"qrels": str(root / "qrels"), "noise": noise}}}))  # fmt: skip
+            "backend": "simulated", "params": {"qrels": str(qrels), "noise": noise}}}))  # fmt: skip
         capsys.readouterr()
         assert main(["annotate", "--dataset", str(world), "--config", str(judge)]) == 0
         assert "simulated" in capsys.readouterr().out
