@@ -125,8 +125,8 @@ def main() -> None:
     print()
     print(f"stacker anchors: {list(anchors) or 'none (two experts)'}; features {config.features}; "
           f"judge score on unlabelled pairs: {config.budget_fill}")  # fmt: skip
-    print(f"world {args.world}, judge {describe(args)}, seeds {args.seeds}, {ok.sum()} evaluated query-seeds; "
-          f"{time.perf_counter() - start:.0f}s")  # fmt: skip
+    print(f"world {args.world}, judge {describe(args)}, seeds {args.seeds}, "
+          f"{ok.sum()} evaluated query-seeds; {time.perf_counter() - start:.0f}s")  # fmt: skip
     print(f"stacker NDCG@10: all pairs labelled {np.nanmean(full):.4f}; {share:.1%} tail-first "
           f"{np.nanmean(tail):.4f}; random {np.nanmean(rand):.4f}")  # fmt: skip
     print(f"tail-first / full = {retained:.4f}; tail-first - random = "

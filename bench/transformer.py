@@ -116,8 +116,8 @@ def main() -> None:
     print(f"met needs the gain >= {TARGET} overall and on low, each with p < 0.05"
           + ("" if "low" in gains else " (this world has no evaluated low-bucket query)"))  # fmt: skip
     print(
-        f"RESULT transformer_{result_world(args)}_gain_over_untrained {value:.4f} target >= {TARGET} : "
-        f"{'met' if met else 'missed'}"
+        f"RESULT transformer_{result_world(args)}_gain_over_untrained {value:.4f} "
+        f"target >= {TARGET} : {'met' if met else 'missed'}"
     )
 
 
