@@ -68,8 +68,8 @@ class NeuralConfig:
             is ``softmax(y / target_temperature)``.
         negatives: Query tower, listwise: each query's list also holds the
             ``negatives`` documents the teacher ranks highest for every other
-            query of the step (documents its own list has excepted), with
-            teacher probability 0: in-batch negatives. Without them the loss
+            query of the step (except documents among its own candidates),
+            with teacher probability 0: in-batch negatives. Without them the loss
             compares a query's own candidates only, and the tower can lower it
             by drifting towards documents relevant to many queries; measured
             with a near-perfect teacher (README, "The query tower"), 4 turned
