@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import math
 import re
@@ -153,20 +154,19 @@ def yaml_load(text: str) -> Any:
     """
     import yaml
 
-    global _YAML_LOADER
-    if _YAML_LOADER is None:
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        Loader.add_implicit_resolver(
-            "tag:yaml.org,2002:float", _YAML11_EXPONENT, list("-+0123456789.")
-        )
-        _YAML_LOADER = Loader
-    return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: no arbitrary objects
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass: no arbitrary objects
 
 
-_YAML_LOADER: Any = None
+@functools.cache
+def _yaml_loader() -> Any:
+    """PyYAML's SafeLoader plus the YAML 1.2 float rule (built once, on first use)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML11_EXPONENT, list("-+0123456789."))
+    return Loader
 
 
 def read_yaml_mapping(path: str | Path, *, section: str | None = None) -> dict[str, Any]:

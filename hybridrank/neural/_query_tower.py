@@ -173,8 +173,12 @@ class QueryTowerRanker(BiEncoderRanker):
             clicks = torch.as_tensor(yc[rows], dtype=torch.float32, device=self.device_)
             shares = torch.as_tensor(share[rows], dtype=torch.float32, device=self.device_)
         weights = torch.as_tensor(tw, dtype=torch.float32, device=self.device_)
-        # One id per distinct document text: a negative is never one of the query's own.
-        doc_ids = np.unique(np.asarray(td, dtype=object).astype(str), return_inverse=True)[1]
+        # In-batch negatives only: one id per distinct document text (a negative is never
+        # one of the query's own) and the teacher's value per row, each read once.
+        negatives = None
+        if cfg.negatives:
+            doc_ids = np.unique(np.asarray(td, dtype=str), return_inverse=True)[1]
+            negatives = (doc_ids, targets.cpu().numpy())
         query_text = [tq[offsets[i]] for i in range(n_q)]
         # sentence-transformers 6 renamed tokenize to preprocess (tokenize warns)
         tokenize = getattr(self.model_, "preprocess", None) or self.model_.tokenize
@@ -256,7 +260,7 @@ class QueryTowerRanker(BiEncoderRanker):
                     rng,
                     clicks,
                     shares,
-                    doc_ids,
+                    negatives,
                 )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
@@ -303,12 +307,12 @@ class QueryTowerRanker(BiEncoderRanker):
         rng: np.random.Generator,
         clicks: Any = None,
         shares: Any = None,
-        doc_ids: np.ndarray | None = None,
+        negatives: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Any:
         """The weighted mean loss of the chosen queries (rows of a query: one list);
         ``scale`` is the listwise student's learned inverse temperature; ``clicks`` and
-        ``shares`` mix FAMOL's click loss in (see :meth:`fit`); ``doc_ids`` (a document
-        id per row) lets ``cfg.negatives`` add the other queries' top documents."""
+        ``shares`` mix FAMOL's click loss in (see :meth:`fit`); ``negatives`` (a document
+        id and the teacher's value per row) adds the other queries' top documents."""
         import torch
 
         lists = []
@@ -318,8 +322,8 @@ class QueryTowerRanker(BiEncoderRanker):
                 rows = np.sort(rng.choice(rows, cfg.max_docs_per_query, replace=False))
             lists.append(rows)
         tops = None
-        if cfg.loss == "listwise" and cfg.negatives and doc_ids is not None and len(lists) > 1:
-            y_all = targets.detach().cpu().numpy()
+        if cfg.loss == "listwise" and negatives is not None and len(lists) > 1:
+            doc_ids, y_all = negatives
             tops = [
                 rows[np.argsort(-y_all[rows], kind="stable")[: cfg.negatives]] for rows in lists
             ]
@@ -337,7 +341,7 @@ class QueryTowerRanker(BiEncoderRanker):
                     if bool(known.any()) and float(a) > 0:
                         logits = torch.where(known, c / cfg.target_temperature, -torch.inf)
                         teacher = (1 - a) * teacher + a * torch.softmax(logits, dim=0)
-                if tops is not None and doc_ids is not None:
+                if tops is not None:
                     own = np.arange(offsets[chosen[j]], offsets[chosen[j] + 1])  # unsampled too
                     foreign = in_batch_negatives(j, tops, own, doc_ids)
                     if foreign.size:
