@@ -74,6 +74,17 @@ class NeuralConfig:
             by drifting towards documents relevant to many queries; measured
             with a near-perfect teacher (README, "The query tower"), 4 turned
             -0.013 NDCG@10 into +0.003. 0: off.
+        document_steps: Query tower, listwise: after the query encoder has
+            trained, this many full-batch steps fit an offset per training
+            document, added to its frozen vector (then normalised), against
+            the same teacher distributions. The collection is known at
+            training time, so a document judged relevant to training queries
+            moves towards them and a new query on the same topic finds it.
+            Documents seen in no training query keep their start vector.
+            0: off (the document vectors stay the start model's).
+        document_learning_rate: Adam's step size for the document offsets.
+        document_weight_decay: L2 penalty on the offsets (sum of squares),
+            which keeps a document near its start vector.
         max_grade: The highest label; pointwise targets are ``y / max_grade``.
         max_seq_length: Tokens per input (cross-encoder: query and document
             together; bi-encoder: each text).
@@ -82,6 +93,8 @@ class NeuralConfig:
         max_docs_per_query: Documents per query in a listwise step; a longer
             list is cut to a seeded random sample each epoch build.
         epochs: Passes over the training pairs (the most; early stopping may stop sooner).
+            The query tower takes 0 with ``document_steps``: its query encoder
+            then stays the start model and only the document offsets learn.
         learning_rate: AdamW peak learning rate.
         warmup_ratio: Share of steps of linear warm-up.
         weight_decay: AdamW weight decay.
@@ -109,6 +122,9 @@ class NeuralConfig:
     temperature: float = 0.05
     target_temperature: float = 0.5
     negatives: int = 0
+    document_steps: int = 0
+    document_learning_rate: float = 1e-3
+    document_weight_decay: float = 0.01
     max_grade: float = 3.0
     max_seq_length: int = 256
     batch_size: int = 32
@@ -146,12 +162,17 @@ class NeuralConfig:
             "batch_size": self.batch_size,
             "queries_per_batch": self.queries_per_batch,
             "max_docs_per_query": self.max_docs_per_query,
-            "epochs": self.epochs,
             "eval_at": self.eval_at,
         }
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"neural.{name} must be >= 1, got {value}")
+        offsets_only = self.architecture == "query-tower" and self.document_steps > 0
+        if self.epochs < (0 if offsets_only else 1):
+            raise ConfigError(
+                f"neural.epochs must be >= 1 (0 only for the query tower with document_steps), "
+                f"got {self.epochs}"
+            )
         if self.clicks and (self.architecture != "query-tower" or self.loss != "listwise"):
             raise ConfigError("neural.clicks needs architecture: query-tower and loss: listwise")
         if self.negatives < 0:
@@ -160,6 +181,21 @@ class NeuralConfig:
             raise ConfigError(
                 "neural.negatives needs architecture: query-tower and loss: listwise "
                 f"(got {self.architecture}, {self.loss})"
+            )
+        if self.document_steps < 0:
+            raise ConfigError(f"neural.document_steps must be >= 0, got {self.document_steps}")
+        if self.document_steps and (self.architecture != "query-tower" or self.loss != "listwise"):
+            raise ConfigError(
+                "neural.document_steps needs architecture: query-tower and loss: listwise "
+                f"(got {self.architecture}, {self.loss})"
+            )
+        if not self.document_learning_rate > 0:
+            raise ConfigError(
+                f"neural.document_learning_rate must be > 0, got {self.document_learning_rate}"
+            )
+        if not self.document_weight_decay >= 0:
+            raise ConfigError(
+                f"neural.document_weight_decay must be >= 0, got {self.document_weight_decay}"
             )
         if self.architecture == "query-tower" and self.listwise_loss != "listnet":
             raise ConfigError(

@@ -14,12 +14,20 @@ entropy between the teacher's distribution over the candidates
 grade) and the student's (``softmax(cosine / temperature)``), i.e. ListNet on
 soft targets, equivalent to KL(teacher || student) up to a constant.
 Pointwise is the squared error between the cosine and ``y / max_grade``.
+
+With ``document_steps`` a second stage follows: each training document's
+frozen vector gets a learned offset (see :meth:`QueryTowerRanker._fit_document_offsets`),
+and ``epochs: 0`` skips the query encoder so that only the offsets learn. A
+few hundred training queries teach the query encoder little that carries over
+to new queries; the documents, known at training time, are where a good
+teacher's labels do carry over (README, "Document offsets").
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -30,7 +38,7 @@ from hybridrank._grouping import offsets_from_qid
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.evaluate import ndcg_at_k
 from hybridrank.neural._config import NeuralConfig
-from hybridrank.neural._rankers import BiEncoderRanker, Pairs
+from hybridrank.neural._rankers import BiEncoderRanker, Pairs, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +60,30 @@ class QueryTowerRanker(BiEncoderRanker):
 
     architecture = "query-tower"
     _document_dir = "document_model"
+    _offsets_file = "document_offsets.npz"
 
     document_model_: Any
     best_step_: int
     _clicks: tuple[np.ndarray, np.ndarray] | None = None
 
+    #: Learned offsets of the training documents' vectors, by text hash (``document_steps``).
+    document_offsets_: dict[str, np.ndarray]
+
     def _document_model(self) -> Any:
         return self.document_model_
+
+    def _adjust_documents(self, documents: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """A document with a learned offset is scored at ``normalise(start vector + offset)``."""
+        table = getattr(self, "document_offsets_", None)
+        if not table or len(vectors) == 0:
+            return vectors
+        out = np.array(vectors, dtype=np.float32, copy=True)
+        for i, text in enumerate(documents):
+            offset = table.get(text_hash(text))
+            if offset is not None:
+                v = out[i] + offset
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+        return out
 
     def fit(
         self,
@@ -88,6 +113,7 @@ class QueryTowerRanker(BiEncoderRanker):
             ConfigError: Click labels with the pointwise loss.
         """
         self._clicks = None
+        self.document_offsets_ = {}  # the document vectors are the start model's while training
         if y_click is not None or click_share is not None:
             self._clicks = _click_inputs(self.get_config(), y_click, click_share, qid)
         try:
@@ -186,7 +212,7 @@ class QueryTowerRanker(BiEncoderRanker):
         lengths = features["attention_mask"].sum(dim=1)
 
         per_epoch = -(-n_q // cfg.queries_per_batch)
-        total = per_epoch * cfg.epochs
+        total = max(1, per_epoch * cfg.epochs)  # epochs 0: the query encoder stays the start
         warmup = max(1, round(cfg.warmup_ratio * total))
         # The student's inverse temperature is learned (from 1 / temperature): matching the
         # teacher's spread through the scale, not by squeezing the embedding geometry.
@@ -288,11 +314,84 @@ class QueryTowerRanker(BiEncoderRanker):
         self.model_.eval()
         self.best_score_ = None if not valid_unique else float(best)
         self.best_step_ = best_step if valid_unique else step
+        if cfg.document_steps:
+            self.document_offsets_ = self._fit_document_offsets(
+                cfg, query_text, td, offsets, docs, targets, weights,
+                float(log_scale.detach().exp()),
+                clicks, shares,
+            )  # fmt: skip
         logger.info(
             "query tower: %d steps, kept step %d (validation NDCG@%d %s)",
             step, self.best_step_, cfg.eval_at,
             "n/a" if self.best_score_ is None else f"{self.best_score_:.4f}",
         )  # fmt: skip
+
+    def _fit_document_offsets(
+        self,
+        cfg: NeuralConfig,
+        query_text: list[str],
+        documents: list[str],
+        offsets: np.ndarray,
+        docs: Any,
+        targets: Any,
+        weights: Any,
+        scale: float,
+        clicks: Any = None,
+        shares: Any = None,
+    ) -> dict[str, np.ndarray]:
+        """Offsets of the training documents' frozen vectors (``document_steps``).
+
+        The trained query encoder embeds each training query once; then Adam
+        fits one offset per distinct document over every query at once (full
+        batch): the loss is the query tower's listwise cross entropy, each
+        query's teacher the same distribution as in the first stage (the
+        judge's, mixed with its click labels where ``clicks`` is on), each
+        query weighted as there, plus ``document_weight_decay`` times the sum
+        of squared offsets. Returns ``{text hash: offset}``.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        device = docs.device
+        n_q = offsets.shape[0] - 1
+        with torch.no_grad():
+            queries = torch.from_numpy(self._encode(query_text, cfg, show=False)).to(device)
+        uniques, doc_ids = np.unique(np.asarray(documents, dtype=str), return_inverse=True)
+        ids = torch.as_tensor(doc_ids, device=device)
+        first = torch.as_tensor(np.unique(doc_ids, return_index=True)[1], device=device)
+        start = docs[first]  # one frozen vector per distinct document
+        segment = torch.as_tensor(np.repeat(np.arange(n_q), np.diff(offsets)), device=device)
+        teacher = _segment_softmax(targets / cfg.target_temperature, segment, n_q)
+        if clicks is not None and shares is not None:
+            known = ~torch.isnan(clicks)
+            has = torch.zeros(n_q, device=device).index_add(0, segment, known.float()) > 0
+            mix = torch.where(has[segment], shares, torch.zeros_like(shares))
+            logits = torch.where(known, clicks / cfg.target_temperature, -torch.inf)
+            click_teacher = torch.nan_to_num(_segment_softmax(logits, segment, n_q), nan=0.0)
+            teacher = (1 - mix) * teacher + mix * click_teacher
+        per_query = weights[torch.as_tensor(offsets[:-1], device=device)]
+        row_weight = per_query[segment] / per_query.sum().clamp_min(1e-12)
+        per_row = queries[segment]  # each row's query vector, fixed
+        offset = torch.zeros_like(start, requires_grad=True)
+        optimiser = torch.optim.Adam([offset], lr=cfg.document_learning_rate)
+        for _ in tqdm(
+            range(cfg.document_steps), desc="document offsets", leave=False, disable=None
+        ):
+            # index_select: its backward adds rows (index_add); [] indexing's was 3x slower
+            vectors = torch.nn.functional.normalize(start + offset, dim=-1).index_select(0, ids)
+            cosine = (vectors * per_row).sum(dim=-1)
+            student = _segment_log_softmax(cosine * scale, segment, n_q)
+            loss = -(row_weight * teacher * student).sum()
+            loss = loss + cfg.document_weight_decay * (offset**2).sum()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        learned = offset.detach().cpu().numpy().astype(np.float32)
+        logger.info(
+            "document offsets: %d documents, %d steps, mean offset norm %.4f",
+            len(uniques), cfg.document_steps, float(np.linalg.norm(learned, axis=1).mean()),
+        )  # fmt: skip
+        return {text_hash(str(t)): learned[i] for i, t in enumerate(uniques)}
 
     @staticmethod
     def _batch_loss(
@@ -362,12 +461,24 @@ class QueryTowerRanker(BiEncoderRanker):
     # ------------------------------------------------------------ save / load
 
     def _write(self, out: Path) -> None:
-        """The frozen document encoder (``document_model/``) beside the query encoder."""
+        """The frozen document encoder (``document_model/``) beside the query encoder, and
+        the learned document offsets (``document_offsets.npz``) where there are any."""
         self.document_model_.save_pretrained(str(out / self._document_dir))
+        if self.document_offsets_:
+            keys = list(self.document_offsets_)
+            np.savez(
+                out / self._offsets_file,
+                keys=np.asarray(keys),
+                offsets=np.stack([self.document_offsets_[k] for k in keys]),
+            )
         super()._write(out)
 
     def _meta(self) -> dict[str, Any]:
-        return {**super()._meta(), "best_step": int(self.best_step_)}
+        return {
+            **super()._meta(),
+            "best_step": int(self.best_step_),
+            "document_offsets": len(self.document_offsets_),
+        }
 
     def _read(self, directory: Path, meta: dict[str, Any]) -> None:
         """The frozen document encoder and the kept step, beside what the bi-encoder reads."""
@@ -378,6 +489,18 @@ class QueryTowerRanker(BiEncoderRanker):
             )
         self.document_model_ = self._new_model(str(d), self.config_, self.device_)
         self.best_step_ = int(meta.get("best_step", 0))  # files saved before it was kept: 0
+        self.document_offsets_ = _read_offsets(directory / self._offsets_file, meta)
+        model = self.document_model_
+        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
+        dim = (getattr(model, "get_embedding_dimension", None) or
+               model.get_sentence_embedding_dimension)()  # fmt: skip
+        first = next(iter(self.document_offsets_.values()), None)  # all rows: one shape
+        if first is not None and first.shape != (dim,):
+            raise DataFormatError(
+                f"document offsets of {first.shape[0]} dimensions; the document model "
+                f"embeds in {dim}",
+                path=directory / self._offsets_file,
+            )
 
     @classmethod
     def pretrained(cls, config: NeuralConfig | None = None, **params: Any) -> Self:
@@ -385,7 +508,43 @@ class QueryTowerRanker(BiEncoderRanker):
         ranker = super().pretrained(config, **params)
         ranker.document_model_ = ranker.model_
         ranker.best_step_ = 0
+        ranker.document_offsets_ = {}
         return ranker
+
+
+def _segment_log_softmax(x: Any, segment: Any, n: int) -> Any:
+    """``log_softmax`` of ``x`` within each segment (rows of one query share an id in
+    ``segment``, ``0..n-1``); ``-inf`` entries get probability 0."""
+    import torch
+
+    top = torch.full((n,), -torch.inf, dtype=x.dtype, device=x.device)
+    top = top.scatter_reduce(0, segment, x.detach(), "amax", include_self=True)
+    shifted = x - torch.nan_to_num(top, neginf=0.0)[segment]
+    total = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, segment, shifted.exp())
+    return shifted - total.log()[segment]
+
+
+def _segment_softmax(x: Any, segment: Any, n: int) -> Any:
+    """``softmax`` of ``x`` within each segment (see :func:`_segment_log_softmax`)."""
+    return _segment_log_softmax(x, segment, n).exp()
+
+
+def _read_offsets(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The saved document offsets (none for a model saved without them)."""
+    expected = int(meta.get("document_offsets", 0))
+    if not expected:
+        return {}
+    if not path.exists():
+        raise MissingInputError(f"{path}: missing; ranker.json lists {expected} document offsets")
+    with np.load(path, allow_pickle=False) as f:
+        keys, offsets = f["keys"], f["offsets"]
+    if keys.shape != (expected,) or offsets.ndim != 2 or offsets.shape[0] != expected:
+        raise DataFormatError(
+            f"document offsets of shape {offsets.shape} for {keys.shape} keys; ranker.json "
+            f"lists {expected}",
+            path=path,
+        )
+    return {str(k): offsets[i].astype(np.float32) for i, k in enumerate(keys)}
 
 
 def _click_inputs(

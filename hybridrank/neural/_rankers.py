@@ -722,7 +722,11 @@ class BiEncoderRanker(NeuralRanker):
         )
         while len(self._doc_cache) > self.max_cached_documents:  # least recently used first
             self._doc_cache.popitem(last=False)
-        return out
+        return self._adjust_documents(documents, out)
+
+    def _adjust_documents(self, documents: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """The vectors a document is scored with, from its encoded ones (here the same)."""
+        return vectors
 
     def add_document_embeddings(
         self,
@@ -816,6 +820,7 @@ class BiEncoderRanker(NeuralRanker):
         else:
             uniq_d, inv_d = np.unique(np.asarray(documents, dtype=object), return_inverse=True)
             d = self._encode(list(uniq_d), cfg, show=show, model=self._document_model())[inv_d]
+            d = self._adjust_documents(documents, d)
         uniq_q, inv_q = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
         qe = self._encode(list(uniq_q), cfg, show=False)[inv_q]
         return np.einsum("ij,ij->i", qe, d).astype(np.float64)

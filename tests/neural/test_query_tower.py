@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hybridrank.errors import ConfigError, DataFormatError
+from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.neural import NeuralConfig, QueryTowerRanker
 from hybridrank.neural._query_tower import in_batch_negatives
 
@@ -13,7 +13,8 @@ from .conftest import fast, record_encodes
 
 
 def _listwise(tiny_bert: str, **overrides: object) -> dict[str, object]:
-    return fast(tiny_bert, loss="listwise", validation_fraction=0.0, epochs=2, **overrides)
+    params: dict[str, object] = {"loss": "listwise", "validation_fraction": 0.0, "epochs": 2}
+    return fast(tiny_bert, **{**params, **overrides})
 
 
 def test_documents_stay_the_start_models(tiny_bert, pairs_data) -> None:
@@ -114,7 +115,122 @@ def test_in_batch_negatives_are_the_other_queries_tops_never_the_querys_own() ->
     assert in_batch_negatives(0, [tops[0]], own_a, doc_ids).size == 0  # a batch of one
 
 
+def _top_margin(scores: np.ndarray, y: np.ndarray, qid: np.ndarray) -> float:
+    """Mean over queries of the teacher's best document's score minus the others' mean."""
+    margins = []
+    for q in np.unique(qid):
+        s, g = scores[qid == q], y[qid == q]
+        best = int(np.argmax(g))
+        margins.append(s[best] - np.delete(s, best).mean())
+    return float(np.mean(margins))
+
+
+def test_document_offsets_move_the_training_documents_towards_the_teacher(
+    tiny_bert, pairs_data, tmp_path
+) -> None:
+    pairs, y, qid = pairs_data
+    kw = _listwise(tiny_bert)
+    plain = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
+    moved = QueryTowerRanker(**kw, document_steps=60, document_learning_rate=1e-2).fit(
+        pairs, y, qid=qid
+    )
+    assert plain.document_offsets_ == {}
+    queries = list(dict.fromkeys(pairs["query"]))
+    np.testing.assert_allclose(  # the first stage is the same: the same query encoder
+        moved.encode_queries(queries), plain.encode_queries(queries), rtol=1e-5, atol=1e-6
+    )
+    docs = list(dict.fromkeys(pairs["document"]))
+    assert len(moved.document_offsets_) == len(docs)
+    before, after = plain.predict(pairs), moved.predict(pairs)
+    assert _top_margin(after, y, qid) > _top_margin(before, y, qid) + 1e-3
+    unseen = ["a note on the weather in spring"]  # in no training query: its start vector
+    np.testing.assert_allclose(
+        moved.encode_documents(unseen), plain.encode_documents(unseen), rtol=1e-5, atol=1e-6
+    )
+    vectors = moved.encode_documents(docs)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    # Every scoring path sees the offsets: one query's rank() and the uncached scores.
+    first = qid == qid[0]
+    own = pairs.loc[first, "document"].tolist()
+    np.testing.assert_allclose(
+        moved.rank(pairs.loc[first, "query"].iloc[0], own), after[first], rtol=1e-5, atol=1e-6
+    )
+    uncached = moved._score(
+        pairs["query"].tolist(), pairs["document"].tolist(), moved.config_, cached=False,
+        show=False,
+    )  # fmt: skip
+    np.testing.assert_allclose(uncached, after, rtol=1e-5, atol=1e-6)
+    # They are saved with the model; a model saved without them has none.
+    moved.save(tmp_path / "moved")
+    loaded = QueryTowerRanker.load(tmp_path / "moved")
+    np.testing.assert_allclose(loaded.predict(pairs), after, rtol=1e-5, atol=1e-6)
+    plain.save(tmp_path / "plain")
+    assert not (tmp_path / "plain" / "document_offsets.npz").exists()
+    assert QueryTowerRanker.load(tmp_path / "plain").document_offsets_ == {}
+    saved = tmp_path / "moved" / "document_offsets.npz"
+    with np.load(saved) as f:
+        keys, offsets = f["keys"], f["offsets"]
+    np.savez(saved, keys=keys, offsets=offsets[:, :-1])  # one dimension short
+    with pytest.raises(DataFormatError, match="dimensions"):
+        QueryTowerRanker.load(tmp_path / "moved")
+    saved.unlink()
+    with pytest.raises(MissingInputError, match="document offsets"):
+        QueryTowerRanker.load(tmp_path / "moved")
+
+
+def test_epochs_zero_trains_the_document_offsets_alone(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
+    ranker = QueryTowerRanker(**_listwise(tiny_bert, epochs=0, document_steps=30)).fit(
+        pairs, y, qid=qid
+    )
+    queries = list(dict.fromkeys(pairs["query"]))
+    np.testing.assert_allclose(
+        ranker.encode_queries(queries), start.encode_queries(queries), rtol=1e-5, atol=1e-6
+    )
+    assert ranker.best_step_ == 0 and ranker.loss_history_ == []
+    assert _top_margin(ranker.predict(pairs), y, qid) > _top_margin(start.predict(pairs), y, qid)
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        NeuralConfig(architecture="query-tower", loss="listwise", epochs=0)
+    with pytest.raises(ConfigError, match="epochs must be >= 1"):
+        NeuralConfig(architecture="bi-encoder", epochs=0)
+
+
+def test_document_offsets_follow_the_click_teacher_by_its_share(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    kw = _listwise(tiny_bert, document_steps=30, document_learning_rate=1e-2)
+    y_click = np.where(y > 0, 0.0, 3.0)  # clicks that contradict the judge
+    judge = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
+    share_0 = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=y_click, click_share=np.zeros(len(y))
+    )
+    clicked = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=y_click, click_share=np.ones(len(y))
+    )
+    docs = list(dict.fromkeys(pairs["document"]))
+    np.testing.assert_allclose(
+        share_0.encode_documents(docs), judge.encode_documents(docs), rtol=1e-5, atol=1e-6
+    )
+    # All weight on the contradicting clicks: the offsets take the judge's best documents'
+    # lead down further than the query encoder alone (the same first stage) did.
+    encoder_only = QueryTowerRanker(**_listwise(tiny_bert)).fit(
+        pairs, y, qid=qid, y_click=y_click, click_share=np.ones(len(y))
+    )
+    assert (
+        _top_margin(clicked.predict(pairs), y, qid)
+        < _top_margin(encoder_only.predict(pairs), y, qid) - 1e-3
+    )
+
+
 def test_config_checks() -> None:
+    with pytest.raises(ConfigError, match="document_steps must be >= 0"):
+        NeuralConfig(architecture="query-tower", loss="listwise", document_steps=-1)
+    with pytest.raises(ConfigError, match="document_steps needs architecture: query-tower"):
+        NeuralConfig(architecture="bi-encoder", loss="listwise", document_steps=10)
+    with pytest.raises(ConfigError, match="document_learning_rate"):
+        NeuralConfig(architecture="query-tower", loss="listwise", document_learning_rate=0.0)
+    with pytest.raises(ConfigError, match="document_weight_decay"):
+        NeuralConfig(architecture="query-tower", loss="listwise", document_weight_decay=-1.0)
     with pytest.raises(ConfigError, match="negatives must be >= 0"):
         NeuralConfig(architecture="query-tower", loss="listwise", negatives=-1)
     with pytest.raises(ConfigError, match="negatives needs architecture: query-tower"):
