@@ -1,7 +1,8 @@
 """The LLM-supervised transformer against its own untrained start, per frequency bucket.
 
 Runs the experiment once (one seed, the default neural model: the query tower
-distilled from the judge's continuous grades, see README "The transformer")
+distilled from the judge's continuous grades into per-document offsets, see README
+"The transformer semantic model")
 on a click world, NFCorpus by default or ``--world cisi``, and compares
 ``llm_neural`` (trained out of fold) with ``raw_minilm`` (the same packaged
 MiniLM at the same sequence length, untrained) on every evaluated query:
@@ -10,7 +11,7 @@ The neural model reads texts and LLM labels only, so one seed is every
 query once; more seeds would repeat the same queries.
 
 A few minutes on two cores (the judge's answers come from the answer cache
-after the first run; the transformer's five folds about 2-3 minutes).
+after the first run; the transformer's five folds about 1 minute).
 
 Usage: python bench/transformer.py [--world nfcorpus|cisi] [--seed 0] [--neural KEY=VALUE ...]
        [--judge embedding|simulated] [--noise 2.0]

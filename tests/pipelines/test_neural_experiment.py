@@ -220,7 +220,8 @@ def test_the_neural_model_reuses_only_the_judges_matching_view(tiny_bert: str) -
     assert reused.model_path == Path(tiny_bert)
     assert set(reused.vectors) == {"a query", "a document about it"}
     assert _reusable_embeddings(judge, {**neural, "max_seq_length": 24}) is None  # no such view
-    assert _reusable_embeddings(judge, {**neural, "architecture": "cross-encoder"}) is None
+    cross = {**neural, "architecture": "cross-encoder", "epochs": 1, "document_steps": 0}
+    assert _reusable_embeddings(judge, cross) is None
     assert _reusable_embeddings(judge, {**neural, "model_path": None}) is None  # other weights
     assert _reusable_embeddings(judge, None) is None
     assert _reusable_embeddings(object(), neural) is None
