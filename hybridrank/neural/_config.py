@@ -83,8 +83,9 @@ class NeuralConfig:
             Documents seen in no training query keep their start vector.
             0: off (the document vectors stay the start model's).
         document_learning_rate: Adam's step size for the document offsets.
-        document_weight_decay: L2 penalty on the offsets (sum of squares),
-            which keeps a document near its start vector.
+        document_weight_decay: L2 penalty on the offsets (their sum of squares,
+            beside the loss's weighted mean over queries), which keeps a
+            document near its start vector.
         max_grade: The highest label; pointwise targets are ``y / max_grade``.
         max_seq_length: Tokens per input (cross-encoder: query and document
             together; bi-encoder: each text).
@@ -175,20 +176,14 @@ class NeuralConfig:
             )
         if self.clicks and (self.architecture != "query-tower" or self.loss != "listwise"):
             raise ConfigError("neural.clicks needs architecture: query-tower and loss: listwise")
-        if self.negatives < 0:
-            raise ConfigError(f"neural.negatives must be >= 0, got {self.negatives}")
-        if self.negatives and (self.architecture != "query-tower" or self.loss != "listwise"):
-            raise ConfigError(
-                "neural.negatives needs architecture: query-tower and loss: listwise "
-                f"(got {self.architecture}, {self.loss})"
-            )
-        if self.document_steps < 0:
-            raise ConfigError(f"neural.document_steps must be >= 0, got {self.document_steps}")
-        if self.document_steps and (self.architecture != "query-tower" or self.loss != "listwise"):
-            raise ConfigError(
-                "neural.document_steps needs architecture: query-tower and loss: listwise "
-                f"(got {self.architecture}, {self.loss})"
-            )
+        for name, count in (("negatives", self.negatives), ("document_steps", self.document_steps)):
+            if count < 0:
+                raise ConfigError(f"neural.{name} must be >= 0, got {count}")
+            if count and (self.architecture != "query-tower" or self.loss != "listwise"):
+                raise ConfigError(
+                    f"neural.{name} needs architecture: query-tower and loss: listwise "
+                    f"(got {self.architecture}, {self.loss})"
+                )
         if not self.document_learning_rate > 0:
             raise ConfigError(
                 f"neural.document_learning_rate must be > 0, got {self.document_learning_rate}"

@@ -1,12 +1,12 @@
 """The query-tower ranker: a bi-encoder whose document side stays the frozen start model.
 
-Only the query encoder is fine-tuned; every document is embedded once, by the
-model it starts from, and never again. That is what makes it trainable in
+The document encoder is never fine-tuned; every document is embedded once, by
+the model it starts from, and never again. That is what makes it trainable in
 seconds on two CPU cores: a training step runs the transformer over a few
 short queries (a handful of tokens each) and scores them against cached
-document embeddings, instead of re-encoding every candidate document. It is
-also what a production index wants: fine-tuning the ranker does not
-invalidate the stored document vectors.
+document embeddings, instead of re-encoding every candidate document. Training
+the query encoder alone also leaves a production index's document vectors
+valid; the document offsets below change those of the training documents.
 
 The default loss is listwise distillation: within each query, the cross
 entropy between the teacher's distribution over the candidates
@@ -47,7 +47,9 @@ SCALE_LEARNING_RATE = 1e-2
 
 
 class QueryTowerRanker(BiEncoderRanker):
-    """A bi-encoder with a fine-tuned query encoder and the frozen start model for documents.
+    """A bi-encoder with the frozen start model for documents: the query encoder fine-tuned
+    (``epochs``), learned offsets on the training documents' vectors (``document_steps``),
+    or both.
 
     Example:
         >>> ranker = QueryTowerRanker(loss="listwise", epochs=3, queries_per_batch=16)
@@ -97,7 +99,8 @@ class QueryTowerRanker(BiEncoderRanker):
         y_click: npt.ArrayLike | None = None,
         click_share: npt.ArrayLike | None = None,
     ) -> Self:
-        """Fine-tune the query encoder; as :meth:`NeuralRanker.fit`, plus FAMOL's two losses.
+        """Fine-tune the query encoder, then the document offsets (each where configured);
+        as :meth:`NeuralRanker.fit`, plus FAMOL's two losses.
 
         Args:
             y_click: A second label per row (click labels; NaN where a pair has
@@ -113,7 +116,6 @@ class QueryTowerRanker(BiEncoderRanker):
             ConfigError: Click labels with the pointwise loss.
         """
         self._clicks = None
-        self.document_offsets_ = {}  # the document vectors are the start model's while training
         if y_click is not None or click_share is not None:
             self._clicks = _click_inputs(self.get_config(), y_click, click_share, qid)
         try:
@@ -135,7 +137,8 @@ class QueryTowerRanker(BiEncoderRanker):
     def share_documents(self, other: QueryTowerRanker) -> Self:
         """Embed documents with ``other``'s frozen encoder and cache, not a fresh copy.
 
-        The document side never trains, so rankers fitted on different folds
+        The document encoder never trains (each ranker's document offsets are
+        its own, applied on top), so rankers fitted on different folds
         of one collection can share one set of document embeddings: each
         document is encoded once for all of them. ``other`` must start from
         the same model at the same sequence length, run by the same inference
@@ -190,6 +193,7 @@ class QueryTowerRanker(BiEncoderRanker):
 
         offsets = offsets_from_qid(tqid)
         n_q = offsets.shape[0] - 1
+        self.document_offsets_ = {}  # training reads the start model's vectors (inputs checked)
         docs = torch.from_numpy(self.encode_documents(td, show_progress_bar=False)).to(self.device_)
         targets = torch.as_tensor(ty, dtype=torch.float32, device=self.device_)
         clicks = shares = None
@@ -341,13 +345,19 @@ class QueryTowerRanker(BiEncoderRanker):
     ) -> dict[str, np.ndarray]:
         """Offsets of the training documents' frozen vectors (``document_steps``).
 
-        The trained query encoder embeds each training query once; then Adam
-        fits one offset per distinct document over every query at once (full
-        batch): the loss is the query tower's listwise cross entropy, each
-        query's teacher the same distribution as in the first stage (the
-        judge's, mixed with its click labels where ``clicks`` is on), each
-        query weighted as there, plus ``document_weight_decay`` times the sum
-        of squared offsets. Returns ``{text hash: offset}``.
+        The query encoder (trained, or the start model with ``epochs: 0``)
+        embeds each training query once; then Adam fits one offset per distinct
+        document over every query at once (full batch): the loss is the query
+        tower's listwise cross entropy over each query's whole candidate list
+        (no ``max_docs_per_query`` sampling), its teacher the judge's
+        distribution mixed with its click labels' where ``clicks`` is on, as in
+        the first stage, each query weighted as there (the loss is the weighted
+        mean over queries), plus ``document_weight_decay`` times the sum of
+        squared offsets (a sum over documents: with more training queries per
+        document the teacher pulls harder against it). Validation queries
+        (``validation_fraction``) and queries whose grades are all equal are
+        not training queries; their documents get no offset from them.
+        Returns ``{text hash: offset}``.
         """
         import torch
         from tqdm.auto import tqdm
@@ -356,7 +366,10 @@ class QueryTowerRanker(BiEncoderRanker):
         n_q = offsets.shape[0] - 1
         with torch.no_grad():
             queries = torch.from_numpy(self._encode(query_text, cfg, show=False)).to(device)
-        uniques, doc_ids = np.unique(np.asarray(documents, dtype=str), return_inverse=True)
+        # One offset per distinct text, by hash: no fixed-width copy of every document.
+        keys, doc_ids = np.unique(
+            np.asarray([text_hash(t) for t in documents], dtype=object), return_inverse=True
+        )
         ids = torch.as_tensor(doc_ids, device=device)
         first = torch.as_tensor(np.unique(doc_ids, return_index=True)[1], device=device)
         start = docs[first]  # one frozen vector per distinct document
@@ -389,9 +402,9 @@ class QueryTowerRanker(BiEncoderRanker):
         learned = offset.detach().cpu().numpy().astype(np.float32)
         logger.info(
             "document offsets: %d documents, %d steps, mean offset norm %.4f",
-            len(uniques), cfg.document_steps, float(np.linalg.norm(learned, axis=1).mean()),
+            len(keys), cfg.document_steps, float(np.linalg.norm(learned, axis=1).mean()),
         )  # fmt: skip
-        return {text_hash(str(t)): learned[i] for i, t in enumerate(uniques)}
+        return {str(k): learned[i] for i, k in enumerate(keys)}
 
     @staticmethod
     def _batch_loss(

@@ -146,6 +146,9 @@ DEFAULT_NEURAL: Mapping[str, Any] = MappingProxyType({
     "epochs": 0, "document_steps": 300, "learning_rate": 5.0e-5, "temperature": 0.05,
     "target_temperature": 0.1, "validation_fraction": 0.0, "seed": 0,
 })  # fmt: skip
+#: The query encoder's epochs in the default before document offsets (2026-12-04): what
+#: ``neural: {document_steps: 0}`` trains, since no offsets and no epochs learn nothing.
+PREVIOUS_NEURAL_EPOCHS = 2
 #: The experiment stacker's anchor experts unless the config names others: FAMOL, the gold
 #: expert and the mean dwell of a pair's clicks (a raw feature: skipped where a log records
 #: no dwell). The dwell anchor lifted the stacker by 0.004-0.010 NDCG@10 on four of five
@@ -404,6 +407,9 @@ class ExperimentConfig:
             if not isinstance(neural, Mapping):
                 raise ConfigError(f"experiment.neural must be a mapping or null, got {neural!r}")
             if "architecture" not in neural:  # a few keys tune the default model
+                if neural.get("document_steps") == 0 and "epochs" not in neural:
+                    # no offsets: the query encoder trains, as the default did before them
+                    neural = {**neural, "epochs": PREVIOUS_NEURAL_EPOCHS}
                 neural = {**DEFAULT_NEURAL, **neural}
             NeuralConfig.from_dict(neural)  # a bad key fails here, not after the world is built
         if "gold" in v:

@@ -7,7 +7,7 @@ import pytest
 
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.neural import NeuralConfig, QueryTowerRanker
-from hybridrank.neural._query_tower import in_batch_negatives
+from hybridrank.neural._query_tower import _segment_log_softmax, in_batch_negatives
 
 from .conftest import fast, record_encodes
 
@@ -178,6 +178,31 @@ def test_document_offsets_move_the_training_documents_towards_the_teacher(
         QueryTowerRanker.load(tmp_path / "moved")
 
 
+def test_segment_log_softmax_is_torchs_within_each_query() -> None:
+    import torch
+
+    x = torch.tensor([0.5, -1.0, 2.0, 3.0, -torch.inf, 1.0, -torch.inf, -torch.inf])
+    segment = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2])
+    out = _segment_log_softmax(x, segment, 3)
+    torch.testing.assert_close(out[:3], torch.log_softmax(x[:3], dim=0))
+    torch.testing.assert_close(out[3:6], torch.log_softmax(x[3:6], dim=0))
+    assert out[4] == -torch.inf  # a -inf entry: probability 0
+    assert torch.isnan(out[6:]).all()  # a list with no finite entry has no distribution
+
+
+def test_document_offsets_are_the_rankers_own_over_a_shared_cache(tiny_bert, pairs_data) -> None:
+    pairs, y, qid = pairs_data
+    start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
+    before = start.predict(pairs)
+    kw = _listwise(tiny_bert, epochs=0, document_steps=30)
+    fold = QueryTowerRanker(**kw).share_documents(start).fit(pairs, y, qid=qid)
+    alone = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
+    np.testing.assert_allclose(start.predict(pairs), before)  # the shared cache stays raw
+    np.testing.assert_allclose(fold.predict(pairs), alone.predict(pairs), rtol=1e-5, atol=1e-6)
+    refit = fold.fit(pairs, y, qid=qid)  # trains against raw vectors, not its old offsets
+    np.testing.assert_allclose(refit.predict(pairs), alone.predict(pairs), rtol=1e-5, atol=1e-6)
+
+
 def test_epochs_zero_trains_the_document_offsets_alone(tiny_bert, pairs_data) -> None:
     pairs, y, qid = pairs_data
     start = QueryTowerRanker.pretrained(**_listwise(tiny_bert))
@@ -211,6 +236,12 @@ def test_document_offsets_follow_the_click_teacher_by_its_share(tiny_bert, pairs
     np.testing.assert_allclose(
         share_0.encode_documents(docs), judge.encode_documents(docs), rtol=1e-5, atol=1e-6
     )
+    # A query without any click label keeps the judge's teacher (no NaN spreads).
+    partly = np.where(qid == qid[0], np.nan, y_click)
+    some = QueryTowerRanker(**kw).fit(
+        pairs, y, qid=qid, y_click=partly, click_share=np.ones(len(y))
+    )
+    assert all(np.isfinite(v).all() for v in some.document_offsets_.values())
     # All weight on the contradicting clicks: the offsets take the judge's best documents'
     # lead down further than the query encoder alone (the same first stage) did.
     encoder_only = QueryTowerRanker(**_listwise(tiny_bert)).fit(
@@ -222,27 +253,45 @@ def test_document_offsets_follow_the_click_teacher_by_its_share(tiny_bert, pairs
     )
 
 
-def test_config_checks() -> None:
-    with pytest.raises(ConfigError, match="document_steps must be >= 0"):
-        NeuralConfig(architecture="query-tower", loss="listwise", document_steps=-1)
-    with pytest.raises(ConfigError, match="document_steps needs architecture: query-tower"):
-        NeuralConfig(architecture="bi-encoder", loss="listwise", document_steps=10)
-    with pytest.raises(ConfigError, match="document_learning_rate"):
-        NeuralConfig(architecture="query-tower", loss="listwise", document_learning_rate=0.0)
-    with pytest.raises(ConfigError, match="document_weight_decay"):
-        NeuralConfig(architecture="query-tower", loss="listwise", document_weight_decay=-1.0)
-    with pytest.raises(ConfigError, match="negatives must be >= 0"):
-        NeuralConfig(architecture="query-tower", loss="listwise", negatives=-1)
-    with pytest.raises(ConfigError, match="negatives needs architecture: query-tower"):
-        NeuralConfig(architecture="bi-encoder", loss="listwise", negatives=4)
-    with pytest.raises(ConfigError, match="negatives needs"):
-        NeuralConfig(architecture="query-tower", loss="pointwise", negatives=4)
-    with pytest.raises(ConfigError, match="listnet"):
-        NeuralConfig(architecture="query-tower", loss="listwise", listwise_loss="lambdaloss")
-    with pytest.raises(ConfigError, match="temperature"):
-        NeuralConfig(architecture="query-tower", temperature=0.0)
-    with pytest.raises(ConfigError, match="clicks needs"):
-        NeuralConfig(architecture="bi-encoder", clicks=True)
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (
+            {"architecture": "query-tower", "loss": "listwise", "document_steps": -1},
+            "document_steps must be >= 0",
+        ),
+        (
+            {"architecture": "bi-encoder", "loss": "listwise", "document_steps": 10},
+            "document_steps needs architecture: query-tower",
+        ),
+        (
+            {"architecture": "query-tower", "loss": "listwise", "document_learning_rate": 0.0},
+            "document_learning_rate",
+        ),
+        (
+            {"architecture": "query-tower", "loss": "listwise", "document_weight_decay": -1.0},
+            "document_weight_decay",
+        ),
+        (
+            {"architecture": "query-tower", "loss": "listwise", "negatives": -1},
+            "negatives must be >= 0",
+        ),
+        (
+            {"architecture": "bi-encoder", "loss": "listwise", "negatives": 4},
+            "negatives needs architecture: query-tower",
+        ),
+        ({"architecture": "query-tower", "loss": "pointwise", "negatives": 4}, "negatives needs"),
+        (
+            {"architecture": "query-tower", "loss": "listwise", "listwise_loss": "lambdaloss"},
+            "listnet",
+        ),
+        ({"architecture": "query-tower", "temperature": 0.0}, "temperature"),
+        ({"architecture": "bi-encoder", "clicks": True}, "clicks needs"),
+    ],
+)
+def test_config_checks(params: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        NeuralConfig(**params)  # type: ignore[arg-type]
 
 
 def test_save_load_keeps_the_frozen_document_encoder(tiny_bert, pairs_data, tmp_path) -> None:

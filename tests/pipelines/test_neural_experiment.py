@@ -185,6 +185,12 @@ def test_neural_config_is_checked_when_read() -> None:
     with pytest.raises(ConfigError, match="epoch"):
         ExperimentConfig.from_dict({"neural": {"epoch": 3}})
     assert ExperimentConfig.from_dict({"neural": None}).neural is None
+    # Keys tune the default; turning its offsets off trains the query encoder instead.
+    tuned = ExperimentConfig.from_dict({"neural": {"document_steps": 0}}).neural
+    assert tuned is not None and (tuned["epochs"], tuned["document_steps"]) == (2, 0)
+    kept = ExperimentConfig.from_dict({"neural": {"document_steps": 0, "epochs": 4}}).neural
+    assert kept is not None and kept["epochs"] == 4
+    assert ExperimentConfig.from_dict({"neural": {"epochs": 1}}).neural["document_steps"] == 300
     assert ExperimentConfig().llm_expert == "ensemble"
     assert ExperimentConfig.from_dict({"llm_expert": "llm_gbdt"}).to_dict()["llm_expert"] == "llm_gbdt"
     with pytest.raises(ConfigError, match="llm_expert must be one of"):
