@@ -207,7 +207,8 @@ class QueryTowerRanker(BiEncoderRanker):
         # one of the query's own) and the teacher's value per row, each read once.
         negatives = None
         if cfg.negatives:
-            doc_ids = np.unique(np.asarray(td, dtype=str), return_inverse=True)[1]
+            hashes = np.asarray([text_hash(t) for t in td], dtype=object)  # no fixed-width copy
+            doc_ids = np.unique(hashes, return_inverse=True)[1]
             negatives = (doc_ids, targets.cpu().numpy())
         query_text = [tq[offsets[i]] for i in range(n_q)]
         # sentence-transformers 6 renamed tokenize to preprocess (tokenize warns)
