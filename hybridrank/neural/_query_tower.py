@@ -38,7 +38,7 @@ from hybridrank._grouping import offsets_from_qid
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
 from hybridrank.evaluate import ndcg_at_k
 from hybridrank.neural._config import NeuralConfig
-from hybridrank.neural._rankers import BiEncoderRanker, Pairs, text_hash
+from hybridrank.neural._rankers import BiEncoderRanker, Pairs, embedding_dimension, text_hash
 
 logger = logging.getLogger(__name__)
 
@@ -74,17 +74,17 @@ class QueryTowerRanker(BiEncoderRanker):
     def _document_model(self) -> Any:
         return self.document_model_
 
-    def _adjust_documents(self, documents: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+    def _adjust_documents(self, keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
         """A document with a learned offset is scored at ``normalise(start vector + offset)``."""
         table = getattr(self, "document_offsets_", None)
         if not table or len(vectors) == 0:
             return vectors
+        rows = [i for i, k in enumerate(keys) if k in table]
+        if not rows:
+            return vectors
         out = np.array(vectors, dtype=np.float32, copy=True)
-        for i, text in enumerate(documents):
-            offset = table.get(text_hash(text))
-            if offset is not None:
-                v = out[i] + offset
-                out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+        moved = out[rows] + np.stack([table[keys[i]] for i in rows])
+        out[rows] = moved / np.maximum(np.linalg.norm(moved, axis=1, keepdims=True), 1e-12)
         return out
 
     def fit(
@@ -368,12 +368,13 @@ class QueryTowerRanker(BiEncoderRanker):
         with torch.no_grad():
             queries = torch.from_numpy(self._encode(query_text, cfg, show=False)).to(device)
         # One offset per distinct text, by hash: no fixed-width copy of every document.
-        keys, doc_ids = np.unique(
-            np.asarray([text_hash(t) for t in documents], dtype=object), return_inverse=True
+        keys, first, doc_ids = np.unique(
+            np.asarray([text_hash(t) for t in documents], dtype=object),
+            return_index=True,
+            return_inverse=True,
         )
         ids = torch.as_tensor(doc_ids, device=device)
-        first = torch.as_tensor(np.unique(doc_ids, return_index=True)[1], device=device)
-        start = docs[first]  # one frozen vector per distinct document
+        start = docs[torch.as_tensor(first, device=device)]  # one frozen vector per document
         segment = torch.as_tensor(np.repeat(np.arange(n_q), np.diff(offsets)), device=device)
         teacher = _segment_softmax(targets / cfg.target_temperature, segment, n_q)
         if clicks is not None and shares is not None:
@@ -503,18 +504,9 @@ class QueryTowerRanker(BiEncoderRanker):
             )
         self.document_model_ = self._new_model(str(d), self.config_, self.device_)
         self.best_step_ = int(meta.get("best_step", 0))  # files saved before it was kept: 0
-        self.document_offsets_ = _read_offsets(directory / self._offsets_file, meta)
-        model = self.document_model_
-        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
-        dim = (getattr(model, "get_embedding_dimension", None) or
-               model.get_sentence_embedding_dimension)()  # fmt: skip
-        first = next(iter(self.document_offsets_.values()), None)  # all rows: one shape
-        if first is not None and first.shape != (dim,):
-            raise DataFormatError(
-                f"document offsets of {first.shape[0]} dimensions; the document model "
-                f"embeds in {dim}",
-                path=directory / self._offsets_file,
-            )
+        self.document_offsets_ = _read_offsets(
+            directory / self._offsets_file, meta, embedding_dimension(self.document_model_)
+        )
 
     @classmethod
     def pretrained(cls, config: NeuralConfig | None = None, **params: Any) -> Self:
@@ -543,8 +535,9 @@ def _segment_softmax(x: Any, segment: Any, n: int) -> Any:
     return _segment_log_softmax(x, segment, n).exp()
 
 
-def _read_offsets(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The saved document offsets (none for a model saved without them)."""
+def _read_offsets(path: Path, meta: dict[str, Any], dim: int) -> dict[str, np.ndarray]:
+    """The saved document offsets (none for a model saved without them), each of the
+    document model's ``dim`` dimensions."""
     expected = int(meta.get("document_offsets", 0))
     if not expected:
         return {}
@@ -556,6 +549,12 @@ def _read_offsets(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         raise DataFormatError(
             f"document offsets of shape {offsets.shape} for {keys.shape} keys; ranker.json "
             f"lists {expected}",
+            path=path,
+        )
+    if offsets.shape[1] != dim:
+        raise DataFormatError(
+            f"document offsets of {offsets.shape[1]} dimensions; the document model embeds in "
+            f"{dim}",
             path=path,
         )
     return {str(k): offsets[i].astype(np.float32) for i, k in enumerate(keys)}

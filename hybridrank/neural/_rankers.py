@@ -120,6 +120,15 @@ def _holdout(offsets: np.ndarray, fraction: float, rng: np.random.Generator) -> 
     return mask
 
 
+def embedding_dimension(model: Any) -> int:
+    """The output dimension of a ``SentenceTransformer``."""
+    # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
+    getter = getattr(model, "get_embedding_dimension", None) or (
+        model.get_sentence_embedding_dimension
+    )
+    return int(getter())
+
+
 def text_hash(text: str) -> str:
     """The cache key of a text: SHA-1 of its UTF-8 bytes."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
@@ -722,10 +731,11 @@ class BiEncoderRanker(NeuralRanker):
         )
         while len(self._doc_cache) > self.max_cached_documents:  # least recently used first
             self._doc_cache.popitem(last=False)
-        return self._adjust_documents(documents, out)
+        return self._adjust_documents(keys, out)
 
-    def _adjust_documents(self, documents: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        """The vectors a document is scored with, from its encoded ones (here the same)."""
+    def _adjust_documents(self, keys: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """The vectors documents are scored with, from their encoded ones and their text
+        hashes (:func:`text_hash`); here the same."""
         return vectors
 
     def add_document_embeddings(
@@ -766,10 +776,7 @@ class BiEncoderRanker(NeuralRanker):
                 f"add_document_embeddings: this {type(self).__name__}'s document model was "
                 "fine-tuned; the start model's vectors would not match it"
             )
-        model = self._document_model()
-        # sentence-transformers 6 renamed get_sentence_embedding_dimension (the old name warns)
-        dim = (getattr(model, "get_embedding_dimension", None) or
-               model.get_sentence_embedding_dimension)()  # fmt: skip
+        dim = embedding_dimension(self._document_model())
         added = 0
         for text, vector in embeddings.items():
             v = np.asarray(vector, dtype=np.float32)
@@ -819,8 +826,8 @@ class BiEncoderRanker(NeuralRanker):
             d = self.encode_documents(documents, show_progress_bar=show)
         else:
             uniq_d, inv_d = np.unique(np.asarray(documents, dtype=object), return_inverse=True)
-            d = self._encode(list(uniq_d), cfg, show=show, model=self._document_model())[inv_d]
-            d = self._adjust_documents(documents, d)
+            d = self._encode(list(uniq_d), cfg, show=show, model=self._document_model())
+            d = self._adjust_documents([text_hash(t) for t in uniq_d], d)[inv_d]
         uniq_q, inv_q = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
         qe = self._encode(list(uniq_q), cfg, show=False)[inv_q]
         return np.einsum("ij,ij->i", qe, d).astype(np.float64)
