@@ -44,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 #: Learning rate of the student's log inverse temperature (a single scalar).
 SCALE_LEARNING_RATE = 1e-2
+#: Candidate rows per chunk of the document-offset stage: its loss and gradient are summed
+#: over chunks of whole queries, so its memory is about five ``rows x dimension`` float
+#: tensors of one chunk (some 2 GB at 384 dimensions), not of the whole training set. A
+#: training set within one chunk (NFCorpus: 18,000 rows a fold) is one full batch.
+OFFSET_CHUNK_ROWS = 1 << 18
 
 
 class QueryTowerRanker(BiEncoderRanker):
@@ -348,7 +353,9 @@ class QueryTowerRanker(BiEncoderRanker):
 
         The query encoder (trained, or the start model with ``epochs: 0``)
         embeds each training query once; then Adam fits one offset per distinct
-        document over every query at once (full batch): the loss is the query
+        document over every query at once (full batch; its loss and gradient summed
+        over chunks of whole queries of at most :data:`OFFSET_CHUNK_ROWS` candidate
+        rows, so that memory stays bounded on a large training set): the loss is the query
         tower's listwise cross entropy over each query's whole candidate list
         (no ``max_docs_per_query`` sampling), its teacher the judge's
         distribution mixed with its click labels' where ``clicks`` is on, as in
@@ -386,19 +393,28 @@ class QueryTowerRanker(BiEncoderRanker):
             teacher = (1 - mix) * teacher + mix * click_teacher
         per_query = weights[torch.as_tensor(offsets[:-1], device=device)]
         row_weight = per_query[segment] / per_query.sum().clamp_min(1e-12)
-        per_row = queries[segment]  # each row's query vector, fixed
+        pull = row_weight * teacher  # each row's weight in the cross entropy, fixed
+        chunks = []
+        for a, b in query_chunks(offsets, OFFSET_CHUNK_ROWS):
+            r = slice(int(offsets[a]), int(offsets[b]))
+            chunks.append((ids[r], segment[r] - a, b - a, pull[r], queries[a:b]))
         offset = torch.zeros_like(start, requires_grad=True)
         optimiser = torch.optim.Adam([offset], lr=cfg.document_learning_rate)
         for _ in tqdm(
             range(cfg.document_steps), desc="document offsets", leave=False, disable=None
         ):
-            # index_select: its backward adds rows (index_add); [] indexing's was 3x slower
-            vectors = torch.nn.functional.normalize(start + offset, dim=-1).index_select(0, ids)
-            cosine = (vectors * per_row).sum(dim=-1)
-            student = _segment_log_softmax(cosine * scale, segment, n_q)
-            loss = -(row_weight * teacher * student).sum()
-            loss = loss + cfg.document_weight_decay * (offset**2).sum()
             optimiser.zero_grad(set_to_none=True)
+            normed = torch.nn.functional.normalize(start + offset, dim=-1)
+            # Each chunk's graph is freed after its backward; their gradients add up on a
+            # detached copy of the normalised vectors, then flow through the normalisation.
+            leaf = normed.detach().requires_grad_()
+            for rows, local, n, weight, vectors_q in chunks:
+                # index_select: its backward adds rows (index_add); [] indexing's was 3x slower
+                cosine = (leaf.index_select(0, rows) * vectors_q.index_select(0, local)).sum(-1)
+                student = _segment_log_softmax(cosine * scale, local, n)
+                (-(weight * student).sum()).backward()
+            pulled = (normed * leaf.grad).sum() if leaf.grad is not None else 0.0
+            loss = pulled + cfg.document_weight_decay * (offset**2).sum()
             loss.backward()
             optimiser.step()
         learned = offset.detach().cpu().numpy().astype(np.float32)
@@ -516,6 +532,23 @@ class QueryTowerRanker(BiEncoderRanker):
         ranker.best_step_ = 0
         ranker.document_offsets_ = {}
         return ranker
+
+
+def query_chunks(offsets: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """Consecutive ranges ``[a, b)`` of whole queries (``offsets``: each query's first row,
+    then the row count) of at most ``max_rows`` rows each; a query longer than that is a
+    range of its own. Every query is in exactly one range."""
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+    ranges, a = [], 0
+    n_q = len(offsets) - 1
+    while a < n_q:
+        # the last query whose end stays within max_rows of this range's first row
+        b = int(np.searchsorted(offsets, offsets[a] + max_rows, side="right")) - 1
+        b = min(max(b, a + 1), n_q)
+        ranges.append((a, b))
+        a = b
+    return ranges
 
 
 def _segment_log_softmax(x: Any, segment: Any, n: int) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from hybridrank.errors import ConfigError, DataFormatError, MissingInputError
-from hybridrank.neural import NeuralConfig, QueryTowerRanker
-from hybridrank.neural._query_tower import _segment_log_softmax, in_batch_negatives
+from hybridrank.neural import NeuralConfig, QueryTowerRanker, _query_tower
+from hybridrank.neural._query_tower import _segment_log_softmax, in_batch_negatives, query_chunks
 
 from .conftest import fast, record_encodes
 
@@ -188,6 +190,37 @@ def test_segment_log_softmax_is_torchs_within_each_query() -> None:
     torch.testing.assert_close(out[3:6], torch.log_softmax(x[3:6], dim=0))
     assert out[4] == -torch.inf  # a -inf entry: probability 0
     assert torch.isnan(out[6:]).all()  # a list with no finite entry has no distribution
+
+
+@pytest.mark.parametrize("max_rows", [1, 3, 5, 12, 100])
+def test_query_chunks_cover_every_query_once_within_the_row_limit(max_rows: int) -> None:
+    sizes = np.array([4, 1, 5, 2, 2, 7, 1])
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    ranges = query_chunks(offsets, max_rows)
+    assert ranges[0][0] == 0 and ranges[-1][1] == len(sizes)
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(ranges))
+    for a, b in ranges:
+        assert b > a
+        assert offsets[b] - offsets[a] <= max_rows or b == a + 1  # a long query alone
+    if max_rows >= sizes.sum():
+        assert ranges == [(0, len(sizes))]
+    assert query_chunks(np.array([0]), max_rows) == []
+    with pytest.raises(ValueError, match="max_rows"):
+        query_chunks(offsets, 0)
+
+
+def test_document_offsets_are_the_same_in_chunks_as_in_one_batch(
+    tiny_bert, pairs_data, monkeypatch
+) -> None:
+    pairs, y, qid = pairs_data
+    kw = _listwise(tiny_bert, epochs=0, document_steps=20, document_learning_rate=1e-2)
+    whole = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
+    monkeypatch.setattr(_query_tower, "OFFSET_CHUNK_ROWS", 3)  # several queries' chunks
+    chunked = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
+    assert whole.document_offsets_.keys() == chunked.document_offsets_.keys()
+    for key, value in whole.document_offsets_.items():
+        np.testing.assert_allclose(chunked.document_offsets_[key], value, rtol=1e-4, atol=1e-6)
+    assert max(np.abs(v).max() for v in whole.document_offsets_.values()) > 1e-3  # they moved
 
 
 def test_document_offsets_are_the_rankers_own_over_a_shared_cache(tiny_bert, pairs_data) -> None:
