@@ -45,8 +45,9 @@ logger = logging.getLogger(__name__)
 #: Learning rate of the student's log inverse temperature (a single scalar).
 SCALE_LEARNING_RATE = 1e-2
 #: Candidate rows per chunk of the document-offset stage: its loss and gradient are summed
-#: over chunks of whole queries, so its memory is about five ``rows x dimension`` float
-#: tensors of one chunk (some 2 GB at 384 dimensions), not of the whole training set. A
+#: over chunks of whole queries, so its working memory is about five ``rows x dimension``
+#: float tensors of one chunk (some 2 GB at 384 dimensions), not of the whole training set
+#: (the first stage's one ``rows x dimension`` tensor of document vectors stays). A
 #: training set within one chunk (NFCorpus: 18,000 rows a fold) is one full batch.
 OFFSET_CHUNK_ROWS = 1 << 18
 
