@@ -291,9 +291,17 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
             ["dataset", "import", "--letor", str(tmp_path), "--out", str(tmp_path / "d")],
             "is a directory, not a file (dataset.letor in a YAML, --letor on the command line)",
         ),
+        (  # a mistyped path is reported as one, not as the options it leaves unmet
+            ["dataset", "import", "--collection", str(tmp_path / "no"), "--out", str(tmp_path)],
+            "no: no such directory (dataset.collection in a YAML, --collection on the command",
+        ),
         (["annotate", "report", "--budget", "5"], "--budget: not read by `annotate report`"),
         (["annotate", "--draws", "3"], "--draws: not read by `annotate`"),
         (["evaluate", "clicks", "--systems", "x"], "--systems: not read by `evaluate clicks`"),
+        (
+            ["evaluate", "--dataset", str(tmp_path)],
+            "--dataset: not read by `evaluate`; drop it (`evaluate clicks` reads a dataset's",
+        ),
     ):
         assert main(argv) == 2
         assert message in capsys.readouterr().err

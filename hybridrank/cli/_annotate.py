@@ -203,13 +203,19 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     refuse_options(args, [d for d in args._defaults if d not in ("out", "draws")], "annotate")
     from hybridrank.data import Dataset, file_lines, read_table
     from hybridrank.labels.llm import AnswerCache
-    from hybridrank.pipelines import annotate_chosen, annotate_dataset, default_answer_cache
+    from hybridrank.pipelines import (
+        annotate_chosen,
+        annotate_dataset,
+        default_answer_cache,
+        require_texts,
+    )
 
     if args.dataset is None:
         raise MissingInputError(
             "annotate needs --dataset DIR (from `hybridrank dataset import` or `world build`)"
         )
     dataset = Dataset.read(args.dataset)
+    require_texts(dataset)  # before any line that says labelling starts
     config = annotate_config(args)
     if args.strategy is not None or (args.budget is not None and args.candidates is None):
         return _annotate_budgeted(args, dataset, config)
@@ -312,16 +318,14 @@ def _annotate_report(args: argparse.Namespace) -> int:
         judge_columns,
         judge_names,
     )
-    from hybridrank.pipelines import attach_llm_labels, evaluation_rows
+    from hybridrank.pipelines import attach_llm_labels, evaluation_rows, llm_label_hint
 
     if args.dataset is None:
         raise MissingInputError("annotate report needs --dataset DIR")
     dataset = Dataset.read(args.dataset)
     if dataset.llm_labels is None:
-        raise MissingInputError(
-            f"{args.dataset}: the dataset holds no LLM labels; run `hybridrank annotate "
-            f"--dataset {args.dataset}` first"
-        )
+        raise MissingInputError(f"{args.dataset}: the dataset holds no LLM labels; "
+                                + llm_label_hint(dataset))  # fmt: skip
     table = dataset.table()
     if C.Y_EXPERT not in table.columns and dataset.qrels is not None:
         grades = dataset.qrels.set_index([C.QID, C.DOCID])[C.GRADE]

@@ -168,9 +168,12 @@ def remember_defaults(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def refuse_options(args: argparse.Namespace, allowed: Sequence[str], mode: str) -> None:
+def refuse_options(
+    args: argparse.Namespace, allowed: Sequence[str], mode: str, hint: str = ""
+) -> None:
     """A usage error naming the options given that ``mode`` does not read (they would be
-    ignored silently). ``allowed``: the destinations it reads."""
+    ignored silently). ``allowed``: the destinations it reads; ``hint``: where they are read
+    (added to the message)."""
     defaults: dict[str, Any] = getattr(args, "_defaults", {})
     flags: dict[str, str] = getattr(args, "_flags", {})
     ignored = [
@@ -181,4 +184,5 @@ def refuse_options(args: argparse.Namespace, allowed: Sequence[str], mode: str) 
         and getattr(args, dest, default) != default
     ]
     if ignored:
-        raise ConfigError(f"{', '.join(ignored)}: not read by `{mode}`; drop them")
+        them = "them" if len(ignored) > 1 else "it"
+        raise ConfigError(f"{', '.join(ignored)}: not read by `{mode}`; drop {them}{hint}")

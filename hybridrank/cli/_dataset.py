@@ -95,7 +95,7 @@ def import_config(args: argparse.Namespace) -> Any:
     """The :class:`~hybridrank.pipelines.ImportConfig` of ``--config`` with the flags over it."""
     from hybridrank._config import read_yaml_mapping
     from hybridrank.errors import ConfigError
-    from hybridrank.pipelines import ImportConfig
+    from hybridrank.pipelines import FOLDS_SHAPE, ImportConfig, check_input_paths
 
     values: dict[str, Any] = (
         read_yaml_mapping(args.config, section="dataset") if args.config else {}
@@ -126,8 +126,10 @@ def import_config(args: argparse.Namespace) -> Any:
     if any(v is not None for v in folds.values()):
         base = values.get("folds") or {}
         if not isinstance(base, Mapping):
-            raise ConfigError(f"{args.config}: dataset.folds must be a mapping")
+            raise ConfigError(f"{args.config}: {FOLDS_SHAPE}, got {base!r}")
         values["folds"] = {**base, **{k: v for k, v in folds.items() if v is not None}}
+    if isinstance(values, Mapping):
+        check_input_paths(values)  # a mistyped path first, not the options it leaves unmet
     try:
         return ImportConfig.from_dict(values)
     except ConfigError as exc:

@@ -39,7 +39,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_clicks(args)
     refuse_options(
         args, [d for d in args._defaults if d not in ("dataset", "holdout", "random_split", "seed")],
-        "evaluate",
+        "evaluate", " (`evaluate clicks` reads a dataset's held-out clicks: --dataset, "
+        "--holdout, --random-split, --seed)",
     )  # fmt: skip
     from hybridrank.data import check_unique_pairs, file_lines, read_table
     from hybridrank.evaluate import evaluate_table, parse_metric

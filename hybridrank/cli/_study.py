@@ -103,9 +103,11 @@ def load_stored_study(spec: StudySpec, out: Path, storage_url: str | None) -> An
 
 def cmd_study_best(args: argparse.Namespace) -> int:
     from hybridrank.pipelines import (
+        FEW_TUNING_QUERIES,
         GBDTTrainConfig,
         recorded_dataset,
         train_config_for_trial,
+        tuning_queries_scored,
         write_train_config,
     )
     from hybridrank.tuning import pick_trial, trials_table
@@ -133,6 +135,14 @@ def cmd_study_best(args: argparse.Namespace) -> int:
             print(f"the study ran on {ran_on} (study run --dataset), not the spec's {spec.dataset}")
         spec = replace(spec, dataset=ran_on)
     study = load_stored_study(spec, out, args.storage)
+    scored_on = tuning_queries_scored(out)
+    if scored_on is not None and scored_on < FEW_TUNING_QUERIES:
+        print(
+            f"warning: the trials were scored on {scored_on} labelled tuning queries (fewer "
+            f"than {FEW_TUNING_QUERIES}): their NDCG@10 differences, and so this pick, are "
+            "mostly noise; label more tuning queries (dataset import --tuning-queries) or "
+            "check the picked config against a default one with `train gbdt`"
+        )
     base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
     if spec.kind == "famol":
         best_famol = study.best_trial

@@ -56,18 +56,26 @@ class Importance:
             wide.columns = [f"{b} (n={int(n_queries[b])})" for b in wide.columns]
         return wide
 
+    @property
+    def has_buckets(self) -> bool:
+        """Whether the table explained had frequency buckets (else ``by_bucket`` is ``all``)."""
+        return bool(set(self.by_bucket[C.BUCKET].astype(str)) - {"all"})
+
     def to_text(self, n: int = 15) -> str:
         parts = [
             f"Top {n} features overall (gain and split as shares; shap = mean |SHAP|; "
             "permutation = NDCG drop when shuffled within queries)",
             self.top(n).to_markdown(floatfmt=".4f"),
-            "",
-            "Permutation importance per frequency bucket (NDCG drop)",
-            self.bucket_table("permutation", n, counts=True).to_markdown(floatfmt=".4f"),
-            "",
-            "Mean |SHAP| per frequency bucket",
-            self.bucket_table("shap", n, counts=True).to_markdown(floatfmt=".4f"),
         ]
+        if self.has_buckets:
+            parts += [
+                "",
+                "Permutation importance per frequency bucket (NDCG drop)",
+                self.bucket_table("permutation", n, counts=True).to_markdown(floatfmt=".4f"),
+                "",
+                "Mean |SHAP| per frequency bucket",
+                self.bucket_table("shap", n, counts=True).to_markdown(floatfmt=".4f"),
+            ]
         return "\n".join(parts)
 
     def write(self, out_dir: str | Path, *, n: int = 15) -> dict[str, Path]:
@@ -75,16 +83,20 @@ class Importance:
         out.mkdir(parents=True, exist_ok=True)
         paths = {
             "overall_csv": out / "importance.csv",
-            "bucket_csv": out / "importance_by_bucket.csv",
             "markdown": out / "importance.md",
             "png_overall": out / "importance.png",
-            "png_buckets": out / "importance_by_bucket.png",
         }
         write_text(paths["overall_csv"], self.overall.to_csv())
-        write_text(paths["bucket_csv"], self.by_bucket.to_csv(index=False))
         write_text(paths["markdown"], self.to_text(n) + "\n")
         self._plot_overall(paths["png_overall"], n)
-        self._plot_buckets(paths["png_buckets"], n)
+        bucket_csv, png_buckets = out / "importance_by_bucket.csv", out / "importance_by_bucket.png"
+        if self.has_buckets:  # without buckets the "per bucket" table is the overall one again
+            paths["bucket_csv"], paths["png_buckets"] = bucket_csv, png_buckets
+            write_text(bucket_csv, self.by_bucket.to_csv(index=False))
+            self._plot_buckets(png_buckets, n)
+        else:  # an earlier run's into the same folder would read as this one's
+            bucket_csv.unlink(missing_ok=True)
+            png_buckets.unlink(missing_ok=True)
         return paths
 
     def _plot_overall(self, path: Path, n: int) -> None:

@@ -13,6 +13,8 @@ from hybridrank.pipelines._annotate import (
     DatasetLabels,
     annotate_dataset,
     default_answer_cache,
+    llm_label_hint,
+    require_texts,
 )
 from hybridrank.pipelines._best_feature import (
     BEST_FEATURE,
@@ -61,14 +63,24 @@ from hybridrank.pipelines._experiment import (
     skipped_systems,
 )
 from hybridrank.pipelines._gold import GOLD, MIN_GOLD_QUERIES, gold_scores
-from hybridrank.pipelines._import import LOGGED_POSITION, PRODUCER, ImportConfig, import_dataset
+from hybridrank.pipelines._import import (
+    FOLDS_SHAPE,
+    LOGGED_POSITION,
+    PRODUCER,
+    ImportConfig,
+    check_input_paths,
+    import_dataset,
+)
 from hybridrank.pipelines._pick import train_config_for_trial, write_train_config
 from hybridrank.pipelines._ppi import ppi_markdown, ppi_report
 from hybridrank.pipelines._study import (
+    FEW_TUNING_QUERIES,
     recorded_dataset,
     run_study_on_data,
     study_features,
     study_inputs,
+    study_refusal,
+    tuning_queries_scored,
 )
 from hybridrank.pipelines._tables import (
     CLICK_ESTIMATE,
@@ -134,6 +146,8 @@ __all__ = [
     "CLICK_ESTIMATE",
     "COSINE",
     "FEATURE_GROUPS",
+    "FEW_TUNING_QUERIES",
+    "FOLDS_SHAPE",
     "GOLD",
     "HARVESTED",
     "LABELS",
@@ -186,6 +200,7 @@ __all__ = [
     "budget_mask",
     "build_table",
     "build_world",
+    "check_input_paths",
     "cross_validated_scores",
     "default_answer_cache",
     "evaluate_on_clicks",
@@ -196,6 +211,7 @@ __all__ = [
     "gold_scores",
     "import_dataset",
     "impression_rows",
+    "llm_label_hint",
     "load_collection",
     "load_dataset",
     "load_experiment_stacker",
@@ -210,6 +226,7 @@ __all__ = [
     "ppi_report",
     "raw_baseline_scores",
     "recorded_dataset",
+    "require_texts",
     "resolve_features",
     "rule_scores",
     "run_experiment",
@@ -219,6 +236,7 @@ __all__ = [
     "split_log",
     "study_features",
     "study_inputs",
+    "study_refusal",
     "train_config_for_trial",
     "train_config_like_experiment",
     "train_gbdt",
@@ -226,6 +244,7 @@ __all__ = [
     "training_differences",
     "training_table",
     "training_view",
+    "tuning_queries_scored",
     "warn_below_best_feature",
     "world_config_of",
     "world_summary",

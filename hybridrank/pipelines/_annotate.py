@@ -85,6 +85,27 @@ class DatasetLabels:
     judge_agreement: JudgeAgreement | None = None
 
 
+#: Why a dataset without texts has no LLM labels, and what would give it some.
+NO_TEXTS = (
+    "the dataset holds no query and document texts, so nothing can judge its pairs (a click "
+    "log or LETOR file alone); import it with its texts (--queries/--docs or --collection) "
+    "to annotate it"
+)
+
+
+def require_texts(dataset: Dataset) -> None:
+    """Refuse a dataset the judges cannot read (no query or document texts)."""
+    if not dataset.has_texts:
+        raise DataFormatError(NO_TEXTS, path=dataset.path)
+
+
+def llm_label_hint(dataset: Dataset) -> str:
+    """What to do about a dataset without LLM labels: annotate it, or, without texts, why not."""
+    if not dataset.has_texts:
+        return NO_TEXTS
+    return f"label the dataset first: `hybridrank annotate --dataset {dataset.path or 'DIR'}`"
+
+
 def annotate_dataset(
     dataset: Dataset,
     annotator: Annotator,
@@ -113,12 +134,8 @@ def annotate_dataset(
         DataFormatError: The dataset has no texts, or ``candidates`` names
             pairs it does not hold.
     """
-    if dataset.queries is None or dataset.docs is None:
-        raise DataFormatError(
-            "the dataset holds no query and document texts, so nothing can judge its pairs; "
-            "import it with --queries/--docs",
-            path=dataset.path,
-        )
+    require_texts(dataset)
+    assert dataset.queries is not None and dataset.docs is not None  # for the type checker
     config = replace(config or AnnotateConfig(), seed_queries=0)
     table = dataset.table()
     if candidates is not None:
@@ -187,6 +204,6 @@ def known_pairs(pairs: pd.DataFrame, candidates: pd.DataFrame) -> pd.MultiIndex:
 
 
 __all__ = [
-    "LLM_LABEL_COLUMNS", "DatasetLabels", "annotate_dataset", "default_answer_cache",
-    "known_pairs",
+    "LLM_LABEL_COLUMNS", "NO_TEXTS", "DatasetLabels", "annotate_dataset", "default_answer_cache",
+    "known_pairs", "llm_label_hint", "require_texts",
 ]  # fmt: skip

@@ -217,6 +217,14 @@ class ImportConfig:
         if values is not None and not isinstance(values, Mapping):
             raise ConfigError(f"dataset: expected a mapping of keys, got {type(values).__name__}")
         flat = dict(values or {})
+        misplaced = sorted(set(flat) & set(FOLD_TWINS))
+        if misplaced:
+            raise ConfigError("; ".join(
+                f"dataset.{k} belongs under folds: (folds: {{{k}: {flat[k]!r}}}; "
+                f"the YAML twin of {FOLD_TWINS[k]})" for k in misplaced
+            ))  # fmt: skip
+        if "folds" in flat and not isinstance(flat["folds"], Mapping | None):
+            raise ConfigError(FOLDS_SHAPE + f", got {flat['folds']!r}")
         if isinstance(flat.get("letor"), str):
             flat["letor"] = [flat["letor"]]
         return config_from_dict(cls, flat, "dataset")
@@ -233,6 +241,15 @@ class ImportConfig:
         out["buckets"] = self.buckets.to_dict()
         out["folds"] = config_to_dict(self.folds)
         return out
+
+
+#: The ``folds:`` keys of a dataset config and the flags they are the YAML twins of.
+FOLD_TWINS = {"n_folds": "--folds", "tuning_queries": "--tuning-queries", "seed": "--seed",
+              "stratify": "no flag: stratified by bucket unless false"}  # fmt: skip
+FOLDS_SHAPE = (
+    "dataset.folds must be a mapping such as {n_folds: 5, tuning_queries: 60, seed: 0} "
+    "(the YAML twins of --folds, --tuning-queries and --seed)"
+)
 
 
 # ------------------------------------------------------------------------------- records
@@ -307,13 +324,22 @@ def import_dataset(config: ImportConfig) -> Dataset:
 
 def _check_inputs(config: ImportConfig) -> None:
     """Every named input exists, before anything is read (the message names the option)."""
-    named = [
-        (key, getattr(config, key))
-        for key in ("log", "collection", "queries", "docs", "qrels", "stopwords", *_CONTEXT_OPTIONS)
-    ]
-    named += [("letor", p) for p in config.letor]
+    check_input_paths({key: getattr(config, key) for key in (*INPUT_PATH_KEYS, "letor")})
+
+
+#: The ``dataset:`` keys that name one input file or directory (``letor`` names several).
+INPUT_PATH_KEYS = ("log", "collection", "queries", "docs", "qrels", "stopwords", *_CONTEXT_OPTIONS)
+
+
+def check_input_paths(values: Mapping[str, Any]) -> None:
+    """The inputs a ``dataset:`` mapping (or the flags) names exist, each as a file or, for
+    ``collection``, a directory; checked before the options' combination, so that a
+    mistyped path is reported as one. Values that are not paths are left to the config."""
+    letor = values.get("letor")
+    named = [(key, values.get(key)) for key in INPUT_PATH_KEYS]
+    named += [("letor", v) for v in ([letor] if isinstance(letor, str) else letor or ())]
     for key, value in named:
-        if value is None:
+        if not isinstance(value, str | Path):
             continue
         path = Path(value)
         ok = path.is_dir() if key == "collection" else path.is_file()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from hybridrank import columns as C
 from hybridrank._atomic import write_text
 from hybridrank._config import read_json
 from hybridrank.data import MANIFEST, Dataset
@@ -111,6 +112,23 @@ def recorded_dataset(out: str | Path) -> str | None:
     return None if value is None else str(value)
 
 
+def study_refusal(kind: str, dataset: Dataset) -> str | None:
+    """Why ``dataset`` cannot feed a ``kind`` study (None: it can), from its tables alone,
+    before any model trains: every study scores trials on the labelled tuning queries' expert
+    grades; a gbdt study trains on click labels, a famol or stacker study on click labels and
+    LLM labels (or texts the experiment's judge labels)."""
+    missing = []
+    if not dataset.has("impressions"):
+        missing.append("a click log (impressions) for the click labels")
+    if kind in ("famol", "stacker") and not (dataset.has("llm_labels") or dataset.has_texts):
+        missing.append("LLM labels, or query and document texts to label")
+    if C.Y_EXPERT not in dataset.candidates.columns or not dataset.tuning_qids:
+        missing.append("labelled tuning queries (expert grades) to score the trials on")
+    if not missing:
+        return None
+    return f"a {kind} study needs " + " and ".join(missing) + ", and the dataset has none"
+
+
 def study_inputs(
     spec: StudySpec,
     *,
@@ -131,6 +149,8 @@ def study_inputs(
     if path.exists():
         _check_inputs_record(out, spec, source)
         return _read_inputs(path)
+    if isinstance(dataset, Dataset) and (why := study_refusal(spec.kind, dataset)):
+        raise DataFormatError(why, path=dataset.path)
     out.mkdir(parents=True, exist_ok=True)
     # Several workers may start together: one builds, the others wait for it.
     with _locked(out / ".study_inputs.lock"):
@@ -151,8 +171,9 @@ def study_inputs(
         if llm_model in scores.columns:
             scores["llm_model"] = scores[llm_model]
         elif spec.kind != "gbdt":
+            reasons = "; ".join(f"{name}: {why}" for name, why in run["skipped"].items())
             raise DataFormatError(
-                f"the dataset supports no {spec.kind} study: {run['skipped']}",
+                f"the dataset supports no {spec.kind} study ({reasons})",
                 path=dataset.path if dataset is not None else None,
             )
         write_text(out / INPUTS_RECORD, json.dumps(_inputs_record(spec, dataset), indent=2) + "\n")
@@ -160,6 +181,24 @@ def study_inputs(
         scores.to_parquet(tmp, index=False)
         os.replace(tmp, path)  # atomic: a reader sees the whole file or none
     return scores
+
+
+#: Fewest labelled tuning queries (with a relevant candidate) below which `study best` warns
+#: that its trials' scores, and so its pick, are mostly noise.
+FEW_TUNING_QUERIES = 20
+
+
+def tuning_queries_scored(out: str | Path) -> int | None:
+    """How many labelled tuning queries with a relevant candidate a study in ``out`` scored its
+    trials on (None: its inputs are not there, or hold no expert grades)."""
+    path = Path(out) / INPUTS
+    if not path.exists():
+        return None
+    inputs = _read_inputs(path)
+    if "tuning" not in inputs.columns or C.Y_EXPERT not in inputs.columns:
+        return None
+    tuning = inputs.loc[inputs["tuning"].to_numpy(dtype=bool)]
+    return int((tuning.groupby(C.QID, sort=False)[C.Y_EXPERT].max() > 0).sum())
 
 
 def study_features(spec: StudySpec, inputs: pd.DataFrame, dataset: Dataset | None) -> list[str]:
@@ -178,6 +217,10 @@ def run_study_on_data(
 ) -> StudyResult:
     """Build (or reuse) the study's inputs from its dataset and run the study."""
     dataset = Dataset.read(spec.dataset) if spec.dataset else None
+    # Refused before the study's storage is made or any model trains (built inputs are reused).
+    built = (Path(spec.out) / INPUTS).exists()
+    if dataset is not None and not built and (why := study_refusal(spec.kind, dataset)):
+        raise DataFormatError(why, path=dataset.path)
 
     def inputs() -> tuple[pd.DataFrame, list[str]]:
         table = study_inputs(spec, dataset=dataset, data=data, progress=progress)
@@ -212,4 +255,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-__all__ = ["run_study_on_data", "study_features", "study_inputs"]
+__all__ = [
+    "FEW_TUNING_QUERIES", "run_study_on_data", "study_features", "study_inputs", "study_refusal",
+    "tuning_queries_scored",
+]  # fmt: skip

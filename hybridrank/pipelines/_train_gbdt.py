@@ -33,6 +33,7 @@ from hybridrank.features import (
 )
 from hybridrank.gbdt import LambdaMARTConfig, LambdaMARTRanker, write_manifest
 from hybridrank.labels import ClickLabelConfig
+from hybridrank.pipelines._annotate import llm_label_hint
 from hybridrank.pipelines._best_feature import (
     BEST_FEATURE,
     best_feature_baseline,
@@ -97,12 +98,18 @@ LABELS = {
 _CLICK_SPLIT_LABELS = ("click", "ctr", "famol")
 #: What to run when a column a label needs is not in the candidate table.
 _MISSING_COLUMN_HINTS = {
-    C.Y_LLM: "label the dataset first: `hybridrank annotate --dataset DIR`",
     C.Y_CLICK: "the dataset has no impressions (click log)",
     C.Y_EXPERT: "the dataset has no qrels (expert grades)",
     C.FREQ: "the dataset's splits give no query frequency; rebuild it with `hybridrank "
     "dataset import` or `hybridrank world build`",
 }
+
+
+def _missing_column_hint(column: str, dataset: Dataset) -> str:
+    """What to do about a label column the candidate table lacks."""
+    return llm_label_hint(dataset) if column == C.Y_LLM else _MISSING_COLUMN_HINTS[column]
+
+
 #: The ``famol:`` keys of a train config. FAMOL's LambdaMART is the run's own ``gbdt:``.
 FAMOL_KEYS = tuple(f.name for f in fields(FAMOLConfig) if f.name != "gbdt")
 
@@ -533,7 +540,7 @@ def _train_on_labels(
     if label not in table.columns:
         raise DataFormatError(
             f"label column {label!r} is not in the candidate table (label: {config.label}): "
-            f"{_MISSING_COLUMN_HINTS[label]}",
+            f"{_missing_column_hint(label, dataset)}",
             path=dataset.path,
         )
     features = resolve_features(config.features, table, dataset.features)
@@ -609,7 +616,7 @@ def _train_famol(
     if missing:
         raise DataFormatError(
             f"label famol trains on {C.Y_CLICK}, {C.Y_LLM} and {C.FREQ}; not in the candidate "
-            f"table: {missing}: " + "; ".join(_MISSING_COLUMN_HINTS[c] for c in missing),
+            f"table: {missing}: " + "; ".join(_missing_column_hint(c, dataset) for c in missing),
             path=dataset.path,
         )
     features = resolve_features(config.features, table, dataset.features)

@@ -67,12 +67,12 @@ def test_clara2_reader(tmp_path: Path) -> None:
     path = tmp_path / "log"
     rows = [
         "# header",
-        _q(0, 0, "11", "a", "b", "c"),
-        "0\t10\tC\tb",
-        "0\t40\tC\ta",
-        "0\t45\tC\ta",  # a repeated click on the same result: folded and counted
-        _q(1, 5, "12", "c", "d", "e"),
-        "1\t7\tC\tz",  # matches no impression: skipped and counted
+        _q(0, 0, "11", "a", "b", "c"),  # TIME in milliseconds
+        "0\t10000\tC\tb",
+        "0\t40000\tC\ta",
+        "0\t45000\tC\ta",  # a repeated click on the same result: folded and counted
+        _q(1, 5000, "12", "c", "d", "e"),
+        "1\t7000\tC\tz",  # matches no impression: skipped and counted
     ]
     path.write_text("\n".join(rows) + "\n")
     log = read_clara2(path)
@@ -85,7 +85,8 @@ def test_clara2_reader(tmp_path: Path) -> None:
     assert gap[C.CLICK].tolist() == [0, 1]
     s0 = log[log[C.SESSION_ID] == 0]
     assert s0[C.CLICK].tolist() == [1, 1, 0]
-    assert s0[C.DWELL_S].iloc[1] == 30.0  # time to the next event
+    assert s0[C.DWELL_S].iloc[1] == 30.0  # time to the next event, in seconds
+    assert log[C.TS].tolist() == [0.0] * 3 + [5.0] * 3
     assert np.isnan(s0[C.DWELL_S].iloc[0])  # last event of the session
     assert log[C.QID].iloc[3] == "12"
 

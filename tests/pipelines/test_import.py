@@ -262,6 +262,14 @@ def test_config_checks_and_yaml(files: dict[str, Path], tmp_path: Path) -> None:
         "  folds: {n_folds: 4, tuning_queries: 0}\n"
         "  buckets: {edges: [1, 10]}\n"
     )
+    with pytest.raises(ConfigError, match=r"dataset.folds must be a mapping such as \{n_folds"):
+        ImportConfig.from_dict({"log": "x", "log_format": "yandex", "folds": 3})
+    with pytest.raises(
+        ConfigError,
+        match=r"dataset.tuning_queries belongs under folds: \(folds: "
+        r"\{tuning_queries: 10\}; the YAML twin of --tuning-queries\)",
+    ):
+        ImportConfig.from_dict({"log": "x", "log_format": "yandex", "tuning_queries": 10})
     cfg = ImportConfig.from_yaml(yml)
     assert cfg.on_bad == "skip" and cfg.unknown_ids == "drop"
     assert cfg.folds.n_folds == 4 and cfg.buckets.edges == (1, 10)
@@ -587,3 +595,47 @@ def test_letor_comments_in_another_encoding_only_matter_in_the_docid(tmp_path: P
     p.write_bytes(b"2 qid:7 1:0.5 #docid = GX1\n0 qid:8 1:0.1 #docid = GX\xe92\n")
     with pytest.raises(DataFormatError, match=r"l\.txt, line 2, column 'docid': docid"):
         import_dataset(ImportConfig(letor=(str(p),), folds=FoldConfig(n_folds=2)))
+
+
+def test_a_study_the_dataset_cannot_feed_is_refused_before_any_work(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    from hybridrank.pipelines import run_study_on_data, study_refusal
+    from hybridrank.tuning import StudySpec
+
+    texts = import_dataset(
+        ImportConfig(collection=str(files["root"]), bm25_top_k=4,
+                     folds=FoldConfig(n_folds=2, tuning_queries=2))
+    ).write(tmp_path / "texts")  # fmt: skip
+    no_texts = import_dataset(_config(files, queries=None, docs=None)).write(tmp_path / "log")
+    full = import_dataset(_config(files))
+    assert study_refusal("stacker", full) is None and study_refusal("gbdt", full) is None
+    cases = [
+        ("gbdt", texts, "a gbdt study needs a click log"),
+        ("stacker", texts, "a stacker study needs a click log"),
+        ("famol", no_texts, "needs LLM labels, or query and document texts"),
+    ]
+    for kind, ds, match in cases:
+        out = tmp_path / f"study-{kind}"
+        spec = StudySpec(kind=kind, n_trials=2, out=str(out), dataset=str(ds))
+        with pytest.raises(DataFormatError, match=match):
+            run_study_on_data(spec, progress=False)
+        assert not out.exists()  # no storage, no inputs, no lock file left behind
+
+
+def test_a_dataset_without_texts_says_why_it_gets_no_llm_labels(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from hybridrank.cli import main
+
+    ds = import_dataset(_config(files, queries=None, docs=None)).write(tmp_path / "log")
+    for argv in (
+        ["annotate", "--dataset", str(ds)],
+        ["annotate", "report", "--dataset", str(ds)],
+        ["train", "gbdt", "--dataset", str(ds), "--label", "llm", "--out", str(tmp_path / "r")],
+    ):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "holds no query and document texts, so nothing can judge its pairs" in captured.err
+        assert "annotate --dataset" not in captured.err  # no hint that leads nowhere
+        assert "annotating" not in captured.out  # refused before it says labelling starts

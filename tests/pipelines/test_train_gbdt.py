@@ -156,6 +156,13 @@ def test_importance_tables(trained, tmp_path: Path) -> None:
     paths = imp.write(tmp_path)
     assert paths["png_buckets"].read_bytes()[:4] == b"\x89PNG"
     assert "Permutation importance per frequency bucket" in paths["markdown"].read_text()
+    # Without buckets only the overall table is written (a per-bucket one would repeat it).
+    plain = feature_importance(run.ranker, run.table, run.features, bucket=None, n_repeats=1)
+    assert not plain.has_buckets and "per frequency bucket" not in plain.to_text()
+    written = plain.write(tmp_path)  # over the run with buckets: its bucket files go
+    assert set(written) == {"overall_csv", "markdown", "png_overall"}
+    assert not (tmp_path / "importance_by_bucket.png").exists()
+    assert not (tmp_path / "importance_by_bucket.csv").exists()
 
 
 def test_cli_train_and_importance(trained, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -213,7 +213,12 @@ def test_study_inputs_record_their_dataset_for_reuse_and_study_best(
     spec_file.write_text(yaml.safe_dump(raw))
     assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
     assert yaml.safe_load(picked.read_text())["dataset"] == str((tmp_path / "world").resolve())
-    assert "the study ran on" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "the study ran on" in printed and "warning" not in printed  # no inputs file here
+    # Inputs with 15 labelled tuning queries (fewer than 20): the pick is said to be noise.
+    _gbdt_inputs()[0].to_parquet(out / "study_inputs.parquet")
+    assert main(["study", "best", str(spec_file), "--config-out", str(picked)]) == 0
+    assert "scored on 15 labelled tuning queries (fewer than 20)" in capsys.readouterr().out
     # A damaged record is an error naming it, never a silent pass.
     (out / INPUTS_RECORD).write_text("[1, 2]")
     with pytest.raises(DataFormatError, match="not a study inputs record"):
