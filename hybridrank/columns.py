@@ -45,6 +45,12 @@ BM25: Final = "bm25"
 BM25_RANK: Final = "bm25_rank"
 #: The LLM judge's raw score of a pair (the ``semantic`` feature).
 SEMANTIC: Final = "semantic_similarity"
+#: Where a model feature that no candidate table holds comes from, for error messages.
+FEATURE_ORIGINS: Final = {
+    SEMANTIC: "semantic_similarity is the judge's raw score of the pair (llm_score in a "
+    "dataset's llm_labels.parquet, written by `hybridrank annotate`): score new pairs with the "
+    "same judge and send it as this column",
+}
 
 DOC_COLUMNS: Final = (DOCID, TEXT)
 QUERY_COLUMNS: Final = (QID, TEXT)

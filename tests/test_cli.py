@@ -295,6 +295,10 @@ def test_bad_config_shapes_and_values_are_one_line_errors(
             ["dataset", "import", "--collection", str(tmp_path / "no"), "--out", str(tmp_path)],
             "no: no such directory (dataset.collection in a YAML, --collection on the command",
         ),
+        (
+            ["experiment", "--dataset", str(tmp_path), "--data", str(tmp_path), "--out", "x"],
+            "with --dataset the experiment runs on that dataset: drop one of them",
+        ),
         (["annotate", "report", "--budget", "5"], "--budget: not read by `annotate report`"),
         (["annotate", "--draws", "3"], "--draws: not read by `annotate`"),
         (["evaluate", "clicks", "--systems", "x"], "--systems: not read by `evaluate clicks`"),

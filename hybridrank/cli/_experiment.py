@@ -16,6 +16,7 @@ from hybridrank.cli._common import (
     with_data_path,
     world_config,
 )
+from hybridrank.errors import ConfigError
 
 
 def print_experiment(result: Any) -> None:
@@ -57,6 +58,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         config = replace(config, cache=str(args.cache))
     if args.no_neural_cache:
         config = replace(config, neural_cache=False)
+    if args.dataset is not None and args.data is not None:
+        raise ConfigError(
+            "--data names the collection of a simulated world; with --dataset the experiment "
+            "runs on that dataset: drop one of them"
+        )
     dataset = Dataset.read(args.dataset) if args.dataset else None
     start = time.perf_counter()
     result = run_experiment(

@@ -65,6 +65,9 @@ def cmd_train_neural(args: argparse.Namespace) -> int:
         config = replace(config, dataset=str(args.dataset))
     start = time.perf_counter()
     run = train_neural(with_data_path(config, args.data), args.out)
+    resumed = [str(r["fold"]) for r in run.folds if r.get("resumed")]
+    if resumed:
+        print(f"resumed: fold(s) {', '.join(resumed)} read back from the stopped run's checkpoints")
     print(run.report.to_text())
     print(f"\ntimings (s): {run.timings}; total {time.perf_counter() - start:.1f}s")
     print(

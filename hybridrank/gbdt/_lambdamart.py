@@ -35,6 +35,8 @@ from hybridrank.gbdt._position import (
 )
 
 logger = logging.getLogger(__name__)
+#: Whether the "too few queries to choose the rounds" warning was given in this process.
+_FEW_QUERIES_WARNED = False
 
 ENGINES = ("lightgbm", "xgboost")
 OBJECTIVES: dict[str, tuple[str, ...]] = {
@@ -457,7 +459,14 @@ class LambdaMARTRanker(SklearnTags):
         args = (max(1, round(n_q * cfg.validation_fraction)), cfg.min_validation_queries,
                 rounds, k, n_q, cfg.eval_at, float(self.cv_curve_[rounds - 1]))  # fmt: skip
         if n_q < cfg.min_validation_queries:
-            logger.warning(message + "; even so, %d queries choose the rounds only roughly", *args, n_q)
+            # An experiment fits dozens of models on the same few queries: warned once per
+            # process, then logged at INFO.
+            global _FEW_QUERIES_WARNED
+            level = logging.INFO if _FEW_QUERIES_WARNED else logging.WARNING
+            _FEW_QUERIES_WARNED = True
+            logger.log(level, message + "; even so, %d queries choose the rounds only roughly"
+                       + ("" if level == logging.INFO else " (further such notes: at INFO level)"),
+                       *args, n_q)  # fmt: skip
         else:
             logger.info(message, *args)
         return rounds

@@ -1110,6 +1110,9 @@ def run_experiment(
         main_sessions = 0 if log is None else int(log[C.SESSION_ID].nunique())
         if len(config.seeds) > 1 or config.sessions:
             echo("a fixed dataset: the seeds and the session sweep of the config do not apply")
+        if data is not None or config.world != WorldConfig():
+            echo("a fixed dataset: the config's world block (and a collection path for it) "
+                 "do not apply")  # fmt: skip
         if dataset.split_info.tuning_requested != config.tuning_queries:
             echo(f"tuning set: the dataset's own {len(dataset.tuning_qids)} queries "
                  f"(the config asks for {config.tuning_queries})")  # fmt: skip

@@ -336,6 +336,11 @@ def build_world(
         candidates, collection.queries, collection.docs, stopwords=stopwords
     )
     candidates = pd.concat([candidates, text], axis=1)
+    if config.simulation.n_sessions == 0:
+        logger.warning(
+            "simulation.n_sessions is 0: a world without traffic (every query in the lowest "
+            "frequency bucket, no click labels or click features to learn from)"
+        )
     log = simulate_click_log(candidates, config.simulation)
 
     qids = collection.queries[C.QID].astype(str)

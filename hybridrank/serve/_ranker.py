@@ -203,9 +203,15 @@ def _as_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.full(raw.shape[0], np.nan), np.ones(raw.shape[0], dtype=bool)
     series = pd.Series(raw.ravel(), dtype=object)
     kinds = series.map(type)
-    wrong = kinds.map(lambda t: issubclass(t, str | bytes | bool | np.bool_)).to_numpy(bool)
-    values = pd.to_numeric(series.where(~wrong), errors="coerce").to_numpy(dtype=np.float64)
-    return values, (np.isnan(values) & series.notna().to_numpy()) | wrong
+    boolean = kinds.map(lambda t: issubclass(t, bool | np.bool_)).to_numpy(bool)
+    text = kinds.map(lambda t: issubclass(t, str | bytes)).to_numpy(bool)
+    present = series.notna().to_numpy()
+    parsed = pd.to_numeric(series.where(~boolean), errors="coerce").to_numpy(dtype=np.float64)
+    unparsable = (np.isnan(parsed) & present) | boolean
+    values = np.where(text, np.nan, parsed)
+    # A CSV column with one word in it is read as text whole: the word is the entry to name
+    # first, not the column's first (valid) number.
+    return values, unparsable if unparsable.any() else text
 
 
 def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
@@ -817,6 +823,7 @@ class HybridRanker(SklearnTags):
                 column=clash[0],
             )
         check_unique_pairs(table, why="take two places in the ranking", path=source)
+        self._check_model_features(table, source)
         names = self._feature_names
         if click_features_from == "store" and self.store is not None:
             stored = [f for f in names if f in _CLICK and f in table.columns]
@@ -828,6 +835,31 @@ class HybridRanker(SklearnTags):
                     column=stored[0],
                 )
         self._check_feature_values(table, on_missing, source)
+
+    def _check_model_features(self, table: pd.DataFrame, source: str) -> None:
+        """Every GBDT member's features are in the request table, but the click features its
+        store holds; the error names the member and, where known, where a feature comes from."""
+        members: list[tuple[str, object]] = [("the click model", self._click)]
+        members += [(f"LLM model {i + 1}", m) for i, m in enumerate(self.llm or ())]
+        members += [
+            (f"anchor {a.name!r}", s) for a, s in zip(self.anchors, self._anchors, strict=True)
+        ]
+        for role, scorer in members:
+            if not isinstance(scorer, _GBDTScorer):
+                continue
+            stored = scorer.store is not None  # it fills the click features a request lacks
+            missing = [
+                f for f in scorer.names
+                if f not in table.columns and not (stored and (f in _CLICK or f in STORE_ALIASES))
+            ]  # fmt: skip
+            if missing:
+                origins = [C.FEATURE_ORIGINS[f] for f in missing if f in C.FEATURE_ORIGINS]
+                raise DataFormatError(
+                    f"{len(missing)} features {role} was trained on are missing: {missing[:10]}"
+                    + "".join(f"; {o}" for o in origins),
+                    path=source,
+                    column=missing[0],
+                )
 
     @property
     def _feature_names(self) -> list[str]:
@@ -851,7 +883,11 @@ class HybridRanker(SklearnTags):
                 row = int(np.flatnonzero(unparsed)[0])
                 value = raw.ravel()[row]
                 value = value.item() if isinstance(value, np.generic) else value
-                raise DataFormatError(f"not a number: {value!r}", path=source, row=row, column=f)
+                as_text = isinstance(value, str) and not np.isnan(
+                    pd.to_numeric(value, errors="coerce")
+                )
+                what = "a number given as text" if as_text else "not a number"
+                raise DataFormatError(f"{what}: {value!r}", path=source, row=row, column=f)
             inf = np.isinf(values)
             if inf.any():
                 raise DataFormatError(

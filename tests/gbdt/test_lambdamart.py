@@ -100,6 +100,22 @@ class RankerContract:
         assert len(ranker.evals_result_["train"]["ndcg@10"]) == ranker.best_iteration_
         assert "min_validation_queries" in caplog.text
 
+    def test_too_few_queries_is_warned_once_then_logged(
+        self, ranking_data, caplog, monkeypatch
+    ) -> None:
+        from hybridrank.gbdt import _lambdamart
+
+        monkeypatch.setattr(_lambdamart, "_FEW_QUERIES_WARNED", False)
+        X, y, qid = ranking_data
+        few = len(np.unique(qid)) + 1  # more than the data has: "only roughly"
+        with caplog.at_level(logging.INFO, logger="hybridrank.gbdt._lambdamart"):
+            for _ in range(3):
+                self.make(n_estimators=10, early_stopping_rounds=3, cv_folds=2,
+                          min_validation_queries=few).fit(X, y, qid=qid)  # fmt: skip
+        roughly = [r for r in caplog.records if "only roughly" in r.getMessage()]
+        assert [r.levelno for r in roughly] == [logging.WARNING, logging.INFO, logging.INFO]
+        assert "further such notes: at INFO level" in roughly[0].getMessage()
+
     def test_save_load_round_trip(self, ranking_data, tmp_path: Path) -> None:
         X, y, qid = ranking_data
         ranker = self.make().fit(X, y, qid=qid)

@@ -139,6 +139,21 @@ def test_cli_parser_mounts_under_train() -> None:
     assert str(args.dataset) == "w" and args.profile == "quick"
 
 
+def test_cli_says_which_folds_a_rerun_read_back(monkeypatch, capsys, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    import hybridrank.pipelines
+    from hybridrank.cli import main
+
+    folds = [{"fold": 0, "resumed": True}, {"fold": 1, "resumed": True}, {"fold": 2}]
+    run = SimpleNamespace(
+        folds=folds, report=SimpleNamespace(to_text=lambda: "table"), timings={}, path=tmp_path
+    )
+    monkeypatch.setattr(hybridrank.pipelines, "train_neural", lambda config, out: run)
+    assert main(["train", "neural", "--dataset", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert "resumed: fold(s) 0, 1 read back" in capsys.readouterr().out
+
+
 def test_cosine_baseline_is_the_judge_score_and_comes_from_its_cache(tmp_path, monkeypatch) -> None:
     """At 256 tokens the untrained cosine is the embedded judge's score; a rerun reads the cache."""
     import pandas as pd

@@ -46,6 +46,16 @@ def test_build_world_tables(tmp_path: Path, tiny_collection) -> None:
     assert sum(v["queries"] for v in s["buckets"].values()) == len(world.splits)
 
 
+def test_a_world_without_traffic_is_built_with_a_warning(
+    tmp_path: Path, tiny_collection, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = _config(tmp_path, tiny_collection)
+    config = config.replace(simulation=SimulationConfig(n_sessions=0, seed=1))
+    world = build_world(config)
+    assert "a world without traffic" in caplog.text
+    assert (world.splits[C.FREQ] == 0).all()
+
+
 def test_save_load_round_trip(tmp_path: Path, tiny_collection) -> None:
     config = _config(tmp_path, tiny_collection)
     world = build_world(config)

@@ -531,7 +531,7 @@ def test_integer_ids_are_the_same_queries_as_their_text(
 
 
 def test_text_and_booleans_are_not_numbers_online_or_in_batch(
-    runs: dict[str, Path], tmp_path: Path
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     path = build_hybrid_bundle(
         runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
@@ -540,13 +540,25 @@ def test_text_and_booleans_are_not_numbers_online_or_in_batch(
     request = _request_table(runs["click"])
     q = request[C.QID].iloc[0]
     docs = request.loc[request[C.QID] == q].reset_index(drop=True)
-    for bad, shown in ((docs[C.BM25].astype(str), "'"), (docs[C.BM25] > 0, "True")):
-        with pytest.raises(DataFormatError, match=rf"column 'bm25': not a number: {shown}"):
+    for bad, shown in (
+        (docs[C.BM25].astype(str), "a number given as text: '"),
+        (docs[C.BM25] > 0, "not a number: True"),
+    ):
+        with pytest.raises(DataFormatError, match=rf"column 'bm25': {shown}"):
             ranker.rank(q, docs.assign(bm25=bad))
         batch = request.assign(bm25=request[C.BM25].astype(object))
         batch.loc[: len(bad) - 1, C.BM25] = bad.to_numpy()  # the first query's rows
-        with pytest.raises(DataFormatError, match="row 0, column 'bm25': not a number"):
+        with pytest.raises(DataFormatError, match=f"row 0, column 'bm25': {shown}"):
             ranker.rank_table(batch)
+    # A CSV column with one word in it is read as text whole: the word's line is named,
+    # not the column's first (valid) number.
+    csv = tmp_path / "worded.csv"
+    worded = request.astype({C.BM25: object})
+    worded.loc[7, C.BM25] = "high"
+    worded.to_csv(csv, index=False)
+    assert main(["rank", "--model", str(path), "--candidates", str(csv),
+                 "--out", str(tmp_path / "r.csv")]) == 2  # fmt: skip
+    assert "line 9, column 'bm25': not a number: 'high'" in capsys.readouterr().err
     columns = {C.DOCID: docs[C.DOCID].tolist(), C.BM25: docs[C.BM25].tolist()[:-1]}
     with pytest.raises(DataFormatError, match="the columns of docs differ in length"):
         ranker.rank(q, columns)
@@ -608,3 +620,20 @@ class _Fixed:
 
     def parse_args(self, argv: object) -> object:
         return self.args
+
+
+def test_a_request_without_a_model_feature_names_the_member_and_the_features_origin(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = build_hybrid_bundle(
+        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
+    )
+    ranker = HybridRanker.load(path)
+    request = _request_table(runs["click"]).drop(columns=[C.BM25])
+    monkeypatch.setitem(C.FEATURE_ORIGINS, C.BM25, "bm25 is BM25 of the pair's texts")
+    with pytest.raises(DataFormatError) as info:
+        ranker.rank_table(request, source="req.csv")
+    message = str(info.value)
+    assert "features the click model was trained on are missing: ['bm25']" in message
+    assert "; bm25 is BM25 of the pair's texts" in message and "req.csv" in message
+    assert info.value.column == C.BM25

@@ -145,3 +145,21 @@ def test_head_tokens_flag_reaches_the_judge() -> None:
     assert wide["head_tokens"] == 96
     with pytest.raises(SystemExit):
         parser.parse_args(["annotate", "--head-tokens", "-1"])
+
+
+def test_budgeted_annotate_cli_extends_and_says_when_the_budget_is_met(
+    tmp_path: Path, tiny_collection, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    monkeypatch.setenv("HYBRIDRANK_CACHE", str(tmp_path / "cache"))
+    world = tmp_path / "world"
+    assert main([*world_build_args(tiny_collection, tmp_path, tuning_queries=5),
+                 "--out", str(world)]) == 0  # fmt: skip
+    capsys.readouterr()
+    budgeted = ["annotate", "--dataset", str(world), "--strategy", "tail-first", "--budget"]
+    assert main([*budgeted, "40%"]) == 0
+    first = capsys.readouterr().out
+    assert "round 1: 580 new pairs chosen" in first and "already met" not in first
+    assert main([*budgeted, "20%"]) == 0  # below what round 1 chose: nothing new
+    second = capsys.readouterr().out
+    assert "the budget 20% is already met: 580 pairs" in second
+    assert "round 1: 0 new pairs" in second  # no new round is recorded
