@@ -292,9 +292,12 @@ def _annotate_budgeted(args: argparse.Namespace, dataset: Any, config: Any) -> i
         print(result.stats.summary())
     status = result.llm_labels.get("llm_status")
     failed = 0 if status is None else int((status.astype(str) == "failed").sum())
-    if len(result.new) == 0 and result.n_selected:
-        print(f"the budget {args.budget} is already met: {result.n_selected} pairs were chosen "
-              "by earlier rounds; give a larger one to extend them")  # fmt: skip
+    if len(result.new) == 0 and result.n_selected >= result.n_selectable:
+        print(f"every one of the {result.n_selectable} pairs the budget draws from is labelled "
+              "already: no budget adds more")  # fmt: skip
+    elif len(result.new) == 0 and result.n_selected:
+        print(f"the budget {args.budget} is already met: {result.n_selected} pairs are labelled "
+              "(earlier rounds, or a plain annotate); give a larger one to extend them")  # fmt: skip
     print(
         f"round {result.round}: {len(result.new)} new pairs chosen ({strategy}); "
         f"{result.n_selected} of {result.n_selectable} pairs chosen so far ({result.share:.1%})"

@@ -124,12 +124,12 @@ def import_config(args: argparse.Namespace) -> Any:
         "seed": args.seed,
     }
     if any(v is not None for v in folds.values()):
-        base = values.get("folds") or {}
+        base = values.get("folds")
+        base = {} if base is None else base
         if not isinstance(base, Mapping):
             raise ConfigError(f"{args.config}: {FOLDS_SHAPE}, got {base!r}")
         values["folds"] = {**base, **{k: v for k, v in folds.items() if v is not None}}
-    if isinstance(values, Mapping):
-        check_input_paths(values)  # a mistyped path first, not the options it leaves unmet
+    check_input_paths(values)  # a mistyped path first, not the options it leaves unmet
     try:
         return ImportConfig.from_dict(values)
     except ConfigError as exc:

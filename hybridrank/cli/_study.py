@@ -140,8 +140,8 @@ def cmd_study_best(args: argparse.Namespace) -> int:
         print(
             f"warning: the trials were scored on {scored_on} labelled tuning queries (fewer "
             f"than {FEW_TUNING_QUERIES}): their NDCG@10 differences, and so this pick, are "
-            "mostly noise; label more tuning queries (dataset import --tuning-queries) or "
-            "check the picked config against a default one with `train gbdt`"
+            "mostly noise; label more tuning queries (--tuning-queries of `dataset import` or "
+            "`world build`) or check the picked config against a default one with `train gbdt`"
         )
     base = GBDTTrainConfig.from_yaml(args.base) if args.base else None
     if spec.kind == "famol":

@@ -102,9 +102,10 @@ def read_clara2(path: str | Path) -> pd.DataFrame:
     session that shows its URL; a click matching no impression is counted and
     logged. TIME counts milliseconds (a session's first click follows its query
     by a median of 3,204 in the shared sample: 3.2 seconds, not 53 minutes), so
-    ``ts`` and ``dwell_s`` are TIME / 1000, in seconds as everywhere else. Dwell is
-    the time to the session's next event (NaN for the last event). The count of clicks left out is in
-    ``frame.attrs["clicks_dropped"]``; a repeated click on a result already
+    ``ts`` and ``dwell_s`` are TIME / 1000, in seconds as everywhere else (a
+    dataset imported before 2026-12-05 holds milliseconds: import it again).
+    Dwell is the time to the session's next event (NaN for the last event). The
+    count of clicks left out is in ``frame.attrs["clicks_dropped"]``; a repeated click on a result already
     clicked on that page is folded into its one click (the later click's dwell)
     and counted in ``frame.attrs["clicks_merged"]``. A ``Q`` row must hold its
     ten URL slots (15 tab-separated fields; an empty slot keeps its tab).

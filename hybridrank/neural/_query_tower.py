@@ -48,7 +48,7 @@ SCALE_LEARNING_RATE = 1e-2
 #: over chunks of whole queries, so its working memory is about five ``rows x dimension``
 #: float tensors of one chunk (some 2 GB at 384 dimensions), not of the whole training set
 #: (the first stage's one ``rows x dimension`` tensor of document vectors stays). A
-#: training set within one chunk (NFCorpus: 18,000 rows a fold) is one full batch.
+#: training set within one chunk (an NFCorpus fold: 18,225 rows) is one full batch.
 OFFSET_CHUNK_ROWS = 1 << 18
 
 

@@ -217,11 +217,12 @@ class ImportConfig:
         if values is not None and not isinstance(values, Mapping):
             raise ConfigError(f"dataset: expected a mapping of keys, got {type(values).__name__}")
         flat = dict(values or {})
-        misplaced = sorted(set(flat) & set(FOLD_TWINS))
+        misplaced = sorted(set(flat) & {*FOLD_TWINS, "stratify"})
         if misplaced:
             raise ConfigError("; ".join(
-                f"dataset.{k} belongs under folds: (folds: {{{k}: {flat[k]!r}}}; "
-                f"the YAML twin of {FOLD_TWINS[k]})" for k in misplaced
+                f"dataset.{k} belongs under folds: (folds: {{{k}: {flat[k]!r}}}"
+                + (f"; the YAML twin of {FOLD_TWINS[k]})" if k in FOLD_TWINS else ")")
+                for k in misplaced
             ))  # fmt: skip
         if "folds" in flat and not isinstance(flat["folds"], Mapping | None):
             raise ConfigError(FOLDS_SHAPE + f", got {flat['folds']!r}")
@@ -244,8 +245,7 @@ class ImportConfig:
 
 
 #: The ``folds:`` keys of a dataset config and the flags they are the YAML twins of.
-FOLD_TWINS = {"n_folds": "--folds", "tuning_queries": "--tuning-queries", "seed": "--seed",
-              "stratify": "no flag: stratified by bucket unless false"}  # fmt: skip
+FOLD_TWINS = {"n_folds": "--folds", "tuning_queries": "--tuning-queries", "seed": "--seed"}
 FOLDS_SHAPE = (
     "dataset.folds must be a mapping such as {n_folds: 5, tuning_queries: 60, seed: 0} "
     "(the YAML twins of --folds, --tuning-queries and --seed)"
@@ -337,7 +337,8 @@ def check_input_paths(values: Mapping[str, Any]) -> None:
     mistyped path is reported as one. Values that are not paths are left to the config."""
     letor = values.get("letor")
     named = [(key, values.get(key)) for key in INPUT_PATH_KEYS]
-    named += [("letor", v) for v in ([letor] if isinstance(letor, str) else letor or ())]
+    named += [("letor", v) for v in ([letor] if isinstance(letor, str | Path)
+                                     else letor if isinstance(letor, list | tuple) else ())]  # fmt: skip
     for key, value in named:
         if not isinstance(value, str | Path):
             continue

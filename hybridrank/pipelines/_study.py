@@ -118,7 +118,7 @@ def study_refusal(kind: str, dataset: Dataset) -> str | None:
     grades; a gbdt study trains on click labels, a famol or stacker study on click labels and
     LLM labels (or texts the experiment's judge labels)."""
     missing = []
-    if not dataset.has("impressions"):
+    if dataset.impressions is None or len(dataset.impressions) == 0:
         missing.append("a click log (impressions) for the click labels")
     if kind in ("famol", "stacker") and not (dataset.has("llm_labels") or dataset.has_texts):
         missing.append("LLM labels, or query and document texts to label")
@@ -126,7 +126,7 @@ def study_refusal(kind: str, dataset: Dataset) -> str | None:
         missing.append("labelled tuning queries (expert grades) to score the trials on")
     if not missing:
         return None
-    return f"a {kind} study needs " + " and ".join(missing) + ", and the dataset has none"
+    return f"a {kind} study needs " + " and ".join(missing) + "; the dataset has none of that"
 
 
 def study_inputs(

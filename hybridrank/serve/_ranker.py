@@ -134,6 +134,18 @@ class _LLMScorer(Protocol):
     def score_table(self, table: pd.DataFrame, query_text: pd.Series | None) -> np.ndarray: ...
 
 
+def _column(values: Any) -> np.ndarray:
+    """One request column as an array; a list mixing numbers and text stays as it was sent
+    (object), where ``np.asarray`` would turn every number into text."""
+    array = np.asarray(values)
+    mixed = (
+        array.dtype.kind in "US"
+        and not isinstance(values, np.ndarray)
+        and any(not isinstance(v, str | bytes) for v in values)
+    )
+    return np.asarray(values, dtype=object) if mixed else array
+
+
 def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
     """Request documents as ``{column: array}`` (a DataFrame, a list of records or a mapping).
 
@@ -145,7 +157,7 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
             raise DataFormatError(f"docs name the columns {twice} twice")
         return {c: docs[c].to_numpy() for c in docs.columns if c in keep}
     if isinstance(docs, Mapping):
-        columns = {k: np.asarray(v) for k, v in docs.items()}
+        columns = {k: _column(v) for k, v in docs.items()}
         lengths = {k: (v.shape[0] if v.ndim else 1) for k, v in columns.items()}
         if len(set(lengths.values())) > 1:
             raise DataFormatError(
@@ -172,7 +184,7 @@ def _as_columns(docs: Docs, keep: frozenset[str]) -> dict[str, Any]:
         absent = [k for k in keys if k not in record and k != C.TITLE]
         if absent:
             raise DataFormatError(f"document record {i} lacks {absent}; others have them", row=i)
-    return {k: np.asarray([r.get(k, "") for r in records]) for k in keys}
+    return {k: _column([r.get(k, "") for r in records]) for k in keys}
 
 
 def _with_titles(columns: dict[str, Any], source: str) -> dict[str, Any]:
@@ -190,12 +202,14 @@ def _with_titles(columns: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _as_numbers(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(float values, mask of entries that are present but not numbers); numbers
-    already pass without parsing (the online fast path).
+    """(float values, mask of entries to refuse); numbers already pass without
+    parsing (the online fast path).
 
     Text (``"3.5"``) and booleans are not numbers, online as in batch: a model
     is trained on numbers, and a string that parses is a sign of a column read
-    as text.
+    as text. The mask holds the entries that are no number at all where there
+    are any (the word that made a CSV column text is the one to name), else
+    the numbers given as text; every masked entry's value is NaN.
     """
     if raw.dtype.kind in "iuf":
         return raw.astype(np.float64), np.zeros(raw.shape[0], dtype=bool)
@@ -224,7 +238,7 @@ def check_frequencies(values: npt.ArrayLike, *, source: str) -> np.ndarray:
     freq, unparsed = _as_numbers(raw)
     bad = unparsed | ~np.isfinite(freq) | (freq < 0)
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        row = int(np.flatnonzero(unparsed if unparsed.any() else bad)[0])  # a word first
         value = raw[row].item() if isinstance(raw[row], np.generic) else raw[row]
         raise DataFormatError(
             f"frequency {value!r} is not a number >= 0 (sessions of the query; 0 for a "
@@ -855,7 +869,7 @@ class HybridRanker(SklearnTags):
             if missing:
                 origins = [C.FEATURE_ORIGINS[f] for f in missing if f in C.FEATURE_ORIGINS]
                 raise DataFormatError(
-                    f"{len(missing)} features {role} was trained on are missing: {missing[:10]}"
+                    f"{len(missing)} feature(s) {role} was trained on missing: {missing[:10]}"
                     + "".join(f"; {o}" for o in origins),
                     path=source,
                     column=missing[0],

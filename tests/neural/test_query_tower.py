@@ -209,13 +209,14 @@ def test_query_chunks_cover_every_query_once_within_the_row_limit(max_rows: int)
         query_chunks(offsets, 0)
 
 
+@pytest.mark.parametrize("rows", [3, 13])  # each query alone; two queries a chunk
 def test_document_offsets_are_the_same_in_chunks_as_in_one_batch(
-    tiny_bert, pairs_data, monkeypatch
+    tiny_bert, pairs_data, monkeypatch, rows: int
 ) -> None:
     pairs, y, qid = pairs_data
     kw = _listwise(tiny_bert, epochs=0, document_steps=20, document_learning_rate=1e-2)
     whole = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
-    monkeypatch.setattr(_query_tower, "OFFSET_CHUNK_ROWS", 3)  # several queries' chunks
+    monkeypatch.setattr(_query_tower, "OFFSET_CHUNK_ROWS", rows)
     chunked = QueryTowerRanker(**kw).fit(pairs, y, qid=qid)
     assert whole.document_offsets_.keys() == chunked.document_offsets_.keys()
     for key, value in whole.document_offsets_.items():

@@ -262,6 +262,11 @@ def test_config_checks_and_yaml(files: dict[str, Path], tmp_path: Path) -> None:
         "  folds: {n_folds: 4, tuning_queries: 0}\n"
         "  buckets: {edges: [1, 10]}\n"
     )
+    with pytest.raises(ConfigError, match="letor"):  # not a path, not a list: the config says
+        ImportConfig.from_dict({"letor": 5})
+    from hybridrank.pipelines import check_input_paths
+
+    check_input_paths({"letor": 5, "log": None, "folds": {"n_folds": 3}})  # no path named
     with pytest.raises(ConfigError, match=r"dataset.folds must be a mapping such as \{n_folds"):
         ImportConfig.from_dict({"log": "x", "log_format": "yandex", "folds": 3})
     with pytest.raises(
@@ -610,6 +615,9 @@ def test_a_study_the_dataset_cannot_feed_is_refused_before_any_work(
     no_texts = import_dataset(_config(files, queries=None, docs=None)).write(tmp_path / "log")
     full = import_dataset(_config(files))
     assert study_refusal("stacker", full) is None and study_refusal("gbdt", full) is None
+    assert full.impressions is not None
+    silent = replace(full, impressions=full.impressions.iloc[:0])  # a world of 0 sessions
+    assert "a gbdt study needs a click log" in str(study_refusal("gbdt", silent))
     cases = [
         ("gbdt", texts, "a gbdt study needs a click log"),
         ("stacker", texts, "a stacker study needs a click log"),

@@ -550,6 +550,11 @@ def test_text_and_booleans_are_not_numbers_online_or_in_batch(
         batch.loc[: len(bad) - 1, C.BM25] = bad.to_numpy()  # the first query's rows
         with pytest.raises(DataFormatError, match=f"row 0, column 'bm25': {shown}"):
             ranker.rank_table(batch)
+    # Records mixing numbers and text: the text is named, not the first (float) record.
+    records = docs.to_dict("records")
+    records[2][C.BM25] = "3"
+    with pytest.raises(DataFormatError, match=r"row 2, column 'bm25': a number given as text"):
+        ranker.rank(q, records)
     # A CSV column with one word in it is read as text whole: the word's line is named,
     # not the column's first (valid) number.
     csv = tmp_path / "worded.csv"
@@ -634,6 +639,6 @@ def test_a_request_without_a_model_feature_names_the_member_and_the_features_ori
     with pytest.raises(DataFormatError) as info:
         ranker.rank_table(request, source="req.csv")
     message = str(info.value)
-    assert "features the click model was trained on are missing: ['bm25']" in message
+    assert "1 feature(s) the click model was trained on missing: ['bm25']" in message
     assert "; bm25 is BM25 of the pair's texts" in message and "req.csv" in message
     assert info.value.column == C.BM25
