@@ -497,10 +497,7 @@ def test_integer_ids_are_the_same_queries_as_their_text(
     from hybridrank.features import compute_click_features
     from hybridrank.serve import ClickFeatureStore
 
-    path = build_hybrid_bundle(
-        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
-    )
-    loaded = HybridRanker.load(path)
+    loaded = _fused(runs, tmp_path)
     # A store whose queries have numeric ids, as a parquet log with integer qids gives.
     log = pd.DataFrame(
         [(s, float(s), "7", str(p), p, int(p == 1), np.nan) for s in range(40) for p in (1, 2)],
@@ -530,13 +527,17 @@ def test_integer_ids_are_the_same_queries_as_their_text(
         ranker.rank("0", docs, {"frequency": 5})
 
 
+def _fused(runs: dict[str, Path], tmp_path: Path) -> HybridRanker:
+    """The click and LLM runs fused under a fixed sigmoid gate, as ``tmp_path / "hybrid"``."""
+    build_hybrid_bundle(runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0))
+    return HybridRanker.load(tmp_path / "hybrid")
+
+
 def test_text_and_booleans_are_not_numbers_online_or_in_batch(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    path = build_hybrid_bundle(
-        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
-    )
-    ranker = HybridRanker.load(path)
+    ranker = _fused(runs, tmp_path)
+    path = tmp_path / "hybrid"
     request = _request_table(runs["click"])
     q = request[C.QID].iloc[0]
     docs = request.loc[request[C.QID] == q].reset_index(drop=True)
@@ -630,10 +631,7 @@ class _Fixed:
 def test_a_request_without_a_model_feature_names_the_member_and_the_features_origin(
     runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = build_hybrid_bundle(
-        runs["click"], runs["llm"], tmp_path / "hybrid", gate=SigmoidGate(1.0, 2.0)
-    )
-    ranker = HybridRanker.load(path)
+    ranker = _fused(runs, tmp_path)
     request = _request_table(runs["click"]).drop(columns=[C.BM25])
     monkeypatch.setitem(C.FEATURE_ORIGINS, C.BM25, "bm25 is BM25 of the pair's texts")
     with pytest.raises(DataFormatError) as info:
