@@ -1,4 +1,5 @@
-"""Early stopping on validation NDCG@k as a transformers TrainerCallback (imported lazily)."""
+"""Transformers trainer callbacks (imported lazily): early stopping on validation NDCG@k, and
+a progress bar that keeps the loss log to the run's records instead of printing it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hybridrank.evaluate import ndcg_at_k
 
@@ -104,3 +106,20 @@ class NDCGEarlyStopping(TrainerCallback):
                 self.best,
             )
         return control
+
+
+class QuietProgress(ProgressCallback):
+    """The trainer's progress bar without a printed line per logged loss (about 100 a fit):
+    the losses stay in the trainer's ``log_history``, hence in ``loss_history_`` and the
+    run's ``folds.json`` and loss plot."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> Any:
+        return control
+
+
+def quiet_logs(trainer: Any) -> Any:
+    """``trainer`` with its logged losses kept but not printed (see :class:`QuietProgress`)."""
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(QuietProgress)
+    trainer.pop_callback(PrinterCallback)  # the line printer used without a progress bar
+    return trainer

@@ -267,6 +267,8 @@ class NeuralRanker:
             self.model_, cfg, tq, td, ty, tqid, tw, rng
         )
         callbacks = []
+        from hybridrank.neural._callbacks import quiet_logs
+
         stopper = None
         if len(vq):
             from hybridrank.neural._callbacks import NDCGEarlyStopping
@@ -302,7 +304,7 @@ class NeuralRanker:
                 dataloader_num_workers=0,
                 **({"batch_sampler": sampler} if sampler is not None else {}),
             )
-            trainer = self._trainer(self.model_, args, dataset, loss, callbacks)
+            trainer = quiet_logs(self._trainer(self.model_, args, dataset, loss, callbacks))
             trainer.train()
             history = trainer.state.log_history
         self.loss_history_ = [

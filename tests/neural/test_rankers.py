@@ -15,9 +15,11 @@ RANKERS = [CrossEncoderRanker, BiEncoderRanker, QueryTowerRanker]
 
 @pytest.mark.parametrize("cls", RANKERS)
 @pytest.mark.parametrize("loss", ["pointwise", "listwise"])
-def test_fit_predict_shapes(cls, loss, tiny_bert, pairs_data) -> None:
+def test_fit_predict_shapes(cls, loss, tiny_bert, pairs_data, capsys) -> None:
     pairs, y, qid = pairs_data
     ranker = cls(**fast(tiny_bert, loss=loss)).fit(pairs, y, qid=qid)
+    printed = capsys.readouterr()
+    assert "{'loss'" not in printed.out + printed.err  # kept in loss_history_, not printed
     scores = ranker.predict(pairs)
     assert scores.shape == (len(pairs),)
     assert np.isfinite(scores).all()
