@@ -266,13 +266,11 @@ class NeuralRanker:
         dataset, loss, sampler, batch_size = self._training_data(
             self.model_, cfg, tq, td, ty, tqid, tw, rng
         )
-        callbacks = []
-        from hybridrank.neural._callbacks import quiet_logs
+        from hybridrank.neural._callbacks import NDCGEarlyStopping, quiet_logs
 
+        callbacks = []
         stopper = None
         if len(vq):
-            from hybridrank.neural._callbacks import NDCGEarlyStopping
-
             stopper = NDCGEarlyStopping(
                 self.model_,
                 lambda: self._score(vq, vd, cfg, cached=False, show=False),

@@ -853,12 +853,7 @@ class HybridRanker(SklearnTags):
     def _check_model_features(self, table: pd.DataFrame, source: str) -> None:
         """Every GBDT member's features are in the request table, but the click features its
         store holds; the error names the member and, where known, where a feature comes from."""
-        members: list[tuple[str, object]] = [("the click model", self._click)]
-        members += [(f"LLM model {i + 1}", m) for i, m in enumerate(self.llm or ())]
-        members += [
-            (f"anchor {a.name!r}", s) for a, s in zip(self.anchors, self._anchors, strict=True)
-        ]
-        for role, scorer in members:
+        for role, scorer in self._members():
             if not isinstance(scorer, _GBDTScorer):
                 continue
             stored = scorer.store is not None  # it fills the click features a request lacks
@@ -879,9 +874,18 @@ class HybridRanker(SklearnTags):
     def _feature_names(self) -> list[str]:
         """The features of every GBDT member and raw-feature anchor, in first-seen order."""
         return list(dict.fromkeys(
-            n for scorer in (self._click, *(self.llm or ()), *self._anchors)
+            n for _, scorer in self._members()
             if isinstance(scorer, _GBDTScorer | _FeatureScorer) for n in scorer.names
         ))  # fmt: skip
+
+    def _members(self) -> list[tuple[str, object]]:
+        """Every scoring member with the name errors give it: the click model, the LLM
+        models, the anchors."""
+        return [
+            ("the click model", self._click),
+            *((f"LLM model {i + 1}", m) for i, m in enumerate(self.llm or ())),
+            *((f"anchor {a.name!r}", s) for a, s in zip(self.anchors, self._anchors, strict=True)),
+        ]
 
     def _check_feature_values(
         self, columns: Mapping[str, Any] | pd.DataFrame, on_missing: str, source: str
